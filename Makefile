@@ -1,0 +1,40 @@
+# lakeplane — `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint typecheck bench clean system-deps
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install lakeplane with its dev extras
+
+system-deps:  ## Install PostgreSQL server binaries and Java if missing (needs root and apt)
+	@bash scripts/system-deps.sh
+
+demo: $(STAMP)  ## Build demo/ afresh and run the nightly pipeline on the embedded engine
+	$(BIN)/lakeplane demo demo --days 3 --impressions 50000
+
+test: $(STAMP) system-deps  ## Run every test (DuckDB, S3 via moto, PostgreSQL)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: $(STAMP)  ## mypy on src/
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## The nightly-pipeline benchmark on ~1 GB (see benchmarks/README.md)
+	$(BIN)/python benchmarks/bench_nightly.py
+
+clean:  ## Remove .venv, demo/ and caches
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache benchmarks/.work

@@ -1,0 +1,191 @@
+"""Iceberg tables through pyiceberg's SQL catalog.
+
+Tables are named ``<domain>.<zone>.<name>``: the namespace is ``(domain, zone)`` and the files live
+at ``<lake root>/<zone>/<domain>/<name>``, so the zones stay folders of the lake whatever the domain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.partitioning import PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+
+from lakeplane.config import CatalogConfig, StorageConfig
+from lakeplane.errors import CatalogError, ConfigError, MissingDependencyError, TableNotFoundError
+from lakeplane.storage import LakeStorage, Zone
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A parsed ``<domain>.<zone>.<name>`` identifier."""
+
+    domain: str
+    zone: str
+    name: str
+
+    @classmethod
+    def parse(cls, identifier: str) -> TableRef:
+        parts = identifier.split(".")
+        if len(parts) != 3 or not all(parts):
+            raise TableNotFoundError(
+                f"table '{identifier}': expected <domain>.<zone>.<name>", table=identifier
+            )
+        return cls(*parts)
+
+    @property
+    def namespace(self) -> tuple[str, str]:
+        return (self.domain, self.zone)
+
+    def __str__(self) -> str:
+        return f"{self.domain}.{self.zone}.{self.name}"
+
+
+class LakeCatalog:
+    """The lake's catalog: create, load and describe Iceberg tables."""
+
+    def __init__(self, config: CatalogConfig, storage: LakeStorage, state_dir: Path,
+                 storage_config: StorageConfig) -> None:
+        self.storage = storage
+        uri = config.uri
+        if uri is None:
+            db = Path(storage.path("catalog.db")) if storage.is_local else state_dir / "catalog.db"
+            db.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"sqlite:///{db}"
+        elif uri.startswith("postgres://"):
+            uri = "postgresql+psycopg2://" + uri[len("postgres://") :]
+        elif uri.startswith("postgresql://"):
+            uri = "postgresql+psycopg2://" + uri[len("postgresql://") :]
+        if not uri.startswith(("sqlite:", "postgresql")):
+            raise ConfigError(
+                f"catalog.uri: unsupported catalog '{uri.split(':', 1)[0]}'; "
+                "use null (SQLite in the lake) or postgresql://...",
+                key="catalog.uri",
+            )
+        self.uri = uri
+        properties: dict[str, str] = {"uri": uri, "warehouse": storage.root_uri}
+        if storage.scheme == "s3":
+            s3 = storage_config.s3
+            properties |= {
+                "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO",
+                "s3.region": s3.region,
+                "s3.path-style-access": str(s3.path_style).lower(),
+            }
+            if s3.endpoint:
+                properties["s3.endpoint"] = s3.endpoint
+            if s3.access_key_id:
+                properties["s3.access-key-id"] = s3.access_key_id
+                properties["s3.secret-access-key"] = s3.secret_access_key or ""
+        try:
+            self.iceberg = SqlCatalog(config.name, **properties)
+        except ModuleNotFoundError as exc:
+            raise MissingDependencyError(
+                f"the PostgreSQL catalog needs {exc.name}: pip install 'lakeplane[postgres]'",
+                extra="postgres",
+            ) from None
+        except Exception as exc:  # SQLAlchemy raises many kinds for an unreachable server
+            raise CatalogError(f"cannot open catalog {_redact(uri)}: {exc}", uri=_redact(uri)) from exc
+
+    def table_exists(self, ref: TableRef) -> bool:
+        return bool(self.iceberg.table_exists(str(ref)))
+
+    def load(self, ref: TableRef | str) -> Table:
+        ref = TableRef.parse(ref) if isinstance(ref, str) else ref
+        try:
+            return self.iceberg.load_table(str(ref))
+        except NoSuchTableError:
+            known = [str(t) for t in self.list_tables()]
+            from lakeplane.errors import did_you_mean
+
+            raise TableNotFoundError(
+                f"table '{ref}' does not exist{did_you_mean(str(ref), known)}", table=str(ref)
+            ) from None
+
+    def create(self, ref: TableRef, schema: Schema, spec: PartitionSpec,
+               properties: dict[str, str] | None = None) -> Table:
+        """Create ``ref`` (and its namespaces) at ``<root>/<zone>/<domain>/<name>``."""
+        for depth in (1, 2):
+            with contextlib.suppress(NamespaceAlreadyExistsError):
+                self.iceberg.create_namespace(ref.namespace[:depth])
+        return self.iceberg.create_table(
+            str(ref),
+            schema=schema,
+            partition_spec=spec,
+            location=self.storage.uri(f"{ref.zone}/{ref.domain}/{ref.name}"),
+            properties={"write.parquet.compression-codec": "zstd", **(properties or {})},
+        )
+
+    def list_tables(self) -> list[TableRef]:
+        refs: list[TableRef] = []
+        for (domain,) in self.iceberg.list_namespaces():
+            for namespace in self.iceberg.list_namespaces((domain,)):
+                for identifier in self.iceberg.list_tables(namespace):
+                    refs.append(TableRef(*identifier))
+        zone_order = {z.value: i for i, z in enumerate(Zone)}
+        return sorted(refs, key=lambda r: (r.domain, zone_order.get(r.zone, 9), r.name))
+
+    def describe(self, ref: TableRef | str) -> dict[str, Any]:
+        """Schema, partition spec, snapshots and live files of a table, as plain data."""
+        table = self.load(ref)
+        files = [
+            {
+                "path": task.file.file_path,
+                "records": task.file.record_count,
+                "bytes": task.file.file_size_in_bytes,
+                "partition": _plain(task.file.partition),
+            }
+            for task in table.scan().plan_files()
+        ] if table.current_snapshot() else []
+        return {
+            "table": str(ref),
+            "location": table.location(),
+            "format_version": table.format_version,
+            "schema": [
+                {"id": f.field_id, "name": f.name, "type": str(f.field_type), "required": f.required}
+                for f in table.schema().fields
+            ],
+            "partition_spec": [
+                {"source": table.schema().find_column_name(p.source_id), "transform": str(p.transform),
+                 "name": p.name}
+                for p in table.spec().fields
+            ],
+            "snapshots": [
+                {
+                    "snapshot_id": s.snapshot_id,
+                    "at": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC).isoformat(
+                        timespec="seconds"),
+                    "operation": s.summary.operation.value if s.summary else None,
+                    "summary": {k: v for k, v in (s.summary.additional_properties.items()
+                                                   if s.summary else [])},
+                }
+                for s in table.snapshots()
+            ],
+            "current_snapshot_id": table.current_snapshot().snapshot_id  # type: ignore[union-attr]
+            if table.current_snapshot() else None,
+            "files": files,
+            "records": sum(f["records"] for f in files),
+            "bytes": sum(f["bytes"] for f in files),
+        }
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    try:
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in record.__dict__.items() if not k.startswith("_")}
+    except AttributeError:
+        return {}
+
+
+def _redact(uri: str) -> str:
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return uri

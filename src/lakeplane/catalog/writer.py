@@ -1,0 +1,178 @@
+"""Write a query's result into an Iceberg table in one atomic commit.
+
+The engine writes Parquet files into the table's ``data/`` folder (nothing references them yet);
+then one pyiceberg transaction removes what the write replaces and adds the new files. Readers see
+the old table or the new one, never a mix. Partition columns stay inside the files, one partition
+value per file, which ``add_files`` needs to record partition values correctly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote
+
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, IsNull, Or
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import NestedField
+
+from lakeplane.catalog.catalog import LakeCatalog, TableRef
+from lakeplane.catalog.types import duckdb_type_for, iceberg_type_for
+from lakeplane.engines.duckdb import quote_ident
+from lakeplane.errors import ModelError
+
+Mode = Literal["append", "overwrite_partitions", "replace"]
+PARTITION_FIELD_BASE = 1000
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one committed write did."""
+
+    table: str
+    rows: int
+    files: int
+    bytes: int
+    snapshot_id: int | None
+    partitions: list[dict[str, str]]
+
+
+class TableWriter:
+    """Writes results of SQL run in an engine session into the lake's Iceberg tables."""
+
+    def __init__(self, catalog: LakeCatalog) -> None:
+        self.catalog = catalog
+
+    def ensure_table(self, ref: TableRef, column_types: dict[str, str], partition_by: list[str],
+                     required: frozenset[str] = frozenset()) -> Table:
+        """Load ``ref``, creating it from the result's column types, or adding new columns."""
+        unknown = [c for c in partition_by if c not in column_types]
+        if unknown:
+            raise ModelError(
+                f"{ref}: partition column '{unknown[0]}' is not in the result "
+                f"(columns: {', '.join(column_types)})", table=str(ref), column=unknown[0],
+            )
+        if self.catalog.table_exists(ref):
+            table = self.catalog.load(ref)
+            new = [c for c in column_types if c not in table.schema().column_names]
+            if new:
+                with table.update_schema() as update:
+                    for column in new:
+                        update.add_column(column, iceberg_type_for(column_types[column], column))
+                table = self.catalog.load(ref)
+            return table
+        fields = [
+            NestedField(i, name, iceberg_type_for(kind, name), required=name in required)
+            for i, (name, kind) in enumerate(column_types.items(), start=1)
+        ]
+        schema = Schema(*fields)
+        spec = PartitionSpec(*[
+            PartitionField(schema.find_field(col).field_id, PARTITION_FIELD_BASE + i,
+                           IdentityTransform(), col)
+            for i, col in enumerate(partition_by)
+        ])
+        return self.catalog.create(ref, schema, spec)
+
+    def conforming_select(self, table: Table, sql: str, column_types: dict[str, str]) -> str:
+        """``sql`` projected and cast to the table's columns, in the table's order."""
+        columns = []
+        for field in table.schema().fields:
+            target = duckdb_type_for(field.field_type)
+            if field.name in column_types:
+                columns.append(f"CAST({quote_ident(field.name)} AS {target}) AS {quote_ident(field.name)}")
+            elif field.required:
+                raise ModelError(f"{table.name()}: required column '{field.name}' is missing from "
+                                 "the result", column=field.name)
+            else:
+                columns.append(f"CAST(NULL AS {target}) AS {quote_ident(field.name)}")
+        return f"SELECT {', '.join(columns)} FROM ({sql}) AS __result"
+
+    def commit(self, table: Table, paths: list[str], mode: Mode, rows: int, bytes_written: int,
+               replace_filter: BooleanExpression | None = None,
+               properties: dict[str, str] | None = None) -> WriteResult:
+        """Make ``paths`` (relative to the lake root) visible in one commit.
+
+        ``overwrite_partitions`` replaces the partitions the new files hold (or ``replace_filter``
+        when given, so an empty result still clears its day); ``replace`` replaces the whole table.
+        """
+        uris = [self.catalog.storage.uri(p) for p in paths]
+        partitions = _partitions_of(paths, table)
+        delete: BooleanExpression | None = None
+        if mode == "replace":
+            delete = AlwaysTrue()
+        elif mode == "overwrite_partitions":
+            delete = replace_filter or _partition_filter(partitions, table)
+            if delete is None and not table.spec().fields:
+                delete = AlwaysTrue()
+        properties = {"lakeplane.rows": str(rows), **(properties or {})}
+        if delete is None and not uris:
+            return WriteResult(_name(table), 0, 0, 0, _current(table), partitions)
+        with table.transaction() as tx:
+            if delete is not None and table.current_snapshot() is not None:
+                with warnings.catch_warnings():  # an empty partition to replace is not news
+                    warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                    tx.delete(delete, snapshot_properties=properties)
+            if uris:
+                tx.add_files(uris, snapshot_properties=properties, check_duplicate_files=False)
+        return WriteResult(_name(table), rows, len(uris), bytes_written, _current(table), partitions)
+
+
+def new_write_dir(ref: TableRef) -> str:
+    """A fresh folder, relative to the lake root, for one write's data files."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{ref.zone}/{ref.domain}/{ref.name}/data/{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def _name(table: Table) -> str:
+    return ".".join(table.name())
+
+
+def _current(table: Table) -> int | None:
+    snapshot = table.current_snapshot()
+    return snapshot.snapshot_id if snapshot else None
+
+
+def _partitions_of(paths: list[str], table: Table) -> list[dict[str, str]]:
+    names = {table.schema().find_column_name(f.source_id) for f in table.spec().fields}
+    seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for path in paths:
+        values = {}
+        for segment in path.split("/"):
+            key, sep, value = segment.partition("=")
+            if sep and key in names:
+                values[key] = unquote(value)
+        if values:
+            seen.setdefault(tuple(sorted(values.items())), values)
+    return list(seen.values())
+
+
+def _partition_filter(partitions: list[dict[str, str]], table: Table) -> BooleanExpression | None:
+    if not partitions:
+        return None
+    schema = table.schema()
+    clauses: list[BooleanExpression] = []
+    for values in partitions:
+        terms: list[BooleanExpression] = []
+        for column, text in values.items():
+            if text in ("NULL", "__HIVE_DEFAULT_PARTITION__"):
+                terms.append(IsNull(column))
+            else:
+                terms.append(EqualTo(column, _typed(text, schema, column)))
+        clauses.append(terms[0] if len(terms) == 1 else And(*terms))
+    return clauses[0] if len(clauses) == 1 else Or(*clauses)
+
+
+def _typed(text: str, schema: Schema, column: str) -> object:
+    kind = str(schema.find_field(column).field_type)
+    if kind in ("int", "long"):
+        return int(text)
+    if kind == "boolean":
+        return text.lower() == "true"
+    return text
+

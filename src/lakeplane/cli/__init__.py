@@ -1,0 +1,1 @@
+"""The ``lakeplane`` command line: a thin adapter over the ``Lake`` facade."""

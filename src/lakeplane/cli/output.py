@@ -1,0 +1,67 @@
+"""Printing for the CLI: rich tables and progress for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class Printer:
+    """Where the CLI prints: ``table`` (people) or ``json`` (scripts, one document on stdout)."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        self.out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+        self.err = Console(stderr=True, highlight=False)
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def emit(self, data: Any) -> None:
+        """Print ``data`` as JSON (``--output json``)."""
+        print(json.dumps(data, indent=2, default=str))
+
+    def line(self, text: str) -> None:
+        if not self.json:
+            self.out.print(text)
+
+    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*["" if v is None else str(v) for v in row])
+        self.out.print(table)
+
+    @contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Any]:
+        """A progress bar on stderr (silent with ``--output json``); yields ``advance(text)``."""
+        if self.json:
+            yield lambda text="": None
+            return
+        bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                       TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[now]}"),
+                       TimeElapsedColumn(), console=self.err, transient=False)
+        with bar:
+            task = bar.add_task(description, total=total, now="")
+
+            def advance(text: str = "") -> None:
+                bar.update(task, advance=1, now=text)
+
+            yield advance
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"

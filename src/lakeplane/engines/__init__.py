@@ -1,0 +1,5 @@
+"""Engines run a job's SQL: DuckDB embedded by default; others register by name."""
+
+from lakeplane.engines.base import Engine, EngineSession, JobSpec, ScanSource, get_engine, register
+
+__all__ = ["Engine", "EngineSession", "JobSpec", "ScanSource", "get_engine", "register"]

@@ -1,0 +1,148 @@
+"""The engine interface, its capability flags and the registry of engines by name.
+
+An engine opens one :class:`EngineSession` per job, sized for that job (memory, threads, spill
+folder). A session reads Iceberg tables as the files pyiceberg planned (:class:`ScanSource`), runs
+SQL already compiled to its dialect, and writes results as Parquet files that the caller commits to
+Iceberg in one commit. Engines never commit to the catalog themselves, so every engine gets the same
+atomic, idempotent commits.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from lakeplane.errors import EngineError, MissingDependencyError, UnknownNameError, did_you_mean
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lakeplane.storage import LakeStorage
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What one job may use: its name, memory limit, threads and spill folder."""
+
+    name: str
+    memory_limit: str
+    threads: int | None
+    temp_dir: Path
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """A table as an engine reads it: the data files left after pyiceberg's planning."""
+
+    table: str
+    files: list[str]
+    schema: pa.Schema
+    bytes: int = 0
+    records: int = 0
+
+
+@dataclass
+class WrittenFiles:
+    """Parquet files an engine wrote, relative to the lake root once placed."""
+
+    paths: list[str] = field(default_factory=list)
+    rows: int = 0
+    bytes: int = 0
+
+
+class EngineSession(ABC):
+    """One job's connection to an engine. Use as a context manager: leaving it frees everything."""
+
+    @abstractmethod
+    def register_scan(self, alias: str, source: ScanSource) -> None:
+        """Make ``alias`` name ``source`` in the SQL this session runs."""
+
+    @abstractmethod
+    def arrow_reader(self, sql: str) -> pa.RecordBatchReader:
+        """Run a read-only query; batches stream, nothing is held whole."""
+
+    @abstractmethod
+    def result_schema(self, sql: str) -> pa.Schema:
+        """The schema a query would return, without running it."""
+
+    @abstractmethod
+    def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
+        """Write a query's rows as Parquet below ``target_dir`` (relative to the lake root)."""
+
+    @abstractmethod
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run a statement in the engine's own dialect and return its (small) result."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection, memory and spill files."""
+
+    def __enter__(self) -> EngineSession:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Engine(ABC):
+    """An engine kind. Subclasses declare what they can do as data, checked before a job starts."""
+
+    name: ClassVar[str]
+    dialect: ClassVar[str]
+    SUPPORTS_INGEST: ClassVar[bool] = False
+    SUPPORTS_SPILL: ClassVar[bool] = False
+    SUPPORTS_MERGE: ClassVar[bool] = False
+
+    def __init__(self, storage: LakeStorage, config: Any) -> None:
+        self.storage = storage
+        self.config = config
+
+    @abstractmethod
+    def session(self, job: JobSpec) -> EngineSession:
+        """Open a fresh session sized for ``job``."""
+
+    def require(self, capability: str, job: str) -> None:
+        """Fail before ``job`` starts when this engine lacks ``capability`` (``SUPPORTS_*``)."""
+        if not getattr(self, f"SUPPORTS_{capability.upper()}", False):
+            raise EngineError(
+                f"engine '{self.name}' cannot run {job}: it does not support {capability}",
+                engine=self.name, capability=capability,
+            )
+
+
+_REGISTRY: dict[str, str] = {"duckdb": "lakeplane.engines.duckdb:DuckDBEngine"}
+_EXTRAS: dict[str, str] = {"duckdb": "duckdb"}
+
+
+def register(name: str, target: str, extra: str | None = None) -> None:
+    """Register an engine class by import path (``package.module:Class``), imported on first use."""
+    _REGISTRY[name] = target
+    if extra:
+        _EXTRAS[name] = extra
+
+
+def get_engine(name: str) -> type[Engine]:
+    """The engine class registered as ``name``.
+
+    Raises:
+        UnknownNameError: no engine has that name.
+        MissingDependencyError: the engine's library is not installed.
+    """
+    if name not in _REGISTRY:
+        raise UnknownNameError(f"unknown engine '{name}'{did_you_mean(name, _REGISTRY)}", name=name)
+    module_name, _, class_name = _REGISTRY[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get(name, name)
+        raise MissingDependencyError(
+            f"engine '{name}' needs {exc.name}: pip install 'lakeplane[{extra}]'", extra=extra
+        ) from None
+    engine: type[Engine] = getattr(module, class_name)
+    return engine
+

@@ -1,0 +1,138 @@
+"""The embedded engine: a fresh DuckDB connection per job, sized and sandboxed for it.
+
+Local lakes are read with DuckDB's own Parquet reader; S3 lakes through a ``pyarrow.dataset`` over
+pyarrow's S3 filesystem (DuckDB's httpfs is not available), which DuckDB scans with filter and
+projection pushdown. Writes go through ``COPY ... TO`` into a local folder (the lake itself when it
+is local), and are uploaded for S3 lakes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from lakeplane.engines.base import Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
+from lakeplane.errors import EngineError
+from lakeplane.storage import LakeStorage
+
+
+class DuckDBEngine(Engine):
+    """DuckDB, embedded: the default engine."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+    SUPPORTS_INGEST = True
+    SUPPORTS_SPILL = True
+    SUPPORTS_MERGE = True
+
+    def session(self, job: JobSpec) -> DuckDBSession:
+        return DuckDBSession(self.storage, job)
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class DuckDBSession(EngineSession):
+    """One job's DuckDB connection with its own memory limit, threads and spill folder."""
+
+    def __init__(self, storage: LakeStorage, job: JobSpec) -> None:
+        self.storage = storage
+        self.job = job
+        self.spill_dir = job.temp_dir / f"{job.name}-{uuid.uuid4().hex[:8]}"
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                          "autoload_known_extensions": False})
+        try:
+            self.con.execute(f"SET memory_limit = {quote_literal(job.memory_limit)}")
+            self.con.execute(f"SET temp_directory = {quote_literal(str(self.spill_dir))}")
+            if job.threads:
+                self.con.execute(f"SET threads = {int(job.threads)}")
+            self.con.execute("SET preserve_insertion_order = false")
+            self.con.execute("SET enable_progress_bar = false")
+        except duckdb.Error as exc:
+            self.close()
+            raise EngineError(f"job '{job.name}': cannot configure DuckDB: {exc}") from None
+
+    def register_scan(self, alias: str, source: ScanSource) -> None:
+        if not source.files:
+            self.con.register(alias, source.schema.empty_table())
+        elif self.storage.is_local:
+            files = ", ".join(quote_literal(self.storage.fs_path(f)) for f in source.files)
+            columns = ", ".join(quote_ident(f.name) for f in source.schema)
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {quote_ident(alias)} AS "
+                f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true)"
+            )
+        else:
+            dataset = pads.dataset(
+                [self.storage.fs_path(f) for f in source.files],
+                schema=source.schema, format="parquet", filesystem=self.storage.fs,
+            )
+            self.con.register(alias, dataset)
+
+    def arrow_reader(self, sql: str) -> pa.RecordBatchReader:
+        try:
+            return self.con.sql(sql).fetch_arrow_reader(batch_size=64_000)
+        except duckdb.Error as exc:
+            raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
+
+    def result_schema(self, sql: str) -> pa.Schema:
+        try:
+            return self.con.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table().schema
+        except duckdb.Error as exc:
+            raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
+
+    def column_types(self, sql: str) -> dict[str, str]:
+        """DuckDB's own type name of each result column."""
+        relation = self.con.sql(f"SELECT * FROM ({sql}) LIMIT 0")
+        return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return self.con.execute(sql).fetchall()
+        except duckdb.Error as exc:
+            raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
+
+    def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
+        local_dir = (Path(self.storage.path(target_dir)) if self.storage.is_local
+                     else self.spill_dir / "out" / uuid.uuid4().hex)
+        local_dir.parent.mkdir(parents=True, exist_ok=True)
+        options = ["FORMAT parquet", "COMPRESSION zstd", "ROW_GROUP_SIZE 122880",
+                   "FILE_SIZE_BYTES '256MB'"]
+        if partition_by:
+            cols = ", ".join(quote_ident(c) for c in partition_by)
+            options += [f"PARTITION_BY ({cols})", "WRITE_PARTITION_COLUMNS true"]
+        try:
+            result = self.con.execute(
+                f"COPY ({sql}) TO {quote_literal(str(local_dir))} ({', '.join(options)})"
+            ).fetchone()
+        except duckdb.Error as exc:
+            raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
+        rows = int(result[0]) if result else 0
+        written = WrittenFiles(rows=rows)
+        if not local_dir.exists():
+            return written
+        for path in sorted(p for p in local_dir.rglob("*.parquet") if p.is_file()):
+            relative = f"{target_dir}/{path.relative_to(local_dir).as_posix()}"
+            written.bytes += path.stat().st_size
+            if not self.storage.is_local:
+                self.storage.put_file(path, relative, move=True)
+            written.paths.append(relative)
+        return written
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        finally:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)

@@ -1,0 +1,236 @@
+"""Parse one raw batch inside a DuckDB session, splitting it into accepted rows and quarantine.
+
+Two paths give the same answer. The fast path lets DuckDB's JSON reader parse a whole NDJSON batch
+with the declared types; it is taken only when every line parsed and no required field is missing,
+which the manifest's line count proves. Any other batch goes line by line: lines are cut and numbered
+by pyarrow, then validated in SQL (UTF-8, JSON, object, required fields, types), so every rejected
+line keeps its number, reason and raw bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import IO
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakeplane.catalog.types import FIELD_DUCKDB_TYPES
+from lakeplane.config import DatasetConfig
+from lakeplane.engines.duckdb import DuckDBSession, quote_ident, quote_literal
+from lakeplane.storage.raw import RawBatch
+
+BLOCK = 32 << 20
+LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.binary())])
+ACCEPTED = "__accepted"
+QUARANTINE = "__quarantine"
+REASONS = ("invalid_utf8", "blank_line", "invalid_json", "not_an_object", "wrong_column_count",
+           "missing_required", "wrong_type")
+
+
+def create_staging(session: DuckDBSession, dataset: DatasetConfig) -> None:
+    """The session's tables for accepted rows and quarantined records."""
+    columns = ", ".join(f"{quote_ident(name)} {FIELD_DUCKDB_TYPES[spec.type]}"
+                        for name, spec in dataset.fields.items())
+    session.con.execute(f"CREATE TEMP TABLE {ACCEPTED} ({columns}, _batch INTEGER, _line BIGINT)")
+    session.con.execute(
+        f"CREATE TEMP TABLE {QUARANTINE} (_batch INTEGER, line BIGINT, reason VARCHAR, "
+        "detail VARCHAR, raw_text VARCHAR, raw_bytes BLOB)"
+    )
+
+
+def parse_batch(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
+                local_path: str) -> tuple[str, int]:
+    """Parse ``batch`` into the staging tables.
+
+    Returns:
+        The path taken (``fast`` or ``lines``) and the number of records read: every line of an
+        NDJSON batch, every record after the header of a CSV batch.
+    """
+    if batch.format == "ndjson" and _fast_ndjson(session, dataset, batch, seq, local_path):
+        return "fast", batch.lines
+    if batch.format == "ndjson":
+        lines = _ndjson_lines(local_path, batch.compression)
+        _validate_ndjson(session, dataset, lines, seq)
+        return "lines", batch.lines
+    records = _csv_records(local_path, batch.compression, dataset)
+    _validate_csv(session, dataset, records, seq)
+    return "lines", records.num_rows
+
+
+def _fast_ndjson(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
+                 path: str) -> bool:
+    names = list(dataset.fields)
+    columns = ", ".join(f"{quote_ident(n)}: {quote_literal(FIELD_DUCKDB_TYPES[s.type])}"
+                        for n, s in dataset.fields.items())
+    required = [n for n, s in dataset.fields.items() if s.required]
+    select = ", ".join(quote_ident(n) for n in names)
+    try:
+        session.con.execute(
+            f"INSERT INTO {ACCEPTED} SELECT {select}, {seq}, ordinality "
+            f"FROM read_json({quote_literal(path)}, format = 'newline_delimited', "
+            f"columns = {{{columns}}}, compression = 'auto_detect', maximum_object_size = 16777216) "
+            "WITH ORDINALITY"
+        )
+    except duckdb.Error:
+        return False
+    missing = " OR ".join(f"{quote_ident(n)} IS NULL" for n in required) or "false"
+    rows, incomplete = session.con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {missing}) FROM {ACCEPTED} WHERE _batch = {seq}"
+    ).fetchone() or (0, 0)
+    if rows == batch.lines and incomplete == 0:
+        return True
+    session.con.execute(f"DELETE FROM {ACCEPTED} WHERE _batch = {seq}")
+    return False
+
+
+def _open_content(path: str, compression: str | None) -> IO[bytes]:
+    if compression == "gzip":
+        import gzip
+
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _ndjson_lines(path: str, compression: str | None) -> pa.RecordBatchReader:
+    """The batch's lines, numbered from 1, as binary (invalid UTF-8 survives to be quarantined)."""
+
+    def blocks() -> Iterator[pa.RecordBatch]:
+        next_line = 1
+        rest = b""
+        with _open_content(path, compression) as content:
+            while True:
+                chunk = content.read(BLOCK)
+                if not chunk:
+                    break
+                buffer = rest + chunk
+                cut = buffer.rfind(b"\n")
+                if cut < 0:
+                    rest = buffer
+                    continue
+                rest = buffer[cut + 1 :]
+                yield _numbered(buffer[:cut], next_line)
+                next_line += buffer.count(b"\n", 0, cut) + 1
+        if rest:
+            yield _numbered(rest, next_line)
+
+    return pa.RecordBatchReader.from_batches(LINES_SCHEMA, blocks())
+
+
+def _numbered(block: bytes, first_line: int) -> pa.RecordBatch:
+    lines = pc.split_pattern(pa.array([block], pa.large_binary()), b"\n")[0].values
+    lines = pc.cast(lines, pa.binary())
+    numbers = pa.array(range(first_line, first_line + len(lines)), pa.int64())
+    return pa.record_batch([numbers, lines], schema=LINES_SCHEMA)
+
+
+def _validate_ndjson(session: DuckDBSession, dataset: DatasetConfig,
+                     lines: pa.RecordBatchReader, seq: int) -> None:
+    session.con.register("__lines", lines)
+    paths = ", ".join(quote_literal(f'$."{n}"') for n in dataset.fields)
+    fields = ", ".join(f"v[{i}] AS {quote_ident(n)}" for i, n in enumerate(dataset.fields, 1))
+    session.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __checked AS
+        WITH decoded AS (
+            SELECT line, raw, try(decode(raw)) AS txt FROM __lines
+        ), shaped AS (
+            SELECT line, raw, txt, CASE
+                WHEN txt IS NULL THEN 'invalid_utf8'
+                WHEN trim(txt) = '' THEN 'blank_line'
+                WHEN NOT json_valid(txt) THEN 'invalid_json'
+                WHEN json_type(txt) <> 'OBJECT' THEN 'not_an_object'
+            END AS pre_reason, NULL::VARCHAR AS pre_detail
+            FROM decoded
+        )
+        SELECT line, raw, txt, pre_reason, pre_detail, {fields}
+        FROM (SELECT *, CASE WHEN pre_reason IS NULL THEN json_extract_string(txt, [{paths}]) END AS v
+              FROM shaped)
+    """)
+    session.con.unregister("__lines")
+    _split_checked(session, dataset, seq)
+
+
+def _csv_records(path: str, compression: str | None, dataset: DatasetConfig) -> pa.Table:
+    """CSV records with the line each starts on; bad rows keep their raw text and a reason."""
+    names = list(dataset.fields)
+    rows: dict[str, list[object]] = {k: [] for k in ("line", "raw", "txt", "pre_reason",
+                                                     "pre_detail", *names)}
+    with _open_content(path, compression) as content:
+        text = io.TextIOWrapper(content, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.reader(text)
+        header: list[str] | None = None
+        start = 1
+        for record in reader:
+            end = reader.line_num
+            raw_text = ",".join(record)
+            if header is None:
+                header = [h.strip() for h in record]
+                start = end + 1
+                continue
+            values: dict[str, str | None] = dict.fromkeys(names)
+            reason = detail = None
+            if any("\udc80" <= ch <= "\udcff" for ch in raw_text):
+                reason = "invalid_utf8"
+            elif not any(cell.strip() for cell in record):
+                reason = "blank_line"
+            elif len(record) != len(header):
+                reason, detail = "wrong_column_count", f"{len(record)} columns, header has {len(header)}"
+            else:
+                for column, cell in zip(header, record, strict=True):
+                    if column in values:
+                        values[column] = cell if cell != "" else None
+            rows["line"].append(start)
+            rows["raw"].append(raw_text.encode("utf-8", errors="surrogateescape"))
+            rows["txt"].append(None if reason == "invalid_utf8" else raw_text)
+            rows["pre_reason"].append(reason)
+            rows["pre_detail"].append(detail)
+            for name in names:
+                rows[name].append(values[name])
+            start = end + 1
+    schema = pa.schema([("line", pa.int64()), ("raw", pa.binary()), ("txt", pa.string()),
+                        ("pre_reason", pa.string()), ("pre_detail", pa.string()),
+                        *[(n, pa.string()) for n in names]])
+    return pa.table(rows, schema=schema)
+
+
+def _validate_csv(session: DuckDBSession, dataset: DatasetConfig, records: pa.Table,
+                  seq: int) -> None:
+    session.con.register("__records", records)
+    session.con.execute("CREATE OR REPLACE TEMP TABLE __checked AS SELECT * FROM __records")
+    session.con.unregister("__records")
+    _split_checked(session, dataset, seq)
+
+
+def _split_checked(session: DuckDBSession, dataset: DatasetConfig, seq: int) -> None:
+    """From ``__checked`` (text values per field), type-check and split accepted / quarantined."""
+    reasons = ["WHEN pre_reason IS NOT NULL THEN pre_reason"]
+    details = ["WHEN pre_reason IS NOT NULL THEN pre_detail"]
+    for name, spec in dataset.fields.items():
+        col = quote_ident(name)
+        if spec.required:
+            reasons.append(f"WHEN {col} IS NULL THEN 'missing_required'")
+            details.append(f"WHEN {col} IS NULL THEN {quote_literal(name)}")
+    for name, spec in dataset.fields.items():
+        col = quote_ident(name)
+        cast = f"TRY_CAST({col} AS {FIELD_DUCKDB_TYPES[spec.type]})"
+        reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN 'wrong_type'")
+        details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
+                       f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)")
+    session.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __judged AS
+        SELECT *, CASE {' '.join(reasons)} END AS reason, CASE {' '.join(details)} END AS detail
+        FROM __checked
+    """)
+    typed = ", ".join(f"TRY_CAST({quote_ident(n)} AS {FIELD_DUCKDB_TYPES[s.type]})"
+                      for n, s in dataset.fields.items())
+    session.con.execute(
+        f"INSERT INTO {ACCEPTED} SELECT {typed}, {seq}, line FROM __judged WHERE reason IS NULL"
+    )
+    session.con.execute(
+        f"INSERT INTO {QUARANTINE} SELECT {seq}, line, reason, detail, "
+        "coalesce(txt, CAST(raw AS VARCHAR)), raw FROM __judged WHERE reason IS NOT NULL"
+    )
+    session.con.execute("DROP TABLE __judged; DROP TABLE __checked")

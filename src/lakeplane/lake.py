@@ -1,0 +1,245 @@
+"""The ``Lake`` facade: the one object the CLI, the console and users' code share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+
+from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.config import CONFIG_FILE, DEFAULT_CONFIG, LakeConfig, load_config
+from lakeplane.engines import Engine, JobSpec, ScanSource, get_engine
+from lakeplane.engines.duckdb import DuckDBSession
+from lakeplane.errors import ConfigError, EngineError, IngestError, did_you_mean
+from lakeplane.ingest.step import IngestResult, ingest_dataset
+from lakeplane.pipelines.models import Model, ModelResult, discover_models, qualify, run_model
+from lakeplane.query.compiler import compile_query
+from lakeplane.storage import LakeStorage, open_storage
+from lakeplane.storage.raw import LandResult, RawZone
+
+STATE_DIR = ".lakeplane"
+Progress = Callable[[str], None]
+
+
+def plan_scan(catalog: LakeCatalog, table_name: str,
+              row_filter: BooleanExpression | None = None) -> ScanSource:
+    """The files an engine must read for ``table_name`` after pyiceberg's partition pruning.
+
+    Raises:
+        EngineError: the table has delete files, which engines here cannot apply.
+    """
+    table = catalog.load(table_name)
+    schema = table.schema().as_arrow()
+    if table.current_snapshot() is None:
+        return ScanSource(table_name, [], schema)
+    files, size, records = [], 0, 0
+    for task in table.scan(row_filter=row_filter or AlwaysTrue()).plan_files():
+        if task.delete_files:
+            raise EngineError(f"table '{table_name}' has row-level delete files; lakeplane reads "
+                              "only copy-on-write tables", table=table_name)
+        files.append(task.file.file_path)
+        size += task.file.file_size_in_bytes
+        records += task.file.record_count
+    return ScanSource(table_name, files, schema, size, records)
+
+
+@dataclass
+class RunSummary:
+    """One nightly run: each ingest and model step, with totals."""
+
+    ds: str
+    ingests: list[IngestResult] = field(default_factory=list)
+    models: list[ModelResult] = field(default_factory=list)
+    seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ds": self.ds,
+            "seconds": self.seconds,
+            "peak_memory_mb": self.peak_memory_mb,
+            "read": sum(i.read for i in self.ingests),
+            "accepted": sum(i.accepted for i in self.ingests),
+            "quarantined": sum(i.quarantined for i in self.ingests),
+            "duplicates": sum(i.duplicates for i in self.ingests),
+            "bytes_read": sum(i.bytes_read for i in self.ingests),
+            "bytes_written": sum(i.bytes_written for i in self.ingests)
+            + sum(m.bytes_written for m in self.models),
+            "ingests": [i.to_dict() for i in self.ingests],
+            "models": [vars(m) for m in self.models],
+        }
+
+
+class Lake:
+    """A lake project: its config, storage, catalog and engines.
+
+    Args:
+        project_dir: the folder holding ``lakeplane.yaml``.
+        overrides: settings that win over the file and the environment.
+    """
+
+    def __init__(self, project_dir: str | os.PathLike[str] = ".",
+                 overrides: dict[str, Any] | None = None) -> None:
+        self.project_dir = Path(project_dir).resolve()
+        if not self.project_dir.is_dir():
+            raise ConfigError(f"{self.project_dir}: no such lake project folder",
+                              file=str(self.project_dir))
+        self.config: LakeConfig = load_config(self.project_dir, overrides)
+        self.state_dir = self.project_dir / STATE_DIR
+        self.storage: LakeStorage = open_storage(self.config.storage, self.project_dir)
+        self._catalog: LakeCatalog | None = None
+        self.raw = RawZone(self.storage)
+
+    @property
+    def catalog(self) -> LakeCatalog:
+        if self._catalog is None:
+            self._catalog = LakeCatalog(self.config.catalog, self.storage, self.state_dir,
+                                        self.config.storage)
+        return self._catalog
+
+    # -- engines ---------------------------------------------------------------------------
+    def engine(self, name: str | None = None) -> Engine:
+        config = self.config.engine
+        kind = get_engine(name or config.type)
+        return kind(self.storage, config)
+
+    def job(self, name: str) -> JobSpec:
+        engine = self.config.engine
+        temp = Path(engine.temp_dir) if engine.temp_dir else self.state_dir / "tmp"
+        if not temp.is_absolute():
+            temp = self.project_dir / temp
+        return JobSpec(name=name, memory_limit=engine.memory_limit, threads=engine.threads,
+                       temp_dir=temp)
+
+    def _session(self, job: str, capability: str | None = None) -> DuckDBSession:
+        engine = self.engine()
+        if capability:
+            engine.require(capability, job)
+        session = engine.session(self.job(job))
+        if not isinstance(session, DuckDBSession):  # ingest parsing is DuckDB SQL
+            raise EngineError(f"engine '{engine.name}' cannot run {job}", engine=engine.name)
+        return session
+
+    # -- raw zone --------------------------------------------------------------------------
+    def dataset(self, name: str) -> Any:
+        if name not in self.config.datasets:
+            known = list(self.config.datasets)
+            raise ConfigError(
+                f"unknown dataset '{name}'{did_you_mean(name, known)} "
+                f"(declared in {self.project_dir / CONFIG_FILE}: {', '.join(known) or 'none'})",
+                file=str(self.project_dir / CONFIG_FILE), key=f"datasets.{name}",
+            )
+        return self.config.datasets[name]
+
+    def land(self, dataset: str, files: Sequence[str | os.PathLike[str]],
+             ingest_date: dt.date | None = None,
+             progress: Progress | None = None) -> list[LandResult]:
+        """Copy partner files into the raw zone for ``ingest_date`` (default today), once each."""
+        self.dataset(dataset)
+        day = ingest_date or dt.date.today()
+        results = []
+        for file in files:
+            results.append(self.raw.land(dataset, Path(file), day))
+            if progress:
+                progress(str(file))
+        return results
+
+    # -- steps -----------------------------------------------------------------------------
+    def ingest(self, dataset: str, ds: dt.date) -> IngestResult:
+        """Parse the batches of ``dataset`` landed for ``ds`` into its processed table."""
+        config = self.dataset(dataset)
+        if not self.raw.batches(dataset, ds):
+            raise IngestError(f"no batches of '{dataset}' landed for {ds.isoformat()}",
+                              dataset=dataset, ds=ds.isoformat())
+        with self._session(f"ingest-{dataset.replace('/', '-')}", "ingest") as session:
+            return ingest_dataset(session, self.catalog, self.raw, dataset, config, ds,
+                                  self.config.ingest.max_quarantine_rate)
+
+    def models(self) -> list[Model]:
+        return discover_models(self.project_dir / self.config.models_dir, self.config.name)
+
+    def run_model(self, model: Model, ds: dt.date | None) -> ModelResult:
+        with self._session(f"model-{model.ref.name}") as session:
+            return run_model(session, self.catalog, model, ds)
+
+    def run(self, ds: dt.date, progress: Progress | None = None) -> RunSummary:
+        """The nightly run for ``ds``: ingest every dataset with batches that day, then every model."""
+        started = time.perf_counter()
+        summary = RunSummary(ds.isoformat())
+        models = self.models()
+        for name in self.config.datasets:
+            if self.raw.batches(name, ds):
+                if progress:
+                    progress(f"ingest {name}")
+                summary.ingests.append(self.ingest(name, ds))
+        for model in models:
+            if progress:
+                progress(f"model {model.name}")
+            summary.models.append(self.run_model(model, ds))
+        summary.seconds = round(time.perf_counter() - started, 3)
+        summary.peak_memory_mb = peak_memory_mb()
+        return summary
+
+    # -- reading ---------------------------------------------------------------------------
+    def resolve_table(self, name: str) -> str:
+        """The full name of a table as written in SQL (``zone.table`` uses the project's domain)."""
+        full = qualify(name, self.config.name)
+        self.catalog.load(full)
+        return full
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """Run a read-only query over lake tables and return its (small) result."""
+        with self._session("query") as session:
+            compiled = compile_query(sql, self.resolve_table, params=params)
+            for binding in compiled.tables:
+                session.register_scan(binding.alias, plan_scan(self.catalog, binding.table))
+            return session.arrow_reader(compiled.sql).read_all()
+
+    def tables(self) -> list[TableRef]:
+        return self.catalog.list_tables()
+
+    def describe(self, table: str) -> dict[str, Any]:
+        return self.catalog.describe(self.resolve_table(table))
+
+
+def open_lake(project: str | os.PathLike[str] | None = None,
+              overrides: dict[str, Any] | None = None) -> Lake:
+    """Open the lake project in ``project`` (default ``$LAKEPLANE_LAKE`` or the current folder)."""
+    return Lake(project or os.environ.get("LAKEPLANE_LAKE") or ".", overrides)
+
+
+def init_project(path: Path, name: str | None = None) -> Path:
+    """Write a commented default ``lakeplane.yaml`` (and ``models/``) in ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / CONFIG_FILE
+    if config.exists():
+        raise ConfigError(f"{config} already exists", file=str(config))
+    config.write_text(DEFAULT_CONFIG.format(name=name or _domain_name(path.resolve().name)))
+    for zone in ("processed", "curated"):
+        (path / "models" / zone).mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def _domain_name(folder: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in folder.lower()).strip("_")
+    return cleaned or "lake"
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def iter_days(start: dt.date, end: dt.date) -> Iterable[dt.date]:
+    day = start
+    while day <= end:
+        yield day
+        day += dt.timedelta(days=1)

@@ -1,0 +1,1 @@
+"""Pipelines: SQL models and the nightly run that chains ingest and models."""

@@ -1,0 +1,215 @@
+"""SQL models: ``models/<zone>/<table>.sql`` files that build processed and curated tables.
+
+A model starts with a header of ``-- key: value`` comment lines::
+
+    -- materialized: overwrite_partitions   # or append, merge
+    -- partition_by: [ds]
+    -- unique_key: [campaign_id, ds]        # merge only
+    -- domain: adtech                       # default: the project's name
+
+and then one SELECT, which may use ``:ds`` for the business date. ``overwrite_partitions`` replaces
+the partitions the result holds (re-running a day gives the same table), ``append`` adds rows,
+``merge`` replaces rows whose key matches and keeps the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir
+from lakeplane.engines.duckdb import DuckDBSession, quote_ident
+from lakeplane.errors import LakeplaneError, ModelError
+from lakeplane.query.compiler import compile_query, referenced_tables
+from lakeplane.storage import Zone
+
+HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:(.*)$")
+MODEL_ZONES = (Zone.PROCESSED.value, Zone.CURATED.value)
+
+
+class ModelHeader(BaseModel):
+    """The settings a model's header may carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    materialized: Literal["append", "overwrite_partitions", "merge"] = "overwrite_partitions"
+    partition_by: list[str] = []
+    unique_key: list[str] = []
+    domain: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL model file."""
+
+    path: Path
+    ref: TableRef
+    header: ModelHeader
+    sql: str
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return str(self.ref)
+
+
+@dataclass
+class ModelResult:
+    """What running one model wrote."""
+
+    model: str
+    rows: int = 0
+    files: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    snapshot_id: int | None = None
+    inputs: list[str] = field(default_factory=list)
+
+
+def load_model(path: Path, default_domain: str) -> Model:
+    """Parse one model file.
+
+    Raises:
+        ModelError: wrong place, unknown header key, wrong value or SQL that is not a query.
+    """
+    zone = path.parent.name
+    if zone not in MODEL_ZONES:
+        raise ModelError(f"{path}: models live in models/processed/ or models/curated/, not {zone}/",
+                         file=str(path))
+    text = path.read_text(encoding="utf-8")
+    header: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = HEADER_LINE.match(line.strip())
+        if not match:
+            break
+        key, value = match[1], match[2].split(" #")[0].strip()
+        try:
+            header[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            raise ModelError(f"{path}:{number}: header '{key}' has a value that is not YAML",
+                             file=str(path), line=number, key=key) from None
+        lines[key] = number
+    try:
+        parsed = ModelHeader.model_validate(header)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        problem = "unknown header key" if error["type"] == "extra_forbidden" else error["msg"]
+        line = lines.get(key)
+        raise ModelError(f"{path}{f':{line}' if line else ''}: {key}: {problem}",
+                         file=str(path), key=key, line=line) from None
+    if parsed.materialized == "merge" and not parsed.unique_key:
+        raise ModelError(f"{path}: materialized: merge needs unique_key", file=str(path),
+                         key="unique_key")
+    ref = TableRef(parsed.domain or default_domain, zone, path.stem)
+    try:
+        depends = tuple(referenced_tables(text))
+    except LakeplaneError as exc:
+        raise ModelError(f"{path}: {exc}", file=str(path)) from None
+    return Model(path, ref, parsed, text, depends)
+
+
+def discover_models(models_dir: Path, default_domain: str) -> list[Model]:
+    """Every model below ``models_dir``, ordered so each runs after the models it reads."""
+    models = [load_model(p, default_domain) for p in sorted(models_dir.glob("*/*.sql"))]
+    by_name = {m.name: m for m in models}
+    graph: dict[str, set[str]] = {}
+    for model in models:
+        deps = {qualify(d, model.ref.domain) for d in model.depends_on}
+        graph[model.name] = {d for d in deps if d in by_name and d != model.name}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise ModelError(f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}",
+                         cycle=list(exc.args[1])) from None
+    return [by_name[name] for name in order]
+
+
+def qualify(name: str, domain: str) -> str:
+    """``zone.table`` → ``domain.zone.table``; full names stay as they are."""
+    return f"{domain}.{name}" if name.count(".") == 1 else name
+
+
+def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model,
+              ds: dt.date | None) -> ModelResult:
+    """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit."""
+    from lakeplane.lake import plan_scan
+
+    started = time.perf_counter()
+    result = ModelResult(model.name)
+
+    def resolve(name: str) -> str:
+        full = qualify(name, model.ref.domain)
+        catalog.load(full)
+        return full
+
+    compiled = compile_query(model.sql, resolve, params={"ds": ds})
+    for binding in compiled.tables:
+        source = plan_scan(catalog, binding.table)
+        session.register_scan(binding.alias, source)
+        result.bytes_read += source.bytes
+        result.inputs.append(binding.table)
+    writer = TableWriter(catalog)
+    header = model.header
+    types = session.column_types(compiled.sql)
+    table = writer.ensure_table(model.ref, types, header.partition_by)
+    sql = writer.conforming_select(table, compiled.sql, types)
+    mode: Literal["append", "overwrite_partitions", "replace"] = (
+        "append" if header.materialized == "append" else "overwrite_partitions")
+    if header.materialized == "merge":
+        sql, mode = _merge_sql(session, catalog, model, sql)
+    files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
+    written: WriteResult = writer.commit(
+        table, files.paths, mode, files.rows, files.bytes,
+        properties={"lakeplane.model": model.name, "lakeplane.ds": ds.isoformat() if ds else ""},
+    )
+    result.rows, result.files = written.rows, written.files
+    result.bytes_written, result.snapshot_id = written.bytes, written.snapshot_id
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _merge_sql(session: DuckDBSession, catalog: LakeCatalog, model: Model,
+               new_rows_sql: str) -> tuple[str, Literal["overwrite_partitions", "replace"]]:
+    """The rows a merge leaves in the partitions it touches: new rows, plus old rows not replaced.
+
+    The new rows are staged once (the engine spills them if needed). A partitioned table rewrites
+    only the partitions holding new rows or rows whose key matches; an unpartitioned one is
+    rewritten whole.
+    """
+    from lakeplane.lake import plan_scan
+
+    keys = model.header.unique_key
+    key_cols = ", ".join(quote_ident(k) for k in keys)
+    session.execute(f"CREATE OR REPLACE TEMP TABLE __merge_new AS {new_rows_sql}")
+    total, distinct = session.execute(
+        f"SELECT count(*), count(DISTINCT ({key_cols})) FROM __merge_new")[0]
+    if total != distinct:
+        raise ModelError(f"{model.path}: merge key ({', '.join(keys)}) is not unique in the "
+                         f"model's result ({total - distinct} duplicate rows)", key=keys)
+    session.register_scan("__merge_old", plan_scan(catalog, model.name))
+    match = " AND ".join(f"o.{quote_ident(k)} IS NOT DISTINCT FROM n.{quote_ident(k)}" for k in keys)
+    kept = f"SELECT o.* FROM __merge_old o WHERE NOT EXISTS (SELECT 1 FROM __merge_new n WHERE {match})"
+    parts = model.header.partition_by
+    if not parts:
+        return f"SELECT * FROM __merge_new UNION ALL {kept}", "replace"
+    part_cols = ", ".join(quote_ident(p) for p in parts)
+    touched = (f"SELECT DISTINCT {part_cols} FROM __merge_new UNION SELECT DISTINCT "
+               f"{', '.join('o.' + quote_ident(p) for p in parts)} FROM __merge_old o "
+               f"WHERE EXISTS (SELECT 1 FROM __merge_new n WHERE {match})")
+    in_touched = f"({', '.join('o.' + quote_ident(p) for p in parts)}) IN ({touched})"
+    return f"SELECT * FROM __merge_new UNION ALL {kept} AND {in_touched}", "overwrite_partitions"
