@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -59,7 +59,8 @@ class DuckDBEngineConfig(_Strict):
     temp_dir: str | None = None
 
 
-EngineConfig = Annotated[DuckDBEngineConfig, Field(discriminator="type")]
+#: The engine section; each engine kind adds its model here, picked by ``type``.
+EngineConfig = DuckDBEngineConfig
 
 
 class FieldSpec(_Strict):

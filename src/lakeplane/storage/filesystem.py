@@ -85,32 +85,35 @@ class LakeStorage:
         )
 
     def read_bytes(self, relative: str) -> bytes:
-        with self.fs.open_input_stream(self.path(relative)) as stream:
+        with self.fs.open_input_stream(self.path(relative), compression=None) as stream:
             return bytes(stream.read())
 
     def open_input(self, relative: str) -> IO[bytes]:
         """A binary stream over ``relative`` (the raw bytes, not decompressed)."""
         try:
-            return self.fs.open_input_stream(self.path(relative))  # type: ignore[no-any-return]
+            return self.fs.open_input_stream(self.path(relative), compression=None)  # type: ignore[no-any-return]
         except OSError as exc:
             raise StorageError(f"cannot read {self.uri(relative)}: {exc}", path=relative) from exc
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         self._make_parent(relative)
         try:
-            with self.fs.open_output_stream(self.path(relative)) as out:
+            with self.fs.open_output_stream(self.path(relative), compression=None) as out:
                 out.write(data)
         except OSError as exc:
             raise StorageError(f"cannot write {self.uri(relative)}: {exc}", path=relative) from exc
 
     def put_file(self, local_path: Path, relative: str, *, move: bool = False) -> None:
-        """Copy (or, on a local lake, move) a local file to ``relative``, streaming it."""
+        """Copy (or, on a local lake, move) a local file to ``relative``, streaming it byte for byte.
+
+        pyarrow would (de)compress by file extension; raw batches must stay exactly as delivered.
+        """
         self._make_parent(relative)
         try:
             if self.is_local and move:
                 os.replace(local_path, self.path(relative))
                 return
-            with open(local_path, "rb") as src, self.fs.open_output_stream(self.path(relative)) as out:
+            with open(local_path, "rb") as src, self.fs.open_output_stream(self.path(relative), compression=None) as out:
                 shutil.copyfileobj(src, out, length=8 << 20)
         except OSError as exc:
             raise StorageError(f"cannot write {self.uri(relative)}: {exc}", path=relative) from exc

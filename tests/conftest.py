@@ -1,0 +1,41 @@
+"""Shared fixtures: the demo project in a temp folder and small generated partner drops."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from lakeplane.demo.generator import DayDrop, generate_day
+from lakeplane.demo.run import build_project
+from lakeplane.lake import Lake
+
+DAY1 = dt.date(2026, 11, 1)
+DAY2 = dt.date(2026, 11, 2)
+SMALL_DAY = 2_000
+
+
+@pytest.fixture(scope="session")
+def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[dt.date, DayDrop]:
+    """Two small days of demo partner files, generated once per test run."""
+    out = tmp_path_factory.mktemp("drops")
+    return {day: generate_day(out, day, SMALL_DAY) for day in (DAY1, DAY2)}
+
+
+@pytest.fixture
+def demo_lake(tmp_path: Path) -> Lake:
+    """A fresh demo project with nothing landed."""
+    return build_project(tmp_path / "project")
+
+
+def land_drop(lake: Lake, drop: DayDrop) -> None:
+    for dataset, files in drop.files.items():
+        lake.land(dataset, files, drop.day)
+
+
+def sorted_rows(lake: Lake, table: str) -> list[tuple[object, ...]]:
+    """Every row of ``table`` in a stable order, for comparing tables."""
+    result = lake.query(f"SELECT * FROM {table}")
+    rows = [tuple(r.values()) for r in result.to_pylist()]
+    return sorted(rows, key=repr)
