@@ -1,0 +1,120 @@
+"""SQL models: headers, ordering, and the three materialisations on real Iceberg tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from lakeplane.errors import ModelError, QueryError, TableNotFoundError
+from lakeplane.lake import Lake, open_lake
+from lakeplane.pipelines.models import discover_models, load_model
+from tests.conftest import DAY1, DAY2, land_drop, sorted_rows
+
+CURATED = ("curated.daily_campaign_stats", "curated.campaign_totals")
+
+
+def test_nightly_run_twice_gives_identical_tables(demo_lake: Lake, drops: dict) -> None:
+    for day in (DAY1, DAY2):
+        land_drop(demo_lake, drops[day])
+        demo_lake.run(day)
+    before = {t: sorted_rows(demo_lake, t) for t in (*CURATED, "processed.impressions")}
+    demo_lake.run(DAY1)
+    demo_lake.run(DAY2)
+    after = {t: sorted_rows(demo_lake, t) for t in before}
+    assert after == before
+    stats = demo_lake.query("SELECT ds, count(*) AS n, count(DISTINCT (campaign_id, country, device)) "
+                            "AS keys FROM curated.daily_campaign_stats GROUP BY ds ORDER BY ds").to_pylist()
+    assert [str(r["ds"]) for r in stats] == ["2026-11-01", "2026-11-02"]
+    assert all(r["n"] == r["keys"] for r in stats), "no duplicated rollup rows"
+
+
+def test_curated_rollup_matches_processed_rows(demo_lake: Lake, drops: dict) -> None:
+    land_drop(demo_lake, drops[DAY1])
+    summary = demo_lake.run(DAY1)
+    impressions = summary.ingests[0]
+    totals = demo_lake.query("SELECT sum(impressions) AS imps, sum(clicks) AS clicks "
+                             "FROM curated.daily_campaign_stats").to_pylist()[0]
+    assert totals["imps"] == impressions.rows_written
+    clicks = demo_lake.query("SELECT count(*) AS n FROM processed.clicks c JOIN processed.impressions i "
+                             "ON i.event_id = c.impression_id").to_pylist()[0]["n"]
+    assert totals["clicks"] == clicks
+    names = demo_lake.query("SELECT count(*) AS n FROM curated.daily_campaign_stats "
+                            "WHERE campaign_name IS NULL").to_pylist()[0]["n"]
+    assert names == 0, "every campaign is enriched from the CRM extract"
+
+
+def test_merge_replaces_matching_keys_and_keeps_the_rest(demo_lake: Lake, drops: dict) -> None:
+    land_drop(demo_lake, drops[DAY1])
+    demo_lake.run(DAY1)
+    day1 = {r["campaign_id"]: r for r in demo_lake.query("SELECT * FROM curated.campaign_totals").to_pylist()}
+    land_drop(demo_lake, drops[DAY2])
+    demo_lake.run(DAY2)
+    both = {r["campaign_id"]: r for r in demo_lake.query("SELECT * FROM curated.campaign_totals").to_pylist()}
+    assert set(day1) <= set(both)
+    expected = demo_lake.query("SELECT campaign_id, sum(impressions) AS imps, count(DISTINCT ds) AS days "
+                               "FROM curated.daily_campaign_stats GROUP BY 1").to_pylist()
+    for row in expected:
+        assert both[row["campaign_id"]]["impressions"] == row["imps"]
+        assert both[row["campaign_id"]]["active_days"] == row["days"]
+    assert len(both) == len(expected), "one row per campaign after two merges"
+
+
+def write_model(root: Path, zone: str, name: str, text: str) -> Path:
+    path = root / "models" / zone / f"{name}.sql"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_append_adds_and_overwrite_partitions_replaces(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text("name: t\n")
+    lake = open_lake(project)
+    write_model(project, "processed", "numbers",
+                "-- materialized: append\nSELECT n, :ds AS ds FROM (VALUES (0), (1), (2)) AS t(n)\n")
+    lake.run(DAY1)
+    lake.run(DAY1)
+    assert lake.query("SELECT count(*) AS c FROM processed.numbers").to_pylist() == [{"c": 6}]
+    write_model(project, "curated", "by_day",
+                "-- partition_by: [ds]\nSELECT ds, count(*) AS c FROM processed.numbers GROUP BY ds\n")
+    lake.run(DAY2)
+    lake.run(DAY2)
+    rows = lake.query("SELECT ds, c FROM curated.by_day ORDER BY ds").to_pylist()
+    assert rows == [{"ds": DAY1, "c": 6}, {"ds": DAY2, "c": 6}]
+
+
+def test_models_run_in_dependency_order(tmp_path: Path) -> None:
+    write_model(tmp_path, "curated", "a_top", "SELECT * FROM curated.z_middle")
+    write_model(tmp_path, "curated", "z_middle", "SELECT * FROM processed.base")
+    write_model(tmp_path, "processed", "base", "SELECT 1 AS x")
+    order = [m.ref.name for m in discover_models(tmp_path / "models", "d")]
+    assert order == ["base", "z_middle", "a_top"]
+    write_model(tmp_path, "processed", "base", "SELECT * FROM curated.a_top")
+    with pytest.raises(ModelError, match="cycle"):
+        discover_models(tmp_path / "models", "d")
+
+
+def test_model_header_errors_name_file_line_and_key(tmp_path: Path) -> None:
+    path = write_model(tmp_path, "curated", "bad", "-- materialized: append\n-- partiton_by: [ds]\nSELECT 1")
+    with pytest.raises(ModelError) as caught:
+        load_model(path, "d")
+    assert caught.value.line == 2 and caught.value.key == "partiton_by"
+    assert f"{path}:2: partiton_by: unknown header key" in str(caught.value)
+    path = write_model(tmp_path, "curated", "merge", "-- materialized: merge\nSELECT 1 AS k")
+    with pytest.raises(ModelError, match="merge needs unique_key"):
+        load_model(path, "d")
+    path = write_model(tmp_path, "curated", "write", "DELETE FROM x")
+    with pytest.raises(ModelError, match="only read-only queries"):
+        load_model(path, "d")
+
+
+def test_unknown_table_and_missing_parameter_are_clear(demo_lake: Lake) -> None:
+    with pytest.raises(TableNotFoundError, match="table 'adtech.processed.nope' does not exist"):
+        demo_lake.query("SELECT * FROM processed.nope")
+    with pytest.raises(QueryError, match="parameter ':ds' has no value"):
+        demo_lake.query("SELECT n, :ds AS d FROM (VALUES (1)) AS t(n)")
+    assert demo_lake.query("SELECT n, :ds AS d FROM (VALUES (1)) AS t(n)",
+                           {"ds": dt.date(2026, 1, 2)}).to_pylist() == [{"n": 1, "d": dt.date(2026, 1, 2)}]
