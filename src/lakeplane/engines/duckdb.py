@@ -121,7 +121,8 @@ class DuckDBSession(EngineSession):
             raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
         rows = int(result[0]) if result else 0
         written = WrittenFiles(rows=rows)
-        if not local_dir.exists():
+        if rows == 0:  # an unpartitioned COPY still writes one empty file: commit nothing instead
+            shutil.rmtree(local_dir, ignore_errors=True)
             return written
         for path in sorted(p for p in local_dir.rglob("*.parquet") if p.is_file()):
             relative = f"{target_dir}/{path.relative_to(local_dir).as_posix()}"

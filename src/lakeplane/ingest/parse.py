@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from lakeplane.catalog.types import FIELD_DUCKDB_TYPES
 from lakeplane.config import DatasetConfig
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident, quote_literal
+from lakeplane.errors import EngineError
 from lakeplane.storage.raw import RawBatch
 
 BLOCK = 32 << 20
@@ -75,7 +76,9 @@ def _fast_ndjson(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch
             f"columns = {{{columns}}}, compression = 'auto_detect', maximum_object_size = 16777216) "
             "WITH ORDINALITY"
         )
-    except duckdb.Error:
+    except duckdb.OutOfMemoryException as exc:
+        raise EngineError(f"job '{session.job.name}': {exc}", retryable=False) from None
+    except duckdb.Error:  # a malformed line: the line-by-line path will say which and why
         return False
     missing = " OR ".join(f"{quote_ident(n)} IS NULL" for n in required) or "false"
     rows, incomplete = session.con.execute(

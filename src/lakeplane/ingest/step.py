@@ -165,7 +165,8 @@ def _write(session: DuckDBSession, writer: TableWriter, ref: TableRef, sql: str,
            required: set[str], properties: dict[str, str] | None = None) -> WriteResult:
     types = session.column_types(sql)
     table = writer.ensure_table(ref, types, ["ds"], frozenset(required))
-    files = session.write_parquet(writer.conforming_select(table, sql, types), new_write_dir(ref),
-                                  ["ds"])
+    # One day, one partition: a plain (not partitioned) COPY into its folder needs far less memory.
+    target = f"{new_write_dir(ref)}/ds={ds.isoformat()}"
+    files = session.write_parquet(writer.conforming_select(table, sql, types), target, [])
     return writer.commit(table, files.paths, "overwrite_partitions", files.rows, files.bytes,
                          replace_filter=EqualTo("ds", ds.isoformat()), properties=properties)
