@@ -41,7 +41,11 @@ def plan_scan(catalog: LakeCatalog, table_name: str,
     if table.current_snapshot() is None:
         return ScanSource(table_name, [], schema)
     files, size, records = [], 0, 0
-    for task in table.scan(row_filter=row_filter or AlwaysTrue()).plan_files():
+    try:
+        tasks = table.scan(row_filter=row_filter or AlwaysTrue()).plan_files()
+    except ValueError:  # the filter names a column the table lacks: the engine will say so
+        tasks = table.scan().plan_files()
+    for task in tasks:
         if task.delete_files:
             raise EngineError(f"table '{table_name}' has row-level delete files; lakeplane reads "
                               "only copy-on-write tables", table=table_name)
@@ -200,7 +204,8 @@ class Lake:
         with self._session("query") as session:
             compiled = compile_query(sql, self.resolve_table, params=params)
             for binding in compiled.tables:
-                session.register_scan(binding.alias, plan_scan(self.catalog, binding.table))
+                session.register_scan(binding.alias,
+                                      plan_scan(self.catalog, binding.table, binding.row_filter))
             return session.arrow_reader(compiled.sql).read_all()
 
     def tables(self) -> list[TableRef]:

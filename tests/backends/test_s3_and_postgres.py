@@ -37,8 +37,27 @@ def land_and_run(lake: Lake, drop: DayDrop) -> RunSummary:
 
 
 def rows(lake: Lake, sql: str) -> list[tuple[object, ...]]:
-    """The rows of ``sql`` in a stable order, for comparing results."""
-    return sorted((tuple(r.values()) for r in lake.query(sql).to_pylist()), key=repr)
+    """The rows of ``sql`` in a stable order (by their non-float values), for comparing results."""
+    result = [tuple(r.values()) for r in lake.query(sql).to_pylist()]
+    return sorted(result, key=lambda row: repr([v for v in row if not isinstance(v, float)]))
+
+
+#: The demo models round float sums to 4 decimals; the order DuckDB adds floats in varies between
+#: runs and readers, so a sum sitting on a rounding midpoint may come out one unit apart.
+ROUNDING_UNIT = 1e-4
+
+
+def assert_same_rows(actual: list[tuple[object, ...]], expected: list[tuple[object, ...]],
+                     what: str) -> None:
+    """Equal row for row: every non-float value exactly, floats to one rounding unit."""
+    assert len(actual) == len(expected), f"{what}: {len(actual)} rows, expected {len(expected)}"
+    for got, want in zip(actual, expected, strict=True):
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            if isinstance(a, float) and isinstance(b, float):
+                assert a == pytest.approx(b, abs=ROUNDING_UNIT * 1.01), f"{what}: {got} != {want}"
+            else:
+                assert a == b, f"{what}: {got} != {want}"
 
 
 def impressions_quarantined(summary: RunSummary) -> int:
@@ -70,7 +89,7 @@ def assert_rerun_is_idempotent(lake: Lake, drop: DayDrop) -> None:
     assert impressions_quarantined(summary) == malformed_count()
     after = {t: rows(lake, f"SELECT * FROM {t}") for t in tables}
     for table in tables:
-        assert after[table] == before[table], f"{table} changed on re-running {drop.day}"
+        assert_same_rows(after[table], before[table], f"{table} after re-running {drop.day}")
     assert_no_duplicates(lake)
 
 
@@ -168,7 +187,7 @@ def test_s3_lake_with_postgres_catalog_matches_local(
     for table in (STATS, "curated.campaign_totals", "processed.impressions", "processed.clicks"):
         remote_rows = rows(remote, f"SELECT * FROM {table}")
         assert remote_rows, f"{table} is empty"
-        assert remote_rows == rows(local, f"SELECT * FROM {table}"), f"{table} differs"
+        assert_same_rows(remote_rows, rows(local, f"SELECT * FROM {table}"), table)
 
     registered = catalog_rows(pg_catalog_uri)
     assert set(registered) >= DEMO_TABLES

@@ -159,7 +159,7 @@ def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model,
 
     compiled = compile_query(model.sql, resolve, params={"ds": ds})
     for binding in compiled.tables:
-        source = plan_scan(catalog, binding.table)
+        source = plan_scan(catalog, binding.table, binding.row_filter)
         session.register_scan(binding.alias, source)
         result.bytes_read += source.bytes
         result.inputs.append(binding.table)

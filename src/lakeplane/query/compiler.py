@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlglot
+from pyiceberg.expressions import BooleanExpression
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from lakeplane.errors import QueryError
+from lakeplane.query.pruning import combine, scan_filter
 
 READ_ONLY_ROOTS = (exp.Select, exp.Union, exp.Except, exp.Intersect, exp.Subquery)
 
@@ -29,7 +31,12 @@ class TableBinding:
 
     table: str
     alias: str
-    filters: tuple[exp.Expression, ...] = ()
+    filters: tuple[BooleanExpression, ...] = ()
+
+    @property
+    def row_filter(self) -> BooleanExpression:
+        """What planning may prune by: the union of the filters of every place the table is read."""
+        return combine(list(self.filters))
 
 
 @dataclass
@@ -100,7 +107,7 @@ def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expre
         name = ".".join(part.name for part in node.parts)
         table = ctx.resolve(name)
         binding = ctx.bindings.get(table) or TableBinding(table, f"__lp_{len(ctx.bindings)}")
-        ctx.bindings[table] = binding
+        ctx.bindings[table] = replace(binding, filters=(*binding.filters, scan_filter(node)))
         alias = node.alias or node.name
         return exp.Table(this=exp.to_identifier(binding.alias),
                          alias=exp.TableAlias(this=exp.to_identifier(alias)))

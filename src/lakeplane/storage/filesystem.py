@@ -113,7 +113,8 @@ class LakeStorage:
             if self.is_local and move:
                 os.replace(local_path, self.path(relative))
                 return
-            with open(local_path, "rb") as src, self.fs.open_output_stream(self.path(relative), compression=None) as out:
+            target = self.path(relative)
+            with open(local_path, "rb") as src, self.fs.open_output_stream(target, compression=None) as out:
                 shutil.copyfileobj(src, out, length=8 << 20)
         except OSError as exc:
             raise StorageError(f"cannot write {self.uri(relative)}: {exc}", path=relative) from exc

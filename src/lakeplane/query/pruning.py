@@ -1,0 +1,89 @@
+"""Turn simple WHERE conjuncts into pyiceberg row filters so planning prunes files.
+
+Only conjuncts of the form ``column <op> literal`` (``=``, ``<``, ``<=``, ``>``, ``>=``, ``IN``) on
+the referenced table are used. The engine still applies the whole WHERE clause, so a filter here can
+only skip files whose rows the query would drop anyway; when in doubt, nothing is pushed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    LessThan,
+    LessThanOrEqual,
+    Or,
+)
+from sqlglot import exp
+
+_COMPARISONS: dict[type[exp.Expression], tuple[Any, Any]] = {
+    exp.EQ: (EqualTo, EqualTo),
+    exp.GT: (GreaterThan, LessThan),
+    exp.GTE: (GreaterThanOrEqual, LessThanOrEqual),
+    exp.LT: (LessThan, GreaterThan),
+    exp.LTE: (LessThanOrEqual, GreaterThanOrEqual),
+}
+
+
+def scan_filter(table: exp.Table) -> BooleanExpression:
+    """The row filter implied for ``table`` by the WHERE of the SELECT that reads it directly."""
+    select = table.parent_select
+    if select is None or table.find_ancestor(exp.Subquery, exp.Select) is not select:
+        return AlwaysTrue()
+    where = select.args.get("where")
+    if where is None:
+        return AlwaysTrue()
+    sources = [t for t in select.find_all(exp.Table) if t.parent_select is select]
+    names = {table.alias_or_name}
+    conjuncts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    terms = [term for c in conjuncts if (term := _term(c, names, len(sources) == 1))]
+    if not terms:
+        return AlwaysTrue()
+    return terms[0] if len(terms) == 1 else And(*terms)
+
+
+def combine(filters: list[BooleanExpression]) -> BooleanExpression:
+    """One filter for a table read in several places: a file is needed if any place needs it."""
+    if not filters or any(isinstance(f, AlwaysTrue) for f in filters):
+        return AlwaysTrue()
+    return filters[0] if len(filters) == 1 else Or(*filters)
+
+
+def _term(node: exp.Expression, names: set[str], only_source: bool) -> BooleanExpression | None:
+    if isinstance(node, exp.In) and not node.args.get("query"):
+        column, values = node.this, [_value(v) for v in node.expressions]
+        if _ours(column, names, only_source) and values and None not in values:
+            return In(column.name, values)
+        return None
+    kinds = _COMPARISONS.get(type(node))
+    if kinds is None:
+        return None
+    left, right = node.this, node.expression
+    if _ours(left, names, only_source) and (value := _value(right)) is not None:
+        return kinds[0](left.name, value)  # type: ignore[no-any-return]
+    if _ours(right, names, only_source) and (value := _value(left)) is not None:
+        return kinds[1](right.name, value)  # type: ignore[no-any-return]
+    return None
+
+
+def _ours(node: exp.Expression, names: set[str], only_source: bool) -> bool:
+    if not isinstance(node, exp.Column):
+        return False
+    return node.table in names if node.table else only_source
+
+
+def _value(node: exp.Expression) -> Any:
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
+        node = node.this
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        return int(node.this) if node.this.lstrip("-").isdigit() else float(node.this)
+    return None
