@@ -7,7 +7,6 @@ import pytest
 from lakeplane.errors import QueryError
 from lakeplane.query.compiler import compile_query, referenced_tables
 
-
 KNOWN = {"ads.processed.events", "ads.processed.users"}
 
 

@@ -161,9 +161,9 @@ def _partition_filter(partitions: list[dict[str, str]], table: Table) -> Boolean
         terms: list[BooleanExpression] = []
         for column, text in values.items():
             if text in ("NULL", "__HIVE_DEFAULT_PARTITION__"):
-                terms.append(IsNull(column))
+                terms.append(IsNull(column))  # type: ignore[call-arg, arg-type]
             else:
-                terms.append(EqualTo(column, _typed(text, schema, column)))
+                terms.append(EqualTo(column, _typed(text, schema, column)))  # type: ignore[call-arg, arg-type]
         clauses.append(terms[0] if len(terms) == 1 else And(*terms))
     return clauses[0] if len(clauses) == 1 else Or(*clauses)
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from lakeplane.errors import EngineError, MissingDependencyError, UnknownNameError, did_you_mean
 
@@ -81,7 +81,7 @@ class EngineSession(ABC):
     def close(self) -> None:
         """Release the connection, memory and spill files."""
 
-    def __enter__(self) -> EngineSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -94,7 +94,7 @@ def _open_content(path: str, compression: str | None) -> IO[bytes]:
     if compression == "gzip":
         import gzip
 
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 
 

@@ -168,5 +168,6 @@ def _write(session: DuckDBSession, writer: TableWriter, ref: TableRef, sql: str,
     # One day, one partition: a plain (not partitioned) COPY into its folder needs far less memory.
     target = f"{new_write_dir(ref)}/ds={ds.isoformat()}"
     files = session.write_parquet(writer.conforming_select(table, sql, types), target, [])
+    day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
     return writer.commit(table, files.paths, "overwrite_partitions", files.rows, files.bytes,
-                         replace_filter=EqualTo("ds", ds.isoformat()), properties=properties)
+                         replace_filter=day, properties=properties)

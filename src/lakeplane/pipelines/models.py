@@ -109,9 +109,9 @@ def load_model(path: Path, default_domain: str) -> Model:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
         problem = "unknown header key" if error["type"] == "extra_forbidden" else error["msg"]
-        line = lines.get(key)
-        raise ModelError(f"{path}{f':{line}' if line else ''}: {key}: {problem}",
-                         file=str(path), key=key, line=line) from None
+        at = lines.get(key)
+        raise ModelError(f"{path}{f':{at}' if at else ''}: {key}: {problem}",
+                         file=str(path), key=key, line=at) from None
     if parsed.materialized == "merge" and not parsed.unique_key:
         raise ModelError(f"{path}: materialized: merge needs unique_key", file=str(path),
                          key="unique_key")

@@ -43,7 +43,7 @@ def scan_filter(table: exp.Table) -> BooleanExpression:
     sources = [t for t in select.find_all(exp.Table) if t.parent_select is select]
     names = {table.alias_or_name}
     conjuncts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
-    terms = [term for c in conjuncts if (term := _term(c, names, len(sources) == 1))]
+    terms = [term for c in conjuncts if (term := _term(c, names, len(sources) == 1))]  # type: ignore[arg-type]
     if not terms:
         return AlwaysTrue()
     return terms[0] if len(terms) == 1 else And(*terms)
@@ -60,16 +60,16 @@ def _term(node: exp.Expression, names: set[str], only_source: bool) -> BooleanEx
     if isinstance(node, exp.In) and not node.args.get("query"):
         column, values = node.this, [_value(v) for v in node.expressions]
         if _ours(column, names, only_source) and values and None not in values:
-            return In(column.name, values)
+            return In(column.name, values)  # type: ignore[call-arg, arg-type]
         return None
     kinds = _COMPARISONS.get(type(node))
     if kinds is None:
         return None
     left, right = node.this, node.expression
     if _ours(left, names, only_source) and (value := _value(right)) is not None:
-        return kinds[0](left.name, value)  # type: ignore[no-any-return]
+        return kinds[0](left.name, value)
     if _ours(right, names, only_source) and (value := _value(left)) is not None:
-        return kinds[1](right.name, value)  # type: ignore[no-any-return]
+        return kinds[1](right.name, value)
     return None
 
 

@@ -91,7 +91,7 @@ class LakeStorage:
     def open_input(self, relative: str) -> IO[bytes]:
         """A binary stream over ``relative`` (the raw bytes, not decompressed)."""
         try:
-            return self.fs.open_input_stream(self.path(relative), compression=None)  # type: ignore[no-any-return]
+            return self.fs.open_input_stream(self.path(relative), compression=None)
         except OSError as exc:
             raise StorageError(f"cannot read {self.uri(relative)}: {exc}", path=relative) from exc
 
