@@ -1,0 +1,64 @@
+"""Property: whatever mix of good and bad lines a batch holds, every line is accounted for once."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lakeplane.config import DatasetConfig, FieldSpec, StorageConfig
+from lakeplane.engines import JobSpec
+from lakeplane.engines.duckdb import DuckDBSession
+from lakeplane.ingest.parse import ACCEPTED, QUARANTINE, create_staging, parse_batch
+from lakeplane.storage import open_storage
+from lakeplane.storage.raw import RawBatch
+
+DATASET = DatasetConfig(format="ndjson", table="t.processed.x", fields={
+    "id": FieldSpec(type="long", required=True),
+    "name": FieldSpec(type="string"),
+    "score": FieldSpec(type="double"),
+})
+
+good = st.fixed_dictionaries({
+    "id": st.integers(-(2**62), 2**62),
+    "name": st.one_of(st.none(), st.text(max_size=12)),
+    "score": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=32)),
+}).map(lambda r: (json.dumps(r).encode(), None, r))
+
+bad = st.sampled_from([
+    (b'{"id": 1, "name": "x"', "invalid_json"),
+    (b'{"name": "no id"}', "missing_required"),
+    (b'{"id": null}', "missing_required"),
+    (b'{"id": "seven"}', "wrong_type"),
+    (b'{"id": 1, "score": "high"}', "wrong_type"),
+    (b"", "blank_line"),
+    (b"42", "not_an_object"),
+    (b'{"id": 2, "name": "\xff"}', "invalid_utf8"),
+]).map(lambda pair: (pair[0], pair[1], None))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(good, good, bad), min_size=1, max_size=40))
+def test_every_line_is_accepted_or_quarantined_exactly_once(lines: list) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "batch.ndjson"
+        path.write_bytes(b"\n".join(raw for raw, _, _ in lines) + b"\n")
+        storage = open_storage(StorageConfig(root=tmp), Path(tmp))
+        batch = RawBatch("s/d", "2026-11-01", "x", "0" * 64, path.stat().st_size, len(lines), "ndjson",
+                         None, "batch.ndjson", "now")
+        with DuckDBSession(storage, JobSpec("prop", "256MB", 1, Path(tmp) / "spill")) as session:
+            create_staging(session, DATASET)
+            _, read = parse_batch(session, DATASET, batch, 0, str(path))
+            accepted = {line: (i, n, s) for i, n, s, line in
+                        session.execute(f"SELECT id, name, score, _line FROM {ACCEPTED}")}
+            quarantined = dict(session.execute(f"SELECT line, reason FROM {QUARANTINE}"))
+    assert read == len(lines) == len(accepted) + len(quarantined)
+    assert set(accepted).isdisjoint(quarantined)
+    for number, (_, reason, record) in enumerate(lines, start=1):
+        if reason is None:
+            assert accepted[number][:2] == (record["id"], record["name"])
+        else:
+            assert quarantined[number] == reason
