@@ -36,7 +36,8 @@ def create_staging(session: DuckDBSession, dataset: DatasetConfig) -> None:
     """The session's tables for accepted rows and quarantined records."""
     columns = ", ".join(f"{quote_ident(name)} {FIELD_DUCKDB_TYPES[spec.type]}"
                         for name, spec in dataset.fields.items())
-    session.con.execute(f"CREATE TEMP TABLE {ACCEPTED} ({columns}, _batch INTEGER, _line BIGINT)")
+    session.con.execute(
+        f"CREATE TEMP TABLE {ACCEPTED} ({columns}, _batch INTEGER, _line BIGINT, _bad BOOLEAN)")
     session.con.execute(
         f"CREATE TEMP TABLE {QUARANTINE} (_batch INTEGER, line BIGINT, reason VARCHAR, "
         "detail VARCHAR, raw_text VARCHAR, raw_bytes BLOB)"
@@ -62,16 +63,34 @@ def parse_batch(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch,
     return "lines", records.num_rows
 
 
+def typed(name: str, field_type: str) -> str:
+    """SQL turning the text of a field into its declared type, NULL when it is not one.
+
+    Both parse paths use it, so a value is accepted or refused the same way whichever path a batch
+    takes. Integers must be written as integers: ``1.5`` or ``true`` is not a ``long``.
+    """
+    col = quote_ident(name)
+    target = FIELD_DUCKDB_TYPES[field_type]
+    if field_type == "string":
+        return col
+    if field_type in ("int", "long"):
+        integer = f"regexp_full_match({col}, '\\s*[+-]?[0-9]+\\s*')"
+        return f"CASE WHEN {integer} THEN TRY_CAST({col} AS {target}) END"
+    return f"TRY_CAST({col} AS {target})"
+
+
 def _fast_ndjson(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
                  path: str) -> bool:
-    names = list(dataset.fields)
-    columns = ", ".join(f"{quote_ident(n)}: {quote_literal(FIELD_DUCKDB_TYPES[s.type])}"
-                        for n, s in dataset.fields.items())
-    required = [n for n, s in dataset.fields.items() if s.required]
-    select = ", ".join(quote_ident(n) for n in names)
+    """DuckDB's reader over the whole batch; ``False`` (and nothing kept) unless every line is good."""
+    columns = ", ".join(f"{quote_ident(n)}: 'VARCHAR'" for n in dataset.fields)
+    values = ", ".join(typed(n, s.type) for n, s in dataset.fields.items())
+    problems = [f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type)} IS NULL)"
+                for n, s in dataset.fields.items() if s.type != "string"]
+    problems += [f"{quote_ident(n)} IS NULL" for n, s in dataset.fields.items() if s.required]
+    bad = " OR ".join(problems) or "false"
     try:
         session.con.execute(
-            f"INSERT INTO {ACCEPTED} SELECT {select}, {seq}, ordinality "
+            f"INSERT INTO {ACCEPTED} SELECT {values}, {seq}, ordinality, {bad} "
             f"FROM read_json({quote_literal(path)}, format = 'newline_delimited', "
             f"columns = {{{columns}}}, compression = 'auto_detect', maximum_object_size = 16777216) "
             "WITH ORDINALITY"
@@ -80,11 +99,10 @@ def _fast_ndjson(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch
         raise EngineError(f"job '{session.job.name}': {exc}", retryable=False) from None
     except duckdb.Error:  # a malformed line: the line-by-line path will say which and why
         return False
-    missing = " OR ".join(f"{quote_ident(n)} IS NULL" for n in required) or "false"
-    rows, incomplete = session.con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {missing}) FROM {ACCEPTED} WHERE _batch = {seq}"
+    rows, bad_rows = session.con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE _bad) FROM {ACCEPTED} WHERE _batch = {seq}"
     ).fetchone() or (0, 0)
-    if rows == batch.lines and incomplete == 0:
+    if rows == batch.lines and bad_rows == 0:
         return True
     session.con.execute(f"DELETE FROM {ACCEPTED} WHERE _batch = {seq}")
     return False
@@ -218,7 +236,7 @@ def _split_checked(session: DuckDBSession, dataset: DatasetConfig, seq: int) -> 
             details.append(f"WHEN {col} IS NULL THEN {quote_literal(name)}")
     for name, spec in dataset.fields.items():
         col = quote_ident(name)
-        cast = f"TRY_CAST({col} AS {FIELD_DUCKDB_TYPES[spec.type]})"
+        cast = typed(name, spec.type)
         reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN 'wrong_type'")
         details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
                        f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)")
@@ -227,10 +245,9 @@ def _split_checked(session: DuckDBSession, dataset: DatasetConfig, seq: int) -> 
         SELECT *, CASE {' '.join(reasons)} END AS reason, CASE {' '.join(details)} END AS detail
         FROM __checked
     """)
-    typed = ", ".join(f"TRY_CAST({quote_ident(n)} AS {FIELD_DUCKDB_TYPES[s.type]})"
-                      for n, s in dataset.fields.items())
+    values = ", ".join(typed(n, s.type) for n, s in dataset.fields.items())
     session.con.execute(
-        f"INSERT INTO {ACCEPTED} SELECT {typed}, {seq}, line FROM __judged WHERE reason IS NULL"
+        f"INSERT INTO {ACCEPTED} SELECT {values}, {seq}, line, false FROM __judged WHERE reason IS NULL"
     )
     session.con.execute(
         f"INSERT INTO {QUARANTINE} SELECT {seq}, line, reason, detail, "
