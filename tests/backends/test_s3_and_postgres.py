@@ -37,27 +37,16 @@ def land_and_run(lake: Lake, drop: DayDrop) -> RunSummary:
 
 
 def rows(lake: Lake, sql: str) -> list[tuple[object, ...]]:
-    """The rows of ``sql`` in a stable order (by their non-float values), for comparing results."""
-    result = [tuple(r.values()) for r in lake.query(sql).to_pylist()]
-    return sorted(result, key=lambda row: repr([v for v in row if not isinstance(v, float)]))
-
-
-#: The demo models round float sums to 4 decimals; the order DuckDB adds floats in varies between
-#: runs and readers, so a sum sitting on a rounding midpoint may come out one unit apart.
-ROUNDING_UNIT = 1e-4
+    """The rows of ``sql`` in a stable order, for comparing results."""
+    return sorted((tuple(r.values()) for r in lake.query(sql).to_pylist()), key=repr)
 
 
 def assert_same_rows(actual: list[tuple[object, ...]], expected: list[tuple[object, ...]],
                      what: str) -> None:
-    """Equal row for row: every non-float value exactly, floats to one rounding unit."""
+    """Equal row for row, every value exactly (the demo's money columns are decimals)."""
     assert len(actual) == len(expected), f"{what}: {len(actual)} rows, expected {len(expected)}"
     for got, want in zip(actual, expected, strict=True):
-        assert len(got) == len(want)
-        for a, b in zip(got, want, strict=True):
-            if isinstance(a, float) and isinstance(b, float):
-                assert a == pytest.approx(b, abs=ROUNDING_UNIT * 1.01), f"{what}: {got} != {want}"
-            else:
-                assert a == b, f"{what}: {got} != {want}"
+        assert got == want, f"{what}: {got} != {want}"
 
 
 def impressions_quarantined(summary: RunSummary) -> int:
