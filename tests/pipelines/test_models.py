@@ -118,3 +118,21 @@ def test_unknown_table_and_missing_parameter_are_clear(demo_lake: Lake) -> None:
         demo_lake.query("SELECT n, :ds AS d FROM (VALUES (1)) AS t(n)")
     assert demo_lake.query("SELECT n, :ds AS d FROM (VALUES (1)) AS t(n)",
                            {"ds": dt.date(2026, 1, 2)}).to_pylist() == [{"n": 1, "d": dt.date(2026, 1, 2)}]
+
+
+def test_partitioned_merge_moves_a_key_between_partitions(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text("name: t\n")
+    write_model(project, "curated", "latest", """-- materialized: merge
+-- unique_key: [k]
+-- partition_by: [p]
+SELECT k, CASE WHEN k = 'a' AND :ds > DATE '2026-11-01' THEN 'moved' ELSE 'start' END AS p, :ds AS seen
+FROM (VALUES ('a'), ('b')) AS t(k)
+WHERE k = 'a' OR :ds = DATE '2026-11-01'
+""")
+    lake = open_lake(project)
+    lake.run(DAY1)
+    lake.run(DAY2)
+    rows = lake.query("SELECT k, p, seen FROM curated.latest ORDER BY k").to_pylist()
+    assert rows == [{"k": "a", "p": "moved", "seen": DAY2}, {"k": "b", "p": "start", "seen": DAY1}]

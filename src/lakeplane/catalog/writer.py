@@ -107,7 +107,7 @@ class TableWriter:
         if mode == "replace":
             delete = AlwaysTrue()
         elif mode == "overwrite_partitions":
-            delete = replace_filter or _partition_filter(partitions, table)
+            delete = replace_filter or partition_filter(partitions, table)
             if delete is None and not table.spec().fields:
                 delete = AlwaysTrue()
         properties = {"lakeplane.rows": str(rows), **(properties or {})}
@@ -152,7 +152,8 @@ def _partitions_of(paths: list[str], table: Table) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def _partition_filter(partitions: list[dict[str, str]], table: Table) -> BooleanExpression | None:
+def partition_filter(partitions: list[dict[str, str]], table: Table) -> BooleanExpression | None:
+    """A filter matching exactly the given partition values (``"NULL"`` for a null value)."""
     if not partitions:
         return None
     schema = table.schema()

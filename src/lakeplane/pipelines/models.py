@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pyiceberg.expressions import BooleanExpression
 
 from lakeplane.catalog import LakeCatalog, TableRef
-from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir
+from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir, partition_filter
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident
 from lakeplane.errors import LakeplaneError, ModelError
 from lakeplane.query.compiler import compile_query, referenced_tables
@@ -170,11 +171,12 @@ def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model,
     sql = writer.conforming_select(table, compiled.sql, types)
     mode: Literal["append", "overwrite_partitions", "replace"] = (
         "append" if header.materialized == "append" else "overwrite_partitions")
+    replace_filter = None
     if header.materialized == "merge":
-        sql, mode = _merge_sql(session, catalog, model, sql)
+        sql, mode, replace_filter = _merge_sql(session, catalog, model, sql)
     files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
     written: WriteResult = writer.commit(
-        table, files.paths, mode, files.rows, files.bytes,
+        table, files.paths, mode, files.rows, files.bytes, replace_filter=replace_filter,
         properties={"lakeplane.model": model.name, "lakeplane.ds": ds.isoformat() if ds else ""},
     )
     result.rows, result.files = written.rows, written.files
@@ -183,13 +185,13 @@ def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model,
     return result
 
 
-def _merge_sql(session: DuckDBSession, catalog: LakeCatalog, model: Model,
-               new_rows_sql: str) -> tuple[str, Literal["overwrite_partitions", "replace"]]:
-    """The rows a merge leaves in the partitions it touches: new rows, plus old rows not replaced.
+def _merge_sql(session: DuckDBSession, catalog: LakeCatalog, model: Model, new_rows_sql: str
+               ) -> tuple[str, Literal["overwrite_partitions", "replace"], BooleanExpression | None]:
+    """The rows a merge leaves in the partitions it touches, and the filter of those partitions.
 
     The new rows are staged once (the engine spills them if needed). A partitioned table rewrites
-    only the partitions holding new rows or rows whose key matches; an unpartitioned one is
-    rewritten whole.
+    only the partitions holding new rows or old rows whose key matches (a key that moved partition
+    leaves its old one too); an unpartitioned one is rewritten whole.
     """
     from lakeplane.lake import plan_scan
 
@@ -206,10 +208,16 @@ def _merge_sql(session: DuckDBSession, catalog: LakeCatalog, model: Model,
     kept = f"SELECT o.* FROM __merge_old o WHERE NOT EXISTS (SELECT 1 FROM __merge_new n WHERE {match})"
     parts = model.header.partition_by
     if not parts:
-        return f"SELECT * FROM __merge_new UNION ALL {kept}", "replace"
+        return f"SELECT * FROM __merge_new UNION ALL {kept}", "replace", None
     part_cols = ", ".join(quote_ident(p) for p in parts)
-    touched = (f"SELECT DISTINCT {part_cols} FROM __merge_new UNION SELECT DISTINCT "
-               f"{', '.join('o.' + quote_ident(p) for p in parts)} FROM __merge_old o "
-               f"WHERE EXISTS (SELECT 1 FROM __merge_new n WHERE {match})")
-    in_touched = f"({', '.join('o.' + quote_ident(p) for p in parts)}) IN ({touched})"
-    return f"SELECT * FROM __merge_new UNION ALL {kept} AND {in_touched}", "overwrite_partitions"
+    old_parts = ", ".join(f"o.{quote_ident(p)}" for p in parts)
+    session.execute(
+        f"CREATE OR REPLACE TEMP TABLE __merge_touched AS SELECT DISTINCT {part_cols} FROM __merge_new "
+        f"UNION SELECT DISTINCT {old_parts} FROM __merge_old o "
+        f"WHERE EXISTS (SELECT 1 FROM __merge_new n WHERE {match})"
+    )
+    touched = [dict(zip(parts, ("NULL" if v is None else str(v) for v in row), strict=True))
+               for row in session.execute("SELECT * FROM __merge_touched")]
+    in_touched = f"({old_parts}) IN (SELECT * FROM __merge_touched)"
+    sql = f"SELECT * FROM __merge_new UNION ALL {kept} AND {in_touched}"
+    return sql, "overwrite_partitions", partition_filter(touched, catalog.load(model.name))
