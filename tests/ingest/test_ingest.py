@@ -190,3 +190,21 @@ def test_rerunning_a_day_gives_the_same_processed_table(demo_lake: Lake, drops: 
     assert counts["n"] == counts["d"] == first.rows_written
     quarantine = demo_lake.query("SELECT count(*) AS n FROM processed.impressions_quarantine")
     assert quarantine.to_pylist() == [{"n": first.quarantined}]
+
+
+def test_a_wrong_value_in_a_parseable_batch_keeps_the_fast_path(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path)
+    lines = [line(order_id=n) for n in range(1, 200)]
+    lines[150] = line(order_id=151, amount="lots")
+    lines[20] = line(order_id="21.5")
+    drop = tmp_path / "mostly_good.ndjson"
+    drop.write_bytes(b"\n".join(lines) + b"\n")
+    lake.land("pos/orders", [drop], DAY1)
+    result = lake.ingest("pos/orders", DAY1)
+    assert [b.parse_path for b in result.batches] == ["fast"]
+    assert (result.read, result.accepted, result.quarantined) == (199, 197, 2)
+    rows = lake.query("SELECT line, reason, raw_bytes FROM processed.orders_quarantine ORDER BY line")
+    assert [(r["line"], r["reason"], r["raw_bytes"]) for r in rows.to_pylist()] == [
+        (21, "wrong_type", lines[20]), (151, "wrong_type", lines[150])]
+    ids = lake.query("SELECT order_id FROM processed.orders ORDER BY order_id").column("order_id").to_pylist()
+    assert ids == [n for n in range(1, 200) if n not in (21, 151)]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lakeplane.config import DatasetConfig, FieldSpec, StorageConfig
 from lakeplane.engines import JobSpec
 from lakeplane.engines.duckdb import DuckDBSession
-from lakeplane.ingest.parse import ACCEPTED, QUARANTINE, create_staging, parse_batch
+from lakeplane.ingest.parse import ACCEPTED, QUARANTINE, accepted_view, create_staging, parse_batch
 from lakeplane.storage import open_storage
 from lakeplane.storage.raw import RawBatch
 
@@ -54,8 +54,10 @@ def test_every_line_is_accepted_or_quarantined_exactly_once(lines: list) -> None
         batch = RawBatch("s/d", "2026-11-01", "x", "0" * 64, path.stat().st_size, len(lines), "ndjson",
                          None, "batch.ndjson", "now")
         with DuckDBSession(storage, JobSpec("prop", "256MB", 1, Path(tmp) / "spill")) as session:
-            create_staging(session, DATASET)
-            _, read = parse_batch(session, DATASET, batch, 0, str(path))
+            create_staging(session)
+            parsed = parse_batch(session, DATASET, batch, 0, str(path))
+            accepted_view(session, DATASET, [parsed])
+            read = parsed.read
             accepted = {line: (i, n, s) for i, n, s, line in
                         session.execute(f"SELECT id, name, score, _line FROM {ACCEPTED}")}
             quarantined = dict(session.execute(f"SELECT line, reason FROM {QUARANTINE}"))

@@ -71,3 +71,14 @@ def test_running_the_pipeline_never_changes_raw(demo_lake: Lake, drops: dict) ->
     demo_lake.run(DAY1)
     assert tree_digest(raw) == before
     assert len(before) == 8  # four partner files and their four manifest records
+
+
+def test_batches_list_in_landing_order(demo_lake: Lake, tmp_path: Path) -> None:
+    files = []
+    for n in range(6):  # content hashes are in no particular order
+        path = tmp_path / f"drop{n}.ndjson"
+        path.write_text(f'{{"n": {n}}}\n')
+        files.append(path)
+    demo_lake.land("partner/impressions", files, DAY1)
+    assert [b.original_name for b in demo_lake.raw.batches("partner/impressions", DAY1)] == [
+        f.name for f in files]

@@ -21,7 +21,14 @@ from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir
 from lakeplane.config import DatasetConfig
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident, quote_literal
 from lakeplane.errors import IngestError, QuarantineRateExceeded
-from lakeplane.ingest.parse import ACCEPTED, QUARANTINE, create_staging, parse_batch
+from lakeplane.ingest.parse import (
+    ACCEPTED,
+    QUARANTINE,
+    ParsedBatch,
+    accepted_view,
+    create_staging,
+    parse_batch,
+)
 from lakeplane.storage.raw import RawBatch, RawZone
 
 
@@ -69,11 +76,12 @@ def ingest_dataset(session: DuckDBSession, catalog: LakeCatalog, raw: RawZone, n
         raise IngestError(f"dataset '{name}': 'ds' is reserved for the business date", dataset=name)
     batches = raw.batches(name, ds)
     result = IngestResult(dataset=name, table=str(ref), ds=ds.isoformat())
-    create_staging(session, dataset)
-    parsed = {}
+    create_staging(session)
+    parsed = []
     for seq, batch in enumerate(batches):
-        parsed[seq] = parse_batch(session, dataset, batch, seq, _local_copy(session, raw, batch))
+        parsed.append(parse_batch(session, dataset, batch, seq, _local_copy(session, raw, batch)))
         result.bytes_read += batch.bytes
+    accepted_view(session, dataset, parsed)
     _reconcile(session, batches, parsed, result)
 
     writer = TableWriter(catalog)
@@ -109,14 +117,13 @@ def _local_copy(session: DuckDBSession, raw: RawZone, batch: RawBatch) -> str:
     return str(target)
 
 
-def _reconcile(session: DuckDBSession, batches: list[RawBatch],
-               parsed: dict[int, tuple[str, int]], result: IngestResult) -> None:
+def _reconcile(session: DuckDBSession, batches: list[RawBatch], parsed: list[ParsedBatch],
+               result: IngestResult) -> None:
     accepted = dict(session.execute(f"SELECT _batch, count(*) FROM {ACCEPTED} GROUP BY 1"))
     quarantined = dict(session.execute(f"SELECT _batch, count(*) FROM {QUARANTINE} GROUP BY 1"))
     for seq, batch in enumerate(batches):
-        parse_path, read = parsed[seq]
-        counts = BatchCounts(batch.batch_id, batch.path, read, accepted.get(seq, 0),
-                             quarantined.get(seq, 0), parse_path)
+        counts = BatchCounts(batch.batch_id, batch.path, parsed[seq].read, accepted.get(seq, 0),
+                             quarantined.get(seq, 0), parsed[seq].path)
         if counts.accepted + counts.quarantined != counts.read:
             raise IngestError(
                 f"batch {batch.batch_id}: {counts.read} lines read but {counts.accepted} accepted "
@@ -155,7 +162,9 @@ def _write_processed(session: DuckDBSession, writer: TableWriter, ref: TableRef,
     if dataset.key:
         keys = ", ".join(quote_ident(k) for k in dataset.key)
         sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _batch, _line) = 1"
-    required = {n for n, s in dataset.fields.items() if s.required} | {"ds"}
+    # Declared required fields are enforced by the parse (a missing one is quarantined); in the
+    # Iceberg schema only ``ds`` is required, as the engine cannot prove the others non-null.
+    required = {"ds"}
     properties = {"lakeplane.ds": ds.isoformat(),
                   "lakeplane.batches": ",".join(b.batch_id for b in batches)}
     return _write(session, writer, ref, sql, ds, required, properties)

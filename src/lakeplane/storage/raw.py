@@ -107,7 +107,7 @@ class RawZone:
             format=fmt,
             compression=compression,
             original_name=source_file.name,
-            landed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            landed_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
         )
         self.storage.write_bytes(manifest_path, json.dumps(asdict(batch), indent=1).encode())
         return LandResult(batch, landed=True)
