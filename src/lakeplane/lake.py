@@ -23,7 +23,7 @@ from lakeplane.ingest.step import IngestResult, ingest_dataset
 from lakeplane.pipelines.models import Model, ModelResult, discover_models, qualify, run_model
 from lakeplane.query.compiler import compile_query
 from lakeplane.storage import LakeStorage, open_storage
-from lakeplane.storage.raw import LandResult, RawZone
+from lakeplane.storage.raw import LandResult, RawBatch, RawZone
 
 STATE_DIR = ".lakeplane"
 Progress = Callable[[str], None]
@@ -157,14 +157,15 @@ class Lake:
         return results
 
     # -- steps -----------------------------------------------------------------------------
-    def ingest(self, dataset: str, ds: dt.date) -> IngestResult:
-        """Parse the batches of ``dataset`` landed for ``ds`` into its processed table."""
+    def ingest(self, dataset: str, ds: dt.date, batches: list[RawBatch] | None = None) -> IngestResult:
+        """Parse the batches of ``dataset`` landed for ``ds`` (or ``batches``) into its processed table."""
         config = self.dataset(dataset)
-        if not self.raw.batches(dataset, ds):
+        batches = self.raw.batches(dataset, ds) if batches is None else batches
+        if not batches:
             raise IngestError(f"no batches of '{dataset}' landed for {ds.isoformat()}",
                               dataset=dataset, ds=ds.isoformat())
         with self._session(f"ingest-{dataset.replace('/', '-')}", "ingest") as session:
-            return ingest_dataset(session, self.catalog, self.raw, dataset, config, ds,
+            return ingest_dataset(session, self.catalog, self.raw, dataset, config, ds, batches,
                                   self.config.ingest.max_quarantine_rate)
 
     def models(self) -> list[Model]:
@@ -180,10 +181,10 @@ class Lake:
         summary = RunSummary(ds.isoformat())
         models = self.models()
         for name in self.config.datasets:
-            if self.raw.batches(name, ds):
+            if batches := self.raw.batches(name, ds):
                 if progress:
                     progress(f"ingest {name}")
-                summary.ingests.append(self.ingest(name, ds))
+                summary.ingests.append(self.ingest(name, ds, batches))
         for model in models:
             if progress:
                 progress(f"model {model.name}")

@@ -68,13 +68,13 @@ class IngestResult:
 
 
 def ingest_dataset(session: DuckDBSession, catalog: LakeCatalog, raw: RawZone, name: str,
-                   dataset: DatasetConfig, ds: dt.date, default_limit: float) -> IngestResult:
-    """Ingest every batch of ``name`` landed for ``ds`` into its processed table."""
+                   dataset: DatasetConfig, ds: dt.date, batches: list[RawBatch],
+                   default_limit: float) -> IngestResult:
+    """Ingest ``batches`` (the batches of ``name`` landed for ``ds``) into its processed table."""
     started = time.perf_counter()
     ref = TableRef.parse(dataset.table)
     if "ds" in dataset.fields:
         raise IngestError(f"dataset '{name}': 'ds' is reserved for the business date", dataset=name)
-    batches = raw.batches(name, ds)
     result = IngestResult(dataset=name, table=str(ref), ds=ds.isoformat())
     create_staging(session)
     parsed = []
@@ -158,10 +158,19 @@ def _write_quarantine(session: DuckDBSession, writer: TableWriter, ref: TableRef
 def _write_processed(session: DuckDBSession, writer: TableWriter, ref: TableRef,
                      dataset: DatasetConfig, ds: dt.date, batches: list[RawBatch]) -> WriteResult:
     columns = ", ".join(quote_ident(n) for n in dataset.fields)
-    sql = f"SELECT {columns}, DATE {quote_literal(ds.isoformat())} AS ds FROM {ACCEPTED}"
+    select = f"SELECT {columns}, DATE {quote_literal(ds.isoformat())} AS ds FROM {ACCEPTED} a"
+    sql = select
     if dataset.key:
+        # Only keys delivered more than once need ordering: rank those rows alone.
         keys = ", ".join(quote_ident(k) for k in dataset.key)
-        sql += f" QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY _batch, _line) = 1"
+        session.execute(f"CREATE TEMP TABLE __repeated AS SELECT {keys} FROM {ACCEPTED} "
+                        "GROUP BY ALL HAVING count(*) > 1")
+        same = " AND ".join(f"a.{quote_ident(k)} IS NOT DISTINCT FROM r.{quote_ident(k)}"
+                            for k in dataset.key)
+        partition = ", ".join(f"a.{quote_ident(k)}" for k in dataset.key)
+        sql = (f"{select} ANTI JOIN __repeated r ON {same} UNION ALL ({select} SEMI JOIN __repeated r "
+               f"ON {same} QUALIFY row_number() OVER (PARTITION BY {partition} "
+               "ORDER BY a._batch, a._line) = 1)")
     # Declared required fields are enforced by the parse (a missing one is quarantined); in the
     # Iceberg schema only ``ds`` is required, as the engine cannot prove the others non-null.
     required = {"ds"}
