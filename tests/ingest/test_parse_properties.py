@@ -20,12 +20,17 @@ DATASET = DatasetConfig(format="ndjson", table="t.processed.x", fields={
     "id": FieldSpec(type="long", required=True),
     "name": FieldSpec(type="string"),
     "score": FieldSpec(type="double"),
+    "at": FieldSpec(type="timestamp"),
+    "ok": FieldSpec(type="boolean"),
 })
+TIMES = ["2026-11-01 10:00:00", "2026-11-01T10:00:00", "2026-11-01 10:00:00.123456", "2026-11-01"]
 
 good = st.fixed_dictionaries({
     "id": st.integers(-(2**62), 2**62),
     "name": st.one_of(st.none(), st.text(max_size=12)),
     "score": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=32)),
+    "at": st.one_of(st.none(), st.sampled_from(TIMES)),
+    "ok": st.one_of(st.none(), st.booleans()),
 }).map(lambda r: (json.dumps(r).encode(), None, r))
 
 bad = st.sampled_from([
@@ -38,6 +43,9 @@ bad = st.sampled_from([
     (b'{"id": true}', "wrong_type"),
     (b'{"id": "0x10"}', "wrong_type"),
     (b'{"id": 1, "score": false}', "wrong_type"),
+    (b'{"id": 1, "at": "yesterday"}', "wrong_type"),
+    (b'{"id": 1, "at": 1700000000}', "wrong_type"),
+    (b'{"id": 1, "ok": "perhaps"}', "wrong_type"),
     (b"", "blank_line"),
     (b"42", "not_an_object"),
     (b'{"id": 2, "name": "\xff"}', "invalid_utf8"),
@@ -58,13 +66,16 @@ def test_every_line_is_accepted_or_quarantined_exactly_once(lines: list) -> None
             parsed = parse_batch(session, DATASET, batch, 0, str(path))
             accepted_view(session, DATASET, [parsed])
             read = parsed.read
-            accepted = {line: (i, n, s) for i, n, s, line in
-                        session.execute(f"SELECT id, name, score, _line FROM {ACCEPTED}")}
+            accepted = {line: (i, n, a, k) for i, n, a, k, line in
+                        session.execute(f'SELECT id, name, CAST("at" AS VARCHAR), ok, _line FROM {ACCEPTED}')}
+            casts = {t: session.execute(f"SELECT CAST(TRY_CAST('{t}' AS TIMESTAMP) AS VARCHAR)")[0][0]
+                     for t in TIMES}
             quarantined = dict(session.execute(f"SELECT line, reason FROM {QUARANTINE}"))
     assert read == len(lines) == len(accepted) + len(quarantined)
     assert set(accepted).isdisjoint(quarantined)
     for number, (_, reason, record) in enumerate(lines, start=1):
         if reason is None:
-            assert accepted[number][:2] == (record["id"], record["name"])
+            want_at = None if record["at"] is None else casts[record["at"]]
+            assert accepted[number] == (record["id"], record["name"], want_at, record["ok"])
         else:
             assert quarantined[number] == reason
