@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, IsNull, Or
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -113,13 +113,19 @@ class TableWriter:
         properties = {"lakeplane.rows": str(rows), **(properties or {})}
         if delete is None and not uris:
             return WriteResult(_name(table), 0, 0, 0, _current(table), partitions)
+        if delete is not None and not _partition_aligned(delete, table):
+            raise ModelError(f"{_name(table)}: a replace filter must name partition columns only")
+        # One snapshot: the replaced files leave and the new ones arrive together. ``delete`` names
+        # identity partition columns only, so planning it yields exactly the files to drop.
+        replaced = ([task.file for task in table.scan(row_filter=delete).plan_files()]
+                    if delete is not None and table.current_snapshot() is not None else [])
         with table.transaction() as tx:
-            if delete is not None and table.current_snapshot() is not None:
-                with warnings.catch_warnings():  # an empty partition to replace is not news
-                    warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                    tx.delete(delete, snapshot_properties=properties)
-            if uris:
-                tx.add_files(uris, snapshot_properties=properties, check_duplicate_files=False)
+            producer = tx.update_snapshot(snapshot_properties=properties)
+            with producer.overwrite() if replaced else producer.fast_append() as snapshot:
+                for data_file in replaced:
+                    snapshot.delete_data_file(data_file)
+                for uri in uris:
+                    snapshot.append_data_file(parquet_file_to_data_file(table.io, table.metadata, uri))
         return WriteResult(_name(table), rows, len(uris), bytes_written, _current(table), partitions)
 
 
@@ -136,6 +142,23 @@ def _name(table: Table) -> str:
 def _current(table: Table) -> int | None:
     snapshot = table.current_snapshot()
     return snapshot.snapshot_id if snapshot else None
+
+
+def _partition_aligned(expression: BooleanExpression, table: Table) -> bool:
+    """Whether ``expression`` reads identity-partition columns only (so it selects whole files)."""
+    identity = {table.schema().find_column_name(f.source_id) for f in table.spec().fields
+                if isinstance(f.transform, IdentityTransform)}
+    names: set[str] = set()
+    stack: list[Any] = [expression]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, And | Or):
+            stack += [node.left, node.right]
+        elif hasattr(node, "term"):
+            names.add(node.term.name)
+        elif not isinstance(node, AlwaysTrue):
+            return False
+    return names <= identity if names else isinstance(expression, AlwaysTrue)
 
 
 def _partitions_of(paths: list[str], table: Table) -> list[dict[str, str]]:
