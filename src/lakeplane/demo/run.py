@@ -44,8 +44,9 @@ def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impression
         params={"ds": start + dt.timedelta(days=days - 1)},
     )
     quarantine = lake.query(
-        "SELECT reason, count(*) AS records, min(source_file) AS example_file, min(line) AS "
-        "first_line FROM processed.impressions_quarantine GROUP BY reason ORDER BY records DESC"
+        "SELECT reason, count(*) AS records, min(regexp_extract(source_file, 'raw/.*')) AS example_file, "
+        "min(line) AS first_line FROM processed.impressions_quarantine GROUP BY reason "
+        "ORDER BY records DESC, reason"
     )
     if printer.json:
         printer.emit({"project": str(lake.project_dir), "runs": [s.to_dict() for s in summaries],
@@ -56,6 +57,8 @@ def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impression
     printer.table("processed.impressions_quarantine by reason", quarantine.column_names,
                   [list(r.values()) for r in quarantine.to_pylist()])
     printer.line(
-        f"\nnext: cd {path} && lakeplane tables | lakeplane describe curated.daily_campaign_stats"
-        " | lakeplane query \"SELECT * FROM processed.impressions_quarantine LIMIT 5\""
+        f"\nnext, from {lake.project_dir}:\n"
+        "  lakeplane tables\n"
+        "  lakeplane describe curated.daily_campaign_stats\n"
+        "  lakeplane query \"SELECT reason, line, raw_text FROM processed.impressions_quarantine LIMIT 5\""
     )
