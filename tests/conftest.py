@@ -26,7 +26,7 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> dict[dt.date, DayDrop]:
 @pytest.fixture
 def demo_lake(tmp_path: Path) -> Lake:
     """A fresh demo project with nothing landed."""
-    return build_project(tmp_path / "project")
+    return build_project(tmp_path / "project", governed=False)
 
 
 def land_drop(lake: Lake, drop: DayDrop) -> None:

@@ -8,6 +8,7 @@ key and, when the key is in the file, its line.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -100,6 +101,14 @@ class IngestConfig(_Strict):
     max_quarantine_rate: float = Field(default=0.05, ge=0, le=1)
 
 
+class GovernanceConfig(_Strict):
+    """Where the policy lives and who pipelines run as."""
+
+    policy: str = "policy.yaml"
+    pipeline_principal: str = "pipeline"
+    mask_key_env: str = "LAKEPLANE_MASK_KEY"
+
+
 class LakeConfig(_Strict):
     """The whole project file."""
 
@@ -108,6 +117,7 @@ class LakeConfig(_Strict):
     catalog: CatalogConfig = CatalogConfig()
     engine: EngineConfig = DuckDBEngineConfig()
     ingest: IngestConfig = IngestConfig()
+    governance: GovernanceConfig = GovernanceConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"
 
@@ -118,6 +128,23 @@ class LakeConfig(_Strict):
             if name.count("/") != 1 or not all(name.split("/")):
                 raise ValueError(f"dataset '{name}' must be written <source>/<dataset>")
         return value
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false, so keys such as ``on`` and values such as ``no`` stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML the way people who write ``on:`` and ``no`` expect."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def load_config(project_dir: Path, overrides: Mapping[str, Any] | None = None) -> LakeConfig:
@@ -132,8 +159,8 @@ def load_config(project_dir: Path, overrides: Mapping[str, Any] | None = None) -
     if path.exists():
         text = path.read_text(encoding="utf-8")
         try:
-            loaded = yaml.safe_load(text)
-            lines = _key_lines(text)
+            loaded = load_yaml(text)
+            lines = key_lines(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark else None
@@ -155,7 +182,7 @@ def _config_error(path: Path, exc: ValidationError, lines: dict[tuple[str, ...],
     first = exc.errors()[0]
     loc = tuple(str(part) for part in first["loc"] if not _is_union_tag(part))
     key = ".".join(loc)
-    line = _nearest_line(loc, lines)
+    line = nearest_line(loc, lines)
     if first["type"] == "extra_forbidden":
         problem = "unknown key"
     else:
@@ -171,14 +198,14 @@ def _is_union_tag(part: Any) -> bool:
     return part in ("duckdb",)
 
 
-def _nearest_line(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
+def nearest_line(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
     return None
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map each key path in a YAML document to its 1-based line."""
     found: dict[tuple[str, ...], int] = {}
 
@@ -250,6 +277,11 @@ ingest:
   max_quarantine_rate: 0.05  # fail a step when more than 5 % of a batch is malformed
 
 models_dir: models           # SQL models: models/<zone>/<table>.sql
+
+governance:                  # enforced when the policy file exists
+  policy: policy.yaml        # grants, tags, masks, row filters (see README)
+  pipeline_principal: pipeline   # who SQL models run as
+  mask_key_env: LAKEPLANE_MASK_KEY   # hash-mask key; else .lakeplane/mask.key is created
 
 datasets: {{}}
 # datasets:

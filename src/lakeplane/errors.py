@@ -102,3 +102,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """A ``; did you mean 'x'?`` suffix when ``name`` is close to one of ``known``."""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class AccessDenied(LakeplaneError, PermissionError):
+    """The policy does not let ``principal`` read ``table`` (or its ``column``)."""

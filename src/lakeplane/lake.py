@@ -18,7 +18,8 @@ from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.config import CONFIG_FILE, DEFAULT_CONFIG, LakeConfig, load_config
 from lakeplane.engines import Engine, JobSpec, ScanSource, get_engine
 from lakeplane.engines.duckdb import DuckDBSession
-from lakeplane.errors import ConfigError, EngineError, IngestError, did_you_mean
+from lakeplane.errors import AccessDenied, ConfigError, EngineError, IngestError, QueryError, did_you_mean
+from lakeplane.governance.plane import Governance
 from lakeplane.ingest.step import IngestResult, ingest_dataset
 from lakeplane.pipelines.models import Model, ModelResult, discover_models, qualify, run_model
 from lakeplane.query.compiler import compile_query
@@ -101,6 +102,8 @@ class Lake:
         self.storage: LakeStorage = open_storage(self.config.storage, self.project_dir)
         self._catalog: LakeCatalog | None = None
         self.raw = RawZone(self.storage)
+        self.governance = Governance(self.config.governance, self.project_dir, self.state_dir,
+                                     lambda: self.catalog)
 
     @property
     def catalog(self) -> LakeCatalog:
@@ -172,8 +175,26 @@ class Lake:
         return discover_models(self.project_dir / self.config.models_dir, self.config.name)
 
     def run_model(self, model: Model, ds: dt.date | None) -> ModelResult:
+        """Run one model; in a governed lake, as the pipeline principal and only where it may write."""
+        compile_sql: Any = compile_query
+        if self.governance.enabled:
+            principal = self.config.governance.pipeline_principal
+            self._require_insert(principal, model.name)
+
+            def compile_sql(sql: str, resolve: Any, params: dict[str, Any]) -> Any:
+                return self.governance.compile(sql, principal, resolve, read="duckdb", write="duckdb",
+                                               params=params)
+
         with self._session(f"model-{model.ref.name}") as session:
-            return run_model(session, self.catalog, model, ds)
+            return run_model(session, self.catalog, model, ds, compile_sql)
+
+    def _require_insert(self, principal: str, table: str) -> None:
+        from lakeplane.governance.access import may
+
+        who = self.governance.principal(principal)
+        if not may(self.governance.policy(), who, "INSERT", table):
+            raise AccessDenied(f"principal '{principal}' may not write table {table} (no INSERT grant)",
+                               principal=principal, table=table, column=None)
 
     def run(self, ds: dt.date, progress: Progress | None = None) -> RunSummary:
         """The nightly run for ``ds``: ingest every dataset with batches that day, then every model."""
@@ -188,6 +209,11 @@ class Lake:
         for model in models:
             if progress:
                 progress(f"model {model.name}")
+            missing = [name for name in (qualify(d, model.ref.domain) for d in model.depends_on)
+                       if not self.catalog.table_exists(TableRef.parse(name))]
+            if missing:  # its domain's data has not arrived yet: nothing to build from
+                summary.models.append(ModelResult(model.name, skipped=f"no table {', '.join(missing)} yet"))
+                continue
             summary.models.append(self.run_model(model, ds))
         summary.seconds = round(time.perf_counter() - started, 3)
         summary.peak_memory_mb = peak_memory_mb()
@@ -200,14 +226,41 @@ class Lake:
         self.catalog.load(full)
         return full
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
-        """Run a read-only query over lake tables and return its (small) result."""
-        with self._session("query") as session:
-            compiled = compile_query(sql, self.resolve_table, params=params)
+    def query(self, sql: str, params: dict[str, Any] | None = None, *, principal: str | None = None,
+              dialect: str = "duckdb") -> pa.Table:
+        """Run a read-only query over lake tables and return its (small) result.
+
+        In a governed lake (one with a policy file) ``principal`` is required: the query is compiled
+        for it (grants, masks, row filters), run in a sandboxed session and audited.
+        """
+        return self.run_query(sql, params, principal=principal, dialect=dialect).read_all()
+
+    def run_query(self, sql: str, params: dict[str, Any] | None = None, *, principal: str | None = None,
+                  dialect: str = "duckdb") -> pa.RecordBatchReader:
+        """Like :meth:`query`, streaming the result as Arrow batches."""
+        engine = self.engine()
+        governed = self.governance.enabled
+        if governed and principal is None:
+            raise QueryError(f"{self.governance.path.name} governs this lake: name a principal "
+                             "(lakeplane query --as NAME)")
+        if governed:
+            compiled: Any = self.governance.compile(sql, principal or "", self.resolve_table,
+                                                    read=dialect, write=engine.dialect, params=params)
+        else:
+            compiled = compile_query(sql, self.resolve_table, read=dialect, write=engine.dialect,
+                                     params=params)
+        session = self._session("query")
+        try:
             for binding in compiled.tables:
                 session.register_scan(binding.alias,
                                       plan_scan(self.catalog, binding.table, binding.row_filter))
-            return session.arrow_reader(compiled.sql).read_all()
+            session.sandbox()
+            table = session.arrow_reader(compiled.sql).read_all()
+        finally:
+            session.close()
+        if governed:
+            self.governance.record_allowed(compiled, principal or "", sql, table.num_rows)
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
 
     def tables(self) -> list[TableRef]:
         return self.catalog.list_tables()

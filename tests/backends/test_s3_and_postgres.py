@@ -26,7 +26,7 @@ DEMO_TABLES = {
 
 
 def demo_lake(path: Path, overrides: dict[str, Any]) -> Lake:
-    build_project(path)
+    build_project(path, governed=False)
     return open_lake(path, overrides)
 
 

@@ -45,8 +45,9 @@ def test_land_ingest_and_run_with_json_output(demo_lake: Lake, drops: dict) -> N
     code, out = invoke(demo_lake, "--output", "json", "run", "--ds", "2026-11-01")
     assert code == 0, out
     run = json.loads(out)
-    assert [m["model"] for m in run["models"]] == ["adtech.curated.daily_campaign_stats",
-                                                   "adtech.curated.campaign_totals"]
+    ran = {m["model"]: m["skipped"] for m in run["models"]}
+    assert ran == {"adtech.curated.daily_campaign_stats": None, "adtech.curated.campaign_totals": None,
+                   "telco.curated.cell_daily": "no table telco.processed.cdr yet"}
     assert run["quarantined"] == malformed_count() and run["peak_memory_mb"] > 0
 
     code, out = invoke(demo_lake, "--output", "json", "tables")

@@ -29,7 +29,7 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
          i.rows_written, human_bytes(i.bytes_written), f"{i.seconds:.2f}"]
         for i in summary.ingests
     ]
-    rows += [["model", m.model, "", "", "", "", m.rows,
+    rows += [["model", m.model, "", "", "", "", m.rows if not m.skipped else f"skipped: {m.skipped}",
               human_bytes(m.bytes_written), f"{m.seconds:.2f}"] for m in summary.models]
     printer.table(f"nightly run {summary.ds}",
                   ["step", "table", "read", "accepted", "quarantined", "duplicates", "rows out",

@@ -9,18 +9,34 @@ from pathlib import Path
 
 from lakeplane.cli.output import Printer
 from lakeplane.cli.summary import print_run
+from lakeplane.demo import telco
 from lakeplane.demo.generator import generate_day
+from lakeplane.errors import AccessDenied
 from lakeplane.lake import Lake, open_lake
 
 
-def build_project(path: Path) -> Lake:
-    """A fresh copy of the demo project in ``path`` (anything there before is removed)."""
+def build_project(path: Path, governed: bool = True) -> Lake:
+    """A fresh copy of the demo project in ``path`` (anything there before is removed).
+
+    With ``governed`` false the policy file is left out, so no query needs a principal.
+    """
     if path.exists():
         shutil.rmtree(path)
     template = resources.files("lakeplane.demo") / "project"
     with resources.as_file(template) as source:
         shutil.copytree(source, path)
+    if not governed:
+        (path / "policy.yaml").unlink()
     return open_lake(path)
+
+
+#: The telco query the demo runs as two principals: the same SQL, two different answers.
+TELCO_QUERY = (
+    "SELECT c.msisdn, s.card_pan, c.region, count(*) AS calls, sum(c.duration_s) AS seconds "
+    "FROM telco.processed.cdr c JOIN telco.processed.subscribers s ON s.msisdn = c.msisdn "
+    "GROUP BY ALL ORDER BY calls DESC, c.msisdn LIMIT 5"
+)
+ANALYST = "ana"
 
 
 def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impressions: int) -> None:
@@ -30,8 +46,9 @@ def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impression
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
         drop = generate_day(lake.project_dir / "incoming", day, impressions)
-        for dataset, files in drop.files.items():
-            lake.land(dataset, files, day)
+        files = {**drop.files, **telco.generate_day(lake.project_dir / "incoming", day, impressions // 10)}
+        for dataset, paths in files.items():
+            lake.land(dataset, paths, day)
         steps = len(lake.config.datasets) + len(lake.models())
         with printer.progress(f"nightly {day}", steps) as advance:
             summary = lake.run(day, progress=advance)
@@ -41,24 +58,40 @@ def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impression
     sample = lake.query(
         "SELECT ds, campaign_id, campaign_name, country, device, impressions, clicks, ctr, spend "
         "FROM curated.daily_campaign_stats WHERE ds = :ds ORDER BY impressions DESC LIMIT 8",
-        params={"ds": start + dt.timedelta(days=days - 1)},
+        params={"ds": start + dt.timedelta(days=days - 1)}, principal=ANALYST,
     )
     quarantine = lake.query(
         "SELECT reason, count(*) AS records, min(regexp_extract(source_file, 'raw/.*')) AS example_file, "
         "min(line) AS first_line FROM processed.impressions_quarantine GROUP BY reason "
-        "ORDER BY records DESC, reason"
+        "ORDER BY records DESC, reason", principal=ANALYST,
     )
+    governed = {who: lake.query(TELCO_QUERY, principal=who, dialect="trino") for who in ("ana", "eve")}
+    try:
+        lake.query(TELCO_QUERY, principal="ian", dialect="trino")
+        denied = "allowed (unexpected)"
+    except AccessDenied as exc:
+        denied = str(exc)
     if printer.json:
         printer.emit({"project": str(lake.project_dir), "runs": [s.to_dict() for s in summaries],
-                      "sample": sample.to_pylist(), "quarantine": quarantine.to_pylist()})
+                      "sample": sample.to_pylist(), "quarantine": quarantine.to_pylist(),
+                      "governed": {k: v.to_pylist() for k, v in governed.items()}, "intern": denied})
         return
     printer.table("curated.daily_campaign_stats (top rows of the last day)", sample.column_names,
                   [list(r.values()) for r in sample.to_pylist()])
     printer.table("processed.impressions_quarantine by reason", quarantine.column_names,
                   [list(r.values()) for r in quarantine.to_pylist()])
+    printer.line(f"\none policy, the same query, three principals:\n  {TELCO_QUERY}")
+    for who, result in governed.items():
+        role = ", ".join(lake.governance.principal(who).identities - {f"user:{who}"})
+        printer.table(f"as {who} ({role})", result.column_names,
+                      [list(r.values()) for r in result.to_pylist()])
+    printer.line(f"as ian (role:intern): {denied}")
     printer.line(
         f"\nnext, from {lake.project_dir}:\n"
         "  lakeplane tables\n"
         "  lakeplane describe curated.daily_campaign_stats\n"
-        "  lakeplane query \"SELECT reason, line, raw_text FROM processed.impressions_quarantine LIMIT 5\""
+        "  lakeplane query --as fred \"SELECT * FROM telco.processed.subscribers LIMIT 5\"\n"
+        "  lakeplane access who-can-see telco.processed.cdr.msisdn\n"
+        "  lakeplane access explain --as eve \"SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1\"\n"
+        "  lakeplane audit verify"
     )

@@ -81,6 +81,14 @@ class DuckDBSession(EngineSession):
             )
             self.con.register(alias, dataset)
 
+    def sandbox(self) -> None:
+        """From now on this connection reads only the lake: no other files, no ATTACH, no INSTALL."""
+        statements = ["SET enable_external_access = false", "SET lock_configuration = true"]
+        if self.storage.is_local:
+            statements.insert(0, f"SET allowed_directories = [{quote_literal(self.storage.base + '/')}]")
+        for statement in statements:
+            self.con.execute(statement)
+
     def arrow_reader(self, sql: str) -> pa.RecordBatchReader:
         try:
             return self.con.sql(sql).fetch_arrow_reader(batch_size=64_000)

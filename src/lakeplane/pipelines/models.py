@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -33,6 +34,7 @@ from lakeplane.errors import LakeplaneError, ModelError
 from lakeplane.query.compiler import compile_query, referenced_tables
 from lakeplane.storage import Zone
 
+Compiler = Callable[..., Any]
 HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:(.*)$")
 MODEL_ZONES = (Zone.PROCESSED.value, Zone.CURATED.value)
 
@@ -76,6 +78,7 @@ class ModelResult:
     seconds: float = 0.0
     snapshot_id: int | None = None
     inputs: list[str] = field(default_factory=list)
+    skipped: str | None = None
 
 
 def load_model(path: Path, default_domain: str) -> Model:
@@ -145,9 +148,13 @@ def qualify(name: str, domain: str) -> str:
     return f"{domain}.{name}" if name.count(".") == 1 else name
 
 
-def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model,
-              ds: dt.date | None) -> ModelResult:
-    """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit."""
+def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model, ds: dt.date | None,
+              compile_sql: Compiler = compile_query) -> ModelResult:
+    """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit.
+
+    ``compile_sql`` is the query compiler; a governed lake passes one that secures the SQL for the
+    pipeline's principal.
+    """
     from lakeplane.lake import plan_scan
 
     started = time.perf_counter()
@@ -158,7 +165,7 @@ def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model,
         catalog.load(full)
         return full
 
-    compiled = compile_query(model.sql, resolve, params={"ds": ds})
+    compiled = compile_sql(model.sql, resolve, params={"ds": ds})
     for binding in compiled.tables:
         source = plan_scan(catalog, binding.table, binding.row_filter)
         session.register_scan(binding.alias, source)

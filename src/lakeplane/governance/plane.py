@@ -1,0 +1,122 @@
+"""The governance plane of one lake: its policy, the versions recorded, the mask key and the audit log.
+
+Governance is on when the project holds its policy file (``governance.policy``, default
+``policy.yaml``); then every query names a principal, is compiled by :func:`compile_secured`, and
+leaves an audit record whether it was allowed or denied.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.schema import Schema
+
+from lakeplane.catalog import LakeCatalog
+from lakeplane.config import GovernanceConfig
+from lakeplane.errors import AccessDenied, LakeplaneError
+from lakeplane.governance.access import ColumnDecision, TableAccess, table_access
+from lakeplane.governance.audit import AuditEvent, AuditLog
+from lakeplane.governance.masks import redact_key
+from lakeplane.governance.policy import Policy, Principal, load_policy
+from lakeplane.governance.secure import SecuredQuery, compile_secured
+from lakeplane.governance.store import PolicyStore, PolicyVersion
+
+
+class Governance:
+    """Policy, versions, key and audit for one lake project."""
+
+    def __init__(self, config: GovernanceConfig, project_dir: Path, state_dir: Path,
+                 catalog: Callable[[], LakeCatalog]) -> None:
+        self.config = config
+        self.path = project_dir / config.policy
+        self.state_dir = state_dir
+        self._catalog = catalog
+        self._policy: tuple[float, Policy] | None = None
+        self._version: PolicyVersion | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.path.exists()
+
+    @property
+    def catalog(self) -> LakeCatalog:
+        return self._catalog()
+
+    def policy(self) -> Policy:
+        """The policy file, validated (re-read when it changes)."""
+        mtime = self.path.stat().st_mtime
+        if self._policy is None or self._policy[0] != mtime:
+            self._policy = (mtime, load_policy(self.path))
+            self._version = None
+        return self._policy[1]
+
+    def version(self) -> PolicyVersion:
+        """The recorded version of the current policy (recording a new one when it changed)."""
+        policy = self.policy()
+        if self._version is None or self._version.digest != policy.digest:
+            self._version = PolicyStore(self.catalog.iceberg.engine).record(policy, self._schemas)
+        return self._version
+
+    def _schemas(self) -> dict[str, Schema]:
+        return {str(ref): self.catalog.load(ref).schema() for ref in self.catalog.list_tables()}
+
+    def principal(self, name: str) -> Principal:
+        return self.policy().principal(name)
+
+    def access(self, principal: str | Principal, table: str) -> TableAccess:
+        who = self.principal(principal) if isinstance(principal, str) else principal
+        schema = self.catalog.load(table).schema()
+        return table_access(self.policy(), self.version().bindings, who, table, schema)
+
+    def column(self, principal: Principal, table: str, column: str) -> ColumnDecision | None:
+        return self.access(principal, table).column(column)
+
+    def key(self) -> bytes:
+        """The hash-mask key: from the environment, else a key file made once (mode 600)."""
+        from_env = os.environ.get(self.config.mask_key_env)
+        if from_env:
+            return from_env.encode()
+        path = self.state_dir / "mask.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+    def compile(self, sql: str, principal: str, resolve: Callable[[str], str], *, read: str,
+                write: str, params: Mapping[str, Any] | None = None) -> SecuredQuery:
+        """Compile ``sql`` for ``principal``; a denial is audited before it is raised."""
+        who = self.principal(principal)
+        try:
+            return compile_secured(sql, resolve, lambda table: self.access(who, table), self.key(),
+                                   principal=who.name, read=read, write=write, params=params)
+        except AccessDenied as exc:
+            self.audit(AuditEvent(principal=who.name, policy_version=self.version().label, sql=sql,
+                                  decision="denied", reason=str(exc),
+                                  tables=[t] if (t := getattr(exc, "table", None)) else []))
+            raise
+        except LakeplaneError:
+            raise
+
+    def record_allowed(self, secured: SecuredQuery, principal: str, sql: str, rows: int | None) -> None:
+        self.audit(AuditEvent(
+            principal=principal, policy_version=self.version().label, sql=sql, decision="allowed",
+            reason="; ".join(sorted({c.because for a in secured.access.values() for c in a.visible})),
+            tables=[a.table for a in secured.access.values()], columns=secured.columns_read,
+            masks=secured.masks, filters=secured.filters, rows=rows,
+        ))
+
+    def audit(self, event: AuditEvent) -> None:
+        AuditLog(self.catalog.iceberg.engine).append(event)
+
+    def audit_log(self) -> AuditLog:
+        return AuditLog(self.catalog.iceberg.engine)
+
+    def shown(self, sql: str) -> str:
+        """SQL safe to show a person: the mask key's material replaced by a placeholder."""
+        return redact_key(sql, self.key())
