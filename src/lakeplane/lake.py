@@ -262,6 +262,41 @@ class Lake:
             self.governance.record_allowed(compiled, principal or "", sql, table.num_rows)
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
 
+    # -- governance answers ------------------------------------------------------------------
+    def _governed(self) -> Governance:
+        if not self.governance.enabled:
+            raise ConfigError(f"no {self.governance.path.name} in {self.project_dir}: governance is off",
+                              file=str(self.governance.path))
+        return self.governance
+
+    def who_can_see(self, table_column: str) -> list[Any]:
+        """For every principal: unmasked, masked (how) or denied on ``table.column``, and why."""
+        from lakeplane.governance.answers import who_can_see
+
+        governance = self._governed()
+        table_name, _, column = table_column.rpartition(".")
+        table = self.resolve_table(table_name)
+        return who_can_see(governance.policy(), governance.version().bindings, table, column,
+                           self.catalog.load(table).schema())
+
+    def explain(self, sql: str, principal: str, dialect: str = "trino") -> dict[str, Any]:
+        """The secured SQL that would run for ``principal``, and every decision behind it."""
+        from lakeplane.governance.answers import explain
+
+        governance = self._governed()
+        secured = governance.compile(sql, principal, self.resolve_table, read=dialect,
+                                     write=self.engine().dialect)
+        return {"principal": principal, "policy_version": governance.version().label,
+                **explain(secured, governance.shown)}
+
+    def policy_diff(self, new_policy: str | os.PathLike[str]) -> list[Any]:
+        """Who gains or loses what on which columns if ``new_policy`` replaced the current one."""
+        from lakeplane.governance.answers import diff
+
+        governance = self._governed()
+        schemas = {str(ref): self.catalog.load(ref).schema() for ref in self.catalog.list_tables()}
+        return diff(governance.policy(), governance.version().bindings, Path(new_policy), schemas)
+
     def tables(self) -> list[TableRef]:
         return self.catalog.list_tables()
 

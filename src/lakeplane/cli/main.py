@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from lakeplane.cli.governance import register as register_governance
 from lakeplane.cli.output import Printer, human_bytes
 from lakeplane.errors import LakeplaneError
 
@@ -186,21 +187,6 @@ def describe(ctx: Context, table: str) -> None:
 
 
 @cli.command()
-@click.argument("sql")
-@click.option("--limit", default=50, show_default=True, help="Rows to print (table output).")
-@pass_ctx
-def query(ctx: Context, sql: str, limit: int) -> None:
-    """Run a read-only SQL query over the lake's tables."""
-    result = ctx.lake().query(sql)
-    if ctx.printer.json:
-        ctx.printer.emit(result.to_pylist())
-        return
-    ctx.printer.table(None, result.column_names,
-                      [list(r.values()) for r in result.slice(0, limit).to_pylist()])
-    ctx.printer.line(f"{result.num_rows} rows")
-
-
-@cli.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default="demo")
 @click.option("--days", default=3, show_default=True, help="Days of partner drops to run.")
 @click.option("--impressions", default=50_000, show_default=True, help="Impressions per day.")
@@ -215,6 +201,9 @@ def demo(ctx: Context, path: Path, days: int, impressions: int, start: str) -> N
 
 def main() -> None:
     cli(prog_name="lakeplane")
+
+
+register_governance(cli)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impression
         "  lakeplane describe curated.daily_campaign_stats\n"
         "  lakeplane query --as fred \"SELECT * FROM telco.processed.subscribers LIMIT 5\"\n"
         "  lakeplane access who-can-see telco.processed.cdr.msisdn\n"
-        "  lakeplane access explain --as eve \"SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1\"\n"
+        "  lakeplane access explain --as eve \"SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1\""
+        "\n"
         "  lakeplane audit verify"
     )

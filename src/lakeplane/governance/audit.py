@@ -144,10 +144,12 @@ class AuditLog:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        try:
-            _metadata.create_all(engine)
-        except sa.exc.DatabaseError:  # another process created the tables between check and create
-            _metadata.create_all(engine)
+        for table in (audit_table, head_table):
+            try:
+                table.create(engine, checkfirst=True)
+            except sa.exc.DatabaseError:  # fine if another process created it between check and create
+                if not sa.inspect(engine).has_table(table.name):
+                    raise
         try:
             with engine.begin() as conn:
                 # Only a brand-new log gets an anchor: inventing one over existing records would hide

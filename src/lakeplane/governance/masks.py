@@ -17,12 +17,15 @@ Mask (policy form)              Result                                       Res
                                 other character replaced by ``*``
 ``{truncate: year|month}``      truncated to the start of the year/month     the column's type (date,
                                 (timestamptz: in the session time zone)      timestamp, timestamptz)
-``{bucket: w}``                 ``floor(value / w) * w``; for int/long ``w``  the column's type
-                                must be whole                                (numbers only)
+``{bucket: w}``                 ``floor(value / w) * w`` (``w`` whole for    the column's type
+                                int and long columns)                        (numbers only)
 ``{sql: "..."}``                the expression, ``value`` standing for the   cast to the column's type
                                 column; it may read no other column, table,
                                 subquery, aggregate or window
 ==============================  ===========================================  ==========================
+
+Masks other than ``null`` and ``redact`` keep NULL as NULL. A mask on a type it does not apply to raises
+:class:`MaskTypeError`; a malformed mask raises :class:`MaskSpecError` (a ``ValueError``).
 
 Restrictiveness (:attr:`MaskSpec.rank`, higher hides more), used when several masks apply to a column:
 ``null`` 70 > ``redact`` 60 > ``hash`` 50 > ``first`` = ``last`` 40 > ``truncate`` = ``bucket`` 30 >
@@ -270,6 +273,7 @@ def _hash(spec: MaskSpec, column: ColumnCopy, dtype: exp.DataType, key: bytes) -
 
 def _stars(column: ColumnCopy, shown: int) -> exp.Expression:
     hidden = exp.Sub(this=exp.Length(this=column()), expression=exp.Literal.number(shown))
+    # ignore_nulls spares a NULL guard around GREATEST: the `||` joining the parts already gives NULL.
     return exp.Repeat(this=exp.Literal.string("*"),
                       times=exp.Greatest(this=hidden, expressions=[exp.Literal.number(0)], ignore_nulls=True))
 
@@ -315,24 +319,26 @@ def _sql(spec: MaskSpec, column: ColumnCopy, dtype: exp.DataType, key: bytes) ->
 
 def _parse_sql_mask(expression: str) -> exp.Expression:
     """Parse a ``sql`` mask, accepting one scalar expression that reads only ``value``."""
+    if not expression.strip():
+        raise MaskSpecError("sql mask is empty", mask=expression)
     try:
         select = sqlglot.parse_one(f"SELECT {expression}", dialect="duckdb")
     except ParseError as exc:
         reason = exc.errors[0].get("description", exc) if exc.errors else exc
-        raise MaskSpecError(f"sql mask {expression!r} does not parse: {reason}", mask=expression) from None
+        raise MaskSpecError(f"sql mask does not parse: {reason}", mask=expression) from None
     # Wrapping in SELECT makes anything but one projection (FROM, a second statement, ...) show up here.
     others = [name for name, arg in select.args.items() if arg and name != "expressions"]
     if not isinstance(select, exp.Select) or others or len(select.expressions) != 1:
-        raise MaskSpecError(f"sql mask {expression!r} must be a single expression", mask=expression)
+        raise MaskSpecError("sql mask must be a single expression", mask=expression)
     parsed: exp.Expression = select.expressions[0]
     for node in parsed.walk():
         node.comments = None  # never carried into generated SQL
         for forbidden, what in _SQL_MASK_FORBIDDEN:
             if isinstance(node, forbidden):
-                raise MaskSpecError(f"sql mask {expression!r} may not use {what}", mask=expression)
+                raise MaskSpecError(f"sql mask may not use {what}", mask=expression)
         if isinstance(node, exp.Column) and (node.table or node.name.lower() != "value"):
-            raise MaskSpecError(f"sql mask {expression!r} reads column {node.sql()!r}; it may read only "
-                                "'value', the masked column", mask=expression)
+            raise MaskSpecError(f"sql mask reads column {node.sql()!r}; it may read only 'value', "
+                                "the masked column", mask=expression)
     return parsed.copy()
 
 

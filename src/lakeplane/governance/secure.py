@@ -75,7 +75,9 @@ def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callabl
     access = {b.alias: access_for(b.table) for b in ctx.bindings.values()}
     for table_access in access.values():
         if not table_access.visible:
-            raise AccessDenied(f"principal '{principal}' may not read table {table_access.table}",
+            reasons = sorted({c.because for c in table_access.columns})
+            raise AccessDenied(f"principal '{principal}' may not read table {table_access.table} "
+                               f"({'; '.join(reasons)})",
                                principal=principal, table=table_access.table, column=None)
     expression = _qualify(expression, access, principal, read)
     columns_read = _columns_read(expression, access)
