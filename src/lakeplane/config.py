@@ -217,6 +217,7 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
                 walk(value_node, path)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
+                found[(*prefix, str(index))] = item.start_mark.line + 1
                 walk(item, (*prefix, str(index)))
 
     root = yaml.compose(text)

@@ -53,16 +53,19 @@ class TableAccess:
         return next((c for c in self.columns if c.column == name), None)
 
 
-def bind_columns(policy: Policy, schemas: dict[str, Schema]) -> dict[str, int]:
+def bind_columns(policy: Policy, schemas: dict[str, Schema],
+                 bound_before: dict[str, int] | None = None) -> dict[str, int]:
     """Field ids of every column the policy names, for the tables that exist now.
+
+    Columns in ``bound_before`` keep their field id (they may have been renamed since).
 
     Raises:
         PolicyError: a named column is not in its (existing) table, with the policy's file and line.
     """
-    bound: dict[str, int] = {}
+    bound: dict[str, int] = dict(bound_before or {})
     for path, line in _column_paths(policy):
         table, column = path.rsplit(".", 1)
-        if table not in schemas:
+        if table not in schemas or path in bound:
             continue
         names = {f.name: f.field_id for f in schemas[table].fields}
         if column not in names:

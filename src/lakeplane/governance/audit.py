@@ -6,9 +6,9 @@ Records live in ``lakeplane_audit`` in the catalog's own database, so a PostgreS
 log between all its users.
 
 The chain: record ``n`` carries ``prev_hash``, the hash of record ``n - 1`` (64 zeros for record 1), and
-``hash``, the SHA-256 of the canonical JSON (sorted keys, no whitespace) of all its other fields,
-``seq`` and ``prev_hash`` included. Editing a record breaks its own hash, deleting one leaves a gap in
-``seq``, and re-hashing an edited record breaks the ``prev_hash`` of the one after it.
+``hash``, the SHA-256 of the canonical JSON (sorted keys, no whitespace, non-ASCII escaped) of all its
+other fields, ``seq`` and ``prev_hash`` included. Editing a record breaks its own hash, deleting one
+leaves a gap in ``seq``, and re-hashing an edited record breaks the ``prev_hash`` of the one after it.
 
 A chain cannot show that its *last* records were deleted, so a one-row anchor table,
 ``lakeplane_audit_head``, holds the last seq and hash and moves in the same transaction as each append;
@@ -127,7 +127,7 @@ class AuditRecord:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What :meth:`AuditLog.verify` found: ``first_bad_seq`` and ``problem`` are None when ``ok``."""
+    """What :meth:`AuditLog.verify` found in the ``records`` it read; ``first_bad_seq`` may be None."""
 
     ok: bool
     records: int

@@ -37,6 +37,7 @@ class Governance:
         self._catalog = catalog
         self._policy: tuple[float, Policy] | None = None
         self._version: PolicyVersion | None = None
+        self._audit: AuditLog | None = None
 
     @property
     def enabled(self) -> bool:
@@ -112,10 +113,12 @@ class Governance:
         ))
 
     def audit(self, event: AuditEvent) -> None:
-        AuditLog(self.catalog.iceberg.engine).append(event)
+        self.audit_log().append(event)
 
     def audit_log(self) -> AuditLog:
-        return AuditLog(self.catalog.iceberg.engine)
+        if self._audit is None:
+            self._audit = AuditLog(self.catalog.iceberg.engine)
+        return self._audit
 
     def shown(self, sql: str) -> str:
         """SQL safe to show a person: the mask key's material replaced by a placeholder."""

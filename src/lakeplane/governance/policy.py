@@ -262,7 +262,7 @@ def _rules(path: Path, lines: dict[tuple[str, ...], int], doc: PolicyDocument) -
     for i, rule in enumerate(doc.masks):
         check_target("masks", i, rule.on, rule.tags)
         try:
-            spec = MaskSpec.parse(rule.mask)
+            spec = MaskSpec.parse("null" if rule.mask is None else rule.mask)  # YAML `null` is None
         except ValueError as exc:
             raise _error(path, lines, ("masks", str(i), "mask"), str(exc)) from None
         rules.append(Rule("mask", i, check_to("masks", i, rule.to), rule.on,

@@ -63,8 +63,7 @@ class PolicyStore:
         """The version of ``policy``: the latest if unchanged (binding new tables), else a new one."""
         latest = self.latest()
         if latest is not None and latest.digest == policy.digest:
-            fresh = bind_columns(policy, schemas())
-            merged = {**fresh, **latest.bindings}
+            merged = bind_columns(policy, schemas(), latest.bindings)
             if merged != latest.bindings:
                 with self.engine.begin() as conn:
                     conn.execute(VERSIONS.update().where(VERSIONS.c.version == latest.number)

@@ -1,0 +1,458 @@
+"""The audit log on real SQLite files: append, verify against tampering, concurrent writers, search."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lakeplane.governance.audit import GENESIS_HASH, AuditError, AuditEvent, AuditLog, AuditRecord
+from lakeplane.lake import Lake
+
+ORDERS = "sales.curated.orders"
+
+
+def event(n: int = 0, **overrides: Any) -> AuditEvent:
+    fields: dict[str, Any] = {
+        "principal": "ana",
+        "policy_version": "v3",
+        "sql": f"SELECT amount FROM curated.orders LIMIT {n}",
+        "decision": "allowed",
+        "reason": "role analyst",
+        "tables": [ORDERS],
+        "columns": [f"{ORDERS}.amount"],
+        "masks": {f"{ORDERS}.email": "hash"},
+        "filters": ["region = 'EU'"],
+        "rows": n,
+    }
+    return AuditEvent(**(fields | overrides))
+
+
+def new_engine(path: Path) -> sa.Engine:
+    return sa.create_engine(f"sqlite:///{path}")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = new_engine(tmp_path / "catalog.db")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def log(engine: sa.Engine) -> AuditLog:
+    return AuditLog(engine)
+
+
+def filled(log: AuditLog, count: int) -> list[AuditRecord]:
+    return [log.append(event(n)) for n in range(1, count + 1)]
+
+
+def run_sql(engine: sa.Engine, statement: str, params: dict[str, Any] | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement), params or {})
+
+
+# -- append and read back ------------------------------------------------------------------------
+def test_append_returns_and_stores_the_record(log: AuditLog) -> None:
+    assert log.head() is None
+    first = log.append(event(1))
+    second = log.append(event(2, decision="denied", reason="no grant on pii", rows=None, masks={}))
+
+    assert (first.seq, second.seq) == (1, 2)
+    assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
+    assert first.hash == first.computed_hash() and len(first.hash) == 64
+    assert dt.datetime.fromisoformat(first.at).tzinfo == dt.UTC
+    assert log.head() == second
+    assert log.search() == [second, first]
+    assert second.rows is None and second.masks == {} and second.decision == "denied"
+    result = log.verify()
+    assert result.ok and result.records == 2
+
+
+def test_empty_log_verifies(log: AuditLog) -> None:
+    result = log.verify()
+    assert result.ok and result.records == 0 and result.problem is None
+
+
+def test_reopening_keeps_the_log(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 3)
+    again = AuditLog(engine)
+    assert again.append(event(4)).seq == 4
+    assert again.verify().ok
+
+
+def test_log_lives_in_the_catalog_database(demo_lake: Lake) -> None:
+    log = AuditLog(demo_lake.catalog.iceberg.engine)
+    log.append(event(1))
+    assert sa.inspect(demo_lake.catalog.iceberg.engine).has_table("lakeplane_audit")
+    assert AuditLog(demo_lake.catalog.iceberg.engine).verify().records == 1
+
+
+@pytest.mark.parametrize("bad", [
+    {"decision": "maybe"}, {"principal": ""}, {"rows": -1},
+])
+def test_bad_events_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(AuditError):
+        event(1, **bad)
+
+
+# -- tampering -----------------------------------------------------------------------------------
+EDITS = {
+    "at": "'2020-01-01T00:00:00.000000+00:00'",
+    "principal": "'mallory'",
+    "policy_version": "'v0'",
+    "sql": "'SELECT 1'",
+    "tables": "'[]'",
+    "columns": "'[\"sales.curated.orders.id\"]'",
+    "masks": "'{}'",
+    "filters": "'[]'",
+    "rows": "rows + 1",
+    "decision": "'denied'",
+    "reason": "''",
+    "prev_hash": f"'{'1' * 64}'",
+    "hash": f"'{'2' * 64}'",
+}
+
+
+@pytest.mark.parametrize("column", list(EDITS))
+def test_editing_any_field_of_a_middle_record_is_detected(engine: sa.Engine, log: AuditLog,
+                                                          column: str) -> None:
+    filled(log, 5)
+    run_sql(engine, f'UPDATE lakeplane_audit SET "{column}" = {EDITS[column]} WHERE seq = 3')
+    result = log.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 3
+    assert result.problem == "record 3 was edited (hash mismatch)"
+
+
+def test_malformed_json_is_reported_as_an_edit(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 3)
+    run_sql(engine, "UPDATE lakeplane_audit SET columns = 'not json' WHERE seq = 2")
+    assert log.verify().problem == "record 2 was edited (a field is malformed)"
+    with pytest.raises(AuditError, match="record 2 is malformed"):
+        log.search()
+
+
+def test_deleting_a_middle_record_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 5)
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 3")
+    result = log.verify()
+    assert (result.first_bad_seq, result.problem) == (3, "record 3 is missing (seq jumps 2 -> 4)")
+
+
+def test_deleting_the_first_record_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 3)
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 1")
+    assert log.verify().first_bad_seq == 1
+
+
+def test_deleting_the_tail_is_detected_by_the_anchor(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 5)
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 5")
+    result = log.verify()
+    assert (result.first_bad_seq, result.problem) == (
+        5, "the last record was deleted (the log ends at 4, its head anchor is at 5)")
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 4")
+    assert log.verify().problem == "the last 2 records were deleted (the log ends at 3, its head anchor is at 5)"
+    # later appends chain from the anchor, so the hole stays visible
+    assert log.append(event(6)).seq == 6
+    assert log.verify().problem == "record 4 is missing (seq jumps 3 -> 6)"
+
+
+def test_deleting_everything_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 3)
+    run_sql(engine, "DELETE FROM lakeplane_audit")
+    assert log.verify().problem == "the last 3 records were deleted (the log ends at 0, its head anchor is at 3)"
+
+
+def test_a_missing_anchor_is_detected_and_stops_appends(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 2)
+    run_sql(engine, "DELETE FROM lakeplane_audit_head")
+    assert log.verify().problem == "the audit head anchor (lakeplane_audit_head) is missing"
+    AuditLog(engine)  # reopening must not invent a new anchor over the existing records
+    assert not log.verify().ok
+    with pytest.raises(AuditError, match="anchor .* is missing"):
+        log.append(event(3))
+
+
+def forge(record: AuditRecord, **changes: Any) -> dict[str, Any]:
+    """A record an attacker builds with the published hash rule, as column values."""
+    forged = dataclasses.replace(record, **changes)
+    values = dataclasses.asdict(dataclasses.replace(forged, hash=forged.computed_hash()))
+    return {k: json.dumps(v) if k in ("tables", "columns", "masks", "filters") else v
+            for k, v in values.items()}
+
+
+def insert(engine: sa.Engine, values: dict[str, Any]) -> None:
+    names = ", ".join(f'"{k}"' for k in values)
+    run_sql(engine, f"INSERT INTO lakeplane_audit ({names}) VALUES ({', '.join(':' + k for k in values)})",
+            values)
+
+
+def test_a_forged_record_with_a_wrong_hash_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    records = filled(log, 4)
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 2")
+    insert(engine, forge(records[1], principal="mallory") | {"hash": "f" * 64})
+    assert log.verify().problem == "record 2 was edited (hash mismatch)"
+
+
+def test_a_forged_record_with_a_valid_hash_breaks_the_next_link(engine: sa.Engine, log: AuditLog) -> None:
+    records = filled(log, 4)
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 2")
+    insert(engine, forge(records[1], principal="mallory"))
+    result = log.verify()
+    assert (result.first_bad_seq, result.problem) == (3, "record 3 does not follow record 2 (prev_hash mismatch)")
+
+
+def test_a_forged_record_appended_behind_the_logs_back_is_detected(engine: sa.Engine,
+                                                                    log: AuditLog) -> None:
+    records = filled(log, 3)
+    last = records[-1]
+    insert(engine, forge(last, seq=4, prev_hash=last.hash, decision="denied"))
+    result = log.verify()
+    assert (result.first_bad_seq, result.problem) == (
+        4, "records 4..4 were not appended through the audit log (head anchor at 3)")
+    # appending still works, and still chains from the anchor, so the forgery stays visible
+    assert log.append(event(5)).seq == 5
+    assert log.verify().problem == "record 5 does not follow record 4 (prev_hash mismatch)"
+
+
+def test_an_edited_anchor_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 3)
+    run_sql(engine, "UPDATE lakeplane_audit_head SET hash = :h", {"h": "e" * 64})
+    assert log.verify().problem == "record 3 does not match the head anchor (hash mismatch)"
+
+
+def test_swapping_two_records_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 5)
+    run_sql(engine, "UPDATE lakeplane_audit SET seq = -3 WHERE seq = 3")
+    run_sql(engine, "UPDATE lakeplane_audit SET seq = 3 WHERE seq = 4")
+    run_sql(engine, "UPDATE lakeplane_audit SET seq = 4 WHERE seq = -3")
+    assert log.verify().problem == "record 3 was edited (hash mismatch)"
+
+
+def test_renumbering_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 5)
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 3")
+    run_sql(engine, "UPDATE lakeplane_audit SET seq = seq - 1 WHERE seq > 3")  # close the gap
+    run_sql(engine, "UPDATE lakeplane_audit_head SET seq = 4")
+    assert log.verify().problem == "record 3 was edited (hash mismatch)"
+    run_sql(engine, "UPDATE lakeplane_audit SET seq = seq + 10")
+    assert log.verify().problem == "record 1 is missing (seq jumps 0 -> 11)"
+    run_sql(engine, "UPDATE lakeplane_audit SET seq = seq - 20")
+    assert log.verify().problem == "record -9 is out of sequence (expected 1)"
+
+
+def test_a_full_rewrite_is_caught_only_by_a_pinned_head(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 4)
+    pinned = log.head()
+    assert pinned is not None
+    log.append(event(5))
+    assert log.verify(expected_head=pinned.hash).ok  # the log may grow after the pin
+
+    # An attacker with write access to both tables re-hashes everything from record 2 on.
+    records = sorted(log.search(limit=100), key=lambda r: r.seq)
+    prev_hash = records[0].hash
+    for record in records[1:]:
+        values = forge(record, principal="mallory", prev_hash=prev_hash)
+        run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = :seq", {"seq": record.seq})
+        insert(engine, values)
+        prev_hash = values["hash"]
+    run_sql(engine, "UPDATE lakeplane_audit_head SET hash = :h", {"h": prev_hash})
+
+    assert log.verify().ok
+    result = log.verify(expected_head=pinned.hash)
+    assert not result.ok and result.first_bad_seq is None
+    assert result.problem == f"the pinned head {pinned.hash} is not in the log: it was rewritten or truncated"
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+def test_concurrent_writers_give_a_gapless_verified_chain(tmp_path: Path) -> None:
+    path, threads, each = tmp_path / "catalog.db", 8, 25
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def writer(number: int) -> None:
+        engine = new_engine(path)  # one engine per writer, as separate processes would have
+        try:
+            start.wait()
+            log = AuditLog(engine)  # the tables do not exist yet: creating them races too
+            for n in range(each):
+                log.append(event(n, principal=f"writer-{number}"))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            engine.dispose()
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+
+    engine = new_engine(path)
+    log = AuditLog(engine)
+    result = log.verify()
+    assert result.ok and result.records == threads * each, result
+    records = log.search(limit=1000)
+    assert sorted(r.seq for r in records) == list(range(1, threads * each + 1))
+    for number in range(threads):
+        assert len(log.search(principal=f"writer-{number}", limit=1000)) == each
+    engine.dispose()
+
+
+def test_a_writer_waits_out_a_lock_and_gives_up_when_it_stays(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.02})
+    log = AuditLog(engine)
+    log.append(event(1))
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holding the database's write lock
+        with pytest.raises(AuditError, match="other writers won 10 times") as raised:
+            log.append(event(2))
+        assert raised.value.retryable
+        release = threading.Timer(0.05, blocker.rollback)
+        release.start()
+        assert log.append(event(2)).seq == 2  # retried until the lock went away
+        release.join()
+    finally:
+        blocker.close()
+        engine.dispose()
+    assert AuditLog(new_engine(path)).verify().records == 2
+
+
+# -- search --------------------------------------------------------------------------------------
+def test_search_by_principal_decision_and_limit(log: AuditLog) -> None:
+    log.append(event(1, principal="ana"))
+    log.append(event(2, principal="bo", decision="denied"))
+    log.append(event(3, principal="ana", decision="denied"))
+    log.append(event(4, principal="ana"))
+
+    assert [r.rows for r in log.search(principal="ana")] == [4, 3, 1]
+    assert [r.rows for r in log.search(decision="denied")] == [3, 2]
+    assert [r.rows for r in log.search(principal="ana", decision="denied")] == [3]
+    assert [r.rows for r in log.search(limit=2)] == [4, 3]
+    assert log.search(principal="nobody") == []
+
+
+@pytest.mark.parametrize(("wanted", "hits"), [
+    ("sales.curated.orders.unit_price", [2]),
+    ("curated.orders.unit_price", [2]),
+    ("orders.unit_price", [2]),
+    ("unit_price", [2]),
+    ("nit_price", []),  # a suffix must start at a dot
+    ("unit%price", []),
+    ("orders.amount", [3, 1]),
+    ("customers.email", [3]),
+    ("sales.curated.orders", []),  # a table is not a column
+])
+def test_search_by_column(log: AuditLog, wanted: str, hits: list[int]) -> None:
+    log.append(event(1))
+    log.append(event(2, columns=[f"{ORDERS}.unit_price"]))
+    log.append(event(3, columns=[f"{ORDERS}.amount", "sales.curated.customers.email"]))
+    assert [r.rows for r in log.search(column=wanted)] == hits
+
+
+def test_search_by_table(log: AuditLog) -> None:
+    log.append(event(1))
+    log.append(event(2, tables=["sales.raw.orders"]))
+    log.append(event(3, tables=["sales.curated.customers"]))
+    assert [r.rows for r in log.search(table="curated.orders")] == [1]
+    assert [r.rows for r in log.search(table="orders")] == [2, 1]
+    assert [r.rows for r in log.search(table="sales.curated.customers")] == [3]
+
+
+def test_search_since(log: AuditLog) -> None:
+    log.append(event(1))
+    time.sleep(0.002)
+    mark = dt.datetime.now(dt.UTC)
+    time.sleep(0.002)
+    log.append(event(2))
+    assert [r.rows for r in log.search(since=mark)] == [2]
+    assert [r.rows for r in log.search(since=mark.replace(tzinfo=None))] == [2]  # naive means UTC
+    in_paris = mark.astimezone(dt.timezone(dt.timedelta(hours=2)))
+    assert [r.rows for r in log.search(since=in_paris)] == [2]
+    assert log.search(since=mark + dt.timedelta(hours=1)) == []
+
+
+@pytest.mark.parametrize("bad", [{"limit": 0}, {"decision": "maybe"}])
+def test_bad_searches_are_refused(log: AuditLog, bad: dict[str, Any]) -> None:
+    with pytest.raises(AuditError):
+        log.search(**bad)
+
+
+# -- properties ----------------------------------------------------------------------------------
+names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+events = st.builds(
+    AuditEvent,
+    principal=names.filter(bool),
+    policy_version=names,
+    sql=names,
+    decision=st.sampled_from(["allowed", "denied"]),
+    reason=names,
+    tables=st.lists(names, max_size=3),
+    columns=st.lists(names, max_size=3),
+    masks=st.dictionaries(names, st.sampled_from(["hash", "null", "redact"]), max_size=2),
+    filters=st.lists(names, max_size=2),
+    rows=st.none() | st.integers(0, 2**62),
+)
+TEXT_FIELDS = ["at", "principal", "policy_version", "sql", "decision", "reason", "prev_hash", "hash"]
+LIST_FIELDS = ["tables", "columns", "filters"]
+databases = itertools.count()
+
+
+def edited(record: AuditRecord, name: str, extra: str) -> Any:
+    """A value of ``name`` that differs from the record's, as stored in the column."""
+    value = getattr(record, name)
+    if name in TEXT_FIELDS:
+        return value + extra
+    if name in LIST_FIELDS:
+        return json.dumps([*value, extra])
+    if name == "masks":
+        return json.dumps(value | {extra: "forged" + value.get(extra, "")})
+    if name == "rows":
+        return 7 if value is None else value + 1
+    return value + 1000  # seq: move the record out of its place
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    batch=st.lists(events, min_size=1, max_size=8),
+    target=st.integers(0, 7),
+    name=st.sampled_from([*TEXT_FIELDS, *LIST_FIELDS, "masks", "rows", "seq"]),
+    extra=names.filter(bool),
+)
+def test_any_single_edit_is_reported_at_its_seq(tmp_path_factory: pytest.TempPathFactory,
+                                                batch: list[AuditEvent], target: int, name: str,
+                                                extra: str) -> None:
+    engine = new_engine(tmp_path_factory.getbasetemp() / f"audit-{next(databases)}.db")
+    try:
+        log = AuditLog(engine)
+        records = [log.append(e) for e in batch]
+        assert log.verify().ok and log.verify().records == len(batch)
+        assert [r.seq for r in records] == list(range(1, len(batch) + 1))
+
+        record = records[target % len(records)]
+        with engine.begin() as conn:
+            table = sa.table("lakeplane_audit", sa.column("seq"), sa.column(name))
+            conn.execute(sa.update(table).where(table.c.seq == record.seq)
+                         .values({name: edited(record, name, extra)}))
+        result = log.verify()
+        assert not result.ok and result.first_bad_seq == record.seq, result
+    finally:
+        engine.dispose()
