@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.partitioning import PartitionSpec
@@ -70,6 +71,7 @@ class LakeCatalog:
                 key="catalog.uri",
             )
         self.uri = uri
+        self._loaded: dict[str, Table] = {}
         properties: dict[str, str] = {"uri": uri, "warehouse": storage.root_uri}
         if storage.scheme == "s3":
             s3 = storage_config.s3
@@ -97,9 +99,20 @@ class LakeCatalog:
         return bool(self.iceberg.table_exists(str(ref)))
 
     def load(self, ref: TableRef | str) -> Table:
+        """The table's current state.
+
+        Loading reads and parses the metadata file; a table whose metadata location has not moved
+        since the last load is returned from memory (one indexed catalog lookup instead).
+        """
         ref = TableRef.parse(ref) if isinstance(ref, str) else ref
+        location = self._metadata_location(ref)
+        cached = self._loaded.get(str(ref))
+        if location is not None and cached is not None and cached.metadata_location == location:
+            return cached
         try:
-            return self.iceberg.load_table(str(ref))
+            table = self.iceberg.load_table(str(ref))
+            self._loaded[str(ref)] = table
+            return table
         except NoSuchTableError:
             known = [str(t) for t in self.list_tables()]
             from lakeplane.errors import did_you_mean
@@ -107,6 +120,17 @@ class LakeCatalog:
             raise TableNotFoundError(
                 f"table '{ref}' does not exist{did_you_mean(str(ref), known)}", table=str(ref)
             ) from None
+
+    def _metadata_location(self, ref: TableRef) -> str | None:
+        query = sa.text("SELECT metadata_location FROM iceberg_tables WHERE catalog_name = :catalog "
+                        "AND table_namespace = :namespace AND table_name = :name")
+        try:
+            with self.iceberg.engine.connect() as conn:
+                row = conn.execute(query, {"catalog": self.iceberg.name,
+                                           "namespace": ".".join(ref.namespace), "name": ref.name}).first()
+        except sa.exc.SQLAlchemyError:
+            return None
+        return str(row[0]) if row else None
 
     def create(self, ref: TableRef, schema: Schema, spec: PartitionSpec,
                properties: dict[str, str] | None = None) -> Table:

@@ -306,4 +306,4 @@ def bind_row_filter(where: exp.Expression, principal: Principal) -> exp.Expressi
             return exp.Literal.string(principal.name)
         return node
 
-    return where.copy().transform(bind)
+    return where.copy().transform(bind, copy=False)

@@ -11,6 +11,7 @@ values must not decide which files are read.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -82,14 +83,19 @@ def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callabl
     expression = _qualify(expression, access, principal, read)
     columns_read = _columns_read(expression, access)
     bindings = [_pruned(b, expression, access[b.alias]) for b in ctx.bindings.values()]
-    expression = expression.transform(lambda node: _secure(node, access, key))
-    return SecuredQuery(expression.sql(dialect=write), bindings, access, columns_read, expression)
+    expression = expression.transform(lambda node: _secure(node, access, key), copy=False)
+    return SecuredQuery(expression.sql(dialect=write, copy=False), bindings, access, columns_read, expression)
+
+
+@functools.lru_cache(maxsize=256)
+def _type_sql(column_type: str, dialect: str) -> str:
+    return sql_type(column_type).sql(dialect)
 
 
 def _qualify(expression: exp.Expression, access: dict[str, TableAccess], principal: str,
              dialect: str) -> exp.Expression:
     schema = MappingSchema(
-        {alias: {c.column: sql_type(c.type).sql(dialect) for c in a.visible} for alias, a in access.items()},
+        {alias: {c.column: _type_sql(c.type, dialect) for c in a.visible} for alias, a in access.items()},
         dialect=dialect)
     try:
         return qualify(expression, schema=schema, dialect=dialect, validate_qualify_columns=True)
@@ -147,12 +153,14 @@ def _secure(node: exp.Expression, access: dict[str, TableAccess], key: bytes) ->
     source = exp.to_identifier(node.name)
     projections = []
     for column in table_access.visible:
-        ref = exp.column(column.column, table=source)
+        ref = exp.column(column.column, table=source.copy())
         value = mask_expression(column.mask, ref, column.type, key) if column.mask else ref
-        projections.append(exp.alias_(value, column.column, quoted=True))
-    select = exp.select(*projections).from_(exp.Table(this=source, alias=exp.TableAlias(this=source.copy())))
+        projections.append(exp.alias_(value, column.column, quoted=True, copy=False))
+    select = exp.Select(expressions=projections).from_(
+        exp.Table(this=source, alias=exp.TableAlias(this=source.copy())), copy=False)
     if table_access.row_filters:
-        select = select.where(exp.and_(*[_qualified(f, source) for f in table_access.row_filters]))
+        condition = exp.and_(*[_qualified(f, source) for f in table_access.row_filters], copy=False)
+        select = select.where(condition, copy=False)
     alias = node.alias or node.name
     return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
@@ -163,4 +171,4 @@ def _qualified(condition: exp.Expression, source: exp.Identifier) -> exp.Express
             return exp.column(node.name, table=source.copy())
         return node
 
-    return condition.copy().transform(qualify_column)
+    return condition.copy().transform(qualify_column, copy=False)

@@ -89,7 +89,7 @@ def bind_parameters(expression: exp.Expression, ctx: CompileContext) -> exp.Expr
             return _literal(ctx.params[node.name])
         return node
 
-    return expression.transform(bind)
+    return expression.transform(bind, copy=False)  # the compile owns its parse tree
 
 
 def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
@@ -112,7 +112,7 @@ def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expre
         return exp.Table(this=exp.to_identifier(binding.alias),
                          alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
-    return expression.transform(resolve)
+    return expression.transform(resolve, copy=False)
 
 
 Rewrite = Callable[[exp.Expression, CompileContext], exp.Expression]
@@ -136,7 +136,7 @@ def compile_query(sql: str, resolve: Callable[[str], str], *, read: str = "duckd
     ctx = CompileContext(resolve=resolve, params=params or {})
     for rewrite in rewrites:
         expression = rewrite(expression, ctx)
-    return CompiledQuery(expression.sql(dialect=write), list(ctx.bindings.values()), expression)
+    return CompiledQuery(expression.sql(dialect=write, copy=False), list(ctx.bindings.values()), expression)
 
 
 def referenced_tables(sql: str, dialect: str = "duckdb") -> list[str]:
