@@ -106,3 +106,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 class AccessDenied(LakeplaneError, PermissionError):
     """The policy does not let ``principal`` read ``table`` (or its ``column``)."""
+
+
+class QualityGateFailed(LakeplaneError):
+    """Blocking data-quality rules failed (``rules``): the step's output was not published."""

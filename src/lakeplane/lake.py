@@ -21,6 +21,7 @@ from lakeplane.engines.duckdb import DuckDBSession
 from lakeplane.errors import AccessDenied, ConfigError, EngineError, IngestError, QueryError, did_you_mean
 from lakeplane.governance.plane import Governance
 from lakeplane.ingest.step import IngestResult, ingest_dataset
+from lakeplane.pipelines.facade import PipelinesMixin
 from lakeplane.pipelines.models import Model, ModelResult, discover_models, qualify, run_model
 from lakeplane.query.compiler import compile_query
 from lakeplane.storage import LakeStorage, open_storage
@@ -30,8 +31,8 @@ STATE_DIR = ".lakeplane"
 Progress = Callable[[str], None]
 
 
-def plan_scan(catalog: LakeCatalog, table_name: str,
-              row_filter: BooleanExpression | None = None) -> ScanSource:
+def plan_scan(catalog: LakeCatalog, table_name: str, row_filter: BooleanExpression | None = None,
+              snapshot_id: int | None = None) -> ScanSource:
     """The files an engine must read for ``table_name`` after pyiceberg's partition pruning.
 
     Raises:
@@ -39,13 +40,13 @@ def plan_scan(catalog: LakeCatalog, table_name: str,
     """
     table = catalog.load(table_name)
     schema = table.schema().as_arrow()
-    if table.current_snapshot() is None:
+    if table.current_snapshot() is None and snapshot_id is None:
         return ScanSource(table_name, [], schema)
     files, size, records = [], 0, 0
     try:
-        tasks = table.scan(row_filter=row_filter or AlwaysTrue()).plan_files()
+        tasks = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id).plan_files()
     except ValueError:  # the filter names a column the table lacks: the engine will say so
-        tasks = table.scan().plan_files()
+        tasks = table.scan(snapshot_id=snapshot_id).plan_files()
     for task in tasks:
         if task.delete_files:
             raise EngineError(f"table '{table_name}' has row-level delete files; lakeplane reads "
@@ -83,7 +84,7 @@ class RunSummary:
         }
 
 
-class Lake:
+class Lake(PipelinesMixin):
     """A lake project: its config, storage, catalog and engines.
 
     Args:
@@ -174,8 +175,22 @@ class Lake:
     def models(self) -> list[Model]:
         return discover_models(self.project_dir / self.config.models_dir, self.config.name)
 
-    def run_model(self, model: Model, ds: dt.date | None) -> ModelResult:
-        """Run one model; in a governed lake, as the pipeline principal and only where it may write."""
+    def model(self, name: str) -> Model:
+        """The model that builds table ``name`` (``zone.table`` or ``domain.zone.table``)."""
+        models = {m.name: m for m in self.models()}
+        full = qualify(name, self.config.name)
+        if full not in models:
+            raise ConfigError(f"no model builds '{name}'{did_you_mean(full, models)}", key=name)
+        return models[full]
+
+    def run_model(self, model: Model, ds: dt.date | None, quality: str | None = None,
+                  blocking: bool = True) -> ModelResult:
+        """Run one model; in a governed lake, as the pipeline principal and only where it may write.
+
+        With ``quality`` (a DQDL ruleset file, relative to the project) the output is written to an
+        audit branch and published only if the ruleset's rules pass (all of them when ``blocking``).
+        """
+        gate = self._quality_gate(quality, ds, blocking) if quality else None
         compile_sql: Any = compile_query
         if self.governance.enabled:
             principal = self.config.governance.pipeline_principal
@@ -186,7 +201,14 @@ class Lake:
                                                params=params)
 
         with self._session(f"model-{model.ref.name}") as session:
-            return run_model(session, self.catalog, model, ds, compile_sql)
+            return run_model(session, self.catalog, model, ds, compile_sql, gate)
+
+    def _quality_gate(self, ruleset: str, ds: dt.date | None, blocking: bool) -> Any:
+        def gate(table: str, snapshot_id: int) -> list[dict[str, Any]]:
+            outcomes = self.dq_check(table, ruleset, ds=ds, snapshot_id=snapshot_id)
+            return [{**o, "blocking": blocking} for o in outcomes]
+
+        return gate
 
     def _require_insert(self, principal: str, table: str) -> None:
         from lakeplane.governance.access import may

@@ -95,11 +95,13 @@ class TableWriter:
 
     def commit(self, table: Table, paths: list[str], mode: Mode, rows: int, bytes_written: int,
                replace_filter: BooleanExpression | None = None,
-               properties: dict[str, str] | None = None) -> WriteResult:
+               properties: dict[str, str] | None = None, branch: str | None = None) -> WriteResult:
         """Make ``paths`` (relative to the lake root) visible in one commit.
 
         ``overwrite_partitions`` replaces the partitions the new files hold (or ``replace_filter``
         when given, so an empty result still clears its day); ``replace`` replaces the whole table.
+        With ``branch`` (created from main's head) the commit lands there and main is untouched; the
+        result's ``snapshot_id`` is then the branch's new head.
         """
         uris = [self.catalog.storage.uri(p) for p in paths]
         partitions = _partitions_of(paths, table)
@@ -120,13 +122,15 @@ class TableWriter:
         replaced = ([task.file for task in table.scan(row_filter=delete).plan_files()]
                     if delete is not None and table.current_snapshot() is not None else [])
         with table.transaction() as tx:
-            producer = tx.update_snapshot(snapshot_properties=properties)
+            producer = tx.update_snapshot(snapshot_properties=properties, branch=branch or "main")
             with producer.overwrite() if replaced else producer.fast_append() as snapshot:
                 for data_file in replaced:
                     snapshot.delete_data_file(data_file)
                 for uri in uris:
                     snapshot.append_data_file(parquet_file_to_data_file(table.io, table.metadata, uri))
-        return WriteResult(_name(table), rows, len(uris), bytes_written, _current(table), partitions)
+        head = table.snapshot_by_name(branch) if branch else table.current_snapshot()
+        return WriteResult(_name(table), rows, len(uris), bytes_written,
+                           head.snapshot_id if head else None, partitions)
 
 
 def new_write_dir(ref: TableRef) -> str:

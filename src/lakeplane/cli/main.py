@@ -11,6 +11,7 @@ import click
 
 from lakeplane.cli.governance import register as register_governance
 from lakeplane.cli.output import Printer, human_bytes
+from lakeplane.cli.pipelines import register as register_pipelines
 from lakeplane.errors import LakeplaneError
 
 
@@ -125,13 +126,20 @@ def ingest(ctx: Context, dataset: str, ds: str) -> None:
 
 
 @cli.command()
+@click.argument("pipeline", required=False)
 @click.option("--ds", required=True, help="Business date (YYYY-MM-DD).")
 @pass_ctx
-def run(ctx: Context, ds: str) -> None:
-    """Run the nightly pipeline for --ds: ingest every landed dataset, then every SQL model."""
+def run(ctx: Context, pipeline: str | None, ds: str) -> None:
+    """Run PIPELINE (pipelines/PIPELINE.yaml) for --ds; without one, ingest every landed dataset and
+    run every SQL model."""
     lake = ctx.lake()
     day = parse_day(ds)
     assert day is not None
+    if pipeline:
+        from lakeplane.cli.pipelines import run_pipeline
+
+        run_pipeline(ctx, lake, pipeline, day)
+        return
     steps = sum(1 for n in lake.config.datasets if lake.raw.batches(n, day)) + len(lake.models())
     with ctx.printer.progress(f"run {ds}", steps) as advance:
         summary = lake.run(day, progress=advance)
@@ -204,6 +212,7 @@ def main() -> None:
 
 
 register_governance(cli)
+register_pipelines(cli)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir, partition_filter
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident
 from lakeplane.errors import LakeplaneError, ModelError
+from lakeplane.pipelines.gate import Gate, write_audit_publish
 from lakeplane.query.compiler import compile_query, referenced_tables
 from lakeplane.storage import Zone
 
@@ -79,6 +80,7 @@ class ModelResult:
     snapshot_id: int | None = None
     inputs: list[str] = field(default_factory=list)
     skipped: str | None = None
+    quality: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_model(path: Path, default_domain: str) -> Model:
@@ -149,11 +151,12 @@ def qualify(name: str, domain: str) -> str:
 
 
 def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model, ds: dt.date | None,
-              compile_sql: Compiler = compile_query) -> ModelResult:
+              compile_sql: Compiler = compile_query, gate: Gate | None = None) -> ModelResult:
     """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit.
 
     ``compile_sql`` is the query compiler; a governed lake passes one that secures the SQL for the
-    pipeline's principal.
+    pipeline's principal. With a ``gate`` the output is written, audited and published
+    (:mod:`lakeplane.pipelines.gate`): main moves only if every blocking rule passes.
     """
     from lakeplane.lake import plan_scan
 
@@ -182,10 +185,16 @@ def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model, ds: dt
     if header.materialized == "merge":
         sql, mode, replace_filter = _merge_sql(session, catalog, model, sql)
     files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
-    written: WriteResult = writer.commit(
-        table, files.paths, mode, files.rows, files.bytes, replace_filter=replace_filter,
-        properties={"lakeplane.model": model.name, "lakeplane.ds": ds.isoformat() if ds else ""},
-    )
+    properties = {"lakeplane.model": model.name, "lakeplane.ds": ds.isoformat() if ds else ""}
+
+    def commit(branch: str | None) -> WriteResult:
+        return writer.commit(table, files.paths, mode, files.rows, files.bytes,
+                             replace_filter=replace_filter, properties=properties, branch=branch)
+
+    if gate is None:
+        written = commit(None)
+    else:
+        written, result.quality = write_audit_publish(table, commit, gate)
     result.rows, result.files = written.rows, written.files
     result.bytes_written, result.snapshot_id = written.bytes, written.snapshot_id
     result.seconds = round(time.perf_counter() - started, 3)

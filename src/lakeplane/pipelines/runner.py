@@ -1,0 +1,201 @@
+"""Run a pipeline's DAG: each step in its own process, retries with backoff, redrive and backfill.
+
+Only errors that say a retry can help (``LakeplaneError.retryable``, timeouts) are retried. A step
+that exceeds its memory limit or time is killed alone. Every run and attempt goes to the run store.
+Steps commit their output atomically and idempotently, so a runner killed at any moment can be
+redriven: it reruns what did not finish and gets the tables an undisturbed run would have.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from lakeplane.errors import LakeplaneError
+from lakeplane.pipelines.definition import Pipeline
+from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
+from lakeplane.pipelines.worker import run_step
+
+POLL_S = 0.05
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+class RunFailed(LakeplaneError):
+    """A pipeline run ended with failed steps (``run_id``, ``failed``)."""
+
+
+@dataclass
+class _Running:
+    step: str
+    attempt: Attempt
+    process: Any
+    pipe: Connection
+    started: float
+    limit_mb: float | None
+    peak_mb: float = 0.0
+
+
+@dataclass
+class RunOptions:
+    """Knobs of one run."""
+
+    overrides: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+
+class Runner:
+    """Runs one pipeline for one business date."""
+
+    def __init__(self, project_dir: Path, pipeline: Pipeline, store: RunStore,
+                 options: RunOptions | None = None) -> None:
+        self.project_dir = project_dir
+        self.pipeline = pipeline
+        self.store = store
+        self.options = options or RunOptions()
+
+    def run(self, ds: dt.date, redrive_of: RunRecord | None = None) -> RunRecord:
+        """Run every step (or, redriving, every step that did not succeed in ``redrive_of``)."""
+        run = self.store.start_run(self.pipeline.name, ds.isoformat(), redrive_of.run_id if redrive_of else None)
+        done: set[str] = set()
+        if redrive_of is not None:
+            for step in self.pipeline.steps:
+                if redrive_of.step_state(step) in ("succeeded", "kept"):
+                    attempt = self.store.start_attempt(run, step, 0)
+                    self.store.finish_attempt(run, attempt, "kept", metrics={"from_run": redrive_of.run_id})
+                    done.add(step)
+        failed: set[str] = set()
+        tries: dict[str, int] = {}
+        not_before: dict[str, float] = {}
+        running: dict[str, _Running] = {}
+        order = self.pipeline.order()
+        while True:
+            for step in order:
+                if step in done or step in failed or step in running:
+                    continue
+                deps = set(self.pipeline.steps[step].depends_on)
+                if deps & failed:
+                    failed.add(step)
+                    attempt = self.store.start_attempt(run, step, 0)
+                    self.store.finish_attempt(run, attempt, "skipped",
+                                              error=f"upstream failed: {', '.join(sorted(deps & failed))}")
+                    continue
+                if not deps <= done or len(running) >= self.pipeline.document.concurrency:
+                    continue
+                if time.monotonic() < not_before.get(step, 0):
+                    continue
+                tries[step] = tries.get(step, 0) + 1
+                running[step] = self._start(run, step, tries[step], ds)
+            if not running and all(s in done or s in failed for s in order):
+                break
+            if not running:  # waiting for a retry's backoff
+                self.options.sleep(POLL_S)
+                continue
+            for step, job in list(running.items()):
+                outcome = self._check(job)
+                if outcome is None:
+                    continue
+                del running[step]
+                ok, error, retryable, metrics = outcome
+                state = "succeeded" if ok else "failed"
+                self.store.finish_attempt(run, job.attempt, state, error, retryable, metrics)
+                self._say(f"{step}: {state}" + (f" ({error})" if error else ""))
+                if ok:
+                    done.add(step)
+                elif retryable and tries[step] < self.pipeline.retries(step).attempts:
+                    delay = self.pipeline.retries(step).delay(tries[step], random.random())
+                    not_before[step] = time.monotonic() + delay
+                    self._say(f"{step}: retrying in {delay:.1f} s (attempt {tries[step] + 1})")
+                else:
+                    failed.add(step)
+            self.options.sleep(POLL_S)
+        self.store.finish_run(run, "failed" if failed else "succeeded")
+        return run
+
+    def _say(self, text: str) -> None:
+        if self.options.progress:
+            self.options.progress(text)
+
+    def _start(self, run: RunRecord, step: str, attempt_no: int, ds: dt.date) -> _Running:
+        attempt = self.store.start_attempt(run, step, attempt_no)
+        receive, send = _SPAWN.Pipe(duplex=False)
+        overrides = dict(self.options.overrides)
+        limit = self.pipeline.memory_limit(step)
+        if limit:
+            overrides.setdefault("engine", {})["memory_limit"] = limit
+        process = _SPAWN.Process(target=run_step, name=f"lakeplane-{step}", daemon=True, args=(
+            str(self.project_dir), str(self.pipeline.path), step, ds.isoformat(), overrides, send))
+        process.start()
+        send.close()
+        self._say(f"{step}: started (attempt {attempt_no})")
+        return _Running(step, attempt, process, receive, time.monotonic(), _limit_mb(limit))
+
+    def _check(self, job: _Running) -> tuple[bool, str | None, bool, dict[str, Any]] | None:
+        """The finished step's outcome, or None while it runs (killing it past its limits)."""
+        rss = _rss_mb(job.process.pid)
+        job.peak_mb = max(job.peak_mb, rss)
+        elapsed = time.monotonic() - job.started
+        timeout = self.pipeline.timeout(job.step)
+        # The engine's own limit bounds its buffers; the process may use a fixed overhead beyond it.
+        if job.limit_mb is not None and rss > job.limit_mb + PROCESS_OVERHEAD_MB:
+            self._kill(job)
+            return False, (f"step '{job.step}' used {rss:.0f} MB, over its memory limit of "
+                           f"{job.limit_mb:.0f} MB (+{PROCESS_OVERHEAD_MB} MB overhead); it was stopped"), \
+                False, {"peak_memory_mb": round(rss, 1)}
+        if elapsed > timeout:
+            self._kill(job)
+            return False, f"step '{job.step}' timed out after {timeout:.0f} s", True, {}
+        if job.pipe.poll():
+            try:
+                message = job.pipe.recv()
+            except EOFError:
+                message = None
+            job.process.join(timeout=10)
+            if message is None:
+                return False, f"step '{job.step}' died (exit code {job.process.exitcode})", False, {}
+            metrics = dict(message.get("metrics", {}))
+            metrics.setdefault("seconds", round(elapsed, 3))
+            if message["ok"]:
+                return True, None, False, metrics
+            return False, message["error"], bool(message.get("retryable")), {
+                k: v for k, v in message.items() if k in ("details", "traceback")}
+        if not job.process.is_alive():
+            job.process.join()
+            return False, f"step '{job.step}' died (exit code {job.process.exitcode})", False, {}
+        return None
+
+    @staticmethod
+    def _kill(job: _Running) -> None:
+        job.process.kill()
+        job.process.join(timeout=10)
+
+
+PROCESS_OVERHEAD_MB = 400
+
+
+def _limit_mb(limit: str | None) -> float | None:
+    if not limit:
+        return None
+    text = limit.strip().upper().replace("IB", "B")
+    for unit, factor in (("TB", 1024 * 1024), ("GB", 1024), ("MB", 1), ("KB", 1 / 1024)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text) / 2**20
+
+
+def _rss_mb(pid: int | None) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
