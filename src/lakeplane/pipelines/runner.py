@@ -63,7 +63,8 @@ class Runner:
 
     def run(self, ds: dt.date, redrive_of: RunRecord | None = None) -> RunRecord:
         """Run every step (or, redriving, every step that did not succeed in ``redrive_of``)."""
-        run = self.store.start_run(self.pipeline.name, ds.isoformat(), redrive_of.run_id if redrive_of else None)
+        run = self.store.start_run(self.pipeline.name, ds.isoformat(),
+                                   redrive_of.run_id if redrive_of else None)
         done: set[str] = set()
         if redrive_of is not None:
             for step in self.pipeline.steps:

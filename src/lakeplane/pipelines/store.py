@@ -6,6 +6,7 @@ history. A run whose runner died leaves attempts marked ``running``; redrive tre
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -85,10 +86,8 @@ class RunStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         for table in (RUNS, ATTEMPTS):
-            try:
+            with contextlib.suppress(sa.exc.OperationalError):  # created by another process meanwhile
                 table.create(engine, checkfirst=True)
-            except sa.exc.OperationalError:  # created by another process meanwhile
-                pass
 
     def start_run(self, pipeline: str, ds: str, redrive_of: str | None = None) -> RunRecord:
         run = RunRecord(f"{pipeline}-{ds}-{uuid.uuid4().hex[:8]}", pipeline, ds, "running", now(),

@@ -64,9 +64,10 @@ def _execute(project_dir: Path, pipeline_path: Path, step: str, ds: dt.date,
     if spec.kind == "model":
         model = lake.model(spec.model or "")
         outcome = lake.run_model(model, ds, quality=spec.quality, blocking=spec.blocking)
-        return {"rows_out": outcome.rows, "bytes_read": outcome.bytes_read,
-                "bytes_written": outcome.bytes_written, "engine": lake.config.engine.type,
-                "snapshot_id": outcome.snapshot_id, **({"quality": outcome.quality} if outcome.quality else {})}
+        metrics = {"rows_out": outcome.rows, "bytes_read": outcome.bytes_read,
+                   "bytes_written": outcome.bytes_written, "engine": lake.config.engine.type,
+                   "snapshot_id": outcome.snapshot_id}
+        return {**metrics, "quality": outcome.quality} if outcome.quality else metrics
     if spec.kind == "quality":
         report = lake.dq_check(spec.table or "", spec.quality or "", ds=ds)
         failed = [r for r in report if not r["passed"]]
