@@ -94,6 +94,24 @@ def register(cli: click.Group) -> None:
         ctx.printer.table(None, ["run", "pipeline", "ds", "state", "started", "ended"],
                           [[r.run_id, r.pipeline, r.ds, r.state, r.started_at, r.ended_at] for r in found])
 
+    @cli.command()
+    @click.option("--once", is_flag=True, help="Run what is due now and exit (for cron or a timer).")
+    @click.option("--interval", default=60, show_default=True, help="Seconds between checks.")
+    @pass_ctx
+    def schedule(ctx: Context, once: bool, interval: int) -> None:
+        """Run pipelines when their cron schedules say so (a foreground loop; --once for cron)."""
+        import time
+
+        while True:
+            started = ctx.lake().run_due(options=_options(ctx))
+            if ctx.printer.json and once:
+                ctx.printer.emit([r.to_dict() for r in started])
+            for run in started:
+                ctx.printer.line(f"{run.run_id}: {run.state}")
+            if once:
+                return
+            time.sleep(interval)
+
     @cli.command("run-show")
     @click.argument("run_id")
     @pass_ctx

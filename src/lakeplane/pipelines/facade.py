@@ -64,6 +64,23 @@ class PipelinesMixin:
         return [{"pipeline": name, "ds": day.isoformat(), "steps": pipeline.order()}
                 for day in backfill_days(start, end)]
 
+    def run_due(self, now: dt.datetime | None = None, options: RunOptions | None = None) -> list[RunRecord]:
+        """Run every pipeline whose schedule fired since its last run (for the day before)."""
+        from lakeplane.pipelines.schedule import due
+
+        moment = now or dt.datetime.now(dt.UTC)
+        started = []
+        store = self.run_store()
+        for pipeline in self.pipelines():
+            if not pipeline.schedule:
+                continue
+            last = store.last_run(pipeline.name)
+            since = dt.datetime.fromisoformat(last.started_at) if last else None
+            day = due(pipeline.schedule, since, moment)
+            if day is not None:
+                started.append(Runner(self.project_dir, pipeline, store, options).run(day))
+        return started
+
     def runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
         return self.run_store().runs(pipeline, limit)
 

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from lakeplane.errors import ConfigError
+from lakeplane.lake import open_lake
+from lakeplane.pipelines.schedule import Cron, due
+
+UTC = dt.UTC
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("cron, now, fired", [
+    ("30 2 * * *", "2026-11-05 03:00", "2026-11-05 02:30"),
+    ("30 2 * * *", "2026-11-05 02:29", "2026-11-04 02:30"),
+    ("*/15 * * * *", "2026-11-05 10:44", "2026-11-05 10:30"),
+    ("0 6 * * 1-5", "2026-11-08 12:00", "2026-11-06 06:00"),   # Sunday: last weekday run was Friday
+    ("0 0 1 * *", "2026-11-20 00:00", "2026-11-01 00:00"),
+    ("0 9,17 * * 0", "2026-11-08 12:00", "2026-11-08 09:00"),
+])
+def test_latest_fire_time(cron: str, now: str, fired: str) -> None:
+    assert Cron.parse(cron).latest(at(now)) == at(fired)
+
+
+@pytest.mark.parametrize("cron", ["* * *", "61 * * * *", "a * * * *", "0 0 0 * *", "*/0 * * * *"])
+def test_bad_cron_is_a_config_error(cron: str) -> None:
+    with pytest.raises(ConfigError, match="schedule"):
+        Cron.parse(cron)
+
+
+def test_due_runs_yesterday_once() -> None:
+    assert due("30 2 * * *", None, at("2026-11-05 03:00")) == dt.date(2026, 11, 4)
+    assert due("30 2 * * *", at("2026-11-05 02:31"), at("2026-11-05 03:00")) is None
+    assert due("30 2 * * *", at("2026-11-04 02:31"), at("2026-11-05 03:00")) == dt.date(2026, 11, 4)
+
+
+def test_run_due_starts_scheduled_pipelines_once(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "pipelines").mkdir(parents=True)
+    (root / "lakeplane.yaml").write_text("name: t\n")
+    (root / "pipelines" / "nightly.yaml").write_text(
+        "schedule: '0 1 * * *'\nsteps:\n  m: {python: 'tests.pipelines.steps:marker'}\n")
+    (root / "pipelines" / "manual.yaml").write_text("steps:\n  m: {python: 'tests.pipelines.steps:marker'}\n")
+    lake = open_lake(root)
+    now = dt.datetime.now(UTC)
+    first = lake.run_due(now)
+    assert [(r.pipeline, r.ds, r.state) for r in first] == [
+        ("nightly", (Cron.parse("0 1 * * *").latest(now) - dt.timedelta(days=1)).date().isoformat(),
+         "succeeded")]
+    assert lake.run_due(now + dt.timedelta(minutes=1)) == []
