@@ -161,16 +161,33 @@ class Lake(PipelinesMixin):
         return results
 
     # -- steps -----------------------------------------------------------------------------
-    def ingest(self, dataset: str, ds: dt.date, batches: list[RawBatch] | None = None) -> IngestResult:
-        """Parse the batches of ``dataset`` landed for ``ds`` (or ``batches``) into its processed table."""
+    def ingest(self, dataset: str, ds: dt.date, batches: list[RawBatch] | None = None,
+               force: bool = False) -> IngestResult:
+        """Parse the batches of ``dataset`` landed for ``ds`` (or ``batches``) into its processed table.
+
+        When exactly these batches were published for ``ds`` already (the bookmark), nothing is redone
+        unless ``force``.
+        """
         config = self.dataset(dataset)
         batches = self.raw.batches(dataset, ds) if batches is None else batches
         if not batches:
             raise IngestError(f"no batches of '{dataset}' landed for {ds.isoformat()}",
                               dataset=dataset, ds=ds.isoformat())
+        if not force and (done := self._bookmark(config.table, ds)) is not None:
+            if set(done.batches) == {b.batch_id for b in batches}:
+                return IngestResult(dataset=dataset, table=config.table, ds=ds.isoformat(),
+                                    snapshot_id=done.snapshot_id,
+                                    skipped=f"batches unchanged since snapshot {done.snapshot_id}")
         with self._session(f"ingest-{dataset.replace('/', '-')}", "ingest") as session:
             return ingest_dataset(session, self.catalog, self.raw, dataset, config, ds, batches,
                                   self.config.ingest.max_quarantine_rate)
+
+    def _bookmark(self, table: str, ds: dt.date) -> Any:
+        from lakeplane.pipelines.bookmarks import bookmarks
+
+        if not self.catalog.table_exists(TableRef.parse(table)):
+            return None
+        return bookmarks(self.catalog.load(table)).get(ds.isoformat())
 
     def models(self) -> list[Model]:
         return discover_models(self.project_dir / self.config.models_dir, self.config.name)

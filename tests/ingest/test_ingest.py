@@ -182,7 +182,7 @@ def test_rerunning_a_day_gives_the_same_processed_table(demo_lake: Lake, drops: 
     land_drop(demo_lake, drops[DAY1])
     first = demo_lake.ingest("partner/impressions", DAY1)
     rows = demo_lake.query("SELECT * FROM processed.impressions ORDER BY event_id").to_pylist()
-    again = demo_lake.ingest("partner/impressions", DAY1)
+    again = demo_lake.ingest("partner/impressions", DAY1, force=True)
     assert demo_lake.query("SELECT * FROM processed.impressions ORDER BY event_id").to_pylist() == rows
     assert (first.read, first.accepted, first.quarantined) == (again.read, again.accepted, again.quarantined)
     counts = demo_lake.query("SELECT count(*) AS n, count(DISTINCT event_id) AS d "
@@ -208,3 +208,26 @@ def test_a_wrong_value_in_a_parseable_batch_keeps_the_fast_path(tmp_path: Path) 
         (21, "wrong_type", lines[20]), (151, "wrong_type", lines[150])]
     ids = lake.query("SELECT order_id FROM processed.orders ORDER BY order_id").column("order_id").to_pylist()
     assert ids == [n for n in range(1, 200) if n not in (21, 151)]
+
+
+def test_bookmarks_skip_published_batches_and_notice_new_ones(tmp_path: Path) -> None:
+    from lakeplane.pipelines.bookmarks import bookmarks, reset
+
+    lake = make_lake(tmp_path)
+    first = tmp_path / "a.ndjson"
+    first.write_bytes(line(order_id=1) + b"\n")
+    lake.land("pos/orders", [first], DAY1)
+    done = lake.ingest("pos/orders", DAY1)
+    again = lake.ingest("pos/orders", DAY1)
+    assert done.skipped is None and again.skipped == f"batches unchanged since snapshot {done.snapshot_id}"
+    table = lake.catalog.load("shop.processed.orders")
+    assert bookmarks(table)["2026-11-01"].snapshot_id == done.snapshot_id
+    late = tmp_path / "late.ndjson"
+    late.write_bytes(line(order_id=2) + b"\n")
+    lake.land("pos/orders", [late], DAY1)
+    third = lake.ingest("pos/orders", DAY1)
+    assert third.skipped is None and third.rows_written == 2
+    assert set(bookmarks(lake.catalog.load("shop.processed.orders"))["2026-11-01"].batches) == {
+        b.batch_id for b in lake.raw.batches("pos/orders", DAY1)}
+    reset(lake.catalog.load("shop.processed.orders"))
+    assert lake.ingest("pos/orders", DAY1).skipped is None, "after a reset the day runs again"

@@ -62,6 +62,7 @@ class IngestResult:
     seconds: float = 0.0
     snapshot_id: int | None = None
     batches: list[BatchCounts] = field(default_factory=list)
+    skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
