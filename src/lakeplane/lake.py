@@ -173,9 +173,9 @@ class Lake(PipelinesMixin):
         if not batches:
             raise IngestError(f"no batches of '{dataset}' landed for {ds.isoformat()}",
                               dataset=dataset, ds=ds.isoformat())
-        if not force and (done := self._bookmark(config.table, ds)) is not None:
-            if set(done.batches) == {b.batch_id for b in batches}:
-                return IngestResult(dataset=dataset, table=config.table, ds=ds.isoformat(),
+        done = None if force else self._bookmark(config.table, ds)
+        if done is not None and set(done.batches) == {b.batch_id for b in batches}:
+            return IngestResult(dataset=dataset, table=config.table, ds=ds.isoformat(),
                                     snapshot_id=done.snapshot_id,
                                     skipped=f"batches unchanged since snapshot {done.snapshot_id}")
         with self._session(f"ingest-{dataset.replace('/', '-')}", "ingest") as session:
