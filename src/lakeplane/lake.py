@@ -222,7 +222,7 @@ class Lake(PipelinesMixin):
 
     def _quality_gate(self, ruleset: str, ds: dt.date | None, blocking: bool) -> Any:
         def gate(table: str, snapshot_id: int) -> list[dict[str, Any]]:
-            outcomes = self.dq_check(table, ruleset, ds=ds, snapshot_id=snapshot_id)
+            outcomes = self.dq_check(table, ruleset, ds=ds, snapshot_id=snapshot_id, only_ds=True)
             return [{**o, "blocking": blocking} for o in outcomes]
 
         return gate
@@ -257,6 +257,53 @@ class Lake(PipelinesMixin):
         summary.seconds = round(time.perf_counter() - started, 3)
         summary.peak_memory_mb = peak_memory_mb()
         return summary
+
+    # -- data quality ----------------------------------------------------------------------
+    def dq_check(self, table: str, ruleset: str | os.PathLike[str], *, ds: dt.date | None = None,
+                 snapshot_id: int | None = None, references: dict[str, str] | None = None,
+                 now: dt.datetime | None = None, record: bool = True,
+                 only_ds: bool = False) -> list[dict[str, Any]]:
+        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
+
+        Args:
+            table: the table under test (``zone.table`` uses the project's domain).
+            ruleset: a DQDL file; a relative path is read from the project folder.
+            ds: the business date checked; it stamps the metrics kept for dynamic rules, which
+                compare with earlier dates only. Default: now.
+            snapshot_id: check this snapshot (an audit branch's) instead of the current one.
+            references: the ruleset's dataset aliases (``RowCountMatch "reference"``) to lake tables;
+                the ruleset's ``DataSources`` supplies the others.
+            now: the evaluation time for ``DataFreshness``. Default: the current time.
+            record: keep this evaluation's metrics as history for dynamic rules.
+            only_ds: check only the rows of business date ``ds`` (what a step just wrote).
+
+        Raises:
+            DQDLError: the ruleset does not parse or names an unknown reference.
+        """
+        from lakeplane.quality import MetricHistory, evaluate, parse
+
+        path = Path(ruleset)
+        text = (path if path.is_absolute() else self.project_dir / path).read_text(encoding="utf-8")
+        rules = parse(text, source=str(ruleset))
+        full = self.resolve_table(table)
+        aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
+        moment = now or dt.datetime.now(dt.UTC)
+        stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
+        history = MetricHistory(self.state_dir / "dq_history.sqlite", full)
+        with self._session(f"dq-{full.replace('.', '-')}") as session:
+            scan = plan_scan(self.catalog, full, snapshot_id=snapshot_id)
+            session.register_scan("dq_table", scan)
+            narrow = only_ds and ds is not None and "ds" in scan.schema.names
+            day = f" WHERE ds = DATE '{ds.isoformat()}'" if narrow and ds else ""
+            session.execute(f"CREATE TEMP VIEW dq_primary AS SELECT * FROM dq_table{day}")
+            names = {alias: f"dq_reference_{i}" for i, alias in enumerate(aliases)}
+            for alias, name in aliases.items():
+                session.register_scan(names[alias], plan_scan(self.catalog, self.resolve_table(name)))
+            session.sandbox()
+            outcomes = evaluate(rules, session, "dq_primary", names, moment, history.before(stamp))
+        if record:
+            history.record(outcomes, stamp)
+        return [outcome.to_dict() for outcome in outcomes]
 
     # -- reading ---------------------------------------------------------------------------
     def resolve_table(self, name: str) -> str:

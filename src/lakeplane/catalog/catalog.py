@@ -6,7 +6,6 @@ at ``<lake root>/<zone>/<domain>/<name>``, so the zones stay folders of the lake
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,8 +135,14 @@ class LakeCatalog:
                properties: dict[str, str] | None = None) -> Table:
         """Create ``ref`` (and its namespaces) at ``<root>/<zone>/<domain>/<name>``."""
         for depth in (1, 2):
-            with contextlib.suppress(NamespaceAlreadyExistsError):
-                self.iceberg.create_namespace(ref.namespace[:depth])
+            namespace = ref.namespace[:depth]
+            try:
+                self.iceberg.create_namespace(namespace)
+            except NamespaceAlreadyExistsError:
+                pass
+            except sa.exc.IntegrityError:  # another step created it in the same instant
+                if namespace not in self.iceberg.list_namespaces(namespace[:-1]):
+                    raise
         return self.iceberg.create_table(
             str(ref),
             schema=schema,

@@ -12,6 +12,7 @@ import click
 from lakeplane.cli.governance import register as register_governance
 from lakeplane.cli.output import Printer, human_bytes
 from lakeplane.cli.pipelines import register as register_pipelines
+from lakeplane.cli.quality import register as register_quality
 from lakeplane.errors import LakeplaneError
 
 
@@ -213,6 +214,7 @@ def main() -> None:
 
 register_governance(cli)
 register_pipelines(cli)
+register_quality(cli)
 
 
 if __name__ == "__main__":

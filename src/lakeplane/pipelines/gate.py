@@ -28,8 +28,12 @@ def write_audit_publish(table: Table, commit: Callable[[str | None], WriteResult
     name = ".".join(table.name())
     branch = f"audit-{uuid.uuid4().hex[:12]}"
     base = table.current_snapshot()
-    if base is not None:
-        table.manage_snapshots().create_branch(base.snapshot_id, branch).commit()
+    if base is None:  # a branch needs a snapshot to start from: give the new, empty table one
+        with table.transaction() as tx, tx.update_snapshot().fast_append():
+            pass
+        base = table.current_snapshot()
+    assert base is not None
+    table.manage_snapshots().create_branch(base.snapshot_id, branch).commit()
     written = commit(branch)
     if written.snapshot_id is None:  # nothing was written: nothing to audit or publish
         _drop(table, branch)

@@ -2,7 +2,7 @@
 
 Parsing is lark's LALR parser over :data:`~lakeplane.quality.grammar.GRAMMAR`; a :class:`_Builder`
 turns the tree into typed rules (variables substituted, negative literals folded) and
-:func:`lakeplane.quality.validate.validate_rule` checks each rule's parameters and condition. Every
+:func:`~lakeplane.quality.validate.validate_rule` checks each rule's parameters and condition. Every
 problem raises :class:`DQDLError` naming the source, line, column and the rule as written.
 """
 
@@ -17,7 +17,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
-from lakeplane.errors import LakeplaneError
+from lakeplane.errors import LakeplaneError, did_you_mean
 from lakeplane.quality.grammar import GRAMMAR
 from lakeplane.quality.rules import (
     BinOp,
@@ -34,6 +34,7 @@ from lakeplane.quality.rules import (
     Ruleset,
     Str,
 )
+from lakeplane.quality.validate import Fail, validate_analyzer, validate_rule
 
 
 class DQDLError(LakeplaneError, ValueError):
@@ -46,6 +47,15 @@ def raise_at(problem: str, source: str, line: int, column: int, rule: str) -> No
     where = f" (in: {snippet})" if snippet else ""
     raise DQDLError(f"{source}:{line}:{column}: {problem}{where}", source=source, line=line,
                     column=column, rule=snippet)
+
+
+def rule_failer(rule: Rule, source: str) -> Fail:
+    """A ``fail(problem)`` that raises :class:`DQDLError` pointing at ``rule``."""
+
+    def fail(problem: str) -> NoReturn:
+        raise_at(problem, source, rule.line, rule.column, rule.text)
+
+    return fail
 
 
 @functools.cache
@@ -80,7 +90,7 @@ _FRIENDLY = {"NAME": "a rule type or name", "STRING": "a quoted string", "NUMBER
 def _syntax_error(exc: UnexpectedInput, text: str, source: str) -> NoReturn:
     lines = text.splitlines() or [""]
     if isinstance(exc, UnexpectedCharacters):
-        what = f"unexpected character {text[exc.pos_in_stream]!r}"
+        what = f"unexpected character {text[exc.pos_in_stream or 0]!r}"
         expected: set[str] = set(exc.allowed or ())
         line, column = exc.line, exc.column
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
@@ -116,17 +126,17 @@ class _Builder:
         self.variables: dict[str, Operand | tuple[Operand, ...]] = {}
 
     def ruleset(self, tree: Tree) -> Ruleset:
-        from lakeplane.quality.validate import validate_analyzer, validate_rule
-
         rules: list[RuleNode] = []
         analyzers: list[Rule] = []
         metadata: dict[str, str | tuple[str, ...]] = {}
+        sources: dict[str, str | tuple[str, ...]] = {}
         seen: set[str] = set()
         for child in tree.children:
             if not isinstance(child, Tree):
                 continue
             if child.data in ("metadata", "data_sources"):
-                metadata.update(self._dictionary(child.children[0]))
+                into = metadata if child.data == "metadata" else sources
+                into.update(self._dictionary(child.children[0]))
             elif child.data == "variable":
                 name, value = child.children
                 self.variables[str(name)] = (self._value_list(value) if isinstance(value, Tree)
@@ -141,13 +151,11 @@ class _Builder:
                     rules.extend(self._rule_node(node) for node in nodes)
                 else:
                     analyzers.extend(self._leaf(node) for node in nodes)
-        if "rules_section" not in seen and "analyzers_section" not in seen:
-            raise_at("a ruleset needs a 'Rules = [ ... ]' section", self.source, 1, 1, "")
         for leaf in (leaf for node in rules for leaf in node.leaves()):
-            validate_rule(leaf, self.source)
+            validate_rule(leaf, rule_failer(leaf, self.source))
         for analyzer in analyzers:
-            validate_analyzer(analyzer, self.source)
-        return Ruleset(tuple(rules), tuple(analyzers), metadata, self.source)
+            validate_analyzer(analyzer, rule_failer(analyzer, self.source))
+        return Ruleset(tuple(rules), tuple(analyzers), metadata, sources, self.source)
 
     # -- positions ---------------------------------------------------------------------------
     def _span(self, tree: Tree) -> tuple[str, int, int]:
@@ -189,6 +197,7 @@ class _Builder:
                 continue
             if child.data == "param":
                 token = child.children[0]
+                assert isinstance(token, Token)
                 params.append(_unquote(token) if token.type == "STRING" else str(token))
             elif child.data == "where":
                 where = _unquote(child.children[0])
@@ -228,8 +237,6 @@ class _Builder:
     def _variable(self, token: Token, rule: str) -> Operand | tuple[Operand, ...]:
         name = str(token)[1:]
         if name not in self.variables:
-            from lakeplane.errors import did_you_mean
-
             self._fail(f"unknown variable '${name}'{did_you_mean(name, self.variables)}", token, rule)
         return self.variables[name]
 
@@ -238,22 +245,24 @@ class _Builder:
             raise TypeError(node)
         kind, children = node.data, node.children
         if kind == "number":
-            return Num(float(children[0]))
+            return Num(float(str(children[0])))
         if kind == "string":
             return Str(_unquote(children[0]))
         if kind == "duration":
-            unit = str(children[1].children[0])  # type: ignore[union-attr]
-            return Duration(float(children[0]), unit)  # type: ignore[arg-type]
+            unit = str(children[1].children[0])
+            return Duration(float(str(children[0])), unit)  # type: ignore[arg-type]
         if kind in ("null", "empty", "whitespaces_only"):
             return Keyword(kind.upper())  # type: ignore[arg-type]
         if kind == "variable_ref":
-            value = self._variable(children[0], "")  # type: ignore[arg-type]
+            token = children[0]
+            assert isinstance(token, Token)
+            value = self._variable(token, "")
             if isinstance(value, tuple):
-                self._fail(f"variable '{children[0]}' is a list; use it as 'in {children[0]}'",
-                           children[0], "")  # type: ignore[arg-type]
+                self._fail(f"variable '{token}' is a list; use it as 'in {token}'", token, "")
             return value
         if kind == "call":
-            return Call(str(children[0]).lower(), tuple(self._operand(c) for c in children[1:] if c is not None))
+            args = tuple(self._operand(c) for c in children[1:] if c is not None)
+            return Call(str(children[0]).lower(), args)
         if kind == "neg":
             inner = self._operand(children[0])
             return Num(-inner.value) if isinstance(inner, Num) else Neg(inner)

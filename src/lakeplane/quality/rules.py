@@ -101,14 +101,6 @@ class Condition:
             return f"{not_}matches {format_operand(self.operands[0])}"
         return f"{self.op} {format_operand(self.operands[0])}"
 
-    def is_dynamic(self) -> bool:
-        """Whether a bound depends on the metric's history (``last(k)``)."""
-        return any(_calls(o, "last") for o in self.operands)
-
-
-def _calls(operand: Operand, name: str) -> bool:
-    return any(isinstance(o, Call) and o.name == name for o in walk_operand(operand))
-
 
 def walk_operand(operand: Operand) -> Iterator[Operand]:
     """The operand and every operand inside it."""
@@ -221,11 +213,13 @@ RuleNode = Rule | CompositeRule
 
 @dataclass(frozen=True)
 class Ruleset:
-    """A parsed DQDL document: its rules in order, analyzers (parsed, not run) and metadata."""
+    """A parsed DQDL document: its rules in order, analyzers (parsed, not run), ``Metadata`` and
+    ``DataSources`` (which a caller may read as reference aliases: ``{"reference": "zone.table"}``)."""
 
     rules: tuple[RuleNode, ...]
     analyzers: tuple[Rule, ...] = ()
     metadata: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict, compare=False)
+    data_sources: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict, compare=False)
     source: str = field(default="<dqdl>", compare=False)
 
     def to_dqdl(self) -> str:

@@ -17,7 +17,9 @@ from typing import Any
 import sqlglot
 from pyiceberg.expressions import BooleanExpression
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from lakeplane.errors import QueryError
 from lakeplane.query.pruning import combine, scan_filter
@@ -64,7 +66,7 @@ def parse_single_select(sql: str, dialect: str) -> exp.Expression:
         QueryError: it does not parse, holds several statements, or is not a query.
     """
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        statements = [s for s in sqlglot.parse(_mark_parameters(sql, dialect), read=dialect) if s is not None]
     except ParseError as exc:
         detail = exc.errors[0] if exc.errors else {}
         where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
@@ -79,14 +81,42 @@ def parse_single_select(sql: str, dialect: str) -> exp.Expression:
     return statement
 
 
+PARAMETER_MARK = "__lp_param_"
+
+
+def _mark_parameters(sql: str, dialect: str) -> str:
+    """``:name`` placeholders as marker identifiers, so they parse anywhere in every dialect.
+
+    (DuckDB reads ``SELECT :x`` as its prefix-alias syntax.) Placeholders are found by the dialect's
+    tokenizer, so a colon inside a string, a comment or a ``::`` cast is left alone.
+    """
+    try:
+        tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    except (TokenError, ValueError):
+        return sql  # the parser will report it
+    marks = [(colon.start, name.end) for previous, colon, name in zip([None, *tokens], tokens, tokens[1:],
+                                                                     strict=False)
+             if colon.token_type == TokenType.COLON and name.token_type == TokenType.VAR
+             and name.start == colon.end + 1
+             and (previous is None or previous.token_type != TokenType.COLON)]
+    for start, end in reversed(marks):
+        sql = f"{sql[:start]}{PARAMETER_MARK}{sql[start + 1:end + 1]}{sql[end + 1:]}"
+    return sql
+
+
 def bind_parameters(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
     """Replace ``:name`` placeholders with typed literals (never string splicing)."""
 
     def bind(node: exp.Expression) -> exp.Expression:
+        name = None
         if isinstance(node, exp.Placeholder) and node.name:
-            if node.name not in ctx.params:
-                raise QueryError(f"parameter ':{node.name}' has no value", parameter=node.name)
-            return _literal(ctx.params[node.name])
+            name = node.name
+        elif isinstance(node, exp.Column) and not node.table and node.name.startswith(PARAMETER_MARK):
+            name = node.name[len(PARAMETER_MARK):]
+        if name is not None:
+            if name not in ctx.params:
+                raise QueryError(f"parameter ':{name}' has no value", parameter=name)
+            return _literal(ctx.params[name])
         return node
 
     return expression.transform(bind, copy=False)  # the compile owns its parse tree

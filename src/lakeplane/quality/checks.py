@@ -1,0 +1,356 @@
+"""What each rule type measures, as SQL: one planner per rule type, registered in :data:`PLANNERS`.
+
+A planner runs before any SQL: it asks the shared scans for the aggregates it needs and returns a
+*resolver* that, once the scans ran, turns their values into a :class:`Measurement` (the observed
+value, and for row-level rules the failing and checked row counts and the SQL selecting failing
+rows). Rules that read other relations (``ReferentialIntegrity``, ``CustomSql``, ``RowCountMatch``,
+``SchemaMatch``) run their own statement in the resolver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from lakeplane.engines.duckdb import DuckDBSession, quote_ident
+from lakeplane.errors import EngineError, did_you_mean
+from lakeplane.quality.expressions import Bounds
+from lakeplane.quality.rules import Rule
+from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyScan
+from lakeplane.quality.sql import (
+    custom_sql,
+    datatype_predicate,
+    freshness_predicate,
+    number_predicate,
+    values_predicate,
+    where_sql,
+)
+from lakeplane.quality.validate import Fail, reference_columns
+
+
+class RuleProblem(Exception):
+    """The rule cannot be measured on this table (a missing column, SQL the engine refused)."""
+
+
+@dataclass
+class Measurement:
+    """What one rule measured, before its condition is applied."""
+
+    observed: float | str | None = None
+    failing_rows: int | None = None
+    checked_rows: int | None = None  # set for row-level rules: rows the rule looked at
+    verdict: bool | None = None  # set by rules that decide by themselves (ColumnExists)
+    detail: str = ""
+    sample_sql: str | None = None  # selects failing rows
+
+
+@dataclass
+class ScanResults:
+    aggregates: dict[str, Any]
+    frequencies: dict[tuple[str | None, tuple[str, ...]], Frequencies]
+
+
+Resolver = Callable[[ScanResults], Measurement]
+
+
+@dataclass
+class Target:
+    """The table under test and everything planners share."""
+
+    session: DuckDBSession
+    table: str  # name of the table under test in the session
+    columns: dict[str, str]  # column -> DuckDB type
+    references: Mapping[str, str]  # DQDL alias -> relation name in the session
+    now: dt.datetime
+    aggregates: AggregateScan
+    frequencies: FrequencyScan
+    reference_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def relation(self) -> str:
+        return quote_ident(self.table)
+
+    def column(self, name: str) -> str:
+        """The column named ``name`` (case-insensitively, as Spark resolves names), quoted."""
+        return quote_ident(self.column_name(name))
+
+    def column_name(self, name: str) -> str:
+        if name in self.columns:
+            return name
+        folded = {c.lower(): c for c in self.columns}
+        if name.lower() in folded:
+            return folded[name.lower()]
+        raise RuleProblem(f"column '{name}' does not exist{did_you_mean(name, self.columns)}")
+
+    def reference(self, alias: str, fail: Fail) -> str:
+        if alias not in self.references:
+            known = ", ".join(sorted(self.references)) or "none given"
+            fail(f"unknown reference dataset '{alias}'{did_you_mean(alias, self.references)} "
+                 f"(references: {known})")
+        return quote_ident(self.references[alias])
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return self.session.execute(sql)
+        except EngineError as exc:
+            raise RuleProblem(str(exc).split(": ", 1)[-1].split("\n", 1)[0]) from None
+
+
+Planner = Callable[[Rule, int, Target, Fail], Resolver]
+PLANNERS: dict[str, Planner] = {}
+
+
+def planner(*names: str) -> Callable[[Planner], Planner]:
+    def register(function: Planner) -> Planner:
+        PLANNERS.update(dict.fromkeys(names, function))
+        return function
+
+    return register
+
+
+def _scope(rule: Rule, fail: Fail) -> str:
+    return f"({where_sql(rule.where, fail)})" if rule.where else "true"
+
+
+def _filtered(aggregate: str, scope: str) -> str:
+    return aggregate if scope == "true" else f"{aggregate} FILTER (WHERE {scope})"
+
+
+def _row_level(owner: int, target: Target, scope: str, passes: str,
+               sample: str | None = None) -> Resolver:
+    checked = target.aggregates.add(owner, _filtered("count(*)", scope))
+    failing = target.aggregates.add(owner, f"count(*) FILTER (WHERE {scope} AND NOT ({passes}))")
+    sample = sample or f"SELECT * FROM {target.relation} AS p WHERE {scope} AND NOT ({passes})"
+    return lambda r: Measurement(failing_rows=int(r.aggregates[failing]),
+                                 checked_rows=int(r.aggregates[checked]), sample_sql=sample)
+
+
+def _metric(owner: int, target: Target, aggregate: str) -> Resolver:
+    key = target.aggregates.add(owner, aggregate)
+    return lambda r: Measurement(_number(r.aggregates[key]))
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+# -- table and column metrics ------------------------------------------------------------------
+
+
+@planner("RowCount")
+def _row_count(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    return _metric(owner, target, _filtered("count(*)", _scope(rule, fail)))
+
+
+@planner("ColumnCount")
+def _column_count(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    return lambda r: Measurement(float(len(target.columns)))
+
+
+@planner("Completeness")
+def _completeness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    scope, column = _scope(rule, fail), target.column(rule.params[0])
+    present = target.aggregates.add(owner, _filtered(f"count({column})", scope))
+    rows = target.aggregates.add(owner, _filtered("count(*)", scope))
+    return lambda r: Measurement(r.aggregates[present] / r.aggregates[rows] if r.aggregates[rows] else None)
+
+
+_AGGREGATES = {"Mean": "avg({})", "Sum": "sum({})", "StandardDeviation": "stddev_pop({})",
+               "DistinctValuesCount": "count(DISTINCT {})"}
+
+
+@planner(*_AGGREGATES)
+def _aggregate(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    aggregate = _AGGREGATES[rule.rule_type].format(target.column(rule.params[0]))
+    return _metric(owner, target, _filtered(aggregate, _scope(rule, fail)))
+
+
+@planner("ColumnCorrelation")
+def _correlation(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    first, second = (target.column(p) for p in rule.params)
+    return _metric(owner, target, _filtered(f"corr({first}, {second})", _scope(rule, fail)))
+
+
+@planner("Uniqueness", "UniqueValueRatio", "Entropy", "IsUnique", "IsPrimaryKey")
+def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    names = tuple(target.column_name(p) for p in rule.params)
+    scope = _scope(rule, fail)
+    key = target.frequencies.add(owner, names, None if scope == "true" else scope)
+    quoted = [quote_ident(n) for n in names]
+    duplicated = (f"EXISTS (SELECT 1 FROM {target.relation} AS d WHERE {scope} AND "
+                  + " AND ".join(f"d.{c} = t.{c}" for c in quoted) + " HAVING count(*) > 1)")
+    kind = rule.rule_type
+    if kind in ("Uniqueness", "UniqueValueRatio", "Entropy"):
+        def measure(r: ScanResults) -> Measurement:
+            stats = r.frequencies[key]
+            return Measurement({"Uniqueness": stats.uniqueness, "UniqueValueRatio": stats.unique_value_ratio,
+                                "Entropy": stats.entropy}[kind])
+        return measure
+    if kind == "IsUnique":
+        sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND {duplicated}"
+        return lambda r: Measurement(failing_rows=r.frequencies[key].duplicate_rows,
+                                     checked_rows=r.frequencies[key].rows, sample_sql=sample)
+    null_key = " OR ".join(f"{c} IS NULL" for c in quoted)
+    nulls = target.aggregates.add(owner, f"count(*) FILTER (WHERE {scope} AND ({null_key}))")
+    rows = target.aggregates.add(owner, _filtered("count(*)", scope))
+    sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND (({null_key}) OR {duplicated})"
+    return lambda r: Measurement(failing_rows=int(r.aggregates[nulls]) + r.frequencies[key].duplicate_rows,
+                                 checked_rows=int(r.aggregates[rows]), sample_sql=sample)
+
+
+# -- row-level rules ---------------------------------------------------------------------------
+
+
+@planner("IsComplete")
+def _is_complete(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    return _row_level(owner, target, _scope(rule, fail), f"{target.column(rule.params[0])} IS NOT NULL")
+
+
+@planner("ColumnValues")
+def _column_values(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    assert rule.condition is not None
+    name = target.column_name(rule.params[0])
+    try:
+        passes = values_predicate(rule.condition, quote_ident(name), target.columns[name], Bounds(target.now))
+    except ValueError as exc:
+        raise RuleProblem(str(exc)) from None
+    return _row_level(owner, target, _scope(rule, fail), passes)
+
+
+@planner("ColumnLength")
+def _column_length(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    assert rule.condition is not None
+    length = f"coalesce(length(CAST({target.column(rule.params[0])} AS VARCHAR)), 0)"
+    passes = number_predicate(rule.condition, length, Bounds(target.now))
+    return _row_level(owner, target, _scope(rule, fail), passes)
+
+
+@planner("DataFreshness")
+def _freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    assert rule.condition is not None
+    name = target.column_name(rule.params[0])
+    passes = freshness_predicate(rule.condition, quote_ident(name), target.columns[name], target.now)
+    return _row_level(owner, target, _scope(rule, fail), passes)
+
+
+@planner("ColumnDataType")
+def _data_type(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    assert rule.condition is not None
+    passes = datatype_predicate(rule.condition, target.column(rule.params[0]))
+    return _row_level(owner, target, _scope(rule, fail), passes)
+
+
+# -- schema rules ------------------------------------------------------------------------------
+
+
+@planner("ColumnExists")
+def _column_exists(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    try:
+        target.column_name(rule.params[0])
+        found, detail = True, f"column '{rule.params[0]}' exists"
+    except RuleProblem as problem:
+        found, detail = False, str(problem)
+    return lambda r: Measurement(1.0 if found else 0.0, verdict=found, detail=detail)
+
+
+@planner("ColumnNamesMatchPattern")
+def _names_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    try:
+        pattern = re.compile(rule.params[0])
+    except re.error as exc:
+        fail(f"ColumnNamesMatchPattern: bad regular expression: {exc}")
+    misses = [c for c in target.columns if not pattern.fullmatch(c)]
+    share = 1 - len(misses) / len(target.columns) if target.columns else 1.0
+    detail = f"columns not matching: {', '.join(misses)}" if misses else "every column name matches"
+    return lambda r: Measurement(share, verdict=not misses, detail=detail)
+
+
+@planner("SchemaMatch")
+def _schema_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    reference = target.reference(rule.params[0], fail)
+
+    def measure(r: ScanResults) -> Measurement:
+        try:
+            theirs = target.session.column_types(f"SELECT * FROM {reference}")
+        except duckdb.Error as exc:
+            raise RuleProblem(str(exc).split("\n", 1)[0]) from None
+        ours = {c.lower(): t.upper() for c, t in target.columns.items()}
+        theirs_folded = {c.lower(): t.upper() for c, t in theirs.items()}
+        names = ours.keys() | theirs_folded.keys()
+        same = [n for n in names if ours.get(n) == theirs_folded.get(n)]
+        differ = sorted(names - set(same))
+        detail = f"columns that differ: {', '.join(differ)}" if differ else "schemas match"
+        return Measurement(len(same) / len(names) if names else 1.0, detail=detail)
+
+    return measure
+
+
+# -- rules over other relations ----------------------------------------------------------------
+
+
+@planner("RowCountMatch")
+def _row_count_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    reference = target.reference(rule.params[0], fail)
+    ours = target.aggregates.add(owner, "count(*)")
+
+    def measure(r: ScanResults) -> Measurement:
+        if reference not in target.reference_counts:
+            target.reference_counts[reference] = int(target.query(f"SELECT count(*) FROM {reference}")[0][0])
+        theirs, mine = target.reference_counts[reference], int(r.aggregates[ours])
+        ratio = mine / theirs if theirs else (1.0 if mine == 0 else None)
+        return Measurement(ratio, detail=f"{mine} rows against {theirs} in {rule.params[0]}")
+
+    return measure
+
+
+@planner("ReferentialIntegrity")
+def _referential_integrity(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    columns, alias, ref_columns = reference_columns(rule.params[0], rule.params[1], fail)
+    reference = target.reference(alias, fail)
+    ours = [f"p.{target.column(c)}" for c in columns]
+    keys = ", ".join(f"{quote_ident(c)} AS __dq_key{i}" for i, c in enumerate(ref_columns))
+    present = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in ref_columns)
+    joined = (f"{target.relation} AS p LEFT JOIN (SELECT DISTINCT {keys}, true AS __dq_found "
+              f"FROM {reference} WHERE {present}) AS r ON "
+              + " AND ".join(f"{c} = r.__dq_key{i}" for i, c in enumerate(ours)))
+    complete = " AND ".join(f"{c} IS NOT NULL" for c in ours)
+    scope = _scope(rule, fail)
+    missing = f"{scope} AND {complete} AND r.__dq_found IS NULL"
+
+    def measure(r: ScanResults) -> Measurement:
+        considered, lost = target.query(f"SELECT count(*) FILTER (WHERE {scope} AND {complete}), "
+                                        f"count(*) FILTER (WHERE {missing}) FROM {joined}")[0]
+        return Measurement((considered - lost) / considered if considered else 1.0,
+                           failing_rows=int(lost), sample_sql=f"SELECT p.* FROM {joined} WHERE {missing}",
+                           detail=f"{lost} of {considered} rows have no match in {alias}")
+
+    return measure
+
+
+@planner("CustomSql")
+def _custom_sql(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    sql = custom_sql(rule.params[0], target.table, target.references, fail)
+    if rule.condition is not None:
+        def scalar(r: ScanResults) -> Measurement:
+            rows = target.query(sql)
+            if len(rows) != 1 or len(rows[0]) != 1:
+                raise RuleProblem("CustomSql with a condition must return one value (one row, one column)")
+            try:
+                return Measurement(_number(rows[0][0]))
+            except (TypeError, ValueError):
+                raise RuleProblem(f"CustomSql returned {rows[0][0]!r}, not a number") from None
+        return scalar
+    try:
+        returned = list(target.session.column_types(sql))
+    except duckdb.Error as exc:
+        raise RuleProblem(f"CustomSql: {str(exc).splitlines()[0]}") from None
+    columns = [target.column(c) for c in returned]  # row-level results join back on these columns
+    match = " AND ".join(f"q.{c} IS NOT DISTINCT FROM p.{c}" for c in columns)
+    kept = f"EXISTS (SELECT 1 FROM ({sql}) AS q WHERE {match})"
+    sample = f"SELECT * FROM {target.relation} AS p WHERE NOT {kept}"
+    return _row_level(owner, target, "true", kept, sample)

@@ -1,0 +1,232 @@
+"""Check each parsed rule against its rule type (:data:`~lakeplane.quality.rules.RULE_SPECS`).
+
+The grammar accepts any ``RuleType params condition``; here a rule learns whether its type exists, how
+many parameters it takes, which condition fits it, whether it may have ``where`` and ``with
+threshold``, and whether its SQL (``where`` clauses, ``CustomSql``) is one read-only Spark SQL
+expression or query, as AWS Glue writes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NoReturn
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from lakeplane.errors import QueryError, did_you_mean
+from lakeplane.quality.rules import (
+    COMPARATORS,
+    DATA_TYPES,
+    HISTORY_FUNCTIONS,
+    RULE_SPECS,
+    UNSUPPORTED_RULE_TYPES,
+    BinOp,
+    Call,
+    Condition,
+    Duration,
+    Keyword,
+    Neg,
+    Num,
+    Operand,
+    Rule,
+    RuleSpec,
+    Str,
+    walk_operand,
+)
+
+SQL_DIALECT = "spark"
+"""The dialect of ``where`` clauses and ``CustomSql`` statements, as AWS Glue runs them."""
+
+Fail = Callable[[str], NoReturn]
+
+REFERENCE_COLUMNS = re.compile(r"^(?P<alias>[^.{}]+)\.(?:\{(?P<many>[^{}]+)\}|(?P<one>[^{}]+))$")
+
+
+def validate_rule(rule: Rule, fail: Fail) -> None:
+    """Call ``fail`` with the problem unless ``rule`` fits its rule type."""
+    spec = rule_spec(rule.rule_type, fail)
+    _check_params(rule, spec, fail)
+    _check_condition(rule, spec, fail)
+    if rule.where is not None:
+        if not spec.where:
+            fail(f"{spec.name} does not take a where clause")
+        check_where(rule.where, fail)
+    if rule.threshold is not None:
+        if not spec.threshold:
+            fail(f"{spec.name} does not take 'with threshold'")
+        if spec.name == "CustomSql" and rule.condition is not None:
+            fail("CustomSql takes a condition or 'with threshold', not both")
+        _check_static_numbers(rule.threshold, "with threshold", fail, allow_in=False)
+    if spec.name == "CustomSql":
+        check_custom_sql(rule.params[0], fail)
+    if spec.name == "ReferentialIntegrity":
+        reference_columns(rule.params[0], rule.params[1], fail)
+
+
+def validate_analyzer(rule: Rule, fail: Fail) -> None:
+    """Analyzers name a rule type and its parameters, without a condition."""
+    if rule.rule_type != "AllStatistics":
+        _check_params(rule, rule_spec(rule.rule_type, fail), fail)
+
+
+def rule_spec(name: str, fail: Fail) -> RuleSpec:
+    if name in RULE_SPECS:
+        return RULE_SPECS[name]
+    if name in UNSUPPORTED_RULE_TYPES:
+        fail(f"rule type '{name}' is not supported by lakeplane ({UNSUPPORTED_RULE_TYPES[name]})")
+    fail(f"unknown rule type '{name}'{did_you_mean(name, RULE_SPECS)}")
+
+
+def _check_params(rule: Rule, spec: RuleSpec, fail: Fail) -> None:
+    count = len(rule.params)
+    if spec.min_params <= count and (spec.max_params is None or count <= spec.max_params):
+        return
+    if spec.max_params == 0:
+        fail(f"{spec.name} takes no parameters, got {count}")
+    wanted = (f"{spec.min_params}" if spec.min_params == spec.max_params
+              else f"at least {spec.min_params}")
+    noun = "parameter" if wanted == "1" else "parameters"
+    fail(f"{spec.name} takes {wanted} {noun} ({spec.name} {spec.params_hint}), got {count}")
+
+
+def _check_condition(rule: Rule, spec: RuleSpec, fail: Fail) -> None:
+    condition, shape = rule.condition, spec.condition
+    if shape == "none":
+        if condition is not None:
+            fail(f"{spec.name} takes no condition")
+        return
+    if condition is None:
+        if shape != "optional_number":
+            fail(f"{spec.name} needs a condition, e.g. {spec.name} {spec.params_hint} > 0".replace("  ", " "))
+        return
+    if shape in ("number", "optional_number"):
+        if condition.op == "matches":
+            fail(f"{spec.name} compares a number: 'matches' needs ColumnValues")
+        for operand in condition.operands:
+            _check_numeric(operand, fail)
+    elif shape == "length":
+        _check_static_numbers(condition, "ColumnLength", fail, allow_in=True)
+    elif shape == "duration":
+        if condition.op not in (*COMPARATORS, "between") or condition.op in ("=", "!="):
+            fail("DataFreshness takes > >= < <= or between, with hours, days or minutes")
+        if not all(isinstance(o, Duration) for o in condition.operands):
+            fail("DataFreshness compares an age: write it with a unit, e.g. <= 24 hours")
+    elif shape == "type":
+        if condition.op not in ("=", "in") or condition.negated:
+            fail('ColumnDataType takes = "TYPE" or in ["TYPE", ...]')
+        for operand in condition.operands:
+            name = operand.value.upper() if isinstance(operand, Str) else ""
+            if name not in DATA_TYPES:
+                fail(f"unknown data type {_show(operand)}{did_you_mean(name, DATA_TYPES)}; "
+                     f"known: {', '.join(sorted(DATA_TYPES))}")
+    else:  # values
+        _check_values(condition, fail)
+
+
+def _check_numeric(operand: Operand, fail: Fail) -> None:
+    if isinstance(operand, Num):
+        return
+    if isinstance(operand, Neg):
+        _check_numeric(operand.operand, fail)
+    elif isinstance(operand, BinOp):
+        _check_numeric(operand.left, fail)
+        _check_numeric(operand.right, fail)
+    elif isinstance(operand, Call) and operand.name in HISTORY_FUNCTIONS:
+        if len(operand.args) != 1 or not _is_last(operand.args[0]):
+            fail(f"{operand.name}() takes last(k), e.g. {operand.name}(last(10))")
+    elif isinstance(operand, Call) and operand.name == "last":
+        fail("last(k) is a list of values: reduce it with avg, min, max, sum or std, e.g. avg(last(10))")
+    elif isinstance(operand, Call):
+        known = sorted(HISTORY_FUNCTIONS)
+        fail(f"unknown function '{operand.name}'{did_you_mean(operand.name, known)}; "
+             f"dynamic bounds use {', '.join(known)} over last(k)")
+    else:
+        fail(f"expected a number, got {_show(operand)}")
+
+
+def _is_last(operand: Operand) -> bool:
+    return (isinstance(operand, Call) and operand.name == "last" and len(operand.args) == 1
+            and isinstance(operand.args[0], Num) and operand.args[0].value >= 1
+            and operand.args[0].value == int(operand.args[0].value))
+
+
+def _check_static_numbers(condition: Condition, what: str, fail: Fail,
+                          allow_in: bool) -> None:
+    if condition.op == "matches" or (condition.op == "in" and not allow_in):
+        fail(f"{what} takes > >= < <= = != or between")
+    for operand in condition.operands:
+        if any(isinstance(o, Call) for o in walk_operand(operand)):
+            fail(f"{what} takes plain numbers; dynamic bounds (last(k)) are for rules that measure "
+                 "one number, such as RowCount or Mean")
+        _check_numeric(operand, fail)
+
+
+def _check_values(condition: Condition, fail: Fail) -> None:
+    if condition.op == "matches":
+        pattern = condition.operands[0]
+        try:
+            re.compile(pattern.value if isinstance(pattern, Str) else "")
+        except re.error as exc:
+            fail(f"matches: bad regular expression: {exc}")
+        return
+    for operand in condition.operands:
+        for part in walk_operand(operand):
+            if isinstance(part, Call) and part.name != "now":
+                fail("ColumnValues compares each value with fixed bounds: dynamic bounds "
+                     "(last(k)) are for rules that measure one number, such as RowCount or Mean")
+            if isinstance(part, Call) and part.args:
+                fail("now() takes no arguments")
+        if isinstance(operand, Duration):
+            fail("a duration compares with a date: write (now() - 3 days)")
+        if isinstance(operand, Keyword) and condition.op not in ("=", "!=", "in"):
+            fail(f"{operand.name} works with =, != and in")
+
+
+def check_where(text: str, fail: Fail) -> exp.Expr:
+    """``text`` as one Spark SQL row condition, without subqueries."""
+    try:
+        parsed = [e for e in sqlglot.parse(text, read=SQL_DIALECT) if e is not None]
+    except ParseError as exc:
+        fail(f"where clause does not parse: {_parse_problem(exc)}")
+    if len(parsed) != 1 or isinstance(parsed[0], exp.Query | exp.Command | exp.DDL | exp.DML):
+        fail("a where clause is one row condition, such as \"amount > 0\"")
+    if any(isinstance(node, exp.Query) for node in parsed[0].walk()):
+        fail("a where clause cannot hold a query; use CustomSql for that")
+    return parsed[0]
+
+
+def check_custom_sql(sql: str, fail: Fail) -> exp.Expression:
+    """``sql`` as one read-only Spark SQL query."""
+    from lakeplane.query.compiler import parse_single_select
+
+    try:
+        return parse_single_select(sql, SQL_DIALECT)
+    except QueryError as exc:
+        fail(f"CustomSql: {exc}")
+
+
+def reference_columns(primary: str, reference: str,
+                      fail: Fail) -> tuple[list[str], str, list[str]]:
+    """``"a,b" "ref.{x,y}"`` as primary columns, reference alias and reference columns."""
+    match = REFERENCE_COLUMNS.match(reference.strip())
+    if not match:
+        fail(f"ReferentialIntegrity: expected \"alias.column\" or \"alias.{{col1,col2}}\", got {reference!r}")
+    columns = [c.strip() for c in primary.split(",") if c.strip()]
+    ref_columns = [c.strip() for c in (match["many"] or match["one"]).split(",") if c.strip()]
+    if len(columns) != len(ref_columns):
+        fail(f"ReferentialIntegrity: {len(columns)} primary columns but {len(ref_columns)} reference columns")
+    return columns, match["alias"].strip(), ref_columns
+
+
+def _parse_problem(exc: ParseError) -> str:
+    detail = exc.errors[0] if exc.errors else {}
+    return str(detail.get("description", exc))
+
+
+def _show(operand: Operand) -> str:
+    from lakeplane.quality.rules import format_operand
+
+    return format_operand(operand)
