@@ -235,8 +235,11 @@ class Lake(PipelinesMixin):
             raise AccessDenied(f"principal '{principal}' may not write table {table} (no INSERT grant)",
                                principal=principal, table=table, column=None)
 
-    def run(self, ds: dt.date, progress: Progress | None = None) -> RunSummary:
-        """The nightly run for ``ds``: ingest every dataset with batches that day, then every model."""
+    def run(self, ds: dt.date, progress: Progress | None = None, force: bool = False) -> RunSummary:
+        """The nightly run for ``ds``: ingest every dataset with batches that day, then every model.
+
+        Days whose batches were published already are skipped unless ``force``.
+        """
         started = time.perf_counter()
         summary = RunSummary(ds.isoformat())
         models = self.models()
@@ -244,7 +247,7 @@ class Lake(PipelinesMixin):
             if batches := self.raw.batches(name, ds):
                 if progress:
                     progress(f"ingest {name}")
-                summary.ingests.append(self.ingest(name, ds, batches))
+                summary.ingests.append(self.ingest(name, ds, batches, force=force))
         for model in models:
             if progress:
                 progress(f"model {model.name}")

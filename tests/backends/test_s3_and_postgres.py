@@ -30,10 +30,10 @@ def demo_lake(path: Path, overrides: dict[str, Any]) -> Lake:
     return open_lake(path, overrides)
 
 
-def land_and_run(lake: Lake, drop: DayDrop) -> RunSummary:
+def land_and_run(lake: Lake, drop: DayDrop, force: bool = False) -> RunSummary:
     for dataset, files in drop.files.items():
         lake.land(dataset, files, drop.day)
-    return lake.run(drop.day)
+    return lake.run(drop.day, force=force)
 
 
 def rows(lake: Lake, sql: str) -> list[tuple[object, ...]]:
@@ -74,7 +74,7 @@ def assert_day_totals_reconcile(lake: Lake, days: list[dt.date]) -> None:
 def assert_rerun_is_idempotent(lake: Lake, drop: DayDrop) -> None:
     tables = [STATS, "curated.campaign_totals", "processed.impressions", "processed.clicks"]
     before = {t: rows(lake, f"SELECT * FROM {t}") for t in tables}
-    summary = land_and_run(lake, drop)  # landing again finds every batch already there
+    summary = land_and_run(lake, drop, force=True)  # landing again finds every batch already there
     assert impressions_quarantined(summary) == malformed_count()
     after = {t: rows(lake, f"SELECT * FROM {t}") for t in tables}
     for table in tables:
