@@ -80,10 +80,12 @@ def main() -> None:
     print(f"ratio {ratio:.2f}x (target <= 1.2x: {'PASS' if ratio <= 1.2 else 'MISS'})")
 
     overhead_lake = open_lake(single.project_dir)
+    steps = []
+    for n in range(5):
+        after = f", depends_on: [s{n - 1}]" if n else ""
+        steps.append(f"  s{n}: {{python: 'lakeplane.demo.run:noop_step'{after}}}\n")
     (overhead_lake.project_dir / "pipelines" / "noop.yaml").write_text(
-        "concurrency: 1\nsteps:\n" + "".join(
-            f"  s{n}: {{python: 'lakeplane.demo.run:noop_step'{', depends_on: [s' + str(n - 1) + ']' if n else ''}}}\n"
-            for n in range(5)))
+        "concurrency: 1\nsteps:\n" + "".join(steps))
     started = time.perf_counter()
     run = overhead_lake.run_pipeline("noop", target)
     per_step = (time.perf_counter() - started) / 5
