@@ -345,6 +345,11 @@ class Lake(PipelinesMixin):
                                       plan_scan(self.catalog, binding.table, binding.row_filter))
             session.sandbox()
             table = session.arrow_reader(compiled.sql).read_all()
+        except EngineError as exc:
+            if not governed:
+                raise
+            # The secured SQL holds the hash key's material: say what failed, without it.
+            raise EngineError(self.governance.shown(str(exc)), retryable=exc.retryable) from None
         finally:
             session.close()
         if governed:

@@ -51,6 +51,7 @@ class DuckDBSession(EngineSession):
         self.job = job
         self.spill_dir = job.temp_dir / f"{job.name}-{uuid.uuid4().hex[:8]}"
         self.spill_dir.mkdir(parents=True, exist_ok=True)
+        self._scan_folders: set[str] = set()
         self.con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                           "autoload_known_extensions": False})
         try:
@@ -68,7 +69,9 @@ class DuckDBSession(EngineSession):
         if not source.files:
             self.con.register(alias, source.schema.empty_table())
         elif self.storage.is_local:
-            files = ", ".join(quote_literal(self.storage.fs_path(f)) for f in source.files)
+            paths = [self.storage.fs_path(f) for f in source.files]
+            self._scan_folders.update(p.rsplit("/", 1)[0] + "/" for p in paths)
+            files = ", ".join(quote_literal(p) for p in paths)
             columns = ", ".join(quote_ident(f.name) for f in source.schema)
             self.con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {quote_ident(alias)} AS "
@@ -82,10 +85,13 @@ class DuckDBSession(EngineSession):
             self.con.register(alias, dataset)
 
     def sandbox(self) -> None:
-        """From now on this connection reads only the lake: no other files, no ATTACH, no INSTALL."""
+        """From now on this connection reads only the files of the tables it registered: no other
+        file (not even elsewhere in the lake), no ATTACH, no INSTALL, no settings changes."""
         statements = ["SET enable_external_access = false", "SET lock_configuration = true"]
         if self.storage.is_local:
-            statements.insert(0, f"SET allowed_directories = [{quote_literal(self.storage.base + '/')}]")
+            folders = ", ".join(quote_literal(f) for f in sorted(self._scan_folders)) or quote_literal(
+                str(self.spill_dir) + "/")
+            statements.insert(0, f"SET allowed_directories = [{folders}]")
         for statement in statements:
             self.con.execute(statement)
 

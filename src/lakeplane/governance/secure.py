@@ -32,6 +32,7 @@ from lakeplane.query.compiler import (
     TableBinding,
     bind_parameters,
     parse_single_select,
+    refuse_unsafe,
     resolve_tables,
 )
 from lakeplane.query.pruning import scan_filter
@@ -68,10 +69,12 @@ def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callabl
         QueryError: the query is not a single read-only statement, or names unknown things.
     """
     expression = parse_single_select(sql, read)
+    read = "trino" if read == "athena" else read
+    ctx = CompileContext(resolve=resolve, params=params or {})
+    expression = refuse_unsafe(expression, ctx)
     for table in expression.find_all(exp.Table):
         if table.args.get("version") or table.args.get("when"):
             raise QueryError("time travel is not allowed in governed queries", table=table.sql())
-    ctx = CompileContext(resolve=resolve, params=params or {})
     expression = resolve_tables(bind_parameters(expression, ctx), ctx)
     access = {b.alias: access_for(b.table) for b in ctx.bindings.values()}
     for table_access in access.values():
@@ -102,6 +105,10 @@ def _qualify(expression: exp.Expression, access: dict[str, TableAccess], princip
     except OptimizeError as exc:
         match = _UNRESOLVED.search(str(exc))
         name = (match.group(1) or match.group(2)) if match else None
+        if name is None:  # e.g. a denied column in JOIN ... USING: sqlglot cannot join on it
+            using = [c.name for join in expression.find_all(exp.Join) for c in join.args.get("using") or []]
+            name = next((c for c in using for a in access.values()
+                         if (d := a.column(c)) is not None and d.access == "denied"), None)
         for table_access in access.values():
             decision = table_access.column(name) if name else None
             if decision is not None and decision.access == "denied":

@@ -10,6 +10,7 @@ filters) slot in without touching the others.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -65,6 +66,10 @@ def parse_single_select(sql: str, dialect: str) -> exp.Expression:
     Raises:
         QueryError: it does not parse, holds several statements, or is not a query.
     """
+    if dialect not in READ_DIALECTS:
+        raise QueryError(f"unsupported SQL dialect '{dialect}'; use one of {', '.join(READ_DIALECTS)}",
+                         dialect=dialect)
+    dialect = "trino" if dialect == "athena" else dialect
     try:
         statements = [s for s in sqlglot.parse(_mark_parameters(sql, dialect), read=dialect) if s is not None]
     except ParseError as exc:
@@ -122,9 +127,45 @@ def bind_parameters(expression: exp.Expression, ctx: CompileContext) -> exp.Expr
     return expression.transform(bind, copy=False)  # the compile owns its parse tree
 
 
+#: The dialects queries may be written in. Others normalise identifiers differently (upper case,
+#: case-sensitive quoting), which would let a reference slip past the rewrite.
+READ_DIALECTS = ("trino", "athena", "duckdb", "spark")
+#: Functions that read files, other tables or the engine's own state: never in a user's query.
+REFUSED_FUNCTIONS = re.compile(
+    r"^(read_\w*|\w*_scan|scan_\w*|query|query_table|glob|duckdb_\w*|pragma_\w*|parquet_\w*|iceberg_\w*|"
+    r"delta_\w*|sniff_\w*|json_execute_serialized_sql|current_query|current_setting|getvariable|getenv|"
+    r"which_secret|sql_auto_complete|checkpoint|force_checkpoint|test_\w*)$", re.IGNORECASE)
+
+
+def refuse_unsafe(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """Refuse table functions, LATERAL calls and functions that read files or engine state."""
+    for node in expression.walk():
+        if isinstance(node, exp.Lateral) and not isinstance(node.this, exp.Subquery | exp.Unnest):
+            raise QueryError(f"table functions are not allowed: {node.sql()}", function=node.sql())
+        if isinstance(node, exp.Func):
+            name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+            if REFUSED_FUNCTIONS.match(name or ""):
+                raise QueryError(f"function {name}() is not allowed in a query", function=name)
+        if isinstance(node, exp.Table) and node.name.lower().startswith("__lp_"):
+            raise QueryError(f"'{node.name}' is not a table", table=node.name)
+    return expression
+
+
+def _cte_in_scope(table: exp.Table) -> bool:
+    """Whether a bare table name refers to a CTE of an enclosing query (not one elsewhere)."""
+    if table.db or table.catalog:
+        return False
+    node: Any = table.parent
+    while node is not None:
+        with_ = (node.args.get("with_") or node.args.get("with")) if isinstance(node, exp.Query) else None
+        if with_ is not None and any(cte.alias_or_name == table.name for cte in with_.expressions):
+            return True
+        node = node.parent
+    return False
+
+
 def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
     """Replace each lake table reference with the alias its scan is registered under."""
-    cte_names = {cte.alias_or_name for cte in expression.find_all(exp.CTE)}
 
     def resolve(node: exp.Expression) -> exp.Expression:
         if not isinstance(node, exp.Table):
@@ -132,7 +173,7 @@ def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expre
         if not isinstance(node.this, exp.Identifier):
             raise QueryError(f"table functions and file paths are not allowed: {node.sql()}",
                              table=node.sql())
-        if not node.db and node.name in cte_names:
+        if _cte_in_scope(node):
             return node
         name = ".".join(part.name for part in node.parts)
         table = ctx.resolve(name)
@@ -146,7 +187,7 @@ def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expre
 
 
 Rewrite = Callable[[exp.Expression, CompileContext], exp.Expression]
-REWRITES: tuple[Rewrite, ...] = (bind_parameters, resolve_tables)
+REWRITES: tuple[Rewrite, ...] = (refuse_unsafe, bind_parameters, resolve_tables)
 
 
 def compile_query(sql: str, resolve: Callable[[str], str], *, read: str = "duckdb",
