@@ -152,14 +152,27 @@ def refuse_unsafe(expression: exp.Expression, ctx: CompileContext) -> exp.Expres
 
 
 def _cte_in_scope(table: exp.Table) -> bool:
-    """Whether a bare table name refers to a CTE of an enclosing query (not one elsewhere)."""
+    """Whether a bare table name refers to a CTE visible where it stands.
+
+    A CTE is visible to the main query of its WITH and to the CTEs written after it (and to itself
+    only in a WITH RECURSIVE); a name that matches no visible CTE is a lake table, never a file.
+    """
     if table.db or table.catalog:
         return False
+    child: Any = table
     node: Any = table.parent
     while node is not None:
         with_ = (node.args.get("with_") or node.args.get("with")) if isinstance(node, exp.Query) else None
-        if with_ is not None and any(cte.alias_or_name == table.name for cte in with_.expressions):
-            return True
+        if with_ is not None:
+            ctes = list(with_.expressions)
+            inside = next((i for i, cte in enumerate(ctes) if cte is child), None)
+            if inside is None:  # the reference is in the main query: every CTE is visible
+                visible = ctes
+            else:
+                visible = ctes[: inside + 1] if with_.args.get("recursive") else ctes[:inside]
+            if any(cte.alias_or_name == table.name for cte in visible):
+                return True
+        child = node if not isinstance(node, exp.With) else child
         node = node.parent
     return False
 
