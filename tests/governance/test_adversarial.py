@@ -7,8 +7,8 @@ run for ana and eve and return exactly what the same query returns over tables a
 filtered for them (the oracles of ``conftest.py``): a rewrite that lets a raw value decide a row
 (a WHERE, a JOIN, a pruned file) shows up there as a different answer.
 
-Known leaks are strict xfails on the principals they leak to, with the reason; fixing one turns its
-xfail into a failure that asks for the mark to go.
+Known leaks and bugs are strict xfails on the principals they affect, with the reason and the
+exception they fail with; fixing one turns its xfail into a failure that asks for the mark to go.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import duckdb
 import pyarrow as pa
 import pytest
+import sqlglot
+from sqlglot.errors import TokenError
 
 from lakeplane.errors import AccessDenied, LakeplaneError, QueryError, TableNotFoundError
 from lakeplane.governance.masks import keyed_pads
@@ -26,35 +29,33 @@ from tests.governance.conftest import (
     CARA_DENIED,
     CDR,
     SUBSCRIBERS,
+    TELCO_TABLES,
     GovernedDemo,
     MaskedOracle,
     RawTelco,
+    Scanned,
     call_id_leaks,
     cell_texts,
     digit_leaks,
-    normalised,
     secret_digits,
+    table_rows,
+    value_texts,
 )
 
 PRINCIPALS = ("ana", "eve", "ian", "cara")
 REFUSALS = (QueryError, AccessDenied, TableNotFoundError)
 Expect = Literal["rows", "refused", "either"]
 
-# Known leaks, as strict-xfail reasons (the final report names file, line and fix).
-FILE_VIA_OUT_OF_SCOPE_CTE = (
-    "query/compiler.py resolve_tables: CTE names are collected from the whole query, so a bare table "
-    "named like a CTE of another scope is never resolved; DuckDB then reads it as a file path inside "
-    "allowed_directories, which is the whole lake")
-LATERAL_TABLE_FUNCTION = (
-    "query/compiler.py resolve_tables only refuses table functions that are exp.Table; "
-    "`LATERAL f(...)` is an exp.Lateral and reaches DuckDB (read_parquet on the lake, query_table on "
-    "the raw scan view __lp_N)")
-CURRENT_QUERY = ("current_query() returns the secured SQL, whose hash masks carry the key's HMAC pads "
-                 "as hex literals")
-CELL_DAILY_UNFILTERED = ("demo policy.yaml: eu_team has row filters on processed.cdr and "
-                         "processed.subscribers only; curated.cell_daily (built from cdr) shows US rows")
-QUARANTINE_RAW = ("demo policy.yaml: *_quarantine tables are tagged sensitivity=internal only; their "
-                  "raw_text/raw_bytes hold whole partner lines, unmasked and unfiltered")
+# Known gaps, as strict-xfail reasons.
+TOKEN_ERROR = (
+    "query/compiler.py parse_single_select catches sqlglot's ParseError only: SQL that does not tokenize "
+    "(an unterminated string, quoted name or comment) escapes as a raw sqlglot TokenError")
+REPLACE_DROPPED = (
+    "governance/secure.py _qualify: sqlglot's star expansion drops a `* REPLACE (expr AS col)` item whose "
+    "col is not visible, so a denied column named there is silently ignored instead of AccessDenied "
+    "(no leak: the query runs without it)")
+#: Keeps a quoted identifier's case through sqlglot's normalisation (a documented sqlglot feature).
+CASE_SENSITIVE = "/* sqlglot.meta case_sensitive */"
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ class Attack:
 
     ``expect``: ``rows`` — ana and eve get an answer equal to the oracle's (if ``compare``), ian is denied
     (if it reads ``telco``); ``refused`` — everyone gets QueryError, AccessDenied or TableNotFoundError;
-    ``either`` — any lakeplane error or an answer, as long as nothing leaks. ``leaks``: principal ->
-    reason of a known leak (a strict xfail).
+    ``either`` — any lakeplane error or an answer, as long as nothing leaks. ``known``: principal ->
+    reason of a known leak or bug, a strict xfail expecting ``raises``.
     """
 
     id: str
@@ -74,16 +75,12 @@ class Attack:
     compare: bool = True
     telco: bool = True
     params: dict[str, Any] | None = None
-    leaks: dict[str, str] = field(default_factory=dict)
+    known: dict[str, str] = field(default_factory=dict)
+    raises: type[BaseException] = AssertionError
 
 
 def everyone(reason: str) -> dict[str, str]:
     return dict.fromkeys(PRINCIPALS, reason)
-
-
-def readers(reason: str) -> dict[str, str]:
-    """A leak through a telco table: ian is denied the table first."""
-    return dict.fromkeys(("ana", "eve", "cara"), reason)
 
 
 C, S = CDR, SUBSCRIBERS
@@ -118,23 +115,40 @@ ATTACKS: list[Attack] = [
     Attack("quoted-upper-columns", f'SELECT "MSISDN", "Imsi", "CARD_PAN" FROM {S}'),
     Attack("quoted-table-parts", 'SELECT msisdn, imsi FROM "telco"."processed"."cdr"'),
     Attack("case-games-table", "SELECT msisdn FROM Telco.Processed.CDR", expect="either"),
-    Attack("dotted-name-as-one-identifier", 'SELECT * FROM "telco.processed.cdr"', expect="refused"),
+    Attack("dotted-name-as-one-identifier", 'SELECT * FROM "telco.processed.cdr"', expect="either",
+           compare=False),
     # -- CTEs -----------------------------------------------------------------------------------------
     Attack("cte-shadows-table-name", f"WITH cdr AS (SELECT * FROM {C}) SELECT msisdn, imsi, region FROM cdr"),
     Attack("cte-shadows-other-table", f"WITH subscribers AS (SELECT * FROM {C}) "
                                       "SELECT s.msisdn, s.imsi FROM subscribers AS s"),
-    Attack("cte-named-like-scan-view", f"WITH __lp_0 AS (SELECT * FROM {S}) SELECT * FROM __lp_0"),
+    Attack("cte-named-like-scan-view", f"WITH __lp_0 AS (SELECT * FROM {S}) SELECT * FROM __lp_0",
+           expect="either"),
     Attack("cte-scan-view-out-of-scope",
            'SELECT y.msisdn, y.imsi FROM (WITH "__LP_0" AS (SELECT 1 AS a) SELECT a FROM "__LP_0") AS x, '
            f'"__LP_0" AS y, {C} AS z', expect="either"),
     Attack("cte-file-out-of-scope",
            'SELECT f.* FROM "{subscribers_files}" AS f WHERE EXISTS '
            '(WITH "{subscribers_files}" AS (SELECT 1 AS a) SELECT a FROM "{subscribers_files}")',
-           expect="either", telco=False, leaks=everyone(FILE_VIA_OUT_OF_SCOPE_CTE)),
+           expect="either", telco=False),
     Attack("cte-file-out-of-scope-duckdb",
            'SELECT f.* FROM (WITH "{cdr_files}" AS (SELECT 1 AS a) SELECT a FROM "{cdr_files}") AS x, '
-           '"{cdr_files}" AS f', dialect="duckdb", expect="either", telco=False,
-           leaks=everyone(FILE_VIA_OUT_OF_SCOPE_CTE)),
+           '"{cdr_files}" AS f', dialect="duckdb", expect="either", telco=False),
+    Attack("cte-self-reference-file",
+           f'WITH "{{subscribers_folder}}" {CASE_SENSITIVE} AS (SELECT * FROM "{{subscribers_folder}}" '
+           f'{CASE_SENSITIVE}) SELECT f.msisdn, f.imsi, f.card_pan, f.region, f.name FROM '
+           f'"{{subscribers_folder}}" {CASE_SENSITIVE} AS f CROSS JOIN (SELECT count(*) AS n FROM {S}) AS s',
+           expect="either"),
+    Attack("cte-forward-reference-file",
+           f'WITH x AS (SELECT * FROM "{{cdr_folder}}" {CASE_SENSITIVE}), "{{cdr_folder}}" {CASE_SENSITIVE} '
+           f'AS (SELECT 1 AS a) SELECT x.call_id, x.msisdn, x.imsi, x.region FROM x '
+           f'WHERE EXISTS (SELECT 1 FROM {C})', dialect="duckdb", expect="either"),
+    Attack("cte-self-reference-file-lowercased",
+           'WITH "{subscribers_folder}" AS (SELECT * FROM "{subscribers_folder}") SELECT f.card_pan '
+           f'FROM "{{subscribers_folder}}" AS f CROSS JOIN (SELECT count(*) AS n FROM {S}) AS s',
+           expect="either"),
+    Attack("cte-self-reference-builtin-view",
+           "WITH duckdb_views AS (SELECT * FROM duckdb_views) SELECT v.sql FROM duckdb_views AS v "
+           f"CROSS JOIN (SELECT count(*) AS n FROM {S}) AS s WHERE NOT v.internal", expect="either"),
     Attack("cte-recursive", f"WITH RECURSIVE r(n, m) AS (SELECT 1, min(card_pan) FROM {S} UNION ALL "
                             "SELECT n + 1, m FROM r WHERE n < 3) SELECT * FROM r"),
     # -- subqueries and derived tables ------------------------------------------------------------------
@@ -171,7 +185,7 @@ ATTACKS: list[Attack] = [
     Attack("star-subscribers", f"SELECT * FROM {S}"),
     Attack("star-exclude", f"SELECT * EXCLUDE (call_id) FROM {C}", dialect="duckdb"),
     Attack("star-replace", f"SELECT * REPLACE (upper(msisdn) AS msisdn, card_pan || '' AS card_pan) FROM {S}",
-           dialect="duckdb"),
+           dialect="duckdb", known={"cara": REPLACE_DROPPED}),
     Attack("row-as-struct", f"SELECT s FROM {S} AS s", dialect="duckdb"),
     Attack("columns-regex", f"SELECT COLUMNS('.*(pan|msisdn).*') FROM {S}", dialect="duckdb",
            expect="either", compare=False),
@@ -209,10 +223,9 @@ ATTACKS: list[Attack] = [
     Attack("parameter-injection", f"SELECT count(*) FROM {C} WHERE region = :region",
            params={"region": "EU' OR '1'='1"}),
     Attack("curated-cell-daily-us", "SELECT region, sum(calls) AS calls FROM telco.curated.cell_daily "
-                                    "WHERE region = 'US' GROUP BY region",
-           compare=False, leaks={"eve": CELL_DAILY_UNFILTERED}),
-    Attack("quarantine-raw-lines", "SELECT raw_text, detail FROM telco.processed.cdr_quarantine",
-           compare=False, leaks=readers(QUARANTINE_RAW)),
+                                    "WHERE region = 'US' GROUP BY region", compare=False),
+    Attack("quarantine-raw-lines", "SELECT raw_text, raw_bytes, detail FROM telco.processed.cdr_quarantine",
+           expect="either"),
     # -- time travel and Iceberg metadata tables --------------------------------------------------------
     Attack("for-version-as-of", f"SELECT * FROM {C} FOR VERSION AS OF 1", expect="refused"),
     Attack("for-timestamp-as-of", f"SELECT * FROM {C} FOR TIMESTAMP AS OF TIMESTAMP '2026-01-01 00:00:00'",
@@ -238,15 +251,15 @@ ATTACKS: list[Attack] = [
            expect="refused"),
     Attack("lateral-read-parquet", "SELECT f.* FROM (SELECT 1 AS one) AS t, "
                                    "LATERAL read_parquet('{subscribers_files}') AS f",
-           dialect="duckdb", expect="either", telco=False, leaks=everyone(LATERAL_TABLE_FUNCTION)),
+           dialect="duckdb", expect="either", telco=False),
     Attack("lateral-read-parquet-trino", "SELECT f.* FROM (SELECT 1 AS one) AS t, "
                                          "LATERAL read_parquet('{cdr_files}') AS f",
-           expect="either", telco=False, leaks=everyone(LATERAL_TABLE_FUNCTION)),
-    Attack("lateral-query-table", f"SELECT f.* FROM {S} AS s, LATERAL query_table('__lp_0') AS f",
-           dialect="duckdb", expect="either", leaks=readers(LATERAL_TABLE_FUNCTION)),
-    Attack("join-lateral-query", f"SELECT f.* FROM {C} AS c JOIN LATERAL query("
-                                 "'SELECT * FROM __lp_0 WHERE region = ''US''') AS f ON true",
-           dialect="duckdb", expect="either", leaks=readers(LATERAL_TABLE_FUNCTION)),
+           expect="either", telco=False),
+    Attack("lateral-query-table", f"SELECT f.* FROM {S} AS s, LATERAL query_table('__lp_0') AS f LIMIT 600",
+           dialect="duckdb", expect="either"),
+    Attack("join-lateral-query", f"SELECT DISTINCT f.* FROM {C} AS c JOIN LATERAL query("
+                                 "'SELECT * FROM __lp_0 WHERE region = ''US'' LIMIT 100') AS f ON true",
+           dialect="duckdb", expect="either"),
     # -- statements that are not one read-only query ----------------------------------------------------
     Attack("attach", "ATTACH '/tmp/x.db' AS x", dialect="duckdb", expect="refused"),
     Attack("copy-out", f"COPY (SELECT * FROM {S}) TO '/tmp/out.csv'", dialect="duckdb", expect="refused"),
@@ -273,6 +286,12 @@ ATTACKS: list[Attack] = [
     Attack("nested-block-comments", f"SELECT msisdn /* /* */ , (SELECT max(msisdn) FROM __lp_0) */ FROM {C}",
            expect="either"),
     Attack("trailing-semicolon", f"SELECT msisdn, imsi FROM {C};"),
+    Attack("unterminated-string", f"SELECT msisdn FROM {C} WHERE region = 'EU", expect="refused",
+           known=everyone(TOKEN_ERROR), raises=TokenError),
+    Attack("unterminated-comment", f"SELECT msisdn FROM {C} /* the rest is hidden", expect="refused",
+           known=everyone(TOKEN_ERROR), raises=TokenError),
+    Attack("unterminated-quoted-name", f'SELECT "msisdn FROM {C}', expect="refused",
+           known=everyone(TOKEN_ERROR), raises=TokenError),
     # -- unknown tables and system catalogs -------------------------------------------------------------
     Attack("unknown-table", "SELECT * FROM telco.processed.nope", expect="refused"),
     Attack("information-schema-tables", "SELECT * FROM information_schema.tables", expect="refused"),
@@ -288,8 +307,9 @@ ATTACKS: list[Attack] = [
     Attack("current-principal-attr-in-where", f"SELECT count(*) FROM {C} "
                                               "WHERE region <> current_principal_attr('region')", expect="either"),
     Attack("current-principal", f"SELECT current_principal(), count(*) FROM {C}", expect="either"),
-    Attack("current-query", f"SELECT current_query() AS q FROM {S}", dialect="duckdb", expect="either",
-           leaks={"ana": CURRENT_QUERY}),
+    Attack("current-query", f"SELECT current_query() AS q FROM {S}", dialect="duckdb", expect="either"),
+    Attack("current-query-in-where", f"SELECT count(*) FROM {S} WHERE current_query() LIKE '%UNHEX%'",
+           expect="either"),
     Attack("current-setting", "SELECT current_setting('allowed_directories')", dialect="duckdb",
            expect="either", telco=False),
     # -- unnest, lateral views, table modifiers ----------------------------------------------------------
@@ -297,7 +317,7 @@ ATTACKS: list[Attack] = [
     Attack("cross-join-unnest", f"SELECT c.call_id, t.x FROM {C} AS c CROSS JOIN UNNEST(ARRAY[msisdn, imsi]) "
                                 "AS t(x)"),
     Attack("spark-lateral-view", f"SELECT name, x FROM {S} LATERAL VIEW explode(array(card_pan, imsi)) t AS x",
-           dialect="spark"),
+           dialect="spark", expect="either"),
     Attack("unpivot-masked", f"SELECT * FROM {S} UNPIVOT (v FOR k IN (msisdn, imsi, card_pan))",
            dialect="duckdb", expect="either", compare=False),
     Attack("tablesample", f"SELECT card_pan, msisdn FROM {S} TABLESAMPLE 10 ROWS", dialect="duckdb",
@@ -318,54 +338,75 @@ _ids_are_unique()
 def _cases() -> Iterator[Any]:
     for attack in ATTACKS:
         for who in PRINCIPALS:
-            marks = ([pytest.mark.xfail(strict=True, reason=attack.leaks[who])] if who in attack.leaks
-                     else [])
+            marks = ([pytest.mark.xfail(strict=True, raises=attack.raises, reason=attack.known[who])]
+                     if who in attack.known else [])
             yield pytest.param(attack, who, id=f"{attack.id}-{who}", marks=marks)
 
 
 def attack_sql(attack: Attack, governed: GovernedDemo) -> str:
+    """The attack's SQL with the lake's own file locations put in, as an attacker would learn them."""
     sql = attack.sql
-    for name, table in (("cdr_files", CDR), ("subscribers_files", SUBSCRIBERS)):
-        sql = sql.replace("{" + name + "}", governed.table_glob(table))
+    for table, name in ((CDR, "cdr"), (SUBSCRIBERS, "subscribers")):
+        sql = sql.replace("{" + name + "_files}", governed.table_glob(table))
+        sql = sql.replace("{" + name + "_folder}", governed.data_folder_glob(table))
     return sql
 
 
-def find_leaks(principal: str, result: pa.Table, raw: RawTelco, key_material: tuple[str, ...]) -> list[str]:
-    """What ``result`` shows that ``principal`` must never see (empty when nothing)."""
-    texts = cell_texts(result)
-    lowered = [t.lower() for t in texts if len(t) >= 16]
-    found = [f"key material in a cell ({secret[:8]}...)" for secret in key_material
+def find_leaks(principal: str, result: pa.Table, raw: RawTelco, governed: GovernedDemo,
+               expected: list[tuple[Any, ...]] | None = None) -> list[str]:
+    """What ``result`` shows that ``principal`` must never see (empty when nothing).
+
+    ``expected``: the same query's rows over data masked for ``principal``, when known; six-digit runs
+    it holds too are not counted as card digits (see :meth:`RawTelco.pan_leaks`).
+    """
+    scanned = Scanned.of(cell_texts(result))
+    lowered = [t.lower() for t in scanned.texts if len(t) >= 16]
+    found = [f"key material in a cell ({secret[:8]}...)" for secret in governed.key_material
              if any(secret.lower() in t for t in lowered)]
-    found += raw.pan_leaks(texts)
+    locations = [governed.location(table) for table in TELCO_TABLES]
+    found += [f"a telco data file path in {t[:80]!r}" for t in scanned.texts
+              if any(loc in t for loc in locations)][:3]
+    baseline = None if expected is None else Scanned.of(t for row in expected for v in row for t in value_texts(v))
+    found += raw.pan_leaks(scanned, baseline)
     if principal == "ana":
-        found += digit_leaks(texts, secret_digits(raw.msisdns | raw.imsis), "a raw msisdn or imsi")
+        found += digit_leaks(scanned, secret_digits(raw.msisdns | raw.imsis), "a raw msisdn or imsi")
     elif principal == "eve":
-        found += digit_leaks(texts, secret_digits(raw.us_msisdns | raw.us_imsis), "a US subscriber")
-        found += call_id_leaks(texts, raw.us_call_ids)
-        found += [f"US subscriber {t!r}" for t in texts if t in raw.us_names]
-        found += [f"region US in column {name!r}" for name in result.column_names
-                  if name.lower() == "region" and "US" in result.column(name).to_pylist()]
+        found += digit_leaks(scanned, secret_digits(raw.us_msisdns | raw.us_imsis), "a US subscriber")
+        found += call_id_leaks(scanned, raw.us_call_ids)
+        found += [f"US subscriber {t!r}" for t in scanned.texts if t in raw.us_names]
+        found += [f"region US in column {name!r}" for name, column in zip(result.column_names, result.columns,
+                                                                            strict=True)
+                  if name.lower() == "region" and "US" in column.to_pylist()]
     elif principal == "ian":
-        found += digit_leaks(texts, secret_digits(raw.msisdns | raw.imsis), "a telco subscriber")
-        found += call_id_leaks(texts, raw.all_call_ids)
+        found += digit_leaks(scanned, secret_digits(raw.msisdns | raw.imsis), "a telco subscriber")
+        found += call_id_leaks(scanned, raw.all_call_ids)
     elif principal == "cara":
-        found += digit_leaks(texts, secret_digits(raw.imsis), "a raw imsi")
+        found += digit_leaks(scanned, secret_digits(raw.imsis), "a raw imsi")
     return found
 
 
 def check_refusal(exc: LakeplaneError, principal: str, governed: GovernedDemo) -> None:
-    """A refusal names who, what table and what column it refuses, and shows no key material."""
-    message = str(exc)
+    """A refusal names who and what it refuses, and shows no key material anywhere."""
+    shown = f"{exc} {exc.to_dict()} {vars(exc)}".lower()
     for secret in governed.key_material:
-        assert secret.lower() not in message.lower(), "the error message carries key material"
+        assert secret.lower() not in shown, "the error carries key material"
     if isinstance(exc, AccessDenied):
-        assert exc.principal == principal and f"'{principal}'" in message
+        message = str(exc)
+        assert exc.principal == principal and f"principal '{principal}'" in message
         assert exc.table and exc.table in message
         if exc.column is not None:
             assert f"{exc.table}.{exc.column}" in message
-            assert principal == "cara" and exc.column in CARA_DENIED, f"unexpected denial: {message}"
-        else:
-            assert principal == "ian" and exc.table.startswith("telco."), f"unexpected denial: {message}"
+
+
+def oracle_rows(oracles: dict[str, MaskedOracle], principal: str, sql: str,
+                attack: Attack) -> list[tuple[Any, ...]] | None:
+    """The attack's rows over data masked for ``principal``, or None when plain DuckDB refuses it too."""
+    if principal not in oracles:
+        return None
+    try:
+        return oracles[principal].rows(sql, attack.dialect, attack.params)
+    except (duckdb.Error, sqlglot.errors.SqlglotError):
+        return None
 
 
 @pytest.mark.parametrize(("attack", "principal"), list(_cases()))
@@ -387,11 +428,12 @@ def test_attack_gets_nothing(attack: Attack, principal: str, governed: GovernedD
         return
     assert attack.expect != "refused", f"{principal} ran a query that must be refused: {sql}"
     assert not (principal == "ian" and attack.telco), f"ian read telco: {result.num_rows} rows"
-    leaks = find_leaks(principal, result, raw_telco, governed.key_material)
+    expected = oracle_rows(oracles, principal, sql, attack)
+    leaks = find_leaks(principal, result, raw_telco, governed, expected)
     assert not leaks, f"{principal} sees what the policy hides: {leaks[:5]}"
     if attack.expect == "rows" and attack.compare and principal in oracles:
-        got = normalised(tuple(row.values()) for row in result.to_pylist())
-        assert got == oracles[principal].rows(sql, attack.dialect), "differs from the masked oracle"
+        assert expected is not None, "the oracle cannot run this query: mark it compare=False"
+        assert table_rows(result) == expected, "differs from the masked oracle"
 
 
 def test_the_corpus_is_large_and_varied() -> None:
@@ -405,22 +447,26 @@ def test_leak_detector_sees_raw_values(governed: GovernedDemo, raw_telco: RawTel
     fred = governed.lake.query(f"SELECT s.*, c.call_id FROM {S} AS s JOIN {C} AS c USING (msisdn)",
                                principal="fred")
     for who in PRINCIPALS:
-        assert find_leaks(who, fred, raw_telco, governed.key_material), who
+        assert find_leaks(who, fred, raw_telco, governed), who
     pads = pa.table({"sql": [f"UNHEX('{keyed_pads(governed.key)[0]}')"]})
-    assert find_leaks("eve", pads, raw_telco, governed.key_material)
+    assert find_leaks("eve", pads, raw_telco, governed)
+    digits = pa.table({"pan": [min(raw_telco.pans)[2:11]]})
+    assert raw_telco.pan_leaks(Scanned.of(cell_texts(digits))), "nine hidden card digits on their own"
     masked = governed.lake.query(f"SELECT * FROM {S}", principal="ana")
-    assert not find_leaks("ana", masked, raw_telco, governed.key_material)
+    assert not find_leaks("ana", masked, raw_telco, governed)
 
 
 # -- errors ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sql", [
-    f"SELECT count(*) FROM {C}",
-    f"SELECT s.name FROM {S} AS s",
-    "SELECT cell_id FROM telco.curated.cell_daily",
-    f"WITH x AS (SELECT * FROM {C}) SELECT 1",
-    f"SELECT 1 WHERE EXISTS (SELECT 1 FROM {S})",
-    f"SELECT i.event_id FROM adtech.processed.impressions AS i JOIN {C} AS c ON i.user_id = c.msisdn",
+    pytest.param(f"SELECT count(*) FROM {C}", id="count"),
+    pytest.param(f"SELECT s.name FROM {S} AS s", id="unmasked-column"),
+    pytest.param("SELECT cell_id FROM telco.curated.cell_daily", id="curated"),
+    pytest.param("SELECT reason FROM telco.processed.cdr_quarantine", id="quarantine"),
+    pytest.param(f"WITH x AS (SELECT * FROM {C}) SELECT 1", id="unused-cte"),
+    pytest.param(f"SELECT 1 WHERE EXISTS (SELECT 1 FROM {S})", id="exists"),
+    pytest.param(f"SELECT i.event_id FROM adtech.processed.impressions AS i JOIN {C} AS c "
+                 "ON i.user_id = c.msisdn", id="joined-to-adtech"),
 ])
 def test_ian_is_denied_every_telco_table_by_name(governed: GovernedDemo, sql: str) -> None:
     with pytest.raises(AccessDenied) as caught:
@@ -439,9 +485,6 @@ def test_ian_still_reads_adtech(governed: GovernedDemo) -> None:
 MISATTRIBUTED = ("governance/secure.py _qualify: the denied column is looked up by name in every table "
                  "of the query and the first table denying it is named, not the table the reference "
                  "is on")
-USING_NOT_DENIED = ("governance/secure.py _qualify: a denied column in JOIN ... USING fails in sqlglot "
-                    "with 'Cannot automatically join', which _UNRESOLVED does not match: QueryError with "
-                    "no principal/table/column instead of AccessDenied")
 
 
 @pytest.mark.parametrize(("sql", "dialect", "table", "column"), [
@@ -462,12 +505,12 @@ USING_NOT_DENIED = ("governance/secure.py _qualify: a denied column in JOIN ... 
     pytest.param(f"SELECT imsi FROM {C} UNION SELECT msisdn FROM {S}", "trino", C, "imsi", id="union"),
     pytest.param(f"SELECT msisdn FROM {S} WHERE msisdn IN (SELECT msisdn FROM {C} WHERE imsi > '')",
                  "trino", C, "imsi", id="in-subquery",
-                 marks=pytest.mark.xfail(strict=True, reason=MISATTRIBUTED)),
+                 marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=MISATTRIBUTED)),
     pytest.param(f"SELECT s.msisdn FROM {S} AS s WHERE EXISTS (SELECT 1 FROM {C} AS c "
                  "WHERE c.imsi = s.msisdn)", "trino", C, "imsi", id="correlated",
-                 marks=pytest.mark.xfail(strict=True, reason=MISATTRIBUTED)),
+                 marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=MISATTRIBUTED)),
     pytest.param(f"SELECT s.msisdn FROM {C} AS c JOIN {S} AS s USING (imsi)", "trino", C, "imsi",
-                 id="join-using", marks=pytest.mark.xfail(strict=True, reason=USING_NOT_DENIED)),
+                 id="join-using"),
 ])
 def test_a_denied_column_is_named_with_principal_and_table(governed: GovernedDemo, sql: str, dialect: str,
                                                            table: str, column: str) -> None:
@@ -484,16 +527,11 @@ def test_star_leaves_denied_columns_out(governed: GovernedDemo) -> None:
     assert not CARA_DENIED & set(got.column_names) and {"msisdn", "name"} <= set(got.column_names)
 
 
-ENGINE_ERROR_SQL = ("lake.py run_query raises the session's EngineError, whose `sql` field (and to_dict(), "
-                    "printed by `--output json`) is the secured SQL with the HMAC pads unredacted")
-
-
 @pytest.mark.parametrize("sql", [
     pytest.param(f"SELECT msisdn + 1 FROM {C}", id="binder-error"),
     pytest.param(f"SELECT CAST(msisdn AS INTEGER) FROM {C}", id="conversion-error"),
     pytest.param(f"SELECT nosuchfunction(imsi) FROM {S}", id="unknown-function"),
 ])
-@pytest.mark.xfail(strict=True, reason=ENGINE_ERROR_SQL)
 def test_engine_errors_carry_no_key_material(governed: GovernedDemo, sql: str) -> None:
     with pytest.raises(LakeplaneError) as caught:
         governed.lake.query(sql, principal="ana", dialect="duckdb")
@@ -503,38 +541,24 @@ def test_engine_errors_carry_no_key_material(governed: GovernedDemo, sql: str) -
 
 # -- read dialects -----------------------------------------------------------------------------------
 
-UPPERCASE_DIALECT = ("governance/secure.py _secure matches tables by `node.name in access`; dialects that "
-                     "normalise identifiers to upper case (snowflake, oracle, exasol) turn the scan alias "
-                     "__lp_0 into __LP_0 during qualify, so no table is secured and DuckDB, case-insensitive, "
-                     "reads the raw view")
-CASE_SENSITIVE_DIALECT = ("governance/secure.py _secure compares names case-sensitively: in a dialect that "
-                          "keeps quoted case (postgres, mysql, clickhouse), an out-of-scope CTE named "
-                          "\"__LP_0\" makes resolve_tables skip the reference and _secure miss it, and "
-                          "DuckDB resolves it to the raw view __lp_0")
-UNKNOWN_DIALECT = "lake.py/compiler.py: an unknown dialect raises sqlglot's ValueError, not a lakeplane error"
 _PLAIN = f"SELECT msisdn, imsi, card_pan, region FROM {S}"
-_OUT_OF_SCOPE = ('SELECT y.msisdn, y.imsi FROM (WITH "__LP_0" AS (SELECT 1 AS a) SELECT a FROM "__LP_0") AS x '
-                 f'CROSS JOIN "__LP_0" AS y CROSS JOIN {C} AS z')
+# In a dialect that keeps the case of quoted names, "__LP_0" is not the scan view __lp_0 to sqlglot, but is
+# to DuckDB; in one that upper-cases names, every scan alias becomes __LP_0 and nothing is secured.
+_CASE_TRICK = ('SELECT y.msisdn, y.imsi FROM (WITH "__LP_0" AS (SELECT 1 AS a) SELECT a FROM "__LP_0") AS x '
+               f'CROSS JOIN "__LP_0" AS y CROSS JOIN {C} AS z')
 
 
 @pytest.mark.parametrize(("dialect", "sql"), [
-    pytest.param("trino", _PLAIN, id="trino"),
-    pytest.param("spark", _PLAIN, id="spark"),
-    pytest.param("duckdb", _PLAIN, id="duckdb"),
-    pytest.param("snowflake", _PLAIN, id="snowflake", marks=pytest.mark.xfail(strict=True,
-                                                                               reason=UPPERCASE_DIALECT)),
-    pytest.param("oracle", _PLAIN, id="oracle", marks=pytest.mark.xfail(strict=True, reason=UPPERCASE_DIALECT)),
-    pytest.param("postgres", _OUT_OF_SCOPE, id="postgres-cte",
-                 marks=pytest.mark.xfail(strict=True, reason=CASE_SENSITIVE_DIALECT)),
-    pytest.param("clickhouse", _OUT_OF_SCOPE, id="clickhouse-cte",
-                 marks=pytest.mark.xfail(strict=True, reason=CASE_SENSITIVE_DIALECT)),
-    pytest.param("db2", _PLAIN, id="unknown-dialect", marks=pytest.mark.xfail(strict=True,
-                                                                                 reason=UNKNOWN_DIALECT)),
+    ("trino", _PLAIN), ("athena", _PLAIN), ("spark", _PLAIN), ("duckdb", _PLAIN),
+    ("snowflake", _PLAIN), ("oracle", _PLAIN), ("exasol", _PLAIN),
+    ("postgres", _CASE_TRICK), ("clickhouse", _CASE_TRICK), ("mysql", _CASE_TRICK.replace('"', "`")),
+    ("db2", _PLAIN),
 ])
 def test_no_read_dialect_unmasks(governed: GovernedDemo, raw_telco: RawTelco, dialect: str, sql: str) -> None:
     try:
         result = governed.lake.query(sql, principal="ana", dialect=dialect)
     except LakeplaneError as exc:
         check_refusal(exc, "ana", governed)
+        assert dialect not in ("trino", "athena", "spark", "duckdb"), f"{dialect}: {exc}"
         return
-    assert not find_leaks("ana", result, raw_telco, governed.key_material)
+    assert not find_leaks("ana", result, raw_telco, governed)
