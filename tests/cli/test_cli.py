@@ -78,7 +78,7 @@ def test_user_mistakes_are_one_line_errors(demo_lake: Lake, tmp_path: Path) -> N
     cases = [
         (["ingest", "partner/impressions", "--ds", "2026-11-01"], "no batches of 'partner/impressions'"),
         (["query", "DROP TABLE x"], "only read-only queries are allowed"),
-        (["query", "SELECT * FROM read_parquet('/etc/passwd')"], "table functions and file paths"),
+        (["query", "SELECT * FROM read_parquet('/etc/passwd')"], "is not allowed in a query"),
         (["describe", "curated.nope"], "table 'adtech.curated.nope' does not exist"),
         (["land", "partner/impressions", str(tmp_path / "none.ndjson")], "no such file"),
     ]

@@ -21,7 +21,6 @@ import duckdb
 import pyarrow as pa
 import pytest
 import sqlglot
-from sqlglot.errors import TokenError
 
 from lakeplane.errors import AccessDenied, LakeplaneError, QueryError, TableNotFoundError
 from lakeplane.governance.masks import keyed_pads
@@ -286,12 +285,9 @@ ATTACKS: list[Attack] = [
     Attack("nested-block-comments", f"SELECT msisdn /* /* */ , (SELECT max(msisdn) FROM __lp_0) */ FROM {C}",
            expect="either"),
     Attack("trailing-semicolon", f"SELECT msisdn, imsi FROM {C};"),
-    Attack("unterminated-string", f"SELECT msisdn FROM {C} WHERE region = 'EU", expect="refused",
-           known=everyone(TOKEN_ERROR), raises=TokenError),
-    Attack("unterminated-comment", f"SELECT msisdn FROM {C} /* the rest is hidden", expect="refused",
-           known=everyone(TOKEN_ERROR), raises=TokenError),
-    Attack("unterminated-quoted-name", f'SELECT "msisdn FROM {C}', expect="refused",
-           known=everyone(TOKEN_ERROR), raises=TokenError),
+    Attack("unterminated-string", f"SELECT msisdn FROM {C} WHERE region = 'EU", expect="refused"),
+    Attack("unterminated-comment", f"SELECT msisdn FROM {C} /* the rest is hidden", expect="refused"),
+    Attack("unterminated-quoted-name", f'SELECT "msisdn FROM {C}', expect="refused"),
     # -- unknown tables and system catalogs -------------------------------------------------------------
     Attack("unknown-table", "SELECT * FROM telco.processed.nope", expect="refused"),
     Attack("information-schema-tables", "SELECT * FROM information_schema.tables", expect="refused"),
@@ -475,6 +471,19 @@ def test_ian_is_denied_every_telco_table_by_name(governed: GovernedDemo, sql: st
     assert err.principal == "ian" and err.table.startswith("telco.") and err.column is None
     assert f"principal 'ian' may not read table {err.table}" in str(err)
     assert "deny" in str(err), "the message says which rule denies"
+
+
+@pytest.mark.parametrize("principal", ["ana", "eve", "ian", "cara"])
+def test_quarantined_partner_lines_are_not_shown_to_masked_principals(governed: GovernedDemo,
+                                                                      principal: str) -> None:
+    """The malformed CDR line sits whole in the quarantine: whoever sees masked or filtered CDRs may not
+    read it (fred may: he sees everything)."""
+    sql = "SELECT raw_text FROM telco.processed.cdr_quarantine"
+    lines = governed.lake.query(sql, principal="fred").column("raw_text").to_pylist()
+    assert any(governed.malformed["msisdn"] in line and governed.malformed["imsi"] in line for line in lines)
+    with pytest.raises(AccessDenied) as caught:
+        governed.lake.query(sql, principal=principal)
+    assert caught.value.table == "telco.processed.cdr_quarantine"
 
 
 def test_ian_still_reads_adtech(governed: GovernedDemo) -> None:

@@ -26,6 +26,7 @@ from tests.governance.conftest import (
     SUBSCRIBERS,
     GovernedDemo,
     MaskedOracle,
+    RawTelco,
     governed_rows,
 )
 
@@ -148,14 +149,18 @@ def test_the_oracles_hold_what_the_policy_promises(governed: GovernedDemo) -> No
             assert filters == ([expected] if expected else []), (principal, table)
 
 
-def test_masked_probes_see_masked_values(governed: GovernedDemo, oracles: dict[str, MaskedOracle]) -> None:
-    """A LIKE on a masked column filters masked values: ana's phone numbers never start with +49."""
+def test_masked_probes_see_masked_values(governed: GovernedDemo, raw_telco: RawTelco,
+                                        oracles: dict[str, MaskedOracle]) -> None:
+    """A LIKE on a masked column filters masked values: ana's phone numbers never start with +49, and
+    eve's probes count EU rows only, however they are written."""
+    lake = governed.lake
     sql = f"SELECT count(*) FROM {CDR} WHERE msisdn LIKE '+49%'"
-    assert governed_rows(governed.lake, sql, "ana") == oracles["ana"].rows(sql) == [(0,)]
-    eu = governed_rows(governed.lake, f"SELECT count(*) FROM {CDR} WHERE region = 'EU'", "fred")
-    assert governed_rows(governed.lake, sql, "eve") == eu
-    us = f"SELECT count(*) FROM {CDR} WHERE region = 'US'"
-    assert governed_rows(governed.lake, us, "eve") == [(0,)]
+    assert governed_rows(lake, sql, "ana") == oracles["ana"].rows(sql) == [(0,)]
+    assert governed_rows(lake, sql, "eve") == [(raw_telco.eu_calls,)]
+    assert governed_rows(lake, f"SELECT count(*) FROM {CDR} WHERE region = 'US'", "eve") == [(0,)]
+    everyone = f"SELECT count(*) FROM {SUBSCRIBERS} WHERE region <> 'EU' OR 1 = 1"
+    assert governed_rows(lake, everyone, "eve") == [(raw_telco.eu_subscribers,)]
+    assert governed_rows(lake, everyone, "ana") == [(raw_telco.subscribers.num_rows,)]
 
 
 MODIFIERS_DROPPED = (

@@ -72,6 +72,8 @@ def parse_single_select(sql: str, dialect: str) -> exp.Expression:
     dialect = "trino" if dialect == "athena" else dialect
     try:
         statements = [s for s in sqlglot.parse(_mark_parameters(sql, dialect), read=dialect) if s is not None]
+    except TokenError as exc:
+        raise QueryError(f"SQL does not parse: {exc}") from None
     except ParseError as exc:
         detail = exc.errors[0] if exc.errors else {}
         where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
