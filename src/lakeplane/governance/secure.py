@@ -83,6 +83,7 @@ def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callabl
             raise AccessDenied(f"principal '{principal}' may not read table {table_access.table} "
                                f"({'; '.join(reasons)})",
                                principal=principal, table=table_access.table, column=None)
+    _refuse_denied_replacements(expression, access, principal)
     expression = _qualify(expression, access, principal, read)
     columns_read = _columns_read(expression, access)
     bindings = [_pruned(b, expression, access[b.alias]) for b in ctx.bindings.values()]
@@ -93,6 +94,21 @@ def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callabl
 @functools.lru_cache(maxsize=256)
 def _type_sql(column_type: str, dialect: str) -> str:
     return sql_type(column_type).sql(dialect)
+
+
+def _refuse_denied_replacements(expression: exp.Expression, access: dict[str, TableAccess],
+                                principal: str) -> None:
+    """``* REPLACE (expr AS col)`` names ``col`` itself: a denied one is refused, not dropped."""
+    for star in expression.find_all(exp.Star):
+        for item in star.args.get("replace") or []:
+            name = item.alias_or_name
+            for table_access in access.values():
+                decision = table_access.column(name)
+                if decision is not None and decision.access == "denied" and not any(
+                        (d := a.column(name)) is not None and d.access != "denied" for a in access.values()):
+                    raise AccessDenied(
+                        f"principal '{principal}' may not read column {table_access.table}.{name} "
+                        f"({decision.because})", principal=principal, table=table_access.table, column=name)
 
 
 def _qualify(expression: exp.Expression, access: dict[str, TableAccess], principal: str,
