@@ -17,7 +17,7 @@ from pyiceberg.schema import Schema
 
 from lakeplane.catalog import LakeCatalog
 from lakeplane.config import GovernanceConfig
-from lakeplane.errors import AccessDenied, LakeplaneError
+from lakeplane.errors import AccessDenied
 from lakeplane.governance.access import ColumnDecision, TableAccess, table_access
 from lakeplane.governance.audit import AuditEvent, AuditLog
 from lakeplane.governance.masks import redact_key
@@ -100,8 +100,6 @@ class Governance:
             self.audit(AuditEvent(principal=who.name, policy_version=self.version().label, sql=sql,
                                   decision="denied", reason=str(exc),
                                   tables=[t] if (t := getattr(exc, "table", None)) else []))
-            raise
-        except LakeplaneError:
             raise
 
     def record_allowed(self, secured: SecuredQuery, principal: str, sql: str, rows: int | None) -> None:

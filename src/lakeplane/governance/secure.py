@@ -96,6 +96,11 @@ def _type_sql(column_type: str, dialect: str) -> str:
     return sql_type(column_type).sql(dialect)
 
 
+def _column_denied(principal: str, table_access: TableAccess, column: str, because: str) -> AccessDenied:
+    return AccessDenied(f"principal '{principal}' may not read column {table_access.table}.{column} "
+                        f"({because})", principal=principal, table=table_access.table, column=column)
+
+
 def _refuse_denied_replacements(expression: exp.Expression, access: dict[str, TableAccess],
                                 principal: str) -> None:
     """``* REPLACE (expr AS col)`` names ``col`` itself: a denied one is refused, not dropped."""
@@ -106,9 +111,7 @@ def _refuse_denied_replacements(expression: exp.Expression, access: dict[str, Ta
                 decision = table_access.column(name)
                 if decision is not None and decision.access == "denied" and not any(
                         (d := a.column(name)) is not None and d.access != "denied" for a in access.values()):
-                    raise AccessDenied(
-                        f"principal '{principal}' may not read column {table_access.table}.{name} "
-                        f"({decision.because})", principal=principal, table=table_access.table, column=name)
+                    raise _column_denied(principal, table_access, name, decision.because)
 
 
 def _qualify(expression: exp.Expression, access: dict[str, TableAccess], principal: str,
@@ -127,11 +130,8 @@ def _qualify(expression: exp.Expression, access: dict[str, TableAccess], princip
                          if (d := a.column(c)) is not None and d.access == "denied"), None)
         for table_access in access.values():
             decision = table_access.column(name) if name else None
-            if decision is not None and decision.access == "denied":
-                raise AccessDenied(
-                    f"principal '{principal}' may not read column {table_access.table}.{name} "
-                    f"({decision.because})", principal=principal, table=table_access.table, column=name,
-                ) from None
+            if name and decision is not None and decision.access == "denied":
+                raise _column_denied(principal, table_access, name, decision.because) from None
         raise QueryError(f"cannot resolve the query's columns: {exc}", column=name) from None
 
 
