@@ -24,7 +24,7 @@ system-deps:  ## Install PostgreSQL server binaries and Java if missing (needs r
 demo: $(STAMP)  ## Build demo/ afresh and run the nightly pipeline on the embedded engine
 	$(BIN)/lakeplane demo demo --days 3 --impressions 50000
 
-test: $(STAMP) system-deps  ## Run every test (DuckDB, S3 via moto, PostgreSQL)
+test: $(STAMP) system-deps  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)  ## ruff

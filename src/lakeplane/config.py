@@ -51,17 +51,66 @@ class CatalogConfig(_Strict):
     name: str = "lakeplane"
 
 
-class DuckDBEngineConfig(_Strict):
-    """The embedded engine: a fresh DuckDB connection per job."""
+class EngineConfig(_Strict):
+    """Which engine runs jobs, and what each job may use.
 
-    type: Literal["duckdb"] = "duckdb"
+    ``duckdb`` is the embedded default; ``spark`` runs models and queries on Spark (the ``spark``
+    section says where); ``auto`` picks per job from its input size (the ``placement`` section).
+    Ingest parsing always runs on DuckDB.
+    """
+
+    type: Literal["duckdb", "spark", "auto"] = "duckdb"
     memory_limit: str = "2GB"
     threads: int | None = Field(default=None, ge=1)
     temp_dir: str | None = None
 
 
-#: The engine section; each engine kind adds its model here, picked by ``type``.
-EngineConfig = DuckDBEngineConfig
+#: Kept for code that names the embedded engine's settings.
+DuckDBEngineConfig = EngineConfig
+
+SPARK_MASTER = re.compile(r"^(local(\[(\d+|\*)\])?|spark-cluster|spark://[^\s]+|yarn|k8s://[^\s]+)$")
+
+
+class SkewConfig(_Strict):
+    """How Spark jobs handle a hot key in aggregations (AQE already splits skewed joins)."""
+
+    salt_buckets: int = Field(default=16, ge=2, le=1024)
+    hot_key_fraction: float = Field(default=0.2, gt=0, le=1)
+    detect: bool = True
+
+
+class SparkConfig(_Strict):
+    """Apache Spark: ``local[N]``, a transient cluster born per job, or an existing master URL.
+
+    ``spark-cluster`` starts a standalone master and ``workers`` workers on loopback for the job (or
+    pipeline run) and stops them afterwards. ``spark://host:port``, ``yarn`` and ``k8s://...`` reach
+    an existing cluster; ``conf`` passes any ``spark.*`` setting (EMR or Kubernetes settings go here).
+    """
+
+    master: str = "local[2]"
+    workers: int = Field(default=2, ge=1, le=64)
+    worker_cores: int = Field(default=1, ge=1)
+    worker_memory: str = "2g"
+    executor_memory: str | None = None
+    shuffle_partitions: int = Field(default=8, ge=1)
+    start_timeout_s: float = Field(default=60, gt=0)
+    conf: dict[str, str | int | float | bool] = {}
+    skew: SkewConfig = SkewConfig()
+
+    @field_validator("master")
+    @classmethod
+    def _known_master(cls, value: str) -> str:
+        if not SPARK_MASTER.match(value):
+            raise ValueError(f"unknown Spark master '{value}'; expected local[N], spark-cluster, "
+                             "spark://host:port, yarn or k8s://https://host:port")
+        return value
+
+
+class PlacementConfig(_Strict):
+    """``engine.type: auto``: the input size (catalog file statistics) above which a job moves."""
+
+    spark_above: str = "8GB"
+    cluster_above: str = "64GB"
 
 
 class FieldSpec(_Strict):
@@ -115,7 +164,9 @@ class LakeConfig(_Strict):
     name: str = "lake"
     storage: StorageConfig = StorageConfig()
     catalog: CatalogConfig = CatalogConfig()
-    engine: EngineConfig = DuckDBEngineConfig()
+    engine: EngineConfig = EngineConfig()
+    spark: SparkConfig = SparkConfig()
+    placement: PlacementConfig = PlacementConfig()
     ingest: IngestConfig = IngestConfig()
     governance: GovernanceConfig = GovernanceConfig()
     datasets: dict[str, DatasetConfig] = {}
@@ -269,10 +320,21 @@ catalog:
   uri: null                  # null: SQLite file in .lakeplane/; or postgresql://user@host:5432/db
 
 engine:
-  type: duckdb               # the embedded engine
-  memory_limit: 2GB          # per job; DuckDB spills to temp_dir above it
+  type: duckdb               # duckdb (embedded), spark, or auto (placement by input size)
+  memory_limit: 2GB          # per job; DuckDB spills to temp_dir above it; Spark's driver memory
   threads: null              # null: all cores
   temp_dir: null             # null: .lakeplane/tmp
+
+spark:                       # used when a job runs on Spark (pip install 'lakeplane[spark]', Java 17)
+  master: local[2]           # local[N] | spark-cluster (transient, on loopback) | spark://host:port
+  workers: 2                 # spark-cluster: workers started for the job
+  worker_cores: 1
+  worker_memory: 2g
+  conf: {{}}                   # any spark.* setting, e.g. spark.executor.instances for YARN/EMR
+
+placement:                   # engine.type: auto
+  spark_above: 8GB           # input (catalog file sizes) above this runs on Spark local
+  cluster_above: 64GB        # above this on spark.master if it names a cluster, else spark-cluster
 
 ingest:
   max_quarantine_rate: 0.05  # fail a step when more than 5 % of a batch is malformed

@@ -8,6 +8,7 @@ import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 
 from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.config import CONFIG_FILE, DEFAULT_CONFIG, LakeConfig, load_config
-from lakeplane.engines import Engine, JobSpec, ScanSource, get_engine
+from lakeplane.engines import Engine, EngineSession, JobSpec, ScanSource, get_engine
 from lakeplane.engines.duckdb import DuckDBSession
+from lakeplane.engines.placement import Placement, place
 from lakeplane.errors import AccessDenied, ConfigError, EngineError, IngestError, QueryError, did_you_mean
 from lakeplane.governance.plane import Governance
 from lakeplane.ingest.step import IngestResult, ingest_dataset
@@ -98,6 +100,7 @@ class Lake(PipelinesMixin):
         if not self.project_dir.is_dir():
             raise ConfigError(f"{self.project_dir}: no such lake project folder",
                               file=str(self.project_dir))
+        self.overrides: dict[str, Any] = dict(overrides or {})
         self.config: LakeConfig = load_config(self.project_dir, overrides)
         self.state_dir = self.project_dir / STATE_DIR
         self.storage: LakeStorage = open_storage(self.config.storage, self.project_dir)
@@ -114,10 +117,14 @@ class Lake(PipelinesMixin):
         return self._catalog
 
     # -- engines ---------------------------------------------------------------------------
-    def engine(self, name: str | None = None) -> Engine:
-        config = self.config.engine
-        kind = get_engine(name or config.type)
-        return kind(self.storage, config)
+    def engine(self, name: str | None = None, master: str | None = None) -> Engine:
+        """The engine ``name`` (default: the configured one; ``auto`` means DuckDB until a job's
+        input is known), configured from lakeplane.yaml; ``master`` overrides ``spark.master``."""
+        kind = get_engine(name or place(self.config, None).engine)
+        if kind.name == "spark":
+            spark = self.config.spark
+            return kind(self.storage, spark.model_copy(update={"master": master}) if master else spark)
+        return kind(self.storage, self.config.engine)
 
     def job(self, name: str) -> JobSpec:
         engine = self.config.engine
@@ -127,14 +134,26 @@ class Lake(PipelinesMixin):
         return JobSpec(name=name, memory_limit=engine.memory_limit, threads=engine.threads,
                        temp_dir=temp)
 
+    def placement(self, input_bytes: int | None) -> Placement:
+        """Where a job reading ``input_bytes`` runs under this lake's config, and why."""
+        return place(self.config, input_bytes)
+
+    def _placed_session(self, job: str, placement: Placement) -> EngineSession:
+        engine = self.engine(placement.engine, placement.shape if placement.engine == "spark" else None)
+        return engine.session(self.job(job))
+
     def _session(self, job: str, capability: str | None = None) -> DuckDBSession:
-        engine = self.engine()
+        """An embedded DuckDB session: ingest parsing and quality rules are DuckDB SQL."""
+        engine = self.engine("duckdb")
         if capability:
             engine.require(capability, job)
         session = engine.session(self.job(job))
-        if not isinstance(session, DuckDBSession):  # ingest parsing is DuckDB SQL
-            raise EngineError(f"engine '{engine.name}' cannot run {job}", engine=engine.name)
+        assert isinstance(session, DuckDBSession)
         return session
+
+    def _input_bytes(self, tables: Iterable[Any]) -> int:
+        """Bytes of the data files planned for the given query bindings (catalog statistics)."""
+        return sum(plan_scan(self.catalog, b.table, b.row_filter).bytes for b in tables)
 
     # -- raw zone --------------------------------------------------------------------------
     def dataset(self, name: str) -> Any:
@@ -208,17 +227,33 @@ class Lake(PipelinesMixin):
         audit branch and published only if the ruleset's rules pass (all of them when ``blocking``).
         """
         gate = self._quality_gate(quality, ds, blocking) if quality else None
-        compile_sql: Any = compile_query
+        placement = self.model_placement(model, ds)
+        engine = self.engine(placement.engine, placement.shape if placement.engine == "spark" else None)
+        compile_sql: Any = partial(compile_query, read="duckdb", write=engine.dialect)
         if self.governance.enabled:
             principal = self.config.governance.pipeline_principal
             self._require_insert(principal, model.name)
 
             def compile_sql(sql: str, resolve: Any, params: dict[str, Any]) -> Any:
-                return self.governance.compile(sql, principal, resolve, read="duckdb", write="duckdb",
-                                               params=params)
+                return self.governance.compile(sql, principal, resolve, read="duckdb",
+                                               write=engine.dialect, params=params)
 
-        with self._session(f"model-{model.ref.name}") as session:
-            return run_model(session, self.catalog, model, ds, compile_sql, gate)
+        with engine.session(self.job(f"model-{model.ref.name}")) as session:
+            result = run_model(session, self.catalog, model, ds, compile_sql, gate)
+            result.engine, result.placement = placement.shape, placement.reason
+            result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
+        return result
+
+    def model_placement(self, model: Model, ds: dt.date | None) -> Placement:
+        """Where ``model`` runs for ``ds``: by config, or (``auto``) by the bytes it would read."""
+        if self.config.engine.type != "auto":
+            return self.placement(None)
+
+        def resolve(name: str) -> str:
+            return self.resolve_table(qualify(name, model.ref.domain))
+
+        compiled = compile_query(model.sql, resolve, read="duckdb", params={"ds": ds})
+        return self.placement(self._input_bytes(compiled.tables))
 
     def _quality_gate(self, ruleset: str, ds: dt.date | None, blocking: bool) -> Any:
         def gate(table: str, snapshot_id: int) -> list[dict[str, Any]]:
@@ -327,18 +362,25 @@ class Lake(PipelinesMixin):
     def run_query(self, sql: str, params: dict[str, Any] | None = None, *, principal: str | None = None,
                   dialect: str = "duckdb") -> pa.RecordBatchReader:
         """Like :meth:`query`, streaming the result as Arrow batches."""
-        engine = self.engine()
         governed = self.governance.enabled
         if governed and principal is None:
             raise QueryError(f"{self.governance.path.name} governs this lake: name a principal "
                              "(lakeplane query --as NAME)")
-        if governed:
-            compiled: Any = self.governance.compile(sql, principal or "", self.resolve_table,
-                                                    read=dialect, write=engine.dialect, params=params)
-        else:
-            compiled = compile_query(sql, self.resolve_table, read=dialect, write=engine.dialect,
-                                     params=params)
-        session = self._session("query")
+
+        def compile_for(write: str) -> Any:
+            if governed:
+                return self.governance.compile(sql, principal or "", self.resolve_table,
+                                               read=dialect, write=write, params=params)
+            return compile_query(sql, self.resolve_table, read=dialect, write=write, params=params)
+
+        placement = self.placement(None)
+        compiled = compile_for("duckdb" if self.config.engine.type == "auto" else
+                               self.engine(placement.engine).dialect)
+        if self.config.engine.type == "auto":
+            placement = self.placement(self._input_bytes(compiled.tables))
+            if placement.engine != "duckdb":
+                compiled = compile_for(self.engine(placement.engine).dialect)
+        session = self._placed_session("query", placement)
         try:
             for binding in compiled.tables:
                 session.register_scan(binding.alias,

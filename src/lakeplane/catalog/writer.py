@@ -21,10 +21,10 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import NestedField
+from sqlglot import exp
 
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.types import duckdb_type_for, iceberg_type_for
-from lakeplane.engines.duckdb import quote_ident
 from lakeplane.errors import ModelError
 
 Mode = Literal["append", "overwrite_partitions", "replace"]
@@ -79,18 +79,20 @@ class TableWriter:
         ])
         return self.catalog.create(ref, schema, spec)
 
-    def conforming_select(self, table: Table, sql: str, column_types: dict[str, str]) -> str:
-        """``sql`` projected and cast to the table's columns, in the table's order."""
+    def conforming_select(self, table: Table, sql: str, column_types: dict[str, str],
+                          dialect: str = "duckdb") -> str:
+        """``sql`` projected and cast to the table's columns, in the table's order, in ``dialect``."""
         columns = []
         for field in table.schema().fields:
-            target = duckdb_type_for(field.field_type)
+            target = exp.DataType.build(duckdb_type_for(field.field_type), dialect="duckdb").sql(dialect)
+            name = exp.to_identifier(field.name, quoted=True).sql(dialect)
             if field.name in column_types:
-                columns.append(f"CAST({quote_ident(field.name)} AS {target}) AS {quote_ident(field.name)}")
+                columns.append(f"CAST({name} AS {target}) AS {name}")
             elif field.required:
                 raise ModelError(f"{table.name()}: required column '{field.name}' is missing from "
                                  "the result", column=field.name)
             else:
-                columns.append(f"CAST(NULL AS {target}) AS {quote_ident(field.name)}")
+                columns.append(f"CAST(NULL AS {target}) AS {name}")
         return f"SELECT {', '.join(columns)} FROM ({sql}) AS __result"
 
     def commit(self, table: Table, paths: list[str], mode: Mode, rows: int, bytes_written: int,

@@ -55,7 +55,12 @@ class WrittenFiles:
 
 
 class EngineSession(ABC):
-    """One job's connection to an engine. Use as a context manager: leaving it frees everything."""
+    """One job's connection to an engine. Use as a context manager: leaving it frees everything.
+
+    SQL given to a session is in the engine's dialect (:attr:`dialect`).
+    """
+
+    dialect: ClassVar[str] = "duckdb"
 
     @abstractmethod
     def register_scan(self, alias: str, source: ScanSource) -> None:
@@ -76,6 +81,26 @@ class EngineSession(ABC):
     @abstractmethod
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
         """Run a statement in the engine's own dialect and return its (small) result."""
+
+    @abstractmethod
+    def column_types(self, sql: str) -> dict[str, str]:
+        """Each result column's type, by DuckDB's type names (what the Iceberg type mapping reads)."""
+
+    @abstractmethod
+    def stage(self, name: str, sql: str) -> None:
+        """Compute ``sql`` once and keep its rows as ``name`` for the rest of the job."""
+
+    @abstractmethod
+    def sandbox(self) -> None:
+        """From now on, reach only the registered tables: no other file, no settings changes."""
+
+    def quote(self, name: str) -> str:
+        """``name`` as a quoted identifier of this dialect."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def stage_skew(self) -> list[Any]:
+        """Per-stage task-time skew of the work so far (engines with stages report it)."""
+        return []
 
     @abstractmethod
     def close(self) -> None:
@@ -115,8 +140,9 @@ class Engine(ABC):
             )
 
 
-_REGISTRY: dict[str, str] = {"duckdb": "lakeplane.engines.duckdb:DuckDBEngine"}
-_EXTRAS: dict[str, str] = {"duckdb": "duckdb"}
+_REGISTRY: dict[str, str] = {"duckdb": "lakeplane.engines.duckdb:DuckDBEngine",
+                             "spark": "lakeplane.engines.spark:SparkEngine"}
+_EXTRAS: dict[str, str] = {"duckdb": "duckdb", "spark": "spark"}
 
 
 def register(name: str, target: str, extra: str | None = None) -> None:

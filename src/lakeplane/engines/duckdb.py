@@ -112,6 +112,9 @@ class DuckDBSession(EngineSession):
         relation = self.con.sql(f"SELECT * FROM ({sql}) LIMIT 0")
         return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
 
+    def stage(self, name: str, sql: str) -> None:
+        self.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {sql}")
+
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
         try:
             return self.con.execute(sql).fetchall()

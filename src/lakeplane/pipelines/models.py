@@ -29,7 +29,7 @@ from pyiceberg.expressions import BooleanExpression
 
 from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir, partition_filter
-from lakeplane.engines.duckdb import DuckDBSession, quote_ident
+from lakeplane.engines.base import EngineSession
 from lakeplane.errors import LakeplaneError, ModelError
 from lakeplane.pipelines.gate import Gate, write_audit_publish
 from lakeplane.query.compiler import compile_query, referenced_tables
@@ -81,6 +81,9 @@ class ModelResult:
     inputs: list[str] = field(default_factory=list)
     skipped: str | None = None
     quality: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = "duckdb"
+    placement: str = ""
+    stage_skew: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_model(path: Path, default_domain: str) -> Model:
@@ -150,7 +153,7 @@ def qualify(name: str, domain: str) -> str:
     return f"{domain}.{name}" if name.count(".") == 1 else name
 
 
-def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model, ds: dt.date | None,
+def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt.date | None,
               compile_sql: Compiler = compile_query, gate: Gate | None = None) -> ModelResult:
     """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit.
 
@@ -178,7 +181,7 @@ def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model, ds: dt
     header = model.header
     types = session.column_types(compiled.sql)
     table = writer.ensure_table(model.ref, types, header.partition_by)
-    sql = writer.conforming_select(table, compiled.sql, types)
+    sql = writer.conforming_select(table, compiled.sql, types, session.dialect)
     mode: Literal["append", "overwrite_partitions", "replace"] = (
         "append" if header.materialized == "append" else "overwrite_partitions")
     replace_filter = None
@@ -201,7 +204,7 @@ def run_model(session: DuckDBSession, catalog: LakeCatalog, model: Model, ds: dt
     return result
 
 
-def _merge_sql(session: DuckDBSession, catalog: LakeCatalog, model: Model, new_rows_sql: str
+def _merge_sql(session: EngineSession, catalog: LakeCatalog, model: Model, new_rows_sql: str
                ) -> tuple[str, Literal["overwrite_partitions", "replace"], BooleanExpression | None]:
     """The rows a merge leaves in the partitions it touches, and the filter of those partitions.
 
@@ -212,23 +215,26 @@ def _merge_sql(session: DuckDBSession, catalog: LakeCatalog, model: Model, new_r
     from lakeplane.lake import plan_scan
 
     keys = model.header.unique_key
-    key_cols = ", ".join(quote_ident(k) for k in keys)
-    session.execute(f"CREATE OR REPLACE TEMP TABLE __merge_new AS {new_rows_sql}")
+    quote = session.quote
+    key_cols = ", ".join(quote(k) for k in keys)
+    session.stage("__merge_new", new_rows_sql)
     total, distinct = session.execute(
-        f"SELECT count(*), count(DISTINCT ({key_cols})) FROM __merge_new")[0]
+        f"SELECT (SELECT count(*) FROM __merge_new), "
+        f"(SELECT count(*) FROM (SELECT DISTINCT {key_cols} FROM __merge_new) AS k)")[0]
     if total != distinct:
         raise ModelError(f"{model.path}: merge key ({', '.join(keys)}) is not unique in the "
                          f"model's result ({total - distinct} duplicate rows)", key=keys)
     session.register_scan("__merge_old", plan_scan(catalog, model.name))
-    match = " AND ".join(f"o.{quote_ident(k)} IS NOT DISTINCT FROM n.{quote_ident(k)}" for k in keys)
+    match = " AND ".join(f"o.{quote(k)} IS NOT DISTINCT FROM n.{quote(k)}" for k in keys)
     kept = f"SELECT o.* FROM __merge_old o WHERE NOT EXISTS (SELECT 1 FROM __merge_new n WHERE {match})"
     parts = model.header.partition_by
     if not parts:
         return f"SELECT * FROM __merge_new UNION ALL {kept}", "replace", None
-    part_cols = ", ".join(quote_ident(p) for p in parts)
-    old_parts = ", ".join(f"o.{quote_ident(p)}" for p in parts)
-    session.execute(
-        f"CREATE OR REPLACE TEMP TABLE __merge_touched AS SELECT DISTINCT {part_cols} FROM __merge_new "
+    part_cols = ", ".join(quote(p) for p in parts)
+    old_parts = ", ".join(f"o.{quote(p)}" for p in parts)
+    session.stage(
+        "__merge_touched",
+        f"SELECT DISTINCT {part_cols} FROM __merge_new "
         f"UNION SELECT DISTINCT {old_parts} FROM __merge_old o "
         f"WHERE EXISTS (SELECT 1 FROM __merge_new n WHERE {match})"
     )

@@ -60,13 +60,16 @@ def _execute(project_dir: Path, pipeline_path: Path, step: str, ds: dt.date,
         result = lake.ingest(spec.ingest or "", ds)
         return {"rows_in": result.read, "rows_out": result.rows_written, "quarantined": result.quarantined,
                 "bytes_read": result.bytes_read, "bytes_written": result.bytes_written,
-                "engine": lake.config.engine.type, "snapshot_id": result.snapshot_id}
+                "engine": "duckdb", "snapshot_id": result.snapshot_id}
     if spec.kind == "model":
         model = lake.model(spec.model or "")
         outcome = lake.run_model(model, ds, quality=spec.quality, blocking=spec.blocking)
         metrics = {"rows_out": outcome.rows, "bytes_read": outcome.bytes_read,
-                   "bytes_written": outcome.bytes_written, "engine": lake.config.engine.type,
-                   "snapshot_id": outcome.snapshot_id}
+                   "bytes_written": outcome.bytes_written, "engine": outcome.engine,
+                   "placement": outcome.placement, "snapshot_id": outcome.snapshot_id}
+        if outcome.stage_skew:
+            metrics["stage_skew"] = outcome.stage_skew
+            metrics["max_stage_skew"] = max(s["skew"] for s in outcome.stage_skew)
         return {**metrics, "quality": outcome.quality} if outcome.quality else metrics
     if spec.kind == "quality":
         report = lake.dq_check(spec.table or "", spec.quality or "", ds=ds)

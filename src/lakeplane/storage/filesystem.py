@@ -121,6 +121,15 @@ class LakeStorage:
         if move:
             local_path.unlink()
 
+    def get_file(self, uri: str, local_path: Path) -> None:
+        """Copy a file of this lake (by URI) to ``local_path``, byte for byte."""
+        try:
+            with self.fs.open_input_stream(self.fs_path(uri), compression=None) as src, \
+                    open(local_path, "wb") as out:
+                shutil.copyfileobj(src, out, length=8 << 20)
+        except OSError as exc:
+            raise StorageError(f"cannot read {uri}: {exc}", path=uri) from exc
+
     def _make_parent(self, relative: str) -> None:
         if self.is_local:
             Path(self.path(relative)).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,303 @@
+"""Apache Spark as lakeplane's distributed engine: ``local[N]``, a transient cluster, or a master URL.
+
+Spark never touches the catalog. It reads the data files pyiceberg planned for a query (partition
+pruning done, the residual filter re-applied by the query itself) and writes Parquet that
+:class:`~lakeplane.catalog.writer.TableWriter` commits in one Iceberg commit, so the Iceberg Spark
+runtime jar is not needed. Files are written with micro-second timestamps (``TIMESTAMP_MICROS``;
+Iceberg ``timestamp`` is Spark's ``TIMESTAMP_NTZ``) and keep their partition columns inside.
+
+An S3 lake is reached through pyarrow: Spark reads a local copy of the planned files and its output
+is uploaded, since the ``hadoop-aws`` jar is not available either.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lakeplane.engines.base import Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
+from lakeplane.engines.spark import runtime
+from lakeplane.engines.spark.cluster import TransientCluster
+from lakeplane.engines.spark.metrics import StageSkew, stage_skew
+from lakeplane.errors import EngineError
+from lakeplane.storage import LakeStorage
+
+#: Adaptive execution settings every job gets (``spark.conf`` in lakeplane.yaml overrides them).
+ADAPTIVE = {
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.sql.adaptive.skewJoin.enabled": "true",
+    "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "3",
+    "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": "32MB",
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "32MB",
+}
+
+
+class SparkEngine(Engine):
+    """Spark SQL, with the master from the ``spark`` section of lakeplane.yaml."""
+
+    name = "spark"
+    dialect = "spark"
+    SUPPORTS_INGEST = False
+    SUPPORTS_SPILL = True
+    SUPPORTS_MERGE = True
+
+    def session(self, job: JobSpec) -> SparkJobSession:
+        return SparkJobSession(self.storage, job, self.config)
+
+    def shape(self) -> str:
+        """How this engine runs jobs, as ``lakeplane run`` reports it."""
+        master = str(self.config.master)
+        if master == "spark-cluster":
+            return (f"spark-cluster ({self.config.workers} workers x {self.config.worker_cores} "
+                    f"cores, {self.config.worker_memory})")
+        return master
+
+
+def spark_size(size: str) -> str:
+    """``2GB`` → ``2g``: lakeplane's sizes as JVM sizes."""
+    text = size.strip().lower().replace("ib", "b")
+    for unit, short in (("tb", "t"), ("gb", "g"), ("mb", "m"), ("kb", "k")):
+        if text.endswith(unit):
+            return f"{text[: -len(unit)].strip()}{short}"
+    return text
+
+
+def job_conf(config: Any, job: JobSpec, master: str) -> dict[str, str]:
+    """Every Spark setting of a job: lakeplane's defaults, then the user's ``spark.conf``."""
+    options = runtime.java_options()
+    conf = {
+        "spark.master": master,
+        "spark.app.name": "lakeplane",
+        "spark.driver.memory": spark_size(job.memory_limit),
+        "spark.local.dir": str(job.temp_dir / "spark"),
+        "spark.sql.warehouse.dir": str(job.temp_dir / "spark-warehouse"),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.runSQLOnFiles": "false",
+        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        "spark.ui.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": options,
+        "spark.executor.extraJavaOptions": options,
+        **ADAPTIVE,
+    }
+    if master.startswith("local") or master.startswith("spark://127.0.0.1"):
+        conf["spark.driver.host"] = conf["spark.driver.bindAddress"] = "127.0.0.1"
+    if master.startswith("spark://"):
+        conf["spark.executor.memory"] = config.executor_memory or config.worker_memory
+        conf["spark.executor.cores"] = str(config.worker_cores)
+    conf.update({name: str(value).lower() if isinstance(value, bool) else str(value)
+                 for name, value in config.conf.items()})
+    return conf
+
+
+class SparkJobSession(EngineSession):
+    """One job on Spark: temp views for its scans, dropped when it closes."""
+
+    dialect = "spark"
+
+    def __init__(self, storage: LakeStorage, job: JobSpec, config: Any) -> None:
+        self.storage = storage
+        self.job = job
+        self.config = config
+        self.work_dir = job.temp_dir / f"{job.name}-{uuid.uuid4().hex[:8]}"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.cluster: TransientCluster | None = None
+        self._views: list[str] = []
+        master = str(config.master)
+        if master == "spark-cluster":
+            self.cluster = TransientCluster(config.workers, config.worker_cores, config.worker_memory,
+                                            self.work_dir / "cluster", config.start_timeout_s)
+            master = self.cluster.start()
+        try:
+            self.spark = runtime.driver(job_conf(config, job, master))
+        except BaseException:
+            self.close()
+            raise
+        self._first_stage = self._next_stage_id()
+
+    # -- reading -------------------------------------------------------------------------
+    def register_scan(self, alias: str, source: ScanSource) -> None:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        schema = from_arrow_schema(source.schema)
+        if source.files:
+            frame = self.spark.read.schema(schema).parquet(*self._readable(source.files))
+        else:
+            frame = self.spark.createDataFrame([], schema)
+        frame.createOrReplaceTempView(alias)
+        self._views.append(alias)
+
+    def _readable(self, files: list[str]) -> list[str]:
+        """Paths Spark can open: the lake's own, or local copies of an S3 lake's files."""
+        if self.storage.is_local:
+            return [self.storage.fs_path(f) for f in files]
+        copies = []
+        for number, uri in enumerate(files):
+            local = self.work_dir / "in" / f"{number:06d}.parquet"
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.storage.get_file(uri, local)
+            copies.append(str(local))
+        return copies
+
+    def sandbox(self) -> None:
+        """Queries reach only registered tables: no SQL on files (``spark.sql.runSQLOnFiles``)."""
+        if self.spark.conf.get("spark.sql.runSQLOnFiles") != "false":
+            raise EngineError("spark.sql.runSQLOnFiles must stay false for governed queries")
+
+    def arrow_reader(self, sql: str) -> pa.RecordBatchReader:
+        table = self._run(lambda: self.spark.sql(sql).toArrow(), sql)
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+
+    def result_schema(self, sql: str) -> pa.Schema:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        return to_arrow_schema(self._run(lambda: self.spark.sql(sql).schema, sql))
+
+    def column_types(self, sql: str) -> dict[str, str]:
+        """Each result column's type, named as lakeplane's type mapping names it (DuckDB's names)."""
+        schema = self._run(lambda: self.spark.sql(sql).schema, sql)
+        return {field.name: duckdb_type_name(field.dataType) for field in schema.fields}
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._run(lambda: [tuple(row) for row in self.spark.sql(sql).collect()], sql)
+
+    def stage(self, name: str, sql: str) -> None:
+        """Compute ``sql`` once and keep it as ``name`` for the rest of the job."""
+        def cache() -> None:
+            frame = self.spark.sql(sql).cache()
+            frame.count()
+            frame.createOrReplaceTempView(name)
+
+        self._run(cache, sql)
+        self._views.append(name)
+
+    def quote(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    # -- writing -------------------------------------------------------------------------
+    def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
+        from pyspark.sql import functions as F
+
+        local_dir = (Path(self.storage.path(target_dir)) if self.storage.is_local
+                     else self.work_dir / "out" / uuid.uuid4().hex)
+        local_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Spark's partitionBy moves partition columns out of the files: write copies of them as the
+        # folder keys instead and keep the originals inside, then name the folders as Iceberg does.
+        staged = {column: f"__lakeplane_part_{i}" for i, column in enumerate(partition_by)}
+
+        def write() -> None:
+            frame = self.spark.sql(sql)
+            if staged:
+                frame = frame.select("*", *[F.col(f"`{c}`").alias(a) for c, a in staged.items()])
+                frame.write.partitionBy(*staged.values()).parquet(str(local_dir))
+            else:
+                frame.write.parquet(str(local_dir))
+
+        self._run(write, sql)
+        return self._collect_written(local_dir, target_dir, staged)
+
+    def _collect_written(self, local_dir: Path, target_dir: str, staged: dict[str, str]) -> WrittenFiles:
+        written = WrittenFiles()
+        if not local_dir.exists():
+            return written
+        renames = {f"{alias}=": f"{column}=" for column, alias in staged.items()}
+        for path in sorted(local_dir.rglob("*.parquet")):
+            rows = pq.read_metadata(path).num_rows
+            if rows == 0:  # Spark writes an empty file for an empty result: commit nothing
+                path.unlink()
+                continue
+            relative = path.relative_to(local_dir).as_posix()
+            for old, new in renames.items():
+                relative = relative.replace(old, new)
+            final = local_dir / relative
+            if final != path:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                path.rename(final)
+            written.rows += rows
+            written.bytes += final.stat().st_size
+            if not self.storage.is_local:
+                self.storage.put_file(final, f"{target_dir}/{relative}", move=True)
+            written.paths.append(f"{target_dir}/{relative}")
+        return written
+
+    # -- metrics and lifetime ------------------------------------------------------------
+    def stage_skew(self) -> list[StageSkew]:
+        """Task-time skew (max / median) of each stage this job ran so far."""
+        return stage_skew(self.spark, self._first_stage)
+
+    def _next_stage_id(self) -> int:
+        tracker = self.spark.sparkContext.statusTracker()
+        ids = [s for j in tracker.getJobIdsForGroup(None) or []
+               for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])]
+        return max(ids, default=-1) + 1
+
+    def _run(self, action: Any, sql: str) -> Any:
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        try:
+            return action()
+        except (PySparkException, Py4JError) as exc:
+            raise EngineError(f"job '{self.job.name}' on Spark: {_first_line(exc)}", sql=sql,
+                              retryable=_lost_compute(exc)) from None
+
+    def close(self) -> None:
+        try:
+            spark = getattr(self, "spark", None)
+            if spark is not None:
+                for view in self._views:
+                    spark.catalog.dropTempView(view)
+                spark.catalog.clearCache()
+                if self.cluster is not None:  # the driver belongs to this job's cluster
+                    runtime.stop_driver()
+        except Exception:
+            runtime.stop_driver()
+        finally:
+            if self.cluster is not None:
+                self.cluster.stop()
+            import shutil
+
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("JVM stacktrace"):
+            return line.strip()[:2000]
+    return type(exc).__name__
+
+
+def _lost_compute(exc: BaseException) -> bool:
+    """Whether Spark failed because compute went away (worth a retry), not because of the query."""
+    text = str(exc)
+    return any(mark in text for mark in ("ExecutorLostFailure", "SparkContext was shut down",
+                                         "FetchFailed", "Connection refused", "Py4JNetworkError"))
+
+
+def duckdb_type_name(dtype: Any) -> str:
+    """A Spark SQL type as the DuckDB type name lakeplane's Iceberg mapping knows."""
+    from pyspark.sql import types as T
+
+    if isinstance(dtype, T.DecimalType):
+        return f"DECIMAL({dtype.precision}, {dtype.scale})"
+    names = {
+        T.StringType: "VARCHAR", T.VarcharType: "VARCHAR", T.CharType: "VARCHAR",
+        T.LongType: "BIGINT", T.IntegerType: "INTEGER", T.ShortType: "SMALLINT",
+        T.ByteType: "TINYINT", T.DoubleType: "DOUBLE", T.FloatType: "FLOAT",
+        T.BooleanType: "BOOLEAN", T.DateType: "DATE", T.TimestampNTZType: "TIMESTAMP",
+        T.TimestampType: "TIMESTAMP WITH TIME ZONE", T.BinaryType: "BLOB",
+    }
+    for kind, name in names.items():
+        if isinstance(dtype, kind):
+            return name
+    return dtype.simpleString().upper()
