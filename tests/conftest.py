@@ -9,7 +9,8 @@ import pytest
 
 from lakeplane.demo.generator import DayDrop, generate_day
 from lakeplane.demo.run import build_project
-from lakeplane.lake import Lake
+from lakeplane.engines.placement import engine_overrides
+from lakeplane.lake import Lake, open_lake
 
 DAY1 = dt.date(2026, 11, 1)
 DAY2 = dt.date(2026, 11, 2)
@@ -39,3 +40,19 @@ def sorted_rows(lake: Lake, table: str) -> list[tuple[object, ...]]:
     result = lake.query(f"SELECT * FROM {table}")
     rows = [tuple(r.values()) for r in result.to_pylist()]
     return sorted(rows, key=repr)
+
+
+#: The engines every engine-parametrized test runs on.
+ENGINES = ("duckdb", "spark")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn: tests taking it run once per engine."""
+    return str(request.param)
+
+
+def on_engine(project: Lake | Path, engine: str) -> Lake:
+    """The lake project opened with ``engine`` running its models and queries."""
+    folder = project.project_dir if isinstance(project, Lake) else project
+    return open_lake(folder, engine_overrides(engine))

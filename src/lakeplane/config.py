@@ -221,8 +221,8 @@ def load_config(project_dir: Path, overrides: Mapping[str, Any] | None = None) -
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings", file=str(path), key="")
         data = loaded or {}
-    data = _merge(data, _env_overrides(os.environ))
-    data = _merge(data, dict(overrides or {}))
+    data = merge_settings(data, _env_overrides(os.environ))
+    data = merge_settings(data, dict(overrides or {}))
     try:
         return LakeConfig.model_validate(data)
     except ValidationError as exc:
@@ -292,11 +292,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` laid over ``base``, nested mappings merged key by key."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_settings(merged[key], value)
         else:
             merged[key] = value
     return merged

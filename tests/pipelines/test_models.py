@@ -1,4 +1,7 @@
-"""SQL models: headers, ordering, and the three materialisations on real Iceberg tables."""
+"""SQL models: headers, ordering, and the three materialisations on real Iceberg tables.
+
+Tests that run models take the ``engine`` fixture and so run on DuckDB and on Spark.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from lakeplane.errors import ModelError, QueryError, TableNotFoundError
-from lakeplane.lake import Lake, open_lake
+from lakeplane.lake import Lake
 from lakeplane.pipelines.models import discover_models, load_model
-from tests.conftest import DAY1, DAY2, land_drop, sorted_rows
+from tests.conftest import DAY1, DAY2, land_drop, on_engine, sorted_rows
 
 CURATED = ("curated.daily_campaign_stats", "curated.campaign_totals")
 
 
-def test_nightly_run_twice_gives_identical_tables(demo_lake: Lake, drops: dict) -> None:
+def test_nightly_run_twice_gives_identical_tables(demo_lake: Lake, drops: dict, engine: str) -> None:
+    demo_lake = on_engine(demo_lake, engine)
     for day in (DAY1, DAY2):
         land_drop(demo_lake, drops[day])
         demo_lake.run(day)
@@ -30,7 +34,8 @@ def test_nightly_run_twice_gives_identical_tables(demo_lake: Lake, drops: dict) 
     assert all(r["n"] == r["keys"] for r in stats), "no duplicated rollup rows"
 
 
-def test_curated_rollup_matches_processed_rows(demo_lake: Lake, drops: dict) -> None:
+def test_curated_rollup_matches_processed_rows(demo_lake: Lake, drops: dict, engine: str) -> None:
+    demo_lake = on_engine(demo_lake, engine)
     land_drop(demo_lake, drops[DAY1])
     summary = demo_lake.run(DAY1)
     impressions = summary.ingests[0]
@@ -45,7 +50,8 @@ def test_curated_rollup_matches_processed_rows(demo_lake: Lake, drops: dict) -> 
     assert names == 0, "every campaign is enriched from the CRM extract"
 
 
-def test_merge_replaces_matching_keys_and_keeps_the_rest(demo_lake: Lake, drops: dict) -> None:
+def test_merge_replaces_matching_keys_and_keeps_the_rest(demo_lake: Lake, drops: dict, engine: str) -> None:
+    demo_lake = on_engine(demo_lake, engine)
     land_drop(demo_lake, drops[DAY1])
     demo_lake.run(DAY1)
     day1 = {r["campaign_id"]: r for r in demo_lake.query("SELECT * FROM curated.campaign_totals").to_pylist()}
@@ -68,11 +74,11 @@ def write_model(root: Path, zone: str, name: str, text: str) -> Path:
     return path
 
 
-def test_append_adds_and_overwrite_partitions_replaces(tmp_path: Path) -> None:
+def test_append_adds_and_overwrite_partitions_replaces(tmp_path: Path, engine: str) -> None:
     project = tmp_path / "p"
     project.mkdir()
     (project / "lakeplane.yaml").write_text("name: t\n")
-    lake = open_lake(project)
+    lake = on_engine(project, engine)
     write_model(project, "processed", "numbers",
                 "-- materialized: append\nSELECT n, :ds AS ds FROM (VALUES (0), (1), (2)) AS t(n)\n")
     lake.run(DAY1)
@@ -120,7 +126,7 @@ def test_unknown_table_and_missing_parameter_are_clear(demo_lake: Lake) -> None:
                            {"ds": dt.date(2026, 1, 2)}).to_pylist() == [{"n": 1, "d": dt.date(2026, 1, 2)}]
 
 
-def test_partitioned_merge_moves_a_key_between_partitions(tmp_path: Path) -> None:
+def test_partitioned_merge_moves_a_key_between_partitions(tmp_path: Path, engine: str) -> None:
     project = tmp_path / "p"
     project.mkdir()
     (project / "lakeplane.yaml").write_text("name: t\n")
@@ -131,7 +137,7 @@ SELECT k, CASE WHEN k = 'a' AND :ds > DATE '2026-11-01' THEN 'moved' ELSE 'start
 FROM (VALUES ('a'), ('b')) AS t(k)
 WHERE k = 'a' OR :ds = DATE '2026-11-01'
 """)
-    lake = open_lake(project)
+    lake = on_engine(project, engine)
     lake.run(DAY1)
     lake.run(DAY2)
     rows = lake.query("SELECT k, p, seen FROM curated.latest ORDER BY k").to_pylist()

@@ -17,7 +17,7 @@ DIALECTS = click.Choice(["trino", "athena", "duckdb", "spark"])
 
 def register(cli: click.Group) -> None:
     """Add the governance commands to the ``lakeplane`` group."""
-    from lakeplane.cli.main import Context, pass_ctx
+    from lakeplane.cli.main import Context, engine_option, pass_ctx
 
     @cli.command()
     @click.argument("sql")
@@ -27,6 +27,7 @@ def register(cli: click.Group) -> None:
                   show_default=True, help="How to write the rows.")
     @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write rows to a file.")
     @click.option("--limit", default=50, show_default=True, help="Rows to print as a table.")
+    @engine_option
     @pass_ctx
     def query(ctx: Context, sql: str, principal: str | None, dialect: str, fmt: str, out: Path | None,
               limit: int) -> None:

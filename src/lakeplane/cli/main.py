@@ -23,14 +23,29 @@ class Context:
         self.lake_dir = lake_dir
         self.printer = Printer(output)
         self.debug = debug
+        self.engine: str | None = None
 
     def lake(self) -> Any:
+        from lakeplane.engines.placement import engine_overrides
         from lakeplane.lake import open_lake
 
-        return open_lake(self.lake_dir)
+        return open_lake(self.lake_dir, engine_overrides(self.engine) if self.engine else None)
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def engine_option(command: Any) -> Any:
+    """``--engine``: run this command's jobs on another engine or Spark shape than the config's."""
+    def remember(ctx: click.Context, _param: Any, value: str | None) -> str | None:
+        if value:
+            ctx.ensure_object(Context).engine = value
+        return value
+
+    return click.option(
+        "--engine", expose_value=False, callback=remember, metavar="ENGINE",
+        help="duckdb, spark (spark.master of lakeplane.yaml), spark-cluster (transient), local[N], "
+             "spark://host:port, or auto (by input size). Default: engine.type.")(command)
 
 
 def parse_day(value: str | None) -> dt.date | None:
@@ -129,6 +144,7 @@ def ingest(ctx: Context, dataset: str, ds: str) -> None:
 @cli.command()
 @click.argument("pipeline", required=False)
 @click.option("--ds", required=True, help="Business date (YYYY-MM-DD).")
+@engine_option
 @pass_ctx
 def run(ctx: Context, pipeline: str | None, ds: str) -> None:
     """Run PIPELINE (pipelines/PIPELINE.yaml) for --ds; without one, ingest every landed dataset and

@@ -34,6 +34,9 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
     printer.table(f"nightly run {summary.ds}",
                   ["step", "table", "read", "accepted", "quarantined", "duplicates", "rows out",
                    "written", "seconds"], rows)
+    for model in summary.models:
+        if not model.skipped:
+            printer.line(f"{model.model}: ran on {model.engine} ({model.placement})")
     printer.line(
         f"{data['read']} lines read, {data['accepted']} accepted, {data['quarantined']} "
         f"quarantined, {data['duplicates']} duplicates dropped; "

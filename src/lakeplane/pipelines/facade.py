@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakeplane.config import merge_settings
 from lakeplane.errors import LakeplaneError
 from lakeplane.pipelines.definition import Pipeline, all_pipelines, find_pipeline
 from lakeplane.pipelines.runner import Runner, RunOptions
@@ -14,6 +18,8 @@ from lakeplane.pipelines.store import RunRecord, RunStore
 
 if TYPE_CHECKING:
     from lakeplane.catalog import LakeCatalog
+    from lakeplane.config import LakeConfig
+    from lakeplane.engines import JobSpec
 
 
 class RunNotFound(LakeplaneError, LookupError):
@@ -24,6 +30,11 @@ class PipelinesMixin:
     """Mixed into ``Lake``: needs ``project_dir`` and ``catalog``."""
 
     project_dir: Path
+    overrides: dict[str, Any]
+    config: LakeConfig
+
+    def job(self, name: str) -> JobSpec:  # the Lake's
+        raise NotImplementedError
 
     @property
     def catalog(self) -> LakeCatalog:  # the Lake's
@@ -40,13 +51,45 @@ class PipelinesMixin:
 
     def run_pipeline(self, name: str, ds: dt.date, options: RunOptions | None = None) -> RunRecord:
         """Run pipeline ``name`` for business date ``ds``; every attempt goes to the run store."""
-        return Runner(self.project_dir, self.pipeline(name), self.run_store(), options).run(ds)
+        with self.run_compute(options) as options:
+            return Runner(self.project_dir, self.pipeline(name), self.run_store(), options).run(ds)
 
     def redrive(self, run_id: str, options: RunOptions | None = None) -> RunRecord:
         """Rerun the failed and not-yet-run steps of ``run_id``, keeping the ones that succeeded."""
         original = self.run_record(run_id)
-        runner = Runner(self.project_dir, self.pipeline(original.pipeline), self.run_store(), options)
-        return runner.run(dt.date.fromisoformat(original.ds), redrive_of=original)
+        with self.run_compute(options) as options:
+            runner = Runner(self.project_dir, self.pipeline(original.pipeline), self.run_store(), options)
+            return runner.run(dt.date.fromisoformat(original.ds), redrive_of=original)
+
+    @contextlib.contextmanager
+    def run_compute(self, options: RunOptions | None) -> Iterator[RunOptions]:
+        """The compute of one run (or backfill): this lake's overrides reach every step, and with
+        ``spark.master: spark-cluster`` one transient cluster is started for the run, shared by
+        its Spark steps, and stopped when the run ends, whatever happened."""
+        options = options or RunOptions()
+        merged = RunOptions(overrides=merge_settings(self.overrides, options.overrides),
+                            progress=options.progress, sleep=options.sleep)
+        config = self.config
+        if config.engine.type != "spark" or config.spark.master != "spark-cluster":
+            yield merged
+            return
+        from lakeplane.engines.spark.cluster import TransientCluster
+
+        spark = config.spark
+        cluster = TransientCluster(spark.workers, spark.worker_cores, spark.worker_memory,
+                                   self.job("cluster").temp_dir / f"cluster-{uuid.uuid4().hex[:8]}",
+                                   spark.start_timeout_s)
+        master = cluster.start()
+        if options.progress:
+            options.progress(f"spark-cluster: {spark.workers} workers at {master} "
+                             f"(started in {cluster.started_in_s} s)")
+        try:
+            merged.overrides = merge_settings(merged.overrides, {"spark": {"master": master}})
+            yield merged
+        finally:
+            cluster.stop()
+            if options.progress:
+                options.progress(f"spark-cluster: stopped ({len(cluster.process_ids())} processes left)")
 
     def backfill(self, name: str, start: dt.date, end: dt.date, parallel: int = 1,
                  options: RunOptions | None = None) -> list[RunRecord]:
@@ -54,8 +97,8 @@ class PipelinesMixin:
         days = backfill_days(start, end)
         pipeline = self.pipeline(name)
         store = self.run_store()
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            return list(pool.map(lambda day: Runner(self.project_dir, pipeline, store, options).run(day),
+        with self.run_compute(options) as shared, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            return list(pool.map(lambda day: Runner(self.project_dir, pipeline, store, shared).run(day),
                                  days))
 
     def backfill_plan(self, name: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
@@ -78,7 +121,8 @@ class PipelinesMixin:
             since = dt.datetime.fromisoformat(last.started_at) if last else None
             day = due(pipeline.schedule, since, moment)
             if day is not None:
-                started.append(Runner(self.project_dir, pipeline, store, options).run(day))
+                with self.run_compute(options) as shared:
+                    started.append(Runner(self.project_dir, pipeline, store, shared).run(day))
         return started
 
     def runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:

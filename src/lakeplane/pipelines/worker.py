@@ -16,6 +16,9 @@ from typing import Any
 
 from lakeplane.errors import LakeplaneError
 
+#: Stages whose slowest task is quicker than this are too short for their skew to mean anything.
+SKEW_MIN_TASK_MS = 500
+
 
 def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides: dict[str, Any],
              report: Connection) -> None:
@@ -69,7 +72,8 @@ def _execute(project_dir: Path, pipeline_path: Path, step: str, ds: dt.date,
                    "placement": outcome.placement, "snapshot_id": outcome.snapshot_id}
         if outcome.stage_skew:
             metrics["stage_skew"] = outcome.stage_skew
-            metrics["max_stage_skew"] = max(s["skew"] for s in outcome.stage_skew)
+            timed = [s["skew"] for s in outcome.stage_skew if s["max_task_ms"] >= SKEW_MIN_TASK_MS]
+            metrics["max_stage_skew"] = max(timed, default=1.0)
         return {**metrics, "quality": outcome.quality} if outcome.quality else metrics
     if spec.kind == "quality":
         report = lake.dq_check(spec.table or "", spec.quality or "", ds=ds)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyspark  # noqa: F401 - the 'spark' extra: without it the registry names the extra to install
 
 from lakeplane.engines.base import Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.engines.spark import runtime

@@ -22,6 +22,9 @@ CONF_DIR = Path(__file__).with_name("conf")
 LOG_CONFIG = CONF_DIR / "log4j2.properties"
 JAVA_MIN = 17
 
+#: Settings that may differ between jobs sharing one driver (folders only).
+PER_JOB = ("spark.local.dir", "spark.sql.warehouse.dir")
+
 _active: tuple[tuple[tuple[str, str], ...], Any] | None = None
 
 
@@ -71,7 +74,7 @@ def _java_major(banner: str) -> int | None:
 def driver(conf: dict[str, str]) -> Any:
     """A pyspark ``SparkSession`` with exactly ``conf``, reusing this process's driver if it matches."""
     global _active
-    key = tuple(sorted(conf.items()))
+    key = tuple(sorted((k, v) for k, v in conf.items() if k not in PER_JOB))
     if _active is not None and _active[0] == key:
         return _active[1]
     stop_driver()
