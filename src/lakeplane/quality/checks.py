@@ -124,10 +124,26 @@ def _filtered(aggregate: str, scope: str) -> str:
 def _row_level(owner: int, target: Target, scope: str, passes: str,
                sample: str | None = None) -> Resolver:
     checked = target.aggregates.add(owner, _filtered("count(*)", scope))
-    failing = target.aggregates.add(owner, f"count(*) FILTER (WHERE {scope} AND NOT ({passes}))")
+    failing = target.aggregates.add(owner, _filtered("count(*)", _and(scope, f"NOT ({passes})")))
     sample = sample or f"SELECT * FROM {target.relation} AS p WHERE {scope} AND NOT ({passes})"
     return lambda r: Measurement(failing_rows=int(r.aggregates[failing]),
                                  checked_rows=int(r.aggregates[checked]), sample_sql=sample)
+
+
+def _and(scope: str, condition: str) -> str:
+    return condition if scope == "true" else f"{scope} AND {condition}"
+
+
+def _null_rows(owner: int, target: Target, scope: str, columns: list[str]) -> Callable[[ScanResults], int]:
+    """Rows in scope with a NULL in any of ``columns``: ``count(*) - count(c)`` for one column, which
+    the engine answers from validity masks instead of evaluating a predicate per row."""
+    rows = target.aggregates.add(owner, _filtered("count(*)", scope))
+    if len(columns) == 1:
+        present = target.aggregates.add(owner, _filtered(f"count({columns[0]})", scope))
+        return lambda r: int(r.aggregates[rows]) - int(r.aggregates[present])
+    any_null = " OR ".join(f"{c} IS NULL" for c in columns)
+    nulls = target.aggregates.add(owner, _filtered("count(*)", _and(scope, f"({any_null})")))
+    return lambda r: int(r.aggregates[nulls])
 
 
 def _metric(owner: int, target: Target, aggregate: str) -> Resolver:
@@ -160,8 +176,7 @@ def _completeness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolve
     return lambda r: Measurement(r.aggregates[present] / r.aggregates[rows] if r.aggregates[rows] else None)
 
 
-_AGGREGATES = {"Mean": "avg({})", "Sum": "sum({})", "StandardDeviation": "stddev_pop({})",
-               "DistinctValuesCount": "count(DISTINCT {})"}
+_AGGREGATES = {"Mean": "avg({})", "Sum": "sum({})", "StandardDeviation": "stddev_pop({})"}
 
 
 @planner(*_AGGREGATES)
@@ -176,8 +191,17 @@ def _correlation(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
     return _metric(owner, target, _filtered(f"corr({first}, {second})", _scope(rule, fail)))
 
 
-@planner("Uniqueness", "UniqueValueRatio", "Entropy", "IsUnique", "IsPrimaryKey")
+_FREQUENCY_METRICS: dict[str, Callable[[Frequencies], float]] = {
+    "Uniqueness": lambda f: f.uniqueness,
+    "UniqueValueRatio": lambda f: f.unique_value_ratio,
+    "Entropy": lambda f: f.entropy,
+    "DistinctValuesCount": lambda f: float(f.distinct),
+}
+
+
+@planner("IsUnique", "IsPrimaryKey", *_FREQUENCY_METRICS)
 def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    """Every rule about how often values occur reads one grouping of its column set (and ``where``)."""
     names = tuple(target.column_name(p) for p in rule.params)
     scope = _scope(rule, fail)
     key = target.frequencies.add(owner, names, None if scope == "true" else scope)
@@ -185,21 +209,18 @@ def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
     duplicated = (f"EXISTS (SELECT 1 FROM {target.relation} AS d WHERE {scope} AND "
                   + " AND ".join(f"d.{c} = t.{c}" for c in quoted) + " HAVING count(*) > 1)")
     kind = rule.rule_type
-    if kind in ("Uniqueness", "UniqueValueRatio", "Entropy"):
-        def measure(r: ScanResults) -> Measurement:
-            stats = r.frequencies[key]
-            return Measurement({"Uniqueness": stats.uniqueness, "UniqueValueRatio": stats.unique_value_ratio,
-                                "Entropy": stats.entropy}[kind])
-        return measure
+    if kind in _FREQUENCY_METRICS:
+        metric = _FREQUENCY_METRICS[kind]
+        return lambda r: Measurement(metric(r.frequencies[key]))
     if kind == "IsUnique":
         sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND {duplicated}"
         return lambda r: Measurement(failing_rows=r.frequencies[key].duplicate_rows,
                                      checked_rows=r.frequencies[key].rows, sample_sql=sample)
-    null_key = " OR ".join(f"{c} IS NULL" for c in quoted)
-    nulls = target.aggregates.add(owner, f"count(*) FILTER (WHERE {scope} AND ({null_key}))")
+    nulls = _null_rows(owner, target, scope, quoted)
     rows = target.aggregates.add(owner, _filtered("count(*)", scope))
+    null_key = " OR ".join(f"{c} IS NULL" for c in quoted)
     sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND (({null_key}) OR {duplicated})"
-    return lambda r: Measurement(failing_rows=int(r.aggregates[nulls]) + r.frequencies[key].duplicate_rows,
+    return lambda r: Measurement(failing_rows=nulls(r) + r.frequencies[key].duplicate_rows,
                                  checked_rows=int(r.aggregates[rows]), sample_sql=sample)
 
 
@@ -208,7 +229,12 @@ def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
 
 @planner("IsComplete")
 def _is_complete(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
-    return _row_level(owner, target, _scope(rule, fail), f"{target.column(rule.params[0])} IS NOT NULL")
+    scope, column = _scope(rule, fail), target.column(rule.params[0])
+    nulls = _null_rows(owner, target, scope, [column])
+    checked = target.aggregates.add(owner, _filtered("count(*)", scope))
+    sample = f"SELECT * FROM {target.relation} AS p WHERE {scope} AND {column} IS NULL"
+    return lambda r: Measurement(failing_rows=nulls(r), checked_rows=int(r.aggregates[checked]),
+                                 sample_sql=sample)
 
 
 @planner("ColumnValues")

@@ -2,10 +2,10 @@
 
 :class:`AggregateScan` puts every simple aggregate of a ruleset (counts, means, failing-row counts
 of row-level rules, each with its ``where`` as a ``FILTER``) into one ``SELECT`` over the table.
-:class:`FrequencyScan` computes value-frequency statistics (uniqueness, entropy) for many column sets
-in one ``GROUP BY GROUPING SETS`` statement per distinct ``where`` clause. If a shared statement fails
-(a ``where`` clause naming a column that does not exist, say), each rule's part runs alone so that
-only the broken rule reports an error.
+:class:`FrequencyScan` computes value-frequency statistics (uniqueness, distinct values, entropy) with
+one ``GROUP BY`` per distinct column set and ``where``, shared by every rule about that set. If the
+shared ``SELECT`` fails (a ``where`` clause naming a column that does not exist, say), each rule's
+aggregates run alone so that only the broken rule reports an error.
 """
 
 from __future__ import annotations
@@ -84,69 +84,51 @@ FrequencyKey = tuple[str | None, tuple[str, ...]]
 
 
 class FrequencyScan:
-    """Value frequencies of many column sets over one relation: one statement per ``where``."""
+    """Value frequencies of column sets over one relation: one ``GROUP BY`` per column set and ``where``.
+
+    Every rule about the same column set (``IsUnique``, ``IsPrimaryKey``, ``Uniqueness``,
+    ``UniqueValueRatio``, ``DistinctValuesCount``, ``Entropy``) reads the one grouping. Column sets
+    are grouped each in its own statement rather than together in ``GROUPING SETS``: one hash table
+    per statement, sized for its own set, is much cheaper than a shared one where a high-cardinality
+    key (an event id) makes every set pay for its millions of groups.
+    """
 
     def __init__(self, relation: str) -> None:
         self.relation = relation
-        self._sets: dict[str | None, dict[tuple[str, ...], list[int]]] = defaultdict(dict)
+        self._owners: dict[FrequencyKey, list[int]] = defaultdict(list)
 
     def add(self, owner: int, columns: tuple[str, ...], where: str | None) -> FrequencyKey:
         """Ask for the frequencies of ``columns`` among the rows meeting ``where``."""
-        self._sets[where].setdefault(columns, []).append(owner)
-        return where, columns
+        key = (where, columns)
+        self._owners[key].append(owner)
+        return key
 
     def run(self, session: DuckDBSession) -> tuple[dict[FrequencyKey, Frequencies], dict[int, str]]:
         """Frequencies by key, and an error message for each rule whose statement failed."""
         found: dict[FrequencyKey, Frequencies] = {}
         errors: dict[int, str] = {}
-        for where, sets in self._sets.items():
+        for key, owners in self._owners.items():
             try:
-                found.update({(where, s): f for s, f in self._query(session, where, list(sets)).items()})
-                continue
-            except EngineError:
-                pass
-            for column_set, owners in sets.items():  # find the broken rule
-                try:
-                    found[(where, column_set)] = self._query(session, where, [column_set])[column_set]
-                except EngineError as exc:
-                    errors.update(dict.fromkeys(owners, _engine_problem(exc)))
+                found[key] = self._query(session, *key)
+            except EngineError as exc:
+                errors.update(dict.fromkeys(owners, _engine_problem(exc)))
         return found, errors
 
-    def _query(self, session: DuckDBSession, where: str | None,
-               sets: list[tuple[str, ...]]) -> dict[tuple[str, ...], Frequencies]:
-        columns = sorted({c for s in sets for c in s})
-        width = len(columns)
-
-        def grouping_id(column_set: tuple[str, ...]) -> int:  # a 1 bit for each column not grouped
-            return sum(1 << (width - 1 - i) for i, c in enumerate(columns) if c not in column_set)
-
-        complete = " OR ".join(
-            f"(g = {grouping_id(s)} AND {' AND '.join(f'{quote_ident(c)} IS NOT NULL' for c in s)})"
-            for s in sets)
-        grouping = ", ".join(f"({', '.join(quote_ident(c) for c in s)})" for s in sets)
+    def _query(self, session: DuckDBSession, where: str | None, columns: tuple[str, ...]) -> Frequencies:
         listed = ", ".join(quote_ident(c) for c in columns)
-        sql = f"""
-            WITH groups AS (
-                SELECT GROUPING({listed}) AS g, {listed}, count(*) AS n
-                FROM {self.relation} {f'WHERE {where}' if where else ''}
-                GROUP BY GROUPING SETS ({grouping})
-            ), kept AS (
-                SELECT g, n, n / sum(n) OVER (PARTITION BY g) AS p FROM groups WHERE {complete}
-            )
-            SELECT g, sum(n), count(*), count(*) FILTER (WHERE n = 1),
-                   coalesce(sum(n) FILTER (WHERE n > 1), 0), -sum(p * ln(p))
-            FROM kept GROUP BY g"""
-        rows = {int(r[0]): r for r in session.execute(sql)}
-        out = {}
-        for column_set in sets:
-            row = rows.get(grouping_id(column_set))
-            out[column_set] = EMPTY if row is None else Frequencies(
-                int(row[1]), int(row[2]), int(row[3]), int(row[4]), _clean(float(row[5])))
-        return out
+        complete = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)
+        # Entropy without a window over the groups: -sum(p ln p) = ln N - sum(n ln n) / N.
+        rows, distinct, singletons, duplicates, n_ln_n = session.execute(f"""
+            SELECT coalesce(sum(n), 0), count(*), count(*) FILTER (WHERE n = 1),
+                   coalesce(sum(n) FILTER (WHERE n > 1), 0), coalesce(sum(n * ln(n)), 0)
+            FROM (SELECT count(*) AS n FROM {self.relation}
+                  WHERE {f'({where}) AND ' if where else ''}{complete} GROUP BY {listed})""")[0]
+        entropy = math.log(rows) - float(n_ln_n) / rows if rows else 0.0
+        return Frequencies(int(rows), int(distinct), int(singletons), int(duplicates), _clean(entropy))
 
 
 def _clean(entropy: float) -> float:
-    return 0.0 if math.isclose(entropy, 0.0, abs_tol=1e-12) else entropy
+    return 0.0 if math.isclose(entropy, 0.0, abs_tol=1e-9) else entropy
 
 
 def _engine_problem(exc: EngineError) -> str:
