@@ -94,6 +94,8 @@ steps:
     ("steps:\n  a: {python: x:y, depends_on: [b]}\n  b: {python: x:y, depends_on: [a]}\n", "cycle"),
     ("steps:\n  a: {python: x:y, retrys: {}}\n", "steps.a.retrys: unknown key"),
     ("steps:\n  a: {ingest: x/y, model: z}\n", "exactly one of"),
+    ("steps:\n  a: {quality: rules.dqdl}\n", "exactly one of"),  # which table would it check?
+    ("steps:\n  a: {model: curated.m, table: curated.m}\n", "exactly one of"),
 ])
 def test_bad_pipeline_files_are_clear(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"

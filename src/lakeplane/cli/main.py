@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from lakeplane.cli.bookmarks import register as register_bookmarks
 from lakeplane.cli.governance import register as register_governance
 from lakeplane.cli.output import Printer, human_bytes
 from lakeplane.cli.pipelines import register as register_pipelines
@@ -228,6 +229,7 @@ def main() -> None:
     cli(prog_name="lakeplane")
 
 
+register_bookmarks(cli)
 register_governance(cli)
 register_pipelines(cli)
 register_quality(cli)

@@ -1,54 +1,191 @@
-"""Bookmarks: what an ingest step has already published, kept in the same commit as its output.
+"""Bookmarks: what a step has already published, kept in the same commit as its output.
 
-Each processed-table commit records the business date and the content hashes of the raw batches it
-holds (``lakeplane.ds``, ``lakeplane.batches`` in the snapshot summary). A crash therefore can never
-leave bookmark and data disagreeing. A step whose batches for a day are exactly the ones already
-published skips the work; a batch landed late, or re-delivered with other content (another hash),
-makes the day run again. Only snapshots on main's lineage count, and ``reset`` sets a marker (a table
-property) before which bookmarks are ignored.
+Each commit of a step's table records what it processed, in the snapshot summary, so a crash can
+never leave bookmark and data disagreeing:
+
+* an ingest step: the business date and the content hashes of the raw batches it holds
+  (``lakeplane.ds``, ``lakeplane.batches``). A step whose batches for a day are exactly the ones
+  already published skips the work; a batch landed late, or re-delivered with other content (another
+  hash), makes the day run again.
+* a model step: the model, the business date and the upstream snapshot each input table was read at
+  (``lakeplane.model``, ``lakeplane.ds``, ``lakeplane.inputs`` as a JSON object
+  ``{"domain.zone.table": snapshot_id}``).
+
+Only snapshots on main's lineage count, so an audit branch that was never published leaves no
+bookmark. ``reset`` and ``rewind`` never rewrite history: they add a *forgotten span* of main's
+lineage to a table property (``lakeplane.bookmark.forgotten``), and bookmarks committed in a
+forgotten span are ignored. ``reset`` forgets everything up to the current snapshot; ``rewind``
+forgets what was committed after a moment (the end of a run), so those days are processed again,
+while a day last published before that moment keeps its bookmark. Forgetting is never undone, and
+snapshots committed later count as usual.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
+
+from lakeplane.errors import LakeplaneError
 
 DS_KEY = "lakeplane.ds"
 BATCHES_KEY = "lakeplane.batches"
-RESET_KEY = "lakeplane.bookmark.reset-after"
+MODEL_KEY = "lakeplane.model"
+INPUTS_KEY = "lakeplane.inputs"
+FORGOTTEN_KEY = "lakeplane.bookmark.forgotten"
 
 
-@dataclass(frozen=True)
+class BookmarkError(LakeplaneError, LookupError):
+    """A step's bookmark cannot be shown or moved: unknown step (``step``, ``pipeline``), a step kind
+    that keeps none, or a run that cannot be rewound to (``run_id``)."""
+
+
+@dataclass(frozen=True, eq=True)
 class Bookmark:
-    """The batches published for one business date, and the snapshot that published them."""
+    """What one step published for one business date, and the snapshot that published it.
+
+    An ingest bookmark lists raw ``batches``; a model bookmark names its ``model`` and, when the step
+    recorded them, the upstream snapshot of each input table (``inputs``).
+    """
 
     ds: str
     batches: tuple[str, ...]
     snapshot_id: int
     committed_at_ms: int
+    model: str | None = None
+    inputs: dict[str, int] = field(default_factory=dict, hash=False)
+
+    @property
+    def kind(self) -> str:
+        return "model" if self.model else "ingest"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class ForgottenSpan:
+    """Main's snapshots from ``through`` back to, not including, ``after`` (all older when None)."""
+
+    through: int
+    after: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def lineage(table: Table) -> list[Snapshot]:
+    """Main's snapshots, newest first."""
+    found = []
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        found.append(snapshot)
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return found
+
+
+def forgotten_spans(table: Table) -> list[ForgottenSpan]:
+    """The spans of main's lineage whose bookmarks ``reset`` and ``rewind`` told us to ignore."""
+    text = table.properties.get(FORGOTTEN_KEY)
+    if not text:
+        return []
+    return [ForgottenSpan(int(s["through"]), None if s.get("after") is None else int(s["after"]))
+            for s in json.loads(text)]
 
 
 def bookmarks(table: Table) -> dict[str, Bookmark]:
-    """The newest bookmark of every business date on main's lineage (after any reset marker)."""
-    reset_after = int(table.properties.get(RESET_KEY, "0") or 0)
+    """The newest bookmark of every business date on main's lineage, outside forgotten spans."""
     found: dict[str, Bookmark] = {}
-    snapshot = table.current_snapshot()
-    while snapshot is not None and snapshot.snapshot_id != reset_after:
-        summary = snapshot.summary.additional_properties if snapshot.summary else {}
-        ds, batches = summary.get(DS_KEY), summary.get(BATCHES_KEY)
-        if ds and batches is not None and ds not in found:
-            found[ds] = Bookmark(ds, tuple(b for b in batches.split(",") if b), snapshot.snapshot_id,
-                                 snapshot.timestamp_ms)
-        snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id) if snapshot.parent_snapshot_id else None
+    for snapshot in _remembered(table):
+        bookmark = _bookmark(snapshot)
+        if bookmark is not None and bookmark.ds not in found:
+            found[bookmark.ds] = bookmark
     return found
 
 
 def reset(table: Table) -> int | None:
-    """Forget every bookmark so far: the next run of each day processes its batches again."""
+    """Forget every bookmark so far: the next run of each day processes it again.
+
+    Returns:
+        The newest snapshot forgotten, or None when the table has none.
+    """
     current = table.current_snapshot()
     if current is None:
         return None
-    with table.transaction() as tx:
-        tx.set_properties({RESET_KEY: str(current.snapshot_id)})
+    _forget(table, ForgottenSpan(current.snapshot_id, None))
     return current.snapshot_id
+
+
+def rewind(table: Table, until_ms: int) -> ForgottenSpan | None:
+    """Forget the bookmarks committed after ``until_ms`` (milliseconds since 1970).
+
+    The table's bookmarks become what they were at that moment: a day published since then is
+    processed again on the next run, one published only before it keeps its bookmark.
+
+    Returns:
+        The span forgotten, or None when nothing was committed after ``until_ms``.
+    """
+    snapshots = lineage(table)
+    later = [s for s in snapshots if s.timestamp_ms > until_ms]
+    if not later:
+        return None
+    kept = next((s for s in snapshots if s.timestamp_ms <= until_ms), None)
+    span = ForgottenSpan(later[0].snapshot_id, kept.snapshot_id if kept else None)
+    _forget(table, span)
+    return span
+
+
+def _forget(table: Table, span: ForgottenSpan) -> None:
+    spans = [s.to_dict() for s in [*forgotten_spans(table), span]]
+    with table.transaction() as tx:
+        tx.set_properties({FORGOTTEN_KEY: json.dumps(spans, separators=(",", ":"))})
+
+
+def _remembered(table: Table) -> list[Snapshot]:
+    """Main's lineage, newest first, without the snapshots in forgotten spans.
+
+    A span whose newest snapshot is no longer on main (main was rolled back past it) forgets
+    nothing; one whose ``after`` is gone (expired) forgets everything older, which at worst
+    processes a day again and never skips one.
+    """
+    snapshots = lineage(table)
+    position = {s.snapshot_id: i for i, s in enumerate(snapshots)}
+    dropped = [False] * len(snapshots)
+    for span in forgotten_spans(table):
+        start = position.get(span.through)
+        if start is None:
+            continue
+        end = position.get(span.after, len(snapshots)) if span.after is not None else len(snapshots)
+        for i in range(start, max(start, end)):
+            dropped[i] = True
+    return [s for s, gone in zip(snapshots, dropped, strict=True) if not gone]
+
+
+def _bookmark(snapshot: Snapshot) -> Bookmark | None:
+    summary = snapshot.summary.additional_properties if snapshot.summary else {}
+    ds = summary.get(DS_KEY)
+    if not ds:
+        return None
+    batches = summary.get(BATCHES_KEY)
+    if batches is not None:
+        return Bookmark(ds, tuple(b for b in batches.split(",") if b), snapshot.snapshot_id,
+                        snapshot.timestamp_ms)
+    model = summary.get(MODEL_KEY)
+    if not model:
+        return None
+    return Bookmark(ds, (), snapshot.snapshot_id, snapshot.timestamp_ms, model,
+                    _inputs(summary.get(INPUTS_KEY)))
+
+
+def _inputs(text: str | None) -> dict[str, int]:
+    """The ``lakeplane.inputs`` object; a value that is not one reads as no inputs recorded."""
+    if not text:
+        return {}
+    try:
+        return {str(name): int(snapshot) for name, snapshot in json.loads(text).items()}
+    except (AttributeError, TypeError, ValueError):
+        return {}

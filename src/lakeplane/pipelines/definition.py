@@ -78,9 +78,9 @@ class StepSpec(_Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> StepSpec:
         kinds = [k for k in ("ingest", "model", "python") if getattr(self, k)]
-        if self.quality and not (self.model or self.table):
+        if self.quality and not self.model:  # a model's quality is its gate; otherwise a check step
             kinds.append("quality")
-        if len(kinds) != 1:
+        if len(kinds) != 1 or (kinds == ["quality"]) != bool(self.table):
             raise ValueError("a step is exactly one of ingest, model, python, or quality with table")
         return self
 

@@ -1,4 +1,4 @@
-"""The pipeline part of the ``Lake`` facade: run, redrive, backfill and history."""
+"""The pipeline part of the ``Lake`` facade: run, redrive, backfill, history and bookmarks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lakeplane.config import merge_settings
 from lakeplane.errors import LakeplaneError
+from lakeplane.pipelines import step_bookmarks
 from lakeplane.pipelines.definition import Pipeline, all_pipelines, find_pipeline
 from lakeplane.pipelines.runner import Runner, RunOptions
 from lakeplane.pipelines.store import RunRecord, RunStore
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from lakeplane.catalog import LakeCatalog
     from lakeplane.config import LakeConfig
     from lakeplane.engines import JobSpec
+    from lakeplane.lake import Lake
 
 
 class RunNotFound(LakeplaneError, LookupError):
@@ -133,6 +135,20 @@ class PipelinesMixin:
         if run is None:
             raise RunNotFound(f"no run '{run_id}' (see `lakeplane runs`)", run_id=run_id)
         return run
+
+    # -- bookmarks -------------------------------------------------------------------------
+    def bookmarks(self, step: str, pipeline: str | None = None) -> step_bookmarks.BookmarkReport:
+        """The bookmarks of ``step`` (of ``pipeline``, default the first pipeline) or of a table."""
+        return step_bookmarks.show(cast("Lake", self), step, pipeline)
+
+    def reset_bookmarks(self, step: str, pipeline: str | None = None) -> step_bookmarks.BookmarkReport:
+        """Forget ``step``'s bookmarks: its next run of any day processes that day again."""
+        return step_bookmarks.reset(cast("Lake", self), step, pipeline)
+
+    def rewind_bookmarks(self, step: str, run_id: str,
+                         pipeline: str | None = None) -> step_bookmarks.BookmarkReport:
+        """Make ``step``'s bookmarks what they were right after run ``run_id``."""
+        return step_bookmarks.rewind(cast("Lake", self), step, run_id, pipeline)
 
 
 def backfill_days(start: dt.date, end: dt.date) -> list[dt.date]:
