@@ -68,15 +68,25 @@ def build(impressions: int, days: int) -> Lake:
     return open_lake(project)
 
 
-def full_scan(lake: Lake) -> float:
+class Timer:
+    """Wall time and this process's CPU time (every engine thread) of a block."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def full_scan(lake: Lake) -> Timer:
     table = "adtech.processed.impressions"
-    started = time.perf_counter()
-    with lake._session("full-scan") as session:
+    with Timer() as timer, lake._session("full-scan") as session:
         scan = plan_scan(lake.catalog, table)
         session.register_scan("t", scan)
         columns = ", ".join(f"max({quote_ident(c)})" for c in scan.schema.names)
         session.execute(f"SELECT count(*), {columns} FROM t")
-    return time.perf_counter() - started
+    return timer
 
 
 def main() -> None:
@@ -89,20 +99,24 @@ def main() -> None:
     info = lake.describe("processed.impressions")
     print(f"processed.impressions: {info['records']:,} rows, {info['bytes'] / 1e6:.0f} MB of Parquet")
     # Alternate the two so that a machine busy with other work slows both alike; keep the best of each.
-    scans, rules_s = [], []
+    # CPU time (all engine threads) is printed too: on a shared machine it is the steadier figure.
+    scans, rulesets = [], []
     for _ in range(args.repeat):
         scans.append(full_scan(lake))
-        started = time.perf_counter()
-        outcomes = lake.dq_check("processed.impressions", "rules.dqdl", record=False)
-        rules_s.append(time.perf_counter() - started)
-    scan, rules = min(scans), min(rules_s)
+        with Timer() as timer:
+            outcomes = lake.dq_check("processed.impressions", "rules.dqdl", record=False)
+        rulesets.append(timer)
+    scan, rules = min(t.wall for t in scans), min(t.wall for t in rulesets)
+    scan_cpu, rules_cpu = min(t.cpu for t in scans), min(t.cpu for t in rulesets)
     failed = [o["rule"] for o in outcomes if not o["passed"]]
-    ratio = rules / scan
+    ratio, cpu_ratio = rules / scan, rules_cpu / scan_cpu
     print(f"one full scan: {scan:.3f} s; {len(outcomes)} rules: {rules:.3f} s; ratio {ratio:.2f}x "
           f"(target <= 1.5x: {'PASS' if ratio <= 1.5 else 'MISS'})")
+    print(f"CPU time: full scan {scan_cpu:.3f} s; rules {rules_cpu:.3f} s; ratio {cpu_ratio:.2f}x")
     print(f"rules failing on this data: {failed or 'none'}")
     print(json.dumps({"rows": info["records"], "parquet_bytes": info["bytes"], "full_scan_s": scan,
-                      "ruleset_s": rules, "rules": len(outcomes), "ratio": ratio}))
+                      "ruleset_s": rules, "rules": len(outcomes), "ratio": ratio,
+                      "full_scan_cpu_s": scan_cpu, "ruleset_cpu_s": rules_cpu, "cpu_ratio": cpu_ratio}))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,40 @@ def test_where_clauses(session: DuckDBSession, rule: str, passes: bool, observed
     assert outcome.failing_rows == failing
 
 
+#: Single-column rules that a grouping of their column answers when some frequency rule asks for one.
+GROUPABLE = [c[0] for c in CASES if c[0].split()[0] in (
+    "IsComplete", "Completeness", "ColumnValues", "ColumnLength", "DataFreshness", "ColumnDataType")] + [
+    "ColumnValues \"amount\" > 25 where \"status = 'open'\"", "IsComplete \"amount\" where \"status <> 'open'\"",
+    "Completeness \"country\" > 0.5 where \"order_id > 2\"", "ColumnLength \"country\" = 2 where \"amount > 15\"",
+]
+
+
+@pytest.mark.parametrize("rule", GROUPABLE)
+def test_a_grouped_column_answers_its_row_checks_exactly_as_a_scan_does(session: RecordingSession,
+                                                                      rule: str) -> None:
+    column = rule.split('"')[1]
+    where = rule[rule.index(" where "):] if " where " in rule else ""
+    (alone,) = run(session, rule)
+    session.statements.clear()
+    with_grouping = run(session, f'{rule}, DistinctValuesCount "{column}" >= 0{where}')
+    assert with_grouping[0] == alone
+    assert len(session.statements) == 1, "the grouping answered both rules"
+    assert "GROUP BY" in session.statements[0]
+
+
+def test_a_row_check_the_engine_refuses_breaks_only_itself(session: DuckDBSession) -> None:
+    from lakeplane.quality.scan import FrequencyScan
+
+    scan = FrequencyScan("orders")
+    key = scan.add(0, ("status",), None)
+    broken = scan.add_check(1, key, "CAST(status AS INTEGER) > 0")  # a status is no integer
+    fine = scan.add_check(2, key, "status <> 'open'")
+    found, failing, errors = scan.run(session)
+    assert found[key].distinct == 3 and found[key].scoped_rows == 6
+    assert failing == {fine: 3} and broken not in failing
+    assert list(errors) == [1] and "Conversion Error: Could not convert string" in errors[1]
+
+
 def test_composites_combine_their_parts_in_order(session: DuckDBSession) -> None:
     outcomes = run(session, '(RowCount > 0) and (IsComplete "country"), '
                             '(RowCount > 100) or (IsComplete "order_id"), '
@@ -297,9 +332,13 @@ def test_rules_share_scans(session: RecordingSession) -> None:
     assert all(o.passed for o in outcomes), [o.message for o in outcomes if not o.passed]
     # one SELECT of every plain aggregate, then one GROUP BY per column set, whichever rules ask for it
     assert len(session.statements) == 4
-    assert "GROUP BY" not in session.statements[0]
-    grouped = sorted(s.rsplit("GROUP BY", 1)[1].strip(" )\n") for s in session.statements[1:])
-    assert grouped == ['"customer_id"', '"order_id"', '"status"']
+    aggregates, *groupings = session.statements
+    assert "GROUP BY" not in aggregates
+    by_columns = {re.search(r"GROUP BY ([^)]*)\)", s)[1]: s for s in groupings}  # type: ignore[index]
+    assert sorted(by_columns) == ['"customer_id"', '"order_id"', '"status"']
+    # the row checks on "status" are answered by its grouping, once per distinct value
+    assert "length(" not in aggregates and "IN ('open'" not in aggregates
+    assert "length(" in by_columns['"status"'] and "IN ('open'" in by_columns['"status"']
 
 
 def test_ruleset_text_and_empty_tables(session: DuckDBSession) -> None:

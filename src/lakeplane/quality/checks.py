@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,10 @@ import duckdb
 
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident
 from lakeplane.errors import EngineError, did_you_mean
+from lakeplane.quality.dqdl import DQDLError
 from lakeplane.quality.expressions import Bounds
 from lakeplane.quality.rules import Rule
-from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyScan
+from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyKey, FrequencyScan
 from lakeplane.quality.sql import (
     custom_sql,
     datatype_predicate,
@@ -52,7 +53,8 @@ class Measurement:
 @dataclass
 class ScanResults:
     aggregates: dict[str, Any]
-    frequencies: dict[tuple[str | None, tuple[str, ...]], Frequencies]
+    frequencies: dict[FrequencyKey, Frequencies]
+    failing: dict[str, int] = field(default_factory=dict)  # failing rows of checks on groupings
 
 
 Resolver = Callable[[ScanResults], Measurement]
@@ -70,6 +72,7 @@ class Target:
     aggregates: AggregateScan
     frequencies: FrequencyScan
     reference_counts: dict[str, int] = field(default_factory=dict)
+    grouped: frozenset[FrequencyKey] = frozenset()  # column sets some rule groups by anyway
 
     @property
     def relation(self) -> str:
@@ -121,29 +124,48 @@ def _filtered(aggregate: str, scope: str) -> str:
     return aggregate if scope == "true" else f"{aggregate} FILTER (WHERE {scope})"
 
 
-def _row_level(owner: int, target: Target, scope: str, passes: str,
-               sample: str | None = None) -> Resolver:
+def _row_level(owner: int, target: Target, scope: str, passes: str, sample: str | None = None,
+               column: str | None = None) -> Resolver:
+    """Rows in scope, and those failing ``passes``; on a grouped ``column``, from its grouping."""
+    sample = sample or f"SELECT * FROM {target.relation} AS p WHERE {scope} AND NOT ({passes})"
+    grouping = _grouping(target, scope, column)
+    if grouping is not None:
+        check = target.frequencies.add_check(owner, grouping, passes)
+        return lambda r: Measurement(failing_rows=r.failing[check],
+                                     checked_rows=r.frequencies[grouping].scoped_rows, sample_sql=sample)
     checked = target.aggregates.add(owner, _filtered("count(*)", scope))
     failing = target.aggregates.add(owner, _filtered("count(*)", _and(scope, f"NOT ({passes})")))
-    sample = sample or f"SELECT * FROM {target.relation} AS p WHERE {scope} AND NOT ({passes})"
     return lambda r: Measurement(failing_rows=int(r.aggregates[failing]),
                                  checked_rows=int(r.aggregates[checked]), sample_sql=sample)
+
+
+def _grouping(target: Target, scope: str, column: str | None) -> FrequencyKey | None:
+    """The grouping by ``column`` alone that a frequency rule of the same scope asked for, if any."""
+    key = (None if scope == "true" else scope, (column,)) if column else None
+    return key if key in target.grouped else None
 
 
 def _and(scope: str, condition: str) -> str:
     return condition if scope == "true" else f"{scope} AND {condition}"
 
 
-def _null_rows(owner: int, target: Target, scope: str, columns: list[str]) -> Callable[[ScanResults], int]:
-    """Rows in scope with a NULL in any of ``columns``: ``count(*) - count(c)`` for one column, which
-    the engine answers from validity masks instead of evaluating a predicate per row."""
-    rows = target.aggregates.add(owner, _filtered("count(*)", scope))
-    if len(columns) == 1:
-        present = target.aggregates.add(owner, _filtered(f"count({columns[0]})", scope))
-        return lambda r: int(r.aggregates[rows]) - int(r.aggregates[present])
-    any_null = " OR ".join(f"{c} IS NULL" for c in columns)
-    nulls = target.aggregates.add(owner, _filtered("count(*)", _and(scope, f"({any_null})")))
-    return lambda r: int(r.aggregates[nulls])
+def grouped_column_sets(rules: Iterable[Rule], target: Target,
+                        failer: Callable[[Rule], Fail]) -> frozenset[FrequencyKey]:
+    """The column sets (and scopes) the ruleset's frequency rules group by, found before planning so
+    that rules on the same column, wherever they are written, are answered by that grouping."""
+    found = set()
+    for rule in rules:
+        if rule.rule_type in FREQUENCY_RULES:
+            try:
+                found.add(_frequency_key(rule, target, failer(rule)))
+            except (RuleProblem, DQDLError):  # its own planning reports it
+                continue
+    return frozenset(found)
+
+
+def _frequency_key(rule: Rule, target: Target, fail: Fail) -> FrequencyKey:
+    scope = _scope(rule, fail)
+    return None if scope == "true" else scope, tuple(target.column_name(p) for p in rule.params)
 
 
 def _metric(owner: int, target: Target, aggregate: str) -> Resolver:
@@ -170,8 +192,15 @@ def _column_count(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolve
 
 @planner("Completeness")
 def _completeness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
-    scope, column = _scope(rule, fail), target.column(rule.params[0])
-    present = target.aggregates.add(owner, _filtered(f"count({column})", scope))
+    scope, name = _scope(rule, fail), target.column_name(rule.params[0])
+    grouping = _grouping(target, scope, name)
+    if grouping is not None:
+        def share(r: ScanResults) -> Measurement:
+            stats = r.frequencies[grouping]
+            return Measurement(stats.rows / stats.scoped_rows if stats.scoped_rows else None)
+        return share
+    # count(column) reads validity masks only: no predicate is evaluated per row
+    present = target.aggregates.add(owner, _filtered(f"count({quote_ident(name)})", scope))
     rows = target.aggregates.add(owner, _filtered("count(*)", scope))
     return lambda r: Measurement(r.aggregates[present] / r.aggregates[rows] if r.aggregates[rows] else None)
 
@@ -197,14 +226,15 @@ _FREQUENCY_METRICS: dict[str, Callable[[Frequencies], float]] = {
     "Entropy": lambda f: f.entropy,
     "DistinctValuesCount": lambda f: float(f.distinct),
 }
+FREQUENCY_RULES = ("IsUnique", "IsPrimaryKey", *_FREQUENCY_METRICS)
 
 
-@planner("IsUnique", "IsPrimaryKey", *_FREQUENCY_METRICS)
+@planner(*FREQUENCY_RULES)
 def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     """Every rule about how often values occur reads one grouping of its column set (and ``where``)."""
-    names = tuple(target.column_name(p) for p in rule.params)
-    scope = _scope(rule, fail)
-    key = target.frequencies.add(owner, names, None if scope == "true" else scope)
+    where, names = _frequency_key(rule, target, fail)
+    scope = where or "true"
+    key = target.frequencies.add(owner, names, where)
     quoted = [quote_ident(n) for n in names]
     duplicated = (f"EXISTS (SELECT 1 FROM {target.relation} AS d WHERE {scope} AND "
                   + " AND ".join(f"d.{c} = t.{c}" for c in quoted) + " HAVING count(*) > 1)")
@@ -216,12 +246,14 @@ def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
         sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND {duplicated}"
         return lambda r: Measurement(failing_rows=r.frequencies[key].duplicate_rows,
                                      checked_rows=r.frequencies[key].rows, sample_sql=sample)
-    nulls = _null_rows(owner, target, scope, quoted)
-    rows = target.aggregates.add(owner, _filtered("count(*)", scope))
     null_key = " OR ".join(f"{c} IS NULL" for c in quoted)
     sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND (({null_key}) OR {duplicated})"
-    return lambda r: Measurement(failing_rows=nulls(r) + r.frequencies[key].duplicate_rows,
-                                 checked_rows=int(r.aggregates[rows]), sample_sql=sample)
+
+    def primary_key(r: ScanResults) -> Measurement:
+        stats = r.frequencies[key]
+        return Measurement(failing_rows=stats.null_rows + stats.duplicate_rows,
+                           checked_rows=stats.scoped_rows, sample_sql=sample)
+    return primary_key
 
 
 # -- row-level rules ---------------------------------------------------------------------------
@@ -229,12 +261,18 @@ def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
 
 @planner("IsComplete")
 def _is_complete(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
-    scope, column = _scope(rule, fail), target.column(rule.params[0])
-    nulls = _null_rows(owner, target, scope, [column])
-    checked = target.aggregates.add(owner, _filtered("count(*)", scope))
+    scope, name = _scope(rule, fail), target.column_name(rule.params[0])
+    column = quote_ident(name)
     sample = f"SELECT * FROM {target.relation} AS p WHERE {scope} AND {column} IS NULL"
-    return lambda r: Measurement(failing_rows=nulls(r), checked_rows=int(r.aggregates[checked]),
-                                 sample_sql=sample)
+    grouping = _grouping(target, scope, name)
+    if grouping is not None:
+        return lambda r: Measurement(failing_rows=r.frequencies[grouping].null_rows,
+                                     checked_rows=r.frequencies[grouping].scoped_rows, sample_sql=sample)
+    # count(*) - count(column) reads validity masks only: no predicate is evaluated per row
+    rows = target.aggregates.add(owner, _filtered("count(*)", scope))
+    present = target.aggregates.add(owner, _filtered(f"count({column})", scope))
+    return lambda r: Measurement(failing_rows=int(r.aggregates[rows]) - int(r.aggregates[present]),
+                                 checked_rows=int(r.aggregates[rows]), sample_sql=sample)
 
 
 @planner("ColumnValues")
@@ -245,15 +283,16 @@ def _column_values(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolv
         passes = values_predicate(rule.condition, quote_ident(name), target.columns[name], Bounds(target.now))
     except ValueError as exc:
         raise RuleProblem(str(exc)) from None
-    return _row_level(owner, target, _scope(rule, fail), passes)
+    return _row_level(owner, target, _scope(rule, fail), passes, column=name)
 
 
 @planner("ColumnLength")
 def _column_length(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     assert rule.condition is not None
-    length = f"coalesce(length(CAST({target.column(rule.params[0])} AS VARCHAR)), 0)"
+    name = target.column_name(rule.params[0])
+    length = f"coalesce(length(CAST({quote_ident(name)} AS VARCHAR)), 0)"
     passes = number_predicate(rule.condition, length, Bounds(target.now))
-    return _row_level(owner, target, _scope(rule, fail), passes)
+    return _row_level(owner, target, _scope(rule, fail), passes, column=name)
 
 
 @planner("DataFreshness")
@@ -261,14 +300,15 @@ def _freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     assert rule.condition is not None
     name = target.column_name(rule.params[0])
     passes = freshness_predicate(rule.condition, quote_ident(name), target.columns[name], target.now)
-    return _row_level(owner, target, _scope(rule, fail), passes)
+    return _row_level(owner, target, _scope(rule, fail), passes, column=name)
 
 
 @planner("ColumnDataType")
 def _data_type(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     assert rule.condition is not None
-    passes = datatype_predicate(rule.condition, target.column(rule.params[0]))
-    return _row_level(owner, target, _scope(rule, fail), passes)
+    name = target.column_name(rule.params[0])
+    passes = datatype_predicate(rule.condition, quote_ident(name))
+    return _row_level(owner, target, _scope(rule, fail), passes, column=name)
 
 
 # -- schema rules ------------------------------------------------------------------------------

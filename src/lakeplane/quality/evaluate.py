@@ -1,7 +1,7 @@
 """Run a DQDL ruleset as SQL on the table under test and report one :class:`RuleOutcome` per rule.
 
 :func:`evaluate` plans every rule first (:mod:`lakeplane.quality.checks`), so that all simple
-aggregates share one ``SELECT`` and all frequency statistics one ``GROUPING SETS`` statement, runs
+aggregates share one ``SELECT`` and every rule on a grouped column set reads one ``GROUP BY``, runs
 those, then decides each rule: metric rules compare their value with their condition (dynamic bounds
 read the metric history), row-level rules count failing rows against ``with threshold`` (default:
 none may fail). Composite rules combine their parts' outcomes, as Glue does by default.
@@ -16,7 +16,15 @@ from typing import Any
 
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident
 from lakeplane.errors import EngineError
-from lakeplane.quality.checks import PLANNERS, Measurement, Resolver, RuleProblem, ScanResults, Target
+from lakeplane.quality.checks import (
+    PLANNERS,
+    Measurement,
+    Resolver,
+    RuleProblem,
+    ScanResults,
+    Target,
+    grouped_column_sets,
+)
 from lakeplane.quality.dqdl import parse, rule_failer
 from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
 from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
@@ -82,6 +90,7 @@ def evaluate(ruleset: Ruleset | str, session: DuckDBSession, table_sql_name: str
     target = Target(session, table_sql_name, columns, dict(references or {}), moment,
                     AggregateScan(relation), FrequencyScan(relation))
     leaves = list(rules.leaves())
+    target.grouped = grouped_column_sets(leaves, target, lambda rule: rule_failer(rule, rules.source))
     plans: list[Resolver | RuleProblem] = []
     for owner, rule in enumerate(leaves):
         try:
@@ -89,8 +98,8 @@ def evaluate(ruleset: Ruleset | str, session: DuckDBSession, table_sql_name: str
         except RuleProblem as problem:
             plans.append(problem)
     aggregates, aggregate_errors = target.aggregates.run(session)
-    frequencies, frequency_errors = target.frequencies.run(session)
-    results = ScanResults(aggregates, frequencies)
+    frequencies, failing, frequency_errors = target.frequencies.run(session)
+    results = ScanResults(aggregates, frequencies, failing)
     bounds = Bounds(moment, history)
     decided: list[RuleOutcome] = []
     for owner, (rule, plan) in enumerate(zip(leaves, plans, strict=True)):

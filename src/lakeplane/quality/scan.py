@@ -3,9 +3,10 @@
 :class:`AggregateScan` puts every simple aggregate of a ruleset (counts, means, failing-row counts
 of row-level rules, each with its ``where`` as a ``FILTER``) into one ``SELECT`` over the table.
 :class:`FrequencyScan` computes value-frequency statistics (uniqueness, distinct values, entropy) with
-one ``GROUP BY`` per distinct column set and ``where``, shared by every rule about that set. If the
-shared ``SELECT`` fails (a ``where`` clause naming a column that does not exist, say), each rule's
-aggregates run alone so that only the broken rule reports an error.
+one ``GROUP BY`` per distinct column set and ``where``, shared by every rule about that set, and also
+answers the other rules on a column it groups by. If a shared statement fails (a ``where`` clause
+naming a column that does not exist, say), each rule's part runs alone so that only the broken rule
+reports an error.
 """
 
 from __future__ import annotations
@@ -60,13 +61,17 @@ class AggregateScan:
 
 @dataclass(frozen=True)
 class Frequencies:
-    """How the values of a column set are distributed (rows with a NULL in the set left out)."""
+    """How the values of a column set are distributed among the rows in scope.
+
+    Statistics of values leave out rows with a NULL in the set; ``scoped_rows`` counts those too.
+    """
 
     rows: int  # rows with no NULL in the column set
     distinct: int  # distinct values
     singletons: int  # values that occur exactly once
     duplicate_rows: int  # rows whose value occurs more than once
     entropy: float  # -sum(p * ln p) over the values
+    scoped_rows: int = 0  # every row in scope, NULLs included
 
     @property
     def uniqueness(self) -> float:
@@ -78,9 +83,15 @@ class Frequencies:
         """Share of distinct values that occur once (Glue's ``UniqueValueRatio``)."""
         return self.singletons / self.distinct if self.distinct else 1.0
 
+    @property
+    def null_rows(self) -> int:
+        """Rows in scope with a NULL in the column set."""
+        return self.scoped_rows - self.rows
 
-EMPTY = Frequencies(0, 0, 0, 0, 0.0)
+
+EMPTY = Frequencies(0, 0, 0, 0, 0.0, 0)
 FrequencyKey = tuple[str | None, tuple[str, ...]]
+COUNT = "__dq_n"  # the row count of each group, named so that no column is shadowed
 
 
 class FrequencyScan:
@@ -91,11 +102,17 @@ class FrequencyScan:
     are grouped each in its own statement rather than together in ``GROUPING SETS``: one hash table
     per statement, sized for its own set, is much cheaper than a shared one where a high-cardinality
     key (an event id) makes every set pay for its millions of groups.
+
+    Row checks on a grouped column (``IsComplete``, ``ColumnValues``, ``ColumnLength``...) can ride
+    along (:meth:`add_check`): their predicate is evaluated once per distinct value and weighted by
+    its count, so the table scan no longer reads or tests that column row by row.
     """
 
     def __init__(self, relation: str) -> None:
         self.relation = relation
         self._owners: dict[FrequencyKey, list[int]] = defaultdict(list)
+        self._checks: dict[FrequencyKey, dict[str, tuple[str, list[int]]]] = defaultdict(dict)
+        self._count = 0
 
     def add(self, owner: int, columns: tuple[str, ...], where: str | None) -> FrequencyKey:
         """Ask for the frequencies of ``columns`` among the rows meeting ``where``."""
@@ -103,28 +120,70 @@ class FrequencyScan:
         self._owners[key].append(owner)
         return key
 
-    def run(self, session: DuckDBSession) -> tuple[dict[FrequencyKey, Frequencies], dict[int, str]]:
-        """Frequencies by key, and an error message for each rule whose statement failed."""
-        found: dict[FrequencyKey, Frequencies] = {}
-        errors: dict[int, str] = {}
-        for key, owners in self._owners.items():
-            try:
-                found[key] = self._query(session, *key)
-            except EngineError as exc:
-                errors.update(dict.fromkeys(owners, _engine_problem(exc)))
-        return found, errors
+    def add_check(self, owner: int, key: FrequencyKey, passes: str) -> str:
+        """Count the rows of grouping ``key`` failing ``passes``, a predicate on its columns only.
 
-    def _query(self, session: DuckDBSession, where: str | None, columns: tuple[str, ...]) -> Frequencies:
+        Returns:
+            The key of the failing-row count among the checks' results.
+        """
+        checks = self._checks[key]
+        if passes not in checks:
+            self._count += 1
+            checks[passes] = (f"c{self._count}", [])
+        checks[passes][1].append(owner)
+        return checks[passes][0]
+
+    def run(self, session: DuckDBSession
+            ) -> tuple[dict[FrequencyKey, Frequencies], dict[str, int], dict[int, str]]:
+        """Frequencies by key, failing-row counts by check, and an error for each rule that failed.
+
+        A statement that fails runs again without its checks, then each check alone, so that only
+        the broken rule reports an error.
+        """
+        found: dict[FrequencyKey, Frequencies] = {}
+        failing: dict[str, int] = {}
+        errors: dict[int, str] = {}
+        for key in dict.fromkeys([*self._owners, *self._checks]):
+            checks = {predicate: alias for predicate, (alias, _) in self._checks.get(key, {}).items()}
+            try:
+                found[key], counts = self._query(session, key, checks)
+                failing.update(counts)
+                continue
+            except EngineError:
+                pass
+            try:
+                found[key], _ = self._query(session, key, {})
+            except EngineError as exc:
+                checked = [o for _, owners in self._checks.get(key, {}).values() for o in owners]
+                errors.update(dict.fromkeys(self._owners.get(key, []) + checked, _engine_problem(exc)))
+                continue
+            for predicate, (alias, owners) in self._checks.get(key, {}).items():
+                try:
+                    failing.update(self._query(session, key, {predicate: alias})[1])
+                except EngineError as exc:
+                    errors.update(dict.fromkeys(owners, _engine_problem(exc)))
+        return found, failing, errors
+
+    def _query(self, session: DuckDBSession, key: FrequencyKey,
+               checks: dict[str, str]) -> tuple[Frequencies, dict[str, int]]:
+        where, columns = key
         listed = ", ".join(quote_ident(c) for c in columns)
         complete = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)
+        n = COUNT
+        failing = "".join(f", coalesce(sum({n}) FILTER (WHERE NOT ({predicate})), 0)" for predicate in checks)
         # Entropy without a window over the groups: -sum(p ln p) = ln N - sum(n ln n) / N.
-        rows, distinct, singletons, duplicates, n_ln_n = session.execute(f"""
-            SELECT coalesce(sum(n), 0), count(*), count(*) FILTER (WHERE n = 1),
-                   coalesce(sum(n) FILTER (WHERE n > 1), 0), coalesce(sum(n * ln(n)), 0)
-            FROM (SELECT count(*) AS n FROM {self.relation}
-                  WHERE {f'({where}) AND ' if where else ''}{complete} GROUP BY {listed})""")[0]
+        row = session.execute(f"""
+            SELECT coalesce(sum({n}), 0), coalesce(sum({n}) FILTER (WHERE {complete}), 0),
+                   count(*) FILTER (WHERE {complete}), count(*) FILTER (WHERE {complete} AND {n} = 1),
+                   coalesce(sum({n}) FILTER (WHERE {complete} AND {n} > 1), 0),
+                   coalesce(sum({n} * ln({n})) FILTER (WHERE {complete}), 0){failing}
+            FROM (SELECT {listed}, count(*) AS {n} FROM {self.relation}
+                  {f'WHERE {where}' if where else ''} GROUP BY {listed}) AS grouped""")[0]
+        scoped, rows, distinct, singletons, duplicates, n_ln_n = row[:6]
         entropy = math.log(rows) - float(n_ln_n) / rows if rows else 0.0
-        return Frequencies(int(rows), int(distinct), int(singletons), int(duplicates), _clean(entropy))
+        stats = Frequencies(int(rows), int(distinct), int(singletons), int(duplicates), _clean(entropy),
+                            int(scoped))
+        return stats, {alias: int(count) for alias, count in zip(checks.values(), row[6:], strict=True)}
 
 
 def _clean(entropy: float) -> float:
