@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -80,6 +81,8 @@ def driver(conf: dict[str, str]) -> Any:
     stop_driver()
     require_java()
     os.environ.setdefault("SPARK_CONF_DIR", str(CONF_DIR))  # quiet logging from the first line
+    # pyspark logs every failed query's JVM stack as JSON; lakeplane raises it as one EngineError.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
