@@ -234,7 +234,7 @@ def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
     """Every rule about how often values occur reads one grouping of its column set (and ``where``)."""
     where, names = _frequency_key(rule, target, fail)
     scope = where or "true"
-    key = target.frequencies.add(owner, names, where)
+    key = target.frequencies.add(owner, names, where, entropy=rule.rule_type == "Entropy")
     quoted = [quote_ident(n) for n in names]
     duplicated = (f"EXISTS (SELECT 1 FROM {target.relation} AS d WHERE {scope} AND "
                   + " AND ".join(f"d.{c} = t.{c}" for c in quoted) + " HAVING count(*) > 1)")

@@ -69,9 +69,13 @@ class Frequencies:
     rows: int  # rows with no NULL in the column set
     distinct: int  # distinct values
     singletons: int  # values that occur exactly once
-    duplicate_rows: int  # rows whose value occurs more than once
-    entropy: float  # -sum(p * ln p) over the values
+    entropy: float  # -sum(p * ln p) over the values (NaN unless asked for)
     scoped_rows: int = 0  # every row in scope, NULLs included
+
+    @property
+    def duplicate_rows(self) -> int:
+        """Rows whose value occurs more than once."""
+        return self.rows - self.singletons
 
     @property
     def uniqueness(self) -> float:
@@ -89,7 +93,6 @@ class Frequencies:
         return self.scoped_rows - self.rows
 
 
-EMPTY = Frequencies(0, 0, 0, 0, 0.0, 0)
 FrequencyKey = tuple[str | None, tuple[str, ...]]
 COUNT = "__dq_n"  # the row count of each group, named so that no column is shadowed
 
@@ -112,12 +115,17 @@ class FrequencyScan:
         self.relation = relation
         self._owners: dict[FrequencyKey, list[int]] = defaultdict(list)
         self._checks: dict[FrequencyKey, dict[str, tuple[str, list[int]]]] = defaultdict(dict)
+        self._entropy: set[FrequencyKey] = set()
         self._count = 0
 
-    def add(self, owner: int, columns: tuple[str, ...], where: str | None) -> FrequencyKey:
-        """Ask for the frequencies of ``columns`` among the rows meeting ``where``."""
+    def add(self, owner: int, columns: tuple[str, ...], where: str | None,
+            entropy: bool = False) -> FrequencyKey:
+        """Ask for the frequencies of ``columns`` among the rows meeting ``where`` (with their
+        ``entropy``: a logarithm per distinct value, so only when a rule needs it)."""
         key = (where, columns)
         self._owners[key].append(owner)
+        if entropy:
+            self._entropy.add(key)
         return key
 
     def add_check(self, owner: int, key: FrequencyKey, passes: str) -> str:
@@ -170,20 +178,22 @@ class FrequencyScan:
         listed = ", ".join(quote_ident(c) for c in columns)
         complete = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)
         n = COUNT
+        # Entropy without a window over the groups: -sum(p ln p) = ln N - sum(n ln n) / N, where
+        # values seen once add nothing (ln 1 = 0).
+        entropy = (f"coalesce(sum({n} * ln({n})) FILTER (WHERE {complete} AND {n} > 1), 0)"
+                   if key in self._entropy else "0")
         failing = "".join(f", coalesce(sum({n}) FILTER (WHERE NOT ({predicate})), 0)" for predicate in checks)
-        # Entropy without a window over the groups: -sum(p ln p) = ln N - sum(n ln n) / N.
         row = session.execute(f"""
             SELECT coalesce(sum({n}), 0), coalesce(sum({n}) FILTER (WHERE {complete}), 0),
                    count(*) FILTER (WHERE {complete}), count(*) FILTER (WHERE {complete} AND {n} = 1),
-                   coalesce(sum({n}) FILTER (WHERE {complete} AND {n} > 1), 0),
-                   coalesce(sum({n} * ln({n})) FILTER (WHERE {complete}), 0){failing}
+                   {entropy}{failing}
             FROM (SELECT {listed}, count(*) AS {n} FROM {self.relation}
                   {f'WHERE {where}' if where else ''} GROUP BY {listed}) AS grouped""")[0]
-        scoped, rows, distinct, singletons, duplicates, n_ln_n = row[:6]
-        entropy = math.log(rows) - float(n_ln_n) / rows if rows else 0.0
-        stats = Frequencies(int(rows), int(distinct), int(singletons), int(duplicates), _clean(entropy),
-                            int(scoped))
-        return stats, {alias: int(count) for alias, count in zip(checks.values(), row[6:], strict=True)}
+        scoped, rows, distinct, singletons, n_ln_n = row[:5]
+        entropy_value = math.nan if key not in self._entropy else (
+            _clean(math.log(rows) - float(n_ln_n) / rows) if rows else 0.0)
+        stats = Frequencies(int(rows), int(distinct), int(singletons), entropy_value, int(scoped))
+        return stats, {alias: int(count) for alias, count in zip(checks.values(), row[5:], strict=True)}
 
 
 def _clean(entropy: float) -> float:
