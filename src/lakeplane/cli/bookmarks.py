@@ -82,7 +82,7 @@ def _when(ms: int) -> str:
 def _processed(bookmark: Bookmark) -> str:
     if bookmark.kind == "model":
         if not bookmark.inputs:
-            return f"{bookmark.model} (inputs not recorded)"
+            return "upstream snapshots not recorded"
         return ", ".join(f"{table}@{snapshot}" for table, snapshot in sorted(bookmark.inputs.items()))
     shown = ", ".join(b[:12] for b in bookmark.batches[:SHOWN_BATCHES])
     more = len(bookmark.batches) - SHOWN_BATCHES
