@@ -72,11 +72,17 @@ SPARK_MASTER = re.compile(r"^(local(\[(\d+|\*)\])?|spark-cluster|spark://[^\s]+|
 
 
 class SkewConfig(_Strict):
-    """How Spark jobs handle a hot key in aggregations (AQE already splits skewed joins)."""
+    """How Spark jobs handle a hot key in aggregations (AQE already splits skewed joins).
+
+    A model declaring ``-- hot_key: [...]`` is aggregated in two salted phases; with ``detect``, so
+    is a model whose previous Spark run had a stage whose slowest task took ``detect_ratio`` times
+    its median (and at least ``detect_min_task_s``).
+    """
 
     salt_buckets: int = Field(default=16, ge=2, le=1024)
-    hot_key_fraction: float = Field(default=0.2, gt=0, le=1)
     detect: bool = True
+    detect_ratio: float = Field(default=4.0, gt=1)
+    detect_min_task_s: float = Field(default=2.0, ge=0)
 
 
 class SparkConfig(_Strict):

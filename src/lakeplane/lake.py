@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import resource
@@ -30,6 +31,8 @@ from lakeplane.storage import LakeStorage, open_storage
 from lakeplane.storage.raw import LandResult, RawBatch, RawZone
 
 STATE_DIR = ".lakeplane"
+#: Table property set when a model's Spark run showed a hot key; later Spark runs salt it.
+SKEW_PROPERTY = "lakeplane.skew.detected"
 Progress = Callable[[str], None]
 
 
@@ -238,11 +241,48 @@ class Lake(PipelinesMixin):
                 return self.governance.compile(sql, principal, resolve, read="duckdb",
                                                write=engine.dialect, params=params)
 
+        salting: list[str] = []
+        if engine.name == "spark":
+            compile_sql = self._salted(model, compile_sql, salting)
         with engine.session(self.job(f"model-{model.ref.name}")) as session:
             result = run_model(session, self.catalog, model, ds, compile_sql, gate)
             result.engine, result.placement = placement.shape, placement.reason
             result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
+        result.skew = "; ".join(salting)
+        if engine.name == "spark":
+            self._remember_skew(model, result)
         return result
+
+    def _salted(self, model: Model, compile_sql: Any, notes: list[str]) -> Any:
+        """``compile_sql`` followed by two-phase salted aggregation when ``model`` has a hot key:
+        declared (``-- hot_key:``) or detected in its previous Spark run."""
+        from lakeplane.engines.spark.skew import salt_aggregation
+
+        skew = self.config.spark.skew
+        detected = (self.catalog.load(model.name).properties.get(SKEW_PROPERTY)
+                    if skew.detect and self.catalog.table_exists(model.ref) else None)
+        if not model.header.hot_key and not detected:
+            return compile_sql
+        why = (f"hot_key {', '.join(model.header.hot_key)} declared" if model.header.hot_key
+               else f"stage skew {detected} in the previous run")
+
+        def salted(sql: str, resolve: Any, params: dict[str, Any]) -> Any:
+            compiled = compile_sql(sql, resolve, params=params)
+            outcome = salt_aggregation(compiled.sql, "spark", skew.salt_buckets)
+            notes.append(f"{why}: {outcome.reason}" if outcome.salted
+                         else f"{why}, not salted: {outcome.reason}")
+            return dataclasses.replace(compiled, sql=outcome.sql)
+
+        return salted
+
+    def _remember_skew(self, model: Model, result: ModelResult) -> None:
+        """Mark ``model``'s table when this run had a badly skewed stage, so the next run salts."""
+        skew = self.config.spark.skew
+        slow = [s for s in result.stage_skew if s["max_task_ms"] >= skew.detect_min_task_s * 1000]
+        worst = max((s["skew"] for s in slow), default=1.0)
+        if skew.detect and worst >= skew.detect_ratio and not result.skew:
+            with self.catalog.load(model.name).transaction() as tx:
+                tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})
 
     def model_placement(self, model: Model, ds: dt.date | None) -> Placement:
         """Where ``model`` runs for ``ds``: by config, or (``auto``) by the bytes it would read."""

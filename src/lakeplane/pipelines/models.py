@@ -5,6 +5,7 @@ A model starts with a header of ``-- key: value`` comment lines::
     -- materialized: overwrite_partitions   # or append, merge
     -- partition_by: [ds]
     -- unique_key: [campaign_id, ds]        # merge only
+    -- hot_key: [campaign_id]               # on Spark: a skewed key, aggregated in two salted phases
     -- domain: adtech                       # default: the project's name
 
 and then one SELECT, which may use ``:ds`` for the business date. ``overwrite_partitions`` replaces
@@ -48,6 +49,7 @@ class ModelHeader(BaseModel):
     materialized: Literal["append", "overwrite_partitions", "merge"] = "overwrite_partitions"
     partition_by: list[str] = []
     unique_key: list[str] = []
+    hot_key: list[str] = []
     domain: str | None = None
     description: str | None = None
 
@@ -84,6 +86,7 @@ class ModelResult:
     engine: str = "duckdb"
     placement: str = ""
     stage_skew: list[dict[str, Any]] = field(default_factory=list)
+    skew: str = ""
 
 
 def load_model(path: Path, default_domain: str) -> Model:
