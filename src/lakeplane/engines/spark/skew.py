@@ -7,9 +7,9 @@ the second merges those partial results per key (counts are summed, sums summed,
 maximums taken again). The salt is a hash of the row, not a
 random number, so a task re-run after a lost worker computes exactly the same partials.
 
-Only a top-level ``SELECT ... GROUP BY`` whose aggregates are COUNT, SUM, MIN or MAX (without
-DISTINCT; AVG's type and rounding depend on its input, so it is left alone) and whose other columns are its grouping keys is rewritten; anything else runs as written,
-with the reason.
+Only a top-level ``SELECT ... GROUP BY`` is rewritten, and only when its aggregates are COUNT,
+SUM, MIN or MAX without DISTINCT (AVG's type and rounding depend on its input, so it is left alone)
+and its other columns are its grouping keys; anything else runs as written, with the reason.
 """
 
 from __future__ import annotations
