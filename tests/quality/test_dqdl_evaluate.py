@@ -222,6 +222,25 @@ def test_a_grouped_column_answers_its_row_checks_exactly_as_a_scan_does(session:
     assert "GROUP BY" in session.statements[0]
 
 
+def test_checks_on_a_column_of_few_values_run_once_per_value(session: RecordingSession) -> None:
+    rows = 100_000
+    statuses = ["open", "shipped", "cancelled", "Lost!"]
+    session.con.register("events", pa.table({
+        "id": pa.array(range(rows), pa.int64()),
+        "status": [None if n % 997 == 0 else statuses[n % 4] for n in range(rows)],
+    }))
+    session.statements.clear()
+    outcomes = evaluate('Rules = [ ColumnValues "status" matches "[a-z]+", ColumnLength "status" <= 9, '
+                        'ColumnValues "id" >= 0 ]', session, "events", now=NOW)
+    expected_bad = sum(1 for n in range(rows) if n % 997 == 0 or n % 4 == 3)
+    assert [o.failing_rows for o in outcomes] == [expected_bad, 0, 0]
+    assert [o.passed for o in outcomes] == [False, True, True]
+    probe, aggregates, grouping = session.statements
+    assert '"status"' in probe and '"id"' in probe, "both checked columns are probed"
+    assert '"status"' not in aggregates and '"id"' in aggregates, "many ids: checked row by row"
+    assert 'GROUP BY "status"' in grouping and "regexp_full_match" in grouping
+
+
 def test_a_row_check_the_engine_refuses_breaks_only_itself(session: DuckDBSession) -> None:
     from lakeplane.quality.scan import FrequencyScan
 
@@ -330,9 +349,11 @@ def test_rules_share_scans(session: RecordingSession) -> None:
                             '(IsUnique "order_id") and (Uniqueness "customer_id" > 0.5), '
                             'UniqueValueRatio "status" > 0.1, Entropy "customer_id" > 1, IsPrimaryKey "order_id"')
     assert all(o.passed for o in outcomes), [o.message for o in outcomes if not o.passed]
-    # one SELECT of every plain aggregate, then one GROUP BY per column set, whichever rules ask for it
-    assert len(session.statements) == 4
-    aggregates, *groupings = session.statements
+    # a probe of the checked columns' cardinality, one SELECT of every plain aggregate, then one
+    # GROUP BY per column set, whichever rules ask for it
+    assert len(session.statements) == 5
+    probe, aggregates, *groupings = session.statements
+    assert "count(DISTINCT" in probe and "LIMIT 65536" in probe
     assert "GROUP BY" not in aggregates
     by_columns = {re.search(r"GROUP BY ([^)]*)\)", s)[1]: s for s in groupings}  # type: ignore[index]
     assert sorted(by_columns) == ['"customer_id"', '"order_id"', '"status"']

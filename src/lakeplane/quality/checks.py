@@ -149,18 +149,51 @@ def _and(scope: str, condition: str) -> str:
     return condition if scope == "true" else f"{scope} AND {condition}"
 
 
+#: Row checks that read one column only: a grouping of that column can answer them.
+SINGLE_COLUMN_CHECKS = ("ColumnValues", "ColumnLength", "DataFreshness", "ColumnDataType")
+#: Rows a cardinality probe reads, and the most distinct values per probed row for "few values".
+PROBE_ROWS, FEW_VALUES_PER_ROW = 65_536, 1 / 16
+
+
 def grouped_column_sets(rules: Iterable[Rule], target: Target,
                         failer: Callable[[Rule], Fail]) -> frozenset[FrequencyKey]:
-    """The column sets (and scopes) the ruleset's frequency rules group by, found before planning so
-    that rules on the same column, wherever they are written, are answered by that grouping."""
-    found = set()
+    """The groupings the ruleset will read, found before planning so that every rule on a grouped
+    column, wherever it is written, is answered by that grouping.
+
+    A frequency rule's column set is grouped anyway. A column that row checks test and that holds
+    few distinct values (a country, a status; judged on the first rows) is grouped too: its checks
+    then run once per distinct value instead of once per row, which for a ``matches`` or an ``in``
+    list over millions of rows is most of their cost.
+    """
+    grouped: set[FrequencyKey] = set()
+    candidates: set[FrequencyKey] = set()
     for rule in rules:
-        if rule.rule_type in FREQUENCY_RULES:
-            try:
-                found.add(_frequency_key(rule, target, failer(rule)))
-            except (RuleProblem, DQDLError):  # its own planning reports it
-                continue
-    return frozenset(found)
+        if rule.rule_type not in FREQUENCY_RULES + SINGLE_COLUMN_CHECKS:
+            continue
+        try:
+            key = _frequency_key(rule, target, failer(rule))
+        except (RuleProblem, DQDLError):  # its own planning reports it
+            continue
+        (grouped if rule.rule_type in FREQUENCY_RULES else candidates).add(key)
+    candidates -= grouped
+    few = _few_values(target, sorted({c for _, columns in candidates for c in columns}))
+    return frozenset(grouped | {key for key in candidates if key[1][0] in few})
+
+
+def _few_values(target: Target, columns: list[str]) -> set[str]:
+    """The ``columns`` with few distinct values among the table's first :data:`PROBE_ROWS` rows."""
+    if not columns:
+        return set()
+    distinct = ", ".join(f"count(DISTINCT {quote_ident(c)})" for c in columns)
+    listed = ", ".join(quote_ident(c) for c in columns)
+    first_rows = f"SELECT {listed} FROM {target.relation} LIMIT {PROBE_ROWS}"
+    try:
+        rows, *counts = target.session.execute(f"SELECT count(*), {distinct} FROM ({first_rows})")[0]
+    except EngineError:  # the checks will say what is wrong
+        return set()
+    if rows < PROBE_ROWS:  # a small table: grouping would not pay for its statement
+        return set()
+    return {c for c, n in zip(columns, counts, strict=True) if n <= rows * FEW_VALUES_PER_ROW}
 
 
 def _frequency_key(rule: Rule, target: Target, fail: Fail) -> FrequencyKey:
