@@ -221,7 +221,7 @@ def test_forgotten_spans_compose_and_later_commits_count(table: Table) -> None:
     span = rewind(table, moment)
     assert span is not None and (span.through, span.after) == (one_again, two)
     assert {ds: b.snapshot_id for ds, b in bookmarks(table).items()} == {"2026-11-01": one, "2026-11-02": two}
-    assert rewind(table, moment) is not None and rewind(table, 2**62) is None, "nothing later: no-op"
+    assert rewind(table, moment) is None and rewind(table, 2**62) is None, "nothing more to forget"
 
     three = commit(table, ds="2026-11-03", batches="d")
     assert bookmarks(table)["2026-11-03"].snapshot_id == three, "a commit after the rewind counts"
@@ -230,6 +230,8 @@ def test_forgotten_spans_compose_and_later_commits_count(table: Table) -> None:
     assert reset(table) == three and bookmarks(table) == {}
     four = commit(table, ds="2026-11-02", batches="b")
     assert {ds: b.snapshot_id for ds, b in bookmarks(table).items()} == {"2026-11-02": four}
+    assert [(s.through, s.after) for s in forgotten_spans(table)] == [(three, None)], \
+        "the reset covers the rewinds before it"
     rewind(table, 0)  # before the first commit: everything goes
     assert bookmarks(table) == {}
-    assert [s.after for s in forgotten_spans(table)] == [two, two, one, None, None]
+    assert [(s.through, s.after) for s in forgotten_spans(table)] == [(four, None)]

@@ -127,12 +127,12 @@ def rewind(table: Table, until_ms: int) -> ForgottenSpan | None:
     processed again on the next run, one published only before it keeps its bookmark.
 
     Returns:
-        The span forgotten, or None when nothing was committed after ``until_ms``.
+        The span forgotten, or None when no bookmark committed after ``until_ms`` is remembered.
     """
+    if not any(s.timestamp_ms > until_ms for s in _remembered(table)):
+        return None
     snapshots = lineage(table)
     later = [s for s in snapshots if s.timestamp_ms > until_ms]
-    if not later:
-        return None
     kept = next((s for s in snapshots if s.timestamp_ms <= until_ms), None)
     span = ForgottenSpan(later[0].snapshot_id, kept.snapshot_id if kept else None)
     _forget(table, span)
@@ -140,9 +140,23 @@ def rewind(table: Table, until_ms: int) -> ForgottenSpan | None:
 
 
 def _forget(table: Table, span: ForgottenSpan) -> None:
-    spans = [s.to_dict() for s in [*forgotten_spans(table), span]]
+    """Add ``span`` to the table's forgotten spans, dropping those it covers."""
+    position = {s.snapshot_id: i for i, s in enumerate(lineage(table))}
+    kept = [s for s in forgotten_spans(table) if not _covers(span, s, position)]
+    spans = [s.to_dict() for s in [*kept, span]]
     with table.transaction() as tx:
         tx.set_properties({FORGOTTEN_KEY: json.dumps(spans, separators=(",", ":"))})
+
+
+def _covers(outer: ForgottenSpan, inner: ForgottenSpan, position: dict[int, int]) -> bool:
+    """Whether every snapshot ``inner`` forgets on main's lineage (positions newest first) is in
+    ``outer``."""
+    if outer.through not in position or inner.through not in position:
+        return False
+    end = len(position)
+    outer_end = end if outer.after is None else position.get(outer.after, end)
+    inner_end = end if inner.after is None else position.get(inner.after, end)
+    return position[outer.through] <= position[inner.through] and inner_end <= outer_end
 
 
 def _remembered(table: Table) -> list[Snapshot]:
