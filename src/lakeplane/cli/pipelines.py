@@ -33,10 +33,17 @@ def _report(ctx: Any, run: RunRecord) -> None:
 def _print_run(printer: Any, run: RunRecord) -> None:
     printer.line(f"[bold]{run.run_id}[/bold] {run.pipeline} ds={run.ds}: {run.state}"
                  + (f" (redrive of {run.redrive_of})" if run.redrive_of else ""))
-    printer.table(None, ["step", "attempt", "state", "seconds", "rows in", "rows out", "peak MB", "error"],
-                  [[a.step, a.attempt, a.state, a.metrics.get("seconds", ""), a.metrics.get("rows_in", ""),
-                    a.metrics.get("rows_out", ""), a.metrics.get("peak_memory_mb", ""),
-                    (a.error or "")[:120]] for a in run.attempts])
+    printer.table(None, ["step", "attempt", "state", "engine", "seconds", "rows in", "rows out", "peak MB",
+                         "error"],
+                  [[a.step, a.attempt, a.state, a.metrics.get("engine", ""), a.metrics.get("seconds", ""),
+                    a.metrics.get("rows_in", ""), a.metrics.get("rows_out", ""),
+                    a.metrics.get("peak_memory_mb", ""), (a.error or "")[:120]] for a in run.attempts])
+    for attempt in run.attempts:
+        if attempt.metrics.get("placement"):
+            printer.line(f"{attempt.step}: on {attempt.metrics['engine']} "
+                         f"because {attempt.metrics['placement']}"
+                         + (f"; max stage skew {attempt.metrics['max_stage_skew']}"
+                            if "max_stage_skew" in attempt.metrics else ""))
 
 
 def register(cli: click.Group) -> None:

@@ -41,7 +41,7 @@ def _h(i: str, salt: int, modulo: int) -> str:
     return f"CAST(hash({i}, {salt}) % {modulo} AS BIGINT)"
 
 
-def _impressions_sql(day: dt.date, rows: int, first: int) -> str:
+def _impressions_sql(day: dt.date, rows: int, first: int, hot_percent: int = 30) -> str:
     day_index = (day - dt.date(2026, 1, 1)).days
     i = f"(r + {first})"
     # ~3 % of rows re-deliver the previous event id (same content: derived from the same index).
@@ -51,7 +51,7 @@ def _impressions_sql(day: dt.date, rows: int, first: int) -> str:
         'imp-{day_index:04d}-' || lpad(CAST(src AS VARCHAR), 9, '0') AS event_id,
         strftime(TIMESTAMP '{day.isoformat()}' + to_microseconds({_h('src', 2, 86_400_000_000)}),
                  '%Y-%m-%d %H:%M:%S.%f') AS event_ts,
-        CASE WHEN {_h('src', 3, 100)} < 30 THEN '{HOT_CAMPAIGN}'
+        CASE WHEN {_h('src', 3, 100)} < {int(hot_percent)} THEN '{HOT_CAMPAIGN}'
              ELSE 'cmp-' || lpad(CAST({_h('src', 4, CAMPAIGNS)} AS VARCHAR), 4, '0') END AS campaign_id,
         ['US', 'DE', 'FR', 'GB', 'JP', 'BR', 'IN', 'ES'][1 + {_h('src', 5, 8)}] AS country,
         ['mobile', 'desktop', 'tablet', 'ctv'][1 + {_h('src', 6, 4)}] AS device,
@@ -64,7 +64,7 @@ def _impressions_sql(day: dt.date, rows: int, first: int) -> str:
     """
 
 
-def _clicks_sql(day: dt.date, impressions: int) -> str:
+def _clicks_sql(day: dt.date, impressions: int, hot_percent: int = 30) -> str:
     day_index = (day - dt.date(2026, 1, 1)).days
     return f"""
     SELECT
@@ -73,13 +73,16 @@ def _clicks_sql(day: dt.date, impressions: int) -> str:
         strftime(CAST(event_ts AS TIMESTAMP) + to_microseconds({_h('r', 12, 600_000_000)}),
                  '%Y-%m-%d %H:%M:%S.%f') AS event_ts,
         campaign_id
-    FROM (SELECT row_number() OVER () AS r, * FROM ({_impressions_sql(day, impressions, 0)})
+    FROM (SELECT row_number() OVER () AS r, * FROM ({_impressions_sql(day, impressions, 0, hot_percent)})
           WHERE {_h('hash(event_id)', 13, 1000)} < 20)
     """
 
 
-def generate_day(out_dir: Path, day: dt.date, impressions_per_day: int) -> DayDrop:
-    """Write one day's partner drops into ``out_dir/<day>/`` and return their paths."""
+def generate_day(out_dir: Path, day: dt.date, impressions_per_day: int, hot_percent: int = 30) -> DayDrop:
+    """Write one day's partner drops into ``out_dir/<day>/`` and return their paths.
+
+    ``hot_percent``: the share of impressions of the hot campaign (0 spreads them evenly).
+    """
     folder = out_dir / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -87,8 +90,9 @@ def generate_day(out_dir: Path, day: dt.date, impressions_per_day: int) -> DayDr
     imp = folder / "impressions.ndjson"
     clicks = folder / "clicks.ndjson"
     campaigns = folder / "campaigns.csv"
-    con.execute(f"COPY ({_impressions_sql(day, impressions_per_day, 0)}) TO '{imp}' (FORMAT json)")
-    con.execute(f"COPY ({_clicks_sql(day, impressions_per_day)}) TO '{clicks}' (FORMAT json)")
+    impressions = _impressions_sql(day, impressions_per_day, 0, hot_percent)
+    con.execute(f"COPY ({impressions}) TO '{imp}' (FORMAT json)")
+    con.execute(f"COPY ({_clicks_sql(day, impressions_per_day, hot_percent)}) TO '{clicks}' (FORMAT json)")
     con.execute(f"""COPY (
         SELECT 'cmp-' || lpad(CAST(c AS VARCHAR), 4, '0') AS campaign_id,
                'Campaign ' || c AS name,
