@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import resource
@@ -21,18 +20,24 @@ from lakeplane.config import CONFIG_FILE, DEFAULT_CONFIG, LakeConfig, load_confi
 from lakeplane.engines import Engine, EngineSession, JobSpec, ScanSource, get_engine
 from lakeplane.engines.duckdb import DuckDBSession
 from lakeplane.engines.placement import Placement, place
+from lakeplane.engines.skew import remember_skew, salting_compiler
 from lakeplane.errors import AccessDenied, ConfigError, EngineError, IngestError, QueryError, did_you_mean
 from lakeplane.governance.plane import Governance
 from lakeplane.ingest.step import IngestResult, ingest_dataset
 from lakeplane.pipelines.facade import PipelinesMixin
-from lakeplane.pipelines.models import Model, ModelResult, discover_models, qualify, run_model
+from lakeplane.pipelines.models import (
+    Model,
+    ModelResult,
+    discover_models,
+    qualify,
+    run_model,
+    unchanged_since,
+)
 from lakeplane.query.compiler import compile_query
 from lakeplane.storage import LakeStorage, open_storage
 from lakeplane.storage.raw import LandResult, RawBatch, RawZone
 
 STATE_DIR = ".lakeplane"
-#: Table property set when a model's Spark run showed a hot key; later Spark runs salt it.
-SKEW_PROPERTY = "lakeplane.skew.detected"
 Progress = Callable[[str], None]
 
 
@@ -223,12 +228,17 @@ class Lake(PipelinesMixin):
         return models[full]
 
     def run_model(self, model: Model, ds: dt.date | None, quality: str | None = None,
-                  blocking: bool = True) -> ModelResult:
+                  blocking: bool = True, force: bool = False) -> ModelResult:
         """Run one model; in a governed lake, as the pipeline principal and only where it may write.
 
         With ``quality`` (a DQDL ruleset file, relative to the project) the output is written to an
         audit branch and published only if the ruleset's rules pass (all of them when ``blocking``).
         """
+        fingerprint = model.sha + (f":{self.governance.policy().digest}" if self.governance.enabled else "")
+        done = None if force or ds is None else unchanged_since(self.catalog, model, ds, fingerprint)
+        if done is not None:  # the bookmark: same upstream snapshots, same SQL
+            return ModelResult(model.name, snapshot_id=done,
+                               skipped=f"inputs unchanged since snapshot {done}")
         gate = self._quality_gate(quality, ds, blocking) if quality else None
         placement = self.model_placement(model, ds)
         engine = self.engine(placement.engine, placement.shape if placement.engine == "spark" else None)
@@ -243,46 +253,15 @@ class Lake(PipelinesMixin):
 
         salting: list[str] = []
         if engine.name == "spark":
-            compile_sql = self._salted(model, compile_sql, salting)
+            compile_sql = salting_compiler(self.catalog, model, compile_sql, self.config.spark.skew, salting)
         with engine.session(self.job(f"model-{model.ref.name}")) as session:
-            result = run_model(session, self.catalog, model, ds, compile_sql, gate)
+            result = run_model(session, self.catalog, model, ds, compile_sql, gate, fingerprint)
             result.engine, result.placement = placement.shape, placement.reason
             result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
         result.skew = "; ".join(salting)
         if engine.name == "spark":
-            self._remember_skew(model, result)
+            remember_skew(self.catalog, model, result, self.config.spark.skew)
         return result
-
-    def _salted(self, model: Model, compile_sql: Any, notes: list[str]) -> Any:
-        """``compile_sql`` followed by two-phase salted aggregation when ``model`` has a hot key:
-        declared (``-- hot_key:``) or detected in its previous Spark run."""
-        from lakeplane.engines.spark.skew import salt_aggregation
-
-        skew = self.config.spark.skew
-        detected = (self.catalog.load(model.name).properties.get(SKEW_PROPERTY)
-                    if skew.detect and self.catalog.table_exists(model.ref) else None)
-        if not model.header.hot_key and not detected:
-            return compile_sql
-        why = (f"hot_key {', '.join(model.header.hot_key)} declared" if model.header.hot_key
-               else f"stage skew {detected} in the previous run")
-
-        def salted(sql: str, resolve: Any, params: dict[str, Any]) -> Any:
-            compiled = compile_sql(sql, resolve, params=params)
-            outcome = salt_aggregation(compiled.sql, "spark", skew.salt_buckets)
-            notes.append(f"{why}: {outcome.reason}" if outcome.salted
-                         else f"{why}, not salted: {outcome.reason}")
-            return dataclasses.replace(compiled, sql=outcome.sql)
-
-        return salted
-
-    def _remember_skew(self, model: Model, result: ModelResult) -> None:
-        """Mark ``model``'s table when this run had a badly skewed stage, so the next run salts."""
-        skew = self.config.spark.skew
-        slow = [s for s in result.stage_skew if s["max_task_ms"] >= skew.detect_min_task_s * 1000]
-        worst = max((s["skew"] for s in slow), default=1.0)
-        if skew.detect and worst >= skew.detect_ratio and not result.skew:
-            with self.catalog.load(model.name).transaction() as tx:
-                tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})
 
     def model_placement(self, model: Model, ds: dt.date | None) -> Placement:
         """Where ``model`` runs for ``ds``: by config, or (``auto``) by the bytes it would read."""
@@ -331,7 +310,7 @@ class Lake(PipelinesMixin):
             if missing:  # its domain's data has not arrived yet: nothing to build from
                 summary.models.append(ModelResult(model.name, skipped=f"no table {', '.join(missing)} yet"))
                 continue
-            summary.models.append(self.run_model(model, ds))
+            summary.models.append(self.run_model(model, ds, force=force))
         summary.seconds = round(time.perf_counter() - started, 3)
         summary.peak_memory_mb = peak_memory_mb()
         return summary

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lakeplane.errors import ModelError, QueryError, TableNotFoundError
-from lakeplane.lake import Lake
+from lakeplane.lake import Lake, open_lake
 from lakeplane.pipelines.models import discover_models, load_model
 from tests.conftest import DAY1, DAY2, land_drop, on_engine, sorted_rows
 
@@ -142,3 +142,27 @@ WHERE k = 'a' OR :ds = DATE '2026-11-01'
     lake.run(DAY2)
     rows = lake.query("SELECT k, p, seen FROM curated.latest ORDER BY k").to_pylist()
     assert rows == [{"k": "a", "p": "moved", "seen": DAY2}, {"k": "b", "p": "start", "seen": DAY1}]
+
+
+def test_a_model_skips_a_day_whose_inputs_and_sql_are_unchanged(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text("name: t\n")
+    write_model(project, "processed", "numbers",
+                "-- partition_by: [ds]\nSELECT n, :ds AS ds FROM (VALUES (0), (1), (2)) AS t(n)\n")
+    path = write_model(project, "curated", "total", "-- partition_by: [ds]\n"
+                       "SELECT ds, sum(n) AS s FROM processed.numbers WHERE ds = :ds GROUP BY ds\n")
+    lake = open_lake(project)
+    first = lake.run(DAY1).models
+    assert [m.skipped for m in first] == [None, None], "a model with no input table always runs"
+    numbers = lake.catalog.load("t.processed.numbers").current_snapshot().snapshot_id
+    second = lake.run(DAY1).models
+    assert second[0].skipped is None and second[1].skipped is None, "numbers got a new snapshot"
+    third = lake.run_model(lake.model("curated.total"), DAY1)
+    assert third.skipped == f"inputs unchanged since snapshot {second[1].snapshot_id}"
+    bookmark = lake.catalog.load("t.curated.total").current_snapshot().summary.additional_properties
+    assert bookmark["lakeplane.inputs"] != f'{{"t.processed.numbers": {numbers}}}'
+    path.write_text(path.read_text().replace("sum(n) AS s", "sum(n) + 0 AS s"))
+    assert lake.run_model(lake.model("curated.total"), DAY1).skipped is None, "an edited model runs again"
+    assert lake.run_model(lake.model("curated.total"), DAY1, force=True).skipped is None
+    assert lake.query("SELECT ds, s FROM curated.total").to_pylist() == [{"ds": DAY1, "s": 3}]

@@ -16,6 +16,8 @@ the partitions the result holds (re-running a day gives the same table), ``appen
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir, partition_filter
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import LakeplaneError, ModelError
+from lakeplane.pipelines.bookmarks import DS_KEY, INPUTS_KEY, MODEL_KEY
 from lakeplane.pipelines.gate import Gate, write_audit_publish
 from lakeplane.query.compiler import compile_query, referenced_tables
 from lakeplane.storage import Zone
@@ -39,6 +42,7 @@ from lakeplane.storage import Zone
 Compiler = Callable[..., Any]
 HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:(.*)$")
 MODEL_ZONES = (Zone.PROCESSED.value, Zone.CURATED.value)
+MODEL_SHA_KEY = "lakeplane.model-sha"
 
 
 class ModelHeader(BaseModel):
@@ -67,6 +71,11 @@ class Model:
     @property
     def name(self) -> str:
         return str(self.ref)
+
+    @property
+    def sha(self) -> str:
+        """A digest of the model file: a changed model is not the one a bookmark ran."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -157,7 +166,8 @@ def qualify(name: str, domain: str) -> str:
 
 
 def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt.date | None,
-              compile_sql: Compiler = compile_query, gate: Gate | None = None) -> ModelResult:
+              compile_sql: Compiler = compile_query, gate: Gate | None = None,
+              fingerprint: str | None = None) -> ModelResult:
     """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit.
 
     ``compile_sql`` is the query compiler; a governed lake passes one that secures the SQL for the
@@ -180,6 +190,7 @@ def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt
         session.register_scan(binding.alias, source)
         result.bytes_read += source.bytes
         result.inputs.append(binding.table)
+    upstream = input_snapshots(catalog, result.inputs)
     writer = TableWriter(catalog)
     header = model.header
     types = session.column_types(compiled.sql)
@@ -191,7 +202,9 @@ def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt
     if header.materialized == "merge":
         sql, mode, replace_filter = _merge_sql(session, catalog, model, sql)
     files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
-    properties = {"lakeplane.model": model.name, "lakeplane.ds": ds.isoformat() if ds else ""}
+    # The bookmark, in the same commit as the output: the upstream snapshots read and the SQL run.
+    properties = {MODEL_KEY: model.name, DS_KEY: ds.isoformat() if ds else "",
+                  INPUTS_KEY: json.dumps(upstream, sort_keys=True), MODEL_SHA_KEY: fingerprint or model.sha}
 
     def commit(branch: str | None) -> WriteResult:
         return writer.commit(table, files.paths, mode, files.rows, files.bytes,
@@ -205,6 +218,36 @@ def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt
     result.bytes_written, result.snapshot_id = written.bytes, written.snapshot_id
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+def input_snapshots(catalog: LakeCatalog, tables: list[str]) -> dict[str, int]:
+    """The current snapshot of each table read (tables without one are left out)."""
+    found = {}
+    for name in sorted(set(tables)):
+        snapshot = catalog.load(name).current_snapshot()
+        if snapshot is not None:
+            found[name] = snapshot.snapshot_id
+    return found
+
+
+def unchanged_since(catalog: LakeCatalog, model: Model, ds: dt.date, fingerprint: str) -> int | None:
+    """The snapshot that published ``model`` for ``ds`` from the same upstream snapshots and the
+    same ``fingerprint`` (the model's SQL, and the policy it ran under) as now, if there is one:
+    running again would change nothing."""
+    from lakeplane.pipelines.bookmarks import bookmarks
+
+    if not model.depends_on or not catalog.table_exists(model.ref):
+        return None
+    table = catalog.load(model.name)
+    done = bookmarks(table).get(ds.isoformat())
+    if done is None or done.model != model.name or not done.inputs:
+        return None
+    snapshot = table.snapshot_by_id(done.snapshot_id)
+    summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+    tables = [qualify(d, model.ref.domain) for d in model.depends_on]
+    present = [t for t in tables if catalog.table_exists(TableRef.parse(t))]
+    same = done.inputs == input_snapshots(catalog, present)
+    return done.snapshot_id if same and summary.get(MODEL_SHA_KEY) == fingerprint else None
 
 
 def _merge_sql(session: EngineSession, catalog: LakeCatalog, model: Model, new_rows_sql: str

@@ -117,9 +117,11 @@ class SparkJobSession(EngineSession):
         if master == "spark-cluster":
             self.cluster = TransientCluster(config.workers, config.worker_cores, config.worker_memory,
                                             self.work_dir / "cluster", config.start_timeout_s)
-            master = self.cluster.start()
+            master = self.cluster.launch()  # the driver starts while the workers come up
         try:
             self.spark = runtime.driver(job_conf(config, job, master))
+            if self.cluster is not None:
+                self.cluster.wait_alive()
         except BaseException:
             self.close()
             raise

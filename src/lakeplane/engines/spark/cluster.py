@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -24,6 +25,9 @@ from lakeplane.engines.spark.runtime import java_options, spark_home
 from lakeplane.errors import EngineError
 
 GRACE_S = 3.0
+#: The master and workers only schedule: a quick-starting JVM (client compiler, serial GC) leaves
+#: the cores to the driver and executors starting next to them.
+DAEMON_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def free_port() -> int:
@@ -67,6 +71,13 @@ class TransientCluster:
         Raises:
             EngineError: a daemon exited or did not come up in time (the cluster is stopped).
         """
+        master = self.launch()
+        self.wait_alive()
+        return master
+
+    def launch(self) -> str:
+        """Start the master and, without waiting for them, the workers; return the master URL as soon
+        as the master listens, so a driver can start while the workers come up."""
         started = time.perf_counter()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port, self.ui_port = free_port(), free_port()
@@ -74,6 +85,7 @@ class TransientCluster:
             self.master_process = self._launch("master", [
                 "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                 "--port", str(self.port), "--webui-port", str(self.ui_port)])
+            self._wait(lambda: _listens(self.port), "the master to listen")
             for index in range(self.workers):
                 folder = self.work_dir / f"worker-{index}"
                 folder.mkdir(exist_ok=True)
@@ -81,19 +93,28 @@ class TransientCluster:
                     "org.apache.spark.deploy.worker.Worker", self.master_url, "--host", "127.0.0.1",
                     "--cores", str(self.cores), "--memory", self.memory,
                     "--work-dir", str(folder), "--webui-port", str(free_port())]))
-            self._wait_alive(self.workers)
         except BaseException:
             self.stop()
             raise
         self.started_in_s = round(time.perf_counter() - started, 2)
         return self.master_url
 
+    def wait_alive(self) -> None:
+        """Wait until every worker has registered with the master (the cluster is stopped if not)."""
+        started = time.perf_counter() - self.started_in_s
+        try:
+            self._wait(lambda: self.alive_workers() >= self.workers, f"{self.workers} workers")
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in_s = round(time.perf_counter() - started, 2)
+
     def _launch(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.work_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
         env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
                "SPARK_LOG_DIR": str(self.work_dir), "SPARK_NO_DAEMONIZE": "1",
-               "SPARK_DAEMON_JAVA_OPTS": java_options(), "SPARK_WORKER_OPTS": java_options()}
+               "SPARK_DAEMON_JAVA_OPTS": f"{java_options()} {DAEMON_JVM}", "SPARK_DAEMON_MEMORY": "512m"}
         return subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args], env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, cwd=self.work_dir)
@@ -107,18 +128,18 @@ class TransientCluster:
             return 0
         return sum(1 for worker in state.get("workers", []) if worker.get("state") == "ALIVE")
 
-    def _wait_alive(self, wanted: int) -> None:
+    def _wait(self, ready: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             for process in [self.master_process, *self.worker_processes]:
                 if process is not None and process.poll() is not None:
                     raise EngineError(f"Spark cluster: a daemon exited with code {process.returncode} "
                                       f"while starting (logs in {self.work_dir})", retryable=True)
-            if self.alive_workers() >= wanted:
+            if ready():
                 return
-            time.sleep(0.2)
-        raise EngineError(f"Spark cluster did not start {wanted} workers within "
-                          f"{self.start_timeout_s:.0f} s (logs in {self.work_dir})", retryable=True)
+            time.sleep(0.1)
+        raise EngineError(f"Spark cluster: no {what} within {self.start_timeout_s:.0f} s "
+                          f"(logs in {self.work_dir})", retryable=True)
 
     def kill_worker(self, index: int) -> None:
         """End worker ``index`` and its executors at once (SIGKILL), as losing the node would."""
@@ -158,6 +179,12 @@ class TransientCluster:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _listens(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -14,10 +14,20 @@ and its other columns are its grouping keys; anything else runs as written, with
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
+
+if TYPE_CHECKING:
+    from lakeplane.catalog import LakeCatalog
+    from lakeplane.config import SkewConfig
+    from lakeplane.pipelines.models import Model, ModelResult
+
+#: Table property set when a model's Spark run showed a hot key; later Spark runs salt it.
+SKEW_PROPERTY = "lakeplane.skew.detected"
 
 MERGEABLE = (exp.Count, exp.Sum, exp.Min, exp.Max)
 TOP_LEVEL_BLOCKERS = ("having", "qualify", "distinct", "limit", "order")
@@ -112,3 +122,32 @@ def _merged(aggregate: exp.Expression, partials: list[exp.Expression]) -> exp.Ex
         return exp.cast(exp.Sum(this=partial(aggregate.copy())), "BIGINT")
     kind = type(aggregate)
     return kind(this=partial(aggregate.copy()))
+
+
+def salting_compiler(catalog: LakeCatalog, model: Model, compile_sql: Any, skew: SkewConfig,
+                     notes: list[str]) -> Any:
+    """``compile_sql`` followed by two-phase salted aggregation when ``model`` has a hot key:
+    declared (``-- hot_key:``) or detected in its previous Spark run. What happened goes to ``notes``."""
+    detected = (catalog.load(model.name).properties.get(SKEW_PROPERTY)
+                if skew.detect and catalog.table_exists(model.ref) else None)
+    if not model.header.hot_key and not detected:
+        return compile_sql
+    why = (f"hot_key {', '.join(model.header.hot_key)} declared" if model.header.hot_key
+           else f"stage skew {detected} in the previous run")
+
+    def salted(sql: str, resolve: Any, params: dict[str, Any]) -> Any:
+        compiled = compile_sql(sql, resolve, params=params)
+        outcome = salt_aggregation(compiled.sql, "spark", skew.salt_buckets)
+        notes.append(f"{why}: {outcome.reason}" if outcome.salted else f"{why}, not salted: {outcome.reason}")
+        return dataclasses.replace(compiled, sql=outcome.sql)
+
+    return salted
+
+
+def remember_skew(catalog: LakeCatalog, model: Model, result: ModelResult, skew: SkewConfig) -> None:
+    """Mark ``model``'s table when this run had a badly skewed stage, so the next run salts."""
+    slow = [s for s in result.stage_skew if s["max_task_ms"] >= skew.detect_min_task_s * 1000]
+    worst = max((s["skew"] for s in slow), default=1.0)
+    if skew.detect and worst >= skew.detect_ratio and not result.skew:
+        with catalog.load(model.name).transaction() as tx:
+            tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})
