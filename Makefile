@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck bench clean system-deps
+.PHONY: help install demo test lint typecheck bench bench-spark clean system-deps
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ typecheck: $(STAMP)  ## mypy on src/
 
 bench: $(STAMP)  ## The nightly-pipeline benchmark on ~1 GB (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_nightly.py
+
+bench-spark: $(STAMP)  ## Spark against hand-written PySpark, skew, transient cluster start
+	$(BIN)/python benchmarks/bench_spark.py
 
 clean:  ## Remove .venv, demo/ and caches
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache benchmarks/.work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -115,3 +116,11 @@ def test_placement_picks_by_input_size_and_says_why(heavy_lake: Lake) -> None:
     assert done.returncode == 0, done.stderr
     assert "adtech.curated.per_campaign: ran on duckdb (input" in done.stdout
     assert "< placement.spark_above 100GB: fits one machine)" in done.stdout
+
+
+def test_cli_query_runs_on_spark(heavy_lake: Lake) -> None:
+    sql = "SELECT country, count(*) AS n FROM processed.impressions GROUP BY 1 ORDER BY 1"
+    done = run_cli(["--lake", str(heavy_lake.project_dir), "--output", "json", "query", "--engine", "local[1]",
+                    sql], {})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == open_lake(heavy_lake.project_dir).query(sql).to_pylist()
