@@ -56,6 +56,8 @@ def processes_under(folder: Path) -> list[int]:
             cwd = os.readlink(f"/proc/{entry}/cwd")
         except OSError:
             continue
+        if "multiprocessing.forkserver" in cmdline:  # the runner's fork server outlives runs by design
+            continue
         if text in cmdline or cwd.startswith(text):
             found.append(int(entry))
     return found

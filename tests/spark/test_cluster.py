@@ -12,6 +12,7 @@ from lakeplane.engines.spark import runtime
 from lakeplane.engines.spark.cluster import TransientCluster
 from lakeplane.errors import EngineError
 from lakeplane.lake import Lake, open_lake
+from lakeplane.pipelines.runner import RunOptions
 from tests.spark.conftest import DAY, processes_under
 
 SPARK_CLUSTER = {"engine": {"type": "spark"},
@@ -27,7 +28,7 @@ def table_rows(lake: Lake, table: str) -> list[tuple[object, ...]]:
 def test_a_job_on_spark_cluster_leaves_no_process_after_success(heavy_lake: Lake) -> None:
     lake = open_lake(heavy_lake.project_dir, SPARK_CLUSTER)
     tmp = lake.job("x").temp_dir
-    result = lake.run_model(lake.model("curated.per_campaign"), DAY)
+    result = lake.run_model(lake.model("curated.per_campaign"), DAY, force=True)
     assert result.rows > 0 and result.engine == "spark-cluster"
     assert processes_under(tmp) == [], "daemons or executors outlived the job"
     assert runtime._active is None, "the job's driver was stopped with its cluster"
@@ -53,7 +54,7 @@ def test_losing_a_worker_mid_job_gives_the_undisturbed_output(heavy_lake: Lake, 
                                                   "spark": {"master": cluster.master_url,
                                                             "worker_memory": "1g"}})
         model = lake.model("curated.heavy")
-        undisturbed = lake.run_model(model, DAY)
+        undisturbed = lake.run_model(model, DAY, force=True)
         expected = table_rows(lake, "curated.heavy")
         killed: list[float] = []
 
@@ -76,7 +77,7 @@ def test_losing_a_worker_mid_job_gives_the_undisturbed_output(heavy_lake: Lake, 
 
         killer = threading.Thread(target=kill_when_tasks_run)
         killer.start()
-        disturbed = lake.run_model(model, DAY)
+        disturbed = lake.run_model(model, DAY, force=True)
         killer.join()
         assert killed, "the worker was never killed: the job finished before tasks ran on both"
         assert cluster.alive_workers() <= 1 or cluster.worker_processes[0].poll() is not None
@@ -84,3 +85,22 @@ def test_losing_a_worker_mid_job_gives_the_undisturbed_output(heavy_lake: Lake, 
         assert table_rows(lake, "curated.heavy") == expected
         runtime.stop_driver()
     assert cluster.process_ids() == []
+
+
+def test_a_pipeline_run_shares_one_transient_cluster_and_stops_it(heavy_lake: Lake) -> None:
+    lake = open_lake(heavy_lake.project_dir, SPARK_CLUSTER)
+    for name, column in (("by_country", "country"), ("by_device", "device")):
+        (lake.project_dir / "models" / "curated" / f"{name}.sql").write_text(
+            f"SELECT {column}, count(*) AS n FROM processed.impressions GROUP BY {column}")
+    (lake.project_dir / "pipelines" / "on_cluster.yaml").write_text(
+        "steps:\n  by_country: {model: curated.by_country}\n  by_device: {model: curated.by_device}\n")
+    said: list[str] = []
+    run = lake.run_pipeline("on_cluster", DAY, RunOptions(progress=said.append))
+    record = lake.run_record(run.run_id)
+    assert record.state == "succeeded", [(a.step, a.error) for a in record.attempts]
+    masters = {a.metrics["engine"] for a in record.attempts}
+    assert len(masters) == 1 and masters.pop().startswith("spark://127.0.0.1:"), "both steps on one cluster"
+    assert any(line.startswith("spark-cluster: 2 workers at spark://") for line in said)
+    assert said[-1] == "spark-cluster: stopped (0 processes left)"
+    left = processes_under(lake.job("x").temp_dir)
+    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:300] for pid in left]

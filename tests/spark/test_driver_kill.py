@@ -17,7 +17,7 @@ JOB = """
 import datetime as dt, sys
 from lakeplane.lake import open_lake
 lake = open_lake(sys.argv[1], {"engine": {"type": "spark"}, "spark": {"master": "local[2]"}})
-lake.run_model(lake.model("curated.heavy"), dt.date.fromisoformat(sys.argv[2]))
+lake.run_model(lake.model("curated.heavy"), dt.date.fromisoformat(sys.argv[2]), force=True)
 """
 
 
@@ -28,7 +28,7 @@ def write_dirs(data: Path) -> set[Path]:
 def test_driver_killed_mid_write_leaves_the_table_as_it_was(heavy_lake: Lake) -> None:
     lake = open_lake(heavy_lake.project_dir, {"engine": {"type": "spark"}, "spark": {"master": "local[2]"}})
     model = lake.model("curated.heavy")
-    lake.run_model(model, DAY)
+    lake.run_model(model, DAY, force=True)
     table = "adtech.curated.heavy"
     before_snapshot = lake.catalog.load(table).current_snapshot()
     expected = table_rows(lake, table)
@@ -57,7 +57,7 @@ def test_driver_killed_mid_write_leaves_the_table_as_it_was(heavy_lake: Lake) ->
     assert not any(str(d) in path for d in new for path in referenced), "no partial file is referenced"
     assert _group_alive(job.pid) == [], "the driver's JVM died with it"
 
-    rerun = lake.run_model(model, DAY)
+    rerun = lake.run_model(model, DAY, force=True)
     assert rerun.snapshot_id != before_snapshot.snapshot_id
     assert table_rows(lake, table) == expected, "re-running the day gives the same table"
 

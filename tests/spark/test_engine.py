@@ -111,7 +111,8 @@ def test_placement_picks_by_input_size_and_says_why(heavy_lake: Lake) -> None:
                                               "placement": {"spark_above": "64KB"}})
     placed = lake.model_placement(lake.model("curated.per_campaign"), DAY)
     assert placed.engine == "spark" and placed.input_bytes and placed.input_bytes > 64 << 10
-    done = run_cli(["--lake", str(lake.project_dir), "run", "--ds", DAY.isoformat(), "--engine", "auto"], {
+    done = run_cli(["--lake", str(lake.project_dir), "run", "--ds", DAY.isoformat(), "--engine", "auto",
+                    "--force"], {
         "LAKEPLANE__PLACEMENT__SPARK_ABOVE": "100GB"})
     assert done.returncode == 0, done.stderr
     assert "adtech.curated.per_campaign: ran on duckdb (input" in done.stdout

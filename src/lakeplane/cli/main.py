@@ -145,9 +145,11 @@ def ingest(ctx: Context, dataset: str, ds: str) -> None:
 @cli.command()
 @click.argument("pipeline", required=False)
 @click.option("--ds", required=True, help="Business date (YYYY-MM-DD).")
+@click.option("--force", is_flag=True,
+              help="Without PIPELINE: redo steps whose bookmark says the day is done already.")
 @engine_option
 @pass_ctx
-def run(ctx: Context, pipeline: str | None, ds: str) -> None:
+def run(ctx: Context, pipeline: str | None, ds: str, force: bool) -> None:
     """Run PIPELINE (pipelines/PIPELINE.yaml) for --ds; without one, ingest every landed dataset and
     run every SQL model."""
     lake = ctx.lake()
@@ -160,7 +162,7 @@ def run(ctx: Context, pipeline: str | None, ds: str) -> None:
         return
     steps = sum(1 for n in lake.config.datasets if lake.raw.batches(n, day)) + len(lake.models())
     with ctx.printer.progress(f"run {ds}", steps) as advance:
-        summary = lake.run(day, progress=advance)
+        summary = lake.run(day, progress=advance, force=force)
     if ctx.printer.json:
         ctx.printer.emit(summary.to_dict())
         return

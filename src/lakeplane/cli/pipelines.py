@@ -48,10 +48,11 @@ def _print_run(printer: Any, run: RunRecord) -> None:
 
 def register(cli: click.Group) -> None:
     """Add the pipeline commands to the ``lakeplane`` group."""
-    from lakeplane.cli.main import Context, parse_day, pass_ctx
+    from lakeplane.cli.main import Context, engine_option, parse_day, pass_ctx
 
     @cli.command()
     @click.argument("run_id")
+    @engine_option
     @pass_ctx
     def redrive(ctx: Context, run_id: str) -> None:
         """Rerun the failed and not-yet-run steps of RUN_ID, keeping those that succeeded."""
@@ -65,6 +66,7 @@ def register(cli: click.Group) -> None:
     @click.option("--to", "end", required=True, help="Last business date.")
     @click.option("--parallel", default=1, show_default=True, help="Runs at once.")
     @click.option("--dry-run", is_flag=True, help="List what would run.")
+    @engine_option
     @pass_ctx
     def backfill(ctx: Context, pipeline: str, start: str, end: str, parallel: int, dry_run: bool) -> None:
         """Run PIPELINE for every day from --from to --to."""
@@ -104,6 +106,7 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.option("--once", is_flag=True, help="Run what is due now and exit (for cron or a timer).")
     @click.option("--interval", default=60, show_default=True, help="Seconds between checks.")
+    @engine_option
     @pass_ctx
     def schedule(ctx: Context, once: bool, interval: int) -> None:
         """Run pipelines when their cron schedules say so (a foreground loop; --once for cron)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import resource
+import sys
 import traceback
 from dataclasses import asdict
 from multiprocessing.connection import Connection
@@ -25,8 +26,11 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
     """Entry point of the child process: run ``step`` for ``ds`` and send a result dict."""
     _die_with_parent()
     try:
-        metrics = _execute(Path(project_dir), Path(pipeline_path), step, dt.date.fromisoformat(ds),
-                           overrides)
+        try:
+            metrics = _execute(Path(project_dir), Path(pipeline_path), step, dt.date.fromisoformat(ds),
+                               overrides)
+        finally:
+            _stop_engines()
         metrics["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         report.send({"ok": True, "metrics": metrics})
     except LakeplaneError as exc:
@@ -37,6 +41,14 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
                      "traceback": traceback.format_exc(limit=20)})
     finally:
         report.close()
+
+
+def _stop_engines() -> None:
+    """Stop a Spark driver the step started before reporting: a step process ends with os._exit,
+    which runs no exit handlers, and its JVM must not outlive it."""
+    runtime = sys.modules.get("lakeplane.engines.spark.runtime")
+    if runtime is not None:
+        runtime.stop_driver()
 
 
 def _die_with_parent() -> None:
@@ -67,6 +79,8 @@ def _execute(project_dir: Path, pipeline_path: Path, step: str, ds: dt.date,
     if spec.kind == "model":
         model = lake.model(spec.model or "")
         outcome = lake.run_model(model, ds, quality=spec.quality, blocking=spec.blocking)
+        if outcome.skipped:  # the bookmark: this day was built from these inputs already
+            return {"skipped": outcome.skipped, "snapshot_id": outcome.snapshot_id}
         metrics = {"rows_out": outcome.rows, "bytes_read": outcome.bytes_read,
                    "bytes_written": outcome.bytes_written, "engine": outcome.engine,
                    "placement": outcome.placement, "snapshot_id": outcome.snapshot_id}
