@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
 import random
 import time
 from collections.abc import Callable
@@ -137,7 +138,8 @@ class Runner:
         if limit:
             overrides.setdefault("engine", {})["memory_limit"] = limit
         process = _SPAWN.Process(target=run_step, name=f"lakeplane-{step}", daemon=True, args=(
-            str(self.project_dir), str(self.pipeline.path), step, ds.isoformat(), overrides, send))
+            str(self.project_dir), str(self.pipeline.path), step, ds.isoformat(), overrides, send,
+            os.getpid()))
         process.start()
         send.close()
         self._say(f"{step}: started (attempt {attempt_no})")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 import resource
 import sys
 import traceback
@@ -22,9 +23,13 @@ SKEW_MIN_TASK_MS = 500
 
 
 def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides: dict[str, Any],
-             report: Connection) -> None:
+             report: Connection, runner_pid: int | None = None) -> None:
     """Entry point of the child process: run ``step`` for ``ds`` and send a result dict."""
     _die_with_parent()
+    if runner_pid is not None and not _alive(runner_pid):
+        # The runner died while this step was being forked, maybe before the death signal was
+        # armed: a redrive will run the step; running it here too would race that run's commits.
+        os._exit(1)
     try:
         try:
             metrics = _execute(Path(project_dir), Path(pipeline_path), step, dt.date.fromisoformat(ds),
@@ -41,6 +46,16 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
                      "traceback": traceback.format_exc(limit=20)})
     finally:
         report.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stop_engines() -> None:
