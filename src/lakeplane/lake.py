@@ -146,9 +146,11 @@ class Lake(PipelinesMixin):
         """Where a job reading ``input_bytes`` runs under this lake's config, and why."""
         return place(self.config, input_bytes)
 
+    def _placed_engine(self, placement: Placement) -> Engine:
+        return self.engine(placement.engine, placement.shape if placement.engine == "spark" else None)
+
     def _placed_session(self, job: str, placement: Placement) -> EngineSession:
-        engine = self.engine(placement.engine, placement.shape if placement.engine == "spark" else None)
-        return engine.session(self.job(job))
+        return self._placed_engine(placement).session(self.job(job))
 
     def _session(self, job: str, capability: str | None = None) -> DuckDBSession:
         """An embedded DuckDB session: ingest parsing and quality rules are DuckDB SQL."""
@@ -241,7 +243,7 @@ class Lake(PipelinesMixin):
                                skipped=f"inputs unchanged since snapshot {done}")
         gate = self._quality_gate(quality, ds, blocking) if quality else None
         placement = self.model_placement(model, ds)
-        engine = self.engine(placement.engine, placement.shape if placement.engine == "spark" else None)
+        engine = self._placed_engine(placement)
         compile_sql: Any = partial(compile_query, read="duckdb", write=engine.dialect)
         if self.governance.enabled:
             principal = self.config.governance.pipeline_principal

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from lakeplane.engines.spark.cluster import process_groups
 from lakeplane.lake import Lake, open_lake
 from tests.spark.conftest import DAY
 from tests.spark.test_cluster import table_rows
@@ -55,22 +56,9 @@ def test_driver_killed_mid_write_leaves_the_table_as_it_was(heavy_lake: Lake) ->
     assert table_rows(lake, table) == expected, "readers see exactly the table as it was"
     referenced = {task.file.file_path for task in after.scan().plan_files()}
     assert not any(str(d) in path for d in new for path in referenced), "no partial file is referenced"
-    assert _group_alive(job.pid) == [], "the driver's JVM died with it"
+    assert [pid for pid, group in process_groups() if group == job.pid] == [], "the driver's JVM died with it"
 
     rerun = lake.run_model(model, DAY, force=True)
     assert rerun.snapshot_id != before_snapshot.snapshot_id
     assert table_rows(lake, table) == expected, "re-running the day gives the same table"
 
-
-def _group_alive(pgid: int) -> list[int]:
-    alive = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                alive.append(int(entry))
-    return alive

@@ -11,10 +11,11 @@ import click
 
 from lakeplane.cli.bookmarks import register as register_bookmarks
 from lakeplane.cli.governance import register as register_governance
-from lakeplane.cli.output import Printer, human_bytes
+from lakeplane.cli.output import Printer
 from lakeplane.cli.pipelines import register as register_pipelines
 from lakeplane.cli.quality import register as register_quality
 from lakeplane.errors import LakeplaneError
+from lakeplane.units import human_bytes
 
 
 class Context:

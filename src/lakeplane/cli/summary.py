@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from lakeplane.cli.output import Printer, human_bytes
+from lakeplane.cli.output import Printer
 from lakeplane.ingest.step import IngestResult
 from lakeplane.lake import RunSummary
+from lakeplane.units import human_bytes
 
 
 def print_ingest(printer: Printer, result: IngestResult) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from lakeplane.config import SPARK_MASTER, LakeConfig
 from lakeplane.errors import ConfigError
+from lakeplane.units import human_bytes, parse_size
 
 ENGINE_CHOICES = "duckdb, spark, spark-cluster, local[N], spark://host:port or auto"
 
@@ -45,15 +46,15 @@ def engine_overrides(choice: str) -> dict[str, Any]:
 
 
 def size_bytes(text: str) -> int:
-    """``8GB`` → bytes (binary units)."""
-    value = text.strip().upper().replace("IB", "B")
-    for unit, power in (("TB", 4), ("GB", 3), ("MB", 2), ("KB", 1), ("B", 0)):
-        if value.endswith(unit):
-            try:
-                return int(float(value[: -len(unit)]) * 1024**power)
-            except ValueError:
-                break
-    raise ConfigError(f"'{text}' is not a size (e.g. 8GB, 512MB)", key="placement")
+    """A ``placement`` threshold in bytes.
+
+    Raises:
+        ConfigError: it is not a size.
+    """
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise ConfigError(f"'{text}' is not a size (e.g. 8GB, 512MB)", key="placement") from None
 
 
 def place(config: LakeConfig, input_bytes: int | None) -> Placement:
@@ -65,7 +66,7 @@ def place(config: LakeConfig, input_bytes: int | None) -> Placement:
     if engine == "spark":
         return Placement("spark", spark.master, "engine.type is spark", input_bytes)
     size = input_bytes or 0
-    shown = human(size)
+    shown = human_bytes(size)
     spark_above, cluster_above = size_bytes(config.placement.spark_above), size_bytes(
         config.placement.cluster_above)
     if size < spark_above:
@@ -79,11 +80,3 @@ def place(config: LakeConfig, input_bytes: int | None) -> Placement:
     return Placement("spark", master, f"input {shown} >= placement.cluster_above "
                      f"{config.placement.cluster_above}", input_bytes)
 
-
-def human(size: int) -> str:
-    amount = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if amount < 1024 or unit == "TB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{size} B"

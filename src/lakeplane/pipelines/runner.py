@@ -23,6 +23,7 @@ from lakeplane.errors import LakeplaneError
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
 from lakeplane.pipelines.worker import run_step
+from lakeplane.units import parse_size
 
 POLL_S = 0.05
 #: Steps start from a fork server that has already imported lakeplane and its engines, so a step
@@ -189,13 +190,7 @@ PROCESS_OVERHEAD_MB = 400
 
 
 def _limit_mb(limit: str | None) -> float | None:
-    if not limit:
-        return None
-    text = limit.strip().upper().replace("IB", "B")
-    for unit, factor in (("TB", 1024 * 1024), ("GB", 1024), ("MB", 1), ("KB", 1 / 1024)):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * factor
-    return float(text) / 2**20
+    return parse_size(limit) / 2**20 if limit else None
 
 
 def _rss_mb(pid: int | None) -> float:

@@ -12,6 +12,7 @@ is uploaded, since the ``hadoop-aws`` jar is not available either.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from lakeplane.engines.spark.cluster import TransientCluster
 from lakeplane.engines.spark.metrics import StageSkew, stage_skew
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
+from lakeplane.units import parse_size
 
 #: Adaptive execution settings every job gets (``spark.conf`` in lakeplane.yaml overrides them).
 ADAPTIVE = {
@@ -60,12 +62,8 @@ class SparkEngine(Engine):
 
 
 def spark_size(size: str) -> str:
-    """``2GB`` → ``2g``: lakeplane's sizes as JVM sizes."""
-    text = size.strip().lower().replace("ib", "b")
-    for unit, short in (("tb", "t"), ("gb", "g"), ("mb", "m"), ("kb", "k")):
-        if text.endswith(unit):
-            return f"{text[: -len(unit)].strip()}{short}"
-    return text
+    """``2GB`` → ``2097152k``: lakeplane's sizes as JVM sizes."""
+    return f"{parse_size(size) // 1024}k"
 
 
 def job_conf(config: Any, job: JobSpec, master: str) -> dict[str, str]:
@@ -267,8 +265,6 @@ class SparkJobSession(EngineSession):
         finally:
             if self.cluster is not None:
                 self.cluster.stop()
-            import shutil
-
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 

@@ -150,7 +150,7 @@ class TransientCluster:
     def process_ids(self) -> list[int]:
         """Every live process of this cluster: the daemons and the executors they started."""
         groups = {p.pid for p in [self.master_process, *self.worker_processes] if p is not None}
-        return [pid for pid, group in _process_groups() if group in groups]
+        return [pid for pid, group in process_groups() if group in groups]
 
     def stop(self) -> None:
         """End every daemon and executor: TERM, then KILL what is left after a grace period."""
@@ -192,7 +192,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _process_groups() -> list[tuple[int, int]]:
+def process_groups() -> list[tuple[int, int]]:
     """(pid, process group) of every process on the machine that is not a zombie."""
     found = []
     for entry in os.listdir("/proc"):
