@@ -23,7 +23,8 @@ from pathlib import Path
 from lakeplane.demo.generator import generate_day
 from lakeplane.demo.run import build_project
 from lakeplane.engines.duckdb import quote_ident
-from lakeplane.lake import Lake, open_lake, plan_scan
+from lakeplane.catalog.scan import plan_scan
+from lakeplane.lake import Lake, open_lake
 
 WORK = Path(__file__).parent / ".work" / "quality"
 START = dt.date(2026, 3, 1)
@@ -81,7 +82,7 @@ class Timer:
 
 def full_scan(lake: Lake) -> Timer:
     table = "adtech.processed.impressions"
-    with Timer() as timer, lake._session("full-scan") as session:
+    with Timer() as timer, lake.compute.embedded("full-scan") as session:
         scan = plan_scan(lake.catalog, table)
         session.register_scan("t", scan)
         columns = ", ".join(f"max({quote_ident(c)})" for c in scan.schema.names)

@@ -487,7 +487,7 @@ def test_ian_still_reads_adtech(governed: GovernedDemo) -> None:
     assert got.to_pylist()[0]["n"] > 0
 
 
-MISATTRIBUTED = ("governance/secure.py _qualify: the denied column is looked up by name in every table "
+MISATTRIBUTED = ("governance/secure.py qualify_visible_columns: the denied column is looked up by name in every table "
                  "of the query and the first table denying it is named, not the table the reference "
                  "is on")
 

@@ -2,7 +2,7 @@
 
 Each golden file holds the SQL the governance plane compiles for one query (written in Trino SQL) as one
 principal, in one engine dialect, pretty-printed from the same parse tree and with the hash key's
-material shown as ``<mask key>`` (``Governance.shown``). Regenerate them after an intended change with::
+material shown as ``<mask key>`` (``Governance.redact_key_material``). Regenerate them after an intended change with::
 
     LAKEPLANE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/governance/test_golden.py
 
@@ -68,7 +68,7 @@ def secure(governed: GovernedDemo, name: str, principal: str, dialect: str) -> S
 def test_secured_sql_matches_golden(governed: GovernedDemo, name: str, principal: str, dialect: str) -> None:
     secured = secure(governed, name, principal, dialect)
     assert secured.sql == secured.expression.sql(dialect=dialect), "the golden renders the SQL that runs"
-    shown = governed.lake.governance.shown(secured.expression.sql(dialect=dialect, pretty=True)) + "\n"
+    shown = governed.lake.governance.redact_key_material(secured.expression.sql(dialect=dialect, pretty=True)) + "\n"
     assert not [m for m in governed.key_material if m.lower() in shown.lower()]
     path = GOLDEN_DIR / f"{name}.{principal}.{dialect}.sql"
     if UPDATE:
@@ -104,7 +104,7 @@ def test_each_table_is_a_subquery_masking_beneath_and_filtering_inside(governed:
             if projection.alias in masks:
                 kind = governed.lake.catalog.load(table).schema().find_field(projection.alias).field_type
                 wanted = mask_expression(MaskSpec.parse(masks[projection.alias]), column, str(kind), governed.key)
-                shown = governed.lake.governance.shown(wanted.sql("duckdb"))
+                shown = governed.lake.governance.redact_key_material(wanted.sql("duckdb"))
                 assert projection.this.sql("duckdb") == shown, f"{table}.{projection.alias} is not masked"
             else:
                 assert projection.this == column, f"{table}.{projection.alias}: {projection.this.sql()}"

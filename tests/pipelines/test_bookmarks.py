@@ -17,7 +17,7 @@ from lakeplane.cli.main import cli
 from lakeplane.errors import TableNotFoundError
 from lakeplane.lake import Lake, open_lake
 from lakeplane.pipelines.bookmarks import INPUTS_KEY, BookmarkError, bookmarks, forgotten_spans, reset, rewind
-from lakeplane.pipelines.facade import RunNotFound
+from lakeplane.pipelines.runs import RunNotFound
 from lakeplane.pipelines.store import RunRecord
 
 DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
@@ -135,7 +135,7 @@ def test_unknown_steps_runs_and_step_kinds_are_clear_errors(lake: Lake) -> None:
     assert lake.bookmarks("orders").bookmarks == [], "a step that never ran has no bookmarks"
     with pytest.raises(RunNotFound, match="no run 'p-2026-11-01-nope'"):
         lake.rewind_bookmarks("orders", "p-2026-11-01-nope")
-    unfinished = lake.run_store().start_run("p", DAY1.isoformat())
+    unfinished = lake.pipeline_runs.store().start_run("p", DAY1.isoformat())
     with pytest.raises(BookmarkError, match="has not ended"):
         lake.rewind_bookmarks("orders", unfinished.run_id)
     with pytest.raises(BookmarkError, match="is a run of pipeline 'p', not 'other'"):

@@ -4,7 +4,8 @@ import datetime as dt
 
 from pyiceberg.expressions import AlwaysTrue, EqualTo
 
-from lakeplane.lake import Lake, plan_scan
+from lakeplane.catalog.scan import plan_scan
+from lakeplane.lake import Lake
 from lakeplane.query.compiler import compile_query
 from tests.conftest import DAY1, DAY2, land_drop
 

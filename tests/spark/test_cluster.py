@@ -27,7 +27,7 @@ def table_rows(lake: Lake, table: str) -> list[tuple[object, ...]]:
 
 def test_a_job_on_spark_cluster_leaves_no_process_after_success(heavy_lake: Lake) -> None:
     lake = open_lake(heavy_lake.project_dir, SPARK_CLUSTER)
-    tmp = lake.job("x").temp_dir
+    tmp = lake.compute.job("x").temp_dir
     result = lake.run_model(lake.model("curated.per_campaign"), DAY, force=True)
     assert result.rows > 0 and result.engine == "spark-cluster"
     assert processes_under(tmp) == [], "daemons or executors outlived the job"
@@ -44,7 +44,7 @@ def test_a_failing_job_on_spark_cluster_leaves_no_process(heavy_lake: Lake) -> N
             lake.run_model(lake.model("curated.broken"), DAY)
     finally:
         model.unlink()
-    assert processes_under(lake.job("x").temp_dir) == []
+    assert processes_under(lake.compute.job("x").temp_dir) == []
 
 
 def test_losing_a_worker_mid_job_gives_the_undisturbed_output(heavy_lake: Lake, tmp_path: Path) -> None:
@@ -102,5 +102,5 @@ def test_a_pipeline_run_shares_one_transient_cluster_and_stops_it(heavy_lake: La
     assert len(masters) == 1 and masters.pop().startswith("spark://127.0.0.1:"), "both steps on one cluster"
     assert any(line.startswith("spark-cluster: 2 workers at spark://") for line in said)
     assert said[-1] == "spark-cluster: stopped (0 processes left)"
-    left = processes_under(lake.job("x").temp_dir)
+    left = processes_under(lake.compute.job("x").temp_dir)
     assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:300] for pid in left]

@@ -109,7 +109,7 @@ def test_placement_picks_by_input_size_and_says_why(heavy_lake: Lake) -> None:
     assert (large.engine, large.shape) == ("spark", "spark-cluster")
     lake = open_lake(heavy_lake.project_dir, {"engine": {"type": "auto"},
                                               "placement": {"spark_above": "64KB"}})
-    placed = lake.model_placement(lake.model("curated.per_campaign"), DAY)
+    placed = lake.model_jobs.placement(lake.model("curated.per_campaign"), DAY)
     assert placed.engine == "spark" and placed.input_bytes and placed.input_bytes > 64 << 10
     done = run_cli(["--lake", str(lake.project_dir), "run", "--ds", DAY.isoformat(), "--engine", "auto",
                     "--force"], {

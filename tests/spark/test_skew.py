@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakeplane.engines.skew import SKEW_PROPERTY, salt_aggregation
+from lakeplane.query.skew import SKEW_PROPERTY, salt_aggregation
 from lakeplane.lake import Lake, open_lake
 from tests.spark.conftest import DAY
 from tests.spark.test_cluster import table_rows

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
+import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, IsNull, Or
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
-from pyiceberg.types import NestedField
 from sqlglot import exp
 
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
-from lakeplane.catalog.types import duckdb_type_for, iceberg_type_for
+from lakeplane.catalog.types import duckdb_type_for, iceberg_schema_for
 from lakeplane.errors import ModelError
 
 Mode = Literal["append", "overwrite_partitions", "replace"]
@@ -49,29 +50,25 @@ class TableWriter:
     def __init__(self, catalog: LakeCatalog) -> None:
         self.catalog = catalog
 
-    def ensure_table(self, ref: TableRef, column_types: dict[str, str], partition_by: list[str],
+    def ensure_table(self, ref: TableRef, result: pa.Schema, partition_by: list[str],
                      required: frozenset[str] = frozenset()) -> Table:
-        """Load ``ref``, creating it from the result's column types, or adding new columns."""
-        unknown = [c for c in partition_by if c not in column_types]
+        """Load ``ref``, creating it from the result's (Arrow) schema, or adding new columns."""
+        unknown = [c for c in partition_by if c not in result.names]
         if unknown:
             raise ModelError(
                 f"{ref}: partition column '{unknown[0]}' is not in the result "
-                f"(columns: {', '.join(column_types)})", table=str(ref), column=unknown[0],
+                f"(columns: {', '.join(result.names)})", table=str(ref), column=unknown[0],
             )
+        schema = iceberg_schema_for(result, required)
         if self.catalog.table_exists(ref):
             table = self.catalog.load(ref)
-            new = [c for c in column_types if c not in table.schema().column_names]
+            new = [f for f in schema.fields if f.name not in table.schema().column_names]
             if new:
                 with table.update_schema() as update:
-                    for column in new:
-                        update.add_column(column, iceberg_type_for(column_types[column], column))
+                    for field in new:
+                        update.add_column(field.name, field.field_type)
                 table = self.catalog.load(ref)
             return table
-        fields = [
-            NestedField(i, name, iceberg_type_for(kind, name), required=name in required)
-            for i, (name, kind) in enumerate(column_types.items(), start=1)
-        ]
-        schema = Schema(*fields)
         spec = PartitionSpec(*[
             PartitionField(schema.find_field(col).field_id, PARTITION_FIELD_BASE + i,
                            IdentityTransform(), col)
@@ -79,14 +76,14 @@ class TableWriter:
         ])
         return self.catalog.create(ref, schema, spec)
 
-    def conforming_select(self, table: Table, sql: str, column_types: dict[str, str],
+    def conforming_select(self, table: Table, sql: str, result_columns: Sequence[str],
                           dialect: str = "duckdb") -> str:
         """``sql`` projected and cast to the table's columns, in the table's order, in ``dialect``."""
         columns = []
         for field in table.schema().fields:
             target = exp.DataType.build(duckdb_type_for(field.field_type), dialect="duckdb").sql(dialect)
             name = exp.to_identifier(field.name, quoted=True).sql(dialect)
-            if field.name in column_types:
+            if field.name in result_columns:
                 columns.append(f"CAST({name} AS {target}) AS {name}")
             elif field.required:
                 raise ModelError(f"{table.name()}: required column '{field.name}' is missing from "

@@ -9,8 +9,10 @@ atomic, idempotent commits.
 
 from __future__ import annotations
 
+import enum
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +24,17 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from lakeplane.storage import LakeStorage
+
+
+class Capability(enum.Enum):
+    """What an engine can do; a job names what it needs, checked before it starts."""
+
+    PARSE_RAW_FILES = "parse raw partner files (ingest)"
+    SPILL = "spill to disk past its memory limit"
+    STAGE = "stage intermediate results (merge models)"
+    SANDBOX = "sandbox governed queries to the registered tables"
+    STAGE_METRICS = "report per-stage task times (skew detection)"
+    SHUFFLE = "shuffle rows between tasks by key (a hot key's rows meet in one task)"
 
 
 @dataclass(frozen=True)
@@ -83,10 +96,6 @@ class EngineSession(ABC):
         """Run a statement in the engine's own dialect and return its (small) result."""
 
     @abstractmethod
-    def column_types(self, sql: str) -> dict[str, str]:
-        """Each result column's type, by DuckDB's type names (what the Iceberg type mapping reads)."""
-
-    @abstractmethod
     def stage(self, name: str, sql: str) -> None:
         """Compute ``sql`` once and keep its rows as ``name`` for the rest of the job."""
 
@@ -119,9 +128,7 @@ class Engine(ABC):
 
     name: ClassVar[str]
     dialect: ClassVar[str]
-    SUPPORTS_INGEST: ClassVar[bool] = False
-    SUPPORTS_SPILL: ClassVar[bool] = False
-    SUPPORTS_MERGE: ClassVar[bool] = False
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, storage: LakeStorage, config: Any) -> None:
         self.storage = storage
@@ -131,12 +138,18 @@ class Engine(ABC):
     def session(self, job: JobSpec) -> EngineSession:
         """Open a fresh session sized for ``job``."""
 
-    def require(self, capability: str, job: str) -> None:
-        """Fail before ``job`` starts when this engine lacks ``capability`` (``SUPPORTS_*``)."""
-        if not getattr(self, f"SUPPORTS_{capability.upper()}", False):
+    def require(self, needs: Iterable[Capability], job: str) -> None:
+        """Fail before ``job`` starts when this engine lacks any capability it ``needs``.
+
+        Raises:
+            EngineError: not retryable; names the engine, the job and what is missing.
+        """
+        missing = [need for need in needs if need not in self.capabilities]
+        if missing:
             raise EngineError(
-                f"engine '{self.name}' cannot run {job}: it does not support {capability}",
-                engine=self.name, capability=capability,
+                f"engine '{self.name}' cannot run {job}: it cannot "
+                f"{', '.join(need.value for need in missing)}",
+                engine=self.name, job=job, missing=[need.name for need in missing],
             )
 
 

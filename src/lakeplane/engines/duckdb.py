@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from lakeplane.engines.base import Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
+from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 
@@ -27,9 +27,8 @@ class DuckDBEngine(Engine):
 
     name = "duckdb"
     dialect = "duckdb"
-    SUPPORTS_INGEST = True
-    SUPPORTS_SPILL = True
-    SUPPORTS_MERGE = True
+    capabilities = frozenset({Capability.PARSE_RAW_FILES, Capability.SPILL, Capability.STAGE,
+                              Capability.SANDBOX})
 
     def session(self, job: JobSpec) -> DuckDBSession:
         return DuckDBSession(self.storage, job)

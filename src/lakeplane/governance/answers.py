@@ -11,7 +11,7 @@ from pyiceberg.schema import Schema
 
 from lakeplane.governance.access import ColumnDecision, bind_columns, table_access
 from lakeplane.governance.policy import Policy, PolicyError, load_policy
-from lakeplane.governance.secure import SecuredQuery
+from lakeplane.query.compiler import CompiledQuery
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,10 @@ def who_can_see(policy: Policy, bindings: dict[str, int], table: str, column: st
     return answers
 
 
-def explain(secured: SecuredQuery, shown: Callable[[str], str]) -> dict[str, Any]:
-    """What a secured query will run and why, as plain data (key material redacted by ``shown``)."""
+def explain(secured: CompiledQuery, redact: Callable[[str], str]) -> dict[str, Any]:
+    """What a secured query will run and why, as plain data (key material removed by ``redact``)."""
     return {
-        "sql": shown(secured.sql),
+        "sql": redact(secured.sql),
         "tables": [b.table for b in secured.tables],
         "columns_read": secured.columns_read,
         "masks": secured.masks,

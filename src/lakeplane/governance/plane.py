@@ -17,13 +17,15 @@ from pyiceberg.schema import Schema
 
 from lakeplane.catalog import LakeCatalog
 from lakeplane.config import GovernanceConfig
-from lakeplane.errors import AccessDenied
-from lakeplane.governance.access import ColumnDecision, TableAccess, table_access
+from lakeplane.errors import AccessDenied, ConfigError
+from lakeplane.governance.access import ColumnDecision, TableAccess, may, table_access
+from lakeplane.governance.answers import Change, Visibility, diff, explain, who_can_see
 from lakeplane.governance.audit import AuditEvent, AuditLog
 from lakeplane.governance.masks import redact_key
 from lakeplane.governance.policy import Policy, Principal, load_policy
-from lakeplane.governance.secure import SecuredQuery, compile_secured
+from lakeplane.governance.secure import GOVERNED_REWRITES, compile_secured
 from lakeplane.governance.store import PolicyStore, PolicyVersion
+from lakeplane.query.compiler import CompiledQuery, Rewrite
 
 
 class Governance:
@@ -90,19 +92,22 @@ class Governance:
         return path.read_text().strip().encode()
 
     def compile(self, sql: str, principal: str, resolve: Callable[[str], str], *, read: str,
-                write: str, params: Mapping[str, Any] | None = None) -> SecuredQuery:
-        """Compile ``sql`` for ``principal``; a denial is audited before it is raised."""
+                write: str, params: Mapping[str, Any] | None = None,
+                rewrites: tuple[Rewrite, ...] = GOVERNED_REWRITES,
+                salt_buckets: int | None = None) -> CompiledQuery:
+        """Compile ``sql`` for ``principal`` with ``rewrites``; a denial is audited before it is raised."""
         who = self.principal(principal)
         try:
             return compile_secured(sql, resolve, lambda table: self.access(who, table), self.key(),
-                                   principal=who.name, read=read, write=write, params=params)
+                                   principal=who.name, read=read, write=write, params=params,
+                                   rewrites=rewrites, salt_buckets=salt_buckets)
         except AccessDenied as exc:
             self.audit(AuditEvent(principal=who.name, policy_version=self.version().label, sql=sql,
                                   decision="denied", reason=str(exc),
                                   tables=[t] if (t := getattr(exc, "table", None)) else []))
             raise
 
-    def record_allowed(self, secured: SecuredQuery, principal: str, sql: str, rows: int | None) -> None:
+    def record_allowed(self, secured: CompiledQuery, principal: str, sql: str, rows: int | None) -> None:
         self.audit(AuditEvent(
             principal=principal, policy_version=self.version().label, sql=sql, decision="allowed",
             reason="; ".join(sorted({c.because for a in secured.access.values() for c in a.visible})),
@@ -118,6 +123,38 @@ class Governance:
             self._audit = AuditLog(self.catalog.iceberg.engine)
         return self._audit
 
-    def shown(self, sql: str) -> str:
+    def redact_key_material(self, sql: str) -> str:
         """SQL safe to show a person: the mask key's material replaced by a placeholder."""
         return redact_key(sql, self.key())
+
+    # -- answers a governance team asks for ----------------------------------------------------
+    def require_enabled(self) -> None:
+        """Raises ConfigError when the project has no policy file."""
+        if not self.enabled:
+            raise ConfigError(f"no {self.path.name} in {self.path.parent}: governance is off",
+                              file=str(self.path))
+
+    def require_write(self, principal: str, table: str) -> None:
+        """Raises AccessDenied unless ``principal`` holds an INSERT grant on ``table``."""
+        if not may(self.policy(), self.principal(principal), "INSERT", table):
+            raise AccessDenied(f"principal '{principal}' may not write table {table} (no INSERT grant)",
+                               principal=principal, table=table, column=None)
+
+    def who_can_see(self, table: str, column: str) -> list[Visibility]:
+        """For every principal: unmasked, masked (how) or denied on ``table.column``, and why."""
+        self.require_enabled()
+        return who_can_see(self.policy(), self.version().bindings, table, column,
+                           self.catalog.load(table).schema())
+
+    def explain(self, sql: str, principal: str, resolve: Callable[[str], str], *, read: str,
+                write: str) -> dict[str, Any]:
+        """The secured SQL that would run for ``principal``, and every decision behind it."""
+        self.require_enabled()
+        secured = self.compile(sql, principal, resolve, read=read, write=write)
+        return {"principal": principal, "policy_version": self.version().label,
+                **explain(secured, self.redact_key_material)}
+
+    def policy_diff(self, new_policy: Path) -> list[Change]:
+        """Who gains or loses what on which columns if ``new_policy`` replaced the current one."""
+        self.require_enabled()
+        return diff(self.policy(), self.version().bindings, new_policy, self._schemas())

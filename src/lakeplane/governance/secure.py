@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
@@ -29,9 +28,11 @@ from lakeplane.governance.access import TableAccess
 from lakeplane.governance.masks import mask_expression, sql_type
 from lakeplane.query.compiler import (
     CompileContext,
+    CompiledQuery,
+    Rewrite,
     TableBinding,
     bind_parameters,
-    parse_single_select,
+    compile_sql,
     refuse_unsafe,
     resolve_tables,
 )
@@ -40,70 +41,34 @@ from lakeplane.query.pruning import scan_filter
 _UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved|Unknown column: (\S+)")
 
 
-@dataclass(frozen=True)
-class SecuredQuery:
-    """Secured SQL for one engine, what it reads, and what the policy applied."""
-
-    sql: str
-    tables: list[TableBinding]
-    access: dict[str, TableAccess]
-    columns_read: list[str]
-    expression: exp.Expression
-
-    @property
-    def masks(self) -> dict[str, str]:
-        return {f"{a.table}.{c}": m.kind for a in self.access.values() for c, m in a.masked.items()}
-
-    @property
-    def filters(self) -> list[str]:
-        return [f"{a.table}: {f.sql()}" for a in self.access.values() for f in a.row_filters]
+#: A governed compile's result; the same type as any compile's.
+SecuredQuery = CompiledQuery
 
 
-def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callable[[str], TableAccess],
-                    key: bytes, *, principal: str, read: str = "duckdb", write: str = "duckdb",
-                    params: Mapping[str, Any] | None = None) -> SecuredQuery:
-    """Compile ``sql`` for ``principal``: checked, secured and transpiled.
-
-    Raises:
-        AccessDenied: the query reads a table or column the principal may not see.
-        QueryError: the query is not a single read-only statement, or names unknown things.
-    """
-    expression = parse_single_select(sql, read)
-    read = "trino" if read == "athena" else read
-    ctx = CompileContext(resolve=resolve, params=params or {})
-    expression = refuse_unsafe(expression, ctx)
+def refuse_time_travel(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """Governed queries read the current state only: policies bind to today's schema."""
     for table in expression.find_all(exp.Table):
         if table.args.get("version") or table.args.get("when"):
             raise QueryError("time travel is not allowed in governed queries", table=table.sql())
-    expression = resolve_tables(bind_parameters(expression, ctx), ctx)
-    access = {b.alias: access_for(b.table) for b in ctx.bindings.values()}
-    for table_access in access.values():
+    return expression
+
+
+def decide_access(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """Decide each bound table for the principal; a table it may not read at all is refused."""
+    assert ctx.access_for is not None, "a governed compile needs access_for"
+    ctx.access = {b.alias: ctx.access_for(b.table) for b in ctx.bindings.values()}
+    for table_access in ctx.access.values():
         if not table_access.visible:
             reasons = sorted({c.because for c in table_access.columns})
-            raise AccessDenied(f"principal '{principal}' may not read table {table_access.table} "
+            raise AccessDenied(f"principal '{ctx.principal}' may not read table {table_access.table} "
                                f"({'; '.join(reasons)})",
-                               principal=principal, table=table_access.table, column=None)
-    _refuse_denied_replacements(expression, access, principal)
-    expression = _qualify(expression, access, principal, read)
-    columns_read = _columns_read(expression, access)
-    bindings = [_pruned(b, expression, access[b.alias]) for b in ctx.bindings.values()]
-    expression = expression.transform(lambda node: _secure(node, access, key), copy=False)
-    return SecuredQuery(expression.sql(dialect=write, copy=False), bindings, access, columns_read, expression)
+                               principal=ctx.principal, table=table_access.table, column=None)
+    return expression
 
 
-@functools.lru_cache(maxsize=256)
-def _type_sql(column_type: str, dialect: str) -> str:
-    return sql_type(column_type).sql(dialect)
-
-
-def _column_denied(principal: str, table_access: TableAccess, column: str, because: str) -> AccessDenied:
-    return AccessDenied(f"principal '{principal}' may not read column {table_access.table}.{column} "
-                        f"({because})", principal=principal, table=table_access.table, column=column)
-
-
-def _refuse_denied_replacements(expression: exp.Expression, access: dict[str, TableAccess],
-                                principal: str) -> None:
+def refuse_denied_replacements(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
     """``* REPLACE (expr AS col)`` names ``col`` itself: a denied one is refused, not dropped."""
+    access = ctx.access
     for star in expression.find_all(exp.Star):
         for item in star.args.get("replace") or []:
             name = item.alias_or_name
@@ -111,11 +76,13 @@ def _refuse_denied_replacements(expression: exp.Expression, access: dict[str, Ta
                 decision = table_access.column(name)
                 if decision is not None and decision.access == "denied" and not any(
                         (d := a.column(name)) is not None and d.access != "denied" for a in access.values()):
-                    raise _column_denied(principal, table_access, name, decision.because)
+                    raise _column_denied(ctx.principal, table_access, name, decision.because)
+    return expression
 
 
-def _qualify(expression: exp.Expression, access: dict[str, TableAccess], principal: str,
-             dialect: str) -> exp.Expression:
+def qualify_visible_columns(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """Qualify against the visible columns only: ``*`` expands to them, a denied one is refused."""
+    access, dialect = ctx.access, ctx.read
     schema = MappingSchema(
         {alias: {c.column: _type_sql(c.type, dialect) for c in a.visible} for alias, a in access.items()},
         dialect=dialect)
@@ -131,32 +98,69 @@ def _qualify(expression: exp.Expression, access: dict[str, TableAccess], princip
         for table_access in access.values():
             decision = table_access.column(name) if name else None
             if name and decision is not None and decision.access == "denied":
-                raise _column_denied(principal, table_access, name, decision.because) from None
+                raise _column_denied(ctx.principal, table_access, name, decision.because) from None
         raise QueryError(f"cannot resolve the query's columns: {exc}", column=name) from None
 
 
-def _columns_read(expression: exp.Expression, access: dict[str, TableAccess]) -> list[str]:
-    found: list[str] = []
+def note_columns_read(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """Record ``table.column`` of every column the query reads (for the audit log)."""
     for scope in traverse_scope(expression):
         for column in scope.columns:
             source = scope.sources.get(column.table)
-            if isinstance(source, exp.Table) and source.name in access:
-                name = f"{access[source.name].table}.{column.name}"
-                if name not in found:
-                    found.append(name)
-    return found
+            if isinstance(source, exp.Table) and source.name in ctx.access:
+                name = f"{ctx.access[source.name].table}.{column.name}"
+                if name not in ctx.columns_read:
+                    ctx.columns_read.append(name)
+    return expression
 
 
-def _pruned(binding: TableBinding, expression: exp.Expression, access: TableAccess) -> TableBinding:
-    """The binding with row filters for planning, leaving out conditions on masked columns."""
-    masked = set(access.masked)
-    filters = []
-    for table in expression.find_all(exp.Table):
-        if table.name != binding.alias:
-            continue
-        condition = scan_filter(table)
-        filters.append(_without(condition, masked))
-    return TableBinding(binding.table, binding.alias, tuple(filters))
+def prune_without_masked(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """Planning prunes by the query's filters, leaving out conditions on masked columns: their raw
+    values must not decide which files are read."""
+    for table_name, binding in ctx.bindings.items():
+        masked = set(ctx.access[binding.alias].masked)
+        filters = tuple(_without(scan_filter(table), masked) for table in expression.find_all(exp.Table)
+                        if table.name == binding.alias)
+        ctx.bindings[table_name] = TableBinding(binding.table, binding.alias, filters)
+    return expression
+
+
+def secure_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """Each table reference becomes a subquery of its visible, masked columns and allowed rows."""
+    return expression.transform(lambda node: _secure(node, ctx.access, ctx.key), copy=False)
+
+
+GOVERNED_REWRITES: tuple[Rewrite, ...] = (
+    refuse_unsafe, refuse_time_travel, bind_parameters, resolve_tables, decide_access,
+    refuse_denied_replacements, qualify_visible_columns, note_columns_read, prune_without_masked,
+    secure_tables,
+)
+
+
+def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callable[[str], TableAccess],
+                    key: bytes, *, principal: str, read: str = "duckdb", write: str = "duckdb",
+                    params: Mapping[str, Any] | None = None,
+                    rewrites: tuple[Rewrite, ...] = GOVERNED_REWRITES,
+                    salt_buckets: int | None = None) -> CompiledQuery:
+    """Compile ``sql`` for ``principal``: checked, secured and transpiled.
+
+    Raises:
+        AccessDenied: the query reads a table or column the principal may not see.
+        QueryError: the query is not a single read-only statement, or names unknown things.
+    """
+    ctx = CompileContext(resolve=resolve, params=params or {}, read=read, principal=principal,
+                         access_for=access_for, key=key, salt_buckets=salt_buckets)
+    return compile_sql(sql, ctx, rewrites, write=write)
+
+
+@functools.lru_cache(maxsize=256)
+def _type_sql(column_type: str, dialect: str) -> str:
+    return sql_type(column_type).sql(dialect)
+
+
+def _column_denied(principal: str | None, table_access: TableAccess, column: str, because: str) -> AccessDenied:
+    return AccessDenied(f"principal '{principal}' may not read column {table_access.table}.{column} "
+                        f"({because})", principal=principal, table=table_access.table, column=column)
 
 
 def _without(condition: BooleanExpression, columns: set[str]) -> BooleanExpression:

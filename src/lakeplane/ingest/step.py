@@ -182,11 +182,11 @@ def _write_processed(session: DuckDBSession, writer: TableWriter, ref: TableRef,
 
 def _write(session: DuckDBSession, writer: TableWriter, ref: TableRef, sql: str, ds: dt.date,
            required: set[str], properties: dict[str, str] | None = None) -> WriteResult:
-    types = session.column_types(sql)
-    table = writer.ensure_table(ref, types, ["ds"], frozenset(required))
+    result = session.result_schema(sql)
+    table = writer.ensure_table(ref, result, ["ds"], frozenset(required))
     # One day, one partition: a plain (not partitioned) COPY into its folder needs far less memory.
     target = f"{new_write_dir(ref)}/ds={ds.isoformat()}"
-    files = session.write_parquet(writer.conforming_select(table, sql, types), target, [])
+    files = session.write_parquet(writer.conforming_select(table, sql, result.names), target, [])
     day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
     return writer.commit(table, files.paths, "overwrite_partitions", files.rows, files.bytes,
                          replace_filter=day, properties=properties)

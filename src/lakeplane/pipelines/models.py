@@ -20,7 +20,6 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -31,15 +30,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pyiceberg.expressions import BooleanExpression
 
 from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.catalog.scan import plan_scan
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir, partition_filter
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import LakeplaneError, ModelError
 from lakeplane.pipelines.bookmarks import DS_KEY, INPUTS_KEY, MODEL_KEY
 from lakeplane.pipelines.gate import Gate, write_audit_publish
-from lakeplane.query.compiler import compile_query, referenced_tables
+from lakeplane.query.compiler import Compiler, compile_query, referenced_tables
 from lakeplane.storage import Zone
 
-Compiler = Callable[..., Any]
 HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:(.*)$")
 MODEL_ZONES = (Zone.PROCESSED.value, Zone.CURATED.value)
 MODEL_SHA_KEY = "lakeplane.model-sha"
@@ -174,8 +173,6 @@ def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt
     pipeline's principal. With a ``gate`` the output is written, audited and published
     (:mod:`lakeplane.pipelines.gate`): main moves only if every blocking rule passes.
     """
-    from lakeplane.lake import plan_scan
-
     started = time.perf_counter()
     result = ModelResult(model.name)
 
@@ -193,9 +190,9 @@ def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt
     upstream = input_snapshots(catalog, result.inputs)
     writer = TableWriter(catalog)
     header = model.header
-    types = session.column_types(compiled.sql)
-    table = writer.ensure_table(model.ref, types, header.partition_by)
-    sql = writer.conforming_select(table, compiled.sql, types, session.dialect)
+    schema = session.result_schema(compiled.sql)
+    table = writer.ensure_table(model.ref, schema, header.partition_by)
+    sql = writer.conforming_select(table, compiled.sql, schema.names, session.dialect)
     mode: Literal["append", "overwrite_partitions", "replace"] = (
         "append" if header.materialized == "append" else "overwrite_partitions")
     replace_filter = None
@@ -258,8 +255,6 @@ def _merge_sql(session: EngineSession, catalog: LakeCatalog, model: Model, new_r
     only the partitions holding new rows or old rows whose key matches (a key that moved partition
     leaves its old one too); an unpartitioned one is rewritten whole.
     """
-    from lakeplane.lake import plan_scan
-
     keys = model.header.unique_key
     quote = session.quote
     key_cols = ", ".join(quote(k) for k in keys)

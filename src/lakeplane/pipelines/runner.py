@@ -21,6 +21,7 @@ from typing import Any
 
 from lakeplane.errors import LakeplaneError
 from lakeplane.pipelines.definition import Pipeline
+from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
 from lakeplane.pipelines.worker import run_step
 from lakeplane.units import parse_size
@@ -31,7 +32,7 @@ POLL_S = 0.05
 #: itself never runs a query, so no engine thread is forked.
 _SPAWN = multiprocessing.get_context("forkserver")
 _SPAWN.set_forkserver_preload(["lakeplane.pipelines.worker", "lakeplane.lake", "duckdb", "pyarrow",
-                               "pyiceberg.table", "sqlglot"])
+                               "pyiceberg.table", "sqlglot"])  # names, not imports: the server loads them
 
 
 class RunFailed(LakeplaneError):
@@ -59,13 +60,15 @@ class RunOptions:
 
 
 class Runner:
-    """Runs one pipeline for one business date."""
+    """Runs one pipeline for one business date; each step's process opens the lake with ``open_host``
+    (a module-level function, so the step process can import it by name)."""
 
-    def __init__(self, project_dir: Path, pipeline: Pipeline, store: RunStore,
+    def __init__(self, project_dir: Path, pipeline: Pipeline, store: RunStore, open_host: OpenHost,
                  options: RunOptions | None = None) -> None:
         self.project_dir = project_dir
         self.pipeline = pipeline
         self.store = store
+        self.open_host = open_host
         self.options = options or RunOptions()
 
     def run(self, ds: dt.date, redrive_of: RunRecord | None = None) -> RunRecord:
@@ -140,7 +143,7 @@ class Runner:
             overrides.setdefault("engine", {})["memory_limit"] = limit
         process = _SPAWN.Process(target=run_step, name=f"lakeplane-{step}", daemon=True, args=(
             str(self.project_dir), str(self.pipeline.path), step, ds.isoformat(), overrides, send,
-            os.getpid()))
+            self.open_host, os.getpid()))
         process.start()
         send.close()
         self._say(f"{step}: started (attempt {attempt_no})")

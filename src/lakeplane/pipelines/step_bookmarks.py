@@ -8,18 +8,27 @@ be named directly instead (``domain.zone.table`` or ``zone.table``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyiceberg.table import Table
 
-from lakeplane.catalog import TableRef
+from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.errors import did_you_mean
 from lakeplane.pipelines import bookmarks as marks
 from lakeplane.pipelines.bookmarks import Bookmark, BookmarkError, ForgottenSpan
+from lakeplane.pipelines.definition import Pipeline
+from lakeplane.pipelines.store import RunRecord
 
-if TYPE_CHECKING:
-    from lakeplane.lake import Lake
+
+@dataclass(frozen=True)
+class TableNames:
+    """How step settings name tables: a dataset's processed table, a model's table, a table as written."""
+
+    of_dataset: Callable[[str], str]
+    of_model: Callable[[str], str]
+    resolve: Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -59,29 +68,28 @@ class BookmarkReport:
         }
 
 
-def bookmark_target(lake: Lake, step: str, pipeline: str | None = None) -> BookmarkTarget:
+def bookmark_target(chosen: Pipeline | None, step: str, names: TableNames) -> BookmarkTarget:
     """The table whose snapshots hold ``step``'s bookmarks.
 
     Args:
-        lake: the lake.
-        step: a step of ``pipeline``, or a table.
-        pipeline: the pipeline ``step`` belongs to; default the first of the project's pipelines.
+        chosen: the pipeline ``step`` belongs to (None: the project has none).
+        step: a step of ``chosen``, or a table.
+        names: how the project names tables.
 
     Raises:
         BookmarkError: no such step (and not a table name), or a step kind that keeps no bookmarks.
         TableNotFoundError: ``step`` names a table that does not exist.
     """
-    chosen = lake.pipeline(pipeline) if pipeline else next(iter(lake.pipelines()), None)
     if chosen is not None and step in chosen.steps:
         spec = chosen.steps[step]
         if spec.kind == "ingest":
-            return BookmarkTarget(lake.dataset(spec.ingest or "").table, step, chosen.name, "ingest")
+            return BookmarkTarget(names.of_dataset(spec.ingest or ""), step, chosen.name, "ingest")
         if spec.kind == "model":
-            return BookmarkTarget(lake.model(spec.model or "").name, step, chosen.name, "model")
+            return BookmarkTarget(names.of_model(spec.model or ""), step, chosen.name, "model")
         raise BookmarkError(f"step '{step}' of pipeline '{chosen.name}' is a {spec.kind} step; only ingest "
                             "and model steps keep bookmarks", step=step, pipeline=chosen.name)
     if "." in step:
-        return BookmarkTarget(lake.resolve_table(step))
+        return BookmarkTarget(names.resolve(step))
     steps = list(chosen.steps) if chosen else []
     where = (f"pipeline '{chosen.name}' has steps {', '.join(steps)}" if chosen
              else "the project has no pipelines")
@@ -90,16 +98,14 @@ def bookmark_target(lake: Lake, step: str, pipeline: str | None = None) -> Bookm
                         pipeline=chosen.name if chosen else None)
 
 
-def show(lake: Lake, step: str, pipeline: str | None = None) -> BookmarkReport:
-    """``step``'s bookmarks, one per business date (none if its table does not exist yet)."""
-    target = bookmark_target(lake, step, pipeline)
-    return _report(target, _table(lake, target))
+def show(catalog: LakeCatalog, target: BookmarkTarget) -> BookmarkReport:
+    """``target``'s bookmarks, one per business date (none if its table does not exist yet)."""
+    return _report(target, _table(catalog, target))
 
 
-def reset(lake: Lake, step: str, pipeline: str | None = None) -> BookmarkReport:
-    """Forget all of ``step``'s bookmarks: its next run of any day processes that day again."""
-    target = bookmark_target(lake, step, pipeline)
-    table = _table(lake, target)
+def reset(catalog: LakeCatalog, target: BookmarkTarget) -> BookmarkReport:
+    """Forget all of ``target``'s bookmarks: its next run of any day processes that day again."""
+    table = _table(catalog, target)
     if table is None:
         return BookmarkReport(target)
     before = marks.bookmarks(table)
@@ -107,25 +113,24 @@ def reset(lake: Lake, step: str, pipeline: str | None = None) -> BookmarkReport:
     return _report(target, table.refresh(), before)
 
 
-def rewind(lake: Lake, step: str, run_id: str, pipeline: str | None = None) -> BookmarkReport:
-    """Make ``step``'s bookmarks what they were right after run ``run_id`` ended.
-
-    Bookmarks committed later are forgotten, so their days are processed again on the next run;
-    a day whose bookmark was replaced later gets back the one it had then.
-
-    Raises:
-        RunNotFound: no run ``run_id``.
-        BookmarkError: the run has not ended, or belongs to another pipeline than ``pipeline``.
-    """
-    run = lake.run_record(run_id)
+def check_rewind(run: RunRecord, pipeline: str | None) -> None:
+    """Raises BookmarkError unless ``run`` has ended and (when named) is a run of ``pipeline``."""
+    run_id = run.run_id
     if pipeline and run.pipeline != pipeline:
         raise BookmarkError(f"run '{run_id}' is a run of pipeline '{run.pipeline}', not '{pipeline}'",
                             run_id=run_id, pipeline=pipeline)
     if not run.ended_at:
         raise BookmarkError(f"run '{run_id}' has not ended (state: {run.state}); rewind to a run that "
                             "ended", run_id=run_id)
-    target = bookmark_target(lake, step, pipeline or run.pipeline)
-    table = _table(lake, target)
+
+
+def rewind(catalog: LakeCatalog, target: BookmarkTarget, run: RunRecord) -> BookmarkReport:
+    """Make ``target``'s bookmarks what they were right after ``run`` ended (see :func:`check_rewind`).
+
+    Bookmarks committed later are forgotten, so their days are processed again on the next run;
+    a day whose bookmark was replaced later gets back the one it had then.
+    """
+    table = _table(catalog, target)
     if table is None:
         return BookmarkReport(target)
     before = marks.bookmarks(table)
@@ -134,10 +139,10 @@ def rewind(lake: Lake, step: str, run_id: str, pipeline: str | None = None) -> B
     return _report(target, table.refresh(), before)
 
 
-def _table(lake: Lake, target: BookmarkTarget) -> Table | None:
-    if not lake.catalog.table_exists(TableRef.parse(target.table)):
+def _table(catalog: LakeCatalog, target: BookmarkTarget) -> Table | None:
+    if not catalog.table_exists(TableRef.parse(target.table)):
         return None
-    return lake.catalog.load(target.table)
+    return catalog.load(target.table)
 
 
 def _report(target: BookmarkTarget, table: Table | None,

@@ -6,25 +6,23 @@ A step that runs away (memory, time) is killed alone; the runner and the other s
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import os
 import resource
 import sys
 import traceback
-from dataclasses import asdict
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from lakeplane.errors import LakeplaneError
-
-#: Stages whose slowest task is quicker than this are too short for their skew to mean anything.
-SKEW_MIN_TASK_MS = 500
+from lakeplane.pipelines.definition import load_pipeline
+from lakeplane.pipelines.steps import OpenHost, execute_step
 
 
 def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides: dict[str, Any],
-             report: Connection, runner_pid: int | None = None) -> None:
-    """Entry point of the child process: run ``step`` for ``ds`` and send a result dict."""
+             report: Connection, open_host: OpenHost, runner_pid: int | None = None) -> None:
+    """Entry point of the child process: open the lake with ``open_host``, run ``step`` for ``ds``
+    and send a result dict."""
     _die_with_parent()
     if runner_pid is not None and not _alive(runner_pid):
         # The runner died while this step was being forked, maybe before the death signal was
@@ -33,7 +31,7 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
     try:
         try:
             metrics = _execute(Path(project_dir), Path(pipeline_path), step, dt.date.fromisoformat(ds),
-                               overrides)
+                               overrides, open_host)
         finally:
             _stop_engines()
         metrics["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -77,44 +75,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _execute(project_dir: Path, pipeline_path: Path, step: str, ds: dt.date,
-             overrides: dict[str, Any]) -> dict[str, Any]:
-    from lakeplane.lake import open_lake
-    from lakeplane.pipelines.definition import load_pipeline
-
+def _execute(project_dir: Path, pipeline_path: Path, step: str, ds: dt.date, overrides: dict[str, Any],
+             open_host: OpenHost) -> dict[str, Any]:
     spec = load_pipeline(pipeline_path).steps[step]
-    lake = open_lake(project_dir, overrides or None)
-    if spec.kind == "ingest":
-        if spec.if_missing == "skip" and not lake.raw.batches(spec.ingest or "", ds):
-            return {"skipped": f"no batches of {spec.ingest} landed for {ds}"}
-        result = lake.ingest(spec.ingest or "", ds)
-        return {"rows_in": result.read, "rows_out": result.rows_written, "quarantined": result.quarantined,
-                "bytes_read": result.bytes_read, "bytes_written": result.bytes_written,
-                "engine": "duckdb", "snapshot_id": result.snapshot_id}
-    if spec.kind == "model":
-        model = lake.model(spec.model or "")
-        outcome = lake.run_model(model, ds, quality=spec.quality, blocking=spec.blocking)
-        if outcome.skipped:  # the bookmark: this day was built from these inputs already
-            return {"skipped": outcome.skipped, "snapshot_id": outcome.snapshot_id}
-        metrics = {"rows_out": outcome.rows, "bytes_read": outcome.bytes_read,
-                   "bytes_written": outcome.bytes_written, "engine": outcome.engine,
-                   "placement": outcome.placement, "snapshot_id": outcome.snapshot_id}
-        if outcome.stage_skew:
-            metrics["stage_skew"] = outcome.stage_skew
-            timed = [s["skew"] for s in outcome.stage_skew if s["max_task_ms"] >= SKEW_MIN_TASK_MS]
-            metrics["max_stage_skew"] = max(timed, default=1.0)
-        return {**metrics, "quality": outcome.quality} if outcome.quality else metrics
-    if spec.kind == "quality":
-        report = lake.dq_check(spec.table or "", spec.quality or "", ds=ds)
-        failed = [r for r in report if not r["passed"]]
-        if failed and spec.blocking:
-            from lakeplane.errors import QualityGateFailed
-
-            raise QualityGateFailed(f"{len(failed)} of {len(report)} rules failed on {spec.table}: "
-                                    + "; ".join(f"{r['rule']} (observed {r['observed']})" for r in failed),
-                                    rules=failed)
-        return {"quality": report}
-    module_name, _, function_name = (spec.python or "").partition(":")
-    function = getattr(importlib.import_module(module_name), function_name)
-    returned = function(lake, ds)
-    return dict(returned) if isinstance(returned, dict) else (asdict(returned) if returned else {})
+    return execute_step(open_host(project_dir, overrides or None), spec, ds)

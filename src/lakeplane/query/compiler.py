@@ -1,10 +1,13 @@
-"""Compile user and model SQL into SQL an engine may run.
+"""Compile user and model SQL into SQL an engine may run: the one compiler of lakeplane.
 
-Every read goes through :func:`compile_query`: parse with sqlglot, accept exactly one read-only
-statement, bind parameters, replace each lake table reference with the name its scan is registered
-under, and transpile to the engine's dialect. The rewrites are pure ``Expression -> Expression``
-functions applied in order (:data:`REWRITES`), so each can be tested alone and new ones (masks, row
-filters) slot in without touching the others.
+Every read goes through :func:`compile_sql`: parse with sqlglot once, accept exactly one read-only
+statement, apply an ordered tuple of rewrite rules to that one tree, and transpile to the engine's
+dialect. A rule is an ``(Expression, CompileContext) -> Expression`` function; the context carries
+what rules need (how to resolve a table, the parameters, the principal's access) and collects what
+they find (the tables read, the columns read, notes), so each rule can be tested alone. The plain
+rules are :data:`REWRITES` (refuse unsafe functions, bind parameters, resolve tables); governance
+adds its checks, masks and row filters (:data:`lakeplane.governance.secure.GOVERNED_REWRITES`) and
+Spark jobs with a hot key add two-phase salting (:func:`lakeplane.query.skew.salt_hot_keys`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlglot
 from pyiceberg.expressions import BooleanExpression
@@ -24,6 +27,9 @@ from sqlglot.tokens import TokenType
 
 from lakeplane.errors import QueryError
 from lakeplane.query.pruning import combine, scan_filter
+
+if TYPE_CHECKING:
+    from lakeplane.governance.access import TableAccess
 
 READ_ONLY_ROOTS = (exp.Select, exp.Union, exp.Except, exp.Intersect, exp.Subquery)
 
@@ -44,20 +50,60 @@ class TableBinding:
 
 @dataclass
 class CompileContext:
-    """What the rewrites need: how to resolve a table, the parameters, and what they found."""
+    """What the rules need, and what they found.
+
+    Attributes:
+        resolve: maps a table name as written to its full lake name, raising for unknown tables.
+        params: values for ``:name`` placeholders.
+        read: the dialect the SQL is written in.
+        principal: who the query runs for (governed compiles only).
+        access_for: decides a table's columns and rows for ``principal`` (governed compiles only).
+        key: the hash-mask key (governed compiles only).
+        salt_buckets: two-phase salting into this many buckets (Spark jobs with a hot key).
+        bindings: found: the lake tables read, by full name.
+        access: found: each bound table's access decision, by alias.
+        columns_read: found: ``table.column`` of every column the query reads.
+        notes: found: what a rule chose not to do, and why.
+    """
 
     resolve: Callable[[str], str]
-    params: Mapping[str, Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    read: str = "duckdb"
+    principal: str | None = None
+    access_for: Callable[[str], TableAccess] | None = None
+    key: bytes = b""
+    salt_buckets: int | None = None
     bindings: dict[str, TableBinding] = field(default_factory=dict)
+    access: dict[str, TableAccess] = field(default_factory=dict)
+    columns_read: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """SQL ready for one engine, with the lake tables it reads."""
+    """SQL ready for one engine, the lake tables it reads, and what governance applied."""
 
     sql: str
     tables: list[TableBinding]
     expression: exp.Expression
+    access: dict[str, TableAccess] = field(default_factory=dict)
+    columns_read: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def masks(self) -> dict[str, str]:
+        return {f"{a.table}.{c}": m.kind for a in self.access.values() for c, m in a.masked.items()}
+
+    @property
+    def filters(self) -> list[str]:
+        return [f"{a.table}: {f.sql()}" for a in self.access.values() for f in a.row_filters]
+
+
+class Compiler(Protocol):
+    """The compile callable that models, queries and pipelines share: SQL in, engine SQL out."""
+
+    def __call__(self, sql: str, resolve: Callable[[str], str],
+                 params: Mapping[str, Any]) -> CompiledQuery: ...
 
 
 def parse_single_select(sql: str, dialect: str) -> exp.Expression:
@@ -205,10 +251,21 @@ Rewrite = Callable[[exp.Expression, CompileContext], exp.Expression]
 REWRITES: tuple[Rewrite, ...] = (refuse_unsafe, bind_parameters, resolve_tables)
 
 
+def compile_sql(sql: str, ctx: CompileContext, rewrites: tuple[Rewrite, ...] = REWRITES, *,
+                write: str = "duckdb") -> CompiledQuery:
+    """Parse ``sql`` once (in ``ctx.read``), apply ``rewrites`` in order, and transpile to ``write``."""
+    expression = parse_single_select(sql, ctx.read)
+    ctx.read = "trino" if ctx.read == "athena" else ctx.read
+    for rewrite in rewrites:
+        expression = rewrite(expression, ctx)
+    return CompiledQuery(expression.sql(dialect=write, copy=False), list(ctx.bindings.values()),
+                         expression, ctx.access, ctx.columns_read, ctx.notes)
+
+
 def compile_query(sql: str, resolve: Callable[[str], str], *, read: str = "duckdb",
                   write: str = "duckdb", params: Mapping[str, Any] | None = None,
                   rewrites: tuple[Rewrite, ...] = REWRITES) -> CompiledQuery:
-    """Compile ``sql`` for an engine.
+    """Compile ``sql`` for an engine, ungoverned.
 
     Args:
         sql: one read-only statement in the ``read`` dialect.
@@ -218,11 +275,8 @@ def compile_query(sql: str, resolve: Callable[[str], str], *, read: str = "duckd
         params: values for ``:name`` placeholders.
         rewrites: the ordered rewrite rules.
     """
-    expression = parse_single_select(sql, read)
-    ctx = CompileContext(resolve=resolve, params=params or {})
-    for rewrite in rewrites:
-        expression = rewrite(expression, ctx)
-    return CompiledQuery(expression.sql(dialect=write, copy=False), list(ctx.bindings.values()), expression)
+    return compile_sql(sql, CompileContext(resolve=resolve, params=params or {}, read=read), rewrites,
+                       write=write)
 
 
 def referenced_tables(sql: str, dialect: str = "duckdb") -> list[str]:

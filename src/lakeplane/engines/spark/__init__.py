@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pyspark  # noqa: F401 - the 'spark' extra: without it the registry names the extra to install
 
-from lakeplane.engines.base import Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
+from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.engines.spark import runtime
 from lakeplane.engines.spark.cluster import TransientCluster
 from lakeplane.engines.spark.metrics import StageSkew, stage_skew
@@ -45,9 +45,8 @@ class SparkEngine(Engine):
 
     name = "spark"
     dialect = "spark"
-    SUPPORTS_INGEST = False
-    SUPPORTS_SPILL = True
-    SUPPORTS_MERGE = True
+    capabilities = frozenset({Capability.SPILL, Capability.STAGE, Capability.SANDBOX,
+                              Capability.STAGE_METRICS, Capability.SHUFFLE})
 
     def session(self, job: JobSpec) -> SparkJobSession:
         return SparkJobSession(self.storage, job, self.config)

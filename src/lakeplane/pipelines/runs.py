@@ -1,4 +1,4 @@
-"""The pipeline part of the ``Lake`` facade: run, redrive, backfill, history and bookmarks."""
+"""Pipeline runs of one project: run, redrive, backfill, schedules, run history and bookmarks."""
 
 from __future__ import annotations
 
@@ -8,59 +8,71 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from lakeplane.config import merge_settings
+from lakeplane.catalog import LakeCatalog
+from lakeplane.config import LakeConfig, merge_settings
+from lakeplane.engines.compute import Compute
 from lakeplane.errors import LakeplaneError
 from lakeplane.pipelines import step_bookmarks
 from lakeplane.pipelines.definition import Pipeline, all_pipelines, find_pipeline
 from lakeplane.pipelines.runner import Runner, RunOptions
+from lakeplane.pipelines.schedule import due
+from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import RunRecord, RunStore
-
-if TYPE_CHECKING:
-    from lakeplane.catalog import LakeCatalog
-    from lakeplane.config import LakeConfig
-    from lakeplane.engines import JobSpec
-    from lakeplane.lake import Lake
 
 
 class RunNotFound(LakeplaneError, LookupError):
     """No run has that id."""
 
 
-class PipelinesMixin:
-    """Mixed into ``Lake``: needs ``project_dir`` and ``catalog``."""
+class PipelineRuns:
+    """The project's pipelines and their runs.
 
-    project_dir: Path
-    overrides: dict[str, Any]
-    config: LakeConfig
+    Args:
+        project_dir: the project folder (pipelines live in ``pipelines/``).
+        config: the lake's configuration (engine and Spark settings for a run's compute).
+        overrides: settings every step process gets over the file's.
+        catalog: the lake's catalog, whose database holds the run store.
+        compute: engines (a transient cluster's folder).
+        open_host: opens the lake in a step's process.
+        names: how step settings name tables (for bookmarks).
+    """
 
-    def job(self, name: str) -> JobSpec:  # the Lake's
-        raise NotImplementedError
+    def __init__(self, project_dir: Path, config: LakeConfig, overrides: dict[str, Any],
+                 catalog: LakeCatalog, compute: Compute, open_host: OpenHost,
+                 names: step_bookmarks.TableNames) -> None:
+        self.project_dir = project_dir
+        self.config = config
+        self.overrides = overrides
+        self.catalog = catalog
+        self.compute = compute
+        self.open_host = open_host
+        self.names = names
 
-    @property
-    def catalog(self) -> LakeCatalog:  # the Lake's
-        raise NotImplementedError
+    def _runner(self, pipeline: Pipeline, options: RunOptions, store: RunStore | None = None) -> Runner:
+        return Runner(self.project_dir, pipeline, store or self.store(), self.open_host, options)
 
-    def run_store(self) -> RunStore:
+    def store(self) -> RunStore:
+        """The run store, in the catalog database."""
         return RunStore(self.catalog.iceberg.engine)
 
-    def pipeline(self, name: str) -> Pipeline:
+    def get(self, name: str) -> Pipeline:
         return find_pipeline(self.project_dir, name)
 
-    def pipelines(self) -> list[Pipeline]:
+    def all(self) -> list[Pipeline]:
         return all_pipelines(self.project_dir)
 
-    def run_pipeline(self, name: str, ds: dt.date, options: RunOptions | None = None) -> RunRecord:
+    def run(self, name: str, ds: dt.date, options: RunOptions | None = None) -> RunRecord:
         """Run pipeline ``name`` for business date ``ds``; every attempt goes to the run store."""
         with self.run_compute(options) as options:
-            return Runner(self.project_dir, self.pipeline(name), self.run_store(), options).run(ds)
+            return self._runner(self.get(name), options).run(ds)
 
     def redrive(self, run_id: str, options: RunOptions | None = None) -> RunRecord:
         """Rerun the failed and not-yet-run steps of ``run_id``, keeping the ones that succeeded."""
-        original = self.run_record(run_id)
+        original = self.record(run_id)
         with self.run_compute(options) as options:
-            runner = Runner(self.project_dir, self.pipeline(original.pipeline), self.run_store(), options)
+            runner = self._runner(self.get(original.pipeline), options)
             return runner.run(dt.date.fromisoformat(original.ds), redrive_of=original)
 
     @contextlib.contextmanager
@@ -79,7 +91,7 @@ class PipelinesMixin:
 
         spark = config.spark
         cluster = TransientCluster(spark.workers, spark.worker_cores, spark.worker_memory,
-                                   self.job("cluster").temp_dir / f"cluster-{uuid.uuid4().hex[:8]}",
+                                   self.compute.job("cluster").temp_dir / f"cluster-{uuid.uuid4().hex[:8]}",
                                    spark.start_timeout_s)
         master = cluster.start()
         if options.progress:
@@ -97,26 +109,23 @@ class PipelinesMixin:
                  options: RunOptions | None = None) -> list[RunRecord]:
         """Run ``name`` for every day from ``start`` to ``end``, at most ``parallel`` runs at once."""
         days = backfill_days(start, end)
-        pipeline = self.pipeline(name)
-        store = self.run_store()
+        pipeline = self.get(name)
+        store = self.store()
         with self.run_compute(options) as shared, ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            return list(pool.map(lambda day: Runner(self.project_dir, pipeline, store, shared).run(day),
-                                 days))
+            return list(pool.map(lambda day: self._runner(pipeline, shared, store).run(day), days))
 
     def backfill_plan(self, name: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
         """What :meth:`backfill` would run, without running it."""
-        pipeline = self.pipeline(name)
+        pipeline = self.get(name)
         return [{"pipeline": name, "ds": day.isoformat(), "steps": pipeline.order()}
                 for day in backfill_days(start, end)]
 
     def run_due(self, now: dt.datetime | None = None, options: RunOptions | None = None) -> list[RunRecord]:
         """Run every pipeline whose schedule fired since its last run (for the day before)."""
-        from lakeplane.pipelines.schedule import due
-
         moment = now or dt.datetime.now(dt.UTC)
         started = []
-        store = self.run_store()
-        for pipeline in self.pipelines():
+        store = self.store()
+        for pipeline in self.all():
             if not pipeline.schedule:
                 continue
             last = store.last_run(pipeline.name)
@@ -124,31 +133,45 @@ class PipelinesMixin:
             day = due(pipeline.schedule, since, moment)
             if day is not None:
                 with self.run_compute(options) as shared:
-                    started.append(Runner(self.project_dir, pipeline, store, shared).run(day))
+                    started.append(self._runner(pipeline, shared, store).run(day))
         return started
 
-    def runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
-        return self.run_store().runs(pipeline, limit)
+    def history(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """The newest runs first (of ``pipeline``, or of every pipeline)."""
+        return self.store().runs(pipeline, limit)
 
-    def run_record(self, run_id: str) -> RunRecord:
-        run = self.run_store().get(run_id)
+    def record(self, run_id: str) -> RunRecord:
+        """Run ``run_id`` with its attempts.
+
+        Raises:
+            RunNotFound: no run has that id.
+        """
+        run = self.store().get(run_id)
         if run is None:
             raise RunNotFound(f"no run '{run_id}' (see `lakeplane runs`)", run_id=run_id)
         return run
 
     # -- bookmarks -------------------------------------------------------------------------
+    def bookmark_target(self, step: str, pipeline: str | None = None) -> step_bookmarks.BookmarkTarget:
+        """The table holding ``step``'s bookmarks (a step of ``pipeline``, default the first pipeline)."""
+        chosen = self.get(pipeline) if pipeline else next(iter(self.all()), None)
+        return step_bookmarks.bookmark_target(chosen, step, self.names)
+
     def bookmarks(self, step: str, pipeline: str | None = None) -> step_bookmarks.BookmarkReport:
         """The bookmarks of ``step`` (of ``pipeline``, default the first pipeline) or of a table."""
-        return step_bookmarks.show(cast("Lake", self), step, pipeline)
+        return step_bookmarks.show(self.catalog, self.bookmark_target(step, pipeline))
 
     def reset_bookmarks(self, step: str, pipeline: str | None = None) -> step_bookmarks.BookmarkReport:
         """Forget ``step``'s bookmarks: its next run of any day processes that day again."""
-        return step_bookmarks.reset(cast("Lake", self), step, pipeline)
+        return step_bookmarks.reset(self.catalog, self.bookmark_target(step, pipeline))
 
     def rewind_bookmarks(self, step: str, run_id: str,
                          pipeline: str | None = None) -> step_bookmarks.BookmarkReport:
         """Make ``step``'s bookmarks what they were right after run ``run_id``."""
-        return step_bookmarks.rewind(cast("Lake", self), step, run_id, pipeline)
+        run = self.record(run_id)
+        step_bookmarks.check_rewind(run, pipeline)
+        target = self.bookmark_target(step, pipeline or run.pipeline)
+        return step_bookmarks.rewind(self.catalog, target, run)
 
 
 def backfill_days(start: dt.date, end: dt.date) -> list[dt.date]:

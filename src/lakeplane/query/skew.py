@@ -14,17 +14,12 @@ and its other columns are its grouping keys; anything else runs as written, with
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
 
-if TYPE_CHECKING:
-    from lakeplane.catalog import LakeCatalog
-    from lakeplane.config import SkewConfig
-    from lakeplane.pipelines.models import Model, ModelResult
+from lakeplane.query.compiler import CompileContext
 
 #: Table property set when a model's Spark run showed a hot key; later Spark runs salt it.
 SKEW_PROPERTY = "lakeplane.skew.detected"
@@ -42,50 +37,64 @@ class Salting:
     reason: str
 
 
+def salt_hot_keys(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """The compile rule: with ``ctx.salt_buckets`` set, the query as a two-phase salted aggregation
+    when it can be; what was done, or why not, goes to ``ctx.notes``."""
+    if not ctx.salt_buckets:
+        return expression
+    salted, reason = salted_expression(expression, ctx.salt_buckets)
+    ctx.notes.append(reason if salted is not None else f"not salted: {reason}")
+    return salted if salted is not None else expression
+
+
 def salt_aggregation(sql: str, dialect: str, buckets: int) -> Salting:
     """``sql`` (in ``dialect``) rewritten as a two-phase salted aggregation, when it can be."""
-    tree = sqlglot.parse_one(sql, dialect=dialect)
+    salted, reason = salted_expression(sqlglot.parse_one(sql, dialect=dialect), buckets)
+    return Salting(sql if salted is None else salted.sql(dialect), salted is not None, reason)
+
+
+def salted_expression(tree: exp.Expression, buckets: int) -> tuple[exp.Expression | None, str]:
+    """``tree`` as a two-phase salted aggregation and how, or None and why it cannot be."""
     why_not = _unsupported(tree)
     if why_not:
-        return Salting(sql, False, why_not)
+        return None, why_not
     assert isinstance(tree, exp.Select)
     items = [item.copy() for item in tree.expressions]
     group = tree.args["group"]
     keys = ([_bare(item) for item in items if not item.find(*MERGEABLE)] if group.args.get("all")
             else [key.copy() for key in group.expressions])
-    key_names = {key.sql(dialect): f"__k{i}" for i, key in enumerate(keys)}
+    key_names = {key.sql(): f"__k{i}" for i, key in enumerate(keys)}
     partials: list[exp.Expression] = []
     outer_items = []
     for item in items:
         if not item.find(*MERGEABLE):
-            name = key_names.get(_bare(item).sql(dialect))
+            name = key_names.get(_bare(item).sql())
             if name is None:
-                return Salting(sql, False, f"column {item.sql(dialect)} is neither an aggregate nor a key")
+                return None, f"column {item.sql()} is neither an aggregate nor a key"
             outer_items.append(exp.alias_(exp.column(name), item.alias_or_name, quoted=True))
             continue
         if not isinstance(item, exp.Alias):
-            return Salting(sql, False, f"aggregate {item.sql(dialect)} has no name (AS ...)")
+            return None, f"aggregate {item.sql()} has no name (AS ...)"
         aggregates = list(item.find_all(*MERGEABLE))
         if any(a.find_ancestor(*MERGEABLE) for a in aggregates):
-            return Salting(sql, False, "nested aggregates")
+            return None, "nested aggregates"
         for aggregate in aggregates:
             merged = _merged(aggregate, partials)
             item = merged if aggregate is item else (aggregate.replace(merged) and item)
         outer_items.append(item)
     arguments = [column.copy() for node in partials for column in node.find_all(exp.Column)]
     if not arguments:
-        return Salting(sql, False, "only COUNT(*): Spark's partial aggregation already spreads it")
+        return None, "only COUNT(*): Spark's partial aggregation already spreads it"
     salt = exp.func("pmod", exp.func("hash", *arguments), exp.Literal.number(buckets))
     inner = tree.copy()
     ctes = inner.args.pop("with_", None) if "with_" in inner.args else inner.args.pop("with", None)
-    inner.set("expressions", [exp.alias_(k, key_names[k.sql(dialect)]) for k in keys] + partials)
+    inner.set("expressions", [exp.alias_(k, key_names[k.sql()]) for k in keys] + partials)
     inner.set("group", exp.Group(expressions=[*(k.copy() for k in keys), salt]))
     outer = exp.select(*outer_items).from_(exp.Subquery(this=inner, alias=exp.TableAlias(
         this=exp.to_identifier("__salted")))).group_by(*(exp.column(n) for n in key_names.values()))
     if ctes is not None:
         outer.set("with_" if "with_" in exp.Select.arg_types else "with", ctes)
-    return Salting(outer.sql(dialect), True, f"two-phase aggregation over {len(keys)} keys, "
-                   f"salted into {buckets} buckets")
+    return outer, f"two-phase aggregation over {len(keys)} keys, salted into {buckets} buckets"
 
 
 def _unsupported(tree: exp.Expression) -> str | None:
@@ -122,32 +131,3 @@ def _merged(aggregate: exp.Expression, partials: list[exp.Expression]) -> exp.Ex
         return exp.cast(exp.Sum(this=partial(aggregate.copy())), "BIGINT")
     kind = type(aggregate)
     return kind(this=partial(aggregate.copy()))
-
-
-def salting_compiler(catalog: LakeCatalog, model: Model, compile_sql: Any, skew: SkewConfig,
-                     notes: list[str]) -> Any:
-    """``compile_sql`` followed by two-phase salted aggregation when ``model`` has a hot key:
-    declared (``-- hot_key:``) or detected in its previous Spark run. What happened goes to ``notes``."""
-    detected = (catalog.load(model.name).properties.get(SKEW_PROPERTY)
-                if skew.detect and catalog.table_exists(model.ref) else None)
-    if not model.header.hot_key and not detected:
-        return compile_sql
-    why = (f"hot_key {', '.join(model.header.hot_key)} declared" if model.header.hot_key
-           else f"stage skew {detected} in the previous run")
-
-    def salted(sql: str, resolve: Any, params: dict[str, Any]) -> Any:
-        compiled = compile_sql(sql, resolve, params=params)
-        outcome = salt_aggregation(compiled.sql, "spark", skew.salt_buckets)
-        notes.append(f"{why}: {outcome.reason}" if outcome.salted else f"{why}, not salted: {outcome.reason}")
-        return dataclasses.replace(compiled, sql=outcome.sql)
-
-    return salted
-
-
-def remember_skew(catalog: LakeCatalog, model: Model, result: ModelResult, skew: SkewConfig) -> None:
-    """Mark ``model``'s table when this run had a badly skewed stage, so the next run salts."""
-    slow = [s for s in result.stage_skew if s["max_task_ms"] >= skew.detect_min_task_s * 1000]
-    worst = max((s["skew"] for s in slow), default=1.0)
-    if skew.detect and worst >= skew.detect_ratio and not result.skew:
-        with catalog.load(model.name).transaction() as tx:
-            tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})

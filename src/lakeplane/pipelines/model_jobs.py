@@ -1,0 +1,170 @@
+"""Running SQL models as jobs: bookmarks, placement, the compile (governed, salted), and the gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from lakeplane.catalog import LakeCatalog
+from lakeplane.config import LakeConfig
+from lakeplane.engines.base import Capability, Engine
+from lakeplane.engines.compute import Compute
+from lakeplane.engines.placement import Placement
+from lakeplane.errors import ConfigError, did_you_mean
+from lakeplane.governance.plane import Governance
+from lakeplane.governance.secure import GOVERNED_REWRITES
+from lakeplane.pipelines.gate import Gate
+from lakeplane.pipelines.models import (
+    Model,
+    ModelResult,
+    discover_models,
+    qualify,
+    run_model,
+    unchanged_since,
+)
+from lakeplane.query.compiler import REWRITES, CompileContext, CompiledQuery, Compiler, compile_sql
+from lakeplane.query.service import Queries
+from lakeplane.query.skew import SKEW_PROPERTY, salt_hot_keys
+
+
+class RulesetCheck(Protocol):
+    """Evaluates a DQDL ruleset file on a table's snapshot: one dict per rule."""
+
+    def __call__(self, table: str, ruleset: str, *, ds: dt.date | None,
+                 snapshot_id: int | None, only_ds: bool) -> list[dict[str, Any]]: ...
+
+
+class ModelJobs:
+    """The project's SQL models and how each runs.
+
+    Args:
+        config: the lake's configuration.
+        project_dir: the project folder (models live below ``models_dir``).
+        catalog: the lake's catalog.
+        compute: engines and their placement.
+        governance: the lake's governance plane (models run as its pipeline principal).
+        queries: what plans a query's input bytes (for ``engine.type: auto``).
+        check_ruleset: evaluates a quality gate's ruleset on an audit snapshot.
+    """
+
+    def __init__(self, config: LakeConfig, project_dir: Path, catalog: LakeCatalog, compute: Compute,
+                 governance: Governance, queries: Queries, check_ruleset: RulesetCheck) -> None:
+        self.config = config
+        self.project_dir = project_dir
+        self.catalog = catalog
+        self.compute = compute
+        self.governance = governance
+        self.queries = queries
+        self.check_ruleset = check_ruleset
+
+    def all(self) -> list[Model]:
+        """Every model of the project, each after the models it reads."""
+        return discover_models(self.project_dir / self.config.models_dir, self.config.name)
+
+    def get(self, name: str) -> Model:
+        """The model that builds table ``name`` (``zone.table`` or ``domain.zone.table``)."""
+        models = {m.name: m for m in self.all()}
+        full = qualify(name, self.config.name)
+        if full not in models:
+            raise ConfigError(f"no model builds '{name}'{did_you_mean(full, models)}", key=name)
+        return models[full]
+
+    def placement(self, model: Model, ds: dt.date | None) -> Placement:
+        """Where ``model`` runs for ``ds``: by config, or (``auto``) by the bytes it would read."""
+        if self.config.engine.type != "auto":
+            return self.compute.place(None)
+        compiled = compile_query_for(model, self.catalog, ds)
+        return self.compute.place(self.queries.input_bytes(compiled.tables))
+
+    def run(self, model: Model, ds: dt.date | None, quality: str | None = None, blocking: bool = True,
+            force: bool = False) -> ModelResult:
+        """Run one model; in a governed lake, as the pipeline principal and only where it may write.
+
+        With ``quality`` (a DQDL ruleset file, relative to the project) the output is written to an
+        audit branch and published only if the ruleset's rules pass (all of them when ``blocking``).
+        """
+        governed = self.governance.enabled
+        fingerprint = model.sha + (f":{self.governance.policy().digest}" if governed else "")
+        done = None if force or ds is None else unchanged_since(self.catalog, model, ds, fingerprint)
+        if done is not None:  # the bookmark: same upstream snapshots, same SQL
+            return ModelResult(model.name, snapshot_id=done, skipped=f"inputs unchanged since snapshot {done}")
+        gate = self._gate(quality, ds, blocking) if quality else None
+        placement = self.placement(model, ds)
+        engine = self.compute.placed_engine(placement)
+        if governed:
+            self.governance.require_write(self.config.governance.pipeline_principal, model.name)
+        why_salted = self._why_salted(model, engine)
+        notes: list[str] = []
+        compiler = self._compiler(engine, salt=why_salted is not None, notes=notes)
+        needs = {Capability.STAGE} if model.header.materialized == "merge" else set()
+        with self.compute.session(engine, f"model-{model.ref.name}", needs) as session:
+            result = run_model(session, self.catalog, model, ds, compiler, gate, fingerprint)
+            result.engine, result.placement = placement.shape, placement.reason
+            result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
+        if why_salted is not None:
+            result.skew = "; ".join(
+                f"{why_salted}, {note}" if note.startswith("not salted") else f"{why_salted}: {note}"
+                for note in notes)
+        if Capability.STAGE_METRICS in engine.capabilities:
+            self._remember_skew(model, result)
+        return result
+
+    def _compiler(self, engine: Engine, *, salt: bool, notes: list[str]) -> Compiler:
+        """The compile for this job: governed for the pipeline principal when the lake is, salted
+        when the model has a hot key; what the rules noted goes to ``notes``."""
+        buckets = self.config.spark.skew.salt_buckets if salt else None
+        extra = (salt_hot_keys,) if salt else ()
+        principal = self.config.governance.pipeline_principal
+
+        def compile_model(sql: str, resolve: Callable[[str], str], params: Mapping[str, Any]) -> CompiledQuery:
+            if self.governance.enabled:
+                compiled = self.governance.compile(sql, principal, resolve, read="duckdb", write=engine.dialect,
+                                                   params=params, rewrites=(*GOVERNED_REWRITES, *extra),
+                                                   salt_buckets=buckets)
+            else:
+                ctx = CompileContext(resolve=resolve, params=params, salt_buckets=buckets)
+                compiled = compile_sql(sql, ctx, (*REWRITES, *extra), write=engine.dialect)
+            notes.extend(compiled.notes)
+            return compiled
+
+        return compile_model
+
+    def _why_salted(self, model: Model, engine: Engine) -> str | None:
+        """Why ``model`` is salted on ``engine`` (a declared or detected hot key), or None."""
+        skew = self.config.spark.skew
+        if Capability.SHUFFLE not in engine.capabilities:
+            return None  # without a shuffle (DuckDB) no one task gets a hot key's rows: run as written
+        detected = (self.catalog.load(model.name).properties.get(SKEW_PROPERTY)
+                    if skew.detect and self.catalog.table_exists(model.ref) else None)
+        if model.header.hot_key:
+            return f"hot_key {', '.join(model.header.hot_key)} declared"
+        return f"stage skew {detected} in the previous run" if detected else None
+
+    def _remember_skew(self, model: Model, result: ModelResult) -> None:
+        """Mark ``model``'s table when this run had a badly skewed stage, so the next run salts."""
+        skew = self.config.spark.skew
+        slow = [s for s in result.stage_skew if s["max_task_ms"] >= skew.detect_min_task_s * 1000]
+        worst = max((s["skew"] for s in slow), default=1.0)
+        if skew.detect and worst >= skew.detect_ratio and not result.skew:
+            with self.catalog.load(model.name).transaction() as tx:
+                tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})
+
+    def _gate(self, ruleset: str, ds: dt.date | None, blocking: bool) -> Gate:
+        def gate(table: str, snapshot_id: int) -> list[dict[str, Any]]:
+            outcomes = self.check_ruleset(table, ruleset, ds=ds, snapshot_id=snapshot_id, only_ds=True)
+            return [{**o, "blocking": blocking} for o in outcomes]
+
+        return gate
+
+
+def compile_query_for(model: Model, catalog: LakeCatalog, ds: dt.date | None) -> CompiledQuery:
+    """``model``'s SQL compiled ungoverned, to learn which tables and partitions it reads."""
+
+    def resolve(name: str) -> str:
+        full = qualify(name, model.ref.domain)
+        catalog.load(full)
+        return full
+
+    return compile_sql(model.sql, CompileContext(resolve=resolve, params={"ds": ds}), REWRITES)

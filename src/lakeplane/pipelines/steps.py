@@ -1,0 +1,87 @@
+"""What each kind of pipeline step does, against the lake it runs in.
+
+A step runs in its own process (:mod:`lakeplane.pipelines.worker`), which opens the lake with the
+opener it is given and calls :func:`execute_step`. The pipelines tier never imports the facade: it
+knows the lake only as a :class:`StepHost`, the few operations its steps call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+from lakeplane.errors import QualityGateFailed
+from lakeplane.ingest.step import IngestResult
+from lakeplane.pipelines.definition import StepSpec
+from lakeplane.pipelines.models import Model, ModelResult
+from lakeplane.storage.raw import RawZone
+
+#: Stages whose slowest task is quicker than this are too short for their skew to mean anything.
+SKEW_MIN_TASK_MS = 500
+
+
+class StepHost(Protocol):
+    """The lake as pipeline steps use it."""
+
+    @property
+    def raw(self) -> RawZone: ...
+
+    def ingest(self, dataset: str, ds: dt.date) -> IngestResult: ...
+
+    def model(self, name: str) -> Model: ...
+
+    def run_model(self, model: Model, ds: dt.date | None, quality: str | None = None,
+                  blocking: bool = True) -> ModelResult: ...
+
+    def dq_check(self, table: str, ruleset: str, *, ds: dt.date | None = None) -> list[dict[str, Any]]: ...
+
+
+#: Opens the lake of a project folder with settings overrides, in the step's process.
+OpenHost = Callable[[Path, dict[str, Any] | None], StepHost]
+
+
+def execute_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
+    """Run one step for ``ds`` and return its metrics.
+
+    Raises:
+        QualityGateFailed: a blocking ``quality`` step's rules failed.
+    """
+    if spec.kind == "ingest":
+        if spec.if_missing == "skip" and not host.raw.batches(spec.ingest or "", ds):
+            return {"skipped": f"no batches of {spec.ingest} landed for {ds}"}
+        result = host.ingest(spec.ingest or "", ds)
+        return {"rows_in": result.read, "rows_out": result.rows_written, "quarantined": result.quarantined,
+                "bytes_read": result.bytes_read, "bytes_written": result.bytes_written,
+                "engine": "duckdb", "snapshot_id": result.snapshot_id}
+    if spec.kind == "model":
+        return _model_metrics(host.run_model(host.model(spec.model or ""), ds, quality=spec.quality,
+                                             blocking=spec.blocking))
+    if spec.kind == "quality":
+        report = host.dq_check(spec.table or "", spec.quality or "", ds=ds)
+        failed = [r for r in report if not r["passed"]]
+        if failed and spec.blocking:
+            raise QualityGateFailed(f"{len(failed)} of {len(report)} rules failed on {spec.table}: "
+                                    + "; ".join(f"{r['rule']} (observed {r['observed']})" for r in failed),
+                                    rules=failed)
+        return {"quality": report}
+    module_name, _, function_name = (spec.python or "").partition(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    returned = function(host, ds)
+    return dict(returned) if isinstance(returned, dict) else (asdict(returned) if returned else {})
+
+
+def _model_metrics(outcome: ModelResult) -> dict[str, Any]:
+    if outcome.skipped:  # the bookmark: this day was built from these inputs already
+        return {"skipped": outcome.skipped, "snapshot_id": outcome.snapshot_id}
+    metrics: dict[str, Any] = {"rows_out": outcome.rows, "bytes_read": outcome.bytes_read,
+                               "bytes_written": outcome.bytes_written, "engine": outcome.engine,
+                               "placement": outcome.placement, "snapshot_id": outcome.snapshot_id}
+    if outcome.stage_skew:
+        metrics["stage_skew"] = outcome.stage_skew
+        timed = [s["skew"] for s in outcome.stage_skew if s["max_task_ms"] >= SKEW_MIN_TASK_MS]
+        metrics["max_stage_skew"] = max(timed, default=1.0)
+    return {**metrics, "quality": outcome.quality} if outcome.quality else metrics
