@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import difflib
 import io
 import sys
 from dataclasses import asdict
@@ -24,10 +25,12 @@ EXIT_TAMPERED = 2
 SQL_COMMAND: dict[str, Any] = {"ignore_unknown_options": True}
 
 
-def _sql_argument(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def _sql_argument(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     # Text that could only be a mistyped option (no space or line break in it) is still an error.
     if value is not None and value.startswith("-") and not any(c.isspace() for c in value):
-        raise click.NoSuchOption(value, ctx=ctx)
+        options = [name for param in ctx.command.params if isinstance(param, click.Option)
+                   for name in param.opts]
+        raise click.NoSuchOption(value, possibilities=difflib.get_close_matches(value, options), ctx=ctx)
     return value
 
 
