@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,7 +44,7 @@ class Printer:
 
         return Console(stderr=True, highlight=False)
 
-    def emit(self, data: Any) -> None:
+    def emit(self, data: object) -> None:
         """Print ``data`` as JSON (``--output json``)."""
         print(json.dumps(data, indent=2, default=str))
 
@@ -52,7 +52,7 @@ class Printer:
         if not self.json:
             self.out.print(text)
 
-    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         from rich.table import Table
 
         table = Table(title=title, title_justify="left", header_style="bold")
