@@ -20,9 +20,8 @@ if TYPE_CHECKING:
 #: A click command callback, or a command being decorated.
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit statuses (README, "The nightly flow"). Usage errors exit with click's 2.
-EXIT_OK = 0
-#: A lakeplane error (printed as one line), a pipeline run that did not succeed, a failing DQ rule.
+#: The exit status of a lakeplane error (printed as one line), of a pipeline run that did not succeed
+#: and of a failing DQ rule. Usage errors exit with click's 2 (README, "The nightly flow").
 EXIT_FAILED = 1
 
 
