@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from lakeplane.cli.main import cli
 from lakeplane.demo.generator import MALFORMED_KINDS, malformed_count
+from lakeplane.errors import TableNotFoundError
 from lakeplane.lake import Lake
 from tests.conftest import DAY1
 
@@ -95,3 +96,78 @@ def test_init_then_defaults(tmp_path: Path) -> None:
     assert result.exit_code == 0 and (tmp_path / "new" / "lakeplane.yaml").exists()
     result = CliRunner().invoke(cli, ["--lake", str(tmp_path / "new"), "--output", "json", "tables"])
     assert result.exit_code == 0 and json.loads(result.output) == []
+
+
+def run_cli(lake: Lake, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--lake", str(lake.project_dir), *args], input=stdin)
+
+
+def test_output_and_debug_go_before_or_after_the_command(demo_lake: Lake, drops: dict) -> None:
+    files = [str(p) for p in drops[DAY1].files["crm/campaigns"]]
+    code, out = invoke(demo_lake, "land", "crm/campaigns", *files, "--date", "2026-11-01", "--output", "json")
+    assert code == 0 and [r["landed"] for r in json.loads(out)] == [True] * len(files), out
+    code, out = invoke(demo_lake, "ingest", "crm/campaigns", "--output", "json", "--ds", "2026-11-01")
+    assert code == 0 and json.loads(out)["table"] == "adtech.processed.campaigns", out
+
+    before = invoke(demo_lake, "--output", "json", "tables")
+    after = invoke(demo_lake, "tables", "--output", "json")
+    assert before == after and before[0] == 0 and json.loads(after[1])[0]["table"] == "adtech.processed.campaigns"
+    code, out = invoke(demo_lake, "runs", "--output", "json")
+    assert code == 0 and json.loads(out) == []
+    code, out = invoke(demo_lake, "describe", "curated.nope", "--output", "json")
+    assert code == 1 and json.loads(out)["error"] == "TableNotFoundError"
+    # An option the command does not repeat keeps the group's value.
+    code, out = invoke(demo_lake, "--output", "json", "describe", "processed.campaigns", "--debug")
+    assert code == 0 and json.loads(out)["table"] == "adtech.processed.campaigns"
+
+    for args in (["--debug", "describe", "curated.nope"], ["describe", "curated.nope", "--debug"]):
+        result = run_cli(demo_lake, *args)
+        assert result.exit_code == 1 and isinstance(result.exception, TableNotFoundError), args
+    assert not isinstance(run_cli(demo_lake, "describe", "curated.nope").exception, TableNotFoundError)
+
+
+def test_query_text_may_open_with_a_comment(demo_lake: Lake, tmp_path: Path) -> None:
+    sql = "-- how many: one\nSELECT 1 AS n"
+    code, out = invoke(demo_lake, "query", sql)
+    assert code == 0 and "1 rows" in out, out
+    code, out = invoke(demo_lake, "query", sql, "--output", "json")
+    assert code == 0 and json.loads(out) == [{"n": 1}], out
+    code, out = invoke(demo_lake, "query", "--format", "csv", "--", "-- after the end of options\nSELECT 2 AS n")
+    assert code == 0 and out.splitlines() == ["n", "2"], out
+    (tmp_path / "q.sql").write_text("-- from a file\nSELECT 3 AS n\n")
+    code, out = invoke(demo_lake, "--output", "json", "query", "-f", str(tmp_path / "q.sql"))
+    assert code == 0 and json.loads(out) == [{"n": 3}], out
+    result = run_cli(demo_lake, "--output", "json", "query", "--file", "-", stdin="-- stdin\nSELECT 4 AS n\n")
+    assert result.exit_code == 0 and json.loads(result.output) == [{"n": 4}], result.output
+
+    code, out = invoke(demo_lake, "query", "--limt", "5", "SELECT 1")
+    assert code == 2 and "No such option '--limt'. Did you mean '--limit'?" in out, out
+    code, out = invoke(demo_lake, "query")
+    assert code == 2 and "give the query as SQL or with --file FILE" in out, out
+    code, out = invoke(demo_lake, "query", "-f", str(tmp_path / "q.sql"), "SELECT 1")
+    assert code == 2 and "give the query as SQL or with --file FILE" in out, out
+
+
+def test_exit_codes(demo_lake: Lake, drops: dict, tmp_path: Path) -> None:
+    """0 done, 1 a lakeplane error or a run or check that failed, 2 a usage error (README)."""
+    for args in (["run"], ["run", "--ds", "2026-13-01"], ["nope"], ["--output", "xml", "tables"],
+                 ["tables", "--output", "xml"], ["dq", "check", "processed.impressions", "none.dqdl"]):
+        code, out = invoke(demo_lake, *args)
+        assert code == 2 and "Usage:" in out and "Traceback" not in out, (args, out)
+
+    code, out = invoke(demo_lake, "ingest", "partner/impressions", "--ds", "2026-11-01")
+    assert code == 1 and out.startswith("error: no batches of 'partner/impressions'"), out
+    code, out = invoke(demo_lake, "--output", "json", "run", "nightly", "--ds", "2026-11-01")
+    assert code == 1 and json.loads(out)["state"] == "failed", out
+
+    for dataset, files in drops[DAY1].files.items():
+        invoke(demo_lake, "land", dataset, *map(str, files), "--date", "2026-11-01")
+    code, out = invoke(demo_lake, "ingest", "partner/impressions", "--ds", "2026-11-01")
+    assert code == 0, out
+    rules = tmp_path / "rules.dqdl"
+    rules.write_text('Rules = [\n    RowCount > 0,\n    IsComplete "event_id"\n]\n')
+    code, out = invoke(demo_lake, "dq", "check", "processed.impressions", str(rules))
+    assert code == 0 and "2 of 2 rules passed" in out, out
+    rules.write_text("Rules = [\n    RowCount > 100000000\n]\n")
+    code, out = invoke(demo_lake, "dq", "check", "processed.impressions", str(rules), "--output", "json")
+    assert code == 1 and [o["passed"] for o in json.loads(out)] == [False], out

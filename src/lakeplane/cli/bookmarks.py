@@ -3,57 +3,65 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from lakeplane.pipelines.bookmarks import Bookmark
-from lakeplane.pipelines.step_bookmarks import BookmarkReport
+from lakeplane.cli.context import Context, common_options, pass_ctx
+
+if TYPE_CHECKING:
+    from lakeplane.cli.output import Printer
+    from lakeplane.pipelines.bookmarks import Bookmark
+    from lakeplane.pipelines.step_bookmarks import BookmarkReport
 
 SHOWN_BATCHES = 3
 
 
-def register(cli: click.Group) -> None:
-    """Add the ``bookmark`` group to the ``lakeplane`` group."""
-    from lakeplane.cli.main import Context, pass_ctx
+@click.group()
+@common_options
+def bookmark() -> None:
+    """What ingest and model steps have processed already (kept in their tables' snapshots).
 
-    @cli.group()
-    def bookmark() -> None:
-        """What ingest and model steps have processed already (kept in their tables' snapshots).
-
-        STEP is a step of --pipeline (default: the first pipeline) or a table."""
-
-    pipeline_option = click.option("--pipeline", help="The pipeline STEP belongs to (default: the first; "
-                                                       "for rewind, the run's).")
-
-    @bookmark.command("show")
-    @click.argument("step")
-    @pipeline_option
-    @pass_ctx
-    def show(ctx: Context, step: str, pipeline: str | None) -> None:
-        """STEP's bookmark for each business date: the batches or upstream snapshots it processed."""
-        _print(ctx.printer, ctx.lake().bookmarks(step, pipeline))
-
-    @bookmark.command("reset")
-    @click.argument("step")
-    @pipeline_option
-    @pass_ctx
-    def reset(ctx: Context, step: str, pipeline: str | None) -> None:
-        """Forget STEP's bookmarks: its next run of any day processes that day again."""
-        _print(ctx.printer, ctx.lake().reset_bookmarks(step, pipeline), changed=True)
-
-    @bookmark.command("rewind")
-    @click.argument("step")
-    @click.option("--to", "run_id", required=True, metavar="RUN_ID",
-                  help="Make the bookmarks what they were right after this run (see `lakeplane runs`).")
-    @pipeline_option
-    @pass_ctx
-    def rewind(ctx: Context, step: str, run_id: str, pipeline: str | None) -> None:
-        """Forget STEP's bookmarks committed after run RUN_ID, so those days are processed again."""
-        _print(ctx.printer, ctx.lake().rewind_bookmarks(step, run_id, pipeline), changed=True)
+    STEP is a step of --pipeline (default: the first pipeline) or a table."""
 
 
-def _print(printer: Any, report: BookmarkReport, changed: bool = False) -> None:
+pipeline_option = click.option("--pipeline", help="The pipeline STEP belongs to (default: the first; "
+                                                   "for rewind, the run's).")
+
+
+@bookmark.command("show")
+@click.argument("step")
+@pipeline_option
+@common_options
+@pass_ctx
+def show(ctx: Context, step: str, pipeline: str | None) -> None:
+    """STEP's bookmark for each business date: the batches or upstream snapshots it processed."""
+    _print(ctx.printer, ctx.lake().bookmarks(step, pipeline))
+
+
+@bookmark.command("reset")
+@click.argument("step")
+@pipeline_option
+@common_options
+@pass_ctx
+def reset(ctx: Context, step: str, pipeline: str | None) -> None:
+    """Forget STEP's bookmarks: its next run of any day processes that day again."""
+    _print(ctx.printer, ctx.lake().reset_bookmarks(step, pipeline), changed=True)
+
+
+@bookmark.command("rewind")
+@click.argument("step")
+@click.option("--to", "run_id", required=True, metavar="RUN_ID",
+              help="Make the bookmarks what they were right after this run (see `lakeplane runs`).")
+@pipeline_option
+@common_options
+@pass_ctx
+def rewind(ctx: Context, step: str, run_id: str, pipeline: str | None) -> None:
+    """Forget STEP's bookmarks committed after run RUN_ID, so those days are processed again."""
+    _print(ctx.printer, ctx.lake().rewind_bookmarks(step, run_id, pipeline), changed=True)
+
+
+def _print(printer: Printer, report: BookmarkReport, changed: bool = False) -> None:
     if printer.json:
         printer.emit(report.to_dict())
         return

@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from lakeplane.pipelines.runner import RunOptions
-from lakeplane.pipelines.store import RunRecord
+from lakeplane.cli.context import DAY, EXIT_FAILED, Context, common_options, engine_option, pass_ctx
+
+if TYPE_CHECKING:
+    from lakeplane.cli.output import Printer
+    from lakeplane.lake import Lake
+    from lakeplane.pipelines.runner import RunOptions
+    from lakeplane.pipelines.store import RunRecord
 
 
-def run_pipeline(ctx: Any, lake: Any, name: str, day: dt.date) -> None:
+def run_pipeline(ctx: Context, lake: Lake, name: str, day: dt.date) -> None:
+    """``run PIPELINE``: run it for ``day``, print the run, exit 1 unless it succeeded."""
     record = lake.run_pipeline(name, day, _options(ctx))
     _report(ctx, lake.run_record(record.run_id))
 
 
-def _options(ctx: Any) -> RunOptions:
+def _options(ctx: Context) -> RunOptions:
+    from lakeplane.pipelines.runner import RunOptions
+
     return RunOptions(progress=None if ctx.printer.json else ctx.printer.err.print)
 
 
-def _report(ctx: Any, run: RunRecord) -> None:
+def _report(ctx: Context, run: RunRecord) -> None:
     if ctx.printer.json:
         ctx.printer.emit(run.to_dict())
     else:
         _print_run(ctx.printer, run)
     if run.state != "succeeded":
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
-def _print_run(printer: Any, run: RunRecord) -> None:
+def _print_run(printer: Printer, run: RunRecord) -> None:
     printer.line(f"[bold]{run.run_id}[/bold] {run.pipeline} ds={run.ds}: {run.state}"
                  + (f" (redrive of {run.redrive_of})" if run.redrive_of else ""))
     printer.table(None, ["step", "attempt", "state", "engine", "seconds", "rows in", "rows out", "peak MB",
@@ -46,89 +54,98 @@ def _print_run(printer: Any, run: RunRecord) -> None:
                             if "max_stage_skew" in attempt.metrics else ""))
 
 
-def register(cli: click.Group) -> None:
-    """Add the pipeline commands to the ``lakeplane`` group."""
-    from lakeplane.cli.main import Context, engine_option, parse_day, pass_ctx
+@click.command()
+@click.argument("run_id")
+@engine_option
+@common_options
+@pass_ctx
+def redrive(ctx: Context, run_id: str) -> None:
+    """Rerun the failed and not-yet-run steps of RUN_ID, keeping those that succeeded.
 
-    @cli.command()
-    @click.argument("run_id")
-    @engine_option
-    @pass_ctx
-    def redrive(ctx: Context, run_id: str) -> None:
-        """Rerun the failed and not-yet-run steps of RUN_ID, keeping those that succeeded."""
-        lake = ctx.lake()
-        record = lake.redrive(run_id, _options(ctx))
-        _report(ctx, lake.run_record(record.run_id))
+    Exits 1 if the run does not succeed.
+    """
+    lake = ctx.lake()
+    record = lake.redrive(run_id, _options(ctx))
+    _report(ctx, lake.run_record(record.run_id))
 
-    @cli.command()
-    @click.argument("pipeline")
-    @click.option("--from", "start", required=True, help="First business date.")
-    @click.option("--to", "end", required=True, help="Last business date.")
-    @click.option("--parallel", default=1, show_default=True, help="Runs at once.")
-    @click.option("--dry-run", is_flag=True, help="List what would run.")
-    @engine_option
-    @pass_ctx
-    def backfill(ctx: Context, pipeline: str, start: str, end: str, parallel: int, dry_run: bool) -> None:
-        """Run PIPELINE for every day from --from to --to."""
-        lake = ctx.lake()
-        first, last = parse_day(start), parse_day(end)
-        assert first is not None and last is not None
-        if dry_run:
-            plan = lake.backfill_plan(pipeline, first, last)
-            if ctx.printer.json:
-                ctx.printer.emit(plan)
-            else:
-                ctx.printer.table(f"would run {len(plan)} runs, {parallel} at once", ["ds", "steps"],
-                                  [[p["ds"], " -> ".join(p["steps"])] for p in plan])
-            return
-        runs = lake.backfill(pipeline, first, last, parallel, _options(ctx))
+
+@click.command()
+@click.argument("pipeline")
+@click.option("--from", "start", required=True, type=DAY, help="First business date.")
+@click.option("--to", "end", required=True, type=DAY, help="Last business date.")
+@click.option("--parallel", default=1, show_default=True, help="Runs at once.")
+@click.option("--dry-run", is_flag=True, help="List what would run.")
+@engine_option
+@common_options
+@pass_ctx
+def backfill(ctx: Context, pipeline: str, start: dt.date, end: dt.date, parallel: int, dry_run: bool) -> None:
+    """Run PIPELINE for every day from --from to --to.
+
+    Exits 1 if a run does not succeed.
+    """
+    lake = ctx.lake()
+    if dry_run:
+        plan = lake.backfill_plan(pipeline, start, end)
         if ctx.printer.json:
-            ctx.printer.emit([r.to_dict() for r in runs])
+            ctx.printer.emit(plan)
         else:
-            ctx.printer.table(f"backfill {pipeline} {start}..{end}", ["run", "ds", "state"],
-                              [[r.run_id, r.ds, r.state] for r in runs])
-        if any(r.state != "succeeded" for r in runs):
-            sys.exit(1)
+            ctx.printer.table(f"would run {len(plan)} runs, {parallel} at once", ["ds", "steps"],
+                              [[p["ds"], " -> ".join(p["steps"])] for p in plan])
+        return
+    runs = lake.backfill(pipeline, start, end, parallel, _options(ctx))
+    if ctx.printer.json:
+        ctx.printer.emit([r.to_dict() for r in runs])
+    else:
+        ctx.printer.table(f"backfill {pipeline} {start}..{end}", ["run", "ds", "state"],
+                          [[r.run_id, r.ds, r.state] for r in runs])
+    if any(r.state != "succeeded" for r in runs):
+        sys.exit(EXIT_FAILED)
 
-    @cli.command()
-    @click.option("--pipeline")
-    @click.option("--limit", default=20, show_default=True)
-    @pass_ctx
-    def runs(ctx: Context, pipeline: str | None, limit: int) -> None:
-        """Recent runs."""
-        found = ctx.lake().runs(pipeline, limit)
-        if ctx.printer.json:
-            ctx.printer.emit([r.to_dict() for r in found])
+
+@click.command()
+@click.option("--pipeline")
+@click.option("--limit", default=20, show_default=True)
+@common_options
+@pass_ctx
+def runs(ctx: Context, pipeline: str | None, limit: int) -> None:
+    """Recent runs."""
+    found = ctx.lake().runs(pipeline, limit)
+    if ctx.printer.json:
+        ctx.printer.emit([r.to_dict() for r in found])
+        return
+    ctx.printer.table(None, ["run", "pipeline", "ds", "state", "started", "ended"],
+                      [[r.run_id, r.pipeline, r.ds, r.state, r.started_at, r.ended_at] for r in found])
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run what is due now and exit (for cron or a timer).")
+@click.option("--interval", default=60, show_default=True, help="Seconds between checks.")
+@engine_option
+@common_options
+@pass_ctx
+def schedule(ctx: Context, once: bool, interval: int) -> None:
+    """Run pipelines when their cron schedules say so (a foreground loop; --once for cron)."""
+    import time
+
+    while True:
+        started = ctx.lake().run_due(options=_options(ctx))
+        if ctx.printer.json and once:
+            ctx.printer.emit([r.to_dict() for r in started])
+        for run in started:
+            ctx.printer.line(f"{run.run_id}: {run.state}")
+        if once:
             return
-        ctx.printer.table(None, ["run", "pipeline", "ds", "state", "started", "ended"],
-                          [[r.run_id, r.pipeline, r.ds, r.state, r.started_at, r.ended_at] for r in found])
+        time.sleep(interval)
 
-    @cli.command()
-    @click.option("--once", is_flag=True, help="Run what is due now and exit (for cron or a timer).")
-    @click.option("--interval", default=60, show_default=True, help="Seconds between checks.")
-    @engine_option
-    @pass_ctx
-    def schedule(ctx: Context, once: bool, interval: int) -> None:
-        """Run pipelines when their cron schedules say so (a foreground loop; --once for cron)."""
-        import time
 
-        while True:
-            started = ctx.lake().run_due(options=_options(ctx))
-            if ctx.printer.json and once:
-                ctx.printer.emit([r.to_dict() for r in started])
-            for run in started:
-                ctx.printer.line(f"{run.run_id}: {run.state}")
-            if once:
-                return
-            time.sleep(interval)
-
-    @cli.command("run-show")
-    @click.argument("run_id")
-    @pass_ctx
-    def run_show(ctx: Context, run_id: str) -> None:
-        """One run with every step attempt."""
-        run = ctx.lake().run_record(run_id)
-        if ctx.printer.json:
-            ctx.printer.emit(run.to_dict())
-        else:
-            _print_run(ctx.printer, run)
+@click.command("run-show")
+@click.argument("run_id")
+@common_options
+@pass_ctx
+def run_show(ctx: Context, run_id: str) -> None:
+    """One run with every step attempt."""
+    run = ctx.lake().run_record(run_id)
+    if ctx.printer.json:
+        ctx.printer.emit(run.to_dict())
+    else:
+        _print_run(ctx.printer, run)

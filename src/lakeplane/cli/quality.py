@@ -8,43 +8,48 @@ from typing import Any
 
 import click
 
+from lakeplane.cli.context import EXIT_FAILED, Context, common_options, pass_ctx
 
-def register(cli: click.Group) -> None:
-    """Add the ``dq`` group to the ``lakeplane`` group."""
-    from lakeplane.cli.main import Context, pass_ctx
 
-    @cli.group()
-    def dq() -> None:
-        """Data-quality rules in AWS Glue's DQDL."""
+@click.group()
+@common_options
+def dq() -> None:
+    """Data-quality rules in AWS Glue's DQDL."""
 
-    @dq.command("check")
-    @click.argument("table")
-    @click.argument("ruleset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--ref", "refs", multiple=True, metavar="ALIAS=TABLE",
-                  help='A reference dataset the rules name (RowCountMatch "ALIAS"). Repeatable.')
-    @click.option("--snapshot", "snapshot_id", type=int, help="Check this snapshot, not the current one.")
-    @pass_ctx
-    def check(ctx: Context, table: str, ruleset: Path, refs: tuple[str, ...],
-              snapshot_id: int | None) -> None:
-        """Evaluate the DQDL file RULESET on TABLE; exit 1 if a rule fails."""
-        references = {}
-        for ref in refs:
-            alias, sep, name = ref.partition("=")
-            if not (sep and alias and name):
-                raise click.BadParameter(f"'{ref}' is not ALIAS=TABLE", param_hint="--ref")
-            references[alias] = name
-        outcomes = ctx.lake().dq_check(table, ruleset.resolve(), snapshot_id=snapshot_id,
-                                       references=references)
-        failed = sum(not o["passed"] for o in outcomes)
-        if ctx.printer.json:
-            ctx.printer.emit(outcomes)
-        else:
-            rows = [[i, o["rule"], _result(o), _number(o["observed"]), o["failing_rows"], o["message"]]
-                    for i, o in enumerate(outcomes, 1)]
-            ctx.printer.table(None, ["#", "rule", "result", "observed", "failing rows", "message"], rows)
-            ctx.printer.line(f"{len(outcomes) - failed} of {len(outcomes)} rules passed")
-        if failed:
-            sys.exit(1)
+
+def _references(_ctx: click.Context, _param: click.Parameter, refs: tuple[str, ...]) -> dict[str, str]:
+    references = {}
+    for ref in refs:
+        alias, sep, name = ref.partition("=")
+        if not (sep and alias and name):
+            raise click.BadParameter(f"'{ref}' is not ALIAS=TABLE")
+        references[alias] = name
+    return references
+
+
+@dq.command("check")
+@click.argument("table")
+@click.argument("ruleset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--ref", "references", multiple=True, metavar="ALIAS=TABLE", callback=_references,
+              help='A reference dataset the rules name (RowCountMatch "ALIAS"). Repeatable.')
+@click.option("--snapshot", "snapshot_id", type=int, help="Check this snapshot, not the current one.")
+@common_options
+@pass_ctx
+def check(ctx: Context, table: str, ruleset: Path, references: dict[str, str],
+          snapshot_id: int | None) -> None:
+    """Evaluate the DQDL file RULESET on TABLE; exit 1 if a rule fails."""
+    outcomes = ctx.lake().dq_check(table, ruleset.resolve(), snapshot_id=snapshot_id,
+                                   references=references)
+    failed = sum(not o["passed"] for o in outcomes)
+    if ctx.printer.json:
+        ctx.printer.emit(outcomes)
+    else:
+        rows = [[i, o["rule"], _result(o), _number(o["observed"]), o["failing_rows"], o["message"]]
+                for i, o in enumerate(outcomes, 1)]
+        ctx.printer.table(None, ["#", "rule", "result", "observed", "failing rows", "message"], rows)
+        ctx.printer.line(f"{len(outcomes) - failed} of {len(outcomes)} rules passed")
+    if failed:
+        sys.exit(EXIT_FAILED)
 
 
 def _result(outcome: dict[str, Any]) -> str:

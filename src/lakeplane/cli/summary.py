@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from lakeplane.cli.output import Printer
-from lakeplane.ingest.step import IngestResult
-from lakeplane.lake import RunSummary
+from typing import TYPE_CHECKING
+
 from lakeplane.units import human_bytes
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lakeplane.cli.output import Printer
+    from lakeplane.demo.run import DemoResult
+    from lakeplane.ingest.step import IngestResult
+    from lakeplane.lake import RunSummary
 
 
 def print_ingest(printer: Printer, result: IngestResult) -> None:
@@ -44,3 +51,34 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
         f"{human_bytes(data['bytes_read'])} raw in, {human_bytes(data['bytes_written'])} written; "
         f"{summary.seconds:.2f} s, peak memory {summary.peak_memory_mb:.0f} MB"
     )
+
+
+def print_demo(printer: Printer, demo: DemoResult) -> None:
+    """The demo's nightly runs, sample rows, one query as three principals, and what to try next."""
+    summaries = demo.summaries
+    printer.table("nightly runs", ["ds", "run", "state", "lines read", "quarantined", "rows out",
+                                   "written", "seconds", "steps"],
+                  [[s["ds"], s["run_id"], s["state"], s["read"], s["quarantined"], s["rows_out"],
+                    s["bytes_written"], s["seconds"], s["steps"]] for s in summaries])
+    for ds, step, error in demo.failed_steps():
+        printer.line(f"[red]{ds} {step}[/red]: {error}")
+    _print_rows(printer, "curated.daily_campaign_stats (top rows of the last published day)", demo.sample)
+    _print_rows(printer, "processed.impressions_quarantine by reason", demo.quarantine)
+    printer.line(f"\none policy, the same query, three principals:\n  {demo.governed_query}")
+    for who, result in demo.governed.items():
+        _print_rows(printer, f"as {who} ({demo.roles[who]})", result)
+    printer.line(f"as ian (role:intern): {demo.intern}")
+    printer.line(
+        f"\nnext, from {demo.project}:\n"
+        "  lakeplane tables\n"
+        "  lakeplane describe curated.daily_campaign_stats\n"
+        "  lakeplane query --as fred \"SELECT * FROM telco.processed.subscribers LIMIT 5\"\n"
+        "  lakeplane access who-can-see telco.processed.cdr.msisdn\n"
+        "  lakeplane access explain --as eve \"SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1\""
+        "\n"
+        "  lakeplane audit verify"
+    )
+
+
+def _print_rows(printer: Printer, title: str, rows: pa.Table) -> None:
+    printer.table(title, rows.column_names, [list(r.values()) for r in rows.to_pylist()])

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lakeplane.cli.output import Printer
 from lakeplane.demo import telco
 from lakeplane.demo.generator import generate_day
 from lakeplane.errors import AccessDenied
 from lakeplane.lake import Lake, open_lake
 from lakeplane.pipelines.runner import RunOptions
 from lakeplane.pipelines.store import RunRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def build_project(path: Path, governed: bool = True) -> Lake:
@@ -41,9 +46,57 @@ TELCO_QUERY = (
 ANALYST = "ana"
 
 
-def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impressions: int) -> None:
-    lake = build_project(path)
-    printer.line(f"demo project: {lake.project_dir}")
+#: Opens a progress display of ``total`` steps and yields the function that advances it by one
+#: (the CLI passes its printer's ``progress``).
+ProgressDisplay = Callable[[str, int], AbstractContextManager[Callable[[str], None]]]
+
+
+def no_progress(description: str, total: int) -> AbstractContextManager[Callable[[str], None]]:
+    """A :data:`ProgressDisplay` that shows nothing."""
+    return nullcontext(lambda text: None)
+
+
+@dataclass
+class DemoResult:
+    """What the demo did and found: the nightly runs, sample rows, and one query as three principals."""
+
+    project: Path
+    runs: list[RunRecord]
+    #: The top rows of ``curated.daily_campaign_stats`` on the last published day.
+    sample: pa.Table
+    #: ``processed.impressions_quarantine`` counted by reason.
+    quarantine: pa.Table
+    #: The query run as three principals (:data:`TELCO_QUERY`).
+    governed_query: str
+    #: Its answer for each principal allowed to run it.
+    governed: dict[str, pa.Table]
+    #: Each principal of :attr:`governed` with its identities other than itself (``role:analyst``).
+    roles: dict[str, str]
+    #: Why the intern may not run it.
+    intern: str
+
+    @property
+    def summaries(self) -> list[dict[str, Any]]:
+        return [run_summary(r) for r in self.runs]
+
+    def failed_steps(self) -> list[tuple[str, str, str | None]]:
+        """``(ds, step, error)`` of each failed step attempt, in run order."""
+        return [(run.ds, a.step, a.error) for run in self.runs for a in run.attempts if a.state == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"project": str(self.project), "runs": self.summaries,
+                "sample": self.sample.to_pylist(), "quarantine": self.quarantine.to_pylist(),
+                "governed": {k: v.to_pylist() for k, v in self.governed.items()}, "intern": self.intern}
+
+
+def run_demo(lake: Lake, start: dt.date, days: int, impressions: int,
+             progress: ProgressDisplay = no_progress) -> DemoResult:
+    """Land ``days`` of generated partner drops from ``start`` in the demo project ``lake`` (see
+    :func:`build_project`), backfill its nightly pipeline, and query the result.
+
+    Args:
+        progress: shows the backfill, one advance per finished step.
+    """
     end = start + dt.timedelta(days=days - 1)
     for offset in range(days):
         day = start + dt.timedelta(days=offset)
@@ -55,23 +108,12 @@ def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impression
         for dataset, paths in files.items():
             lake.land(dataset, paths, day)
     steps = len(lake.pipeline("nightly").steps)
-    with printer.progress(f"backfill nightly {start}..{end}", steps * days) as advance:
-        def progress(text: str) -> None:
+    with progress(f"backfill nightly {start}..{end}", steps * days) as advance:
+        def step_done(text: str) -> None:
             if text.endswith(("succeeded", "skipped")) or ": failed" in text:
                 advance(text.split(" (")[0])
 
-        runs = lake.backfill("nightly", start, end, parallel=1, options=RunOptions(progress=progress))
-    records = [lake.run_record(r.run_id) for r in runs]
-    summaries = [run_summary(r) for r in records]
-    if not printer.json:
-        printer.table("nightly runs", ["ds", "run", "state", "lines read", "quarantined", "rows out",
-                                       "written", "seconds", "steps"],
-                      [[s["ds"], s["run_id"], s["state"], s["read"], s["quarantined"], s["rows_out"],
-                        s["bytes_written"], s["seconds"], s["steps"]] for s in summaries])
-        for record in records:
-            for attempt in record.attempts:
-                if attempt.state == "failed":
-                    printer.line(f"[red]{record.ds} {attempt.step}[/red]: {attempt.error}")
+        runs = lake.backfill("nightly", start, end, parallel=1, options=RunOptions(progress=step_done))
     sample = lake.query(
         "SELECT ds, campaign_id, campaign_name, country, device, impressions, clicks, ctr, spend "
         "FROM curated.daily_campaign_stats WHERE ds = :ds ORDER BY impressions DESC LIMIT 8",
@@ -83,36 +125,15 @@ def run_demo(printer: Printer, path: Path, start: dt.date, days: int, impression
         "ORDER BY records DESC, reason", principal=ANALYST,
     )
     governed = {who: lake.query(TELCO_QUERY, principal=who, dialect="trino") for who in ("ana", "eve")}
+    roles = {who: ", ".join(lake.governance.principal(who).identities - {f"user:{who}"}) for who in governed}
     try:
         lake.query(TELCO_QUERY, principal="ian", dialect="trino")
         denied = "allowed (unexpected)"
     except AccessDenied as exc:
         denied = str(exc)
-    if printer.json:
-        printer.emit({"project": str(lake.project_dir), "runs": summaries,
-                      "sample": sample.to_pylist(), "quarantine": quarantine.to_pylist(),
-                      "governed": {k: v.to_pylist() for k, v in governed.items()}, "intern": denied})
-        return
-    printer.table("curated.daily_campaign_stats (top rows of the last published day)", sample.column_names,
-                  [list(r.values()) for r in sample.to_pylist()])
-    printer.table("processed.impressions_quarantine by reason", quarantine.column_names,
-                  [list(r.values()) for r in quarantine.to_pylist()])
-    printer.line(f"\none policy, the same query, three principals:\n  {TELCO_QUERY}")
-    for who, result in governed.items():
-        role = ", ".join(lake.governance.principal(who).identities - {f"user:{who}"})
-        printer.table(f"as {who} ({role})", result.column_names,
-                      [list(r.values()) for r in result.to_pylist()])
-    printer.line(f"as ian (role:intern): {denied}")
-    printer.line(
-        f"\nnext, from {lake.project_dir}:\n"
-        "  lakeplane tables\n"
-        "  lakeplane describe curated.daily_campaign_stats\n"
-        "  lakeplane query --as fred \"SELECT * FROM telco.processed.subscribers LIMIT 5\"\n"
-        "  lakeplane access who-can-see telco.processed.cdr.msisdn\n"
-        "  lakeplane access explain --as eve \"SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1\""
-        "\n"
-        "  lakeplane audit verify"
-    )
+    return DemoResult(project=lake.project_dir, runs=[lake.run_record(r.run_id) for r in runs],
+                      sample=sample, quarantine=quarantine, governed_query=TELCO_QUERY, governed=governed,
+                      roles=roles, intern=denied)
 
 
 def noop_step(lake: Lake, ds: dt.date) -> dict[str, int]:
