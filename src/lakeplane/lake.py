@@ -31,7 +31,7 @@ from lakeplane.ingest.step import IngestResult
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import Model, ModelResult, qualify
-from lakeplane.pipelines.nightly import RunSummary, run_nightly
+from lakeplane.pipelines.nightly import RunSummary, nightly_steps, run_nightly
 from lakeplane.pipelines.runner import RunOptions
 from lakeplane.pipelines.runs import PipelineRuns
 from lakeplane.pipelines.step_bookmarks import BookmarkReport, TableNames
@@ -124,6 +124,10 @@ class Lake:
     def run(self, ds: dt.date, progress: Progress | None = None, force: bool = False) -> RunSummary:
         """The nightly run for ``ds``: ingest every dataset with batches that day, then every model."""
         return run_nightly(self.ingestion, self.model_jobs, self.catalog, ds, progress, force)
+
+    def nightly_steps(self, ds: dt.date) -> list[str]:
+        """The steps :meth:`run` would take for ``ds``, in order."""
+        return nightly_steps(self.ingestion, self.model_jobs, ds)
 
     # -- pipelines -----------------------------------------------------------------------------
     def pipelines(self) -> list[Pipeline]:

@@ -96,7 +96,7 @@ def test_audit_verify_detects_an_edit(lake: Lake) -> None:
         conn.execute(sa.text("UPDATE lakeplane_audit SET principal = 'nobody' WHERE seq = 1"))
     code, out = invoke(lake, "--output", "json", "audit", "verify")
     report = json.loads(out)
-    assert code == 2 and not report["ok"] and report["first_bad_seq"] == 1
+    assert code == 3 and not report["ok"] and report["first_bad_seq"] == 1
 
 
 def test_query_sessions_are_sandboxed(lake: Lake, tmp_path: Path) -> None:

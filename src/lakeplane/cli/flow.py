@@ -67,9 +67,7 @@ def run(ctx: Context, pipeline: str | None, ds: dt.date, force: bool) -> None:
     if pipeline:
         run_pipeline(ctx, lake, pipeline, ds)
         return
-    # The bar's length: the facade reports each step done, but not how many there will be.
-    steps = sum(1 for n in lake.config.datasets if lake.raw.batches(n, ds)) + len(lake.models())
-    with ctx.printer.progress(f"run {ds}", steps) as advance:
+    with ctx.printer.progress(f"run {ds}", len(lake.nightly_steps(ds))) as advance:
         summary = lake.run(ds, progress=advance, force=force)
     if ctx.printer.json:
         ctx.printer.emit(summary.to_dict())

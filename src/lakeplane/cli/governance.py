@@ -18,7 +18,7 @@ from lakeplane.cli.context import Context, F, common_options, engine_option, pas
 DIALECTS = click.Choice(["trino", "athena", "duckdb", "spark"])
 
 #: ``audit verify``'s status when the log was tampered with.
-EXIT_TAMPERED = 2
+EXIT_TAMPERED = 3
 
 #: A SQL argument may start with ``-`` (a ``-- comment`` line): click passes such text on as an
 #: argument instead of failing on it as an unknown option.
@@ -197,7 +197,7 @@ def audit() -> None:
 @common_options
 @pass_ctx
 def audit_verify(ctx: Context, expected_head: str | None) -> None:
-    """Check that no audit record was edited, removed or inserted; exit 2 if one was."""
+    """Check that no audit record was edited, removed or inserted; exit 3 if one was."""
     log = ctx.lake().governance.audit_log()
     result = log.verify(expected_head=expected_head)
     head = log.head()

@@ -45,6 +45,13 @@ class RunSummary:
         }
 
 
+def nightly_steps(ingestion: Ingestion, models: ModelJobs, ds: dt.date) -> list[str]:
+    """What :func:`run_nightly` would run for ``ds``, in order: the datasets landed that day, then
+    every model (each is reported, run or skipped)."""
+    landed = [f"ingest {name}" for name in ingestion.config.datasets if ingestion.raw.batches(name, ds)]
+    return landed + [f"model {model.name}" for model in models.all()]
+
+
 def run_nightly(ingestion: Ingestion, models: ModelJobs, catalog: LakeCatalog, ds: dt.date,
                 progress: Progress | None = None, force: bool = False) -> RunSummary:
     """Ingest every dataset with batches for ``ds``, then run every model whose inputs exist.
