@@ -81,16 +81,17 @@ class TableWriter:
         """``sql`` projected and cast to the table's columns, in the table's order, in ``dialect``."""
         columns = []
         for field in table.schema().fields:
-            target = exp.DataType.build(duckdb_type_for(field.field_type), dialect="duckdb").sql(dialect)
-            name = exp.to_identifier(field.name, quoted=True).sql(dialect)
+            target = exp.DataType.build(duckdb_type_for(field.field_type), dialect="duckdb")
             if field.name in result_columns:
-                columns.append(f"CAST({name} AS {target}) AS {name}")
+                value: exp.Expression = exp.column(field.name, quoted=True)
             elif field.required:
                 raise ModelError(f"{table.name()}: required column '{field.name}' is missing from "
                                  "the result", column=field.name)
             else:
-                columns.append(f"CAST(NULL AS {target}) AS {name}")
-        return f"SELECT {', '.join(columns)} FROM ({sql}) AS __result"
+                value = exp.null()
+            columns.append(exp.alias_(exp.cast(value, target), field.name, quoted=True))
+        # The result's SQL is the engine's already: wrapped as text, not parsed again.
+        return f"{exp.select(*columns).sql(dialect)} FROM ({sql}) AS __result"
 
     def commit(self, table: Table, paths: list[str], mode: Mode, rows: int, bytes_written: int,
                replace_filter: BooleanExpression | None = None,

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pyiceberg.expressions import BooleanExpression
+from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.scan import plan_scan
@@ -255,32 +256,34 @@ def _merge_sql(session: EngineSession, catalog: LakeCatalog, model: Model, new_r
     only the partitions holding new rows or old rows whose key matches (a key that moved partition
     leaves its old one too); an unpartitioned one is rewritten whole.
     """
-    keys = model.header.unique_key
-    quote = session.quote
-    key_cols = ", ".join(quote(k) for k in keys)
+    keys, parts, dialect = model.header.unique_key, model.header.partition_by, session.dialect
     session.stage("__merge_new", new_rows_sql)
-    total, distinct = session.execute(
-        f"SELECT (SELECT count(*) FROM __merge_new), "
-        f"(SELECT count(*) FROM (SELECT DISTINCT {key_cols} FROM __merge_new) AS k)")[0]
+    distinct_keys = exp.select(*(_col(None, k) for k in keys)).distinct().from_("__merge_new")
+    counts = exp.select(exp.select("count(*)").from_("__merge_new").subquery(),
+                        exp.select("count(*)").from_(distinct_keys.subquery("k")).subquery())
+    total, distinct = session.execute(counts.sql(dialect))[0]
     if total != distinct:
         raise ModelError(f"{model.path}: merge key ({', '.join(keys)}) is not unique in the "
                          f"model's result ({total - distinct} duplicate rows)", key=keys)
     session.register_scan("__merge_old", plan_scan(catalog, model.name))
-    match = " AND ".join(f"o.{quote(k)} IS NOT DISTINCT FROM n.{quote(k)}" for k in keys)
-    kept = f"SELECT o.* FROM __merge_old o WHERE NOT EXISTS (SELECT 1 FROM __merge_new n WHERE {match})"
-    parts = model.header.partition_by
+    matched = exp.Exists(this=exp.select("1").from_("__merge_new AS n").where(
+        exp.and_(*(exp.NullSafeEQ(this=_col("o", k), expression=_col("n", k)) for k in keys))))
+    new_rows = exp.select("*").from_("__merge_new")
+    kept = exp.select("o.*").from_("__merge_old AS o").where(exp.not_(matched))
     if not parts:
-        return f"SELECT * FROM __merge_new UNION ALL {kept}", "replace", None
-    part_cols = ", ".join(quote(p) for p in parts)
-    old_parts = ", ".join(f"o.{quote(p)}" for p in parts)
-    session.stage(
-        "__merge_touched",
-        f"SELECT DISTINCT {part_cols} FROM __merge_new "
-        f"UNION SELECT DISTINCT {old_parts} FROM __merge_old o "
-        f"WHERE EXISTS (SELECT 1 FROM __merge_new n WHERE {match})"
+        return exp.union(new_rows, kept, distinct=False).sql(dialect), "replace", None
+    touched_sql = exp.union(
+        exp.select(*(_col(None, p) for p in parts)).distinct().from_("__merge_new"),
+        exp.select(*(_col("o", p) for p in parts)).distinct().from_("__merge_old AS o").where(matched),
     )
+    session.stage("__merge_touched", touched_sql.sql(dialect))
     touched = [dict(zip(parts, ("NULL" if v is None else str(v) for v in row), strict=True))
-               for row in session.execute("SELECT * FROM __merge_touched")]
-    in_touched = f"({old_parts}) IN (SELECT * FROM __merge_touched)"
-    sql = f"SELECT * FROM __merge_new UNION ALL {kept} AND {in_touched}"
+               for row in session.execute(exp.select("*").from_("__merge_touched").sql(dialect))]
+    in_touched = exp.In(this=exp.Tuple(expressions=[_col("o", p) for p in parts]),
+                        query=exp.select("*").from_("__merge_touched").subquery())
+    sql = exp.union(new_rows, kept.where(in_touched), distinct=False).sql(dialect)
     return sql, "overwrite_partitions", partition_filter(touched, catalog.load(model.name))
+
+
+def _col(table: str | None, name: str) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
