@@ -77,7 +77,8 @@ def iceberg_schema_for(schema: pa.Schema, required: frozenset[str] = frozenset()
         ModelError: a column whose type has no Iceberg equivalent here (nested or typeless).
     """
     fields = [pa.field(f.name, _storable(f.type, f.name), nullable=f.name not in required) for f in schema]
-    mapping = NameMapping([MappedField(field_id=i, names=[f.name]) for i, f in enumerate(fields, start=1)])
+    mapping = NameMapping([MappedField.model_validate({"field-id": i, "names": [f.name]})
+                           for i, f in enumerate(fields, start=1)])
     return pyarrow_to_schema(pa.schema(fields), name_mapping=mapping, downcast_ns_timestamp_to_us=True)
 
 

@@ -37,7 +37,7 @@ from lakeplane.engines.base import EngineSession
 from lakeplane.errors import LakeplaneError, ModelError
 from lakeplane.pipelines.bookmarks import DS_KEY, INPUTS_KEY, MODEL_KEY
 from lakeplane.pipelines.gate import Gate, write_audit_publish
-from lakeplane.query.compiler import Compiler, compile_query, referenced_tables
+from lakeplane.query.compiler import Compiler, referenced_tables
 from lakeplane.storage import Zone
 
 HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:(.*)$")
@@ -166,7 +166,7 @@ def qualify(name: str, domain: str) -> str:
 
 
 def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt.date | None,
-              compile_sql: Compiler = compile_query, gate: Gate | None = None,
+              compile_sql: Compiler, gate: Gate | None = None,
               fingerprint: str | None = None) -> ModelResult:
     """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit.
 

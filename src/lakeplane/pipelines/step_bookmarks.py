@@ -134,6 +134,7 @@ def rewind(catalog: LakeCatalog, target: BookmarkTarget, run: RunRecord) -> Book
     if table is None:
         return BookmarkReport(target)
     before = marks.bookmarks(table)
+    assert run.ended_at is not None, "check_rewind refuses a run that has not ended"
     ended = dt.datetime.fromisoformat(run.ended_at)
     marks.rewind(table, int(ended.timestamp() * 1000))
     return _report(target, table.refresh(), before)

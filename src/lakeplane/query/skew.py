@@ -53,7 +53,7 @@ def salt_aggregation(sql: str, dialect: str, buckets: int) -> Salting:
     return Salting(sql if salted is None else salted.sql(dialect), salted is not None, reason)
 
 
-def salted_expression(tree: exp.Expression, buckets: int) -> tuple[exp.Expression | None, str]:
+def salted_expression(tree: exp.Expr, buckets: int) -> tuple[exp.Expression | None, str]:
     """``tree`` as a two-phase salted aggregation and how, or None and why it cannot be."""
     why_not = _unsupported(tree)
     if why_not:
@@ -64,7 +64,7 @@ def salted_expression(tree: exp.Expression, buckets: int) -> tuple[exp.Expressio
     keys = ([_bare(item) for item in items if not item.find(*MERGEABLE)] if group.args.get("all")
             else [key.copy() for key in group.expressions])
     key_names = {key.sql(): f"__k{i}" for i, key in enumerate(keys)}
-    partials: list[exp.Expression] = []
+    partials: list[exp.Expr] = []
     outer_items = []
     for item in items:
         if not item.find(*MERGEABLE):
@@ -97,7 +97,7 @@ def salted_expression(tree: exp.Expression, buckets: int) -> tuple[exp.Expressio
     return outer, f"two-phase aggregation over {len(keys)} keys, salted into {buckets} buckets"
 
 
-def _unsupported(tree: exp.Expression) -> str | None:
+def _unsupported(tree: exp.Expr) -> str | None:
     if not isinstance(tree, exp.Select) or not tree.args.get("group"):
         return "no GROUP BY at the top of the query"
     for blocker in TOP_LEVEL_BLOCKERS:
@@ -120,9 +120,9 @@ def _bare(item: exp.Expression) -> exp.Expression:
     return item.this.copy() if isinstance(item, exp.Alias) else item.copy()
 
 
-def _merged(aggregate: exp.Expression, partials: list[exp.Expression]) -> exp.Expression:
+def _merged(aggregate: exp.Expr, partials: list[exp.Expr]) -> exp.Expr:
     """Record ``aggregate``'s partial column(s) in ``partials``; return its merge over them."""
-    def partial(node: exp.Expression) -> exp.Column:
+    def partial(node: exp.Expr) -> exp.Column:
         name = f"__p{len(partials)}"
         partials.append(exp.alias_(node, name))
         return exp.column(name)
