@@ -27,11 +27,13 @@ demo: $(STAMP)  ## Build demo/ afresh and run the nightly pipeline on the embedd
 test: $(STAMP) system-deps  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff (lint and format check) and mypy on src/ and tests/
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src/lakeplane tests
 
-typecheck: $(STAMP)  ## mypy on src/
-	$(BIN)/mypy
+typecheck: $(STAMP)  ## mypy on src/ and tests/
+	$(BIN)/mypy src/lakeplane tests
 
 bench: $(STAMP)  ## The nightly-pipeline benchmark on ~1 GB (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_nightly.py
