@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lakeplane.governance.audit import GENESIS_HASH, AuditError, AuditEvent, AuditLog, AuditRecord
+from lakeplane.errors import AuditError
+from lakeplane.governance.audit import GENESIS_HASH, AuditEvent, AuditLog, AuditRecord
 from lakeplane.lake import Lake
 
 ORDERS = "sales.curated.orders"

@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lakeplane.errors import LakeplaneError
+from lakeplane.errors import AuditError
 
 GENESIS_HASH = "0" * 64
 DECISIONS = ("allowed", "denied")
@@ -67,10 +67,6 @@ head_table = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 _JSON_FIELDS = ("tables", "columns", "masks", "filters")
-
-
-class AuditError(LakeplaneError):
-    """The audit log was misused, is damaged, or lost a race too often (then ``retryable`` is true)."""
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,12 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from lakeplane.config import key_lines, load_yaml, nearest_line
-from lakeplane.errors import LakeplaneError
+from lakeplane.errors import PolicyError
 from lakeplane.governance.masks import MaskSpec
 
 PRIVILEGES = ("SELECT", "INSERT", "ALTER", "DESCRIBE")
 ATTRIBUTE_FUNCTION = "current_principal_attr"
 PRINCIPAL_FUNCTION = "current_principal"
-
-
-class PolicyError(LakeplaneError, ValueError):
-    """A policy file is wrong: carries ``file``, ``line`` and ``key``."""
 
 
 class _Strict(BaseModel):

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lakeplane.config import key_lines, load_yaml, nearest_line
-from lakeplane.errors import ConfigError, did_you_mean
+from lakeplane.errors import ConfigError, PipelineError, did_you_mean
 
 PIPELINES_DIR = "pipelines"
 STEP_KINDS = ("ingest", "model", "quality", "python")
@@ -152,7 +152,7 @@ def load_pipeline(path: Path) -> Pipeline:
         for dependency in spec.depends_on:
             if dependency not in document.steps:
                 line = nearest_line(("steps", name, "depends_on"), lines)
-                raise ConfigError(
+                raise PipelineError(
                     f"{path}{f':{line}' if line else ''}: step '{name}' depends on unknown step "
                     f"'{dependency}'{did_you_mean(dependency, document.steps)}",
                     file=str(path), line=line, step=name)
@@ -161,7 +161,7 @@ def load_pipeline(path: Path) -> Pipeline:
         pipeline.order()
     except CycleError as exc:
         cycle = " -> ".join(exc.args[1])
-        raise ConfigError(f"{path}: steps depend on each other in a cycle: {cycle}", file=str(path),
+        raise PipelineError(f"{path}: steps depend on each other in a cycle: {cycle}", file=str(path),
                           cycle=list(exc.args[1])) from None
     return pipeline
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from lakeplane.config import merge_settings
-from lakeplane.errors import LakeplaneError
+from lakeplane.errors import LakeplaneError, RunNotFound
 from lakeplane.pipelines import step_bookmarks
 from lakeplane.pipelines.definition import Pipeline, all_pipelines, find_pipeline
 from lakeplane.pipelines.runner import Runner, RunOptions
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from lakeplane.config import LakeConfig
     from lakeplane.engines import JobSpec
     from lakeplane.lake import Lake
-
-
-class RunNotFound(LakeplaneError, LookupError):
-    """No run has that id."""
 
 
 class PipelinesMixin:

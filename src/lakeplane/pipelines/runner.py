@@ -19,7 +19,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from lakeplane.errors import LakeplaneError
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
 from lakeplane.pipelines.worker import run_step
@@ -32,10 +31,6 @@ POLL_S = 0.05
 _SPAWN = multiprocessing.get_context("forkserver")
 _SPAWN.set_forkserver_preload(["lakeplane.pipelines.worker", "lakeplane.lake", "duckdb", "pyarrow",
                                "pyiceberg.table", "sqlglot"])
-
-
-class RunFailed(LakeplaneError):
-    """A pipeline run ended with failed steps (``run_id``, ``failed``)."""
 
 
 @dataclass

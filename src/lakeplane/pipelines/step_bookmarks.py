@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from pyiceberg.table import Table
 
 from lakeplane.catalog import TableRef
-from lakeplane.errors import did_you_mean
+from lakeplane.errors import BookmarkError, did_you_mean
 from lakeplane.pipelines import bookmarks as marks
-from lakeplane.pipelines.bookmarks import Bookmark, BookmarkError, ForgottenSpan
+from lakeplane.pipelines.bookmarks import Bookmark, ForgottenSpan
 
 if TYPE_CHECKING:
     from lakeplane.lake import Lake
