@@ -69,14 +69,16 @@ class ConfigError(LakeplaneError, ValueError):
     """A project file or setting is wrong.
 
     Attributes:
-        file: the file (or, for an environment override, ``environment``).
-        key: the dotted key, e.g. ``engine.threads``; an environment variable's name for env overrides.
+        file: the file the wrong value is in.
+        key: the dotted key, e.g. ``engine.threads``.
         line: the key's 1-based line in ``file``, when it is in the file.
+        variable: the environment variable (``LAKEPLANE__ENGINE__THREADS``) that set the wrong value.
     """
 
     file: str | None = None
     key: str | None = None
     line: int | None = None
+    variable: str | None = None
 
 
 @dataclass(eq=False, kw_only=True)
