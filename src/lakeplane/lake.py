@@ -348,7 +348,7 @@ class Lake(PipelinesMixin):
         aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
-        history = MetricHistory(self.state_dir / "dq_history.sqlite", full)
+        history = MetricHistory(self.catalog.state_engine, full)
         with self._session(f"dq-{full.replace('.', '-')}") as session:
             scan = plan_scan(self.catalog, full, snapshot_id=snapshot_id)
             session.register_scan("dq_table", scan)
