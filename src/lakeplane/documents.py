@@ -74,7 +74,8 @@ class Document:
         line = self.line(loc)
         key = ".".join(loc)
         where = f"{self.source}:{line}" if line else self.source
-        return self.error_type(f"{where}: {key}: {problem}", file=self.source, line=line, key=key)
+        return self.error_type(f"{where}: {key}: {problem}" if key else f"{where}: {problem}",
+                               file=self.source, line=line, key=key or None)
 
     def validate(self, model: type[M], data: Any = None) -> M:
         """``data`` (by default the document's) validated by ``model``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from lakeplane.lake import open_lake
 from lakeplane.quality import MetricHistory, RuleOutcome
+from lakeplane.quality.history import adopt_history_file
 
 DAY = dt.datetime(2026, 3, 1)
 
@@ -90,3 +92,22 @@ def test_a_lake_keeps_history_in_its_catalog_database(tmp_path: Path) -> None:
     assert MetricHistory(again.catalog.state_engine, "t.z.x")("RowCount", 1) == [1.0]
     assert sa.inspect(again.catalog.state_engine).has_table("iceberg_tables")
     assert not (tmp_path / ".lakeplane" / "dq_history.sqlite").exists()
+
+
+def test_an_old_private_history_file_is_adopted_once(tmp_path: Path, engine: sa.Engine) -> None:
+    old = tmp_path / ".lakeplane" / "dq_history.sqlite"
+    old.parent.mkdir()
+    with sqlite3.connect(old) as connection:  # the table as earlier versions wrote it
+        connection.execute("CREATE TABLE dq_metrics (dataset TEXT NOT NULL, metric_key TEXT NOT NULL, "
+                           "recorded_at TEXT NOT NULL, value REAL NOT NULL, "
+                           "PRIMARY KEY (dataset, metric_key, recorded_at))")
+        connection.executemany("INSERT INTO dq_metrics VALUES (?, ?, ?, ?)",
+                               [("shop.orders", "RowCount", "2026-03-01T00:00:00.000000", 5.0),
+                                ("shop.orders", "RowCount", "2026-03-02T00:00:00.000000", 6.0)])
+    connection.close()
+    history = MetricHistory(engine, "shop.orders")
+    history.record([outcome("RowCount", 60.0)], DAY + dt.timedelta(days=1))  # newer than the file's
+    assert adopt_history_file(old, engine) == 2
+    assert history("RowCount", 5) == [60.0, 5.0]  # the table's own value of that day is kept
+    assert not old.exists() and old.with_name("dq_history.sqlite.adopted").exists()
+    assert adopt_history_file(old, engine) == 0

@@ -13,9 +13,13 @@ catalog sees the same history.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
+import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -77,14 +81,40 @@ class MetricHistory:
             return 0
         rows = [{"dataset": self.dataset, "metric_key": key, "recorded_at": _stamp(at), "value": value}
                 for key, value in values.items()]
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite  # the catalog's two
-        insert = dialect.insert(METRICS)
         # An upsert, so that two runs recording the same day at once both succeed (the last one wins).
-        upsert = insert.on_conflict_do_update(index_elements=list(METRICS.primary_key.columns),
-                                              set_={"value": insert.excluded.value})
-        with self.engine.begin() as conn:
-            conn.execute(upsert, rows)
+        _insert(self.engine, rows, replace=True)
         return len(values)
+
+
+def adopt_history_file(path: Path, engine: sa.Engine) -> int:
+    """Move the values kept in ``path``, the private SQLite file earlier versions kept metric history
+    in (``.lakeplane/dq_history.sqlite``), into ``engine``'s ``lakeplane_dq_metrics``; then rename the
+    file to ``*.adopted`` so this happens once. Values already in the table are kept.
+
+    Returns:
+        How many values the file held (0 when there is no file).
+    """
+    if not path.exists():
+        return 0
+    ensure_tables(engine, METRICS)
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        found = old.execute("SELECT dataset, metric_key, recorded_at, value FROM dq_metrics").fetchall()
+    rows = [dict(zip(("dataset", "metric_key", "recorded_at", "value"), row, strict=True)) for row in found]
+    if rows:
+        _insert(engine, rows, replace=False)
+    with contextlib.suppress(FileNotFoundError):  # another process adopted it at the same time
+        path.rename(path.with_name(path.name + ".adopted"))
+    return len(rows)
+
+
+def _insert(engine: sa.Engine, rows: list[dict[str, Any]], *, replace: bool) -> None:
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite  # the catalog's two kinds
+    insert = dialect.insert(METRICS)
+    keys = list(METRICS.primary_key.columns)
+    statement = (insert.on_conflict_do_update(index_elements=keys, set_={"value": insert.excluded.value})
+                 if replace else insert.on_conflict_do_nothing(index_elements=keys))
+    with engine.begin() as conn:
+        conn.execute(statement, rows)
 
 
 def _stamp(moment: dt.datetime) -> str:
