@@ -215,10 +215,10 @@ def _config_error(exc: ValidationError, data: dict[str, Any], document: Document
     """The first problem, blamed on the layer its value came from."""
     loc, problem = first_problem(exc, data)
     key = ".".join(loc)
-    origin = _origin(loc, (explicit, environment.data, document.data))
-    if origin is explicit:
+    origin = _origin(loc, {"overrides": explicit, "environment": environment.data, "file": document.data})
+    if origin == "overrides":
         return ConfigError(f"overrides: {key}: {problem}", key=key)
-    if origin is environment.data:
+    if origin == "environment":
         variable = environment.variable(loc)
         return ConfigError(f"environment {variable}: {key}: {problem}", key=key, variable=variable)
     return document.error(loc, problem)
@@ -271,19 +271,20 @@ def read_environment() -> Environment:
     return Environment(data, variables)
 
 
-def _origin(loc: tuple[str, ...], layers: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
-    """The first of ``layers`` (highest precedence first) holding the deepest part of ``loc`` any holds."""
+_MISSING = object()
+
+
+def _origin(loc: tuple[str, ...], layers: dict[str, dict[str, Any]]) -> str | None:
+    """The name of the first of ``layers`` (highest precedence first) holding the deepest part of
+    ``loc`` that any of them holds: where the value at ``loc`` came from."""
     for end in range(len(loc), 0, -1):
-        for layer in layers:
+        for name, layer in layers.items():
             node: Any = layer
             for part in loc[:end]:
                 node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
             if node is not _MISSING:
-                return layer
+                return name
     return None
-
-
-_MISSING = object()
 
 
 def merge_settings(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

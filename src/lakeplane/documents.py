@@ -77,17 +77,16 @@ class Document:
         return self.error_type(f"{where}: {key}: {problem}" if key else f"{where}: {problem}",
                                file=self.source, line=line, key=key or None)
 
-    def validate(self, model: type[M], data: Any = None) -> M:
-        """``data`` (by default the document's) validated by ``model``.
+    def validate(self, model: type[M]) -> M:
+        """The document's data validated by ``model``.
 
         Raises:
             the document's error type, at the first problem's key.
         """
-        data = self.data if data is None else data
         try:
-            return model.model_validate(data)
+            return model.model_validate(self.data)
         except ValidationError as exc:
-            loc, problem = first_problem(exc, data, self.unknown_key)
+            loc, problem = first_problem(exc, self.data, self.unknown_key)
             raise self.error(loc, problem) from None
 
 
@@ -155,7 +154,7 @@ def sql_header(sql: str) -> str:
 
 
 def first_problem(exc: ValidationError, data: Any, unknown_key: str = "unknown key") -> tuple[KeyPath, str]:
-    """The key path and the wording of ``exc``'s first error, and how many more there are.
+    """The key path and the wording of ``exc``'s first error (saying how many more there are).
 
     Parts of pydantic's location that name a union member rather than a key are left out, and a
     scalar input is quoted: ``Input should be a valid integer (got 'abc')``.
