@@ -89,3 +89,52 @@ def test_cli_prints_config_error_as_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     lines = [line for line in result.output.splitlines() if line]
     assert len(lines) == 1 and "storage.rooot: unknown key" in lines[0] and ":2:" in lines[0]
+
+
+def test_env_values_are_validated_as_env_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "name: sales\nspark:\n  skew:\n    detect: true\n")
+    monkeypatch.setenv("LAKEPLANE__NAME", "no")  # YAML 1.1 would make this False
+    monkeypatch.setenv("LAKEPLANE__SPARK__SKEW__DETECT", "no")  # a boolean field reads it as false
+    monkeypatch.setenv("LAKEPLANE__SPARK__CONF", '{"spark.sql.ansi.enabled": "false"}')
+    monkeypatch.setenv("lakeplane__engine__threads", "3")  # names are case-insensitive
+    monkeypatch.setenv("LAKEPLANE__ENGINE__TEMP_DIR", "null")
+    config = load_config(tmp_path)
+    assert config.name == "no" and config.spark.skew.detect is False
+    assert config.spark.conf == {"spark.sql.ansi.enabled": "false"}
+    assert config.engine.threads == 3 and config.engine.temp_dir is None
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("LAKEPLANE__ENGINE__THREADS", "many",
+     "environment LAKEPLANE__ENGINE__THREADS: engine.threads: Input should be a valid integer"),
+    ("LAKEPLANE__ENGINE__THREADS", "0",
+     "environment LAKEPLANE__ENGINE__THREADS: engine.threads: Input should be greater than or equal to 1"),
+    ("LAKEPLANE__ENGINE__MEMORY_LIMT", "1GB", "environment LAKEPLANE__ENGINE__MEMORY_LIMT: "
+                                              "engine.memory_limt: unknown key"),
+    ("LAKEPLANE__ENGIN__TYPE", "spark", "environment LAKEPLANE__ENGIN__TYPE: engin.type: unknown key"),
+    ("LAKEPLANE__DATASETS", '{"a/b": {"format": "csv"}}',
+     "environment LAKEPLANE__DATASETS: datasets.a/b.table: Field required"),
+    ("LAKEPLANE__DATASETS", "{not json", "environment LAKEPLANE__DATASETS: datasets: not valid JSON"),
+])
+def test_a_bad_env_value_names_the_variable_not_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         name: str, value: str, message: str) -> None:
+    write(tmp_path, "name: x\nengine:\n  threads: 2\n")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert caught.value.variable == name and caught.value.file is None
+    assert "lakeplane.yaml" not in str(caught.value)
+
+
+def test_a_bad_file_value_under_an_env_section_still_names_the_file(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "engine:\n  threads: many\n")
+    monkeypatch.setenv("LAKEPLANE__ENGINE__MEMORY_LIMIT", "3GB")
+    with pytest.raises(ConfigError, match=r"lakeplane.yaml:2: engine.threads: .*\(got 'many'\)") as caught:
+        load_config(tmp_path)
+    assert caught.value.variable is None and caught.value.line == 2
+    monkeypatch.setenv("LAKEPLANE__ENGINE__THREADS", "4")  # the variable replaces the file's value
+    assert load_config(tmp_path).engine.threads == 4
+    with pytest.raises(ConfigError, match=r"^overrides: engine.threads: Input should be a valid integer"):
+        load_config(tmp_path, {"engine": {"threads": "lots"}})

@@ -1,8 +1,8 @@
 """``lakeplane.yaml``: the project file, parsed into pydantic models that reject unknown keys.
 
 Precedence, highest first: explicit overrides passed to :func:`load_config`, environment variables
-``LAKEPLANE__SECTION__KEY``, the project file, the defaults below. Every error names the file, the
-key and, when the key is in the file, its line.
+``LAKEPLANE__SECTION__KEY`` (read by pydantic-settings), the project file, the defaults below. An
+error names the key and where its wrong value came from: the file and line, or the variable.
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import EnvSettingsSource
+from pydantic_settings.exceptions import SettingsError
 
-from lakeplane.errors import ConfigError
+from lakeplane.documents import Document, first_problem, parse_document, read_document
+from lakeplane.errors import ConfigError, LakeplaneError
 
 CONFIG_FILE = "lakeplane.yaml"
 ENV_PREFIX = "LAKEPLANE__"
@@ -187,115 +190,101 @@ class LakeConfig(_Strict):
         return value
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false, so keys such as ``on`` and values such as ``no`` stay strings."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML the way people who write ``on:`` and ``no`` expect."""
-    return yaml.load(text, Loader=_Loader)
-
-
 def load_config(project_dir: Path, overrides: Mapping[str, Any] | None = None) -> LakeConfig:
-    """Read ``lakeplane.yaml`` in ``project_dir`` (absent means all defaults).
+    """Read ``lakeplane.yaml`` in ``project_dir`` (absent means all defaults), under the environment
+    variables ``LAKEPLANE__SECTION__KEY`` and then ``overrides``.
 
     Raises:
-        ConfigError: the file is not YAML, or a key is unknown or has a wrong value.
+        ConfigError: the file is not YAML, or a key is unknown or has a wrong value. It names where
+            the wrong value came from: the file and line, the environment variable, or the overrides.
     """
     path = project_dir / CONFIG_FILE
-    data: dict[str, Any] = {}
-    lines: dict[tuple[str, ...], int] = {}
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        try:
-            loaded = load_yaml(text)
-            lines = key_lines(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            raise ConfigError(
-                f"{path}{f':{line}' if line else ''}: not valid YAML: {exc}", file=str(path), line=line
-            ) from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings", file=str(path), key="")
-        data = loaded or {}
-    data = merge_settings(data, _env_overrides(os.environ))
-    data = merge_settings(data, dict(overrides or {}))
+    document = (read_document(path, error=ConfigError) if path.exists()
+                else parse_document("", source=str(path), error=ConfigError))
+    environment = read_environment()
+    explicit = dict(overrides or {})
+    data = merge_settings(merge_settings(document.data, environment.data), explicit)
     try:
         return LakeConfig.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(path, exc, lines) from None
+        raise _config_error(exc, data, document, environment, explicit) from None
 
 
-def _config_error(path: Path, exc: ValidationError, lines: dict[tuple[str, ...], int]) -> ConfigError:
-    first = exc.errors()[0]
-    loc = tuple(str(part) for part in first["loc"] if not _is_union_tag(part))
+def _config_error(exc: ValidationError, data: dict[str, Any], document: Document, environment: Environment,
+                  explicit: dict[str, Any]) -> LakeplaneError:
+    """The first problem, blamed on the layer its value came from."""
+    loc, problem = first_problem(exc, data)
     key = ".".join(loc)
-    line = nearest_line(loc, lines)
-    if first["type"] == "extra_forbidden":
-        problem = "unknown key"
-    else:
-        problem = first["msg"].removeprefix("Value error, ")
-        if "input" in first and not isinstance(first["input"], dict | list):
-            problem += f" (got {first['input']!r})"
-    where = f"{path}:{line}" if line else str(path)
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return ConfigError(f"{where}: {key}: {problem}{more}", file=str(path), key=key, line=line)
+    origin = _origin(loc, {"overrides": explicit, "environment": environment.data, "file": document.data})
+    if origin == "overrides":
+        return ConfigError(f"overrides: {key}: {problem}", key=key)
+    if origin == "environment":
+        variable = environment.variable(loc)
+        return ConfigError(f"environment {variable}: {key}: {problem}", key=key, variable=variable)
+    return document.error(loc, problem)
 
 
-def _is_union_tag(part: Any) -> bool:
-    return part in ("duckdb",)
+@dataclass(frozen=True)
+class Environment:
+    """Settings from ``LAKEPLANE__SECTION__KEY`` environment variables, and the variable of each key."""
+
+    data: dict[str, Any]
+    variables: dict[tuple[str, ...], str]
+
+    def variable(self, loc: tuple[str, ...]) -> str | None:
+        """The variable that set ``loc`` (or the section holding it, given as JSON)."""
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self.variables:
+                return self.variables[loc[:end]]
+        return None
 
 
-def nearest_line(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
+def read_environment() -> Environment:
+    """This process's ``LAKEPLANE__`` variables, read by pydantic-settings' environment source: names
+    are case-insensitive, ``__`` separates nested keys, a value is the string it is (``no`` stays
+    ``no``; a boolean field reads it as false), a section or mapping may be given whole as JSON, and
+    ``null`` is None.
+
+    Raises:
+        ConfigError: naming the variable, when it names no section or its JSON does not parse.
+    """
+    variables: dict[tuple[str, ...], str] = {}
+    for name in os.environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        loc = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__") if part)
+        if loc and loc[0] not in LakeConfig.model_fields:
+            raise ConfigError(f"environment {name}: {'.'.join(loc)}: unknown key", key=".".join(loc),
+                              variable=name)
+        if loc:
+            variables[loc] = name
+    # LakeConfig is a plain model, not a BaseSettings: constructing it never reads the environment.
+    source = EnvSettingsSource(LakeConfig, case_sensitive=False,  # type: ignore[arg-type]
+                               env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_parse_none_str="null")
+    try:
+        data = source()
+    except SettingsError as exc:  # a section given as JSON that does not parse
+        field = re.search(r'field "([^"]+)"', str(exc))
+        variable = variables.get((field[1],)) if field else None
+        raise ConfigError(f"environment {variable or ENV_PREFIX + '*'}: {field[1] if field else ''}: "
+                          "not valid JSON", key=field[1] if field else None, variable=variable) from None
+    return Environment(data, variables)
+
+
+_MISSING = object()
+
+
+def _origin(loc: tuple[str, ...], layers: dict[str, dict[str, Any]]) -> str | None:
+    """The name of the first of ``layers`` (highest precedence first) holding the deepest part of
+    ``loc`` that any of them holds: where the value at ``loc`` came from."""
     for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
+        for name, layer in layers.items():
+            node: Any = layer
+            for part in loc[:end]:
+                node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+            if node is not _MISSING:
+                return name
     return None
-
-
-def key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path in a YAML document to its 1-based line."""
-    found: dict[tuple[str, ...], int] = {}
-
-    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                path = (*prefix, str(key_node.value))
-                found[path] = key_node.start_mark.line + 1
-                walk(value_node, path)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                found[(*prefix, str(index))] = item.start_mark.line + 1
-                walk(item, (*prefix, str(index)))
-
-    root = yaml.compose(text)
-    if root is not None:
-        walk(root, ())
-    return found
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
-        if not keys:
-            continue
-        node = out
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(value) if value else value
-    return out
 
 
 def merge_settings(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

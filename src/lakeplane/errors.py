@@ -1,101 +1,60 @@
-"""The one exception root of lakeplane and its domain subclasses.
+"""The one exception root of lakeplane and every error class it raises.
 
-Every error carries structured fields (the file, the key, the table, the batch) so callers can act on
-it without parsing messages, and says through ``retryable`` whether running the same work again can
-help: a pipeline runner retries only errors whose ``retryable`` is true.
+Each error is a dataclass: its fields (the file, the key, the table, the principal) are typed
+keyword-only constructor arguments, so callers act on them without parsing messages and a raise site
+that forgets one fails type checking. ``retryable`` says whether running the same work again can
+help (dlt's transient/terminal split): it defaults per class and a raise site may override it, and
+a pipeline runner retries only errors whose ``retryable`` is true.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+_COMMON_FIELDS = ("message", "retryable")
 
+
+@dataclass(eq=False)
 class LakeplaneError(Exception):
     """Root of every error lakeplane raises on purpose."""
 
-    retryable: bool = False
+    message: str
+    retryable: bool = field(default=False, kw_only=True)
 
-    def __init__(self, message: str, **fields: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
-        for name, value in fields.items():
-            setattr(self, name, value)
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds an exception from ``args`` alone, which lacks the keyword fields.
+        return _rebuild, (type(self), {f.name: getattr(self, f.name) for f in fields(self)})
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The fields this class adds to ``message`` and ``retryable``, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _COMMON_FIELDS}
+
     def to_dict(self) -> dict[str, Any]:
-        """The error as plain data, for ``--output json``."""
+        """The error as plain data, for ``--output json``: every field, ``None`` when unknown."""
         return {
             "error": type(self).__name__,
             "message": self.message,
             "retryable": self.retryable,
-            **{k: v for k, v in self.fields.items() if _is_plain(v)},
+            **{name: value for name, value in self.fields.items() if _is_plain(value)},
         }
+
+
+def _rebuild(cls: type[LakeplaneError], values: dict[str, Any]) -> LakeplaneError:
+    return cls(**values)
 
 
 def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
-
-
-class ConfigError(LakeplaneError, ValueError):
-    """A project file is wrong: carries ``file``, ``key`` and, where known, ``line``."""
-
-
-class UnknownNameError(LakeplaneError, KeyError):
-    """A name (engine, catalog, storage backend) is not registered."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return self.message
-
-
-class MissingDependencyError(LakeplaneError, ImportError):
-    """An optional dependency is not installed; ``extra`` names what to install."""
-
-
-class StorageError(LakeplaneError, OSError):
-    """Reading or writing lake storage failed."""
-
-    retryable = True
-
-
-class LandingError(LakeplaneError, ValueError):
-    """A file cannot be landed in the raw zone (missing, unknown format, wrong dataset)."""
-
-
-class CatalogError(LakeplaneError):
-    """The catalog refused an operation or could not be reached."""
-
-    retryable = True
-
-
-class TableNotFoundError(CatalogError, LookupError):
-    """A table named in SQL or on the command line does not exist."""
-
-    retryable = False
-
-
-class IngestError(LakeplaneError):
-    """An ingest step could not turn raw batches into a processed table."""
-
-
-class QuarantineRateExceeded(IngestError):
-    """A batch had more malformed records than the dataset allows (``batch``, ``rate``, ``limit``)."""
-
-
-class ModelError(LakeplaneError, ValueError):
-    """A SQL model file is wrong (header, SQL, materialisation)."""
-
-
-class QueryError(LakeplaneError, ValueError):
-    """SQL that lakeplane will not run: not read-only, unparseable, or naming unknown tables."""
-
-
-class EngineError(LakeplaneError):
-    """An engine failed while running a job."""
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -104,9 +63,238 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+# -- configuration and project files ------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class ConfigError(LakeplaneError, ValueError):
+    """A project file or setting is wrong.
+
+    Attributes:
+        file: the file the wrong value is in.
+        key: the dotted key, e.g. ``engine.threads``.
+        line: the key's 1-based line in ``file``, when it is in the file.
+        variable: the environment variable (``LAKEPLANE__ENGINE__THREADS``) that set the wrong value.
+    """
+
+    file: str | None = None
+    key: str | None = None
+    line: int | None = None
+    variable: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class PipelineError(ConfigError):
+    """A pipeline file is wrong beyond its keys: a dependency on an unknown ``step``, or a ``cycle``."""
+
+    step: str | None = None
+    cycle: list[str] | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class UnknownNameError(LakeplaneError, KeyError):
+    """A ``name`` (engine, catalog, storage backend) is not registered."""
+
+    name: str
+
+
+@dataclass(eq=False, kw_only=True)
+class MissingDependencyError(LakeplaneError, ImportError):
+    """An optional dependency is not installed; ``extra`` names what to install."""
+
+    extra: str
+
+
+# -- storage, catalog, ingest -------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class StorageError(LakeplaneError, OSError):
+    """Reading or writing lake storage failed at ``path``."""
+
+    path: str | None = None
+    retryable: bool = True
+
+
+@dataclass(eq=False, kw_only=True)
+class LandingError(LakeplaneError, ValueError):
+    """A ``file`` cannot be landed in the raw zone (missing, unknown format, wrong dataset)."""
+
+    file: str
+
+
+@dataclass(eq=False, kw_only=True)
+class CatalogError(LakeplaneError):
+    """The catalog (at ``uri``) refused an operation on ``table`` or could not be reached."""
+
+    uri: str | None = None
+    table: str | None = None
+    retryable: bool = True
+
+
+@dataclass(eq=False, kw_only=True)
+class TableNotFoundError(CatalogError, LookupError):
+    """A ``table`` named in SQL or on the command line does not exist."""
+
+    table: str
+    retryable: bool = False
+
+
+@dataclass(eq=False, kw_only=True)
+class IngestError(LakeplaneError):
+    """An ingest step could not turn raw batches of ``dataset`` into a processed table."""
+
+    dataset: str | None = None
+    ds: str | None = None
+    batch: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class QuarantineRateExceeded(IngestError):
+    """A ``batch`` had more malformed records (``rate``) than the dataset allows (``limit``)."""
+
+    dataset: str
+    batch: str
+    rate: float
+    limit: float
+
+
+# -- models, queries, engines -------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class ModelError(LakeplaneError, ValueError):
+    """A SQL model is wrong (header, SQL, result columns, materialisation).
+
+    Attributes:
+        file: the model file; ``line`` and ``key`` point into its header.
+        key: the header key, or the unique key's columns when a merge key is not unique.
+        table, column, type: a result column that cannot be written, and its engine type.
+        cycle: models that read each other.
+    """
+
+    file: str | None = None
+    line: int | None = None
+    key: str | list[str] | None = None
+    table: str | None = None
+    column: str | None = None
+    type: str | None = None
+    cycle: list[str] | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class QueryError(LakeplaneError, ValueError):
+    """SQL that lakeplane will not run: not read-only, unparseable, or naming unknown tables.
+
+    Attributes:
+        column: a column name, or the character position of a parse error (with ``line``).
+    """
+
+    table: str | None = None
+    column: str | int | None = None
+    line: int | None = None
+    dialect: str | None = None
+    statement: str | None = None
+    statements: int | None = None
+    parameter: str | None = None
+    function: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class EngineError(LakeplaneError):
+    """An engine failed while running a job; ``retryable`` when the compute was lost, not the SQL wrong.
+
+    Attributes:
+        sql: the statement that failed.
+        engine, capability: a job needing a ``capability`` the ``engine`` lacks.
+        table: a table the engine cannot read.
+    """
+
+    sql: str | None = None
+    engine: str | None = None
+    capability: str | None = None
+    table: str | None = None
+
+
+# -- governance ---------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
 class AccessDenied(LakeplaneError, PermissionError):
-    """The policy does not let ``principal`` read ``table`` (or its ``column``)."""
+    """The policy does not let ``principal`` read (or write) ``table``, or its ``column``."""
+
+    principal: str
+    table: str
+    column: str | None = None
 
 
+@dataclass(eq=False, kw_only=True)
+class PolicyError(LakeplaneError, ValueError):
+    """A policy file is wrong (``file``, ``line``, ``key``), or names an unknown principal or column."""
+
+    file: str | None = None
+    line: int | None = None
+    key: str | None = None
+    principal: str | None = None
+    table: str | None = None
+    column: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class MaskSpecError(LakeplaneError, ValueError):
+    """A mask in the policy is malformed; ``mask`` holds it as written."""
+
+    mask: Any
+
+
+@dataclass(eq=False, kw_only=True)
+class MaskTypeError(LakeplaneError, TypeError):
+    """A mask (of ``kind``) does not apply to a column of type ``column_type``."""
+
+    column_type: str
+    kind: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class AuditError(LakeplaneError):
+    """The audit log was misused, is damaged, or lost a race too often (then ``retryable`` is true).
+
+    Attributes:
+        seq: a malformed record.
+        decision, rows, limit: an argument out of range.
+    """
+
+    seq: int | None = None
+    decision: str | None = None
+    rows: int | None = None
+    limit: int | None = None
+
+
+# -- quality ------------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class DQDLError(LakeplaneError, ValueError):
+    """A DQDL ruleset is wrong at ``source:line:column``; ``rule`` is the rule as written."""
+
+    source: str
+    line: int
+    column: int
+    rule: str
+
+
+@dataclass(eq=False, kw_only=True)
 class QualityGateFailed(LakeplaneError):
-    """Blocking data-quality rules failed (``rules``): the step's output was not published."""
+    """Blocking data-quality ``rules`` failed on ``table``: the step's output was not published."""
+
+    rules: list[dict[str, Any]]
+    table: str | None = None
+
+
+# -- pipelines ----------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class RunNotFound(LakeplaneError, LookupError):
+    """No run has the id ``run_id``."""
+
+    run_id: str
+
+
+
+@dataclass(eq=False, kw_only=True)
+class BookmarkError(LakeplaneError, LookupError):
+    """A step's bookmark cannot be shown or moved: unknown ``step`` of ``pipeline``, a step kind
+    that keeps none, or a run (``run_id``) that cannot be rewound to."""
+
+    step: str | None = None
+    pipeline: str | None = None
+    run_id: str | None = None

@@ -198,6 +198,7 @@ class Lake:
             DQDLError: the ruleset does not parse or names an unknown reference.
         """
         from lakeplane.quality import MetricHistory, evaluate, parse
+        from lakeplane.quality.history import adopt_history_file
 
         path = Path(ruleset)
         text = (path if path.is_absolute() else self.project_dir / path).read_text(encoding="utf-8")
@@ -206,7 +207,8 @@ class Lake:
         aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
-        history = MetricHistory(self.state_dir / "dq_history.sqlite", full)
+        adopt_history_file(self.state_dir / "dq_history.sqlite", self.catalog.state_engine)
+        history = MetricHistory(self.catalog.state_engine, full)
         with self.compute.embedded(f"dq-{full.replace('.', '-')}", (Capability.SANDBOX,)) as session:
             scan = plan_scan(self.catalog, full, snapshot_id=snapshot_id)
             session.register_scan("dq_table", scan)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from lakeplane.engines import Capability, get_engine, register
 from lakeplane.engines.base import _REGISTRY

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lakeplane.governance.audit import GENESIS_HASH, AuditError, AuditEvent, AuditLog, AuditRecord
+from lakeplane.errors import AuditError
+from lakeplane.governance.audit import GENESIS_HASH, AuditEvent, AuditLog, AuditRecord
 from lakeplane.lake import Lake
 
 ORDERS = "sales.curated.orders"
@@ -95,10 +96,11 @@ def test_reopening_keeps_the_log(engine: sa.Engine, log: AuditLog) -> None:
 
 
 def test_log_lives_in_the_catalog_database(demo_lake: Lake) -> None:
-    log = AuditLog(demo_lake.catalog.iceberg.engine)
+    log = AuditLog(demo_lake.catalog.state_engine)
     log.append(event(1))
-    assert sa.inspect(demo_lake.catalog.iceberg.engine).has_table("lakeplane_audit")
-    assert AuditLog(demo_lake.catalog.iceberg.engine).verify().records == 1
+    tables = sa.inspect(demo_lake.catalog.state_engine).get_table_names()
+    assert {"lakeplane_audit", "iceberg_tables"} <= set(tables)  # next to the Iceberg catalog's own
+    assert AuditLog(demo_lake.catalog.state_engine).verify().records == 1
 
 
 @pytest.mark.parametrize("bad", [

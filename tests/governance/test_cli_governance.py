@@ -91,7 +91,7 @@ def test_audit_verify_detects_an_edit(lake: Lake) -> None:
     code, out = invoke(lake, "--output", "json", "audit", "search", "--principal", "fred",
                        "--column", "cdr.msisdn")
     assert code == 0
-    engine = lake.catalog.iceberg.engine
+    engine = lake.catalog.state_engine
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE lakeplane_audit SET principal = 'nobody' WHERE seq = 1"))
     code, out = invoke(lake, "--output", "json", "audit", "verify")

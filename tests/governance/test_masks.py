@@ -18,12 +18,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlglot import exp
 
-from lakeplane.errors import LakeplaneError
+from lakeplane.errors import LakeplaneError, MaskSpecError, MaskTypeError
 from lakeplane.governance.masks import (
     KEY_PLACEHOLDER,
     MaskSpec,
-    MaskSpecError,
-    MaskTypeError,
     keyed_pads,
     mask_expression,
     redact_key,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lakeplane.governance.policy import PolicyError, load_policy
+from lakeplane.errors import PolicyError
+from lakeplane.governance.policy import load_policy
 
 BASE = """\
 principals:

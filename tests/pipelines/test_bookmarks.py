@@ -14,10 +14,9 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 
 from lakeplane.cli.main import cli
-from lakeplane.errors import TableNotFoundError
+from lakeplane.errors import BookmarkError, RunNotFound, TableNotFoundError
 from lakeplane.lake import Lake, open_lake
-from lakeplane.pipelines.bookmarks import INPUTS_KEY, BookmarkError, bookmarks, forgotten_spans, reset, rewind
-from lakeplane.pipelines.runs import RunNotFound
+from lakeplane.pipelines.bookmarks import INPUTS_KEY, bookmarks, forgotten_spans, reset, rewind
 from lakeplane.pipelines.store import RunRecord
 
 DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -298,7 +299,7 @@ def test_dynamic_bounds_without_history_pass_and_say_so(session: DuckDBSession) 
 
 
 def test_metric_history_feeds_the_next_run(session: DuckDBSession, tmp_path: Path) -> None:
-    store = MetricHistory(tmp_path / "dq.sqlite", "shop.orders")
+    store = MetricHistory(sa.create_engine(f"sqlite:///{tmp_path / 'dq.sqlite'}"), "shop.orders")
     rules = 'RowCount >= avg(last(5)), (Mean "amount" > min(last(5))) or (RowCount > 0)'
     day = dt.datetime(2026, 3, 1)
     first = run(session, rules, store.before(day))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lakeplane.query.skew import SKEW_PROPERTY, salt_aggregation
 from lakeplane.lake import Lake, open_lake
+from lakeplane.query.skew import SKEW_PROPERTY, salt_aggregation
 from tests.spark.conftest import DAY
 from tests.spark.test_cluster import table_rows
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,15 @@ class LakeCatalog:
         except Exception as exc:  # SQLAlchemy raises many kinds for an unreachable server
             raise CatalogError(f"cannot open catalog {_redact(uri)}: {exc}", uri=_redact(uri)) from exc
 
+    @cached_property
+    def state_engine(self) -> sa.Engine:
+        """The catalog's database, for lakeplane's own tables (:mod:`lakeplane.catalog.state`).
+
+        An engine of its own, made from the catalog's URI, so a PostgreSQL catalog shares runs,
+        policy versions, the audit log and DQ metric history with everyone who uses the catalog.
+        """
+        return sa.create_engine(self.uri, pool_pre_ping=True)
+
     def table_exists(self, ref: TableRef) -> bool:
         return bool(self.iceberg.table_exists(str(ref)))
 
@@ -124,7 +134,7 @@ class LakeCatalog:
         query = sa.text("SELECT metadata_location FROM iceberg_tables WHERE catalog_name = :catalog "
                         "AND table_namespace = :namespace AND table_name = :name")
         try:
-            with self.iceberg.engine.connect() as conn:
+            with self.state_engine.connect() as conn:
                 row = conn.execute(query, {"catalog": self.iceberg.name,
                                            "namespace": ".".join(ref.namespace), "name": ref.name}).first()
         except sa.exc.SQLAlchemyError:

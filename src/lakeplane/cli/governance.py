@@ -172,11 +172,7 @@ def policy_diff(ctx: Context, new_policy: Path) -> None:
 @pass_ctx
 def policy_versions(ctx: Context) -> None:
     """The recorded versions of the policy."""
-    from lakeplane.governance.store import PolicyStore
-
-    lake = ctx.lake()
-    lake.governance.version()  # records the current policy if it is new
-    history = PolicyStore(lake.catalog.iceberg.engine).history()
+    history = ctx.lake().governance.versions()
     rows = [{"version": v.label, "applied_at": v.applied_at, "bound_columns": len(v.bindings)}
             for v in history]
     if ctx.printer.json:

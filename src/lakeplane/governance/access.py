@@ -13,8 +13,9 @@ from typing import Literal
 from pyiceberg.schema import Schema
 from sqlglot import exp
 
+from lakeplane.errors import PolicyError
 from lakeplane.governance.masks import MaskSpec
-from lakeplane.governance.policy import Policy, PolicyError, Principal, Rule, bind_row_filter
+from lakeplane.governance.policy import Policy, Principal, Rule, bind_row_filter
 
 Access = Literal["unmasked", "masked", "denied"]
 

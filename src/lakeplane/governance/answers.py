@@ -9,8 +9,9 @@ from typing import Any
 
 from pyiceberg.schema import Schema
 
+from lakeplane.errors import PolicyError
 from lakeplane.governance.access import ColumnDecision, bind_columns, table_access
-from lakeplane.governance.policy import Policy, PolicyError, load_policy
+from lakeplane.governance.policy import Policy, load_policy
 from lakeplane.query.compiler import CompiledQuery
 
 

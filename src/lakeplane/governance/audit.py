@@ -34,7 +34,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lakeplane.errors import LakeplaneError
+from lakeplane.catalog.state import ensure_tables
+from lakeplane.errors import AuditError
 
 GENESIS_HASH = "0" * 64
 DECISIONS = ("allowed", "denied")
@@ -67,10 +68,6 @@ head_table = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 _JSON_FIELDS = ("tables", "columns", "masks", "filters")
-
-
-class AuditError(LakeplaneError):
-    """The audit log was misused, is damaged, or lost a race too often (then ``retryable`` is true)."""
 
 
 @dataclass(frozen=True)
@@ -139,17 +136,12 @@ class AuditLog:
     """The audit log in ``engine``'s database; creates its two tables if they are missing.
 
     Args:
-        engine: the catalog's SQLAlchemy engine (``lake.catalog.iceberg.engine``).
+        engine: the catalog's database (``lake.catalog.state_engine``).
     """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        for table in (audit_table, head_table):
-            try:
-                table.create(engine, checkfirst=True)
-            except sa.exc.DatabaseError:  # fine if another process created it between check and create
-                if not sa.inspect(engine).has_table(table.name):
-                    raise
+        ensure_tables(engine, audit_table, head_table)
         try:
             with engine.begin() as conn:
                 # Only a brand-new log gets an anchor: inventing one over existing records would hide

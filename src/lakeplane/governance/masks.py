@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from lakeplane.errors import LakeplaneError, did_you_mean
+from lakeplane.errors import MaskSpecError, MaskTypeError, did_you_mean
 
 MaskKind = Literal["null", "redact", "hash", "first", "last", "truncate", "bucket", "sql"]
 
@@ -81,14 +81,6 @@ _ICEBERG_TYPES: dict[str, exp.DType] = {
 ColumnCopy = Callable[[], exp.Expression]  # a fresh copy of the masked column for each place it is used
 _DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
 _FIXED = re.compile(r"fixed\[\s*\d+\s*\]")
-
-
-class MaskSpecError(LakeplaneError, ValueError):
-    """A mask in the policy is malformed; ``mask`` holds it as written."""
-
-
-class MaskTypeError(LakeplaneError, TypeError):
-    """A mask does not apply to a column's type; carries ``kind`` and ``column_type``."""
 
 
 class MaskSpec(BaseModel):

@@ -61,8 +61,13 @@ class Governance:
         """The recorded version of the current policy (recording a new one when it changed)."""
         policy = self.policy()
         if self._version is None or self._version.digest != policy.digest:
-            self._version = PolicyStore(self.catalog.iceberg.engine).record(policy, self._schemas)
+            self._version = PolicyStore(self.catalog.state_engine).record(policy, self._schemas)
         return self._version
+
+    def versions(self) -> list[PolicyVersion]:
+        """Every recorded version of the policy, the current one recorded first if it is new."""
+        self.version()
+        return PolicyStore(self.catalog.state_engine).history()
 
     def _schemas(self) -> dict[str, Schema]:
         return {str(ref): self.catalog.load(ref).schema() for ref in self.catalog.list_tables()}
@@ -120,7 +125,7 @@ class Governance:
 
     def audit_log(self) -> AuditLog:
         if self._audit is None:
-            self._audit = AuditLog(self.catalog.iceberg.engine)
+            self._audit = AuditLog(self.catalog.state_engine)
         return self._audit
 
     def redact_key_material(self, sql: str) -> str:

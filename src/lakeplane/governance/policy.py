@@ -17,22 +17,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlglot
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from lakeplane.config import key_lines, load_yaml, nearest_line
-from lakeplane.errors import LakeplaneError
+from lakeplane.documents import Document, read_document
+from lakeplane.errors import PolicyError
 from lakeplane.governance.masks import MaskSpec
 
 PRIVILEGES = ("SELECT", "INSERT", "ALTER", "DESCRIBE")
 ATTRIBUTE_FUNCTION = "current_principal_attr"
 PRINCIPAL_FUNCTION = "current_principal"
-
-
-class PolicyError(LakeplaneError, ValueError):
-    """A policy file is wrong: carries ``file``, ``line`` and ``key``."""
 
 
 class _Strict(BaseModel):
@@ -185,45 +180,20 @@ def load_policy(path: Path) -> Policy:
     Raises:
         PolicyError: with the file, the line and the problem.
     """
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = load_yaml(text) or {}
-        lines = key_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise PolicyError(f"{path}{f':{line}' if line else ''}: not valid YAML: {exc}",
-                          file=str(path), line=line) from None
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{path}: expected a mapping", file=str(path), line=1)
-    try:
-        document = PolicyDocument.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(str(p) for p in first["loc"])
-        problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix(
-            "Value error, ")
-        raise _error(path, lines, loc, problem) from None
-    rules = _rules(path, lines, document)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return Policy(path, text, document, rules, digest)
+    document = read_document(path, error=PolicyError)
+    policy_document = document.validate(PolicyDocument)
+    rules = _rules(document, policy_document)
+    digest = hashlib.sha256(document.text.encode()).hexdigest()
+    return Policy(path, document.text, policy_document, rules, digest)
 
 
-def _error(path: Path, lines: dict[tuple[str, ...], int], loc: tuple[str, ...], problem: str) -> PolicyError:
-    line = nearest_line(loc, lines)
-    key = ".".join(loc)
-    return PolicyError(f"{path}{f':{line}' if line else ''}: {key}: {problem}", file=str(path), line=line,
-                       key=key)
-
-
-def _rules(path: Path, lines: dict[tuple[str, ...], int], doc: PolicyDocument) -> tuple[Rule, ...]:
+def _rules(source: Document, doc: PolicyDocument) -> tuple[Rule, ...]:
     def check_to(section: str, index: int, names: list[str]) -> frozenset[str]:
         resolved = []
         for position, name in enumerate(names):
             ref = probe._qualify(name)
             if ref is None:
-                raise _error(path, lines, (section, str(index), "to", str(position)),
-                             f"unknown principal '{name}'")
+                raise source.error((section, str(index), "to", str(position)), f"unknown principal '{name}'")
             resolved.append(ref)
         return frozenset(resolved)
 
@@ -232,30 +202,31 @@ def _rules(path: Path, lines: dict[tuple[str, ...], int], doc: PolicyDocument) -
         if tags is None:
             return None
         for key, values in tags.items():
-            _check_tag(path, lines, doc, (section, str(index), "tags", key), key, values)
+            _check_tag(source, doc, (section, str(index), "tags", key), key, values)
         return {k: frozenset(v) for k, v in tags.items()}
 
     def check_target(section: str, index: int, on: str | None, tags: object) -> None:
         if (on is None) == (tags is None):
-            raise _error(path, lines, (section, str(index)), "give exactly one of 'on' or 'tags'")
+            raise source.error((section, str(index)), "give exactly one of 'on' or 'tags'")
         if on is not None and not 1 <= len(on.split(".")) <= 4:
-            raise _error(path, lines, (section, str(index), "on"),
-                         f"'{on}' is not domain[.zone[.table[.column]]]")
+            raise source.error((section, str(index), "on"), f"'{on}' is not domain[.zone[.table[.column]]]")
 
+    path = Path(source.source)
+    lines = source.lines
     probe = Policy(path, "", doc, (), "")
     for target, assigned in doc.tag_assignments.items():
         for key, values in assigned.items():
-            _check_tag(path, lines, doc, ("tag_assignments", target, key), key,
+            _check_tag(source, doc, ("tag_assignments", target, key), key,
                        [values] if isinstance(values, str) else values)
     for group, members in doc.principals.groups.items():
         for member in members:
             if member not in doc.principals.users:
-                raise _error(path, lines, ("principals", "groups", group), f"unknown user '{member}'")
+                raise source.error(("principals", "groups", group), f"unknown user '{member}'")
     rules: list[Rule] = []
     for i, grant in enumerate(doc.grants):
         check_target("grants", i, grant.on, grant.tags)
         if bool(grant.privileges) == bool(grant.deny):
-            raise _error(path, lines, ("grants", str(i)), "give exactly one of 'privileges' or 'deny'")
+            raise source.error(("grants", str(i)), "give exactly one of 'privileges' or 'deny'")
         rules.append(Rule("deny" if grant.deny else "allow", i, check_to("grants", i, grant.to), grant.on,
                           check_tags("grants", i, grant.tags), frozenset(grant.privileges or grant.deny),
                           grant_option=grant.grant_option, line=lines.get(("grants", str(i)))))
@@ -264,32 +235,32 @@ def _rules(path: Path, lines: dict[tuple[str, ...], int], doc: PolicyDocument) -
         try:
             spec = MaskSpec.parse("null" if rule.mask is None else rule.mask)  # YAML `null` is None
         except ValueError as exc:
-            raise _error(path, lines, ("masks", str(i), "mask"), str(exc)) from None
+            raise source.error(("masks", str(i), "mask"), str(exc)) from None
         rules.append(Rule("mask", i, check_to("masks", i, rule.to), rule.on,
                           check_tags("masks", i, rule.tags), mask=spec, line=lines.get(("masks", str(i)))))
     for i, row_filter in enumerate(doc.row_filters):
         if len(row_filter.on.split(".")) != 3:
-            raise _error(path, lines, ("row_filters", str(i), "on"), f"'{row_filter.on}' is not a table")
+            raise source.error(("row_filters", str(i), "on"), f"'{row_filter.on}' is not a table")
         try:
             where = sqlglot.parse_one(row_filter.where, read="duckdb")
         except ParseError as exc:
-            raise _error(path, lines, ("row_filters", str(i), "where"), f"does not parse: {exc}") from None
+            raise source.error(("row_filters", str(i), "where"), f"does not parse: {exc}") from None
         if where.find(exp.Select, exp.Subquery, exp.Table):
-            raise _error(path, lines, ("row_filters", str(i), "where"),
-                         "a row filter is a condition on the table's own columns, without subqueries")
+            raise source.error(("row_filters", str(i), "where"),
+                               "a row filter is a condition on the table's own columns, without subqueries")
         rules.append(Rule("filter", i, check_to("row_filters", i, row_filter.to), row_filter.on, None,
                           where=where, line=lines.get(("row_filters", str(i)))))  # type: ignore[arg-type]
     return tuple(rules)
 
 
-def _check_tag(path: Path, lines: dict[tuple[str, ...], int], doc: PolicyDocument, loc: tuple[str, ...],
-               key: str, values: list[str]) -> None:
+def _check_tag(source: Document, doc: PolicyDocument, loc: tuple[str, ...], key: str,
+               values: list[str]) -> None:
     if key not in doc.tags:
-        raise _error(path, lines, loc, f"unknown tag '{key}' (declared: {', '.join(doc.tags) or 'none'})")
+        raise source.error(loc, f"unknown tag '{key}' (declared: {', '.join(doc.tags) or 'none'})")
     for value in values:
         if value not in doc.tags[key]:
-            raise _error(path, lines, loc, f"tag {key} has no value '{value}' "
-                                           f"(allowed: {', '.join(doc.tags[key])})")
+            raise source.error(loc, f"tag {key} has no value '{value}' "
+                                    f"(allowed: {', '.join(doc.tags[key])})")
 
 
 def bind_row_filter(where: exp.Expression, principal: Principal) -> exp.Expression:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from pyiceberg.schema import Schema
 
+from lakeplane.catalog.state import ensure_tables
 from lakeplane.governance.access import bind_columns
 from lakeplane.governance.policy import Policy
 
@@ -43,11 +44,16 @@ class PolicyVersion:
 
 
 class PolicyStore:
-    """Reads and records policy versions."""
+    """Reads and records policy versions.
+
+    Args:
+        engine: the catalog's database (``lake.catalog.state_engine``); the table is created in it
+            if it is missing.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        _META.create_all(engine, tables=[VERSIONS])
+        ensure_tables(engine, VERSIONS)
 
     def latest(self) -> PolicyVersion | None:
         with self.engine.connect() as conn:

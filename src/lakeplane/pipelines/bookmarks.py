@@ -29,18 +29,11 @@ from typing import Any
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
-from lakeplane.errors import LakeplaneError
-
 DS_KEY = "lakeplane.ds"
 BATCHES_KEY = "lakeplane.batches"
 MODEL_KEY = "lakeplane.model"
 INPUTS_KEY = "lakeplane.inputs"
 FORGOTTEN_KEY = "lakeplane.bookmark.forgotten"
-
-
-class BookmarkError(LakeplaneError, LookupError):
-    """A step's bookmark cannot be shown or moved: unknown step (``step``, ``pipeline``), a step kind
-    that keeps none, or a run that cannot be rewound to (``run_id``)."""
 
 
 @dataclass(frozen=True, eq=True)

@@ -26,10 +26,10 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lakeplane.config import key_lines, load_yaml, nearest_line
-from lakeplane.errors import ConfigError, did_you_mean
+from lakeplane.documents import read_document
+from lakeplane.errors import ConfigError, PipelineError, did_you_mean
 
 PIPELINES_DIR = "pipelines"
 STEP_KINDS = ("ingest", "model", "quality", "python")
@@ -133,36 +133,28 @@ def load_pipeline(path: Path) -> Pipeline:
     """Read and validate one pipeline file.
 
     Raises:
-        ConfigError: naming the file, the line and the problem: unknown keys, a step that depends on
-            a step that does not exist, or steps depending on each other in a cycle.
+        ConfigError: naming the file, the line and the problem: unknown keys or wrong values, or (a
+            :class:`~lakeplane.errors.PipelineError`) a step that depends on a step that does not
+            exist, or steps depending on each other in a cycle.
     """
-    text = path.read_text(encoding="utf-8")
-    lines = key_lines(text)
-    try:
-        document = PipelineDocument.model_validate(load_yaml(text) or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(str(p) for p in first["loc"])
-        problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix(
-            "Value error, ")
-        line = nearest_line(loc, lines)
-        raise ConfigError(f"{path}{f':{line}' if line else ''}: {'.'.join(loc)}: {problem}",
-                          file=str(path), line=line, key=".".join(loc)) from None
+    source = read_document(path, error=ConfigError)
+    document = source.validate(PipelineDocument)
     for name, spec in document.steps.items():
         for dependency in spec.depends_on:
             if dependency not in document.steps:
-                line = nearest_line(("steps", name, "depends_on"), lines)
-                raise ConfigError(
+                loc = ("steps", name, "depends_on")
+                line = source.line(loc)
+                raise PipelineError(
                     f"{path}{f':{line}' if line else ''}: step '{name}' depends on unknown step "
                     f"'{dependency}'{did_you_mean(dependency, document.steps)}",
-                    file=str(path), line=line, step=name)
+                    file=str(path), line=line, key=".".join(loc), step=name)
     pipeline = Pipeline(path.stem, path, document)
     try:
         pipeline.order()
     except CycleError as exc:
         cycle = " -> ".join(exc.args[1])
-        raise ConfigError(f"{path}: steps depend on each other in a cycle: {cycle}", file=str(path),
-                          cycle=list(exc.args[1])) from None
+        raise PipelineError(f"{path}: steps depend on each other in a cycle: {cycle}", file=str(path),
+                            cycle=list(exc.args[1])) from None
     return pipeline
 
 

@@ -18,21 +18,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from pyiceberg.expressions import BooleanExpression
 from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.scan import plan_scan
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir, partition_filter
+from lakeplane.documents import load_document, sql_header
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import LakeplaneError, ModelError
 from lakeplane.pipelines.bookmarks import DS_KEY, INPUTS_KEY, MODEL_KEY
@@ -40,7 +39,6 @@ from lakeplane.pipelines.gate import Gate, write_audit_publish
 from lakeplane.query.compiler import Compiler, referenced_tables
 from lakeplane.storage import Zone
 
-HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:(.*)$")
 MODEL_ZONES = (Zone.PROCESSED.value, Zone.CURATED.value)
 MODEL_SHA_KEY = "lakeplane.model-sha"
 
@@ -109,30 +107,8 @@ def load_model(path: Path, default_domain: str) -> Model:
         raise ModelError(f"{path}: models live in models/processed/ or models/curated/, not {zone}/",
                          file=str(path))
     text = path.read_text(encoding="utf-8")
-    header: dict[str, Any] = {}
-    lines: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = HEADER_LINE.match(line.strip())
-        if not match:
-            break
-        key, value = match[1], match[2].split(" #")[0].strip()
-        try:
-            header[key] = yaml.safe_load(value) if value else None
-        except yaml.YAMLError:
-            raise ModelError(f"{path}:{number}: header '{key}' has a value that is not YAML",
-                             file=str(path), line=number, key=key) from None
-        lines[key] = number
-    try:
-        parsed = ModelHeader.model_validate(header)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = str(error["loc"][0]) if error["loc"] else ""
-        problem = "unknown header key" if error["type"] == "extra_forbidden" else error["msg"]
-        at = lines.get(key)
-        raise ModelError(f"{path}{f':{at}' if at else ''}: {key}: {problem}",
-                         file=str(path), key=key, line=at) from None
+    parsed = load_document(sql_header(text), ModelHeader, source=str(path), error=ModelError,
+                           unknown_key="unknown header key")
     if parsed.materialized == "merge" and not parsed.unique_key:
         raise ModelError(f"{path}: materialized: merge needs unique_key", file=str(path),
                          key="unique_key")

@@ -19,7 +19,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from lakeplane.errors import LakeplaneError
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
@@ -33,10 +32,6 @@ POLL_S = 0.05
 _SPAWN = multiprocessing.get_context("forkserver")
 _SPAWN.set_forkserver_preload(["lakeplane.pipelines.worker", "lakeplane.lake", "duckdb", "pyarrow",
                                "pyiceberg.table", "sqlglot"])  # names, not imports: the server loads them
-
-
-class RunFailed(LakeplaneError):
-    """A pipeline run ended with failed steps (``run_id``, ``failed``)."""
 
 
 @dataclass

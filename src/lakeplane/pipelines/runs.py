@@ -13,17 +13,13 @@ from typing import Any
 from lakeplane.catalog import LakeCatalog
 from lakeplane.config import LakeConfig, merge_settings
 from lakeplane.engines.compute import Compute
-from lakeplane.errors import LakeplaneError
+from lakeplane.errors import LakeplaneError, RunNotFound
 from lakeplane.pipelines import step_bookmarks
 from lakeplane.pipelines.definition import Pipeline, all_pipelines, find_pipeline
 from lakeplane.pipelines.runner import Runner, RunOptions
 from lakeplane.pipelines.schedule import due
 from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import RunRecord, RunStore
-
-
-class RunNotFound(LakeplaneError, LookupError):
-    """No run has that id."""
 
 
 class PipelineRuns:
@@ -55,7 +51,7 @@ class PipelineRuns:
 
     def store(self) -> RunStore:
         """The run store, in the catalog database."""
-        return RunStore(self.catalog.iceberg.engine)
+        return RunStore(self.catalog.state_engine)
 
     def get(self, name: str) -> Pipeline:
         return find_pipeline(self.project_dir, name)

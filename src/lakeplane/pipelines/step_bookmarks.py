@@ -15,9 +15,9 @@ from typing import Any
 from pyiceberg.table import Table
 
 from lakeplane.catalog import LakeCatalog, TableRef
-from lakeplane.errors import did_you_mean
+from lakeplane.errors import BookmarkError, did_you_mean
 from lakeplane.pipelines import bookmarks as marks
-from lakeplane.pipelines.bookmarks import Bookmark, BookmarkError, ForgottenSpan
+from lakeplane.pipelines.bookmarks import Bookmark, ForgottenSpan
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.store import RunRecord
 

@@ -6,7 +6,6 @@ history. A run whose runner died leaves attempts marked ``running``; redrive tre
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import uuid
@@ -14,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+
+from lakeplane.catalog.state import ensure_tables
 
 _META = sa.MetaData()
 RUNS = sa.Table(
@@ -81,13 +82,16 @@ class RunRecord:
 
 
 class RunStore:
-    """Reads and writes runs and attempts."""
+    """Reads and writes runs and attempts.
+
+    Args:
+        engine: the catalog's database (``lake.catalog.state_engine``); the tables are created in it
+            if they are missing.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        for table in (RUNS, ATTEMPTS):
-            with contextlib.suppress(sa.exc.OperationalError):  # created by another process meanwhile
-                table.create(engine, checkfirst=True)
+        ensure_tables(engine, RUNS, ATTEMPTS)
 
     def start_run(self, pipeline: str, ds: str, redrive_of: str | None = None) -> RunRecord:
         run = RunRecord(f"{pipeline}-{ds}-{uuid.uuid4().hex[:8]}", pipeline, ds, "running", now(),

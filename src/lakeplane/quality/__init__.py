@@ -5,7 +5,8 @@ table registered in a DuckDB session and returns one :class:`RuleOutcome` per ru
 ``MetricHistory`` keeps metric values for dynamic rules (``RowCount > avg(last(10))``).
 """
 
-from lakeplane.quality.dqdl import DQDLError, parse, parse_file
+from lakeplane.errors import DQDLError
+from lakeplane.quality.dqdl import parse, parse_file
 from lakeplane.quality.evaluate import RuleOutcome, evaluate
 from lakeplane.quality.expressions import History
 from lakeplane.quality.history import MetricHistory

@@ -18,8 +18,7 @@ from typing import Any
 import duckdb
 
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident
-from lakeplane.errors import EngineError, did_you_mean
-from lakeplane.quality.dqdl import DQDLError
+from lakeplane.errors import DQDLError, EngineError, did_you_mean
 from lakeplane.quality.expressions import Bounds
 from lakeplane.quality.rules import Rule
 from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyKey, FrequencyScan

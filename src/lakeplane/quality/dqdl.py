@@ -17,7 +17,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
-from lakeplane.errors import LakeplaneError, did_you_mean
+from lakeplane.errors import DQDLError, did_you_mean
 from lakeplane.quality.grammar import GRAMMAR
 from lakeplane.quality.rules import (
     BinOp,
@@ -35,10 +35,6 @@ from lakeplane.quality.rules import (
     Str,
 )
 from lakeplane.quality.validate import Fail, validate_analyzer, validate_rule
-
-
-class DQDLError(LakeplaneError, ValueError):
-    """A DQDL ruleset is wrong: carries ``source``, ``line``, ``column`` and ``rule`` (as written)."""
 
 
 def raise_at(problem: str, source: str, line: int, column: int, rule: str) -> NoReturn:
