@@ -200,13 +200,14 @@ class EngineError(LakeplaneError):
 
     Attributes:
         sql: the statement that failed.
-        engine, capability: a job needing a ``capability`` the ``engine`` lacks.
+        engine, job, missing: ``job`` needs capabilities (their names) the ``engine`` lacks.
         table: a table the engine cannot read.
     """
 
     sql: str | None = None
     engine: str | None = None
-    capability: str | None = None
+    job: str | None = None
+    missing: list[str] | None = None
     table: str | None = None
 
 

@@ -62,7 +62,7 @@ def decide_access(expression: exp.Expression, ctx: CompileContext) -> exp.Expres
             reasons = sorted({c.because for c in table_access.columns})
             raise AccessDenied(f"principal '{ctx.principal}' may not read table {table_access.table} "
                                f"({'; '.join(reasons)})",
-                               principal=ctx.principal, table=table_access.table, column=None)
+                               principal=ctx.principal or "", table=table_access.table, column=None)
     return expression
 
 
@@ -160,7 +160,7 @@ def _type_sql(column_type: str, dialect: str) -> str:
 
 def _column_denied(principal: str | None, table_access: TableAccess, column: str, because: str) -> AccessDenied:
     return AccessDenied(f"principal '{principal}' may not read column {table_access.table}.{column} "
-                        f"({because})", principal=principal, table=table_access.table, column=column)
+                        f"({because})", principal=principal or "", table=table_access.table, column=column)
 
 
 def _without(condition: BooleanExpression, columns: set[str]) -> BooleanExpression:
