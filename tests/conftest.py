@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from pyiceberg.table import Table
 
 from lakeplane.demo.generator import DayDrop, generate_day
 from lakeplane.demo.run import build_project
@@ -33,6 +34,13 @@ def demo_lake(tmp_path: Path) -> Lake:
 def land_drop(lake: Lake, drop: DayDrop) -> None:
     for dataset, files in drop.files.items():
         lake.land(dataset, files, drop.day)
+
+
+def head_id(table: Table) -> int:
+    """The snapshot id of ``table``'s main, which the test expects to exist."""
+    snapshot = table.current_snapshot()
+    assert snapshot is not None, f"{table.name()} has no snapshot"
+    return snapshot.snapshot_id
 
 
 def sorted_rows(lake: Lake, table: str) -> list[tuple[object, ...]]:

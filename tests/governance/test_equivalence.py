@@ -88,7 +88,7 @@ def string_expressions(draw: st.DrawFn, source: Source) -> str:
 
 @st.composite
 def number_expressions(draw: st.DrawFn, source: Source) -> str:
-    if source.numbers and draw(st.booleans()):
+    if draw(st.booleans()) and source.numbers:
         column = draw(st.sampled_from(source.numbers))
         return draw(st.sampled_from(["{x}", "{x} * 2", "{x} % 7", "{x} / 60"])).format(x=column)
     column = draw(st.sampled_from(source.strings))

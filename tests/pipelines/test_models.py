@@ -13,7 +13,7 @@ import pytest
 from lakeplane.errors import ModelError, QueryError, TableNotFoundError
 from lakeplane.lake import Lake, open_lake
 from lakeplane.pipelines.models import discover_models, load_model
-from tests.conftest import DAY1, DAY2, land_drop, on_engine, sorted_rows
+from tests.conftest import DAY1, DAY2, head_id, land_drop, on_engine, sorted_rows
 
 CURATED = ("curated.daily_campaign_stats", "curated.campaign_totals")
 
@@ -155,12 +155,14 @@ def test_a_model_skips_a_day_whose_inputs_and_sql_are_unchanged(tmp_path: Path) 
     lake = open_lake(project)
     first = lake.run(DAY1).models
     assert [m.skipped for m in first] == [None, None], "a model with no input table always runs"
-    numbers = lake.catalog.load("t.processed.numbers").current_snapshot().snapshot_id
+    numbers = head_id(lake.catalog.load("t.processed.numbers"))
     second = lake.run(DAY1).models
     assert second[0].skipped is None and second[1].skipped is None, "numbers got a new snapshot"
     third = lake.run_model(lake.model("curated.total"), DAY1)
     assert third.skipped == f"inputs unchanged since snapshot {second[1].snapshot_id}"
-    bookmark = lake.catalog.load("t.curated.total").current_snapshot().summary.additional_properties
+    head = lake.catalog.load("t.curated.total").current_snapshot()
+    assert head is not None and head.summary is not None
+    bookmark = head.summary.additional_properties
     assert bookmark["lakeplane.inputs"] != f'{{"t.processed.numbers": {numbers}}}'
     path.write_text(path.read_text().replace("sum(n) AS s", "sum(n) + 0 AS s"))
     assert lake.run_model(lake.model("curated.total"), DAY1).skipped is None, "an edited model runs again"

@@ -14,6 +14,7 @@ from lakeplane.demo.run import build_project
 from lakeplane.errors import QualityGateFailed
 from lakeplane.lake import Lake, open_lake
 from lakeplane.pipelines.store import RunRecord
+from tests.conftest import head_id
 
 DAY1, DAY2 = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
 CONFIG = """
@@ -131,7 +132,7 @@ def test_documented_rulesets_run_as_a_quality_step_and_a_model_gate(shop: Lake) 
     assert [o["rule_type"] for o in gated][:3] == ["RowCount", "IsPrimaryKey", "Composite"]
     facts = shop.query("SELECT order_id, customer FROM curated.order_facts ORDER BY order_id").to_pylist()
     assert [f["customer"] for f in facts] == ["Customer 1", "Customer 2", "Customer 3", "Customer 1"]
-    published = shop.catalog.load("shop.curated.order_facts").current_snapshot()
+    published = head_id(shop.catalog.load("shop.curated.order_facts"))
 
     # Day 2: an order of a customer the CRM does not know. The processed table's own rules still pass;
     # the curated model's gate stops the day before consumers see it.
@@ -149,7 +150,7 @@ def test_documented_rulesets_run_as_a_quality_step_and_a_model_gate(shop: Lake) 
     assert integrity["failing_rows"] == 1 and integrity["observed"] == pytest.approx(2 / 3)
     assert [s["order_id"] for s in integrity["failing_sample"]] == [6]
     table = shop.catalog.load("shop.curated.order_facts")
-    assert table.current_snapshot().snapshot_id == published.snapshot_id, "main did not move"
+    assert head_id(table) == published, "main did not move"
     days = shop.query("SELECT DISTINCT ds FROM curated.order_facts").column("ds").to_pylist()
     assert days == [DAY1]
 
@@ -166,7 +167,7 @@ def test_the_demo_telco_gate_passes_generated_days_and_stops_a_broken_one(tmp_pa
         done = lake.run_model(model, day, quality=step.quality)
         assert len(done.quality) == 12 and all(o["passed"] for o in done.quality), [
             o["message"] for o in done.quality if not o["passed"]]
-    published = lake.catalog.load("telco.curated.cell_daily").current_snapshot()
+    published = head_id(lake.catalog.load("telco.curated.cell_daily"))
 
     broken_day = DAY2 + dt.timedelta(days=1)
     drop = telco.generate_day(tmp_path / "broken", broken_day, 3000)["telco/cdr"][0]
@@ -181,5 +182,4 @@ def test_the_demo_telco_gate_passes_generated_days_and_stops_a_broken_one(tmp_pa
     assert [r["rule"] for r in caught.value.rules] == ['ColumnValues "region" in ["EU", "US"]',
                                                       'DistinctValuesCount "region" <= 2']
     assert all(row["region"] == "APAC" for row in caught.value.rules[0]["failing_sample"])
-    assert lake.catalog.load("telco.curated.cell_daily").current_snapshot().snapshot_id == \
-        published.snapshot_id
+    assert head_id(lake.catalog.load("telco.curated.cell_daily")) == published
