@@ -113,6 +113,27 @@ class EngineSession(ABC):
                  tb: TracebackType | None) -> None:
         self.close()
 
+    def register_arrow(self, alias: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Make ``alias`` name Arrow data held by the caller: a table, or batches read once.
+
+        Raises:
+            EngineError: this engine cannot read Arrow data from the caller's process.
+        """
+        raise self._unsupported(f"cannot read Arrow data registered as '{alias}'", "register_arrow")
+
+    def unregister(self, alias: str) -> None:
+        """Forget what :meth:`register_arrow` registered as ``alias``.
+
+        Raises:
+            EngineError: this engine cannot register Arrow data.
+        """
+        raise self._unsupported(f"cannot unregister '{alias}'", "register_arrow")
+
+    def _unsupported(self, what: str, capability: str) -> EngineError:
+        # A session's dialect is its engine's name for every engine registered here.
+        return EngineError(f"engine '{self.dialect}' {what}: it does not support {capability}",
+                           engine=self.dialect, capability=capability)
+
 
 class Engine(ABC):
     """An engine kind. Subclasses declare what they can do as data, checked before a job starts."""

@@ -17,8 +17,10 @@ from typing import Any
 from pyiceberg.expressions import EqualTo
 
 from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.catalog.types import FIELD_DUCKDB_TYPES
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir
 from lakeplane.config import DatasetConfig
+from lakeplane.engines.base import EngineSession
 from lakeplane.engines.duckdb import DuckDBSession, quote_ident, quote_literal
 from lakeplane.errors import IngestError, QuarantineRateExceeded
 from lakeplane.ingest.parse import (
@@ -30,6 +32,11 @@ from lakeplane.ingest.parse import (
     parse_batch,
 )
 from lakeplane.storage.raw import RawBatch, RawZone
+
+#: The quarantine table's columns: the record's place, why it was refused, and its text and bytes.
+QUARANTINE_TYPES = {"ds": "DATE", "dataset": "VARCHAR", "batch_id": "VARCHAR", "source_file": "VARCHAR",
+                    "line": "BIGINT", "reason": "VARCHAR", "detail": "VARCHAR", "raw_text": "VARCHAR",
+                    "raw_bytes": "BLOB", "quarantined_at": "TIMESTAMP"}
 
 
 @dataclass
@@ -118,7 +125,7 @@ def _local_copy(session: DuckDBSession, raw: RawZone, batch: RawBatch) -> str:
     return str(target)
 
 
-def _reconcile(session: DuckDBSession, batches: list[RawBatch], parsed: list[ParsedBatch],
+def _reconcile(session: EngineSession, batches: list[RawBatch], parsed: list[ParsedBatch],
                result: IngestResult) -> None:
     accepted = dict(session.execute(f"SELECT _batch, count(*) FROM {ACCEPTED} GROUP BY 1"))
     quarantined = dict(session.execute(f"SELECT _batch, count(*) FROM {QUARANTINE} GROUP BY 1"))
@@ -139,7 +146,7 @@ def _reconcile(session: DuckDBSession, batches: list[RawBatch], parsed: list[Par
         f"SELECT reason, count(*) FROM {QUARANTINE} GROUP BY 1 ORDER BY 2 DESC, 1"))
 
 
-def _write_quarantine(session: DuckDBSession, writer: TableWriter, ref: TableRef, name: str,
+def _write_quarantine(session: EngineSession, writer: TableWriter, ref: TableRef, name: str,
                       batches: list[RawBatch], ds: dt.date) -> WriteResult:
     target = TableRef(ref.domain, ref.zone, f"{ref.name}_quarantine")
     files = " UNION ALL ".join(
@@ -153,10 +160,10 @@ def _write_quarantine(session: DuckDBSession, writer: TableWriter, ref: TableRef
         "now()::TIMESTAMP AS quarantined_at "
         f"FROM {QUARANTINE} q JOIN ({files}) f ON f.seq = q._batch"
     )
-    return _write(session, writer, target, sql, ds, {"ds", "dataset", "line", "reason"})
+    return _write(session, writer, target, sql, QUARANTINE_TYPES, ds, {"ds", "dataset", "line", "reason"})
 
 
-def _write_processed(session: DuckDBSession, writer: TableWriter, ref: TableRef,
+def _write_processed(session: EngineSession, writer: TableWriter, ref: TableRef,
                      dataset: DatasetConfig, ds: dt.date, batches: list[RawBatch]) -> WriteResult:
     columns = ", ".join(quote_ident(n) for n in dataset.fields)
     select = f"SELECT {columns}, DATE {quote_literal(ds.isoformat())} AS ds FROM {ACCEPTED} a"
@@ -177,12 +184,14 @@ def _write_processed(session: DuckDBSession, writer: TableWriter, ref: TableRef,
     required = {"ds"}
     properties = {"lakeplane.ds": ds.isoformat(),
                   "lakeplane.batches": ",".join(b.batch_id for b in batches)}
-    return _write(session, writer, ref, sql, ds, required, properties)
+    types = {n: FIELD_DUCKDB_TYPES[s.type] for n, s in dataset.fields.items()} | {"ds": "DATE"}
+    return _write(session, writer, ref, sql, types, ds, required, properties)
 
 
-def _write(session: DuckDBSession, writer: TableWriter, ref: TableRef, sql: str, ds: dt.date,
-           required: set[str], properties: dict[str, str] | None = None) -> WriteResult:
-    types = session.column_types(sql)
+def _write(session: EngineSession, writer: TableWriter, ref: TableRef, sql: str,
+           types: dict[str, str], ds: dt.date, required: set[str],
+           properties: dict[str, str] | None = None) -> WriteResult:
+    """Write ``sql``, whose columns have the declared ``types``, as the day ``ds`` of ``ref``."""
     table = writer.ensure_table(ref, types, ["ds"], frozenset(required))
     # One day, one partition: a plain (not partitioned) COPY into its folder needs far less memory.
     target = f"{new_write_dir(ref)}/ds={ds.isoformat()}"
