@@ -188,7 +188,9 @@ def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, 
             f"FROM (SELECT {fields}, {blank} AS _blank "
             f"FROM read_csv({quote_literal(path)}, header = true, auto_detect = false, "
             f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
-            f"compression = '{compression}', max_line_size = {MAX_RECORD_BYTES}, store_rejects = true, "
+            f"compression = '{compression}', max_line_size = {MAX_RECORD_BYTES}, "
+            # the default buffer (16 records of the largest size) would not fit a small job
+            f"buffer_size = {2 * MAX_RECORD_BYTES}, store_rejects = true, "
             f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan'))"
         )
     finally:
