@@ -222,9 +222,11 @@ def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, 
         f"SELECT r.line, r.raw, try(decode(r.raw)) AS txt, "
         f"CASE WHEN b._blank THEN 'blank_line' END AS pre_reason, NULL::VARCHAR AS pre_detail, "
         f"{fields_of_b} FROM {table} b JOIN {records} r ON r.ordinal = b.rowid WHERE b._bad"))
-    return ParsedBatch("records", counts.records - 1,
-                       f"SELECT {values}, {seq} AS _batch, _line FROM (SELECT b.*, r.line AS _line "
-                       f"FROM {table} b JOIN {records} r ON r.ordinal = b.rowid WHERE NOT b._bad)")
+    # Kept as a table: the step reads accepted rows several times, and each read would join again.
+    session.execute(f"CREATE TEMP TABLE __b{seq}_ok AS SELECT {values}, {seq} AS _batch, _line "
+                    f"FROM (SELECT b.*, r.line AS _line FROM {table} b JOIN {records} r "
+                    "ON r.ordinal = b.rowid WHERE NOT b._bad)")
+    return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
 
 
 def _quarantine_rejects(session: EngineSession, seq: int, records: str, rejects: str,
