@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from lakeplane.engines.base import EngineSession
 from lakeplane.engines.duckdb import quote_ident
@@ -192,11 +193,12 @@ def _few_values(target: Target, columns: list[str]) -> set[str]:
     """The ``columns`` with few distinct values among the table's first :data:`PROBE_ROWS` rows."""
     if not columns:
         return set()
-    distinct = ", ".join(f"count(DISTINCT {quote_ident(c)})" for c in columns)
-    listed = ", ".join(quote_ident(c) for c in columns)
-    first_rows = f"SELECT {listed} FROM {target.relation} LIMIT {PROBE_ROWS}"
+    quoted = [exp.column(c, quoted=True) for c in columns]
+    first_rows = exp.select(*quoted).from_(exp.table_(target.table, quoted=True)).limit(PROBE_ROWS)
+    distinct = [exp.Count(this=exp.Distinct(expressions=[c])) for c in quoted]
+    probe = exp.select(exp.Count(this=exp.Star()), *distinct).from_(first_rows.subquery())
     try:
-        rows, *counts = target.session.execute(f"SELECT count(*), {distinct} FROM ({first_rows})")[0]
+        rows, *counts = target.session.execute(probe.sql(dialect=target.session.dialect))[0]
     except EngineError:  # the checks will say what is wrong
         return set()
     if rows < PROBE_ROWS:  # a small table: grouping would not pay for its statement

@@ -22,12 +22,6 @@ from lakeplane.quality.rules import DATA_TYPES, Condition, Keyword, Str, format_
 from lakeplane.quality.validate import SQL_DIALECT, Fail, check_custom_sql, check_where
 
 
-def is_numeric(column_type: pa.DataType | None) -> bool:
-    """Whether a column of this Arrow type holds numbers (integers, floats, decimals)."""
-    kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
-    return column_type is not None and any(kind(column_type) for kind in kinds)
-
-
 def is_text(column_type: pa.DataType | None) -> bool:
     """Whether a column of this Arrow type holds strings."""
     kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
