@@ -44,7 +44,11 @@ MAX_RECORD_BYTES = 16 << 20
 
 @dataclass(frozen=True)
 class ParsedBatch:
-    """How a batch was parsed, how many records it held, and the SQL of its accepted rows."""
+    """How a batch was parsed, how many records it held, and the SQL of its accepted rows.
+
+    ``path`` is ``fast`` (DuckDB's reader alone), ``lines`` (NDJSON judged line by line) or
+    ``records`` (a CSV batch whose lines came from :func:`~lakeplane.ingest.records.scan_records`).
+    """
 
     path: str
     read: int

@@ -8,7 +8,9 @@ for, the bytes exactly as delivered.
 
 A record ends at a newline outside quotes. A quote opens a quoted field only at the start of a
 field; inside one, ``""`` is a quote and a lone ``"`` closes it (RFC 4180, DuckDB's defaults). Only
-lines holding a quote can change that state, so the others are handled as whole arrays.
+lines holding a quote can change that state, so the others are handled as whole arrays. The file
+is read in blocks; a record still open at the end of a block waits for the next one, so a quote
+never closed holds the rest of the file (DuckDB rejects that record the same way).
 """
 
 from __future__ import annotations
