@@ -19,7 +19,6 @@ import pyarrow as pa
 from sqlglot import exp
 
 from lakeplane.engines.base import EngineSession
-from lakeplane.engines.duckdb import quote_ident
 from lakeplane.errors import EngineError, did_you_mean
 from lakeplane.quality.dqdl import DQDLError
 from lakeplane.quality.expressions import Bounds
@@ -30,6 +29,7 @@ from lakeplane.quality.sql import (
     datatype_predicate,
     freshness_predicate,
     number_predicate,
+    quote_ident,
     values_predicate,
     where_sql,
 )

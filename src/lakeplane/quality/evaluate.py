@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lakeplane.engines.base import EngineSession
-from lakeplane.engines.duckdb import quote_ident
 from lakeplane.errors import EngineError
 from lakeplane.quality.checks import (
     PLANNERS,
@@ -30,6 +29,7 @@ from lakeplane.quality.dqdl import parse, rule_failer
 from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
 from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
 from lakeplane.quality.scan import AggregateScan, FrequencyScan
+from lakeplane.quality.sql import quote_ident
 
 
 @dataclass

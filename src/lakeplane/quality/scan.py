@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakeplane.engines.base import EngineSession
-from lakeplane.engines.duckdb import quote_ident
 from lakeplane.errors import EngineError
+from lakeplane.quality.sql import quote_ident
 
 
 class AggregateScan:

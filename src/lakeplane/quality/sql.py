@@ -22,6 +22,11 @@ from lakeplane.quality.rules import DATA_TYPES, Condition, Keyword, Str, format_
 from lakeplane.quality.validate import SQL_DIALECT, Fail, check_custom_sql, check_where
 
 
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted identifier of the SQL quality rules are written in."""
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
 def is_text(column_type: pa.DataType | None) -> bool:
     """Whether a column of this Arrow type holds strings."""
     kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
