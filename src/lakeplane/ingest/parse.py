@@ -179,7 +179,46 @@ def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, 
         return ParsedBatch("fast", 0, _no_rows(dataset, seq))
     # DuckDB needs distinct names; for a repeated name the last column wins, as in a dict.
     names = [n if n and n not in header[i + 1:] else f"__column{i}" for i, n in enumerate(header)]
-    table, rejects = f"__b{seq}_csv", f"__b{seq}_rejects"
+    table, rejects, records = f"__b{seq}_csv", f"__b{seq}_rejects", f"__b{seq}_records"
+    _read_csv(session, dataset, batch, path, names, table, rejects)
+    rows, bad_rows = _counts(session, table)
+    rejected = _column(session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} ORDER BY 1")
+    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
+    if bad_rows == 0 and len(rejected) == 0 and rows + 1 == batch.lines:
+        # Every line is one record and every record a row: the rowid gives the line.
+        return ParsedBatch("fast", rows, f"SELECT {values}, {seq} AS _batch, rowid + 2 AS _line "
+                                         f"FROM {table} WHERE NOT _bad")
+    wanted = _column(session, f"SELECT rowid FROM {table} WHERE _bad")
+    scan, counts = scan_records(path, batch.compression, rejected, wanted)
+    session.register_arrow("__records", scan)
+    session.execute(f"CREATE TEMP TABLE {records} AS SELECT * FROM __records")
+    session.unregister("__records")
+    [(matched,)] = session.execute(
+        f"SELECT count(*) FROM {records} WHERE record IN (SELECT line FROM {rejects})")
+    if counts.rows != rows or matched != len(rejected):
+        raise IngestError(
+            f"batch {batch.batch_id}: DuckDB's CSV reader returned {rows} rows and rejected "
+            f"{len(rejected)} records, but the file splits into {counts.rows} such rows and "
+            f"{matched} such records; refusing to number its lines by guess", batch=batch.batch_id,
+        )
+    _quarantine_rejects(session, seq, records, rejects, len(names))
+    fields = ", ".join(f"b.{quote_ident(n)}" for n in dataset.fields)
+    _judge(session, dataset, seq, suffix="_bad", source=(
+        f"SELECT r.line, r.raw, try(decode(r.raw)) AS txt, "
+        f"CASE WHEN b._blank THEN 'blank_line' END AS pre_reason, NULL::VARCHAR AS pre_detail, "
+        f"{fields} FROM {table} b JOIN {records} r ON r.ordinal = b.rowid WHERE b._bad"))
+    # Kept as a table: the step reads accepted rows several times, and each read would join again.
+    session.execute(f"CREATE TEMP TABLE __b{seq}_ok AS SELECT {values}, {seq} AS _batch, _line "
+                    f"FROM (SELECT b.*, r.line AS _line FROM {table} b JOIN {records} r "
+                    "ON r.ordinal = b.rowid WHERE NOT b._bad)")
+    return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
+
+
+def _read_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, path: str,
+              names: list[str], table: str, rejects: str) -> None:
+    """``table``: the rows DuckDB read, in file order (``rowid``), each field as text, with
+    ``_blank`` (every cell empty) and ``_bad`` (blank, or refused by the declared fields); the
+    records it could not read go to ``rejects``."""
     columns = ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names)
     fields = ", ".join(quote_ident(n) if n in names else f"NULL::VARCHAR AS {quote_ident(n)}"
                        for n in dataset.fields)
@@ -199,38 +238,6 @@ def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, 
         )
     finally:
         _in_file_order(session, False)
-    rows, bad_rows = _counts(session, table)
-    rejected = _column(session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} ORDER BY 1")
-    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
-    if bad_rows == 0 and len(rejected) == 0 and rows + 1 == batch.lines:
-        # Every line is one record and every record a row: the rowid gives the line.
-        return ParsedBatch("fast", rows, f"SELECT {values}, {seq} AS _batch, rowid + 2 AS _line "
-                                         f"FROM {table} WHERE NOT _bad")
-    wanted = _column(session, f"SELECT rowid FROM {table} WHERE _bad")
-    scan, counts = scan_records(path, batch.compression, rejected, wanted)
-    records = f"__b{seq}_records"
-    session.register_arrow("__records", scan)
-    session.execute(f"CREATE TEMP TABLE {records} AS SELECT * FROM __records")
-    session.unregister("__records")
-    [(matched,)] = session.execute(
-        f"SELECT count(*) FROM {records} WHERE record IN (SELECT line FROM {rejects})")
-    if counts.rows != rows or matched != len(rejected):
-        raise IngestError(
-            f"batch {batch.batch_id}: DuckDB's CSV reader returned {rows} rows and rejected "
-            f"{len(rejected)} records, but the file splits into {counts.rows} such rows and "
-            f"{matched} such records; refusing to number its lines by guess", batch=batch.batch_id,
-        )
-    _quarantine_rejects(session, seq, records, rejects, len(names))
-    fields_of_b = ", ".join(f"b.{quote_ident(n)}" for n in dataset.fields)
-    _judge(session, dataset, seq, suffix="_bad", source=(
-        f"SELECT r.line, r.raw, try(decode(r.raw)) AS txt, "
-        f"CASE WHEN b._blank THEN 'blank_line' END AS pre_reason, NULL::VARCHAR AS pre_detail, "
-        f"{fields_of_b} FROM {table} b JOIN {records} r ON r.ordinal = b.rowid WHERE b._bad"))
-    # Kept as a table: the step reads accepted rows several times, and each read would join again.
-    session.execute(f"CREATE TEMP TABLE __b{seq}_ok AS SELECT {values}, {seq} AS _batch, _line "
-                    f"FROM (SELECT b.*, r.line AS _line FROM {table} b JOIN {records} r "
-                    "ON r.ordinal = b.rowid WHERE NOT b._bad)")
-    return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
 
 
 def _quarantine_rejects(session: EngineSession, seq: int, records: str, rejects: str,
