@@ -202,6 +202,7 @@ class EngineError(LakeplaneError):
         sql: the statement that failed.
         engine, job, missing: ``job`` needs capabilities (their names) the ``engine`` lacks.
         table: a table the engine cannot read.
+        out_of_memory: the engine ran out of memory (no fallback that needs more can help).
     """
 
     sql: str | None = None
@@ -209,6 +210,7 @@ class EngineError(LakeplaneError):
     job: str | None = None
     missing: list[str] | None = None
     table: str | None = None
+    out_of_memory: bool = False
 
 
 # -- governance ---------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ from lakeplane.pipelines.runner import RunOptions
 from lakeplane.pipelines.runs import PipelineRuns
 from lakeplane.pipelines.step_bookmarks import BookmarkReport, TableNames
 from lakeplane.pipelines.store import RunRecord
+from lakeplane.quality.history import MetricHistory, adopt_history_file
+from lakeplane.quality.service import QualityChecks
 from lakeplane.query.service import DEFAULT_DIALECT, Queries
 from lakeplane.storage import LakeStorage, open_storage
 from lakeplane.storage.raw import LandResult, RawBatch, RawZone
@@ -76,6 +78,15 @@ class Lake:
     @cached_property
     def ingestion(self) -> Ingestion:
         return Ingestion(self.config, self.project_dir / CONFIG_FILE, self.raw, self.catalog, self.compute)
+
+    @cached_property
+    def quality(self) -> QualityChecks:
+        adopt_history_file(self.state_dir / "dq_history.sqlite", self.catalog.state_engine)
+        return QualityChecks(
+            open_session=lambda job: self.compute.embedded(job, (Capability.SANDBOX,)),
+            plan=lambda table, snapshot_id: plan_scan(self.catalog, table, snapshot_id=snapshot_id),
+            resolve=self.resolve_table, project_dir=self.project_dir,
+            history_for=lambda table: MetricHistory(self.catalog.state_engine, table))
 
     @cached_property
     def queries(self) -> Queries:
@@ -197,32 +208,8 @@ class Lake:
         Raises:
             DQDLError: the ruleset does not parse or names an unknown reference.
         """
-        from lakeplane.quality import MetricHistory, evaluate, parse
-        from lakeplane.quality.history import adopt_history_file
-
-        path = Path(ruleset)
-        text = (path if path.is_absolute() else self.project_dir / path).read_text(encoding="utf-8")
-        rules = parse(text, source=str(ruleset))
-        full = self.resolve_table(table)
-        aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
-        moment = now or dt.datetime.now(dt.UTC)
-        stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
-        adopt_history_file(self.state_dir / "dq_history.sqlite", self.catalog.state_engine)
-        history = MetricHistory(self.catalog.state_engine, full)
-        with self.compute.embedded(f"dq-{full.replace('.', '-')}", (Capability.SANDBOX,)) as session:
-            scan = plan_scan(self.catalog, full, snapshot_id=snapshot_id)
-            session.register_scan("dq_table", scan)
-            narrow = only_ds and ds is not None and "ds" in scan.schema.names
-            day = f" WHERE ds = DATE '{ds.isoformat()}'" if narrow and ds else ""
-            session.execute(f"CREATE TEMP VIEW dq_primary AS SELECT * FROM dq_table{day}")
-            names = {alias: f"dq_reference_{i}" for i, alias in enumerate(aliases)}
-            for alias, name in aliases.items():
-                session.register_scan(names[alias], plan_scan(self.catalog, self.resolve_table(name)))
-            session.sandbox()
-            outcomes = evaluate(rules, session, "dq_primary", names, moment, history.before(stamp))
-        if record:
-            history.record(outcomes, stamp)
-        return [outcome.to_dict() for outcome in outcomes]
+        return self.quality.check(table, ruleset, ds=ds, snapshot_id=snapshot_id, references=references,
+                                  now=now, record=record, only_ds=only_ds)
 
     # -- reading -------------------------------------------------------------------------------
     def resolve_table(self, name: str) -> str:

@@ -153,11 +153,13 @@ def test_csv_records_reconcile_with_reasons(tmp_path: Path) -> None:
     lake.land("pos/stores", [stores], DAY1)
     result = lake.ingest("pos/stores", DAY1)
     assert (result.read, result.accepted, result.quarantined) == (8, 3, 5)
-    rows = lake.query("SELECT line, reason FROM processed.stores_quarantine ORDER BY line").to_pylist()
+    rows = lake.query("SELECT line, reason, raw_bytes FROM processed.stores_quarantine ORDER BY line").to_pylist()
     assert [(r["line"], r["reason"]) for r in rows] == [
         (4, "wrong_type"), (5, "wrong_column_count"), (6, "missing_required"), (7, "invalid_utf8"),
         (10, "wrong_type"),
     ]
+    delivered = stores.read_bytes().split(b"\n")
+    assert [r["raw_bytes"] for r in rows] == [delivered[r["line"] - 1] for r in rows], "as delivered"
     names = [r["store"] for r in lake.query("SELECT store FROM processed.stores ORDER BY store").to_pylist()]
     assert names == ["s1", "s2, the big one", "s7\nsecond line"]
 

@@ -7,8 +7,6 @@ timestamps to UTC), and nested or typeless columns are refused with the column's
 
 from __future__ import annotations
 
-import re
-
 import pyarrow as pa
 from pyiceberg.io.pyarrow import pyarrow_to_schema
 from pyiceberg.schema import Schema
@@ -31,31 +29,6 @@ from pyiceberg.types import (
 
 from lakeplane.errors import ModelError
 
-_SIMPLE: dict[str, IcebergType] = {
-    "BOOLEAN": BooleanType(),
-    "TINYINT": IntegerType(),
-    "SMALLINT": IntegerType(),
-    "INTEGER": IntegerType(),
-    "UTINYINT": IntegerType(),
-    "USMALLINT": IntegerType(),
-    "BIGINT": LongType(),
-    "UINTEGER": LongType(),
-    "HUGEINT": DecimalType(38, 0),
-    "UBIGINT": DecimalType(20, 0),
-    "FLOAT": FloatType(),
-    "DOUBLE": DoubleType(),
-    "VARCHAR": StringType(),
-    "UUID": StringType(),
-    "BLOB": BinaryType(),
-    "DATE": DateType(),
-    "TIME": TimeType(),
-    "TIMESTAMP": TimestampType(),
-    "TIMESTAMP_NS": TimestampType(),
-    "TIMESTAMP_MS": TimestampType(),
-    "TIMESTAMP_S": TimestampType(),
-    "TIMESTAMP WITH TIME ZONE": TimestamptzType(),
-}
-
 #: Declared raw field types (``lakeplane.yaml``) as DuckDB types.
 FIELD_DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -67,7 +40,6 @@ FIELD_DUCKDB_TYPES = {
     "timestamp": "TIMESTAMP",
 }
 
-_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
 
 def iceberg_schema_for(schema: pa.Schema, required: frozenset[str] = frozenset()) -> Schema:
@@ -100,19 +72,6 @@ def _storable(kind: pa.DataType, column: str) -> pa.DataType:
             "cast it to a scalar type", column=column, type=str(kind),
         )
     return kind
-
-
-def iceberg_type_for(duckdb_type: str, column: str) -> IcebergType:
-    """The Iceberg type that holds a DuckDB column type."""
-    upper = duckdb_type.upper()
-    if upper in _SIMPLE:
-        return _SIMPLE[upper]
-    if match := _DECIMAL.fullmatch(upper):
-        return DecimalType(int(match[1]), int(match[2]))
-    raise ModelError(
-        f"column '{column}' has type {duckdb_type}, which has no Iceberg equivalent here; "
-        "cast it to a scalar type", column=column, type=duckdb_type,
-    )
 
 
 def duckdb_type_for(iceberg_type: IcebergType) -> str:

@@ -74,6 +74,8 @@ class EngineSession(ABC):
     """
 
     dialect: ClassVar[str] = "duckdb"
+    #: A folder of this job's own on local disk (spill files, local copies of remote raw files).
+    spill_dir: Path
 
     @abstractmethod
     def register_scan(self, alias: str, source: ScanSource) -> None:
@@ -121,6 +123,27 @@ class EngineSession(ABC):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    def register_arrow(self, alias: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Make ``alias`` name Arrow data held by the caller: a table, or batches read once.
+
+        Raises:
+            EngineError: this engine cannot read Arrow data from the caller's process.
+        """
+        raise self._unsupported(f"cannot read Arrow data registered as '{alias}'", "register_arrow")
+
+    def unregister(self, alias: str) -> None:
+        """Forget what :meth:`register_arrow` registered as ``alias``.
+
+        Raises:
+            EngineError: this engine cannot register Arrow data.
+        """
+        raise self._unsupported(f"cannot unregister '{alias}'", "register_arrow")
+
+    def _unsupported(self, what: str, capability: str) -> EngineError:
+        # A session's dialect is its engine's name for every engine registered here.
+        return EngineError(f"engine '{self.dialect}' {what}: it does not support {capability}",
+                           engine=self.dialect, missing=[Capability.PARSE_RAW_FILES.name])
 
 
 class Engine(ABC):

@@ -106,11 +106,6 @@ class DuckDBSession(EngineSession):
         except duckdb.Error as exc:
             raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
 
-    def column_types(self, sql: str) -> dict[str, str]:
-        """DuckDB's own type name of each result column."""
-        relation = self.con.sql(f"SELECT * FROM ({sql}) LIMIT 0")
-        return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
-
     def stage(self, name: str, sql: str) -> None:
         self.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {sql}")
 
@@ -118,7 +113,17 @@ class DuckDBSession(EngineSession):
         try:
             return self.con.execute(sql).fetchall()
         except duckdb.Error as exc:
-            raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
+            # Out of memory is not the statement's fault: callers that fall back on a slower path
+            # for a statement DuckDB refuses must not do so for this one.
+            raise EngineError(f"job '{self.job.name}': {exc}", sql=sql,
+                              out_of_memory=isinstance(exc, duckdb.OutOfMemoryException)) from None
+
+    def register_arrow(self, alias: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Make ``alias`` name ``data``; a reader is scanned once, as it streams."""
+        self.con.register(alias, data)
+
+    def unregister(self, alias: str) -> None:
+        self.con.unregister(alias)
 
     def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
         local_dir = (Path(self.storage.path(target_dir)) if self.storage.is_local

@@ -8,24 +8,28 @@ convert are then re-read from the file by line number and judged like any other 
 DuckDB's reader cannot parse goes line by line: lines are cut and numbered by pyarrow, then checked
 in SQL (UTF-8, JSON, object, required fields, types), so every rejected line keeps its number,
 reason and raw bytes.
+
+A CSV batch goes through DuckDB's CSV reader, every column as text, with its rejects table: records
+it cannot split into the header's columns land there; declared types and required fields are then
+judged in SQL with the same :func:`typed` casts. The session is used through the
+:class:`~lakeplane.engines.base.EngineSession` interface only; the SQL is DuckDB's, the engine
+whose capabilities include ingest.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakeplane.catalog.types import FIELD_DUCKDB_TYPES
 from lakeplane.config import DatasetConfig
-from lakeplane.engines.duckdb import DuckDBSession, quote_ident, quote_literal
-from lakeplane.errors import EngineError
+from lakeplane.engines.base import EngineSession
+from lakeplane.engines.duckdb import quote_ident, quote_literal
+from lakeplane.errors import EngineError, IngestError
+from lakeplane.ingest.records import open_content, read_header, scan_records
 from lakeplane.storage.raw import RawBatch
 
 BLOCK = 32 << 20
@@ -33,38 +37,53 @@ LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.binary())])
 ACCEPTED = "__accepted"
 QUARANTINE = "__quarantine"
 REASONS = ("invalid_utf8", "blank_line", "invalid_json", "not_an_object", "wrong_column_count",
-           "missing_required", "wrong_type")
+           "invalid_csv", "missing_required", "wrong_type")
+#: DuckDB's CSV reader limit on a record's size, as for NDJSON objects.
+MAX_RECORD_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
 class ParsedBatch:
-    """How a batch was parsed, how many records it held, and the SQL of its accepted rows."""
+    """How a batch was parsed, how many records it held, and the SQL of its accepted rows.
+
+    ``path`` is ``fast`` (DuckDB's reader alone), ``lines`` (NDJSON judged line by line) or
+    ``records`` (a CSV batch whose lines came from :func:`~lakeplane.ingest.records.scan_records`).
+    """
 
     path: str
     read: int
     accepted_sql: str
 
 
-def create_staging(session: DuckDBSession) -> None:
+def create_staging(session: EngineSession) -> None:
     """The session's table of quarantined records (accepted rows stay in per-batch tables)."""
-    session.con.execute(
+    session.execute(
         f"CREATE TEMP TABLE {QUARANTINE} (_batch INTEGER, line BIGINT, reason VARCHAR, "
         "detail VARCHAR, raw_text VARCHAR, raw_bytes BLOB)"
     )
 
 
-def accepted_view(session: DuckDBSession, dataset: DatasetConfig, parsed: list[ParsedBatch]) -> None:
+def accepted_view(session: EngineSession, dataset: DatasetConfig, parsed: list[ParsedBatch]) -> None:
     """``__accepted``: every batch's accepted rows, typed, with ``_batch`` and ``_line``."""
-    if parsed:
-        body = " UNION ALL ".join(p.accepted_sql for p in parsed)
-    else:
-        columns = ", ".join(f"CAST(NULL AS {FIELD_DUCKDB_TYPES[s.type]}) AS {quote_ident(n)}"
-                            for n, s in dataset.fields.items())
-        body = f"SELECT {columns}, 0 AS _batch, 0::BIGINT AS _line WHERE false"
-    session.con.execute(f"CREATE OR REPLACE TEMP VIEW {ACCEPTED} AS {body}")
+    body = " UNION ALL ".join(p.accepted_sql for p in parsed) if parsed else _no_rows(dataset, 0)
+    session.execute(f"CREATE OR REPLACE TEMP VIEW {ACCEPTED} AS {body}")
 
 
-def parse_batch(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
+def _no_rows(dataset: DatasetConfig, seq: int) -> str:
+    columns = ", ".join(f"CAST(NULL AS {FIELD_DUCKDB_TYPES[s.type]}) AS {quote_ident(n)}"
+                        for n, s in dataset.fields.items())
+    return f"SELECT {columns}, {seq} AS _batch, 0::BIGINT AS _line WHERE false"
+
+
+def _problems(dataset: DatasetConfig) -> str:
+    """TRUE for a record (each field as text) that a required field or a declared type refuses."""
+    problems = [f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type)} IS NULL)"
+                for n, s in dataset.fields.items() if s.type != "string"]
+    problems += [f"{quote_ident(n)} IS NULL" for n, s in dataset.fields.items() if s.required]
+    return " OR ".join(problems) or "false"
+
+
+def parse_batch(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
                 local_path: str) -> ParsedBatch:
     """Parse ``batch`` into its staging table and the quarantine.
 
@@ -76,11 +95,7 @@ def parse_batch(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch,
             return fast
         lines = _ndjson_lines(local_path, batch.compression)
         return ParsedBatch("lines", batch.lines, _validate_ndjson(session, dataset, lines, seq))
-    records = _csv_records(local_path, batch.compression, dataset)
-    session.con.register("__records", records)
-    accepted = _judge(session, dataset, seq, "SELECT * FROM __records")
-    session.con.unregister("__records")
-    return ParsedBatch("lines", records.num_rows, accepted)
+    return _parse_csv(session, dataset, batch, seq, local_path)
 
 
 def typed(name: str, field_type: str) -> str:
@@ -99,53 +114,160 @@ def typed(name: str, field_type: str) -> str:
     return f"TRY_CAST({col} AS {target})"
 
 
-def _fast_ndjson(session: DuckDBSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
+def _fast_ndjson(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
                  path: str) -> ParsedBatch | None:
     """DuckDB's parallel reader over the whole batch; ``None`` (nothing kept) if it cannot be used."""
     table = f"__b{seq}"
     columns = ", ".join(f"{quote_ident(n)}: 'VARCHAR'" for n in dataset.fields)
     values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
-    problems = [f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type)} IS NULL)"
-                for n, s in dataset.fields.items() if s.type != "string"]
-    problems += [f"{quote_ident(n)} IS NULL" for n, s in dataset.fields.items() if s.required]
-    bad = " OR ".join(problems) or "false"
     try:
         # Insertion order is line order, so rowid + 1 is the line number; numbering lines WITH
         # ORDINALITY would make the reader single-threaded.
-        session.con.execute("SET preserve_insertion_order = true")
-        session.con.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT {values}, {bad} AS _bad "
+        _in_file_order(session, True)
+        session.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT {values}, {_problems(dataset)} AS _bad "
             f"FROM read_json({quote_literal(path)}, format = 'newline_delimited', "
             f"columns = {{{columns}}}, compression = 'auto_detect', maximum_object_size = 16777216)"
         )
-    except duckdb.OutOfMemoryException as exc:
-        raise EngineError(f"job '{session.job.name}': {exc}", retryable=False) from None
-    except duckdb.Error:  # a malformed line: the line-by-line path will say which and why
-        return None
+    except EngineError as exc:
+        if exc.out_of_memory:
+            raise
+        return None  # a malformed line: the line-by-line path will say which and why
     finally:
-        session.con.execute("SET preserve_insertion_order = false")
-    rows, bad_rows = session.con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE _bad) FROM {table}").fetchone() or (0, 0)
+        _in_file_order(session, False)
+    rows, bad_rows = _counts(session, table)
     if rows != batch.lines:  # blank lines are skipped by the reader: judge every line instead
-        session.con.execute(f"DROP TABLE {table}")
+        session.execute(f"DROP TABLE {table}")
         return None
     names = ", ".join(quote_ident(n) for n in dataset.fields)
     accepted = f"SELECT {names}, {seq} AS _batch, rowid + 1 AS _line FROM {table} WHERE NOT _bad"
     if bad_rows == 0:
         return ParsedBatch("fast", batch.lines, accepted)
-    bad_lines = pa.array([r[0] for r in session.con.execute(
-        f"SELECT rowid + 1 FROM {table} WHERE _bad").fetchall()], pa.int64())
+    bad_lines = _column(session, f"SELECT rowid + 1 FROM {table} WHERE _bad")
     only_bad = _ndjson_lines(path, batch.compression, keep=bad_lines)
     rescued = _validate_ndjson(session, dataset, only_bad, seq, suffix="_bad")
     return ParsedBatch("fast", batch.lines, f"{accepted} UNION ALL {rescued}")
 
 
-def _open_content(path: str, compression: str | None) -> IO[bytes]:
-    if compression == "gzip":
-        import gzip
+def _in_file_order(session: EngineSession, on: bool) -> None:
+    session.execute(f"SET preserve_insertion_order = {'true' if on else 'false'}")
 
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+
+def _counts(session: EngineSession, table: str) -> tuple[int, int]:
+    """Rows of a staging table, and how many of them are ``_bad``."""
+    rows, bad = session.execute(f"SELECT count(*), count(*) FILTER (WHERE _bad) FROM {table}")[0]
+    return int(rows), int(bad)
+
+
+def _column(session: EngineSession, sql: str) -> pa.Array:
+    """The first column of a query's result as one Arrow array."""
+    return session.arrow_reader(sql).read_all().column(0).combine_chunks()
+
+
+def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
+               path: str) -> ParsedBatch:
+    """DuckDB's CSV reader over the whole batch, every column as text, its rejects kept.
+
+    Columns are matched to declared fields by the header's names (others are ignored, a declared
+    field the header lacks is NULL). A batch whose records are each one line and all good is done
+    there. Otherwise :func:`~lakeplane.ingest.records.scan_records` gives every record its line and
+    bytes: records DuckDB rejected, empty lines it skipped and rows the declared fields refuse are
+    quarantined with them, and every accepted row gets its line.
+    """
+    header = read_header(path, batch.compression)
+    if header is None:
+        return ParsedBatch("fast", 0, _no_rows(dataset, seq))
+    # DuckDB needs distinct names; for a repeated name the last column wins, as in a dict.
+    names = [n if n and n not in header[i + 1:] else f"__column{i}" for i, n in enumerate(header)]
+    table, rejects, records = f"__b{seq}_csv", f"__b{seq}_rejects", f"__b{seq}_records"
+    _read_csv(session, dataset, batch, path, names, table, rejects)
+    rows, bad_rows = _counts(session, table)
+    rejected = _column(session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} ORDER BY 1")
+    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
+    if bad_rows == 0 and len(rejected) == 0 and rows + 1 == batch.lines:
+        # Every line is one record and every record a row: the rowid gives the line.
+        return ParsedBatch("fast", rows, f"SELECT {values}, {seq} AS _batch, rowid + 2 AS _line "
+                                         f"FROM {table} WHERE NOT _bad")
+    wanted = _column(session, f"SELECT rowid FROM {table} WHERE _bad")
+    scan, counts = scan_records(path, batch.compression, rejected, wanted)
+    session.register_arrow("__records", scan)
+    session.execute(f"CREATE TEMP TABLE {records} AS SELECT * FROM __records")
+    session.unregister("__records")
+    [(matched,)] = session.execute(
+        f"SELECT count(*) FROM {records} WHERE record IN (SELECT line FROM {rejects})")
+    if counts.rows != rows or matched != len(rejected):
+        raise IngestError(
+            f"batch {batch.batch_id}: DuckDB's CSV reader returned {rows} rows and rejected "
+            f"{len(rejected)} records, but the file splits into {counts.rows} such rows and "
+            f"{matched} such records; refusing to number its lines by guess", batch=batch.batch_id,
+        )
+    _quarantine_rejects(session, seq, records, rejects, len(names))
+    fields = ", ".join(f"b.{quote_ident(n)}" for n in dataset.fields)
+    _judge(session, dataset, seq, suffix="_bad", source=(
+        f"SELECT r.line, r.raw, try(decode(r.raw)) AS txt, "
+        f"CASE WHEN b._blank THEN 'blank_line' END AS pre_reason, NULL::VARCHAR AS pre_detail, "
+        f"{fields} FROM {table} b JOIN {records} r ON r.ordinal = b.rowid WHERE b._bad"))
+    # Kept as a table: the step reads accepted rows several times, and each read would join again.
+    session.execute(f"CREATE TEMP TABLE __b{seq}_ok AS SELECT {values}, {seq} AS _batch, _line "
+                    f"FROM (SELECT b.*, r.line AS _line FROM {table} b JOIN {records} r "
+                    "ON r.ordinal = b.rowid WHERE NOT b._bad)")
+    return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
+
+
+def _read_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, path: str,
+              names: list[str], table: str, rejects: str) -> None:
+    """``table``: the rows DuckDB read, in file order (``rowid``), each field as text, with
+    ``_blank`` (every cell empty) and ``_bad`` (blank, or refused by the declared fields); the
+    records it could not read go to ``rejects``."""
+    columns = ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names)
+    fields = ", ".join(quote_ident(n) if n in names else f"NULL::VARCHAR AS {quote_ident(n)}"
+                       for n in dataset.fields)
+    blank = " AND ".join(f"coalesce(trim({quote_ident(n)}), '') = ''" for n in names)
+    compression = "gzip" if batch.compression == "gzip" else "none"
+    _in_file_order(session, True)
+    try:
+        session.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT *, _blank OR {_problems(dataset)} AS _bad "
+            f"FROM (SELECT {fields}, {blank} AS _blank "
+            f"FROM read_csv({quote_literal(path)}, header = true, auto_detect = false, "
+            f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
+            f"compression = '{compression}', max_line_size = {MAX_RECORD_BYTES}, "
+            # the default buffer (16 records of the largest size) would not fit a small job
+            f"buffer_size = {2 * MAX_RECORD_BYTES}, store_rejects = true, "
+            f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan'))"
+        )
+    finally:
+        _in_file_order(session, False)
+
+
+def _quarantine_rejects(session: EngineSession, seq: int, records: str, rejects: str,
+                        header_columns: int) -> None:
+    """Records DuckDB's reader rejected or skipped, with their reasons, into the quarantine.
+
+    A record of spaces and commas only is a blank line whatever DuckDB said of its columns.
+    """
+    text = "coalesce(try(decode(r.raw)), CAST(r.raw AS VARCHAR))"
+    blank = f"regexp_full_match({text}, '[\\s,]*')"
+    columns = "list_has_any(e.kinds, ['MISSING COLUMNS', 'TOO MANY COLUMNS'])"
+    session.execute(f"""
+        INSERT INTO {QUARANTINE}
+        SELECT {seq}, r.line,
+               CASE WHEN list_contains(e.kinds, 'INVALID ENCODING') THEN 'invalid_utf8'
+                    WHEN {blank} THEN 'blank_line'
+                    WHEN {columns} THEN 'wrong_column_count'
+                    ELSE 'invalid_csv' END,
+               CASE WHEN list_contains(e.kinds, 'INVALID ENCODING') OR {blank} THEN NULL
+                    WHEN {columns} THEN regexp_extract(e.message, 'Found: ([0-9]+)', 1)
+                                        || ' columns, header has {header_columns}'
+                    ELSE split_part(e.message, chr(10), 1) END,
+               {text}, r.raw
+        FROM {records} r
+        JOIN (SELECT line, list(DISTINCT CAST(error_type AS VARCHAR)) AS kinds,
+                     arg_min(error_message, column_idx) AS message
+              FROM {rejects} GROUP BY line) e ON e.line = r.record
+        UNION ALL
+        SELECT {seq}, r.line, 'blank_line', NULL, {text}, r.raw FROM {records} r WHERE r.skipped
+    """)
 
 
 def _ndjson_lines(path: str, compression: str | None,
@@ -158,7 +280,7 @@ def _ndjson_lines(path: str, compression: str | None,
     def blocks() -> Iterator[pa.RecordBatch]:
         next_line = 1
         rest = b""
-        with _open_content(path, compression) as content:
+        with open_content(path, compression) as content:
             while True:
                 chunk = content.read(BLOCK)
                 if not chunk:
@@ -185,10 +307,10 @@ def _numbered(block: bytes, first_line: int, keep: pa.Array | None) -> pa.Record
     return batch if keep is None else batch.filter(pc.is_in(numbers, value_set=keep))
 
 
-def _validate_ndjson(session: DuckDBSession, dataset: DatasetConfig, lines: pa.RecordBatchReader,
+def _validate_ndjson(session: EngineSession, dataset: DatasetConfig, lines: pa.RecordBatchReader,
                      seq: int, suffix: str = "") -> str:
     """Judge NDJSON lines one by one; returns the SQL of the accepted rows."""
-    session.con.register("__lines", lines)
+    session.register_arrow("__lines", lines)
     paths = ", ".join(quote_literal(f'$."{n}"') for n in dataset.fields)
     fields = ", ".join(f"v[{i}] AS {quote_ident(n)}" for i, n in enumerate(dataset.fields, 1))
     source = f"""
@@ -208,54 +330,11 @@ def _validate_ndjson(session: DuckDBSession, dataset: DatasetConfig, lines: pa.R
               FROM shaped)
     """
     accepted = _judge(session, dataset, seq, source, suffix)
-    session.con.unregister("__lines")
+    session.unregister("__lines")
     return accepted
 
 
-def _csv_records(path: str, compression: str | None, dataset: DatasetConfig) -> pa.Table:
-    """CSV records with the line each starts on; bad rows keep their raw text and a reason."""
-    names = list(dataset.fields)
-    rows: dict[str, list[object]] = {k: [] for k in ("line", "raw", "txt", "pre_reason",
-                                                     "pre_detail", *names)}
-    with _open_content(path, compression) as content:
-        text = io.TextIOWrapper(content, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.reader(text)
-        header: list[str] | None = None
-        start = 1
-        for record in reader:
-            end = reader.line_num
-            raw_text = ",".join(record)
-            if header is None:
-                header = [h.strip() for h in record]
-                start = end + 1
-                continue
-            values: dict[str, str | None] = dict.fromkeys(names)
-            reason = detail = None
-            if any("\udc80" <= ch <= "\udcff" for ch in raw_text):
-                reason = "invalid_utf8"
-            elif not any(cell.strip() for cell in record):
-                reason = "blank_line"
-            elif len(record) != len(header):
-                reason, detail = "wrong_column_count", f"{len(record)} columns, header has {len(header)}"
-            else:
-                for column, cell in zip(header, record, strict=True):
-                    if column in values:
-                        values[column] = cell if cell != "" else None
-            rows["line"].append(start)
-            rows["raw"].append(raw_text.encode("utf-8", errors="surrogateescape"))
-            rows["txt"].append(None if reason == "invalid_utf8" else raw_text)
-            rows["pre_reason"].append(reason)
-            rows["pre_detail"].append(detail)
-            for name in names:
-                rows[name].append(values[name])
-            start = end + 1
-    schema = pa.schema([("line", pa.int64()), ("raw", pa.binary()), ("txt", pa.string()),
-                        ("pre_reason", pa.string()), ("pre_detail", pa.string()),
-                        *[(n, pa.string()) for n in names]])
-    return pa.table(rows, schema=schema)
-
-
-def _judge(session: DuckDBSession, dataset: DatasetConfig, seq: int, source: str,
+def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str,
            suffix: str = "") -> str:
     """Judge records of ``source`` (line, raw, txt, pre_reason, pre_detail and each field as text).
 
@@ -277,7 +356,7 @@ def _judge(session: DuckDBSession, dataset: DatasetConfig, seq: int, source: str
         details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
                        f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)")
     names = ", ".join(quote_ident(n) for n in dataset.fields)
-    session.con.execute(f"""
+    session.execute(f"""
         CREATE TEMP TABLE {table} AS
         SELECT line, {names}, reason, detail,
                CASE WHEN reason IS NOT NULL THEN coalesce(txt, CAST(raw AS VARCHAR)) END AS raw_text,
@@ -286,7 +365,7 @@ def _judge(session: DuckDBSession, dataset: DatasetConfig, seq: int, source: str
                         CASE {' '.join(details)} END AS detail
               FROM ({source}))
     """)
-    session.con.execute(
+    session.execute(
         f"INSERT INTO {QUARANTINE} SELECT {seq}, line, reason, detail, raw_text, raw_bytes "
         f"FROM {table} WHERE reason IS NOT NULL"
     )

@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyiceberg.expressions import EqualTo
+from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir
 from lakeplane.config import DatasetConfig
-from lakeplane.engines.duckdb import DuckDBSession, quote_ident, quote_literal
+from lakeplane.engines.base import EngineSession
 from lakeplane.errors import IngestError, QuarantineRateExceeded
 from lakeplane.ingest.parse import (
     ACCEPTED,
@@ -68,7 +69,7 @@ class IngestResult:
         return asdict(self)
 
 
-def ingest_dataset(session: DuckDBSession, catalog: LakeCatalog, raw: RawZone, name: str,
+def ingest_dataset(session: EngineSession, catalog: LakeCatalog, raw: RawZone, name: str,
                    dataset: DatasetConfig, ds: dt.date, batches: list[RawBatch],
                    default_limit: float) -> IngestResult:
     """Ingest ``batches`` (the batches of ``name`` landed for ``ds``) into its processed table."""
@@ -106,7 +107,7 @@ def ingest_dataset(session: DuckDBSession, catalog: LakeCatalog, raw: RawZone, n
     return result
 
 
-def _local_copy(session: DuckDBSession, raw: RawZone, batch: RawBatch) -> str:
+def _local_copy(session: EngineSession, raw: RawZone, batch: RawBatch) -> str:
     """A local path DuckDB can read: the file itself, or a streamed copy from S3."""
     if raw.storage.is_local:
         return raw.storage.path(batch.path)
@@ -118,10 +119,11 @@ def _local_copy(session: DuckDBSession, raw: RawZone, batch: RawBatch) -> str:
     return str(target)
 
 
-def _reconcile(session: DuckDBSession, batches: list[RawBatch], parsed: list[ParsedBatch],
+def _reconcile(session: EngineSession, batches: list[RawBatch], parsed: list[ParsedBatch],
                result: IngestResult) -> None:
-    accepted = dict(session.execute(f"SELECT _batch, count(*) FROM {ACCEPTED} GROUP BY 1"))
-    quarantined = dict(session.execute(f"SELECT _batch, count(*) FROM {QUARANTINE} GROUP BY 1"))
+    dialect = session.dialect
+    accepted = dict(session.execute(_count_by("_batch", ACCEPTED).sql(dialect=dialect)))
+    quarantined = dict(session.execute(_count_by("_batch", QUARANTINE).sql(dialect=dialect)))
     for seq, batch in enumerate(batches):
         counts = BatchCounts(batch.batch_id, batch.path, parsed[seq].read, accepted.get(seq, 0),
                              quarantined.get(seq, 0), parsed[seq].path)
@@ -135,53 +137,68 @@ def _reconcile(session: DuckDBSession, batches: list[RawBatch], parsed: list[Par
     result.read = sum(c.read for c in result.batches)
     result.accepted = sum(c.accepted for c in result.batches)
     result.quarantined = sum(c.quarantined for c in result.batches)
-    result.by_reason = dict(session.execute(
-        f"SELECT reason, count(*) FROM {QUARANTINE} GROUP BY 1 ORDER BY 2 DESC, 1"))
+    by_reason = _count_by("reason", QUARANTINE).order_by("2 DESC", "1")
+    result.by_reason = dict(session.execute(by_reason.sql(dialect=dialect)))
 
 
-def _write_quarantine(session: DuckDBSession, writer: TableWriter, ref: TableRef, name: str,
+def _count_by(column: str, table: str) -> exp.Select:
+    return exp.select(column, exp.Count(this=exp.Star())).from_(table).group_by(column)
+
+
+def _day(ds: dt.date) -> exp.Expression:
+    return exp.cast(exp.Literal.string(ds.isoformat()), "date")
+
+
+def _write_quarantine(session: EngineSession, writer: TableWriter, ref: TableRef, name: str,
                       batches: list[RawBatch], ds: dt.date) -> WriteResult:
     target = TableRef(ref.domain, ref.zone, f"{ref.name}_quarantine")
-    files = " UNION ALL ".join(
-        f"SELECT {seq} AS seq, {quote_literal(b.batch_id)} AS batch_id, "
-        f"{quote_literal(writer.catalog.storage.uri(b.path))} AS source_file"
-        for seq, b in enumerate(batches)
-    ) or "SELECT NULL::INTEGER AS seq, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS source_file"
-    sql = (
-        f"SELECT DATE {quote_literal(ds.isoformat())} AS ds, {quote_literal(name)} AS dataset, "
-        "f.batch_id, f.source_file, q.line, q.reason, q.detail, q.raw_text, q.raw_bytes, "
-        "now()::TIMESTAMP AS quarantined_at "
-        f"FROM {QUARANTINE} q JOIN ({files}) f ON f.seq = q._batch"
+    files = exp.values(
+        [(seq, b.batch_id, writer.catalog.storage.uri(b.path)) for seq, b in enumerate(batches)]
+        or [(exp.null(), exp.null(), exp.null())],  # no batch: a row that joins nothing
+        alias="f", columns=["seq", "batch_id", "source_file"],
     )
-    return _write(session, writer, target, sql, ds, {"ds", "dataset", "line", "reason"})
+    sql = (
+        exp.select(_day(ds).as_("ds"), exp.convert(name).as_("dataset"), "f.batch_id", "f.source_file",
+                   "q.line", "q.reason", "q.detail", "q.raw_text", "q.raw_bytes",
+                   exp.cast(exp.CurrentTimestamp(), "timestamp").as_("quarantined_at"))
+        .from_(exp.to_table(QUARANTINE).as_("q"))
+        .join(files, on=exp.column("seq", "f").eq(exp.column("_batch", "q")))
+    )
+    return _write(session, writer, target, sql.sql(dialect=session.dialect), ds,
+                  {"ds", "dataset", "line", "reason"})
 
 
-def _write_processed(session: DuckDBSession, writer: TableWriter, ref: TableRef,
+def _write_processed(session: EngineSession, writer: TableWriter, ref: TableRef,
                      dataset: DatasetConfig, ds: dt.date, batches: list[RawBatch]) -> WriteResult:
-    columns = ", ".join(quote_ident(n) for n in dataset.fields)
-    select = f"SELECT {columns}, DATE {quote_literal(ds.isoformat())} AS ds FROM {ACCEPTED} a"
-    sql = select
+    select = (exp.select(*[exp.column(n, "a", quoted=True) for n in dataset.fields], _day(ds).as_("ds"))
+              .from_(exp.to_table(ACCEPTED).as_("a")))
+    sql: exp.Query = select
     if dataset.key:
         # Only keys delivered more than once need ordering: rank those rows alone.
-        keys = ", ".join(quote_ident(k) for k in dataset.key)
-        session.execute(f"CREATE TEMP TABLE __repeated AS SELECT {keys} FROM {ACCEPTED} "
-                        "GROUP BY ALL HAVING count(*) > 1")
-        same = " AND ".join(f"a.{quote_ident(k)} IS NOT DISTINCT FROM r.{quote_ident(k)}"
-                            for k in dataset.key)
-        partition = ", ".join(f"a.{quote_ident(k)}" for k in dataset.key)
-        sql = (f"{select} ANTI JOIN __repeated r ON {same} UNION ALL ({select} SEMI JOIN __repeated r "
-               f"ON {same} QUALIFY row_number() OVER (PARTITION BY {partition} "
-               "ORDER BY a._batch, a._line) = 1)")
+        keys = [exp.column(k, quoted=True) for k in dataset.key]
+        repeated = exp.select(*keys).from_(ACCEPTED).group_by(*keys).having(exp.Count(this=exp.Star()) > 1)
+        session.execute(f"CREATE TEMP TABLE __repeated AS {repeated.sql(dialect=session.dialect)}")
+        same = exp.and_(*[exp.NullSafeEQ(this=exp.column(k, "a", quoted=True),
+                                         expression=exp.column(k, "r", quoted=True)) for k in dataset.key])
+        first = exp.Window(this=exp.RowNumber(),
+                           partition_by=[exp.column(k, "a", quoted=True) for k in dataset.key],
+                           order=exp.Order(expressions=[exp.Ordered(this=exp.column("_batch", "a")),
+                                                        exp.Ordered(this=exp.column("_line", "a"))]))
+        repeated_rows = exp.to_table("__repeated").as_("r")
+        once = select.join(repeated_rows, on=same, join_type="anti")
+        ranked = select.join(repeated_rows, on=same, join_type="semi").qualify(first.eq(1))
+        sql = exp.union(once, ranked, distinct=False)
     # Declared required fields are enforced by the parse (a missing one is quarantined); in the
     # Iceberg schema only ``ds`` is required, as the engine cannot prove the others non-null.
     required = {"ds"}
     properties = {"lakeplane.ds": ds.isoformat(),
                   "lakeplane.batches": ",".join(b.batch_id for b in batches)}
-    return _write(session, writer, ref, sql, ds, required, properties)
+    return _write(session, writer, ref, sql.sql(dialect=session.dialect), ds, required, properties)
 
 
-def _write(session: DuckDBSession, writer: TableWriter, ref: TableRef, sql: str, ds: dt.date,
+def _write(session: EngineSession, writer: TableWriter, ref: TableRef, sql: str, ds: dt.date,
            required: set[str], properties: dict[str, str] | None = None) -> WriteResult:
+    """Write ``sql`` as the day ``ds`` of ``ref`` (created from the result's schema if new)."""
     result = session.result_schema(sql)
     table = writer.ensure_table(ref, result, ["ds"], frozenset(required))
     # One day, one partition: a plain (not partitioned) COPY into its folder needs far less memory.

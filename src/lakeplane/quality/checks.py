@@ -15,18 +15,20 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
+import pyarrow as pa
+from sqlglot import exp
 
-from lakeplane.engines.duckdb import DuckDBSession, quote_ident
+from lakeplane.engines.base import EngineSession
 from lakeplane.errors import DQDLError, EngineError, did_you_mean
 from lakeplane.quality.expressions import Bounds
 from lakeplane.quality.rules import Rule
-from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyKey, FrequencyScan
+from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyKey, FrequencyScan, engine_problem
 from lakeplane.quality.sql import (
     custom_sql,
     datatype_predicate,
     freshness_predicate,
     number_predicate,
+    quote_ident,
     values_predicate,
     where_sql,
 )
@@ -63,9 +65,9 @@ Resolver = Callable[[ScanResults], Measurement]
 class Target:
     """The table under test and everything planners share."""
 
-    session: DuckDBSession
+    session: EngineSession
     table: str  # name of the table under test in the session
-    columns: dict[str, str]  # column -> DuckDB type
+    columns: dict[str, pa.DataType]  # column -> its Arrow type
     references: Mapping[str, str]  # DQDL alias -> relation name in the session
     now: dt.datetime
     aggregates: AggregateScan
@@ -100,7 +102,14 @@ class Target:
         try:
             return self.session.execute(sql)
         except EngineError as exc:
-            raise RuleProblem(str(exc).split(": ", 1)[-1].split("\n", 1)[0]) from None
+            raise RuleProblem(engine_problem(exc)) from None
+
+    def schema(self, sql: str) -> pa.Schema:
+        """The columns ``sql`` returns, without running it."""
+        try:
+            return self.session.result_schema(sql)
+        except EngineError as exc:
+            raise RuleProblem(engine_problem(exc)) from None
 
 
 Planner = Callable[[Rule, int, Target, Fail], Resolver]
@@ -183,11 +192,12 @@ def _few_values(target: Target, columns: list[str]) -> set[str]:
     """The ``columns`` with few distinct values among the table's first :data:`PROBE_ROWS` rows."""
     if not columns:
         return set()
-    distinct = ", ".join(f"count(DISTINCT {quote_ident(c)})" for c in columns)
-    listed = ", ".join(quote_ident(c) for c in columns)
-    first_rows = f"SELECT {listed} FROM {target.relation} LIMIT {PROBE_ROWS}"
+    quoted = [exp.column(c, quoted=True) for c in columns]
+    first_rows = exp.select(*quoted).from_(exp.table_(target.table, quoted=True)).limit(PROBE_ROWS)
+    distinct = [exp.Count(this=exp.Distinct(expressions=[c])) for c in quoted]
+    probe = exp.select(exp.Count(this=exp.Star()), *distinct).from_(first_rows.subquery())
     try:
-        rows, *counts = target.session.execute(f"SELECT count(*), {distinct} FROM ({first_rows})")[0]
+        rows, *counts = target.session.execute(probe.sql(dialect=target.session.dialect))[0]
     except EngineError:  # the checks will say what is wrong
         return set()
     if rows < PROBE_ROWS:  # a small table: grouping would not pay for its statement
@@ -373,12 +383,9 @@ def _schema_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolve
     reference = target.reference(rule.params[0], fail)
 
     def measure(r: ScanResults) -> Measurement:
-        try:
-            theirs = target.session.column_types(f"SELECT * FROM {reference}")
-        except duckdb.Error as exc:
-            raise RuleProblem(str(exc).split("\n", 1)[0]) from None
-        ours = {c.lower(): t.upper() for c, t in target.columns.items()}
-        theirs_folded = {c.lower(): t.upper() for c, t in theirs.items()}
+        theirs = target.schema(f"SELECT * FROM {reference}")
+        ours = {c.lower(): t for c, t in target.columns.items()}
+        theirs_folded = {f.name.lower(): f.type for f in theirs}
         names = ours.keys() | theirs_folded.keys()
         same = [n for n in names if ours.get(n) == theirs_folded.get(n)]
         differ = sorted(names - set(same))
@@ -444,9 +451,9 @@ def _custom_sql(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
                 raise RuleProblem(f"CustomSql returned {rows[0][0]!r}, not a number") from None
         return scalar
     try:
-        returned = list(target.session.column_types(sql))
-    except duckdb.Error as exc:
-        raise RuleProblem(f"CustomSql: {str(exc).splitlines()[0]}") from None
+        returned = target.schema(sql).names
+    except RuleProblem as problem:
+        raise RuleProblem(f"CustomSql: {problem}") from None
     columns = [target.column(c) for c in returned]  # row-level results join back on these columns
     match = " AND ".join(f"q.{c} IS NOT DISTINCT FROM p.{c}" for c in columns)
     kept = f"EXISTS (SELECT 1 FROM ({sql}) AS q WHERE {match})"

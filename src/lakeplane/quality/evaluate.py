@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from lakeplane.engines.duckdb import DuckDBSession, quote_ident
+from lakeplane.engines.base import EngineSession
 from lakeplane.errors import EngineError
 from lakeplane.quality.checks import (
     PLANNERS,
@@ -29,6 +29,7 @@ from lakeplane.quality.dqdl import parse, rule_failer
 from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
 from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
 from lakeplane.quality.scan import AggregateScan, FrequencyScan
+from lakeplane.quality.sql import quote_ident
 
 
 @dataclass
@@ -60,14 +61,14 @@ class RuleOutcome:
         return asdict(self)
 
 
-def evaluate(ruleset: Ruleset | str, session: DuckDBSession, table_sql_name: str,
+def evaluate(ruleset: Ruleset | str, session: EngineSession, table_sql_name: str,
              references: Mapping[str, str] | None = None, now: dt.datetime | None = None,
              history: History | None = None, *, sample_size: int = 5) -> list[RuleOutcome]:
     """Evaluate ``ruleset`` on the relation registered in ``session`` as ``table_sql_name``.
 
     Args:
         ruleset: a parsed ruleset, or DQDL text.
-        session: the step's DuckDB session, in which the table (and references) are registered.
+        session: the step's session (DuckDB SQL), in which the table (and references) are registered.
         table_sql_name: the table under test; ``primary`` in ``CustomSql`` means this table.
         references: DQDL alias (``"reference"`` in ``RowCountMatch "reference"``) to the name of a
             relation registered in ``session``.
@@ -85,8 +86,9 @@ def evaluate(ruleset: Ruleset | str, session: DuckDBSession, table_sql_name: str
     """
     rules = parse(ruleset) if isinstance(ruleset, str) else ruleset
     moment = now or dt.datetime.now(dt.UTC)
-    columns = session.column_types(f"SELECT * FROM {quote_ident(table_sql_name)}")
     relation = quote_ident(table_sql_name)
+    schema = session.result_schema(f"SELECT * FROM {relation}")
+    columns = dict(zip(schema.names, schema.types, strict=True))
     target = Target(session, table_sql_name, columns, dict(references or {}), moment,
                     AggregateScan(relation), FrequencyScan(relation))
     leaves = list(rules.leaves())
@@ -179,7 +181,7 @@ def _combine(node: RuleNode, decided: Iterator[RuleOutcome]) -> RuleOutcome:
     )
 
 
-def _sample(session: DuckDBSession, sql: str, size: int) -> list[dict[str, Any]]:
+def _sample(session: EngineSession, sql: str, size: int) -> list[dict[str, Any]]:
     try:
         return session.arrow_reader(f"{sql} LIMIT {int(size)}").read_all().to_pylist()
     except EngineError:  # a sample is a courtesy: the counts already say what failed

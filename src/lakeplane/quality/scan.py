@@ -16,8 +16,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from lakeplane.engines.duckdb import DuckDBSession, quote_ident
+from lakeplane.engines.base import EngineSession
 from lakeplane.errors import EngineError
+from lakeplane.quality.sql import quote_ident
 
 
 class AggregateScan:
@@ -34,7 +35,7 @@ class AggregateScan:
         self._owners[owner].append(alias)
         return alias
 
-    def run(self, session: DuckDBSession) -> tuple[dict[str, Any], dict[int, str]]:
+    def run(self, session: EngineSession) -> tuple[dict[str, Any], dict[int, str]]:
         """Values by key, and an error message for each rule whose aggregates could not run."""
         if not self._aliases:
             return {}, {}
@@ -49,10 +50,10 @@ class AggregateScan:
             try:
                 values.update(self._select(session, {by_alias[a]: a for a in aliases}))
             except EngineError as exc:
-                errors[owner] = _engine_problem(exc)
+                errors[owner] = engine_problem(exc)
         return values, errors
 
-    def _select(self, session: DuckDBSession, aliases: dict[str, str]) -> dict[str, Any]:
+    def _select(self, session: EngineSession, aliases: dict[str, str]) -> dict[str, Any]:
         columns = ", ".join(f"{expression} AS {alias}" for expression, alias in aliases.items())
         # aliased p: row-level rules correlate subqueries with the row under test (CustomSql)
         row = session.execute(f"SELECT {columns} FROM {self.relation} AS p")[0]
@@ -141,7 +142,7 @@ class FrequencyScan:
         checks[passes][1].append(owner)
         return checks[passes][0]
 
-    def run(self, session: DuckDBSession
+    def run(self, session: EngineSession
             ) -> tuple[dict[FrequencyKey, Frequencies], dict[str, int], dict[int, str]]:
         """Frequencies by key, failing-row counts by check, and an error for each rule that failed.
 
@@ -163,16 +164,16 @@ class FrequencyScan:
                 found[key], _ = self._query(session, key, {})
             except EngineError as exc:
                 checked = [o for _, owners in self._checks.get(key, {}).values() for o in owners]
-                errors.update(dict.fromkeys(self._owners.get(key, []) + checked, _engine_problem(exc)))
+                errors.update(dict.fromkeys(self._owners.get(key, []) + checked, engine_problem(exc)))
                 continue
             for predicate, (alias, owners) in self._checks.get(key, {}).items():
                 try:
                     failing.update(self._query(session, key, {predicate: alias})[1])
                 except EngineError as exc:
-                    errors.update(dict.fromkeys(owners, _engine_problem(exc)))
+                    errors.update(dict.fromkeys(owners, engine_problem(exc)))
         return found, failing, errors
 
-    def _query(self, session: DuckDBSession, key: FrequencyKey,
+    def _query(self, session: EngineSession, key: FrequencyKey,
                checks: dict[str, str]) -> tuple[Frequencies, dict[str, int]]:
         where, columns = key
         listed = ", ".join(quote_ident(c) for c in columns)
@@ -200,7 +201,7 @@ def _clean(entropy: float) -> float:
     return 0.0 if math.isclose(entropy, 0.0, abs_tol=1e-9) else entropy
 
 
-def _engine_problem(exc: EngineError) -> str:
-    """DuckDB's message without the job prefix and the LINE/caret context it adds."""
+def engine_problem(exc: EngineError) -> str:
+    """The engine's message without the job prefix and the LINE/caret context DuckDB adds."""
     text = str(exc).split(": ", 1)[-1]
     return text.split("\n", 1)[0].strip()

@@ -11,35 +11,43 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import re
 from collections.abc import Mapping
 
+import pyarrow as pa
 from sqlglot import exp
 
-from lakeplane.engines.duckdb import quote_literal
 from lakeplane.errors import did_you_mean
 from lakeplane.quality.expressions import Bounds, Value, operand_value
 from lakeplane.quality.rules import DATA_TYPES, Condition, Keyword, Str, format_number
 from lakeplane.quality.validate import SQL_DIALECT, Fail, check_custom_sql, check_where
 
-_NUMERIC = re.compile(r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|REAL|DECIMAL.*)$", re.I)
+
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted identifier of the SQL quality rules are written in."""
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
 
 
-def is_numeric(column_type: str) -> bool:
-    return bool(_NUMERIC.match(column_type))
+def is_text(column_type: pa.DataType | None) -> bool:
+    """Whether a column of this Arrow type holds strings."""
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+    return column_type is not None and any(kind(column_type) for kind in kinds)
 
 
-def literal(value: Value, column_type: str = "") -> str:
+def _zoned(column_type: pa.DataType | None) -> bool:
+    return column_type is not None and pa.types.is_timestamp(column_type) and column_type.tz is not None
+
+
+def literal(value: Value, column_type: pa.DataType | None = None) -> str:
     """``value`` as a DuckDB literal; datetimes in UTC, as TIMESTAMPTZ for time-zoned columns."""
     if isinstance(value, float):
         return format_number(value)
     if isinstance(value, dt.datetime):
         utc = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-        if "TIME ZONE" in column_type.upper():
+        if _zoned(column_type):
             return f"TIMESTAMPTZ '{utc.isoformat(sep=' ')}+00:00'"
         return f"TIMESTAMP '{utc.isoformat(sep=' ')}'"
     if isinstance(value, str):
-        return quote_literal(value)
+        return exp.convert(value).sql(dialect="duckdb")
     raise ValueError(f"{value!r} is not a value a column can hold")
 
 
@@ -56,9 +64,9 @@ def _keyword(keyword: Keyword, column: str) -> str:
             "WHITESPACES_ONLY": f"regexp_full_match({text}, '\\s+')"}[keyword.name]
 
 
-def _typed(column: str, column_type: str, value: Value) -> str:
+def _typed(column: str, column_type: pa.DataType | None, value: Value) -> str:
     """The column as compared with ``value``: strings cast leniently when compared with numbers/dates."""
-    if is_numeric(column_type) or column_type.upper() not in ("VARCHAR", "STRING", "TEXT"):
+    if not is_text(column_type):
         return column
     if isinstance(value, float):
         return f"TRY_CAST({column} AS DOUBLE)"
@@ -72,12 +80,13 @@ def _passes(positive: str, null_passes: bool) -> str:
     return f"NOT coalesce({positive}, false)" if null_passes else f"coalesce({positive}, false)"
 
 
-def values_predicate(condition: Condition, column: str, column_type: str, bounds: Bounds) -> str:
+def values_predicate(condition: Condition, column: str, column_type: pa.DataType | None,
+                     bounds: Bounds) -> str:
     """``ColumnValues``: TRUE for the rows whose value meets ``condition``."""
     values = [operand_value(o, bounds) for o in condition.operands]
     op = condition.op
     if op == "matches":
-        pattern = quote_literal(str(values[0]))
+        pattern = exp.convert(str(values[0])).sql(dialect="duckdb")
         return _passes(f"regexp_full_match(CAST({column} AS VARCHAR), {pattern})"
                        if not condition.negated else
                        f"NOT regexp_full_match(CAST({column} AS VARCHAR), {pattern})", False)
@@ -108,9 +117,10 @@ def number_predicate(condition: Condition, expression: str, bounds: Bounds) -> s
     return _number_test(condition, expression, [_seconds_or_number(v) for v in values])
 
 
-def freshness_predicate(condition: Condition, column: str, column_type: str, now: dt.datetime) -> str:
+def freshness_predicate(condition: Condition, column: str, column_type: pa.DataType | None,
+                        now: dt.datetime) -> str:
     """``DataFreshness``: TRUE where the row's age (``now`` minus the value) meets ``condition``."""
-    value = column if column_type.upper() not in ("VARCHAR", "STRING") else f"TRY_CAST({column} AS TIMESTAMP)"
+    value = f"TRY_CAST({column} AS TIMESTAMP)" if is_text(column_type) else column
     age = f"({format_number(epoch_seconds(now))} - epoch({value}))"
     values = [_seconds_or_number(operand_value(o, Bounds(now))) for o in condition.operands]
     return f"coalesce({_number_test(condition, age, values)}, false)"

@@ -1,0 +1,114 @@
+"""The data-quality check of a lake table: a DQDL file evaluated on a planned scan, its metrics kept.
+
+:class:`QualityChecks` is what the ``Lake`` facade holds for ``dq_check``. It is built from narrow
+collaborators (open a DuckDB session, plan a table's scan, resolve a table name, keep metric
+history), never from the facade, so that quality does not depend on the tiers above it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlglot import exp
+
+from lakeplane.engines.base import EngineSession, ScanSource
+from lakeplane.quality.dqdl import parse
+from lakeplane.quality.evaluate import RuleOutcome, evaluate
+from lakeplane.quality.expressions import History
+
+#: Names of the relations the checked table and its references have in the check's session.
+TABLE_ALIAS, PRIMARY_ALIAS, REFERENCE_PREFIX = "dq_table", "dq_primary", "dq_reference_"
+
+
+class MetricStore(Protocol):
+    """Metric values kept for one table's dynamic rules (``RowCount > avg(last(10))``)."""
+
+    def before(self, moment: dt.datetime) -> History:
+        """The values stamped before ``moment``, as the ``history`` :func:`evaluate` reads."""
+        ...
+
+    def record(self, outcomes: Iterable[RuleOutcome], at: dt.datetime) -> int:
+        """Keep the metrics measured in ``outcomes``, stamped ``at``."""
+        ...
+
+
+OpenSession = Callable[[str], EngineSession]
+PlanScan = Callable[[str, int | None], ScanSource]
+
+
+class QualityChecks:
+    """Evaluates DQDL rulesets on lake tables.
+
+    Args:
+        open_session: opens a DuckDB session for a job name (quality rules are DuckDB SQL).
+        plan: the catalog's scan planner, ``plan(table, snapshot_id)``; ``None`` means the current
+            snapshot.
+        resolve: a table's full name as written in SQL or in a ruleset (``zone.table`` uses the
+            project's domain); raises if the table does not exist.
+        project_dir: where relative ruleset paths are read from.
+        history_for: the metric history of a table, by its full name.
+    """
+
+    def __init__(self, open_session: OpenSession, plan: PlanScan, resolve: Callable[[str], str],
+                 project_dir: Path, history_for: Callable[[str], MetricStore]) -> None:
+        self.open_session = open_session
+        self.plan = plan
+        self.resolve = resolve
+        self.project_dir = project_dir
+        self.history_for = history_for
+
+    def check(self, table: str, ruleset: str | os.PathLike[str], *, ds: dt.date | None = None,
+              snapshot_id: int | None = None, references: dict[str, str] | None = None,
+              now: dt.datetime | None = None, record: bool = True,
+              only_ds: bool = False) -> list[dict[str, Any]]:
+        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
+
+        Args:
+            table: the table under test (``zone.table`` uses the project's domain).
+            ruleset: a DQDL file; a relative path is read from the project folder.
+            ds: the business date checked; it stamps the metrics kept for dynamic rules, which
+                compare with earlier dates only. Default: now.
+            snapshot_id: check this snapshot (an audit branch's) instead of the current one.
+            references: the ruleset's dataset aliases (``RowCountMatch "reference"``) to lake tables;
+                the ruleset's ``DataSources`` supplies the others.
+            now: the evaluation time for ``DataFreshness``. Default: the current time.
+            record: keep this evaluation's metrics as history for dynamic rules.
+            only_ds: check only the rows of business date ``ds`` (what a step just wrote).
+
+        Raises:
+            DQDLError: the ruleset does not parse or names an unknown reference.
+        """
+        path = Path(ruleset)
+        text = (path if path.is_absolute() else self.project_dir / path).read_text(encoding="utf-8")
+        rules = parse(text, source=str(ruleset))
+        full = self.resolve(table)
+        aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
+        moment = now or dt.datetime.now(dt.UTC)
+        stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
+        history = self.history_for(full)
+        with self.open_session(f"dq-{full.replace('.', '-')}") as session:
+            scan = self.plan(full, snapshot_id)
+            session.register_scan(TABLE_ALIAS, scan)
+            day = ds if only_ds and ds is not None and "ds" in scan.schema.names else None
+            session.execute(_primary_view(day).sql(dialect=session.dialect))
+            names = {alias: f"{REFERENCE_PREFIX}{i}" for i, alias in enumerate(aliases)}
+            for alias, name in aliases.items():
+                session.register_scan(names[alias], self.plan(self.resolve(name), None))
+            session.sandbox()
+            outcomes = evaluate(rules, session, PRIMARY_ALIAS, names, moment, history.before(stamp))
+        if record:
+            history.record(outcomes, stamp)
+        return [outcome.to_dict() for outcome in outcomes]
+
+
+def _primary_view(day: dt.date | None) -> exp.Create:
+    """``CREATE TEMPORARY VIEW dq_primary``: the table under test, narrowed to ``day`` if given."""
+    rows = exp.select("*").from_(TABLE_ALIAS)
+    if day is not None:
+        rows = rows.where(exp.column("ds").eq(exp.cast(exp.Literal.string(day.isoformat()), "date")))
+    return exp.Create(this=exp.to_table(PRIMARY_ALIAS), kind="VIEW", expression=rows,
+                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
