@@ -16,6 +16,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from lakeplane.errors import LakeplaneError
 
 #: Stages whose slowest task is quicker than this are too short for their skew to mean anything.
@@ -26,7 +28,7 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
              report: Connection, runner_pid: int | None = None) -> None:
     """Entry point of the child process: run ``step`` for ``ds`` and send a result dict."""
     _die_with_parent()
-    if runner_pid is not None and not _alive(runner_pid):
+    if runner_pid is not None and not psutil.pid_exists(runner_pid):
         # The runner died while this step was being forked, maybe before the death signal was
         # armed: a redrive will run the step; running it here too would race that run's commits.
         os._exit(1)
@@ -46,16 +48,6 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
                      "traceback": traceback.format_exc(limit=20)})
     finally:
         report.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _stop_engines() -> None:
