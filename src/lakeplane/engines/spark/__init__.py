@@ -24,7 +24,7 @@ import pyspark  # noqa: F401 - the 'spark' extra: without it the registry names 
 from lakeplane.engines.base import Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.engines.spark import runtime
 from lakeplane.engines.spark.cluster import TransientCluster
-from lakeplane.engines.spark.metrics import StageSkew, stage_skew
+from lakeplane.engines.spark.metrics import StageSkew, stage_skew, wait_for_listeners
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 from lakeplane.units import parse_size
@@ -236,6 +236,8 @@ class SparkJobSession(EngineSession):
         return stage_skew(self.spark, self._first_stage)
 
     def _next_stage_id(self) -> int:
+        """The id the next stage will get: one past the stages of the jobs this driver ran before."""
+        wait_for_listeners(self.spark)  # the tracker reads the status store, which may lag
         tracker = self.spark.sparkContext.statusTracker()
         ids = [s for j in tracker.getJobIdsForGroup(None) or []
                for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])]
