@@ -131,7 +131,7 @@ steps:
     assert "and the processes it started used" in error and not attempt.retryable
     peak = float(error.split(" used ")[1].split(" MB")[0])
     assert peak > 500, error
-    assert attempt.metrics["peak_memory_mb"] >= peak
+    assert attempt.metrics["peak_memory_mb"] >= peak - 0.5, "the error shows the peak rounded to 1 MB"
     child = int((lake.project_dir / "hog.pid").read_text())
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, \
         "the step's child was killed with it"
