@@ -73,12 +73,14 @@ class ConfigError(LakeplaneError, ValueError):
         key: the dotted key, e.g. ``engine.threads``.
         line: the key's 1-based line in ``file``, when it is in the file.
         variable: the environment variable (``LAKEPLANE__ENGINE__THREADS``) that set the wrong value.
+        value: the wrong value, where showing it helps (a cron expression).
     """
 
     file: str | None = None
     key: str | None = None
     line: int | None = None
     variable: str | None = None
+    value: str | None = None
 
 
 @dataclass(eq=False, kw_only=True)

@@ -190,15 +190,11 @@ def postgres_server() -> Iterator[str]:
 
 
 def _create_database(uri: str, name: str) -> None:
-    import psycopg2
+    import psycopg
 
-    connection = psycopg2.connect(uri)
-    try:
-        connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        connection.close()
+    # CREATE DATABASE cannot run in a transaction
+    with psycopg.connect(uri, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +85,13 @@ def assert_rerun_is_idempotent(lake: Lake, drop: DayDrop) -> None:
 
 def catalog_rows(catalog_uri: str) -> dict[tuple[str, str], tuple[str, str | None]]:
     """``(namespace, table) -> (metadata_location, previous_metadata_location)`` straight from PostgreSQL."""
-    import psycopg2
+    import psycopg
 
-    connection = psycopg2.connect(catalog_uri)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT table_namespace, table_name, metadata_location, "
-                           "previous_metadata_location FROM iceberg_tables WHERE catalog_name = %s",
-                           ("lakeplane",))
-            return {(ns, name): (meta, prev) for ns, name, meta, prev in cursor.fetchall()}
-    finally:
-        connection.close()
+    with psycopg.connect(catalog_uri) as connection:
+        found = connection.execute("SELECT table_namespace, table_name, metadata_location, "
+                                   "previous_metadata_location FROM iceberg_tables WHERE catalog_name = %s",
+                                   ("lakeplane",)).fetchall()
+    return {(ns, name): (meta, prev) for ns, name, meta, prev in found}
 
 
 @pytest.mark.s3
@@ -129,11 +126,28 @@ def test_lake_on_s3(tmp_path: Path, moto_s3: S3Endpoint, s3_bucket: str,
     assert_rerun_is_idempotent(lake, backend_drops[DAY1])
 
 
+@pytest.fixture
+def without_psycopg2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import psycopg2`` fail, as where only the ``postgres`` extra (psycopg 3) is installed."""
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scheme", ["postgresql://", "postgres://", "postgresql+psycopg://"],
+                         ids=["postgresql", "postgres", "explicit"])
+def test_pg_catalog_uris_use_psycopg_3(tmp_path: Path, pg_catalog_uri: str, scheme: str,
+                                       without_psycopg2: None) -> None:
+    given = scheme + pg_catalog_uri.removeprefix("postgresql://")
+    lake = demo_lake(tmp_path / "project", {"catalog": {"uri": given}})
+    assert lake.catalog.uri == "postgresql+psycopg://" + pg_catalog_uri.removeprefix("postgresql://")
+    assert lake.tables() == []
+
+
 @pytest.mark.postgres
 def test_catalog_on_postgres(tmp_path: Path, pg_catalog_uri: str,
-                             backend_drops: dict[dt.date, DayDrop]) -> None:
+                             backend_drops: dict[dt.date, DayDrop], without_psycopg2: None) -> None:
     lake = demo_lake(tmp_path / "project", {"catalog": {"uri": pg_catalog_uri}})
-    assert lake.catalog.uri.startswith("postgresql")
+    assert lake.catalog.uri.startswith("postgresql+psycopg://")
 
     summaries = [land_and_run(lake, backend_drops[day]) for day in (DAY1, DAY2)]
 

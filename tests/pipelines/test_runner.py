@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from lakeplane.errors import ConfigError
@@ -87,6 +92,49 @@ steps:
     assert by_step["fine"].state == "succeeded"
     assert by_step["hog"].state == "failed" and "over its memory limit of 100 MB" in (by_step["hog"].error or "")
     assert by_step["slow"].state == "failed" and "timed out after 3 s" in (by_step["slow"].error or "")
+
+
+#: A program a step runs: it allocates up to 3 GB, 50 MB at a time, touching every page so it is resident.
+CHILD_HOG = """
+import time
+chunks = []
+for _ in range(60):
+    chunks.append(bytearray(50 << 20))
+    chunks[-1][::4096] = b"x" * len(chunks[-1][::4096])
+    time.sleep(0.02)
+time.sleep(60)
+"""
+
+
+def child_hog(lake: Any, ds: dt.date) -> None:
+    """A step (run as ``tests.pipelines.test_runner:child_hog``) that stays small itself while the
+    program it starts grows; it writes the program's pid to ``hog.pid``."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD_HOG])
+    (lake.project_dir / "hog.pid").write_text(str(child.pid))
+    child.wait()
+
+
+def test_a_step_whose_child_process_runs_away_is_stopped_with_its_children(tmp_path: Path) -> None:
+    lake = project(tmp_path, """
+steps:
+  hog: {python: "tests.pipelines.test_runner:child_hog", memory_limit: 100MB, timeout_s: 120,
+        retries: {attempts: 3}}
+""")
+    started = time.monotonic()
+    run = lake.run_record(lake.run_pipeline("p", DAY).run_id)
+    assert time.monotonic() - started < 60, "stopped when it passed the limit, not at its timeout"
+    assert run.state == "failed"
+    assert states(run) == [("hog", 1, "failed")], "a memory limit is not retried"
+    [attempt] = run.attempts
+    error = attempt.error or ""
+    assert "over its memory limit of 100 MB (+400 MB overhead)" in error
+    assert "and the processes it started used" in error and not attempt.retryable
+    peak = float(error.split(" used ")[1].split(" MB")[0])
+    assert peak > 500, error
+    assert attempt.metrics["peak_memory_mb"] >= peak - 0.5, "the error shows the peak rounded to 1 MB"
+    child = int((lake.project_dir / "hog.pid").read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, \
+        "the step's child was killed with it"
 
 
 @pytest.mark.parametrize("text, message", [

@@ -23,15 +23,34 @@ def at(text: str) -> dt.datetime:
     ("0 6 * * 1-5", "2026-11-08 12:00", "2026-11-06 06:00"),   # Sunday: last weekday run was Friday
     ("0 0 1 * *", "2026-11-20 00:00", "2026-11-01 00:00"),
     ("0 9,17 * * 0", "2026-11-08 12:00", "2026-11-08 09:00"),
+    ("5/15 * * * *", "2026-11-05 10:44", "2026-11-05 10:35"),  # 5, 20, 35, 50: not just minute 5
+    ("0 6 * * MON", "2026-11-05 12:00", "2026-11-02 06:00"),    # 2026-11-02 is a Monday
+    ("0 6 * * MON-FRI", "2026-11-08 12:00", "2026-11-06 06:00"),
+    ("@daily", "2026-11-05 10:44", "2026-11-05 00:00"),
+    ("@hourly", "2026-11-05 10:44", "2026-11-05 10:00"),
+    ("30 2 * * *", "2026-11-05 02:30", "2026-11-05 02:30"),     # a fire time at ``now`` counts
 ])
 def test_latest_fire_time(cron: str, now: str, fired: str) -> None:
     assert Cron.parse(cron).latest(at(now)) == at(fired)
 
 
-@pytest.mark.parametrize("cron", ["* * *", "61 * * * *", "a * * * *", "0 0 0 * *", "*/0 * * * *"])
+@pytest.mark.parametrize("cron", ["* * *", "61 * * * *", "a * * * *", "0 0 0 * *", "*/0 * * * *",
+                                  "0 6 * * MONDAY", "@fortnightly", "0 0 * * * *"])
 def test_bad_cron_is_a_config_error(cron: str) -> None:
-    with pytest.raises(ConfigError, match="schedule"):
+    with pytest.raises(ConfigError, match="schedule") as caught:
         Cron.parse(cron)
+    assert f"'{cron}'" in str(caught.value) and caught.value.expression == cron
+    assert caught.value.key == "schedule" and not caught.value.retryable
+
+
+def test_a_date_that_never_comes_never_fires() -> None:
+    assert Cron.parse("0 0 30 2 *").latest(at("2026-11-05 03:00")) is None
+    assert due("0 0 30 2 *", None, at("2026-11-05 03:00")) is None
+
+
+def test_a_bad_schedule_is_an_error_when_checked_for_being_due() -> None:
+    with pytest.raises(ConfigError, match="'0 25 \\* \\* \\*'"):
+        due("0 25 * * *", None, at("2026-11-05 03:00"))
 
 
 def test_due_runs_yesterday_once() -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+import psutil
 import pytest
 
 from lakeplane.demo.generator import generate_day
@@ -48,16 +49,12 @@ def processes_under(folder: Path) -> list[int]:
     """Processes whose command line or working folder lies under ``folder``."""
     text = str(folder)
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        if process.pid == os.getpid():
             continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
+        cmdline, cwd = " ".join(process.info["cmdline"] or []), process.info["cwd"] or ""
         if "multiprocessing.forkserver" in cmdline:  # the runner's fork server outlives runs by design
             continue
         if text in cmdline or cwd.startswith(text):
-            found.append(int(entry))
+            found.append(process.pid)
     return found

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from lakeplane.engines.spark import runtime
@@ -103,4 +104,4 @@ def test_a_pipeline_run_shares_one_transient_cluster_and_stops_it(heavy_lake: La
     assert any(line.startswith("spark-cluster: 2 workers at spark://") for line in said)
     assert said[-1] == "spark-cluster: stopped (0 processes left)"
     left = processes_under(lake.compute.job("x").temp_dir)
-    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:300] for pid in left]
+    assert left == [], [" ".join(psutil.Process(pid).cmdline())[:300] for pid in left]

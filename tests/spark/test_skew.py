@@ -92,3 +92,18 @@ FROM (
 ) AS ranked
 GROUP BY ds, campaign
 """
+
+
+def test_stage_metrics_come_from_the_driver_not_its_web_ui(heavy_lake: Lake) -> None:
+    """Stage skew is read from the driver's status store once its listeners have caught up: complete
+    right after the job, whatever the load, and without the REST API (here the UI is off)."""
+    spark = open_lake(heavy_lake.project_dir, {"engine": {"type": "spark"},
+                                               "spark": {"conf": {"spark.ui.enabled": False}}})
+    result = spark.run_model(spark.model("curated.per_campaign"), DAY, force=True)
+    stages = result.stage_skew
+    assert stages, "no stage metrics without the web UI"
+    assert [s["stage_id"] for s in stages] == sorted({s["stage_id"] for s in stages})
+    assert all(s["tasks"] > 0 and 0 <= s["median_task_ms"] <= s["max_task_ms"] for s in stages)
+    again = spark.run_model(spark.model("curated.per_campaign"), DAY, force=True)
+    assert again.stage_skew and min(s["stage_id"] for s in again.stage_skew) > max(
+        s["stage_id"] for s in stages), "a second job on the same driver reports only its own stages"

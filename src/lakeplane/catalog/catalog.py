@@ -61,9 +61,9 @@ class LakeCatalog:
             db.parent.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{db}"
         elif uri.startswith("postgres://"):
-            uri = "postgresql+psycopg2://" + uri[len("postgres://") :]
+            uri = "postgresql+psycopg://" + uri[len("postgres://") :]
         elif uri.startswith("postgresql://"):
-            uri = "postgresql+psycopg2://" + uri[len("postgresql://") :]
+            uri = "postgresql+psycopg://" + uri[len("postgresql://") :]
         if not uri.startswith(("sqlite:", "postgresql")):
             raise ConfigError(
                 f"catalog.uri: unsupported catalog '{uri.split(':', 1)[0]}'; "

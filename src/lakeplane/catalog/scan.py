@@ -23,7 +23,8 @@ def plan_scan(catalog: LakeCatalog, table_name: str, row_filter: BooleanExpressi
     files, size, records = [], 0, 0
     try:
         tasks = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id).plan_files()
-    except ValueError:  # the filter names a column the table lacks: the engine will say so
+    except (ValueError, TypeError):  # a column the table lacks, a value its type cannot hold:
+        # planning reads every file and the engine applies (or refuses) the filter
         tasks = table.scan(snapshot_id=snapshot_id).plan_files()
     for task in tasks:
         if task.delete_files:

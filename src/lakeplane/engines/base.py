@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+
+from pydantic import BaseModel
 
 from lakeplane.errors import EngineError, MissingDependencyError, UnknownNameError, did_you_mean
 
@@ -146,14 +148,18 @@ class EngineSession(ABC):
                            engine=self.dialect, missing=[Capability.PARSE_RAW_FILES.name])
 
 
-class Engine(ABC):
+#: An engine's settings: its section of ``lakeplane.yaml``.
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class Engine(ABC, Generic[ConfigT]):
     """An engine kind. Subclasses declare what they can do as data, checked before a job starts."""
 
     name: ClassVar[str]
     dialect: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
 
-    def __init__(self, storage: LakeStorage, config: Any) -> None:
+    def __init__(self, storage: LakeStorage, config: ConfigT) -> None:
         self.storage = storage
         self.config = config
 
@@ -188,7 +194,7 @@ def register(name: str, target: str, extra: str | None = None) -> None:
         _EXTRAS[name] = extra
 
 
-def get_engine(name: str) -> type[Engine]:
+def get_engine(name: str) -> type[Engine[Any]]:
     """The engine class registered as ``name``.
 
     Raises:
@@ -205,6 +211,6 @@ def get_engine(name: str) -> type[Engine]:
         raise MissingDependencyError(
             f"engine '{name}' needs {exc.name}: pip install 'lakeplane[{extra}]'", extra=extra
         ) from None
-    engine: type[Engine] = getattr(module, class_name)
+    engine: type[Engine[Any]] = getattr(module, class_name)
     return engine
 

@@ -17,12 +17,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from lakeplane.config import EngineConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 
 
-class DuckDBEngine(Engine):
+class DuckDBEngine(Engine[EngineConfig]):
     """DuckDB, embedded: the default engine."""
 
     name = "duckdb"

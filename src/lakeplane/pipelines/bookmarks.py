@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.snapshots import Snapshot, ancestors_between_ids, ancestors_of
 
 DS_KEY = "lakeplane.ds"
 BATCHES_KEY = "lakeplane.batches"
@@ -72,13 +72,7 @@ class ForgottenSpan:
 
 def lineage(table: Table) -> list[Snapshot]:
     """Main's snapshots, newest first."""
-    found = []
-    snapshot = table.current_snapshot()
-    while snapshot is not None:
-        found.append(snapshot)
-        parent = snapshot.parent_snapshot_id
-        snapshot = table.snapshot_by_id(parent) if parent is not None else None
-    return found
+    return list(ancestors_of(table.current_snapshot(), table.metadata))
 
 
 def forgotten_spans(table: Table) -> list[ForgottenSpan]:
@@ -160,16 +154,12 @@ def _remembered(table: Table) -> list[Snapshot]:
     processes a day again and never skips one.
     """
     snapshots = lineage(table)
-    position = {s.snapshot_id: i for i, s in enumerate(snapshots)}
-    dropped = [False] * len(snapshots)
-    for span in forgotten_spans(table):
-        start = position.get(span.through)
-        if start is None:
-            continue
-        end = position.get(span.after, len(snapshots)) if span.after is not None else len(snapshots)
-        for i in range(start, max(start, end)):
-            dropped[i] = True
-    return [s for s, gone in zip(snapshots, dropped, strict=True) if not gone]
+    on_main = {s.snapshot_id for s in snapshots}
+    # ``after`` was an ancestor of ``through`` when the span was made, and ancestry never changes:
+    # the span is ``through``'s ancestors down to ``after``, or all of them once ``after`` expired.
+    dropped = {s.snapshot_id for span in forgotten_spans(table) if span.through in on_main
+               for s in ancestors_between_ids(span.after, span.through, table.metadata)}
+    return [s for s in snapshots if s.snapshot_id not in dropped]
 
 
 def _bookmark(snapshot: Snapshot) -> Bookmark | None:

@@ -1,7 +1,9 @@
 """Run a pipeline's DAG: each step in its own process, retries with backoff, redrive and backfill.
 
 Only errors that say a retry can help (``LakeplaneError.retryable``, timeouts) are retried. A step
-that exceeds its memory limit or time is killed alone. Every run and attempt goes to the run store.
+that exceeds its memory limit or time is killed alone, with every process it started: its memory is
+that of its whole process tree (a Spark driver's JVM, a program it runs), watched by a
+:class:`~lakeplane.pipelines.process_tree.MemoryWatchdog`. Every run and attempt goes to the run store.
 Steps commit their output atomically and idempotently, so a runner killed at any moment can be
 redriven: it reruns what did not finish and gets the tables an undisturbed run would have.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeplane.pipelines.definition import Pipeline
+from lakeplane.pipelines.process_tree import MemoryWatchdog
 from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
 from lakeplane.pipelines.worker import run_step
@@ -42,7 +45,7 @@ class _Running:
     pipe: Connection
     started: float
     limit_mb: float | None
-    peak_mb: float = 0.0
+    watchdog: MemoryWatchdog
 
 
 @dataclass
@@ -141,21 +144,35 @@ class Runner:
             self.open_host, os.getpid()))
         process.start()
         send.close()
+        assert process.pid is not None  # start() sets it
+        limit_mb = _limit_mb(limit)
+        # The engine's own limit bounds its buffers; the processes may use a fixed overhead beyond it.
+        watchdog = MemoryWatchdog(process.pid, None if limit_mb is None else limit_mb + PROCESS_OVERHEAD_MB)
+        watchdog.start()
         self._say(f"{step}: started (attempt {attempt_no})")
-        return _Running(step, attempt, process, receive, time.monotonic(), _limit_mb(limit))
+        return _Running(step, attempt, process, receive, time.monotonic(), limit_mb, watchdog)
 
     def _check(self, job: _Running) -> tuple[bool, str | None, bool, dict[str, Any]] | None:
         """The finished step's outcome, or None while it runs (killing it past its limits)."""
-        rss = _rss_mb(job.process.pid)
-        job.peak_mb = max(job.peak_mb, rss)
+        outcome = self._outcome(job)
+        if outcome is not None:
+            job.watchdog.stop()
+            ok, error, retryable, metrics = outcome
+            peak = max(float(metrics.get("peak_memory_mb", 0.0)), job.watchdog.peak_mb)
+            if peak:
+                metrics = {**metrics, "peak_memory_mb": round(peak, 1)}
+            return ok, error, retryable, metrics
+        return None
+
+    def _outcome(self, job: _Running) -> tuple[bool, str | None, bool, dict[str, Any]] | None:
         elapsed = time.monotonic() - job.started
         timeout = self.pipeline.timeout(job.step)
-        # The engine's own limit bounds its buffers; the process may use a fixed overhead beyond it.
-        if job.limit_mb is not None and rss > job.limit_mb + PROCESS_OVERHEAD_MB:
-            self._kill(job)
-            return False, (f"step '{job.step}' used {rss:.0f} MB, over its memory limit of "
+        if job.watchdog.exceeded_mb is not None:  # the watchdog has killed the tree already
+            job.process.join(timeout=10)
+            return False, (f"step '{job.step}' and the processes it started used "
+                           f"{job.watchdog.exceeded_mb:.0f} MB at peak, over its memory limit of "
                            f"{job.limit_mb:.0f} MB (+{PROCESS_OVERHEAD_MB} MB overhead); it was stopped"), \
-                False, {"peak_memory_mb": round(rss, 1)}
+                False, {}
         if elapsed > timeout:
             self._kill(job)
             return False, f"step '{job.step}' timed out after {timeout:.0f} s", True, {}
@@ -180,7 +197,9 @@ class Runner:
 
     @staticmethod
     def _kill(job: _Running) -> None:
-        job.process.kill()
+        """End the step and every process it started."""
+        job.watchdog.stop()
+        job.watchdog.tree.kill()
         job.process.join(timeout=10)
 
 
@@ -189,14 +208,3 @@ PROCESS_OVERHEAD_MB = 400
 
 def _limit_mb(limit: str | None) -> float | None:
     return parse_size(limit) / 2**20 if limit else None
-
-
-def _rss_mb(pid: int | None) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0

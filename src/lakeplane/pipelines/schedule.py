@@ -1,10 +1,13 @@
 """Cron schedules: which pipelines are due, and a loop that runs them.
 
-A schedule is a five-field cron expression in UTC (minute hour day-of-month month day-of-week, with
-``*``, lists, ranges and ``/steps``). A pipeline is due when its latest scheduled time has passed and
-no run of it started since; the run is for the day before that time (a nightly job processes
-yesterday). ``lakeplane schedule --once`` runs what is due and exits (for cron or a systemd timer);
-without ``--once`` it checks every minute until stopped.
+A schedule is a five-field cron expression in UTC (minute hour day-of-month month day-of-week), read
+by croniter: ``*``, lists, ranges, steps (``*/15``, ``5/15``), month and weekday names (``MON``,
+``JAN``), ``L`` and ``#`` forms, and the aliases ``@hourly``, ``@daily``, ``@weekly``, ``@monthly``,
+``@yearly``. When both day-of-month and day-of-week are restricted, either may match (cron's rule).
+A pipeline is due when its latest scheduled time has passed and no run of it started since; the run
+is for the day before that time (a nightly job processes yesterday). ``lakeplane schedule --once``
+runs what is due and exits (for cron or a systemd timer); without ``--once`` it checks every minute
+until stopped.
 """
 
 from __future__ import annotations
@@ -12,78 +15,51 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from croniter import CroniterBadDateError, CroniterError, croniter
+
 from lakeplane.errors import ConfigError
 
-_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
-           ("day of week", 0, 6))
+#: croniter reads a sixth field as seconds and a seventh as the year; a schedule has minute
+#: precision, so only the five classic fields (or an ``@`` alias) are accepted.
+_FIELDS = 5
 
 
 @dataclass(frozen=True)
 class Cron:
-    """A parsed cron expression."""
+    """A cron expression that croniter accepted."""
 
     text: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    any_day: bool
-    any_weekday: bool
 
     @classmethod
     def parse(cls, text: str) -> Cron:
-        parts = text.split()
-        if len(parts) != 5:
-            raise ConfigError(f"schedule '{text}': a cron expression has 5 fields, not {len(parts)}",
-                              key="schedule")
-        sets = [_field(part, name, low, high, text) for part, (name, low, high) in zip(parts, _FIELDS,
-                                                                                        strict=True)]
-        weekdays = frozenset(7 if d == 7 else d for d in sets[4])
-        return cls(text, sets[0], sets[1], sets[2], sets[3], frozenset(d % 7 for d in weekdays),
-                   parts[2] == "*", parts[4] == "*")
+        """Check ``text`` as a schedule.
 
-    def day_matches(self, day: dt.date) -> bool:
-        day_ok = day.day in self.days
-        weekday_ok = (day.isoweekday() % 7) in self.weekdays
-        if self.any_day or self.any_weekday:  # cron: when both are restricted, either may match
-            return day.month in self.months and day_ok and weekday_ok
-        return day.month in self.months and (day_ok or weekday_ok)
+        Raises:
+            ConfigError: not a five-field cron expression or alias, or a field croniter refuses
+                (``key="schedule"``, ``expression`` = the text).
+        """
+        parts = text.split()
+        if not (len(parts) == 1 and parts[0].startswith("@")) and len(parts) != _FIELDS:
+            raise ConfigError(f"schedule '{text}': a cron expression has {_FIELDS} fields, not "
+                              f"{len(parts)}", key="schedule", value=text)
+        try:
+            croniter.expand(text)
+        except CroniterError as exc:
+            raise ConfigError(f"schedule '{text}' is not a valid cron expression: {exc}",
+                              key="schedule", value=text) from None
+        return cls(text)
 
     def latest(self, now: dt.datetime, lookback_days: int = 366) -> dt.datetime | None:
-        """The most recent scheduled minute at or before ``now``."""
-        for back in range(lookback_days + 1):
-            day = now.date() - dt.timedelta(days=back)
-            if not self.day_matches(day):
-                continue
-            for hour in sorted(self.hours, reverse=True):
-                for minute in sorted(self.minutes, reverse=True):
-                    fired = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=now.tzinfo)
-                    if fired <= now:
-                        return fired
-        return None
-
-
-def _field(part: str, name: str, low: int, high: int, text: str) -> frozenset[int]:
-    values: set[int] = set()
-    for item in part.split(","):
-        body, _, step_text = item.partition("/")
+        """The most recent scheduled minute at or before ``now``; None if none in ``lookback_days``."""
+        # croniter's get_prev is strictly before its start: start a minute after ``now``'s minute,
+        # so a schedule firing in ``now``'s own minute counts.
+        start = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
         try:
-            step = int(step_text) if step_text else 1
-            if body == "*":
-                start, end = low, high
-            elif "-" in body:
-                start, end = (int(x) for x in body.split("-", 1))
-            else:
-                start = end = int(body)
-        except ValueError:
-            raise ConfigError(f"schedule '{text}': '{item}' is not a valid {name}", key="schedule") from None
-        top = 7 if name == "day of week" else high
-        if not (low <= start <= end <= top) or step < 1:
-            raise ConfigError(f"schedule '{text}': {name} '{item}' is out of range {low}-{high}",
-                              key="schedule")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
+            fired: dt.datetime = croniter(self.text, start, ret_type=dt.datetime,
+                                          max_years_between_matches=lookback_days // 365 + 1).get_prev()
+        except CroniterBadDateError:  # a date that never comes (30 February) fires never
+            return None
+        return fired if now - fired <= dt.timedelta(days=lookback_days) else None
 
 
 def due(schedule: str, last_started: dt.datetime | None, now: dt.datetime) -> dt.date | None:

@@ -14,6 +14,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from lakeplane.errors import LakeplaneError
 from lakeplane.pipelines.definition import load_pipeline
 from lakeplane.pipelines.steps import OpenHost, execute_step
@@ -24,7 +26,7 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
     """Entry point of the child process: open the lake with ``open_host``, run ``step`` for ``ds``
     and send a result dict."""
     _die_with_parent()
-    if runner_pid is not None and not _alive(runner_pid):
+    if runner_pid is not None and not psutil.pid_exists(runner_pid):
         # The runner died while this step was being forked, maybe before the death signal was
         # armed: a redrive will run the step; running it here too would race that run's commits.
         os._exit(1)
@@ -44,16 +46,6 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
                      "traceback": traceback.format_exc(limit=20)})
     finally:
         report.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _stop_engines() -> None:

@@ -3,6 +3,11 @@
 Only conjuncts of the form ``column <op> literal`` (``=``, ``<``, ``<=``, ``>``, ``>=``, ``IN``) on
 the referenced table are used. The engine still applies the whole WHERE clause, so a filter here can
 only skip files whose rows the query would drop anyway; when in doubt, nothing is pushed.
+
+Values stay as the SQL wrote them (a string, an integer, a fraction) and become pyiceberg literals;
+pyiceberg converts each to its column's type when it binds the filter to the table's schema
+(``'2026-11-01'`` to a date, ``3`` to an int or a double, ``1.5`` to a decimal) and refuses a value
+the column cannot hold.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pyiceberg.expressions import (
     LessThanOrEqual,
     Or,
 )
+from pyiceberg.expressions.literals import Literal, literal
 from sqlglot import exp
 
 _COMPARISONS: dict[type[exp.Expression], tuple[Any, Any]] = {
@@ -59,8 +65,9 @@ def combine(filters: list[BooleanExpression]) -> BooleanExpression:
 def _term(node: exp.Expression, names: set[str], only_source: bool) -> BooleanExpression | None:
     if isinstance(node, exp.In) and not node.args.get("query"):
         column, values = node.this, [_value(v) for v in node.expressions]
-        if _ours(column, names, only_source) and values and None not in values:
-            return In(column.name, values)  # type: ignore[call-arg, arg-type]
+        literals = [v for v in values if v is not None]
+        if _ours(column, names, only_source) and literals and len(literals) == len(values):
+            return In(column.name, literals)  # type: ignore[call-arg, arg-type]  # pydantic hides its __init__
         return None
     kinds = _COMPARISONS.get(type(node))
     if kinds is None:
@@ -79,11 +86,15 @@ def _ours(node: exp.Expression, names: set[str], only_source: bool) -> bool:
     return node.table in names if node.table else only_source
 
 
-def _value(node: exp.Expression) -> Any:
+def _value(node: exp.Expression) -> Literal[Any] | None:
+    """The literal ``node`` holds, as pyiceberg's literal (None for anything else)."""
     if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
         node = node.this
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return node.this
-        return int(node.this) if node.this.lstrip("-").isdigit() else float(node.this)
-    return None
+    if not isinstance(node, exp.Literal):
+        return None
+    if node.is_string:
+        return literal(node.this)
+    number = node.to_py()
+    # A fraction stays a double: pyiceberg turns a double into a decimal column's scale, while a
+    # decimal literal bound to an integer column is rounded (``n > 1.5`` would become ``n > 2``).
+    return literal(number if isinstance(number, int) else float(number))

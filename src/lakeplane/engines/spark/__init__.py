@@ -21,10 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pyspark  # noqa: F401 - the 'spark' extra: without it the registry names the extra to install
 
+from lakeplane.config import SparkConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.engines.spark import runtime
 from lakeplane.engines.spark.cluster import TransientCluster
-from lakeplane.engines.spark.metrics import StageSkew, stage_skew
+from lakeplane.engines.spark.metrics import StageSkew, stage_skew, wait_for_listeners
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 from lakeplane.units import parse_size
@@ -40,7 +41,7 @@ ADAPTIVE = {
 }
 
 
-class SparkEngine(Engine):
+class SparkEngine(Engine[SparkConfig]):
     """Spark SQL, with the master from the ``spark`` section of lakeplane.yaml."""
 
     name = "spark"
@@ -60,18 +61,23 @@ class SparkEngine(Engine):
         return master
 
 
-def spark_size(size: str) -> str:
-    """``2GB`` → ``2097152k``: lakeplane's sizes as JVM sizes."""
-    return f"{parse_size(size) // 1024}k"
+#: What a driver JVM uses beyond its heap (metaspace, code cache, threads, direct buffers), in bytes.
+JVM_NON_HEAP = 512 * 1024 * 1024
 
 
-def job_conf(config: Any, job: JobSpec, master: str) -> dict[str, str]:
+def driver_heap(memory_limit: str) -> str:
+    """The driver's heap for a job limited to ``memory_limit``: the limit covers the step's whole
+    process tree, so the JVM's heap leaves room for its non-heap memory (never below 512 MB)."""
+    return f"{max(parse_size(memory_limit) - JVM_NON_HEAP, 512 * 1024 * 1024) // 1024}k"
+
+
+def job_conf(config: SparkConfig, job: JobSpec, master: str) -> dict[str, str]:
     """Every Spark setting of a job: lakeplane's defaults, then the user's ``spark.conf``."""
     options = runtime.java_options()
     conf = {
         "spark.master": master,
         "spark.app.name": "lakeplane",
-        "spark.driver.memory": spark_size(job.memory_limit),
+        "spark.driver.memory": driver_heap(job.memory_limit),
         "spark.local.dir": str(job.temp_dir / "spark"),
         "spark.sql.warehouse.dir": str(job.temp_dir / "spark-warehouse"),
         "spark.sql.session.timeZone": "UTC",
@@ -102,7 +108,7 @@ class SparkJobSession(EngineSession):
 
     dialect = "spark"
 
-    def __init__(self, storage: LakeStorage, job: JobSpec, config: Any) -> None:
+    def __init__(self, storage: LakeStorage, job: JobSpec, config: SparkConfig) -> None:
         self.storage = storage
         self.job = job
         self.config = config
@@ -161,11 +167,6 @@ class SparkJobSession(EngineSession):
         from pyspark.sql.pandas.types import to_arrow_schema
 
         return to_arrow_schema(self._run(lambda: self.spark.sql(sql).schema, sql))
-
-    def column_types(self, sql: str) -> dict[str, str]:
-        """Each result column's type, named as lakeplane's type mapping names it (DuckDB's names)."""
-        schema = self._run(lambda: self.spark.sql(sql).schema, sql)
-        return {field.name: duckdb_type_name(field.dataType) for field in schema.fields}
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
         return self._run(lambda: [tuple(row) for row in self.spark.sql(sql).collect()], sql)
@@ -235,6 +236,8 @@ class SparkJobSession(EngineSession):
         return stage_skew(self.spark, self._first_stage)
 
     def _next_stage_id(self) -> int:
+        """The id the next stage will get: one past the stages of the jobs this driver ran before."""
+        wait_for_listeners(self.spark)  # the tracker reads the status store, which may lag
         tracker = self.spark.sparkContext.statusTracker()
         ids = [s for j in tracker.getJobIdsForGroup(None) or []
                for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])]
@@ -280,22 +283,3 @@ def _lost_compute(exc: BaseException) -> bool:
     text = str(exc)
     return any(mark in text for mark in ("ExecutorLostFailure", "SparkContext was shut down",
                                          "FetchFailed", "Connection refused", "Py4JNetworkError"))
-
-
-def duckdb_type_name(dtype: Any) -> str:
-    """A Spark SQL type as the DuckDB type name lakeplane's Iceberg mapping knows."""
-    from pyspark.sql import types as T
-
-    if isinstance(dtype, T.DecimalType):
-        return f"DECIMAL({dtype.precision}, {dtype.scale})"
-    names = {
-        T.StringType: "VARCHAR", T.VarcharType: "VARCHAR", T.CharType: "VARCHAR",
-        T.LongType: "BIGINT", T.IntegerType: "INTEGER", T.ShortType: "SMALLINT",
-        T.ByteType: "TINYINT", T.DoubleType: "DOUBLE", T.FloatType: "FLOAT",
-        T.BooleanType: "BOOLEAN", T.DateType: "DATE", T.TimestampNTZType: "TIMESTAMP",
-        T.TimestampType: "TIMESTAMP WITH TIME ZONE", T.BinaryType: "BLOB",
-    }
-    for kind, name in names.items():
-        if isinstance(dtype, kind):
-            return name
-    return dtype.simpleString().upper()

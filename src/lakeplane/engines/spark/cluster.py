@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+import psutil
+
 from lakeplane.engines.spark.runtime import java_options, spark_home
 from lakeplane.errors import EngineError
 
@@ -195,14 +197,9 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 def process_groups() -> list[tuple[int, int]]:
     """(pid, process group) of every process on the machine that is not a zombie."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for process in psutil.process_iter(["status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z":
-            found.append((int(entry), int(fields[2])))
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # ended since it was listed
+            found.append((process.pid, os.getpgid(process.pid)))
     return found
