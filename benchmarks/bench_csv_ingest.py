@@ -74,21 +74,26 @@ print(json.dumps({"seconds": best, "read": result.read, "accepted": result.accep
 def generate(path: Path, rows: int, bad_every: int) -> None:
     """A CSV batch of ``rows`` records (after the header), malformed as described above."""
     rng = random.Random(7)
-    bad_kinds = ["{i},c{i},lots,2,true,2026-11-01 10:00:00",  # wrong type
-                 "{i},c{i},1.5,2,true",  # a column missing
-                 "",  # an empty line
-                 "{i},,1.5,2,false,2026-11-01 10:00:00"]  # a required field empty
+    bad_kinds = [
+        "{i},c{i},lots,2,true,2026-11-01 10:00:00",  # wrong type
+        "{i},c{i},1.5,2,true",  # a column missing
+        "",  # an empty line
+        "{i},,1.5,2,false,2026-11-01 10:00:00",
+    ]  # a required field empty
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write("order_id,customer,amount,items,paid,placed_at\n")
         for i in range(1, rows + 1):
             if bad_every and i % bad_every == 0:
                 out.write(bad_kinds[(i // bad_every) % len(bad_kinds)].format(i=i) + "\n")
             elif bad_every and i % (bad_every * 10) == 7:
-                out.write(f'{i},"customer {i}\nsecond line",{rng.random() * 100:.2f},1,true,'
-                          "2026-11-01 10:00:00\n")
+                out.write(
+                    f'{i},"customer {i}\nsecond line",{rng.random() * 100:.2f},1,true,2026-11-01 10:00:00\n'
+                )
             else:
-                out.write(f"{i},customer {i % 5000},{rng.random() * 100:.2f},{rng.randint(1, 9)},"
-                          f"{'true' if i % 3 else 'false'},2026-11-01 {i % 24:02d}:{i % 60:02d}:00\n")
+                out.write(
+                    f"{i},customer {i % 5000},{rng.random() * 100:.2f},{rng.randint(1, 9)},"
+                    f"{'true' if i % 3 else 'false'},2026-11-01 {i % 24:02d}:{i % 60:02d}:00\n"
+                )
 
 
 def baseline_source(rev: str) -> Path:
@@ -112,11 +117,18 @@ def run_side(name: str, source: Path, batch: Path, repeat: int) -> dict[str, obj
     project.mkdir(parents=True)
     (project / "lakeplane.yaml").write_text(CONFIG)
     env = {"PYTHONPATH": str(source), "PATH": "/usr/bin:/bin"}
-    land = ("import datetime as dt, sys; from pathlib import Path; from lakeplane.lake import open_lake; "
-            "open_lake(Path(sys.argv[1])).land('shop/orders', [Path(sys.argv[2])], dt.date(2026, 11, 1))")
+    land = (
+        "import datetime as dt, sys; from pathlib import Path; from lakeplane.lake import open_lake; "
+        "open_lake(Path(sys.argv[1])).land('shop/orders', [Path(sys.argv[2])], dt.date(2026, 11, 1))"
+    )
     subprocess.run([sys.executable, "-c", land, str(project), str(batch)], env=env, check=True)
-    done = subprocess.run([sys.executable, "-c", CHILD, str(project), str(repeat)], env=env, check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(project), str(repeat)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -134,21 +146,27 @@ def main() -> None:
     if not batch.exists():
         started = time.perf_counter()
         generate(batch, args.rows, args.bad_every)
-        print(f"generated {batch.name}: {batch.stat().st_size / 1e6:.1f} MB "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"generated {batch.name}: {batch.stat().st_size / 1e6:.1f} MB "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
     sides = {"row-by-row (baseline)": baseline_source(args.baseline_rev), "DuckDB reader": ROOT / "src"}
     results = {name: run_side(name.split()[0], source, batch, args.repeat) for name, source in sides.items()}
     for name, result in results.items():
-        print(f"{name:>22}: {result['seconds']:.2f} s  read {result['read']}  accepted {result['accepted']}  "
-              f"quarantined {result['quarantined']}  {result['by_reason']}  path {result['paths']}")
+        print(
+            f"{name:>22}: {result['seconds']:.2f} s  read {result['read']}  accepted {result['accepted']}  "
+            f"quarantined {result['quarantined']}  {result['by_reason']}  path {result['paths']}"
+        )
     old, new = (results[n] for n in sides)
     agree = all(old[k] == new[k] for k in ("read", "accepted", "quarantined", "by_reason", "processed_hash"))
     # The quarantine's raw bytes differ by design where the baseline re-joined parsed cells with
     # commas (a quoted field, say); lines, reasons and details must not.
     same_bytes = old["quarantine_hash"] == new["quarantine_hash"]
-    print(f"ratio (baseline / DuckDB reader): {float(old['seconds']) / float(new['seconds']):.1f}x; "  # type: ignore[arg-type]
-          f"counts and processed rows {'agree' if agree else 'DIFFER'}; quarantined records "
-          f"{'identical' if same_bytes else 'differ (raw bytes now as delivered)'}")
+    print(
+        f"ratio (baseline / DuckDB reader): {float(old['seconds']) / float(new['seconds']):.1f}x; "  # type: ignore[arg-type]
+        f"counts and processed rows {'agree' if agree else 'DIFFER'}; quarantined records "
+        f"{'identical' if same_bytes else 'differ (raw bytes now as delivered)'}"
+    )
 
 
 if __name__ == "__main__":

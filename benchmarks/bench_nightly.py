@@ -45,8 +45,17 @@ BYTES_PER_IMPRESSION = 270.5
 TARGET_RATIO = 1.25
 TARGET_GB_PER_S = 0.15
 DEFAULT_OVERHEAD = "512MiB"
-UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 # -- the child processes -------------------------------------------------------------------------
 # Each child gets one JSON argument and writes one JSON result file; stdout and stderr stay free
@@ -228,6 +237,7 @@ def run_child(code: str, args: dict[str, Any], scratch: Path) -> ChildResult:
 
 # -- input data ----------------------------------------------------------------------------------
 
+
 @dataclass
 class InputData:
     """The generated partner drops: paths per day and dataset, and their sizes."""
@@ -271,6 +281,7 @@ def ensure_data(work: Path, gb: float, days: int) -> InputData:
 
 # -- checking that both did the same work -------------------------------------------------------
 
+
 def lakeplane_figures(project: Path) -> dict[str, Any]:
     """Per-day curated and processed counts from the lake, read through ``Lake.query``."""
     from lakeplane import open_lake
@@ -280,18 +291,27 @@ def lakeplane_figures(project: Path) -> dict[str, Any]:
     def rows(sql: str) -> list[dict[str, Any]]:
         return lake.query(sql).to_pylist()
 
-    daily = rows("SELECT CAST(ds AS VARCHAR) AS ds, CAST(sum(impressions) AS BIGINT) AS impressions, "
-                 "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS groups "
-                 "FROM curated.daily_campaign_stats GROUP BY ds ORDER BY ds")
-    processed = rows("SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS impressions "
-                     "FROM processed.impressions GROUP BY ds ORDER BY ds")
-    clicks = rows("SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS clicks "
-                  "FROM processed.clicks GROUP BY ds ORDER BY ds")
-    wrong_type = rows("SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS n "
-                      "FROM processed.impressions_quarantine WHERE reason = 'wrong_type' GROUP BY ds")
-    totals = rows("SELECT CAST(sum(impressions) AS BIGINT) AS impressions, "
-                  "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS campaigns "
-                  "FROM curated.campaign_totals")[0]
+    daily = rows(
+        "SELECT CAST(ds AS VARCHAR) AS ds, CAST(sum(impressions) AS BIGINT) AS impressions, "
+        "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS groups "
+        "FROM curated.daily_campaign_stats GROUP BY ds ORDER BY ds"
+    )
+    processed = rows(
+        "SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS impressions "
+        "FROM processed.impressions GROUP BY ds ORDER BY ds"
+    )
+    clicks = rows(
+        "SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS clicks FROM processed.clicks GROUP BY ds ORDER BY ds"
+    )
+    wrong_type = rows(
+        "SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS n "
+        "FROM processed.impressions_quarantine WHERE reason = 'wrong_type' GROUP BY ds"
+    )
+    totals = rows(
+        "SELECT CAST(sum(impressions) AS BIGINT) AS impressions, "
+        "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS campaigns "
+        "FROM curated.campaign_totals"
+    )[0]
     return _by_day(daily, processed, clicks, wrong_type, totals)
 
 
@@ -305,27 +325,42 @@ def hand_written_figures(out: Path) -> dict[str, Any]:
         result = con.sql(sql)
         return [dict(zip(result.columns, r, strict=True)) for r in result.fetchall()]
 
-    daily = rows("SELECT CAST(ds AS VARCHAR) AS ds, CAST(sum(impressions) AS BIGINT) AS impressions, "
-                 "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS groups "
-                 f"FROM read_parquet('{out}/curated/daily_campaign_stats/*/*.parquet') "
-                 "GROUP BY ds ORDER BY ds")
-    processed = rows("SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS impressions "
-                     f"FROM read_parquet('{out}/processed/impressions/*/*.parquet') GROUP BY ds")
-    clicks = rows("SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS clicks "
-                  f"FROM read_parquet('{out}/processed/clicks/*/*.parquet') GROUP BY ds")
-    totals = rows("SELECT CAST(sum(impressions) AS BIGINT) AS impressions, "
-                  "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS campaigns "
-                  f"FROM read_parquet('{out}/curated/campaign_totals/data.parquet')")[0]
+    daily = rows(
+        "SELECT CAST(ds AS VARCHAR) AS ds, CAST(sum(impressions) AS BIGINT) AS impressions, "
+        "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS groups "
+        f"FROM read_parquet('{out}/curated/daily_campaign_stats/*/*.parquet') "
+        "GROUP BY ds ORDER BY ds"
+    )
+    processed = rows(
+        "SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS impressions "
+        f"FROM read_parquet('{out}/processed/impressions/*/*.parquet') GROUP BY ds"
+    )
+    clicks = rows(
+        "SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS clicks "
+        f"FROM read_parquet('{out}/processed/clicks/*/*.parquet') GROUP BY ds"
+    )
+    totals = rows(
+        "SELECT CAST(sum(impressions) AS BIGINT) AS impressions, "
+        "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS campaigns "
+        f"FROM read_parquet('{out}/curated/campaign_totals/data.parquet')"
+    )[0]
     return _by_day(daily, processed, clicks, [], totals)
 
 
-def _by_day(daily: list[dict[str, Any]], processed: list[dict[str, Any]],
-            clicks: list[dict[str, Any]], wrong_type: list[dict[str, Any]],
-            totals: dict[str, Any]) -> dict[str, Any]:
+def _by_day(
+    daily: list[dict[str, Any]],
+    processed: list[dict[str, Any]],
+    clicks: list[dict[str, Any]],
+    wrong_type: list[dict[str, Any]],
+    totals: dict[str, Any],
+) -> dict[str, Any]:
     days: dict[str, dict[str, int]] = {}
     for row in daily:
-        days[row["ds"]] = {"curated_impressions": row["impressions"],
-                           "curated_clicks": row["clicks"], "groups": row["groups"]}
+        days[row["ds"]] = {
+            "curated_impressions": row["impressions"],
+            "curated_clicks": row["clicks"],
+            "groups": row["groups"],
+        }
     for row in processed:
         days.setdefault(row["ds"], {})["processed_impressions"] = row["impressions"]
     for row in clicks:
@@ -366,18 +401,23 @@ def compare(lake: dict[str, Any], hand: dict[str, Any]) -> tuple[bool, list[str]
             f"{'same' if same else 'DIFFERENT'}"
         )
     t_mine, t_theirs = lake["totals"], hand["totals"]
-    same = (t_theirs["impressions"] - t_mine["impressions"] == extra_total
-            and t_theirs["clicks"] == t_mine["clicks"]
-            and t_theirs["campaigns"] == t_mine["campaigns"])
+    same = (
+        t_theirs["impressions"] - t_mine["impressions"] == extra_total
+        and t_theirs["clicks"] == t_mine["clicks"]
+        and t_theirs["campaigns"] == t_mine["campaigns"]
+    )
     ok = ok and same
-    lines.append(f"  campaign_totals  impressions {t_mine['impressions']:,} / "
-                 f"{t_theirs['impressions']:,}  clicks {t_mine['clicks']:,} / {t_theirs['clicks']:,}"
-                 f"  campaigns {t_mine['campaigns']} / {t_theirs['campaigns']}  "
-                 f"{'same' if same else 'DIFFERENT'}")
+    lines.append(
+        f"  campaign_totals  impressions {t_mine['impressions']:,} / "
+        f"{t_theirs['impressions']:,}  clicks {t_mine['clicks']:,} / {t_theirs['clicks']:,}"
+        f"  campaigns {t_mine['campaigns']} / {t_theirs['campaigns']}  "
+        f"{'same' if same else 'DIFFERENT'}"
+    )
     return ok, lines
 
 
 # -- reporting -----------------------------------------------------------------------------------
+
 
 def parse_size(text: str) -> int:
     """Bytes in a DuckDB-style size such as ``2GB`` (decimal) or ``512MiB`` (binary)."""
@@ -414,12 +454,13 @@ def step_table(lake_runs: list[dict[str, Any]], hand_runs: list[dict[str, Any]])
             hand_key[name] = model["model"].rsplit(".", 1)[-1]
             accounted += model["seconds"]
         steps.setdefault("(run overhead: between steps)", {})[run["ds"]] = run["seconds"] - accounted
-    lines = [f"  {'step':<36}" + "".join(f"{d:>12}" for d in days) + f"{'total':>10}"
-             + f"{'hand-written':>14}"]
+    lines = [
+        f"  {'step':<36}" + "".join(f"{d:>12}" for d in days) + f"{'total':>10}" + f"{'hand-written':>14}"
+    ]
     for name, by_day in steps.items():
         cells = "".join(f"{by_day[d]:>12.2f}" if d in by_day else f"{'-':>12}" for d in days)
         key = hand_key.get(name)
-        hand = (f"{sum(r['steps'].get(key, 0.0) for r in hand_runs):>14.2f}" if key else f"{'':>14}")
+        hand = f"{sum(r['steps'].get(key, 0.0) for r in hand_runs):>14.2f}" if key else f"{'':>14}"
         lines.append(f"  {name:<36}{cells}{sum(by_day.values()):>10.2f}{hand}")
     return lines
 
@@ -450,11 +491,9 @@ class Trial:
         return float(self.lakeplane.result["seconds"] / self.hand_written.result["seconds"])
 
 
-def run_trials(args: argparse.Namespace, data: InputData, work: Path) -> tuple[ChildResult,
-                                                                                list[Trial]]:
+def run_trials(args: argparse.Namespace, data: InputData, work: Path) -> tuple[ChildResult, list[Trial]]:
     """Land once, then ``--repeat`` pairs of runs, alternating which side goes first."""
-    landed, project, hand_out = (work / "lakeplane-landed", work / "lakeplane-project",
-                                 work / "hand-written")
+    landed, project, hand_out = (work / "lakeplane-landed", work / "lakeplane-project", work / "hand-written")
     engine: dict[str, Any] = {"memory_limit": args.memory_limit}
     if args.threads:
         engine["threads"] = args.threads
@@ -471,33 +510,60 @@ def run_trials(args: argparse.Namespace, data: InputData, work: Path) -> tuple[C
             for side in sides:
                 print(f"trial {number}/{args.repeat}: {side} nightly runs ...", flush=True)
                 if side == "lakeplane":
-                    results[side] = run_child(LAKEPLANE_RUN, {
-                        "project": str(project), "engine": engine, "days": list(data.drops)},
-                        scratch)
+                    results[side] = run_child(
+                        LAKEPLANE_RUN,
+                        {"project": str(project), "engine": engine, "days": list(data.drops)},
+                        scratch,
+                    )
                 else:
-                    results[side] = run_child(HAND_WRITTEN, {
-                        "out": str(hand_out), "drops": data.drops, "memory_limit": args.memory_limit,
-                        "threads": args.threads}, scratch)
+                    results[side] = run_child(
+                        HAND_WRITTEN,
+                        {
+                            "out": str(hand_out),
+                            "drops": data.drops,
+                            "memory_limit": args.memory_limit,
+                            "threads": args.threads,
+                        },
+                        scratch,
+                    )
             trials.append(Trial(results["lakeplane"], results["hand-written"]))
     return land, trials
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--gb", type=float, default=1.0,
-                        help="GB (10^9 bytes) of impressions NDJSON to generate (default 1.0)")
+    parser.add_argument(
+        "--gb",
+        type=float,
+        default=1.0,
+        help="GB (10^9 bytes) of impressions NDJSON to generate (default 1.0)",
+    )
     parser.add_argument("--days", type=int, default=4, help="days the data is spread over (default 4)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="measured pairs of runs; the best of each side is compared (default 3)")
-    parser.add_argument("--memory-limit", default="2GB",
-                        help="DuckDB memory limit for both sides (default 2GB, as the demo project)")
-    parser.add_argument("--memory-overhead", default=DEFAULT_OVERHEAD,
-                        help="fixed allowance above the limit for the peak-RSS target "
-                             f"(default {DEFAULT_OVERHEAD})")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="DuckDB threads for both sides (default: DuckDB's, one per core)")
-    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK,
-                        help=f"scratch folder (default {DEFAULT_WORK})")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="measured pairs of runs; the best of each side is compared (default 3)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default="2GB",
+        help="DuckDB memory limit for both sides (default 2GB, as the demo project)",
+    )
+    parser.add_argument(
+        "--memory-overhead",
+        default=DEFAULT_OVERHEAD,
+        help=f"fixed allowance above the limit for the peak-RSS target (default {DEFAULT_OVERHEAD})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="DuckDB threads for both sides (default: DuckDB's, one per core)",
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=DEFAULT_WORK, help=f"scratch folder (default {DEFAULT_WORK})"
+    )
     args = parser.parse_args(argv)
     limit_bytes = parse_size(args.memory_limit)
     overhead_bytes = parse_size(args.memory_overhead)
@@ -511,8 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     land, trials = run_trials(args, data, work)
     load_end = os.getloadavg()[0]
-    same, check_lines = compare(lakeplane_figures(work / "lakeplane-project"),
-                                hand_written_figures(work / "hand-written"))
+    same, check_lines = compare(
+        lakeplane_figures(work / "lakeplane-project"), hand_written_figures(work / "hand-written")
+    )
 
     best_lake = min((t.lakeplane for t in trials), key=lambda c: c.result["seconds"])
     best_hand = min((t.hand_written for t in trials), key=lambda c: c.result["seconds"])
@@ -525,87 +592,137 @@ def main(argv: list[str] | None = None) -> int:
     hand_rss = max(t.hand_written.peak_rss_bytes for t in trials)
     allowed = limit_bytes + overhead_bytes
     ratios = sorted(t.ratio for t in trials)
-    median_ratio = ratios[len(ratios) // 2] if len(ratios) % 2 else (
-        ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    median_ratio = (
+        ratios[len(ratios) // 2]
+        if len(ratios) % 2
+        else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    )
 
     print()
-    print(f"nightly pipeline benchmark: {args.days} days x {data.impressions_per_day:,} impressions, "
-          f"{cores} cores, DuckDB memory_limit {args.memory_limit}, threads "
-          f"{args.threads or 'DuckDB default'}")
-    print(f"  load average: {load:.2f} at start, {load_end:.2f} at end (above ~0 means other work "
-          "shared the cores; compare the best of several trials)")
+    print(
+        f"nightly pipeline benchmark: {args.days} days x {data.impressions_per_day:,} impressions, "
+        f"{cores} cores, DuckDB memory_limit {args.memory_limit}, threads "
+        f"{args.threads or 'DuckDB default'}"
+    )
+    print(
+        f"  load average: {load:.2f} at start, {load_end:.2f} at end (above ~0 means other work "
+        "shared the cores; compare the best of several trials)"
+    )
     if data.generated_seconds is not None:
         print(f"  generated the input in {data.generated_seconds:.1f} s (cached in {work / 'data'})")
-    print(f"  input: impressions NDJSON {data.impressions_bytes / 1e9:.3f} GB, all raw NDJSON "
-          f"(impressions + clicks) {data.ndjson_bytes / 1e9:.3f} GB")
-    print(f"  lakeplane landing (copy + sha256 + line count into the raw zone): "
-          f"{land.result['seconds']:.2f} s, once - reported only, not compared: the hand-written "
-          "script reads the files in place")
+    print(
+        f"  input: impressions NDJSON {data.impressions_bytes / 1e9:.3f} GB, all raw NDJSON "
+        f"(impressions + clicks) {data.ndjson_bytes / 1e9:.3f} GB"
+    )
+    print(
+        f"  lakeplane landing (copy + sha256 + line count into the raw zone): "
+        f"{land.result['seconds']:.2f} s, once - reported only, not compared: the hand-written "
+        "script reads the files in place"
+    )
     print()
     print("trials (seconds of the nightly runs, measured inside each child):")
     for number, trial in enumerate(trials, 1):
-        print(f"  {number}: lakeplane {trial.lakeplane.result['seconds']:7.2f}  hand-written "
-              f"{trial.hand_written.result['seconds']:7.2f}  ratio {trial.ratio:.2f}    CPU seconds: "
-              f"lakeplane {trial.lakeplane.result['cpu_seconds']:7.2f}  hand-written "
-              f"{trial.hand_written.result['cpu_seconds']:7.2f}")
+        print(
+            f"  {number}: lakeplane {trial.lakeplane.result['seconds']:7.2f}  hand-written "
+            f"{trial.hand_written.result['seconds']:7.2f}  ratio {trial.ratio:.2f}    CPU seconds: "
+            f"lakeplane {trial.lakeplane.result['cpu_seconds']:7.2f}  hand-written "
+            f"{trial.hand_written.result['cpu_seconds']:7.2f}"
+        )
     print()
-    print("seconds per step in the fastest trial of each side "
-          "(lakeplane per day and total; hand-written total of the same statement)")
+    print(
+        "seconds per step in the fastest trial of each side "
+        "(lakeplane per day and total; hand-written total of the same statement)"
+    )
     for line in step_table(best_lake.result["runs"], best_hand.result["runs"]):
         print(line)
     print()
-    print("same curated numbers? (valid rows; the hand-written script cannot see wrong-typed "
-          "values, lakeplane quarantines them)")
+    print(
+        "same curated numbers? (valid rows; the hand-written script cannot see wrong-typed "
+        "values, lakeplane quarantines them)"
+    )
     for line in check_lines:
         print(line)
     print(f"  -> {'MATCH' if same else 'MISMATCH'}")
     print()
-    print(f"lakeplane nightly runs:     {lake_s:8.2f} s   best of {len(trials)} (child wall "
-          f"{best_lake.wall_seconds:.2f} s with interpreter start and imports)")
-    print(f"hand-written DuckDB script: {hand_s:8.2f} s   best of {len(trials)} (child wall "
-          f"{best_hand.wall_seconds:.2f} s)")
-    print(f"ratio lakeplane / hand-written: {ratio:.2f}x (median of trials {median_ratio:.2f}x)   "
-          f"target <= {TARGET_RATIO}x   {verdict(ratio <= TARGET_RATIO)}")
-    print(f"CPU seconds (all threads; less sensitive to other work on the machine): lakeplane "
-          f"{lake_cpu:.2f}, hand-written {hand_cpu:.2f}, ratio {lake_cpu / hand_cpu:.2f}x "
-          "(best of the trials)")
-    print(f"lakeplane throughput: {gb_per_s:.3f} GB/s of raw NDJSON   target >= {TARGET_GB_PER_S} "
-          f"GB/s   {verdict(gb_per_s >= TARGET_GB_PER_S)}   (hand-written: "
-          f"{data.ndjson_bytes / 1e9 / hand_s:.3f} GB/s)")
-    print(f"peak RSS: lakeplane {mib(lake_rss)}, hand-written {mib(hand_rss)}, landing "
-          f"{mib(land.peak_rss_bytes)}; memory_limit {args.memory_limit} ({mib(limit_bytes)}) + "
-          f"overhead {mib(overhead_bytes)} = {mib(allowed)}   {verdict(lake_rss <= allowed)}")
+    print(
+        f"lakeplane nightly runs:     {lake_s:8.2f} s   best of {len(trials)} (child wall "
+        f"{best_lake.wall_seconds:.2f} s with interpreter start and imports)"
+    )
+    print(
+        f"hand-written DuckDB script: {hand_s:8.2f} s   best of {len(trials)} (child wall "
+        f"{best_hand.wall_seconds:.2f} s)"
+    )
+    print(
+        f"ratio lakeplane / hand-written: {ratio:.2f}x (median of trials {median_ratio:.2f}x)   "
+        f"target <= {TARGET_RATIO}x   {verdict(ratio <= TARGET_RATIO)}"
+    )
+    print(
+        f"CPU seconds (all threads; less sensitive to other work on the machine): lakeplane "
+        f"{lake_cpu:.2f}, hand-written {hand_cpu:.2f}, ratio {lake_cpu / hand_cpu:.2f}x "
+        "(best of the trials)"
+    )
+    print(
+        f"lakeplane throughput: {gb_per_s:.3f} GB/s of raw NDJSON   target >= {TARGET_GB_PER_S} "
+        f"GB/s   {verdict(gb_per_s >= TARGET_GB_PER_S)}   (hand-written: "
+        f"{data.ndjson_bytes / 1e9 / hand_s:.3f} GB/s)"
+    )
+    print(
+        f"peak RSS: lakeplane {mib(lake_rss)}, hand-written {mib(hand_rss)}, landing "
+        f"{mib(land.peak_rss_bytes)}; memory_limit {args.memory_limit} ({mib(limit_bytes)}) + "
+        f"overhead {mib(overhead_bytes)} = {mib(allowed)}   {verdict(lake_rss <= allowed)}"
+    )
     print(f"results: {'MATCH' if same else 'MISMATCH'}")
     figures = {
-        "days": args.days, "impressions_per_day": data.impressions_per_day,
-        "impressions_bytes": data.impressions_bytes, "ndjson_bytes": data.ndjson_bytes,
-        "cores": cores, "threads": args.threads, "repeat": len(trials),
-        "load_average_start": round(load, 2), "load_average_end": round(load_end, 2),
-        "memory_limit": args.memory_limit, "memory_limit_bytes": limit_bytes,
+        "days": args.days,
+        "impressions_per_day": data.impressions_per_day,
+        "impressions_bytes": data.impressions_bytes,
+        "ndjson_bytes": data.ndjson_bytes,
+        "cores": cores,
+        "threads": args.threads,
+        "repeat": len(trials),
+        "load_average_start": round(load, 2),
+        "load_average_end": round(load_end, 2),
+        "memory_limit": args.memory_limit,
+        "memory_limit_bytes": limit_bytes,
         "memory_overhead_bytes": overhead_bytes,
-        "lakeplane_seconds": round(lake_s, 3), "hand_written_seconds": round(hand_s, 3),
-        "trials": [{"lakeplane_seconds": round(t.lakeplane.result["seconds"], 3),
-                    "hand_written_seconds": round(t.hand_written.result["seconds"], 3),
-                    "lakeplane_cpu_seconds": round(t.lakeplane.result["cpu_seconds"], 3),
-                    "hand_written_cpu_seconds": round(t.hand_written.result["cpu_seconds"], 3)}
-                   for t in trials],
-        "lakeplane_cpu_seconds": round(lake_cpu, 3), "hand_written_cpu_seconds": round(hand_cpu, 3),
+        "lakeplane_seconds": round(lake_s, 3),
+        "hand_written_seconds": round(hand_s, 3),
+        "trials": [
+            {
+                "lakeplane_seconds": round(t.lakeplane.result["seconds"], 3),
+                "hand_written_seconds": round(t.hand_written.result["seconds"], 3),
+                "lakeplane_cpu_seconds": round(t.lakeplane.result["cpu_seconds"], 3),
+                "hand_written_cpu_seconds": round(t.hand_written.result["cpu_seconds"], 3),
+            }
+            for t in trials
+        ],
+        "lakeplane_cpu_seconds": round(lake_cpu, 3),
+        "hand_written_cpu_seconds": round(hand_cpu, 3),
         "cpu_ratio": round(lake_cpu / hand_cpu, 3),
-        "ratio": round(ratio, 3), "median_ratio": round(median_ratio, 3),
-        "ratio_target": TARGET_RATIO, "ratio_pass": ratio <= TARGET_RATIO,
-        "gb_per_s": round(gb_per_s, 4), "gb_per_s_target": TARGET_GB_PER_S,
+        "ratio": round(ratio, 3),
+        "median_ratio": round(median_ratio, 3),
+        "ratio_target": TARGET_RATIO,
+        "ratio_pass": ratio <= TARGET_RATIO,
+        "gb_per_s": round(gb_per_s, 4),
+        "gb_per_s_target": TARGET_GB_PER_S,
         "gb_per_s_pass": gb_per_s >= TARGET_GB_PER_S,
         "hand_written_gb_per_s": round(data.ndjson_bytes / 1e9 / hand_s, 4),
-        "lakeplane_peak_rss_bytes": lake_rss, "hand_written_peak_rss_bytes": hand_rss,
-        "landing_peak_rss_bytes": land.peak_rss_bytes, "memory_pass": lake_rss <= allowed,
+        "lakeplane_peak_rss_bytes": lake_rss,
+        "hand_written_peak_rss_bytes": hand_rss,
+        "landing_peak_rss_bytes": land.peak_rss_bytes,
+        "memory_pass": lake_rss <= allowed,
         "landing_seconds": round(land.result["seconds"], 3),
         "results_match": same,
         "lakeplane_steps": {
-            r["ds"]: {**{f"ingest {i['dataset']}": i["seconds"] for i in r["ingests"]},
-                      **{f"model {m['model']}": m["seconds"] for m in r["models"]}}
-            for r in best_lake.result["runs"]},
-        "hand_written_steps": {r["ds"]: {k: round(v, 3) for k, v in r["steps"].items()}
-                               for r in best_hand.result["runs"]},
+            r["ds"]: {
+                **{f"ingest {i['dataset']}": i["seconds"] for i in r["ingests"]},
+                **{f"model {m['model']}": m["seconds"] for m in r["models"]},
+            }
+            for r in best_lake.result["runs"]
+        },
+        "hand_written_steps": {
+            r["ds"]: {k: round(v, 3) for k, v in r["steps"].items()} for r in best_hand.result["runs"]
+        },
     }
     print(json.dumps(figures))
     return 0

@@ -28,8 +28,10 @@ START = dt.date(2026, 10, 1)
 
 
 def land(lake: Lake, drops: Path, day: dt.date, impressions: int) -> None:
-    files = {**generate_day(drops, day, impressions).files,
-             **telco.generate_day(drops, day, impressions // 10)}
+    files = {
+        **generate_day(drops, day, impressions).files,
+        **telco.generate_day(drops, day, impressions // 10),
+    }
     for dataset, paths in files.items():
         lake.land(dataset, paths, day)
 
@@ -75,8 +77,10 @@ def main() -> None:
 
     thirty, one = measure(full), measure(single)
     ratio = thirty / one
-    print(f"\nincremental day {target} on a lake holding {args.days} days: {thirty:.2f} s; "
-          f"on a lake holding only that day: {one:.2f} s")
+    print(
+        f"\nincremental day {target} on a lake holding {args.days} days: {thirty:.2f} s; "
+        f"on a lake holding only that day: {one:.2f} s"
+    )
     print(f"ratio {ratio:.2f}x (target <= 1.2x: {'PASS' if ratio <= 1.2 else 'MISS'})")
 
     overhead_lake = open_lake(single.project_dir)
@@ -85,14 +89,27 @@ def main() -> None:
         after = f", depends_on: [s{n - 1}]" if n else ""
         steps.append(f"  s{n}: {{python: 'lakeplane.demo.run:noop_step'{after}}}\n")
     (overhead_lake.project_dir / "pipelines" / "noop.yaml").write_text(
-        "concurrency: 1\nsteps:\n" + "".join(steps))
+        "concurrency: 1\nsteps:\n" + "".join(steps)
+    )
     started = time.perf_counter()
     run = overhead_lake.run_pipeline("noop", target)
     per_step = (time.perf_counter() - started) / 5
-    print(f"runner overhead per step (5 steps that do nothing, each in its own process): "
-          f"{per_step:.2f} s (target < 1 s: {'PASS' if per_step < 1 else 'MISS'}); run {run.state}")
-    print(json.dumps({"days": args.days, "impressions_per_day": args.impressions, "thirty_days_s": thirty,
-                      "one_day_s": one, "ratio": ratio, "runner_overhead_per_step_s": per_step}))
+    print(
+        f"runner overhead per step (5 steps that do nothing, each in its own process): "
+        f"{per_step:.2f} s (target < 1 s: {'PASS' if per_step < 1 else 'MISS'}); run {run.state}"
+    )
+    print(
+        json.dumps(
+            {
+                "days": args.days,
+                "impressions_per_day": args.impressions,
+                "thirty_days_s": thirty,
+                "one_day_s": one,
+                "ratio": ratio,
+                "runner_overhead_per_step_s": per_step,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ import shutil
 import time
 from pathlib import Path
 
+from lakeplane.catalog.scan import plan_scan
 from lakeplane.demo.generator import generate_day
 from lakeplane.demo.run import build_project
 from lakeplane.engines.duckdb import quote_ident
-from lakeplane.catalog.scan import plan_scan
 from lakeplane.lake import Lake, open_lake
 
 WORK = Path(__file__).parent / ".work" / "quality"
@@ -111,13 +111,27 @@ def main() -> None:
     scan_cpu, rules_cpu = min(t.cpu for t in scans), min(t.cpu for t in rulesets)
     failed = [o["rule"] for o in outcomes if not o["passed"]]
     ratio, cpu_ratio = rules / scan, rules_cpu / scan_cpu
-    print(f"one full scan: {scan:.3f} s; {len(outcomes)} rules: {rules:.3f} s; ratio {ratio:.2f}x "
-          f"(target <= 1.5x: {'PASS' if ratio <= 1.5 else 'MISS'})")
+    print(
+        f"one full scan: {scan:.3f} s; {len(outcomes)} rules: {rules:.3f} s; ratio {ratio:.2f}x "
+        f"(target <= 1.5x: {'PASS' if ratio <= 1.5 else 'MISS'})"
+    )
     print(f"CPU time: full scan {scan_cpu:.3f} s; rules {rules_cpu:.3f} s; ratio {cpu_ratio:.2f}x")
     print(f"rules failing on this data: {failed or 'none'}")
-    print(json.dumps({"rows": info["records"], "parquet_bytes": info["bytes"], "full_scan_s": scan,
-                      "ruleset_s": rules, "rules": len(outcomes), "ratio": ratio,
-                      "full_scan_cpu_s": scan_cpu, "ruleset_cpu_s": rules_cpu, "cpu_ratio": cpu_ratio}))
+    print(
+        json.dumps(
+            {
+                "rows": info["records"],
+                "parquet_bytes": info["bytes"],
+                "full_scan_s": scan,
+                "ruleset_s": rules,
+                "rules": len(outcomes),
+                "ratio": ratio,
+                "full_scan_cpu_s": scan_cpu,
+                "ruleset_cpu_s": rules_cpu,
+                "cpu_ratio": cpu_ratio,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -111,8 +111,9 @@ print(json.dumps({"workers_up_s": round(up, 2), "first_task_s": round(first_task
 
 
 def child(code: str, args: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"child failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -164,26 +165,37 @@ def main() -> int:
     lake_dir = project / "lake"
     hands, ourses = [], []
     for trial in range(args.repeat):  # the two sides alternate which goes first
-        for side in (("hand", "ours") if trial % 2 == 0 else ("ours", "hand")):
+        for side in ("hand", "ours") if trial % 2 == 0 else ("ours", "hand"):
             if side == "hand":
                 with tempfile.TemporaryDirectory(dir=args.work_dir) as out:
                     hands.append(child(HAND_WRITTEN, {"lake": str(lake_dir), "days": days, "out": out}))
             else:
-                ourses.append(child(LAKEPLANE, {"project": str(project), "engine": "spark", "days": days,
-                                                "force": True}))
+                ourses.append(
+                    child(
+                        LAKEPLANE, {"project": str(project), "engine": "spark", "days": days, "force": True}
+                    )
+                )
     hand = min(hands, key=lambda r: r["seconds"])
     ours = min(ourses, key=lambda r: r["seconds"])
     same = all(r["totals"] == hand["totals"] for r in [*hands, *ourses])
     ratio = ours["seconds"] / hand["seconds"]
     print(f"1. {args.gb} GB over {args.days} days, daily_campaign_stats per day, Spark local[2]:")
-    print(f"   best of {args.repeat}: hand-written PySpark {hand['seconds']:.1f} s "
-          f"(all: {', '.join(str(r['seconds']) for r in hands)}), lakeplane on Spark {ours['seconds']:.1f} s "
-          f"(all: {', '.join(str(r['seconds']) for r in ourses)})")
+    print(
+        f"   best of {args.repeat}: hand-written PySpark {hand['seconds']:.1f} s "
+        f"(all: {', '.join(str(r['seconds']) for r in hands)}), lakeplane on Spark {ours['seconds']:.1f} s "
+        f"(all: {', '.join(str(r['seconds']) for r in ourses)})"
+    )
     print(f"   lakeplane's first day done at {ours['first_day_s']:.1f} s; JVM start included on both sides")
-    print(f"   ratio {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict(ratio <= TARGET_RATIO)}; "
-          f"same totals: {same}")
-    report["engine"] = {"hand_s": hand["seconds"], "lakeplane_s": ours["seconds"], "ratio": round(ratio, 3),
-                        "same_totals": same}
+    print(
+        f"   ratio {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict(ratio <= TARGET_RATIO)}; "
+        f"same totals: {same}"
+    )
+    report["engine"] = {
+        "hand_s": hand["seconds"],
+        "lakeplane_s": ours["seconds"],
+        "ratio": round(ratio, 3),
+        "same_totals": same,
+    }
 
     skewed, skew_days = prepare(args.work_dir, args.skew_gb, 2, args.hot_percent)
     uniform, _ = prepare(args.work_dir, args.skew_gb, 2, 0)
@@ -193,18 +205,25 @@ def main() -> int:
         hot = child(LAKEPLANE, {"project": str(skewed), "engine": engine, "days": skew_days})
         flat = child(LAKEPLANE, {"project": str(uniform), "engine": engine, "days": skew_days})
         skew_ratio = hot["seconds"] / flat["seconds"]
-        print(f"   {engine}: skewed {hot['seconds']:.1f} s, uniform {flat['seconds']:.1f} s, "
-              f"ratio {skew_ratio:.2f}x (target <= {TARGET_SKEW}x): {verdict(skew_ratio <= TARGET_SKEW)}")
-        report["skew"][engine] = {"skewed_s": hot["seconds"], "uniform_s": flat["seconds"],
-                                  "ratio": round(skew_ratio, 3)}
+        print(
+            f"   {engine}: skewed {hot['seconds']:.1f} s, uniform {flat['seconds']:.1f} s, "
+            f"ratio {skew_ratio:.2f}x (target <= {TARGET_SKEW}x): {verdict(skew_ratio <= TARGET_SKEW)}"
+        )
+        report["skew"][engine] = {
+            "skewed_s": hot["seconds"],
+            "uniform_s": flat["seconds"],
+            "ratio": round(skew_ratio, 3),
+        }
 
     with tempfile.TemporaryDirectory(dir=args.work_dir) as folder:
         cluster = child(CLUSTER, {"dir": folder})
-    print("3. transient cluster (master + 2 workers): driver and workers up at "
-          f"{cluster['workers_up_s']:.1f} s, "
-          f"first task done at {cluster['first_task_s']:.1f} s (target < {TARGET_START_S:.0f} s): "
-          f"{verdict(cluster['first_task_s'] < TARGET_START_S)}; processes left after stop: "
-          f"{cluster['processes_left']} ({verdict(cluster['processes_left'] == 0)})")
+    print(
+        "3. transient cluster (master + 2 workers): driver and workers up at "
+        f"{cluster['workers_up_s']:.1f} s, "
+        f"first task done at {cluster['first_task_s']:.1f} s (target < {TARGET_START_S:.0f} s): "
+        f"{verdict(cluster['first_task_s'] < TARGET_START_S)}; processes left after stop: "
+        f"{cluster['processes_left']} ({verdict(cluster['processes_left'] == 0)})"
+    )
     report["cluster"] = cluster
     print(json.dumps(report))
     return 0

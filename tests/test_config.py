@@ -43,14 +43,17 @@ def test_unknown_key_names_file_key_and_line(tmp_path: Path) -> None:
 
 
 def test_wrong_value_names_the_dataset_field(tmp_path: Path) -> None:
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
 datasets:
   partner/events:
     format: ndjson
     table: ads.processed.events
     fields:
       id: {type: strng}
-""")
+""",
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
     assert caught.value.key == "datasets.partner/events.fields.id.type"
@@ -104,20 +107,36 @@ def test_env_values_are_validated_as_env_values(tmp_path: Path, monkeypatch: pyt
     assert config.engine.threads == 3 and config.engine.temp_dir is None
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("LAKEPLANE__ENGINE__THREADS", "many",
-     "environment LAKEPLANE__ENGINE__THREADS: engine.threads: Input should be a valid integer"),
-    ("LAKEPLANE__ENGINE__THREADS", "0",
-     "environment LAKEPLANE__ENGINE__THREADS: engine.threads: Input should be greater than or equal to 1"),
-    ("LAKEPLANE__ENGINE__MEMORY_LIMT", "1GB", "environment LAKEPLANE__ENGINE__MEMORY_LIMT: "
-                                              "engine.memory_limt: unknown key"),
-    ("LAKEPLANE__ENGIN__TYPE", "spark", "environment LAKEPLANE__ENGIN__TYPE: engin.type: unknown key"),
-    ("LAKEPLANE__DATASETS", '{"a/b": {"format": "csv"}}',
-     "environment LAKEPLANE__DATASETS: datasets.a/b.table: Field required"),
-    ("LAKEPLANE__DATASETS", "{not json", "environment LAKEPLANE__DATASETS: datasets: not valid JSON"),
-])
-def test_a_bad_env_value_names_the_variable_not_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         name: str, value: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        (
+            "LAKEPLANE__ENGINE__THREADS",
+            "many",
+            "environment LAKEPLANE__ENGINE__THREADS: engine.threads: Input should be a valid integer",
+        ),
+        (
+            "LAKEPLANE__ENGINE__THREADS",
+            "0",
+            "environment LAKEPLANE__ENGINE__THREADS: engine.threads: Input should be greater than or equal to 1",
+        ),
+        (
+            "LAKEPLANE__ENGINE__MEMORY_LIMT",
+            "1GB",
+            "environment LAKEPLANE__ENGINE__MEMORY_LIMT: engine.memory_limt: unknown key",
+        ),
+        ("LAKEPLANE__ENGIN__TYPE", "spark", "environment LAKEPLANE__ENGIN__TYPE: engin.type: unknown key"),
+        (
+            "LAKEPLANE__DATASETS",
+            '{"a/b": {"format": "csv"}}',
+            "environment LAKEPLANE__DATASETS: datasets.a/b.table: Field required",
+        ),
+        ("LAKEPLANE__DATASETS", "{not json", "environment LAKEPLANE__DATASETS: datasets: not valid JSON"),
+    ],
+)
+def test_a_bad_env_value_names_the_variable_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
     write(tmp_path, "name: x\nengine:\n  threads: 2\n")
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as caught:
@@ -127,8 +146,9 @@ def test_a_bad_env_value_names_the_variable_not_the_file(tmp_path: Path, monkeyp
     assert "lakeplane.yaml" not in str(caught.value)
 
 
-def test_a_bad_file_value_under_an_env_section_still_names_the_file(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_file_value_under_an_env_section_still_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, "engine:\n  threads: many\n")
     monkeypatch.setenv("LAKEPLANE__ENGINE__MEMORY_LIMIT", "3GB")
     with pytest.raises(ConfigError, match=r"lakeplane.yaml:2: engine.threads: .*\(got 'many'\)") as caught:

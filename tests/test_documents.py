@@ -51,14 +51,27 @@ def test_lines_of_keys_and_list_items() -> None:
     assert document.line(("items", "1", "missing")) == 5  # a missing key points at its parent
 
 
-@pytest.mark.parametrize("text, message, line, key", [
-    ("name: a\nitems:\n  - size: 2\n  - sise: 3\n", "demo.yaml:4: items.1.sise: unknown key", 4, "items.1.sise"),
-    ("items:\n  - size: big\n", "demo.yaml:2: items.0.size: Input should be a valid integer, unable to "
-                                "parse string as an integer (got 'big')", 2, "items.0.size"),
-    # each member of a union is tried: pydantic's location names the member, the message does not
-    ("name: a\nchoice: [x]\n", "demo.yaml:2: choice: Input should be a valid integer", 2, "choice"),
-    ("flag: maybe\n", "demo.yaml:1: flag: Input should be a valid boolean", 1, "flag"),
-])
+@pytest.mark.parametrize(
+    "text, message, line, key",
+    [
+        (
+            "name: a\nitems:\n  - size: 2\n  - sise: 3\n",
+            "demo.yaml:4: items.1.sise: unknown key",
+            4,
+            "items.1.sise",
+        ),
+        (
+            "items:\n  - size: big\n",
+            "demo.yaml:2: items.0.size: Input should be a valid integer, unable to "
+            "parse string as an integer (got 'big')",
+            2,
+            "items.0.size",
+        ),
+        # each member of a union is tried: pydantic's location names the member, the message does not
+        ("name: a\nchoice: [x]\n", "demo.yaml:2: choice: Input should be a valid integer", 2, "choice"),
+        ("flag: maybe\n", "demo.yaml:1: flag: Input should be a valid boolean", 1, "flag"),
+    ],
+)
 def test_errors_name_file_line_and_dotted_key(text: str, message: str, line: int, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_document(text, Outer, source="demo.yaml", error=ConfigError)
@@ -77,8 +90,9 @@ def test_the_caller_chooses_the_error_class_and_the_wording_of_unknown_keys(tmp_
     with pytest.raises(PolicyError, match=f"^{path}:2: nope: unknown key$"):
         load_document(path, Outer, error=PolicyError)
     with pytest.raises(ModelError, match="m.sql:2: nope: unknown header key"):
-        load_document("name: a\nnope: 1\n", Outer, source="m.sql", error=ModelError,
-                      unknown_key="unknown header key")
+        load_document(
+            "name: a\nnope: 1\n", Outer, source="m.sql", error=ModelError, unknown_key="unknown header key"
+        )
 
 
 def test_not_yaml_and_not_a_mapping() -> None:
@@ -98,8 +112,11 @@ def test_a_sql_header_keeps_each_key_on_its_line() -> None:
     assert document.lines[("materialized",)] == 2 and document.lines[("partition_by",)] == 3
 
 
-@given(st.dictionaries(st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True),
-                       st.integers(-10**6, 10**6), max_size=8))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True), st.integers(-(10**6), 10**6), max_size=8
+    )
+)
 def test_every_key_of_a_flat_document_is_on_its_own_line(values: dict[str, int]) -> None:
     text = "".join(f"{key}: {value}\n" for key, value in values.items())
     document = parse_document(text, source="s", error=ConfigError)

@@ -32,8 +32,11 @@ def test_every_error_class_is_defined_in_errors() -> None:
     elsewhere = []
     for module in pkgutil.walk_packages(lakeplane.__path__, "lakeplane."):
         for name, value in vars(importlib.import_module(module.name)).items():
-            if (isinstance(value, type) and issubclass(value, LakeplaneError)
-                    and value.__module__ != "lakeplane.errors"):
+            if (
+                isinstance(value, type)
+                and issubclass(value, LakeplaneError)
+                and value.__module__ != "lakeplane.errors"
+            ):
                 elsewhere.append(f"{value.__module__}.{name}")
     assert elsewhere == []
 
@@ -50,8 +53,14 @@ def test_fields_are_keyword_only_and_typed() -> None:
 
 def test_to_dict_carries_every_field_and_retryable() -> None:
     denied = AccessDenied("principal 'ana' may not read t", principal="ana", table="d.z.t")
-    assert denied.to_dict() == {"error": "AccessDenied", "message": "principal 'ana' may not read t",
-                                "retryable": False, "principal": "ana", "table": "d.z.t", "column": None}
+    assert denied.to_dict() == {
+        "error": "AccessDenied",
+        "message": "principal 'ana' may not read t",
+        "retryable": False,
+        "principal": "ana",
+        "table": "d.z.t",
+        "column": None,
+    }
     assert denied.fields == {"principal": "ana", "table": "d.z.t", "column": None}
     assert str(denied) == denied.message and denied.args == (denied.message,)
     assert isinstance(denied, PermissionError)
@@ -65,12 +74,16 @@ def test_retryable_defaults_per_class_and_a_raise_site_may_override_it() -> None
     assert not StorageError("not found", path="x", retryable=False).retryable
 
 
-@pytest.mark.parametrize("error", [
-    DQDLError("q.dqdl:1:2: bad (in: X)", source="q.dqdl", line=1, column=2, rule="X"),
-    QualityGateFailed("failed", rules=[{"rule": "RowCount > 0", "observed": 0}], table="a.b.c"),
-    ConfigError("f:3: k: unknown key", file="f", key="k", line=3),
-    StorageError("gone", path="/x", retryable=False),
-], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "error",
+    [
+        DQDLError("q.dqdl:1:2: bad (in: X)", source="q.dqdl", line=1, column=2, rule="X"),
+        QualityGateFailed("failed", rules=[{"rule": "RowCount > 0", "observed": 0}], table="a.b.c"),
+        ConfigError("f:3: k: unknown key", file="f", key="k", line=3),
+        StorageError("gone", path="/x", retryable=False),
+    ],
+    ids=lambda e: type(e).__name__,
+)
 def test_errors_survive_pickling_with_their_fields(error: LakeplaneError) -> None:
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is type(error) and again.to_dict() == error.to_dict()

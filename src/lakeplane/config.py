@@ -110,8 +110,10 @@ class SparkConfig(_Strict):
     @classmethod
     def _known_master(cls, value: str) -> str:
         if not SPARK_MASTER.match(value):
-            raise ValueError(f"unknown Spark master '{value}'; expected local[N], spark-cluster, "
-                             "spark://host:port, yarn or k8s://https://host:port")
+            raise ValueError(
+                f"unknown Spark master '{value}'; expected local[N], spark-cluster, "
+                "spark://host:port, yarn or k8s://https://host:port"
+            )
         return value
 
 
@@ -199,8 +201,11 @@ def load_config(project_dir: Path, overrides: Mapping[str, Any] | None = None) -
             the wrong value came from: the file and line, the environment variable, or the overrides.
     """
     path = project_dir / CONFIG_FILE
-    document = (read_document(path, error=ConfigError) if path.exists()
-                else parse_document("", source=str(path), error=ConfigError))
+    document = (
+        read_document(path, error=ConfigError)
+        if path.exists()
+        else parse_document("", source=str(path), error=ConfigError)
+    )
     environment = read_environment()
     explicit = dict(overrides or {})
     data = merge_settings(merge_settings(document.data, environment.data), explicit)
@@ -210,8 +215,13 @@ def load_config(project_dir: Path, overrides: Mapping[str, Any] | None = None) -
         raise _config_error(exc, data, document, environment, explicit) from None
 
 
-def _config_error(exc: ValidationError, data: dict[str, Any], document: Document, environment: Environment,
-                  explicit: dict[str, Any]) -> LakeplaneError:
+def _config_error(
+    exc: ValidationError,
+    data: dict[str, Any],
+    document: Document,
+    environment: Environment,
+    explicit: dict[str, Any],
+) -> LakeplaneError:
     """The first problem, blamed on the layer its value came from."""
     loc, problem = first_problem(exc, data)
     key = ".".join(loc)
@@ -252,22 +262,31 @@ def read_environment() -> Environment:
     for name in os.environ:
         if not name.upper().startswith(ENV_PREFIX):
             continue
-        loc = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__") if part)
+        loc = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part)
         if loc and loc[0] not in LakeConfig.model_fields:
-            raise ConfigError(f"environment {name}: {'.'.join(loc)}: unknown key", key=".".join(loc),
-                              variable=name)
+            raise ConfigError(
+                f"environment {name}: {'.'.join(loc)}: unknown key", key=".".join(loc), variable=name
+            )
         if loc:
             variables[loc] = name
     # LakeConfig is a plain model, not a BaseSettings: constructing it never reads the environment.
-    source = EnvSettingsSource(LakeConfig, case_sensitive=False,  # type: ignore[arg-type]
-                               env_prefix=ENV_PREFIX, env_nested_delimiter="__", env_parse_none_str="null")
+    source = EnvSettingsSource(
+        LakeConfig,  # type: ignore[arg-type]
+        case_sensitive=False,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_parse_none_str="null",
+    )
     try:
         data = source()
     except SettingsError as exc:  # a section given as JSON that does not parse
         field = re.search(r'field "([^"]+)"', str(exc))
         variable = variables.get((field[1],)) if field else None
-        raise ConfigError(f"environment {variable or ENV_PREFIX + '*'}: {field[1] if field else ''}: "
-                          "not valid JSON", key=field[1] if field else None, variable=variable) from None
+        raise ConfigError(
+            f"environment {variable or ENV_PREFIX + '*'}: {field[1] if field else ''}: not valid JSON",
+            key=field[1] if field else None,
+            variable=variable,
+        ) from None
     return Environment(data, variables)
 
 

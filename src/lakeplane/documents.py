@@ -32,8 +32,9 @@ _SQL_HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:(.*)$")
 class DocumentErrorType(Protocol):
     """An error class that locates a problem in a document (all of lakeplane's document errors do)."""
 
-    def __call__(self, message: str, *, file: str | None = ..., line: int | None = ...,
-                 key: str | None = ...) -> LakeplaneError: ...
+    def __call__(
+        self, message: str, *, file: str | None = ..., line: int | None = ..., key: str | None = ...
+    ) -> LakeplaneError: ...
 
 
 class _Loader(yaml.SafeLoader):
@@ -45,7 +46,8 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,12 @@ class Document:
         line = self.line(loc)
         key = ".".join(loc)
         where = f"{self.source}:{line}" if line else self.source
-        return self.error_type(f"{where}: {key}: {problem}" if key else f"{where}: {problem}",
-                               file=self.source, line=line, key=key or None)
+        return self.error_type(
+            f"{where}: {key}: {problem}" if key else f"{where}: {problem}",
+            file=self.source,
+            line=line,
+            key=key or None,
+        )
 
     def validate(self, model: type[M]) -> M:
         """The document's data validated by ``model``.
@@ -90,8 +96,9 @@ class Document:
             raise self.error(loc, problem) from None
 
 
-def parse_document(text: str, *, source: str, error: DocumentErrorType,
-                   unknown_key: str = "unknown key") -> Document:
+def parse_document(
+    text: str, *, source: str, error: DocumentErrorType, unknown_key: str = "unknown key"
+) -> Document:
     """Parse ``text`` (from ``source``, a file name for messages); an empty document is ``{}``.
 
     ``unknown_key`` is how a key the model does not know is reported.
@@ -106,27 +113,36 @@ def parse_document(text: str, *, source: str, error: DocumentErrorType,
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise error(f"{source}{f':{line}' if line else ''}: not valid YAML: {exc}", file=source,
-                    line=line) from None
+        raise error(
+            f"{source}{f':{line}' if line else ''}: not valid YAML: {exc}", file=source, line=line
+        ) from None
     finally:
         loader.dispose()
     if node is None or data is None:  # empty, or only comments, or `null`
         return Document(source, text, {}, {}, error, unknown_key)
     if not isinstance(data, dict):
         line = node.start_mark.line + 1
-        raise error(f"{source}:{line}: expected a mapping of keys, not {type(data).__name__}",
-                    file=source, line=line)
+        raise error(
+            f"{source}:{line}: expected a mapping of keys, not {type(data).__name__}", file=source, line=line
+        )
     return Document(source, text, data, _key_lines(node), error, unknown_key)
 
 
 def read_document(path: Path, *, error: DocumentErrorType, unknown_key: str = "unknown key") -> Document:
     """Parse the YAML file at ``path`` (see :func:`parse_document`)."""
-    return parse_document(path.read_text(encoding="utf-8"), source=str(path), error=error,
-                          unknown_key=unknown_key)
+    return parse_document(
+        path.read_text(encoding="utf-8"), source=str(path), error=error, unknown_key=unknown_key
+    )
 
 
-def load_document(document: Path | str, model: type[M], *, error: DocumentErrorType,
-                  source: str | None = None, unknown_key: str = "unknown key") -> M:
+def load_document(
+    document: Path | str,
+    model: type[M],
+    *,
+    error: DocumentErrorType,
+    source: str | None = None,
+    unknown_key: str = "unknown key",
+) -> M:
     """Parse and validate a YAML document: a file, or text from ``source`` (see :func:`parse_document`).
 
     Raises:

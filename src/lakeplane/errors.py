@@ -294,7 +294,6 @@ class RunNotFound(LakeplaneError, LookupError):
     run_id: str
 
 
-
 @dataclass(eq=False, kw_only=True)
 class BookmarkError(LakeplaneError, LookupError):
     """A step's bookmark cannot be shown or moved: unknown ``step`` of ``pipeline``, a step kind

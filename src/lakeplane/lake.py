@@ -55,20 +55,21 @@ class Lake:
         overrides: settings that win over the file and the environment.
     """
 
-    def __init__(self, project_dir: str | os.PathLike[str] = ".",
-                 overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, project_dir: str | os.PathLike[str] = ".", overrides: dict[str, Any] | None = None
+    ) -> None:
         self.project_dir = Path(project_dir).resolve()
         if not self.project_dir.is_dir():
-            raise ConfigError(f"{self.project_dir}: no such lake project folder",
-                              file=str(self.project_dir))
+            raise ConfigError(f"{self.project_dir}: no such lake project folder", file=str(self.project_dir))
         self.overrides: dict[str, Any] = dict(overrides or {})
         self.config: LakeConfig = load_config(self.project_dir, overrides)
         self.state_dir = self.project_dir / STATE_DIR
         self.storage: LakeStorage = open_storage(self.config.storage, self.project_dir)
         self.raw = RawZone(self.storage)
         self.compute = Compute(self.config, self.storage, self.project_dir, self.state_dir)
-        self.governance = Governance(self.config.governance, self.project_dir, self.state_dir,
-                                     lambda: self.catalog)
+        self.governance = Governance(
+            self.config.governance, self.project_dir, self.state_dir, lambda: self.catalog
+        )
 
     # -- services, built on first use (opening the catalog connects to its database) ----------
     @cached_property
@@ -85,8 +86,10 @@ class Lake:
         return QualityChecks(
             open_session=lambda job: self.compute.embedded(job, (Capability.SANDBOX,)),
             plan=lambda table, snapshot_id: plan_scan(self.catalog, table, snapshot_id=snapshot_id),
-            resolve=self.resolve_table, project_dir=self.project_dir,
-            history_for=lambda table: MetricHistory(self.catalog.state_engine, table))
+            resolve=self.resolve_table,
+            project_dir=self.project_dir,
+            history_for=lambda table: MetricHistory(self.catalog.state_engine, table),
+        )
 
     @cached_property
     def queries(self) -> Queries:
@@ -94,28 +97,44 @@ class Lake:
 
     @cached_property
     def model_jobs(self) -> ModelJobs:
-        return ModelJobs(self.config, self.project_dir, self.catalog, self.compute, self.governance,
-                         self.queries, self.dq_check)
+        return ModelJobs(
+            self.config,
+            self.project_dir,
+            self.catalog,
+            self.compute,
+            self.governance,
+            self.queries,
+            self.dq_check,
+        )
 
     @cached_property
     def pipeline_runs(self) -> PipelineRuns:
-        names = TableNames(of_dataset=lambda name: self.ingestion.dataset(name).table,
-                           of_model=lambda name: self.model_jobs.get(name).name,
-                           resolve=self.resolve_table)
-        return PipelineRuns(self.project_dir, self.config, self.overrides, self.catalog, self.compute,
-                            open_lake, names)
+        names = TableNames(
+            of_dataset=lambda name: self.ingestion.dataset(name).table,
+            of_model=lambda name: self.model_jobs.get(name).name,
+            resolve=self.resolve_table,
+        )
+        return PipelineRuns(
+            self.project_dir, self.config, self.overrides, self.catalog, self.compute, open_lake, names
+        )
 
     # -- raw zone and ingest -------------------------------------------------------------------
     def dataset(self, name: str) -> DatasetConfig:
         return self.ingestion.dataset(name)
 
-    def land(self, dataset: str, files: Sequence[str | os.PathLike[str]], ingest_date: dt.date | None = None,
-             progress: Progress | None = None) -> list[LandResult]:
+    def land(
+        self,
+        dataset: str,
+        files: Sequence[str | os.PathLike[str]],
+        ingest_date: dt.date | None = None,
+        progress: Progress | None = None,
+    ) -> list[LandResult]:
         """Copy partner files into the raw zone for ``ingest_date`` (default today), once each."""
         return self.ingestion.land(dataset, files, ingest_date, progress)
 
-    def ingest(self, dataset: str, ds: dt.date, batches: list[RawBatch] | None = None,
-               force: bool = False) -> IngestResult:
+    def ingest(
+        self, dataset: str, ds: dt.date, batches: list[RawBatch] | None = None, force: bool = False
+    ) -> IngestResult:
         """Parse the batches of ``dataset`` landed for ``ds`` into its processed table (once)."""
         return self.ingestion.ingest(dataset, ds, batches, force)
 
@@ -127,8 +146,14 @@ class Lake:
         """The model that builds table ``name`` (``zone.table`` or ``domain.zone.table``)."""
         return self.model_jobs.get(name)
 
-    def run_model(self, model: Model, ds: dt.date | None, quality: str | None = None,
-                  blocking: bool = True, force: bool = False) -> ModelResult:
+    def run_model(
+        self,
+        model: Model,
+        ds: dt.date | None,
+        quality: str | None = None,
+        blocking: bool = True,
+        force: bool = False,
+    ) -> ModelResult:
         """Run one model for ``ds``; with ``quality`` (a DQDL file) behind that gate."""
         return self.model_jobs.run(model, ds, quality, blocking, force)
 
@@ -152,8 +177,9 @@ class Lake:
         """Rerun the failed and not-yet-run steps of ``run_id``, keeping the ones that succeeded."""
         return self.pipeline_runs.redrive(run_id, options)
 
-    def backfill(self, name: str, start: dt.date, end: dt.date, parallel: int = 1,
-                 options: RunOptions | None = None) -> list[RunRecord]:
+    def backfill(
+        self, name: str, start: dt.date, end: dt.date, parallel: int = 1, options: RunOptions | None = None
+    ) -> list[RunRecord]:
         """Run ``name`` for every day from ``start`` to ``end``, at most ``parallel`` runs at once."""
         return self.pipeline_runs.backfill(name, start, end, parallel, options)
 
@@ -187,10 +213,18 @@ class Lake:
         return self.pipeline_runs.rewind_bookmarks(step, run_id, pipeline)
 
     # -- data quality --------------------------------------------------------------------------
-    def dq_check(self, table: str, ruleset: str | os.PathLike[str], *, ds: dt.date | None = None,
-                 snapshot_id: int | None = None, references: dict[str, str] | None = None,
-                 now: dt.datetime | None = None, record: bool = True,
-                 only_ds: bool = False) -> list[dict[str, Any]]:
+    def dq_check(
+        self,
+        table: str,
+        ruleset: str | os.PathLike[str],
+        *,
+        ds: dt.date | None = None,
+        snapshot_id: int | None = None,
+        references: dict[str, str] | None = None,
+        now: dt.datetime | None = None,
+        record: bool = True,
+        only_ds: bool = False,
+    ) -> list[dict[str, Any]]:
         """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
 
         Args:
@@ -208,8 +242,16 @@ class Lake:
         Raises:
             DQDLError: the ruleset does not parse or names an unknown reference.
         """
-        return self.quality.check(table, ruleset, ds=ds, snapshot_id=snapshot_id, references=references,
-                                  now=now, record=record, only_ds=only_ds)
+        return self.quality.check(
+            table,
+            ruleset,
+            ds=ds,
+            snapshot_id=snapshot_id,
+            references=references,
+            now=now,
+            record=record,
+            only_ds=only_ds,
+        )
 
     # -- reading -------------------------------------------------------------------------------
     def resolve_table(self, name: str) -> str:
@@ -218,8 +260,14 @@ class Lake:
         self.catalog.load(full)
         return full
 
-    def query(self, sql: str, params: dict[str, Any] | None = None, *, principal: str | None = None,
-              dialect: str = DEFAULT_DIALECT) -> pa.Table:
+    def query(
+        self,
+        sql: str,
+        params: dict[str, Any] | None = None,
+        *,
+        principal: str | None = None,
+        dialect: str = DEFAULT_DIALECT,
+    ) -> pa.Table:
         """Run a read-only query (Trino/Athena SQL by default) and return its (small) result.
 
         In a governed lake (one with a policy file) ``principal`` is required: the query is compiled
@@ -242,16 +290,16 @@ class Lake:
 
     def explain(self, sql: str, principal: str, dialect: str = DEFAULT_DIALECT) -> dict[str, Any]:
         """The secured SQL that would run for ``principal``, and every decision behind it."""
-        return self.governance.explain(sql, principal, self.resolve_table, read=dialect,
-                                       write=self.compute.engine().dialect)
+        return self.governance.explain(
+            sql, principal, self.resolve_table, read=dialect, write=self.compute.engine().dialect
+        )
 
     def policy_diff(self, new_policy: str | os.PathLike[str]) -> list[Change]:
         """Who gains or loses what on which columns if ``new_policy`` replaced the current one."""
         return self.governance.policy_diff(Path(new_policy))
 
 
-def open_lake(project: str | os.PathLike[str] | None = None,
-              overrides: dict[str, Any] | None = None) -> Lake:
+def open_lake(project: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Lake:
     """Open the lake project in ``project`` (default ``$LAKEPLANE_LAKE`` or the current folder)."""
     return Lake(project or os.environ.get("LAKEPLANE_LAKE") or ".", overrides)
 

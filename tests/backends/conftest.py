@@ -52,14 +52,27 @@ class S3Endpoint:
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, region_name=S3_REGION,
-                            aws_access_key_id=S3_KEY, aws_secret_access_key=S3_KEY)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=S3_REGION,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_KEY,
+        )
 
     def storage_overrides(self, root: str) -> dict[str, Any]:
         """Config overrides putting the lake at ``root`` (``s3://bucket/prefix``) on this endpoint."""
-        return {"storage": {"root": root, "s3": {"endpoint": self.url, "region": S3_REGION,
-                                                 "access_key_id": S3_KEY,
-                                                 "secret_access_key": S3_KEY}}}
+        return {
+            "storage": {
+                "root": root,
+                "s3": {
+                    "endpoint": self.url,
+                    "region": S3_REGION,
+                    "access_key_id": S3_KEY,
+                    "secret_access_key": S3_KEY,
+                },
+            }
+        }
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every object key in ``bucket`` below ``prefix``."""
@@ -79,8 +92,9 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(_moto_command(port), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _moto_command(port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     endpoint = S3Endpoint(f"http://127.0.0.1:{port}")
     try:
         _wait_for_http(endpoint.url, process, log_path)
@@ -107,8 +121,9 @@ def _wait_for_http(url: str, process: subprocess.Popen[bytes], log_path: Path) -
             return  # any HTTP answer means the server is up
         except OSError:
             time.sleep(0.1)
-    pytest.fail(f"moto_server did not answer on {url} within {STARTUP_TIMEOUT:.0f} s:\n"
-                f"{log_path.read_text()}")
+    pytest.fail(
+        f"moto_server did not answer on {url} within {STARTUP_TIMEOUT:.0f} s:\n{log_path.read_text()}"
+    )
 
 
 @pytest.fixture
@@ -122,16 +137,19 @@ def s3_bucket(moto_s3: S3Endpoint, request: pytest.FixtureRequest) -> str:
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
 def _postgres_bin_dir() -> Path:
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                      key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name
-                      .isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
     if versions:
         return Path(versions[-1]).parent
     on_path = shutil.which("initdb")
     if on_path:
         return Path(on_path).resolve().parent
-    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin "
-                "or on PATH; install them with `make system-deps` (apt-get install postgresql)")
+    pytest.fail(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin "
+        "or on PATH; install them with `make system-deps` (apt-get install postgresql)"
+    )
 
 
 def _as_server_user(command: list[str]) -> list[str]:
@@ -148,8 +166,14 @@ def _shell_quote(arg: str) -> str:
 
 
 def _run(command: list[str], cwd: Path, what: str, log_path: Path | None = None) -> None:
-    done = subprocess.run(_as_server_user(command), cwd=cwd, capture_output=True, text=True,
-                          timeout=STARTUP_TIMEOUT, check=False)
+    done = subprocess.run(
+        _as_server_user(command),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        check=False,
+    )
     if done.returncode != 0:
         log = log_path.read_text() if log_path and log_path.exists() else ""
         pytest.fail(f"{what} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{log}")
@@ -170,22 +194,57 @@ def postgres_server() -> Iterator[str]:
     port = free_port()
     started = False
     try:
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-              "--encoding=UTF8", "--locale=C", "--no-sync"], base, "initdb")
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            base,
+            "initdb",
+        )
         # -F: no fsync, the cluster is thrown away; listen on loopback TCP and a private socket dir.
         options = f"-p {port} -h 127.0.0.1 -k {sockets} -F"
         started = True
-        _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log_path), "-o", options,
-              "-w", "-t", str(int(STARTUP_TIMEOUT)), "start"], base, "pg_ctl start", log_path)
+        _run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log_path),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(STARTUP_TIMEOUT)),
+                "start",
+            ],
+            base,
+            "pg_ctl start",
+            log_path,
+        )
         admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         _create_database(admin, "lakeplane")
         yield f"postgresql://postgres@127.0.0.1:{port}/lakeplane"
     finally:
         if started:
             with contextlib.suppress(Exception):
-                subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m",
-                                                "immediate", "-w", "stop"]),
-                               cwd=base, capture_output=True, timeout=30, check=False)
+                subprocess.run(
+                    _as_server_user(
+                        [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+                    ),
+                    cwd=base,
+                    capture_output=True,
+                    timeout=30,
+                    check=False,
+                )
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -37,13 +37,12 @@ def land_and_run(lake: Lake, drop: DayDrop, force: bool = False) -> RunSummary:
     return lake.run(drop.day, force=force)
 
 
-def rows(lake: Lake, sql: str) -> list[tuple[object, ...]]:
+def rows(lake: Lake, sql: str) -> list[tuple[Any, ...]]:
     """The rows of ``sql`` in a stable order, for comparing results."""
     return sorted((tuple(r.values()) for r in lake.query(sql).to_pylist()), key=repr)
 
 
-def assert_same_rows(actual: list[tuple[object, ...]], expected: list[tuple[object, ...]],
-                     what: str) -> None:
+def assert_same_rows(actual: list[tuple[object, ...]], expected: list[tuple[object, ...]], what: str) -> None:
     """Equal row for row, every value exactly (the demo's money columns are decimals)."""
     assert len(actual) == len(expected), f"{what}: {len(actual)} rows, expected {len(expected)}"
     for got, want in zip(actual, expected, strict=True):
@@ -58,8 +57,7 @@ def impressions_quarantined(summary: RunSummary) -> int:
 def assert_no_duplicates(lake: Lake) -> None:
     (events,) = rows(lake, "SELECT count(*), count(DISTINCT event_id) FROM processed.impressions")
     assert events[0] == events[1] > 0
-    (grain,) = rows(lake, f"SELECT count(*), count(DISTINCT (ds, campaign_id, country, device)) "
-                          f"FROM {STATS}")
+    (grain,) = rows(lake, f"SELECT count(*), count(DISTINCT (ds, campaign_id, country, device)) FROM {STATS}")
     assert grain[0] == grain[1] > 0
 
 
@@ -88,15 +86,18 @@ def catalog_rows(catalog_uri: str) -> dict[tuple[str, str], tuple[str, str | Non
     import psycopg
 
     with psycopg.connect(catalog_uri) as connection:
-        found = connection.execute("SELECT table_namespace, table_name, metadata_location, "
-                                   "previous_metadata_location FROM iceberg_tables WHERE catalog_name = %s",
-                                   ("lakeplane",)).fetchall()
+        found = connection.execute(
+            "SELECT table_namespace, table_name, metadata_location, "
+            "previous_metadata_location FROM iceberg_tables WHERE catalog_name = %s",
+            ("lakeplane",),
+        ).fetchall()
     return {(ns, name): (meta, prev) for ns, name, meta, prev in found}
 
 
 @pytest.mark.s3
-def test_lake_on_s3(tmp_path: Path, moto_s3: S3Endpoint, s3_bucket: str,
-                    backend_drops: dict[dt.date, DayDrop]) -> None:
+def test_lake_on_s3(
+    tmp_path: Path, moto_s3: S3Endpoint, s3_bucket: str, backend_drops: dict[dt.date, DayDrop]
+) -> None:
     lake = demo_lake(tmp_path / "project", moto_s3.storage_overrides(f"s3://{s3_bucket}/lake"))
     assert lake.storage.root_uri == f"s3://{s3_bucket}/lake"
 
@@ -104,19 +105,27 @@ def test_lake_on_s3(tmp_path: Path, moto_s3: S3Endpoint, s3_bucket: str,
 
     assert_day_totals_reconcile(lake, [DAY1, DAY2])
     assert [impressions_quarantined(s) for s in summaries] == [malformed_count()] * 2
-    assert dict(rows(lake, "SELECT ds, count(*) FROM processed.impressions_quarantine GROUP BY ds")) \
-        == {DAY1: malformed_count(), DAY2: malformed_count()}
+    assert dict(rows(lake, "SELECT ds, count(*) FROM processed.impressions_quarantine GROUP BY ds")) == {
+        DAY1: malformed_count(),
+        DAY2: malformed_count(),
+    }
 
     keys = moto_s3.keys(s3_bucket)
     for day in (DAY1, DAY2):
-        raw = [k for k in keys
-               if k.startswith(f"lake/raw/partner/impressions/ingest_date={day.isoformat()}/")]
+        raw = [
+            k for k in keys if k.startswith(f"lake/raw/partner/impressions/ingest_date={day.isoformat()}/")
+        ]
         assert len(raw) == len(backend_drops[day].files["partner/impressions"])
-    data_files = {k for k in keys if k.startswith("lake/curated/adtech/daily_campaign_stats/data/")
-                  and k.endswith(".parquet")}
+    data_files = {
+        k
+        for k in keys
+        if k.startswith("lake/curated/adtech/daily_campaign_stats/data/") and k.endswith(".parquet")
+    }
     assert data_files
-    assert any(k.startswith("lake/curated/adtech/daily_campaign_stats/metadata/")
-               and k.endswith(".metadata.json") for k in keys)
+    assert any(
+        k.startswith("lake/curated/adtech/daily_campaign_stats/metadata/") and k.endswith(".metadata.json")
+        for k in keys
+    )
     live = [f["path"] for f in lake.describe(STATS)["files"]]
     assert live and all(p.startswith(f"s3://{s3_bucket}/lake/") for p in live)
     assert {p.removeprefix(f"s3://{s3_bucket}/") for p in live} <= data_files
@@ -133,10 +142,14 @@ def without_psycopg2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("scheme", ["postgresql://", "postgres://", "postgresql+psycopg://"],
-                         ids=["postgresql", "postgres", "explicit"])
-def test_pg_catalog_uris_use_psycopg_3(tmp_path: Path, pg_catalog_uri: str, scheme: str,
-                                       without_psycopg2: None) -> None:
+@pytest.mark.parametrize(
+    "scheme",
+    ["postgresql://", "postgres://", "postgresql+psycopg://"],
+    ids=["postgresql", "postgres", "explicit"],
+)
+def test_pg_catalog_uris_use_psycopg_3(
+    tmp_path: Path, pg_catalog_uri: str, scheme: str, without_psycopg2: None
+) -> None:
     given = scheme + pg_catalog_uri.removeprefix("postgresql://")
     lake = demo_lake(tmp_path / "project", {"catalog": {"uri": given}})
     assert lake.catalog.uri == "postgresql+psycopg://" + pg_catalog_uri.removeprefix("postgresql://")
@@ -144,8 +157,9 @@ def test_pg_catalog_uris_use_psycopg_3(tmp_path: Path, pg_catalog_uri: str, sche
 
 
 @pytest.mark.postgres
-def test_catalog_on_postgres(tmp_path: Path, pg_catalog_uri: str,
-                             backend_drops: dict[dt.date, DayDrop], without_psycopg2: None) -> None:
+def test_catalog_on_postgres(
+    tmp_path: Path, pg_catalog_uri: str, backend_drops: dict[dt.date, DayDrop], without_psycopg2: None
+) -> None:
     lake = demo_lake(tmp_path / "project", {"catalog": {"uri": pg_catalog_uri}})
     assert lake.catalog.uri.startswith("postgresql+psycopg://")
 
@@ -172,10 +186,16 @@ def test_catalog_on_postgres(tmp_path: Path, pg_catalog_uri: str,
 @pytest.mark.s3
 @pytest.mark.postgres
 def test_s3_lake_with_postgres_catalog_matches_local(
-        tmp_path: Path, moto_s3: S3Endpoint, s3_bucket: str, pg_catalog_uri: str,
-        backend_drops: dict[dt.date, DayDrop]) -> None:
-    remote = demo_lake(tmp_path / "remote", {**moto_s3.storage_overrides(f"s3://{s3_bucket}/lake"),
-                                             "catalog": {"uri": pg_catalog_uri}})
+    tmp_path: Path,
+    moto_s3: S3Endpoint,
+    s3_bucket: str,
+    pg_catalog_uri: str,
+    backend_drops: dict[dt.date, DayDrop],
+) -> None:
+    remote = demo_lake(
+        tmp_path / "remote",
+        {**moto_s3.storage_overrides(f"s3://{s3_bucket}/lake"), "catalog": {"uri": pg_catalog_uri}},
+    )
     local = demo_lake(tmp_path / "local", {})
     drop = backend_drops[DAY1]
 
@@ -183,10 +203,13 @@ def test_s3_lake_with_postgres_catalog_matches_local(
     local_summary = land_and_run(local, drop)
 
     assert impressions_quarantined(remote_summary) == malformed_count()
-    assert [(i.dataset, i.read, i.accepted, i.quarantined, i.duplicates, i.rows_written)
-            for i in remote_summary.ingests] == \
-        [(i.dataset, i.read, i.accepted, i.quarantined, i.duplicates, i.rows_written)
-         for i in local_summary.ingests]
+    assert [
+        (i.dataset, i.read, i.accepted, i.quarantined, i.duplicates, i.rows_written)
+        for i in remote_summary.ingests
+    ] == [
+        (i.dataset, i.read, i.accepted, i.quarantined, i.duplicates, i.rows_written)
+        for i in local_summary.ingests
+    ]
     for table in (STATS, "curated.campaign_totals", "processed.impressions", "processed.clicks"):
         remote_rows = rows(remote, f"SELECT * FROM {table}")
         assert remote_rows, f"{table} is empty"
@@ -195,5 +218,4 @@ def test_s3_lake_with_postgres_catalog_matches_local(
     registered = catalog_rows(pg_catalog_uri)
     assert set(registered) >= DEMO_TABLES
     assert all(meta.startswith(f"s3://{s3_bucket}/lake/") for meta, _ in registered.values())
-    assert "lake/curated/adtech/daily_campaign_stats/metadata/" in "\n".join(
-        moto_s3.keys(s3_bucket))
+    assert "lake/curated/adtech/daily_campaign_stats/metadata/" in "\n".join(moto_s3.keys(s3_bucket))

@@ -23,8 +23,14 @@ from lakeplane.quality.history import MetricHistory
 DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 MODEL = "-- partition_by: [ds]\nSELECT :ds AS ds, n FROM (VALUES (1), (2), (3), (4)) AS t(n)\n"
 RULES = "Rules = [ RowCount > avg(last(3)) * 0.5 ]\n"
-STATE_TABLES = {"lakeplane_runs", "lakeplane_step_attempts", "lakeplane_audit", "lakeplane_audit_head",
-                "lakeplane_policy_versions", "lakeplane_dq_metrics"}
+STATE_TABLES = {
+    "lakeplane_runs",
+    "lakeplane_step_attempts",
+    "lakeplane_audit",
+    "lakeplane_audit_head",
+    "lakeplane_policy_versions",
+    "lakeplane_dq_metrics",
+}
 
 
 def project(path: Path, overrides: dict[str, Any]) -> Lake:

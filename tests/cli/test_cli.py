@@ -22,13 +22,15 @@ def invoke(lake: Lake, *args: str) -> tuple[int, str]:
 def test_land_ingest_and_run_with_json_output(demo_lake: Lake, drops: dict) -> None:
     drop = drops[DAY1]
     files = [str(p) for p in drop.files["partner/impressions"]]
-    code, out = invoke(demo_lake, "--output", "json", "land", "partner/impressions", *files,
-                       "--date", "2026-11-01")
+    code, out = invoke(
+        demo_lake, "--output", "json", "land", "partner/impressions", *files, "--date", "2026-11-01"
+    )
     assert code == 0, out
     landed = json.loads(out)
     assert [r["landed"] for r in landed] == [True, True]
-    code, out = invoke(demo_lake, "--output", "json", "land", "partner/impressions", *files,
-                       "--date", "2026-11-01")
+    code, out = invoke(
+        demo_lake, "--output", "json", "land", "partner/impressions", *files, "--date", "2026-11-01"
+    )
     assert [r["landed"] for r in json.loads(out)] == [False, False]
 
     code, out = invoke(demo_lake, "--output", "json", "ingest", "partner/impressions", "--ds", "2026-11-01")
@@ -37,8 +39,14 @@ def test_land_ingest_and_run_with_json_output(demo_lake: Lake, drops: dict) -> N
     assert report["read"] == sum(r["lines"] for r in landed)
     assert report["quarantined"] == malformed_count()
     assert report["read"] == report["accepted"] + report["quarantined"]
-    assert report["by_reason"] == {"invalid_json": 3, "wrong_type": 3, "missing_required": 3,
-                                   "invalid_utf8": 2, "blank_line": 1, "not_an_object": 1}
+    assert report["by_reason"] == {
+        "invalid_json": 3,
+        "wrong_type": 3,
+        "missing_required": 3,
+        "invalid_utf8": 2,
+        "blank_line": 1,
+        "not_an_object": 1,
+    }
     assert set(report["by_reason"]) == set(MALFORMED_KINDS)
 
     for dataset in ("partner/clicks", "crm/campaigns"):
@@ -47,16 +55,22 @@ def test_land_ingest_and_run_with_json_output(demo_lake: Lake, drops: dict) -> N
     assert code == 0, out
     run = json.loads(out)
     ran = {m["model"]: m["skipped"] for m in run["models"]}
-    assert ran == {"adtech.curated.daily_campaign_stats": None, "adtech.curated.campaign_totals": None,
-                   "telco.curated.cell_daily": "no table telco.processed.cdr yet"}
+    assert ran == {
+        "adtech.curated.daily_campaign_stats": None,
+        "adtech.curated.campaign_totals": None,
+        "telco.curated.cell_daily": "no table telco.processed.cdr yet",
+    }
     skipped = {i["dataset"]: i["skipped"] for i in run["ingests"]}
     assert skipped["partner/impressions"].startswith("batches unchanged since snapshot"), skipped
     assert skipped["partner/clicks"] is None and run["peak_memory_mb"] > 0
 
     code, out = invoke(demo_lake, "--output", "json", "tables")
     names = {t["table"] for t in json.loads(out)}
-    assert {"adtech.processed.impressions", "adtech.processed.impressions_quarantine",
-            "adtech.curated.daily_campaign_stats"} <= names
+    assert {
+        "adtech.processed.impressions",
+        "adtech.processed.impressions_quarantine",
+        "adtech.curated.daily_campaign_stats",
+    } <= names
     code, out = invoke(demo_lake, "--output", "json", "describe", "curated.daily_campaign_stats")
     info = json.loads(out)
     assert info["partition_spec"] == [{"source": "ds", "transform": "identity", "name": "ds"}]
@@ -111,7 +125,11 @@ def test_output_and_debug_go_before_or_after_the_command(demo_lake: Lake, drops:
 
     before = invoke(demo_lake, "--output", "json", "tables")
     after = invoke(demo_lake, "tables", "--output", "json")
-    assert before == after and before[0] == 0 and json.loads(after[1])[0]["table"] == "adtech.processed.campaigns"
+    assert (
+        before == after
+        and before[0] == 0
+        and json.loads(after[1])[0]["table"] == "adtech.processed.campaigns"
+    )
     code, out = invoke(demo_lake, "runs", "--output", "json")
     assert code == 0 and json.loads(out) == []
     code, out = invoke(demo_lake, "describe", "curated.nope", "--output", "json")
@@ -132,7 +150,9 @@ def test_query_text_may_open_with_a_comment(demo_lake: Lake, tmp_path: Path) -> 
     assert code == 0 and "1 rows" in out, out
     code, out = invoke(demo_lake, "query", sql, "--output", "json")
     assert code == 0 and json.loads(out) == [{"n": 1}], out
-    code, out = invoke(demo_lake, "query", "--format", "csv", "--", "-- after the end of options\nSELECT 2 AS n")
+    code, out = invoke(
+        demo_lake, "query", "--format", "csv", "--", "-- after the end of options\nSELECT 2 AS n"
+    )
     assert code == 0 and out.splitlines() == ["n", "2"], out
     (tmp_path / "q.sql").write_text("-- from a file\nSELECT 3 AS n\n")
     code, out = invoke(demo_lake, "--output", "json", "query", "-f", str(tmp_path / "q.sql"))
@@ -150,8 +170,14 @@ def test_query_text_may_open_with_a_comment(demo_lake: Lake, tmp_path: Path) -> 
 
 def test_exit_codes(demo_lake: Lake, drops: dict, tmp_path: Path) -> None:
     """0 done, 1 a lakeplane error or a run or check that failed, 2 a usage error (README)."""
-    for args in (["run"], ["run", "--ds", "2026-13-01"], ["nope"], ["--output", "xml", "tables"],
-                 ["tables", "--output", "xml"], ["dq", "check", "processed.impressions", "none.dqdl"]):
+    for args in (
+        ["run"],
+        ["run", "--ds", "2026-13-01"],
+        ["nope"],
+        ["--output", "xml", "tables"],
+        ["tables", "--output", "xml"],
+        ["dq", "check", "processed.impressions", "none.dqdl"],
+    ):
         code, out = invoke(demo_lake, *args)
         assert code == 2 and "Usage:" in out and "Traceback" not in out, (args, out)
 

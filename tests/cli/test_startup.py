@@ -28,8 +28,9 @@ def loaded_after(code: str) -> list[str]:
     return list(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["query", "--help"], ["run", "--help"],
-                                  ["dq", "check", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["query", "--help"], ["run", "--help"], ["dq", "check", "--help"]]
+)
 def test_help_and_version_import_no_heavy_library(args: list[str]) -> None:
     loaded = loaded_after(
         "from lakeplane.cli.main import main\n"
@@ -41,12 +42,14 @@ def test_help_and_version_import_no_heavy_library(args: list[str]) -> None:
 
 def test_listing_the_commands_imports_none_of_them() -> None:
     loaded = loaded_after(
-        "import click\n"
-        "from lakeplane.cli.main import cli\n"
-        "print(cli.list_commands(click.Context(cli)))"
+        "import click\nfrom lakeplane.cli.main import cli\nprint(cli.list_commands(click.Context(cli)))"
     )
     assert [m for m in loaded if m.startswith("lakeplane.cli.")] == [
-        "lakeplane.cli.context", "lakeplane.cli.group", "lakeplane.cli.main", "lakeplane.cli.output"]
+        "lakeplane.cli.context",
+        "lakeplane.cli.group",
+        "lakeplane.cli.main",
+        "lakeplane.cli.output",
+    ]
 
 
 def every_command(group: click.Group, ctx: click.Context) -> list[tuple[str, click.Command]]:

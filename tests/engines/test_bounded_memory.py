@@ -30,12 +30,28 @@ def test_pipeline_runs_on_input_three_times_the_memory_limit(tmp_path: Path) -> 
     for dataset, files in drop.files.items():
         lake.land(dataset, files, DAY1)
 
-    env = {**os.environ, "LAKEPLANE__ENGINE__MEMORY_LIMIT": f"{MEMORY_LIMIT_MB}MB",
-           "LAKEPLANE__ENGINE__THREADS": "2"}
+    env = {
+        **os.environ,
+        "LAKEPLANE__ENGINE__MEMORY_LIMIT": f"{MEMORY_LIMIT_MB}MB",
+        "LAKEPLANE__ENGINE__THREADS": "2",
+    }
     child = subprocess.Popen(
-        [sys.executable, "-m", "lakeplane.cli.main", "--lake", str(lake.project_dir), "--output", "json",
-         "run", "--ds", DAY1.isoformat()],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lakeplane.cli.main",
+            "--lake",
+            str(lake.project_dir),
+            "--output",
+            "json",
+            "run",
+            "--ds",
+            DAY1.isoformat(),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     stdout, stderr = child.communicate(timeout=300)
     assert child.returncode == 0, stderr[-2000:] + stdout[-2000:]

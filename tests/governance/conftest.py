@@ -49,20 +49,25 @@ MASK_KEY = "lakeplane governance suite key"
 
 #: Masks the demo policy gives each principal on the telco tables, in policy form.
 EXPECTED_MASKS: dict[str, dict[str, dict[str, Any]]] = {
-    "ana": {CDR: {"msisdn": "hash", "imsi": "hash"},
-            SUBSCRIBERS: {"msisdn": "hash", "imsi": "hash", "card_pan": {"last": 4}}},
+    "ana": {
+        CDR: {"msisdn": "hash", "imsi": "hash"},
+        SUBSCRIBERS: {"msisdn": "hash", "imsi": "hash", "card_pan": {"last": 4}},
+    },
     "eve": {CDR: {}, SUBSCRIBERS: {"card_pan": "redact"}},
     "fred": {CDR: {}, SUBSCRIBERS: {}},
     "cara": {CDR: {}, SUBSCRIBERS: {}},
 }
 #: Row filters the demo policy gives each principal on both telco tables (DuckDB SQL).
-EXPECTED_ROW_FILTERS: dict[str, str | None] = {"ana": None, "eve": "region = 'EU'", "fred": None,
-                                                "cara": None}
+EXPECTED_ROW_FILTERS: dict[str, str | None] = {
+    "ana": None,
+    "eve": "region = 'EU'",
+    "fred": None,
+    "cara": None,
+}
 
 _CARA = {
     "    ian: {roles: [intern]}\n": "    ian: {roles: [intern]}\n    cara: {roles: [billing]}\n",
-    "roles: [analyst, eu_team, fraud, intern, pipeline]":
-        "roles: [analyst, eu_team, fraud, intern, pipeline, billing]",
+    "roles: [analyst, eu_team, fraud, intern, pipeline]": "roles: [analyst, eu_team, fraud, intern, pipeline, billing]",
     "grants:\n": """grants:
   - to: role:billing
     privileges: [SELECT]
@@ -197,19 +202,31 @@ class Scanned:
     @classmethod
     def of(cls, texts: Iterable[str]) -> Scanned:
         texts = list(texts)
-        runs = [(text, found) for text in texts if any(ch.isdigit() for ch in text)
-                and (found := _DIGIT_RUN.findall(_HASH_RUN.sub("#", text)))]
+        runs = [
+            (text, found)
+            for text in texts
+            if any(ch.isdigit() for ch in text) and (found := _DIGIT_RUN.findall(_HASH_RUN.sub("#", text)))
+        ]
         return cls(texts, runs)
 
     def windows(self, width: int) -> set[str]:
         """Every ``width`` consecutive digits."""
-        return {run[i:i + width] for _, runs in self.runs for run in runs for i in range(len(run) - width + 1)}
+        return {
+            run[i : i + width] for _, runs in self.runs for run in runs for i in range(len(run) - width + 1)
+        }
 
     def hits(self, secrets: set[str] | frozenset[str], width: int) -> Iterator[tuple[str, str]]:
         """(text, secret) for each text holding one of ``secrets``, all ``width`` digits long."""
         for text, runs in self.runs:
-            hit = next((w for run in runs for i in range(len(run) - width + 1)
-                        if (w := run[i:i + width]) in secrets), None)
+            hit = next(
+                (
+                    w
+                    for run in runs
+                    for i in range(len(run) - width + 1)
+                    if (w := run[i : i + width]) in secrets
+                ),
+                None,
+            )
             if hit is not None:
                 yield text, hit
 
@@ -260,8 +277,12 @@ class RawTelco:
         # Six characters of a card number that include a hidden digit (all but the last four are hidden),
         # leaving out those that also occur in values everyone may see, which prove nothing.
         public_text = "\n".join(public)
-        raw.pan_windows = {pan[i:i + 6] for pan in raw.pans for i in range(len(pan) - 5)
-                           if pan[i:i + 6] not in public_text}
+        raw.pan_windows = {
+            pan[i : i + 6]
+            for pan in raw.pans
+            for i in range(len(pan) - 5)
+            if pan[i : i + 6] not in public_text
+        }
         return raw
 
     def pan_leaks(self, scanned: Scanned, expected: Scanned | None = None) -> list[str]:
@@ -287,8 +308,13 @@ def digit_leaks(scanned: Scanned, secrets: set[str], what: str) -> list[str]:
 
 
 def call_id_leaks(scanned: Scanned, call_ids: set[str]) -> list[str]:
-    return [f"call {hit} in {text[:80]!r}" for text in scanned.texts if "call-" in text
-            for hit in _CALL_ID.findall(text) if hit in call_ids]
+    return [
+        f"call {hit} in {text[:80]!r}"
+        for text in scanned.texts
+        if "call-" in text
+        for hit in _CALL_ID.findall(text)
+        if hit in call_ids
+    ]
 
 
 def _public_values(lake: Lake) -> list[str]:
@@ -296,11 +322,19 @@ def _public_values(lake: Lake) -> list[str]:
     part of a card number are coincidences (msisdn and imsi have their own, stricter searches)."""
     texts: list[str] = []
     for table in (CDR, SUBSCRIBERS):
-        rows = lake.query(f"SELECT * EXCLUDE (card_pan) FROM {table}" if table == SUBSCRIBERS
-                          else f"SELECT * FROM {table}", principal="fred", dialect="duckdb")
+        rows = lake.query(
+            f"SELECT * EXCLUDE (card_pan) FROM {table}" if table == SUBSCRIBERS else f"SELECT * FROM {table}",
+            principal="fred",
+            dialect="duckdb",
+        )
         texts += cell_texts(rows)
-    for table in ("adtech.processed.impressions", "adtech.processed.campaigns", "adtech.processed.clicks",
-                  "adtech.curated.daily_campaign_stats", "telco.curated.cell_daily"):
+    for table in (
+        "adtech.processed.impressions",
+        "adtech.processed.campaigns",
+        "adtech.processed.clicks",
+        "adtech.curated.daily_campaign_stats",
+        "telco.curated.cell_daily",
+    ):
         texts += cell_texts(lake.query(f"SELECT * FROM {table}", principal="pipeline"))
     return texts
 
@@ -331,8 +365,11 @@ class MaskedOracle:
                 if column.name in EXPECTED_DENIED.get(principal, ()):
                     continue
                 ref = exp.column(column.name, quoted=True)
-                value = (mask_expression(MaskSpec.parse(masks[column.name]), ref, str(column.field_type), key)
-                         if column.name in masks else ref)
+                value = (
+                    mask_expression(MaskSpec.parse(masks[column.name]), ref, str(column.field_type), key)
+                    if column.name in masks
+                    else ref
+                )
                 projections.append(exp.alias_(value, column.name, quoted=True).sql("duckdb"))
             self.con.register("raw_input", data)
             where = f" WHERE {row_filter}" if row_filter else ""
@@ -340,8 +377,9 @@ class MaskedOracle:
             self.con.unregister("raw_input")
         self.con.execute("SET enable_external_access = false")  # it sees its own tables and nothing else
 
-    def rows(self, sql: str, dialect: str = "trino",
-             params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(
+        self, sql: str, dialect: str = "trino", params: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         """The rows of ``sql`` (in ``dialect``, ``:name`` parameters from ``params``) over the masked
         copies, normalised and sorted."""
         expression = sqlglot.parse_one(sql, read=dialect)

@@ -73,10 +73,22 @@ row_filters:
     where: "region = current_principal_attr('region')"
 """
 ROWS = [
-    {"id": 1, "name": "Ada", "email": "ada@example.com", "card": "4111111111111111", "region": "EU",
-     "birthday": "1990-05-17"},
-    {"id": 2, "name": "Bo", "email": "bo@example.com", "card": "5500000000000004", "region": "US",
-     "birthday": "1985-12-01"},
+    {
+        "id": 1,
+        "name": "Ada",
+        "email": "ada@example.com",
+        "card": "4111111111111111",
+        "region": "EU",
+        "birthday": "1990-05-17",
+    },
+    {
+        "id": 2,
+        "name": "Bo",
+        "email": "bo@example.com",
+        "card": "5500000000000004",
+        "region": "US",
+        "birthday": "1985-12-01",
+    },
     {"id": 3, "name": "Cy", "email": None, "card": "340000000000009", "region": "EU", "birthday": None},
 ]
 
@@ -105,7 +117,8 @@ def test_masks_and_row_filter_for_an_analyst(lake: Lake) -> None:
     assert got[0]["email"] != "ada@example.com" and len(str(got[0]["email"])) == 64
     assert got[1]["email"] is None, "a hashed NULL stays NULL"
     assert got[0]["card"] == got[0]["card"] and len(str(got[0]["card"])) == 64, (
-        "card is tagged pii and pci: of hash and last-4 the more restrictive, hash, wins")
+        "card is tagged pii and pci: of hash and last-4 the more restrictive, hash, wins"
+    )
 
 
 def test_strongest_mask_wins_and_deny_beats_mask(lake: Lake) -> None:
@@ -131,8 +144,12 @@ def test_no_grant_means_no_table(lake: Lake) -> None:
 
 
 def test_hash_masks_still_join(lake: Lake) -> None:
-    got = rows(lake, "SELECT a.id, b.id AS other FROM processed.customers a JOIN processed.customers b "
-                     "ON a.email = b.email ORDER BY 1", "ana")
+    got = rows(
+        lake,
+        "SELECT a.id, b.id AS other FROM processed.customers a JOIN processed.customers b "
+        "ON a.email = b.email ORDER BY 1",
+        "ana",
+    )
     assert got == [{"id": 1, "other": 1}]
 
 
@@ -155,15 +172,21 @@ def test_who_can_see_and_explain(lake: Lake) -> None:
     assert answers["user:dee"].sees == "denied" and answers["user:dee"].because == "no grant"
     assert answers["role:pipeline"].sees == "unmasked"
     plan = lake.explain("SELECT card FROM processed.customers", "ana")
-    assert plan["masks"] == {"shop.processed.customers.card": "hash", "shop.processed.customers.email": "hash"}
+    assert plan["masks"] == {
+        "shop.processed.customers.card": "hash",
+        "shop.processed.customers.email": "hash",
+    }
     assert "region = 'EU'" in plan["sql"] and plan["row_filters"]
     assert lake.governance.key().decode() not in plan["sql"]
 
 
 def test_policy_diff_names_gains_and_losses(lake: Lake, tmp_path: Path) -> None:
     new = tmp_path / "new.yaml"
-    new.write_text(POLICY.replace("  - to: role:auditor\n    deny: [SELECT]\n    on: shop.processed.customers.birthday\n", "")
-                   .replace("    mask: {truncate: year}", "    mask: null"))
+    new.write_text(
+        POLICY.replace(
+            "  - to: role:auditor\n    deny: [SELECT]\n    on: shop.processed.customers.birthday\n", ""
+        ).replace("    mask: {truncate: year}", "    mask: null")
+    )
     changes = {(c.principal, c.column): c for c in lake.policy_diff(new)}
     gained = changes[("user:bob", "shop.processed.customers.birthday")]
     assert (gained.before, gained.kind) == ("denied", "gains")
@@ -194,12 +217,15 @@ def test_every_change_gets_a_new_version_and_every_query_an_audit_record(lake: L
 def test_models_run_as_the_pipeline_principal_and_need_insert(lake: Lake) -> None:
     model = lake.project_dir / "models" / "curated" / "by_region.sql"
     model.parent.mkdir(parents=True)
-    model.write_text("SELECT region, count(*) AS customers, count(DISTINCT email) AS emails "
-                     "FROM processed.customers GROUP BY region")
+    model.write_text(
+        "SELECT region, count(*) AS customers, count(DISTINCT email) AS emails "
+        "FROM processed.customers GROUP BY region"
+    )
     lake.run(DAY)
     got = rows(lake, "SELECT region, customers FROM curated.by_region ORDER BY region", "ana")
     assert got == [{"region": "EU", "customers": 2}, {"region": "US", "customers": 1}], (
-        "the pipeline reads unfiltered data; the analyst reads the curated table it may see")
+        "the pipeline reads unfiltered data; the analyst reads the curated table it may see"
+    )
     (lake.project_dir / "policy.yaml").write_text(POLICY.replace("[SELECT, INSERT]", "[SELECT]"))
     with pytest.raises(AccessDenied, match="may not write table shop.curated.by_region"):
         open_lake(lake.project_dir).run(DAY)

@@ -103,9 +103,14 @@ def test_log_lives_in_the_catalog_database(demo_lake: Lake) -> None:
     assert AuditLog(demo_lake.catalog.state_engine).verify().records == 1
 
 
-@pytest.mark.parametrize("bad", [
-    {"decision": "maybe"}, {"principal": ""}, {"rows": -1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"decision": "maybe"},
+        {"principal": ""},
+        {"rows": -1},
+    ],
+)
 def test_bad_events_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(AuditError):
         event(1, **bad)
@@ -130,8 +135,9 @@ EDITS = {
 
 
 @pytest.mark.parametrize("column", list(EDITS))
-def test_editing_any_field_of_a_middle_record_is_detected(engine: sa.Engine, log: AuditLog,
-                                                          column: str) -> None:
+def test_editing_any_field_of_a_middle_record_is_detected(
+    engine: sa.Engine, log: AuditLog, column: str
+) -> None:
     filled(log, 5)
     run_sql(engine, f'UPDATE lakeplane_audit SET "{column}" = {EDITS[column]} WHERE seq = 3')
     result = log.verify()
@@ -166,9 +172,13 @@ def test_deleting_the_tail_is_detected_by_the_anchor(engine: sa.Engine, log: Aud
     run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 5")
     result = log.verify()
     assert (result.first_bad_seq, result.problem) == (
-        5, "the last record was deleted (the log ends at 4, its head anchor is at 5)")
+        5,
+        "the last record was deleted (the log ends at 4, its head anchor is at 5)",
+    )
     run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 4")
-    assert log.verify().problem == "the last 2 records were deleted (the log ends at 3, its head anchor is at 5)"
+    assert (
+        log.verify().problem == "the last 2 records were deleted (the log ends at 3, its head anchor is at 5)"
+    )
     # later appends chain from the anchor, so the hole stays visible
     assert log.append(event(6)).seq == 6
     assert log.verify().problem == "record 4 is missing (seq jumps 3 -> 6)"
@@ -177,7 +187,9 @@ def test_deleting_the_tail_is_detected_by_the_anchor(engine: sa.Engine, log: Aud
 def test_deleting_everything_is_detected(engine: sa.Engine, log: AuditLog) -> None:
     filled(log, 3)
     run_sql(engine, "DELETE FROM lakeplane_audit")
-    assert log.verify().problem == "the last 3 records were deleted (the log ends at 0, its head anchor is at 3)"
+    assert (
+        log.verify().problem == "the last 3 records were deleted (the log ends at 0, its head anchor is at 3)"
+    )
 
 
 def test_a_missing_anchor_is_detected_and_stops_appends(engine: sa.Engine, log: AuditLog) -> None:
@@ -194,14 +206,16 @@ def forge(record: AuditRecord, **changes: Any) -> dict[str, Any]:
     """A record an attacker builds with the published hash rule, as column values."""
     forged = dataclasses.replace(record, **changes)
     values = dataclasses.asdict(dataclasses.replace(forged, hash=forged.computed_hash()))
-    return {k: json.dumps(v) if k in ("tables", "columns", "masks", "filters") else v
-            for k, v in values.items()}
+    return {
+        k: json.dumps(v) if k in ("tables", "columns", "masks", "filters") else v for k, v in values.items()
+    }
 
 
 def insert(engine: sa.Engine, values: dict[str, Any]) -> None:
     names = ", ".join(f'"{k}"' for k in values)
-    run_sql(engine, f"INSERT INTO lakeplane_audit ({names}) VALUES ({', '.join(':' + k for k in values)})",
-            values)
+    run_sql(
+        engine, f"INSERT INTO lakeplane_audit ({names}) VALUES ({', '.join(':' + k for k in values)})", values
+    )
 
 
 def test_a_forged_record_with_a_wrong_hash_is_detected(engine: sa.Engine, log: AuditLog) -> None:
@@ -216,17 +230,21 @@ def test_a_forged_record_with_a_valid_hash_breaks_the_next_link(engine: sa.Engin
     run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 2")
     insert(engine, forge(records[1], principal="mallory"))
     result = log.verify()
-    assert (result.first_bad_seq, result.problem) == (3, "record 3 does not follow record 2 (prev_hash mismatch)")
+    assert (result.first_bad_seq, result.problem) == (
+        3,
+        "record 3 does not follow record 2 (prev_hash mismatch)",
+    )
 
 
-def test_a_forged_record_appended_behind_the_logs_back_is_detected(engine: sa.Engine,
-                                                                    log: AuditLog) -> None:
+def test_a_forged_record_appended_behind_the_logs_back_is_detected(engine: sa.Engine, log: AuditLog) -> None:
     records = filled(log, 3)
     last = records[-1]
     insert(engine, forge(last, seq=4, prev_hash=last.hash, decision="denied"))
     result = log.verify()
     assert (result.first_bad_seq, result.problem) == (
-        4, "records 4..4 were not appended through the audit log (head anchor at 3)")
+        4,
+        "records 4..4 were not appended through the audit log (head anchor at 3)",
+    )
     # appending still works, and still chains from the anchor, so the forgery stays visible
     assert log.append(event(5)).seq == 5
     assert log.verify().problem == "record 5 does not follow record 4 (prev_hash mismatch)"
@@ -352,17 +370,20 @@ def test_search_by_principal_decision_and_limit(log: AuditLog) -> None:
     assert log.search(principal="nobody") == []
 
 
-@pytest.mark.parametrize(("wanted", "hits"), [
-    ("sales.curated.orders.unit_price", [2]),
-    ("curated.orders.unit_price", [2]),
-    ("orders.unit_price", [2]),
-    ("unit_price", [2]),
-    ("nit_price", []),  # a suffix must start at a dot
-    ("unit%price", []),
-    ("orders.amount", [3, 1]),
-    ("customers.email", [3]),
-    ("sales.curated.orders", []),  # a table is not a column
-])
+@pytest.mark.parametrize(
+    ("wanted", "hits"),
+    [
+        ("sales.curated.orders.unit_price", [2]),
+        ("curated.orders.unit_price", [2]),
+        ("orders.unit_price", [2]),
+        ("unit_price", [2]),
+        ("nit_price", []),  # a suffix must start at a dot
+        ("unit%price", []),
+        ("orders.amount", [3, 1]),
+        ("customers.email", [3]),
+        ("sales.curated.orders", []),  # a table is not a column
+    ],
+)
 def test_search_by_column(log: AuditLog, wanted: str, hits: list[int]) -> None:
     log.append(event(1))
     log.append(event(2, columns=[f"{ORDERS}.unit_price"]))
@@ -439,9 +460,9 @@ def edited(record: AuditRecord, name: str, extra: str) -> Any:
     name=st.sampled_from([*TEXT_FIELDS, *LIST_FIELDS, "masks", "rows", "seq"]),
     extra=names.filter(bool),
 )
-def test_any_single_edit_is_reported_at_its_seq(tmp_path_factory: pytest.TempPathFactory,
-                                                batch: list[AuditEvent], target: int, name: str,
-                                                extra: str) -> None:
+def test_any_single_edit_is_reported_at_its_seq(
+    tmp_path_factory: pytest.TempPathFactory, batch: list[AuditEvent], target: int, name: str, extra: str
+) -> None:
     engine = new_engine(tmp_path_factory.getbasetemp() / f"audit-{next(databases)}.db")
     try:
         log = AuditLog(engine)
@@ -452,8 +473,9 @@ def test_any_single_edit_is_reported_at_its_seq(tmp_path_factory: pytest.TempPat
         record = records[target % len(records)]
         with engine.begin() as conn:
             table = sa.table("lakeplane_audit", sa.column("seq"), sa.column(name))
-            conn.execute(sa.update(table).where(table.c.seq == record.seq)
-                         .values({name: edited(record, name, extra)}))
+            conn.execute(
+                sa.update(table).where(table.c.seq == record.seq).values({name: edited(record, name, extra)})
+            )
         result = log.verify()
         assert not result.ok and result.first_bad_seq == record.seq, result
     finally:

@@ -45,10 +45,13 @@ def test_query_as_principals_in_every_format(lake: Lake, tmp_path: Path) -> None
     code, out = invoke(lake, "query", "--as", "ana", "--format", "csv", sql)
     lines = out.strip().splitlines()
     assert code == 0 and lines[0] == "msisdn,region" and len(lines[1].split(",")[0]) == 64
-    code, out = invoke(lake, "query", "--as", "ana", "--format", "parquet", "--out", str(tmp_path / "r.parquet"), sql)
+    code, out = invoke(
+        lake, "query", "--as", "ana", "--format", "parquet", "--out", str(tmp_path / "r.parquet"), sql
+    )
     assert code == 0 and pq.read_table(tmp_path / "r.parquet").num_rows == 3
-    code, out = invoke(lake, "query", "--as", "eve", "--dialect", "duckdb",
-                       "SELECT DISTINCT region FROM telco.processed.cdr")
+    code, out = invoke(
+        lake, "query", "--as", "eve", "--dialect", "duckdb", "SELECT DISTINCT region FROM telco.processed.cdr"
+    )
     assert code == 0 and "EU" in out and "US" not in out
     code, out = invoke(lake, "query", "--as", "ian", sql)
     assert code == 1 and "principal 'ian' may not read table telco.processed.cdr" in out
@@ -57,14 +60,24 @@ def test_query_as_principals_in_every_format(lake: Lake, tmp_path: Path) -> None
 
 
 def test_access_answers(lake: Lake) -> None:
-    code, out = invoke(lake, "--output", "json", "access", "who-can-see", "telco.processed.subscribers.card_pan")
+    code, out = invoke(
+        lake, "--output", "json", "access", "who-can-see", "telco.processed.subscribers.card_pan"
+    )
     answers = {a["principal"]: a for a in json.loads(out)}
     assert code == 0
     assert (answers["user:ana"]["sees"], answers["user:ana"]["mask"]) == ("masked", "last")
     assert (answers["user:eve"]["mask"], answers["user:eve"]["row_filters"]) == ("redact", ["region = 'EU'"])
     assert answers["user:fred"]["sees"] == "unmasked" and answers["user:ian"]["sees"] == "denied"
-    code, out = invoke(lake, "--output", "json", "access", "explain", "--as", "eve",
-                       "SELECT card_pan FROM telco.processed.subscribers")
+    code, out = invoke(
+        lake,
+        "--output",
+        "json",
+        "access",
+        "explain",
+        "--as",
+        "eve",
+        "SELECT card_pan FROM telco.processed.subscribers",
+    )
     plan = json.loads(out)
     assert code == 0 and plan["masks"]["telco.processed.subscribers.card_pan"] == "redact"
     assert "region = 'EU'" in plan["sql"]
@@ -72,13 +85,20 @@ def test_access_answers(lake: Lake) -> None:
 
 def test_policy_diff_and_versions(lake: Lake, tmp_path: Path) -> None:
     new = tmp_path / "policy.yaml"
-    new.write_text((lake.project_dir / "policy.yaml").read_text().replace(
-        "    tags: {sensitivity: [pci]}\n    mask: {last: 4}", "    tags: {sensitivity: [pci]}\n    mask: null"))
+    new.write_text(
+        (lake.project_dir / "policy.yaml")
+        .read_text()
+        .replace(
+            "    tags: {sensitivity: [pci]}\n    mask: {last: 4}",
+            "    tags: {sensitivity: [pci]}\n    mask: null",
+        )
+    )
     code, out = invoke(lake, "--output", "json", "policy", "diff", str(new))
     changes = json.loads(out)
     assert code == 0 and changes
     assert {(c["principal"], c["column"], c["before"], c["after"]) for c in changes} >= {
-        ("user:ana", "telco.processed.subscribers.card_pan", "masked (last)", "masked (null)")}
+        ("user:ana", "telco.processed.subscribers.card_pan", "masked (last)", "masked (null)")
+    }
     code, out = invoke(lake, "--output", "json", "policy", "versions")
     assert code == 0 and json.loads(out)[0]["version"].startswith("v1-")
 
@@ -88,8 +108,9 @@ def test_audit_verify_detects_an_edit(lake: Lake) -> None:
     code, out = invoke(lake, "--output", "json", "audit", "verify")
     report = json.loads(out)
     assert code == 0 and report["ok"] and report["records"] >= 1
-    code, out = invoke(lake, "--output", "json", "audit", "search", "--principal", "fred",
-                       "--column", "cdr.msisdn")
+    code, out = invoke(
+        lake, "--output", "json", "audit", "search", "--principal", "fred", "--column", "cdr.msisdn"
+    )
     assert code == 0
     engine = lake.catalog.state_engine
     with engine.begin() as conn:
@@ -105,8 +126,12 @@ def test_query_sessions_are_sandboxed(lake: Lake, tmp_path: Path) -> None:
     with DuckDBSession(lake.storage, JobSpec("t", "256MB", 1, tmp_path / "spill")) as session:
         assert session.execute(f"SELECT count(*) FROM read_csv('{secret}')") == [(1,)]
         session.sandbox()
-        for statement in (f"SELECT * FROM read_csv('{secret}')", f"ATTACH '{tmp_path / 'other.db'}' AS x",
-                          "SET enable_external_access = true", "INSTALL httpfs",
-                          f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'"):
+        for statement in (
+            f"SELECT * FROM read_csv('{secret}')",
+            f"ATTACH '{tmp_path / 'other.db'}' AS x",
+            "SET enable_external_access = true",
+            "INSTALL httpfs",
+            f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+        ):
             with pytest.raises(EngineError):
                 session.execute(statement)

@@ -43,16 +43,36 @@ class Source:
     filters: tuple[str, ...]
 
 
-_CDR_FILTERS = ("{c}region = 'EU'", "{c}region = 'US'", "{c}region <> 'EU'", "{c}duration_s > 1800",
-                "{c}duration_s BETWEEN 100 AND 900", "{c}call_type IN ('voice', 'sms')",
-                "{c}call_type = 'data'", "{c}msisdn LIKE '+49%'", "{c}imsi LIKE '2620%'",
-                "length({c}msisdn) > 13", "{c}ds = DATE '2026-11-01'", "{c}msisdn > '8'",
-                # raw values of masked columns: they must match nothing for ana, and prune no file
-                "{c}msisdn = '+491503452684'", "{c}imsi IN ('262011221638052', '262012217511920')")
-_SUBSCRIBER_FILTERS = ("{s}region = 'EU'", "{s}region = 'US'", "{s}plan = 'prepaid'",
-                       "{s}plan <> 'business'", "{s}card_pan LIKE '%12%'", "{s}card_pan LIKE '4%'",
-                       "{s}msisdn LIKE '%0'", "length({s}card_pan) = 16", "{s}signup_date < DATE '2021-01-01'",
-                       "{s}card_pan = '4644028910812474'", "{s}ds = DATE '2026-11-01'")
+_CDR_FILTERS = (
+    "{c}region = 'EU'",
+    "{c}region = 'US'",
+    "{c}region <> 'EU'",
+    "{c}duration_s > 1800",
+    "{c}duration_s BETWEEN 100 AND 900",
+    "{c}call_type IN ('voice', 'sms')",
+    "{c}call_type = 'data'",
+    "{c}msisdn LIKE '+49%'",
+    "{c}imsi LIKE '2620%'",
+    "length({c}msisdn) > 13",
+    "{c}ds = DATE '2026-11-01'",
+    "{c}msisdn > '8'",
+    # raw values of masked columns: they must match nothing for ana, and prune no file
+    "{c}msisdn = '+491503452684'",
+    "{c}imsi IN ('262011221638052', '262012217511920')",
+)
+_SUBSCRIBER_FILTERS = (
+    "{s}region = 'EU'",
+    "{s}region = 'US'",
+    "{s}plan = 'prepaid'",
+    "{s}plan <> 'business'",
+    "{s}card_pan LIKE '%12%'",
+    "{s}card_pan LIKE '4%'",
+    "{s}msisdn LIKE '%0'",
+    "length({s}card_pan) = 16",
+    "{s}signup_date < DATE '2021-01-01'",
+    "{s}card_pan = '4644028910812474'",
+    "{s}ds = DATE '2026-11-01'",
+)
 
 
 def _columns(prefix: str, names: str) -> tuple[str, ...]:
@@ -60,14 +80,24 @@ def _columns(prefix: str, names: str) -> tuple[str, ...]:
 
 
 SOURCES = (
-    Source(CDR, _columns("", "call_id msisdn imsi region cell_id call_type"), ("duration_s",),
-           tuple(f.format(c="") for f in _CDR_FILTERS)),
-    Source(SUBSCRIBERS, _columns("", "msisdn imsi region name plan card_pan"), (),
-           tuple(f.format(s="") for f in _SUBSCRIBER_FILTERS)),
-    Source(f"{CDR} AS c JOIN {SUBSCRIBERS} AS s ON s.msisdn = c.msisdn",
-           _columns("c.", "call_id msisdn imsi region call_type") + _columns("s.", "imsi name plan card_pan"),
-           ("c.duration_s",),
-           tuple(f.format(c="c.") for f in _CDR_FILTERS) + tuple(f.format(s="s.") for f in _SUBSCRIBER_FILTERS)),
+    Source(
+        CDR,
+        _columns("", "call_id msisdn imsi region cell_id call_type"),
+        ("duration_s",),
+        tuple(f.format(c="") for f in _CDR_FILTERS),
+    ),
+    Source(
+        SUBSCRIBERS,
+        _columns("", "msisdn imsi region name plan card_pan"),
+        (),
+        tuple(f.format(s="") for f in _SUBSCRIBER_FILTERS),
+    ),
+    Source(
+        f"{CDR} AS c JOIN {SUBSCRIBERS} AS s ON s.msisdn = c.msisdn",
+        _columns("c.", "call_id msisdn imsi region call_type") + _columns("s.", "imsi name plan card_pan"),
+        ("c.duration_s",),
+        tuple(f.format(c="c.") for f in _CDR_FILTERS) + tuple(f.format(s="s.") for f in _SUBSCRIBER_FILTERS),
+    ),
 )
 
 
@@ -76,14 +106,26 @@ def string_expressions(draw: st.DrawFn, source: Source) -> str:
     column = draw(st.sampled_from(source.strings))
     other = draw(st.sampled_from(source.strings))
     shapes = (
-        "{x}", "lower({x})", "upper({x})", "substr({x}, {a}, {b})", "CAST(length({x}) AS VARCHAR)",
-        "concat({x}, '-', {y})", "reverse({x})", "{x} || 'z'", "coalesce({x}, 'none')",
-        "CASE WHEN {x} LIKE '{p}%' THEN 'yes' ELSE 'no' END", "replace({x}, '*', '#')",
+        "{x}",
+        "lower({x})",
+        "upper({x})",
+        "substr({x}, {a}, {b})",
+        "CAST(length({x}) AS VARCHAR)",
+        "concat({x}, '-', {y})",
+        "reverse({x})",
+        "{x} || 'z'",
+        "coalesce({x}, 'none')",
+        "CASE WHEN {x} LIKE '{p}%' THEN 'yes' ELSE 'no' END",
+        "replace({x}, '*', '#')",
         "CAST(strpos({x}, '{p}') AS VARCHAR)",
     )
     return draw(st.sampled_from(shapes)).format(
-        x=column, y=other, a=draw(st.integers(1, 5)), b=draw(st.integers(1, 8)),
-        p=draw(st.sampled_from(["+49", "4", "*", "e", "1", "EU"])))
+        x=column,
+        y=other,
+        a=draw(st.integers(1, 5)),
+        b=draw(st.integers(1, 8)),
+        p=draw(st.sampled_from(["+49", "4", "*", "e", "1", "EU"])),
+    )
 
 
 @st.composite
@@ -108,9 +150,15 @@ def queries(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         column = draw(st.sampled_from(source.strings))
         total = f"sum({source.numbers[0]})" if source.numbers else f"sum(length({column}))"
-        aggregates = draw(st.lists(st.sampled_from(
-            ["count(*)", f"count(DISTINCT {column})", f"min({column})", f"max({column})", total]),
-            min_size=1, max_size=3))
+        aggregates = draw(
+            st.lists(
+                st.sampled_from(
+                    ["count(*)", f"count(DISTINCT {column})", f"min({column})", f"max({column})", total]
+                ),
+                min_size=1,
+                max_size=3,
+            )
+        )
         items = keys + aggregates
         group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}"
     else:
@@ -126,8 +174,9 @@ def _reads_denied(sql: str) -> bool:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sql=queries())
-def test_governed_rows_equal_rows_over_masked_copies(sql: str, governed: GovernedDemo,
-                                                     oracles: dict[str, MaskedOracle]) -> None:
+def test_governed_rows_equal_rows_over_masked_copies(
+    sql: str, governed: GovernedDemo, oracles: dict[str, MaskedOracle]
+) -> None:
     for principal in PRINCIPALS:
         if principal == "cara" and _reads_denied(sql):
             with pytest.raises(AccessDenied) as caught:
@@ -149,8 +198,9 @@ def test_the_oracles_hold_what_the_policy_promises(governed: GovernedDemo) -> No
             assert filters == ([expected] if expected else []), (principal, table)
 
 
-def test_masked_probes_see_masked_values(governed: GovernedDemo, raw_telco: RawTelco,
-                                        oracles: dict[str, MaskedOracle]) -> None:
+def test_masked_probes_see_masked_values(
+    governed: GovernedDemo, raw_telco: RawTelco, oracles: dict[str, MaskedOracle]
+) -> None:
     """A LIKE on a masked column filters masked values: ana's phone numbers never start with +49, and
     eve's probes count EU rows only, however they are written."""
     lake = governed.lake
@@ -166,20 +216,34 @@ def test_masked_probes_see_masked_values(governed: GovernedDemo, raw_telco: RawT
 MODIFIERS_DROPPED = (
     "query/compiler.py resolve_tables rebuilds each lake table as exp.Table(this, alias) and "
     "governance/secure.py _secure as exp.Subquery(select, alias): the table's TABLESAMPLE, PIVOT/UNPIVOT "
-    "and column alias list are dropped, so the query means something else")
+    "and column alias list are dropped, so the query means something else"
+)
 
 
-@pytest.mark.parametrize("sql", [
-    pytest.param(f"SELECT count(*) FROM {SUBSCRIBERS} TABLESAMPLE 10 ROWS", id="tablesample",
-                 marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=MODIFIERS_DROPPED)),
-    pytest.param(f"SELECT count(*) FROM {SUBSCRIBERS} USING SAMPLE 10 ROWS", id="using-sample"),
-    pytest.param(f"SELECT k, count(*) FROM {SUBSCRIBERS} UNPIVOT (v FOR k IN (msisdn, plan)) GROUP BY k",
-                 id="unpivot", marks=pytest.mark.xfail(strict=True, raises=QueryError, reason=MODIFIERS_DROPPED)),
-    pytest.param(f"SELECT a, b FROM {SUBSCRIBERS} AS s(a, b)", id="column-alias-list",
-                 marks=pytest.mark.xfail(strict=True, raises=QueryError, reason=MODIFIERS_DROPPED)),
-])
-def test_table_modifiers_survive_securing(governed: GovernedDemo, oracles: dict[str, MaskedOracle],
-                                          sql: str) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        pytest.param(
+            f"SELECT count(*) FROM {SUBSCRIBERS} TABLESAMPLE 10 ROWS",
+            id="tablesample",
+            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=MODIFIERS_DROPPED),
+        ),
+        pytest.param(f"SELECT count(*) FROM {SUBSCRIBERS} USING SAMPLE 10 ROWS", id="using-sample"),
+        pytest.param(
+            f"SELECT k, count(*) FROM {SUBSCRIBERS} UNPIVOT (v FOR k IN (msisdn, plan)) GROUP BY k",
+            id="unpivot",
+            marks=pytest.mark.xfail(strict=True, raises=QueryError, reason=MODIFIERS_DROPPED),
+        ),
+        pytest.param(
+            f"SELECT a, b FROM {SUBSCRIBERS} AS s(a, b)",
+            id="column-alias-list",
+            marks=pytest.mark.xfail(strict=True, raises=QueryError, reason=MODIFIERS_DROPPED),
+        ),
+    ],
+)
+def test_table_modifiers_survive_securing(
+    governed: GovernedDemo, oracles: dict[str, MaskedOracle], sql: str
+) -> None:
     for principal in ("ana", "eve"):
         got = governed_rows(governed.lake, sql, principal, dialect="duckdb")
         assert got == oracles[principal].rows(sql, "duckdb"), principal

@@ -46,15 +46,15 @@ QUERIES = {
     "masked_projection": f"SELECT msisdn, lower(imsi) AS imsi_lower, duration_s FROM {CDR} WHERE duration_s > 3000",
     "join_aggregate": TELCO_QUERY,
     "cte_shadowing_table": f"WITH cdr AS (SELECT msisdn, region FROM {CDR}) "
-                           "SELECT region, count(DISTINCT msisdn) AS callers FROM cdr GROUP BY region",
+    "SELECT region, count(DISTINCT msisdn) AS callers FROM cdr GROUP BY region",
     "union": f"SELECT msisdn FROM {CDR} UNION SELECT msisdn FROM {SUBSCRIBERS}",
     "in_subquery": f"SELECT name, card_pan FROM {SUBSCRIBERS} WHERE msisdn IN "
-                   f"(SELECT msisdn FROM {CDR} WHERE duration_s > 3500)",
+    f"(SELECT msisdn FROM {CDR} WHERE duration_s > 3500)",
     "window": f"SELECT call_id, msisdn, lag(duration_s) OVER (PARTITION BY msisdn ORDER BY started_at, call_id) "
-              f"AS previous FROM {CDR} WHERE call_type = 'sms'",
+    f"AS previous FROM {CDR} WHERE call_type = 'sms'",
     "exists_with_pruning": f"SELECT s.plan, count(*) AS n FROM {SUBSCRIBERS} AS s WHERE s.ds = DATE '2026-11-01' "
-                           f"AND s.msisdn <> '+491500000000' AND EXISTS (SELECT 1 FROM {CDR} AS c "
-                           "WHERE c.msisdn = s.msisdn AND c.region = 'US') GROUP BY s.plan",
+    f"AND s.msisdn <> '+491500000000' AND EXISTS (SELECT 1 FROM {CDR} AS c "
+    "WHERE c.msisdn = s.msisdn AND c.region = 'US') GROUP BY s.plan",
 }
 CASES = [(name, principal, dialect) for name in QUERIES for principal in PRINCIPALS for dialect in DIALECTS]
 
@@ -68,14 +68,19 @@ def secure(governed: GovernedDemo, name: str, principal: str, dialect: str) -> S
 def test_secured_sql_matches_golden(governed: GovernedDemo, name: str, principal: str, dialect: str) -> None:
     secured = secure(governed, name, principal, dialect)
     assert secured.sql == secured.expression.sql(dialect=dialect), "the golden renders the SQL that runs"
-    shown = governed.lake.governance.redact_key_material(secured.expression.sql(dialect=dialect, pretty=True)) + "\n"
+    shown = (
+        governed.lake.governance.redact_key_material(secured.expression.sql(dialect=dialect, pretty=True))
+        + "\n"
+    )
     assert not [m for m in governed.key_material if m.lower() in shown.lower()]
     path = GOLDEN_DIR / f"{name}.{principal}.{dialect}.sql"
     if UPDATE:
         path.parent.mkdir(exist_ok=True)
         path.write_text(shown)
     assert path.exists(), f"no golden file {path.name}: run with LAKEPLANE_UPDATE_GOLDEN=1"
-    assert shown == path.read_text(), f"{path.name} changed; review and regenerate with LAKEPLANE_UPDATE_GOLDEN=1"
+    assert shown == path.read_text(), (
+        f"{path.name} changed; review and regenerate with LAKEPLANE_UPDATE_GOLDEN=1"
+    )
     sqlglot.parse_one(shown, read=dialect)  # what the engine gets is valid SQL of its dialect
 
 
@@ -85,8 +90,9 @@ def test_every_golden_file_belongs_to_a_case() -> None:
 
 
 @pytest.mark.parametrize(("name", "principal"), [(n, p) for n in QUERIES for p in PRINCIPALS])
-def test_each_table_is_a_subquery_masking_beneath_and_filtering_inside(governed: GovernedDemo, name: str,
-                                                                     principal: str) -> None:
+def test_each_table_is_a_subquery_masking_beneath_and_filtering_inside(
+    governed: GovernedDemo, name: str, principal: str
+) -> None:
     """Read from the golden itself: the policy's masks and row filter sit in every table's subquery."""
     golden = (GOLDEN_DIR / f"{name}.{principal}.duckdb.sql").read_text()
     tree = sqlglot.parse_one(golden, read="duckdb")
@@ -103,7 +109,9 @@ def test_each_table_is_a_subquery_masking_beneath_and_filtering_inside(governed:
             column = exp.column(projection.alias, table=scan.name)
             if projection.alias in masks:
                 kind = governed.lake.catalog.load(table).schema().find_field(projection.alias).field_type
-                wanted = mask_expression(MaskSpec.parse(masks[projection.alias]), column, str(kind), governed.key)
+                wanted = mask_expression(
+                    MaskSpec.parse(masks[projection.alias]), column, str(kind), governed.key
+                )
                 shown = governed.lake.governance.redact_key_material(wanted.sql("duckdb"))
                 assert projection.this.sql("duckdb") == shown, f"{table}.{projection.alias} is not masked"
             else:
@@ -117,8 +125,9 @@ def test_each_table_is_a_subquery_masking_beneath_and_filtering_inside(governed:
 
 
 @pytest.mark.parametrize("name", list(QUERIES))
-def test_golden_queries_run_and_return_the_masked_answer(governed: GovernedDemo, raw_telco: RawTelco,
-                                                         oracles: dict[str, MaskedOracle], name: str) -> None:
+def test_golden_queries_run_and_return_the_masked_answer(
+    governed: GovernedDemo, raw_telco: RawTelco, oracles: dict[str, MaskedOracle], name: str
+) -> None:
     answers = []
     for principal in PRINCIPALS:
         expected = oracles[principal].rows(QUERIES[name], "trino")

@@ -40,10 +40,28 @@ COLUMNS: dict[str, tuple[str, str, list[str]]] = {
     "dec": ("decimal(10, 2)", "DECIMAL(10,2)", ["1234.56", "-7.30", "NULL", "0", "0.25"]),
     "b": ("boolean", "BOOLEAN", ["true", "false", "NULL", "true", "false"]),
     "dt": ("date", "DATE", ["'2024-05-17'", "'1999-12-31'", "NULL", "'2024-01-01'", "'2024-05-17'"]),
-    "ts": ("timestamp", "TIMESTAMP", ["'2024-05-17 13:45:10'", "'1999-12-31 23:59:59.999999'", "NULL",
-                                      "'2024-01-01 00:00:00'", "'2024-05-17 13:45:10'"]),
-    "tstz": ("timestamptz", "TIMESTAMP WITH TIME ZONE", ["'2024-05-17 13:45:10+00'", "'1999-12-31 23:30:00+00'", "NULL",
-                                            "'2024-01-01 00:00:00+00'", "'2024-05-17 13:45:10+00'"]),
+    "ts": (
+        "timestamp",
+        "TIMESTAMP",
+        [
+            "'2024-05-17 13:45:10'",
+            "'1999-12-31 23:59:59.999999'",
+            "NULL",
+            "'2024-01-01 00:00:00'",
+            "'2024-05-17 13:45:10'",
+        ],
+    ),
+    "tstz": (
+        "timestamptz",
+        "TIMESTAMP WITH TIME ZONE",
+        [
+            "'2024-05-17 13:45:10+00'",
+            "'1999-12-31 23:30:00+00'",
+            "NULL",
+            "'2024-01-01 00:00:00+00'",
+            "'2024-05-17 13:45:10+00'",
+        ],
+    ),
     "bin": ("binary", "BLOB", ["'\\xDE\\xAD'", "'abc'", "NULL", "''", "'\\xDE\\xAD'"]),
 }
 ROWS = 5
@@ -73,7 +91,9 @@ def masked(con: duckdb.DuckDBPyConnection, mask: Any, name: str, key: bytes = KE
 
 def result_type(con: duckdb.DuckDBPyConnection, mask: Any, name: str) -> str:
     expression = mask_expression(MaskSpec.parse(mask), exp.column(name), COLUMNS[name][0], KEY)
-    return str(con.execute(f"SELECT typeof({expression.sql(dialect='duckdb')}) FROM t LIMIT 1").fetchall()[0][0])
+    return str(
+        con.execute(f"SELECT typeof({expression.sql(dialect='duckdb')}) FROM t LIMIT 1").fetchall()[0][0]
+    )
 
 
 def py_hmac(message: str | bytes, key: bytes = KEY) -> str:
@@ -84,61 +104,69 @@ def py_hmac(message: str | bytes, key: bytes = KEY) -> str:
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("null", MaskSpec(kind="null")),
-    ("redact", MaskSpec(kind="redact", value="****")),
-    ("hash", MaskSpec(kind="hash")),
-    ({"redact": "XXX"}, MaskSpec(kind="redact", value="XXX")),
-    ({"first": 3}, MaskSpec(kind="first", n=3)),
-    ({"last": 4}, MaskSpec(kind="last", n=4)),
-    ({"first": 0}, MaskSpec(kind="first", n=0)),
-    ({"truncate": "month"}, MaskSpec(kind="truncate", unit="month")),
-    ({"truncate": "year"}, MaskSpec(kind="truncate", unit="year")),
-    ({"bucket": 10}, MaskSpec(kind="bucket", width=10.0)),
-    ({"bucket": 0.5}, MaskSpec(kind="bucket", width=0.5)),
-    ({"sql": "CASE WHEN value > 100 THEN 100 ELSE value END"},
-     MaskSpec(kind="sql", expression="CASE WHEN value > 100 THEN 100 ELSE value END")),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("null", MaskSpec(kind="null")),
+        ("redact", MaskSpec(kind="redact", value="****")),
+        ("hash", MaskSpec(kind="hash")),
+        ({"redact": "XXX"}, MaskSpec(kind="redact", value="XXX")),
+        ({"first": 3}, MaskSpec(kind="first", n=3)),
+        ({"last": 4}, MaskSpec(kind="last", n=4)),
+        ({"first": 0}, MaskSpec(kind="first", n=0)),
+        ({"truncate": "month"}, MaskSpec(kind="truncate", unit="month")),
+        ({"truncate": "year"}, MaskSpec(kind="truncate", unit="year")),
+        ({"bucket": 10}, MaskSpec(kind="bucket", width=10.0)),
+        ({"bucket": 0.5}, MaskSpec(kind="bucket", width=0.5)),
+        (
+            {"sql": "CASE WHEN value > 100 THEN 100 ELSE value END"},
+            MaskSpec(kind="sql", expression="CASE WHEN value > 100 THEN 100 ELSE value END"),
+        ),
+    ],
+)
 def test_parse_reads_every_policy_form(raw: object, expected: MaskSpec) -> None:
     spec = MaskSpec.parse(raw)
     assert spec == expected
     assert MaskSpec.parse(spec) is spec
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("nul", "unknown mask 'nul'; did you mean 'null'?"),
-    ("first", "mask 'first' needs an argument: write {first: ...}"),
-    ({"hash": 1}, "unknown mask {hash: ...}; write it as 'hash'"),
-    ({"frist": 2}, "did you mean 'first'?"),
-    ({"first": -1}, "shows n >= 0 characters, got -1"),
-    ({"first": "3"}, "n: Input should be a valid integer"),
-    ({"last": True}, "n: Input should be a valid integer"),
-    ({"last": 2.0}, "n: Input should be a valid integer"),
-    ({"truncate": "day"}, "unit: Input should be 'year' or 'month'"),
-    ({"bucket": 0}, "needs a finite width > 0, got 0.0"),
-    ({"bucket": -5}, "needs a finite width > 0"),
-    ({"bucket": float("inf")}, "needs a finite width > 0, got inf"),
-    ({"bucket": float("nan")}, "needs a finite width > 0, got nan"),
-    ({"redact": None}, None),
-    ({"redact": 5}, "value: Input should be a valid string"),
-    ({"first": 1, "last": 2}, "a mask is one of null, redact, hash or a one-key mapping"),
-    ({}, "a mask is one of"),
-    (42, "not 42"),
-    (["hash"], "not ['hash']"),
-    ({"sql": "value + other"}, "reads column 'other'; it may read only 'value'"),
-    ({"sql": "t.value"}, "reads column 't.value'"),
-    ({"sql": "value + (SELECT max(x) FROM t)"}, "may not use subqueries"),
-    ({"sql": "value IN (SELECT a FROM t)"}, "may not use subqueries"),
-    ({"sql": "EXISTS (SELECT 1)"}, "may not use subqueries"),
-    ({"sql": "value FROM t"}, "must be a single expression"),
-    ({"sql": "value; DROP TABLE t"}, "must be a single expression"),
-    ({"sql": "value, value"}, "must be a single expression"),
-    ({"sql": "sum(value)"}, "may not use aggregate functions"),
-    ({"sql": "row_number() OVER ()"}, "may not use window functions"),
-    ({"sql": "value AS x"}, "may not use aliases"),
-    ({"sql": "value +"}, "does not parse"),
-    ({"sql": " "}, "invalid mask {'sql': ' '}: sql mask is empty"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("nul", "unknown mask 'nul'; did you mean 'null'?"),
+        ("first", "mask 'first' needs an argument: write {first: ...}"),
+        ({"hash": 1}, "unknown mask {hash: ...}; write it as 'hash'"),
+        ({"frist": 2}, "did you mean 'first'?"),
+        ({"first": -1}, "shows n >= 0 characters, got -1"),
+        ({"first": "3"}, "n: Input should be a valid integer"),
+        ({"last": True}, "n: Input should be a valid integer"),
+        ({"last": 2.0}, "n: Input should be a valid integer"),
+        ({"truncate": "day"}, "unit: Input should be 'year' or 'month'"),
+        ({"bucket": 0}, "needs a finite width > 0, got 0.0"),
+        ({"bucket": -5}, "needs a finite width > 0"),
+        ({"bucket": float("inf")}, "needs a finite width > 0, got inf"),
+        ({"bucket": float("nan")}, "needs a finite width > 0, got nan"),
+        ({"redact": None}, None),
+        ({"redact": 5}, "value: Input should be a valid string"),
+        ({"first": 1, "last": 2}, "a mask is one of null, redact, hash or a one-key mapping"),
+        ({}, "a mask is one of"),
+        (42, "not 42"),
+        (["hash"], "not ['hash']"),
+        ({"sql": "value + other"}, "reads column 'other'; it may read only 'value'"),
+        ({"sql": "t.value"}, "reads column 't.value'"),
+        ({"sql": "value + (SELECT max(x) FROM t)"}, "may not use subqueries"),
+        ({"sql": "value IN (SELECT a FROM t)"}, "may not use subqueries"),
+        ({"sql": "EXISTS (SELECT 1)"}, "may not use subqueries"),
+        ({"sql": "value FROM t"}, "must be a single expression"),
+        ({"sql": "value; DROP TABLE t"}, "must be a single expression"),
+        ({"sql": "value, value"}, "must be a single expression"),
+        ({"sql": "sum(value)"}, "may not use aggregate functions"),
+        ({"sql": "row_number() OVER ()"}, "may not use window functions"),
+        ({"sql": "value AS x"}, "may not use aliases"),
+        ({"sql": "value +"}, "does not parse"),
+        ({"sql": " "}, "invalid mask {'sql': ' '}: sql mask is empty"),
+    ],
+)
 def test_parse_rejects_malformed_masks_with_a_clear_message(raw: object, message: str | None) -> None:
     if message is None:  # {"redact": null} in YAML means the default text, like a bare "redact"
         assert MaskSpec.parse(raw) == MaskSpec.parse("redact")
@@ -151,14 +179,17 @@ def test_parse_rejects_malformed_masks_with_a_clear_message(raw: object, message
     assert caught.value.fields == {"mask": raw}
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"kind": "hash", "n": 3}, "mask 'hash' takes no n, got 3"),
-    ({"kind": "first"}, "mask 'first' needs n"),
-    ({"kind": "bucket", "width": 1.0, "unit": "year"}, "mask 'bucket' takes no unit"),
-    ({"kind": "sql", "expression": "value + other"}, "reads column 'other'"),
-    ({"kind": "mask"}, "Input should be 'null', 'redact'"),
-    ({"kind": "null", "colour": "red"}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"kind": "hash", "n": 3}, "mask 'hash' takes no n, got 3"),
+        ({"kind": "first"}, "mask 'first' needs n"),
+        ({"kind": "bucket", "width": 1.0, "unit": "year"}, "mask 'bucket' takes no unit"),
+        ({"kind": "sql", "expression": "value + other"}, "reads column 'other'"),
+        ({"kind": "mask"}, "Input should be 'null', 'redact'"),
+        ({"kind": "null", "colour": "red"}, "Extra inputs are not permitted"),
+    ],
+)
 def test_constructing_a_spec_directly_is_validated_too(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         MaskSpec(**fields)
@@ -171,11 +202,29 @@ def test_specs_are_frozen() -> None:
 
 
 def test_rank_orders_masks_by_how_much_they_hide() -> None:
-    ranks = {raw if isinstance(raw, str) else next(iter(raw)): MaskSpec.parse(raw).rank for raw in (
-        "null", "redact", "hash", {"first": 1}, {"last": 1}, {"truncate": "year"}, {"bucket": 1},
-        {"sql": "value"})}
-    assert ranks == {"null": 70, "redact": 60, "hash": 50, "first": 40, "last": 40, "truncate": 30,
-                     "bucket": 30, "sql": 10}
+    ranks = {
+        raw if isinstance(raw, str) else next(iter(raw)): MaskSpec.parse(raw).rank
+        for raw in (
+            "null",
+            "redact",
+            "hash",
+            {"first": 1},
+            {"last": 1},
+            {"truncate": "year"},
+            {"bucket": 1},
+            {"sql": "value"},
+        )
+    }
+    assert ranks == {
+        "null": 70,
+        "redact": 60,
+        "hash": 50,
+        "first": 40,
+        "last": 40,
+        "truncate": 30,
+        "bucket": 30,
+        "sql": 10,
+    }
     assert MaskSpec.parse({"redact": "X"}).rank == MaskSpec.parse("redact").rank
 
 
@@ -184,10 +233,12 @@ specs = st.one_of(
     st.text().map(lambda value: MaskSpec(kind="redact", value=value)),
     st.builds(MaskSpec, kind=st.sampled_from(["first", "last"]), n=st.integers(0, 10_000)),
     st.builds(MaskSpec, kind=st.just("truncate"), unit=st.sampled_from(["year", "month"])),
-    st.builds(MaskSpec, kind=st.just("bucket"),
-              width=st.floats(min_value=0, exclude_min=True, allow_infinity=False)),
+    st.builds(
+        MaskSpec, kind=st.just("bucket"), width=st.floats(min_value=0, exclude_min=True, allow_infinity=False)
+    ),
     st.sampled_from(["value", "upper(value)", "CASE WHEN value > 1 THEN 1 ELSE value END"]).map(
-        lambda sql: MaskSpec(kind="sql", expression=sql)),
+        lambda sql: MaskSpec(kind="sql", expression=sql)
+    ),
 )
 
 
@@ -196,14 +247,25 @@ def test_policy_form_round_trips(spec: MaskSpec) -> None:
     assert MaskSpec.parse(spec.to_policy()) == spec
 
 
-@pytest.mark.parametrize("iceberg, duckdb_type, spark_type", [
-    ("string", "TEXT", "STRING"), ("int", "INT", "INT"), ("long", "BIGINT", "BIGINT"),
-    ("double", "DOUBLE", "DOUBLE"), ("float", "REAL", "FLOAT"), ("boolean", "BOOLEAN", "BOOLEAN"),
-    ("date", "DATE", "DATE"), ("timestamp", "TIMESTAMP", "TIMESTAMP"),
-    ("timestamptz", "TIMESTAMPTZ", "TIMESTAMP"), ("decimal(10, 2)", "DECIMAL(10, 2)", "DECIMAL(10, 2)"),
-    ("decimal(38,0)", "DECIMAL(38, 0)", "DECIMAL(38, 0)"), ("binary", "BLOB", "BINARY"),
-    ("fixed[16]", "BLOB", "BINARY"), ("uuid", "UUID", "STRING"),
-])
+@pytest.mark.parametrize(
+    "iceberg, duckdb_type, spark_type",
+    [
+        ("string", "TEXT", "STRING"),
+        ("int", "INT", "INT"),
+        ("long", "BIGINT", "BIGINT"),
+        ("double", "DOUBLE", "DOUBLE"),
+        ("float", "REAL", "FLOAT"),
+        ("boolean", "BOOLEAN", "BOOLEAN"),
+        ("date", "DATE", "DATE"),
+        ("timestamp", "TIMESTAMP", "TIMESTAMP"),
+        ("timestamptz", "TIMESTAMPTZ", "TIMESTAMP"),
+        ("decimal(10, 2)", "DECIMAL(10, 2)", "DECIMAL(10, 2)"),
+        ("decimal(38,0)", "DECIMAL(38, 0)", "DECIMAL(38, 0)"),
+        ("binary", "BLOB", "BINARY"),
+        ("fixed[16]", "BLOB", "BINARY"),
+        ("uuid", "UUID", "STRING"),
+    ],
+)
 def test_sql_type_maps_iceberg_types(iceberg: str, duckdb_type: str, spark_type: str) -> None:
     assert sql_type(iceberg).sql(dialect="duckdb") == duckdb_type
     assert sql_type(iceberg).sql(dialect="spark") == spark_type
@@ -238,8 +300,13 @@ def test_redact_of_other_types_gives_typed_nulls(con: duckdb.DuckDBPyConnection,
 
 def test_hash_is_hmac_sha256_and_keeps_nulls(con: duckdb.DuckDBPyConnection) -> None:
     hashed = masked(con, "hash", "s")
-    assert hashed == [py_hmac("alice@example.com"), py_hmac("Zoë ☃ 日本"), None, py_hmac(""),
-                      py_hmac("alice@example.com")]
+    assert hashed == [
+        py_hmac("alice@example.com"),
+        py_hmac("Zoë ☃ 日本"),
+        None,
+        py_hmac(""),
+        py_hmac("alice@example.com"),
+    ]
     assert hashed[0] == hashed[4], "equal values hash equally, so masked columns still join"
     assert all(len(h) == 64 and h == h.lower() for h in hashed if h is not None)
     assert result_type(con, "hash", "s") == "VARCHAR"
@@ -248,8 +315,10 @@ def test_hash_is_hmac_sha256_and_keeps_nulls(con: duckdb.DuckDBPyConnection) -> 
 def test_hashed_columns_join(con: duckdb.DuckDBPyConnection) -> None:
     left = mask_expression(MaskSpec.parse("hash"), exp.column("s", table="a"), "string", KEY)
     right = mask_expression(MaskSpec.parse("hash"), exp.column("s", table="b"), "string", KEY)
-    pairs = con.execute(f"SELECT a.id, b.id FROM t AS a JOIN t AS b ON {left.sql('duckdb')} = "
-                        f"{right.sql('duckdb')} ORDER BY 1, 2").fetchall()
+    pairs = con.execute(
+        f"SELECT a.id, b.id FROM t AS a JOIN t AS b ON {left.sql('duckdb')} = "
+        f"{right.sql('duckdb')} ORDER BY 1, 2"
+    ).fetchall()
     assert pairs == [(1, 1), (1, 5), (2, 2), (4, 4), (5, 1), (5, 5)]
 
 
@@ -263,20 +332,29 @@ def test_hash_depends_on_the_key(con: duckdb.DuckDBPyConnection) -> None:
         mask_expression(MaskSpec.parse("hash"), exp.column("s"), "string", b"")
 
 
-@pytest.mark.parametrize("name, as_text", [
-    ("i", ["42", "-7", None, "0", "10"]),
-    ("b", ["true", "false", None, "true", "false"]),
-    ("dt", ["2024-05-17", "1999-12-31", None, "2024-01-01", "2024-05-17"]),
-    ("dec", ["1234.56", "-7.30", None, "0.00", "0.25"]),
-])
-def test_hash_of_other_types_hashes_their_text(con: duckdb.DuckDBPyConnection, name: str,
-                                               as_text: list[str | None]) -> None:
+@pytest.mark.parametrize(
+    "name, as_text",
+    [
+        ("i", ["42", "-7", None, "0", "10"]),
+        ("b", ["true", "false", None, "true", "false"]),
+        ("dt", ["2024-05-17", "1999-12-31", None, "2024-01-01", "2024-05-17"]),
+        ("dec", ["1234.56", "-7.30", None, "0.00", "0.25"]),
+    ],
+)
+def test_hash_of_other_types_hashes_their_text(
+    con: duckdb.DuckDBPyConnection, name: str, as_text: list[str | None]
+) -> None:
     assert masked(con, "hash", name) == [None if v is None else py_hmac(v) for v in as_text]
 
 
 def test_hash_of_binary_hashes_its_bytes(con: duckdb.DuckDBPyConnection) -> None:
-    assert masked(con, "hash", "bin") == [py_hmac(b"\xde\xad"), py_hmac(b"abc"), None, py_hmac(b""),
-                                          py_hmac(b"\xde\xad")]
+    assert masked(con, "hash", "bin") == [
+        py_hmac(b"\xde\xad"),
+        py_hmac(b"abc"),
+        None,
+        py_hmac(b""),
+        py_hmac(b"\xde\xad"),
+    ]
 
 
 def test_first_and_last_keep_length_and_show_n_characters(con: duckdb.DuckDBPyConnection) -> None:
@@ -299,12 +377,23 @@ def test_first_and_last_work_only_on_strings(kind: str, name: str) -> None:
 
 def test_truncate_dates_and_timestamps(con: duckdb.DuckDBPyConnection) -> None:
     assert masked(con, {"truncate": "month"}, "dt") == [
-        dt.date(2024, 5, 1), dt.date(1999, 12, 1), None, dt.date(2024, 1, 1), dt.date(2024, 5, 1)]
+        dt.date(2024, 5, 1),
+        dt.date(1999, 12, 1),
+        None,
+        dt.date(2024, 1, 1),
+        dt.date(2024, 5, 1),
+    ]
     assert masked(con, {"truncate": "year"}, "dt")[:2] == [dt.date(2024, 1, 1), dt.date(1999, 1, 1)]
     assert masked(con, {"truncate": "month"}, "ts")[:3] == [
-        dt.datetime(2024, 5, 1), dt.datetime(1999, 12, 1), None]
+        dt.datetime(2024, 5, 1),
+        dt.datetime(1999, 12, 1),
+        None,
+    ]
     assert masked(con, {"truncate": "year"}, "tstz")[:3] == [
-        "2024-01-01 00:00:00+00", "1999-01-01 00:00:00+00", None]
+        "2024-01-01 00:00:00+00",
+        "1999-01-01 00:00:00+00",
+        None,
+    ]
     for name in ("dt", "ts", "tstz"):
         assert result_type(con, {"truncate": "year"}, name) == COLUMNS[name][1]
 
@@ -315,16 +404,20 @@ def test_truncate_works_only_on_dates_and_timestamps(name: str) -> None:
         mask_expression(MaskSpec.parse({"truncate": "year"}), exp.column(name), COLUMNS[name][0], KEY)
 
 
-@pytest.mark.parametrize("name, width, expected", [
-    ("i", 10, [40, -10, None, 0, 10]),
-    ("l", 10, [9007199254740990, -20, None, 0, -10]),  # exact beyond 2**53: no detour through DOUBLE
-    ("d", 2.5, [12.5, -2.5, None, 0.0, 2.5]),
-    ("f", 0.5, [2.5, -3.5, None, 0.0, 0.5]),
-    ("dec", 0.25, [Decimal("1234.50"), Decimal("-7.50"), None, Decimal("0.00"), Decimal("0.25")]),
-    ("dec", 100, [Decimal("1200.00"), Decimal("-100.00"), None, Decimal("0.00"), Decimal("0.00")]),
-])
-def test_bucket_floors_to_multiples_of_the_width(con: duckdb.DuckDBPyConnection, name: str, width: float,
-                                                 expected: list[Any]) -> None:
+@pytest.mark.parametrize(
+    "name, width, expected",
+    [
+        ("i", 10, [40, -10, None, 0, 10]),
+        ("l", 10, [9007199254740990, -20, None, 0, -10]),  # exact beyond 2**53: no detour through DOUBLE
+        ("d", 2.5, [12.5, -2.5, None, 0.0, 2.5]),
+        ("f", 0.5, [2.5, -3.5, None, 0.0, 0.5]),
+        ("dec", 0.25, [Decimal("1234.50"), Decimal("-7.50"), None, Decimal("0.00"), Decimal("0.25")]),
+        ("dec", 100, [Decimal("1200.00"), Decimal("-100.00"), None, Decimal("0.00"), Decimal("0.00")]),
+    ],
+)
+def test_bucket_floors_to_multiples_of_the_width(
+    con: duckdb.DuckDBPyConnection, name: str, width: float, expected: list[Any]
+) -> None:
     assert masked(con, {"bucket": width}, name) == expected
     assert result_type(con, {"bucket": width}, name) == COLUMNS[name][1]
 
@@ -364,8 +457,11 @@ SPARK_CASES = [
     ({"truncate": "year"}, "timestamptz", "CAST(DATE_TRUNC('YEAR', c) AS TIMESTAMP)"),
     ({"bucket": 10}, "long", "CAST(c - ((c % 10 + 10) % 10) AS BIGINT)"),
     ({"bucket": 2.5}, "double", "CAST(FLOOR(c / 2.5) * 2.5 AS DOUBLE)"),
-    ({"sql": "CASE WHEN value > 100 THEN 100 ELSE value END"}, "int",
-     "CAST(CASE WHEN c > 100 THEN 100 ELSE c END AS INT)"),
+    (
+        {"sql": "CASE WHEN value > 100 THEN 100 ELSE value END"},
+        "int",
+        "CAST(CASE WHEN c > 100 THEN 100 ELSE c END AS INT)",
+    ),
 ]
 
 
@@ -380,7 +476,8 @@ def test_hash_generates_spark_sql_with_sha2_and_unhex() -> None:
     inner, outer = keyed_pads(KEY)
     expression = mask_expression(MaskSpec.parse("hash"), exp.column("c"), "string", KEY)
     assert expression.sql(dialect="spark") == (
-        f"SHA2(UNHEX('{outer}') || UNHEX(SHA2(UNHEX('{inner}') || ENCODE(c, 'utf-8'), 256)), 256)")
+        f"SHA2(UNHEX('{outer}') || UNHEX(SHA2(UNHEX('{inner}') || ENCODE(c, 'utf-8'), 256)), 256)"
+    )
     numeric = mask_expression(MaskSpec.parse("hash"), exp.column("c"), "int", KEY).sql(dialect="spark")
     assert "ENCODE(CAST(c AS STRING), 'utf-8')" in numeric
 
@@ -414,21 +511,28 @@ texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)  # surrog
 
 @settings(max_examples=200, deadline=None)
 @given(text=texts, n=st.integers(0, 45), kind=st.sampled_from(["first", "last"]))
-def test_first_and_last_preserve_length_and_show_exactly_n(con: duckdb.DuckDBPyConnection, text: str, n: int,
-                                                           kind: str) -> None:
+def test_first_and_last_preserve_length_and_show_exactly_n(
+    con: duckdb.DuckDBPyConnection, text: str, n: int, kind: str
+) -> None:
     expression = mask_expression(MaskSpec.parse({kind: n}), exp.column("v"), "string", KEY)
-    [(result,)] = con.execute(f"SELECT {expression.sql(dialect='duckdb')} FROM (SELECT $v AS v)", {"v": text}).fetchall()
+    [(result,)] = con.execute(
+        f"SELECT {expression.sql(dialect='duckdb')} FROM (SELECT $v AS v)", {"v": text}
+    ).fetchall()
     shown = min(n, len(text))
     assert len(result) == len(text)
     if kind == "first":
         assert result[:shown] == text[:shown] and set(result[shown:]) <= {"*"}
     else:
-        assert result[len(text) - shown:] == text[len(text) - shown:] and set(result[:len(text) - shown]) <= {"*"}
+        assert result[len(text) - shown :] == text[len(text) - shown :] and set(
+            result[: len(text) - shown]
+        ) <= {"*"}
 
 
 @settings(max_examples=200, deadline=None)
 @given(text=texts, key=st.binary(min_size=1, max_size=100))
 def test_hash_equals_python_hmac(con: duckdb.DuckDBPyConnection, text: str, key: bytes) -> None:
     expression = mask_expression(MaskSpec.parse("hash"), exp.column("v"), "string", key)
-    [(result,)] = con.execute(f"SELECT {expression.sql(dialect='duckdb')} FROM (SELECT $v AS v)", {"v": text}).fetchall()
+    [(result,)] = con.execute(
+        f"SELECT {expression.sql(dialect='duckdb')} FROM (SELECT $v AS v)", {"v": text}
+    ).fetchall()
     assert result == hmac.new(key, text.encode(), hashlib.sha256).hexdigest()

@@ -42,14 +42,17 @@ def spark_lake(governed: GovernedDemo) -> Lake:
 
 def duckdb_rows(governed: GovernedDemo, sql: str, attack: Attack, principal: str) -> Any:
     try:
-        return table_rows(governed.lake.query(sql, attack.params, principal=principal, dialect=attack.dialect))
+        return table_rows(
+            governed.lake.query(sql, attack.params, principal=principal, dialect=attack.dialect)
+        )
     except LakeplaneError as exc:
         return exc
 
 
 @pytest.mark.parametrize(("attack", "principal"), list(_cases()))
-def test_attack_gets_nothing_on_spark(attack: Attack, principal: str, governed: GovernedDemo,
-                                      raw_telco: RawTelco, spark_lake: Lake) -> None:
+def test_attack_gets_nothing_on_spark(
+    attack: Attack, principal: str, governed: GovernedDemo, raw_telco: RawTelco, spark_lake: Lake
+) -> None:
     sql = attack_sql(attack, governed)
     on_duckdb = duckdb_rows(governed, sql, attack, principal)
     try:
@@ -75,6 +78,5 @@ def test_attack_gets_nothing_on_spark(attack: Attack, principal: str, governed: 
     baseline = on_duckdb if isinstance(on_duckdb, list) else None
     leaks = find_leaks(principal, result, raw_telco, governed, baseline)
     assert not leaks, f"{principal} sees on Spark what the policy hides: {leaks[:5]}"
-    if (attack.expect == "rows" and attack.compare and baseline is not None
-            and attack.id not in SPARK_DIFFERS):
+    if attack.expect == "rows" and attack.compare and baseline is not None and attack.id not in SPARK_DIFFERS:
         assert table_rows(result) == on_duckdb, "Spark's answer differs from DuckDB's"

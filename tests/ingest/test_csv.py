@@ -27,11 +27,15 @@ from lakeplane.ingest.parse import (
 from lakeplane.storage import open_storage
 from lakeplane.storage.raw import RawBatch
 
-DATASET = DatasetConfig(format="csv", table="t.processed.x", fields={
-    "a": FieldSpec(type="long", required=True),
-    "b": FieldSpec(type="string"),
-    "c": FieldSpec(type="int"),
-})
+DATASET = DatasetConfig(
+    format="csv",
+    table="t.processed.x",
+    fields={
+        "a": FieldSpec(type="long", required=True),
+        "b": FieldSpec(type="string"),
+        "c": FieldSpec(type="int"),
+    },
+)
 
 
 @contextmanager
@@ -43,14 +47,26 @@ def parsed(content: bytes, gzipped: bool = False) -> Iterator[tuple[ParsedBatch,
         path.write_bytes(gzip.compress(content) if gzipped else content)
         lines = content.count(b"\n") + (0 if content.endswith(b"\n") or not content else 1)
         storage = open_storage(StorageConfig(root=tmp), Path(tmp))
-        batch = RawBatch("s/d", "2026-11-01", "x", "0" * 64, path.stat().st_size, lines, "csv",
-                         "gzip" if gzipped else None, path.name, "now")
+        batch = RawBatch(
+            "s/d",
+            "2026-11-01",
+            "x",
+            "0" * 64,
+            path.stat().st_size,
+            lines,
+            "csv",
+            "gzip" if gzipped else None,
+            path.name,
+            "now",
+        )
         with DuckDBSession(storage, JobSpec("csv", "256MB", 1, Path(tmp) / "spill")) as session:
             create_staging(session)
             result = parse_batch(session, DATASET, batch, 0, str(path))
             accepted_view(session, DATASET, [result])
             rows = session.execute(f"SELECT _line, a, b, c FROM {ACCEPTED} ORDER BY _line")
-            bad = session.execute(f"SELECT line, reason, detail, raw_text, raw_bytes FROM {QUARANTINE} ORDER BY line")
+            bad = session.execute(
+                f"SELECT line, reason, detail, raw_text, raw_bytes FROM {QUARANTINE} ORDER BY line"
+            )
             yield result, rows, bad
 
 
@@ -61,8 +77,10 @@ def test_a_clean_batch_of_one_line_records_stays_in_duckdb() -> None:
 
 
 def test_rejected_skipped_and_refused_records_keep_line_and_bytes() -> None:
-    content = (b'a,b,c\n1,x,2\n\n"m\nn",y,3\n4,z\n   \n5,"q""r",6\n7,w,8,9\n'
-               b'9,"multi\nline",1\n10,caf\xe9,1\n"unterminated,1,2\n8,v,9\n')
+    content = (
+        b'a,b,c\n1,x,2\n\n"m\nn",y,3\n4,z\n   \n5,"q""r",6\n7,w,8,9\n'
+        b'9,"multi\nline",1\n10,caf\xe9,1\n"unterminated,1,2\n8,v,9\n'
+    )
     with parsed(content) as (result, rows, bad):
         assert result.path == "records" and result.read == len(rows) + len(bad) == 10
         assert rows == [(2, 1, "x", 2), (8, 5, 'q"r', 6), (10, 9, "multi\nline", 1)]
@@ -77,8 +95,14 @@ def test_rejected_skipped_and_refused_records_keep_line_and_bytes() -> None:
         ]
         delivered = content.split(b"\n")
         assert {line: raw for line, *_, raw in bad} == {
-            3: b"", 4: b'"m\nn",y,3', 6: b"4,z", 7: b"   ", 9: b"7,w,8,9", 12: b"10,caf\xe9,1",
-            13: b'"unterminated,1,2\n8,v,9'}
+            3: b"",
+            4: b'"m\nn",y,3',
+            6: b"4,z",
+            7: b"   ",
+            9: b"7,w,8,9",
+            12: b"10,caf\xe9,1",
+            13: b'"unterminated,1,2\n8,v,9',
+        }
         assert bad[5][3] == delivered[11].decode("utf-8", "replace").replace("\ufffd", "\\xE9")
 
 
@@ -89,7 +113,9 @@ def test_columns_by_header_name_crlf_and_gzip() -> None:
             assert result.read == 4
             assert rows == [(2, 2, 'q"\r\n"r', 1), (5, 4, "6", 3)]
             assert [(line, reason, raw) for line, reason, _, _, raw in bad] == [
-                (4, "blank_line", b",,,"), (6, "wrong_type", b'5" x,6,7,8')]
+                (4, "blank_line", b",,,"),
+                (6, "wrong_type", b'5" x,6,7,8'),
+            ]
 
 
 def test_an_empty_file_and_a_header_alone_hold_no_records() -> None:
@@ -98,9 +124,11 @@ def test_an_empty_file_and_a_header_alone_hold_no_records() -> None:
             assert (result.read, rows, bad) == (0, [], [])
 
 
-cells = st.one_of(st.from_regex(r"[a-z ]{0,4}", fullmatch=True),
-                  st.from_regex(r'"[a-z,"\n]{0,5}"', fullmatch=True).map(lambda s: '"' + s[1:-1].replace('"', '""') + '"'),
-                  st.integers(-99, 99).map(str))
+cells = st.one_of(
+    st.from_regex(r"[a-z ]{0,4}", fullmatch=True),
+    st.from_regex(r'"[a-z,"\n]{0,5}"', fullmatch=True).map(lambda s: '"' + s[1:-1].replace('"', '""') + '"'),
+    st.integers(-99, 99).map(str),
+)
 records = st.lists(cells, min_size=0, max_size=4).map(lambda cs: ",".join(cs).encode())
 
 
@@ -114,4 +142,4 @@ def test_every_record_is_accepted_or_quarantined_once(body: list[bytes]) -> None
         assert len(set(lines)) == len(lines)
         delivered = content.split(b"\n")
         for line, _, _, _, raw in bad:
-            assert raw == b"\n".join(delivered[line - 1:line - 1 + raw.count(b"\n") + 1])
+            assert raw == b"\n".join(delivered[line - 1 : line - 1 + raw.count(b"\n") + 1])

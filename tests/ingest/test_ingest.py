@@ -39,8 +39,14 @@ datasets:
       staff: {type: int}
 """
 
-GOOD = {"order_id": 1, "placed_at": "2026-11-01 10:00:00", "store": "s1", "amount": 9.5,
-        "paid": True, "ship_date": "2026-11-03"}
+GOOD = {
+    "order_id": 1,
+    "placed_at": "2026-11-01 10:00:00",
+    "store": "s1",
+    "amount": 9.5,
+    "paid": True,
+    "ship_date": "2026-11-03",
+}
 
 
 def line(**changes: object) -> bytes:
@@ -50,21 +56,23 @@ def line(**changes: object) -> bytes:
 #: (line bytes, expected reason or None) in file order; line numbers are positions + 1.
 ORDERS: list[tuple[bytes, str | None]] = [
     (line(order_id=1), None),
-    (line(order_id=2, store=None), None),                       # optional null is fine
+    (line(order_id=2, store=None), None),  # optional null is fine
     (b'{"order_id": 3, "placed_at": "2026-11-01 10:00', "invalid_json"),
     (line(order_id=4, amount="lots"), "wrong_type"),
     (line(order_id=5, placed_at="not a time"), "wrong_type"),
-    (json.dumps({k: v for k, v in GOOD.items() if k != "placed_at"} | {"order_id": 6}).encode(),
-     "missing_required"),
-    (line(order_id=None), "missing_required"),                  # explicit null on a required field
+    (
+        json.dumps({k: v for k, v in GOOD.items() if k != "placed_at"} | {"order_id": 6}).encode(),
+        "missing_required",
+    ),
+    (line(order_id=None), "missing_required"),  # explicit null on a required field
     (line(order_id=8, store="caf\xe9").replace(b"caf\\u00e9", b"caf\xe9"), "invalid_utf8"),
     (b"", "blank_line"),
     (b'["not", "an", "object"]', "not_an_object"),
     (line(order_id=11, paid="maybe"), "wrong_type"),
     (line(order_id=12, ship_date="2026-13-45"), "wrong_type"),
-    (line(order_id=1, amount=99.0), None),                      # re-delivered key: dropped
+    (line(order_id=1, amount=99.0), None),  # re-delivered key: dropped
     (line(order_id=14, extra_field="ignored"), None),
-    (line(order_id="15"), None),                                # a numeric string casts
+    (line(order_id="15"), None),  # a numeric string casts
 ]
 
 
@@ -96,8 +104,10 @@ def test_every_malformed_kind_is_quarantined_with_line_and_reason(tmp_path: Path
         reasons[reason] = reasons.get(reason, 0) + 1
     assert result.by_reason == reasons
 
-    rows = lake.query("SELECT line, reason, detail, raw_text, raw_bytes, source_file "
-                      "FROM processed.orders_quarantine ORDER BY line").to_pylist()
+    rows = lake.query(
+        "SELECT line, reason, detail, raw_text, raw_bytes, source_file "
+        "FROM processed.orders_quarantine ORDER BY line"
+    ).to_pylist()
     assert {r["line"]: r["reason"] for r in rows} == expected
     for row in rows:
         raw, _ = ORDERS[row["line"] - 1]
@@ -153,9 +163,14 @@ def test_csv_records_reconcile_with_reasons(tmp_path: Path) -> None:
     lake.land("pos/stores", [stores], DAY1)
     result = lake.ingest("pos/stores", DAY1)
     assert (result.read, result.accepted, result.quarantined) == (8, 3, 5)
-    rows = lake.query("SELECT line, reason, raw_bytes FROM processed.stores_quarantine ORDER BY line").to_pylist()
+    rows = lake.query(
+        "SELECT line, reason, raw_bytes FROM processed.stores_quarantine ORDER BY line"
+    ).to_pylist()
     assert [(r["line"], r["reason"]) for r in rows] == [
-        (4, "wrong_type"), (5, "wrong_column_count"), (6, "missing_required"), (7, "invalid_utf8"),
+        (4, "wrong_type"),
+        (5, "wrong_column_count"),
+        (6, "missing_required"),
+        (7, "invalid_utf8"),
         (10, "wrong_type"),
     ]
     delivered = stores.read_bytes().split(b"\n")
@@ -165,7 +180,8 @@ def test_csv_records_reconcile_with_reasons(tmp_path: Path) -> None:
 
 
 def test_a_batch_over_the_quarantine_limit_fails_and_publishes_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LAKEPLANE__INGEST__MAX_QUARANTINE_RATE", "0.5")
     lake = make_lake(tmp_path)
     bad = tmp_path / "bad.ndjson"
@@ -187,8 +203,9 @@ def test_rerunning_a_day_gives_the_same_processed_table(demo_lake: Lake, drops: 
     again = demo_lake.ingest("partner/impressions", DAY1, force=True)
     assert demo_lake.query("SELECT * FROM processed.impressions ORDER BY event_id").to_pylist() == rows
     assert (first.read, first.accepted, first.quarantined) == (again.read, again.accepted, again.quarantined)
-    counts = demo_lake.query("SELECT count(*) AS n, count(DISTINCT event_id) AS d "
-                             "FROM processed.impressions").to_pylist()[0]
+    counts = demo_lake.query(
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM processed.impressions"
+    ).to_pylist()[0]
     assert counts["n"] == counts["d"] == first.rows_written
     quarantine = demo_lake.query("SELECT count(*) AS n FROM processed.impressions_quarantine")
     assert quarantine.to_pylist() == [{"n": first.quarantined}]
@@ -207,7 +224,9 @@ def test_a_wrong_value_in_a_parseable_batch_keeps_the_fast_path(tmp_path: Path) 
     assert (result.read, result.accepted, result.quarantined) == (199, 197, 2)
     rows = lake.query("SELECT line, reason, raw_bytes FROM processed.orders_quarantine ORDER BY line")
     assert [(r["line"], r["reason"], r["raw_bytes"]) for r in rows.to_pylist()] == [
-        (21, "wrong_type", lines[20]), (151, "wrong_type", lines[150])]
+        (21, "wrong_type", lines[20]),
+        (151, "wrong_type", lines[150]),
+    ]
     ids = lake.query("SELECT order_id FROM processed.orders ORDER BY order_id").column("order_id").to_pylist()
     assert ids == [n for n in range(1, 200) if n not in (21, 151)]
 
@@ -230,6 +249,7 @@ def test_bookmarks_skip_published_batches_and_notice_new_ones(tmp_path: Path) ->
     third = lake.ingest("pos/orders", DAY1)
     assert third.skipped is None and third.rows_written == 2
     assert set(bookmarks(lake.catalog.load("shop.processed.orders"))["2026-11-01"].batches) == {
-        b.batch_id for b in lake.raw.batches("pos/orders", DAY1)}
+        b.batch_id for b in lake.raw.batches("pos/orders", DAY1)
+    }
     reset(lake.catalog.load("shop.processed.orders"))
     assert lake.ingest("pos/orders", DAY1).skipped is None, "after a reset the day runs again"

@@ -16,40 +16,48 @@ from lakeplane.ingest.parse import ACCEPTED, QUARANTINE, accepted_view, create_s
 from lakeplane.storage import open_storage
 from lakeplane.storage.raw import RawBatch
 
-DATASET = DatasetConfig(format="ndjson", table="t.processed.x", fields={
-    "id": FieldSpec(type="long", required=True),
-    "name": FieldSpec(type="string"),
-    "score": FieldSpec(type="double"),
-    "at": FieldSpec(type="timestamp"),
-    "ok": FieldSpec(type="boolean"),
-})
+DATASET = DatasetConfig(
+    format="ndjson",
+    table="t.processed.x",
+    fields={
+        "id": FieldSpec(type="long", required=True),
+        "name": FieldSpec(type="string"),
+        "score": FieldSpec(type="double"),
+        "at": FieldSpec(type="timestamp"),
+        "ok": FieldSpec(type="boolean"),
+    },
+)
 TIMES = ["2026-11-01 10:00:00", "2026-11-01T10:00:00", "2026-11-01 10:00:00.123456", "2026-11-01"]
 
-good = st.fixed_dictionaries({
-    "id": st.integers(-(2**62), 2**62),
-    "name": st.one_of(st.none(), st.text(max_size=12)),
-    "score": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=32)),
-    "at": st.one_of(st.none(), st.sampled_from(TIMES)),
-    "ok": st.one_of(st.none(), st.booleans()),
-}).map(lambda r: (json.dumps(r).encode(), None, r))
+good = st.fixed_dictionaries(
+    {
+        "id": st.integers(-(2**62), 2**62),
+        "name": st.one_of(st.none(), st.text(max_size=12)),
+        "score": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=32)),
+        "at": st.one_of(st.none(), st.sampled_from(TIMES)),
+        "ok": st.one_of(st.none(), st.booleans()),
+    }
+).map(lambda r: (json.dumps(r).encode(), None, r))
 
-bad = st.sampled_from([
-    (b'{"id": 1, "name": "x"', "invalid_json"),
-    (b'{"name": "no id"}', "missing_required"),
-    (b'{"id": null}', "missing_required"),
-    (b'{"id": "seven"}', "wrong_type"),
-    (b'{"id": 1, "score": "high"}', "wrong_type"),
-    (b'{"id": 1.5}', "wrong_type"),
-    (b'{"id": true}', "wrong_type"),
-    (b'{"id": "0x10"}', "wrong_type"),
-    (b'{"id": 1, "score": false}', "wrong_type"),
-    (b'{"id": 1, "at": "yesterday"}', "wrong_type"),
-    (b'{"id": 1, "at": 1700000000}', "wrong_type"),
-    (b'{"id": 1, "ok": "perhaps"}', "wrong_type"),
-    (b"", "blank_line"),
-    (b"42", "not_an_object"),
-    (b'{"id": 2, "name": "\xff"}', "invalid_utf8"),
-]).map(lambda pair: (pair[0], pair[1], None))
+bad = st.sampled_from(
+    [
+        (b'{"id": 1, "name": "x"', "invalid_json"),
+        (b'{"name": "no id"}', "missing_required"),
+        (b'{"id": null}', "missing_required"),
+        (b'{"id": "seven"}', "wrong_type"),
+        (b'{"id": 1, "score": "high"}', "wrong_type"),
+        (b'{"id": 1.5}', "wrong_type"),
+        (b'{"id": true}', "wrong_type"),
+        (b'{"id": "0x10"}', "wrong_type"),
+        (b'{"id": 1, "score": false}', "wrong_type"),
+        (b'{"id": 1, "at": "yesterday"}', "wrong_type"),
+        (b'{"id": 1, "at": 1700000000}', "wrong_type"),
+        (b'{"id": 1, "ok": "perhaps"}', "wrong_type"),
+        (b"", "blank_line"),
+        (b"42", "not_an_object"),
+        (b'{"id": 2, "name": "\xff"}', "invalid_utf8"),
+    ]
+).map(lambda pair: (pair[0], pair[1], None))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -59,17 +67,33 @@ def test_every_line_is_accepted_or_quarantined_exactly_once(lines: list) -> None
         path = Path(tmp) / "batch.ndjson"
         path.write_bytes(b"\n".join(raw for raw, _, _ in lines) + b"\n")
         storage = open_storage(StorageConfig(root=tmp), Path(tmp))
-        batch = RawBatch("s/d", "2026-11-01", "x", "0" * 64, path.stat().st_size, len(lines), "ndjson",
-                         None, "batch.ndjson", "now")
+        batch = RawBatch(
+            "s/d",
+            "2026-11-01",
+            "x",
+            "0" * 64,
+            path.stat().st_size,
+            len(lines),
+            "ndjson",
+            None,
+            "batch.ndjson",
+            "now",
+        )
         with DuckDBSession(storage, JobSpec("prop", "256MB", 1, Path(tmp) / "spill")) as session:
             create_staging(session)
             parsed = parse_batch(session, DATASET, batch, 0, str(path))
             accepted_view(session, DATASET, [parsed])
             read = parsed.read
-            accepted = {line: (i, n, a, k) for i, n, a, k, line in
-                        session.execute(f'SELECT id, name, CAST("at" AS VARCHAR), ok, _line FROM {ACCEPTED}')}
-            casts = {t: session.execute(f"SELECT CAST(TRY_CAST('{t}' AS TIMESTAMP) AS VARCHAR)")[0][0]
-                     for t in TIMES}
+            accepted = {
+                line: (i, n, a, k)
+                for i, n, a, k, line in session.execute(
+                    f'SELECT id, name, CAST("at" AS VARCHAR), ok, _line FROM {ACCEPTED}'
+                )
+            }
+            casts = {
+                t: session.execute(f"SELECT CAST(TRY_CAST('{t}' AS TIMESTAMP) AS VARCHAR)")[0][0]
+                for t in TIMES
+            }
             quarantined = dict(session.execute(f"SELECT line, reason FROM {QUARANTINE}"))
     assert read == len(lines) == len(accepted) + len(quarantined)
     assert set(accepted).isdisjoint(quarantined)

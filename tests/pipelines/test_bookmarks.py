@@ -51,14 +51,18 @@ def lake(tmp_path: Path) -> Lake:
     (root / "lakeplane.yaml").write_text(CONFIG)
     (root / "models" / "curated" / "order_totals.sql").write_text(MODEL)
     (root / "pipelines" / "p.yaml").write_text(PIPELINE)
-    (root / "rules.dqdl").write_text("Rules = [ RowCount >= 1, ColumnValues \"orders\" > 0 ]\n")
+    (root / "rules.dqdl").write_text('Rules = [ RowCount >= 1, ColumnValues "orders" > 0 ]\n')
     return open_lake(root)
 
 
 def land(lake: Lake, day: dt.date, name: str, *order_ids: int) -> None:
     drop = lake.project_dir.parent / name
-    drop.write_text("".join(json.dumps({"order_id": n, "placed_at": f"{day} 10:00:00", "amount": 1.5}) + "\n"
-                            for n in order_ids))
+    drop.write_text(
+        "".join(
+            json.dumps({"order_id": n, "placed_at": f"{day} 10:00:00", "amount": 1.5}) + "\n"
+            for n in order_ids
+        )
+    )
     lake.land("pos/orders", [drop], day)
 
 
@@ -86,25 +90,33 @@ def test_rewind_to_a_run_forgets_later_bookmarks_and_those_days_run_again(lake: 
     shown = lake.bookmarks("orders")
     assert shown.target.table == "shop.processed.orders" and shown.target.kind == "ingest"
     assert [(b.ds, b.snapshot_id, len(b.batches)) for b in shown.bookmarks] == [
-        ("2026-11-01", written(third, "orders"), 2), ("2026-11-02", written(second, "orders"), 1)]
+        ("2026-11-01", written(third, "orders"), 2),
+        ("2026-11-02", written(second, "orders"), 1),
+    ]
     totals = lake.bookmarks("totals")
     assert totals.target.table == "shop.curated.order_totals"
     assert [(b.ds, b.kind, b.model) for b in totals.bookmarks] == [
-        ("2026-11-01", "model", "shop.curated.order_totals"), ("2026-11-02", "model", "shop.curated.order_totals")]
+        ("2026-11-01", "model", "shop.curated.order_totals"),
+        ("2026-11-02", "model", "shop.curated.order_totals"),
+    ]
 
     rewound = lake.rewind_bookmarks("orders", first.run_id)
     assert [(c.ds, c.before, c.after) for c in rewound.changes] == [
         ("2026-11-01", written(third, "orders"), written(first, "orders")),
-        ("2026-11-02", written(second, "orders"), None)]
+        ("2026-11-02", written(second, "orders"), None),
+    ]
     assert [(b.ds, len(b.batches)) for b in rewound.bookmarks] == [("2026-11-01", 1)]
     assert lake.bookmarks("totals").bookmarks == totals.bookmarks, "another step's bookmarks stay"
 
     again2 = run(lake, DAY2)
-    assert written(again2, "orders") not in (written(second, "orders"), written(third, "orders")), \
+    assert written(again2, "orders") not in (written(second, "orders"), written(third, "orders")), (
         "day 2 was processed again"
+    )
     again1 = run(lake, DAY1)
-    assert written(again1, "orders") != written(first, "orders"), "day 1 got its first bookmark back, " \
+    assert written(again1, "orders") != written(first, "orders"), (
+        "day 1 got its first bookmark back, "
         "which lacks the late batch: it runs again rather than skipping that batch"
+    )
     unchanged = run(lake, DAY1)
     assert written(unchanged, "orders") == written(again1, "orders"), "nothing new: skipped"
     ids = lake.query("SELECT order_id FROM processed.orders ORDER BY order_id").column("order_id").to_pylist()
@@ -124,8 +136,11 @@ def test_reset_forgets_every_day_and_a_table_can_be_named_directly(lake: Lake) -
 
 
 def test_unknown_steps_runs_and_step_kinds_are_clear_errors(lake: Lake) -> None:
-    with pytest.raises(BookmarkError, match=r"no step 'ordrs'; did you mean 'orders'\? \(pipeline 'p' has "
-                                             r"steps orders, totals, check"):
+    with pytest.raises(
+        BookmarkError,
+        match=r"no step 'ordrs'; did you mean 'orders'\? \(pipeline 'p' has "
+        r"steps orders, totals, check",
+    ):
         lake.bookmarks("ordrs")
     with pytest.raises(BookmarkError, match="step 'check' of pipeline 'p' is a quality step"):
         lake.bookmarks("check")
@@ -155,7 +170,10 @@ def test_cli_shows_resets_and_rewinds_with_one_line_errors(lake: Lake) -> None:
     assert code == 0, out
     shown = json.loads(out)
     assert (shown["table"], shown["step"], shown["pipeline"]) == ("shop.processed.orders", "orders", "p")
-    assert [(b["ds"], b["kind"]) for b in shown["bookmarks"]] == [("2026-11-01", "ingest"), ("2026-11-02", "ingest")]
+    assert [(b["ds"], b["kind"]) for b in shown["bookmarks"]] == [
+        ("2026-11-01", "ingest"),
+        ("2026-11-02", "ingest"),
+    ]
 
     code, out = invoke("bookmark", "show", "totals")
     assert code == 0 and "shop.curated.order_totals" in out and "model" in out, out
@@ -166,9 +184,11 @@ def test_cli_shows_resets_and_rewinds_with_one_line_errors(lake: Lake) -> None:
     code, out = invoke("bookmark", "reset", "orders")
     assert code == 0 and "2026-11-01" in out and "forgotten" in out, out
 
-    for args, message in [(("show", "ordrs"), "error: no step 'ordrs'; did you mean 'orders'?"),
-                          (("rewind", "orders", "--to", "nope"), "error: no run 'nope'"),
-                          (("show", "check"), "error: step 'check' of pipeline 'p' is a quality step")]:
+    for args, message in [
+        (("show", "ordrs"), "error: no step 'ordrs'; did you mean 'orders'?"),
+        (("rewind", "orders", "--to", "nope"), "error: no run 'nope'"),
+        (("show", "check"), "error: step 'check' of pipeline 'p' is a quality step"),
+    ]:
         code, out = invoke("bookmark", *args)
         assert code == 1 and out.startswith(message) and "Traceback" not in out, out
     code, out = invoke("bookmark", "rewind", "orders")
@@ -180,7 +200,9 @@ def test_cli_shows_resets_and_rewinds_with_one_line_errors(lake: Lake) -> None:
 
 @pytest.fixture
 def table(tmp_path: Path) -> Table:
-    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/catalog.db", warehouse=f"file://{tmp_path}/warehouse")
+    catalog = SqlCatalog(
+        "t", uri=f"sqlite:///{tmp_path}/catalog.db", warehouse=f"file://{tmp_path}/warehouse"
+    )
     catalog.create_namespace("d")
     return catalog.create_table("d.t", pa.schema([pa.field("n", pa.int64())]))
 
@@ -188,16 +210,22 @@ def table(tmp_path: Path) -> Table:
 def commit(table: Table, **summary: str) -> int:
     """Append a row with ``summary`` in the snapshot summary; returns the snapshot id."""
     time.sleep(0.005)  # distinct commit times, as separate runs have
-    table.append(pa.table({"n": pa.array([1], pa.int64())}),
-                 snapshot_properties={f"lakeplane.{k}": v for k, v in summary.items()})
+    table.append(
+        pa.table({"n": pa.array([1], pa.int64())}),
+        snapshot_properties={f"lakeplane.{k}": v for k, v in summary.items()},
+    )
     snapshot = table.current_snapshot()
     assert snapshot is not None
     return snapshot.snapshot_id
 
 
 def test_model_bookmarks_show_their_inputs(table: Table) -> None:
-    first = commit(table, model="d.curated.t", ds="2026-11-01",
-                   inputs=json.dumps({"d.processed.a": 11, "d.processed.b": 22}))
+    first = commit(
+        table,
+        model="d.curated.t",
+        ds="2026-11-01",
+        inputs=json.dumps({"d.processed.a": 11, "d.processed.b": 22}),
+    )
     second = commit(table, model="d.curated.t", ds="2026-11-02")  # inputs not recorded
     commit(table, model="d.curated.t", ds="2026-11-03", inputs="not json")
     commit(table, ds="2026-11-04")  # neither batches nor a model: no bookmark
@@ -229,8 +257,9 @@ def test_forgotten_spans_compose_and_later_commits_count(table: Table) -> None:
     assert reset(table) == three and bookmarks(table) == {}
     four = commit(table, ds="2026-11-02", batches="b")
     assert {ds: b.snapshot_id for ds, b in bookmarks(table).items()} == {"2026-11-02": four}
-    assert [(s.through, s.after) for s in forgotten_spans(table)] == [(three, None)], \
+    assert [(s.through, s.after) for s in forgotten_spans(table)] == [(three, None)], (
         "the reset covers the rewinds before it"
+    )
     rewind(table, 0)  # before the first commit: everything goes
     assert bookmarks(table) == {}
     assert [(s.through, s.after) for s in forgotten_spans(table)] == [(four, None)]

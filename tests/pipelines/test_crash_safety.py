@@ -33,8 +33,11 @@ def prepared(root: Path, drop: DayDrop) -> Lake:
 def tables(lake: Lake) -> dict[str, list[tuple[object, ...]]]:
     found = {}
     for ref in lake.tables():
-        rows = lake.query(f"SELECT * EXCLUDE (quarantined_at, source_file) FROM {ref}" if ref.name.endswith(
-            "_quarantine") else f"SELECT * FROM {ref}").to_pylist()
+        rows = lake.query(
+            f"SELECT * EXCLUDE (quarantined_at, source_file) FROM {ref}"
+            if ref.name.endswith("_quarantine")
+            else f"SELECT * FROM {ref}"
+        ).to_pylist()
         found[str(ref)] = sorted((tuple(r.values()) for r in rows), key=repr)
     return found
 
@@ -48,17 +51,31 @@ def step_processes(project: Path) -> list[str]:
 def test_sigkill_at_any_moment_then_redrive(tmp_path: Path, drops: dict[dt.date, DayDrop]) -> None:
     reference = prepared(tmp_path / "reference", drops[DAY1])
     done = reference.run_pipeline("nightly", DAY1)
-    assert done.state == "succeeded", [(a.step, a.error) for a in reference.run_record(done.run_id).attempts
-                                       if a.error]
+    assert done.state == "succeeded", [
+        (a.step, a.error) for a in reference.run_record(done.run_id).attempts if a.error
+    ]
     expected = tables(reference)
     assert "adtech.curated.campaign_totals" in expected and "telco.curated.cell_daily" in expected
 
     for point in KILL_POINTS:
         lake = prepared(tmp_path / f"killed-{point}", drops[DAY1])
         runner = subprocess.Popen(
-            [sys.executable, "-m", "lakeplane.cli.main", "--lake", str(lake.project_dir), "--output", "json",
-             "run", "nightly", "--ds", DAY1.isoformat()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "lakeplane.cli.main",
+                "--lake",
+                str(lake.project_dir),
+                "--output",
+                "json",
+                "run",
+                "nightly",
+                "--ds",
+                DAY1.isoformat(),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(point)
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait()
@@ -67,5 +84,8 @@ def test_sigkill_at_any_moment_then_redrive(tmp_path: Path, drops: dict[dt.date,
         lake = open_lake(lake.project_dir)
         runs = lake.runs("nightly")
         final = lake.redrive(runs[0].run_id) if runs else lake.run_pipeline("nightly", DAY1)
-        assert final.state == "succeeded", (point, [(a.step, a.error) for a in lake.run_record(final.run_id).attempts if a.error])
+        assert final.state == "succeeded", (
+            point,
+            [(a.step, a.error) for a in lake.run_record(final.run_id).attempts if a.error],
+        )
         assert tables(lake) == expected, f"tables differ after a kill at {point} s"

@@ -57,13 +57,40 @@ def test_a_passing_gate_publishes_and_a_failing_one_leaves_main_untouched(lake: 
 
 def test_dq_check_lists_every_rule_in_order(lake: Lake) -> None:
     lake.run_model(lake.model("curated.labels"), DAY1)
-    result = CliRunner().invoke(cli, ["--lake", str(lake.project_dir), "--output", "json", "dq", "check",
-                                      "curated.labels", str(lake.project_dir / "rules.dqdl")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--lake",
+            str(lake.project_dir),
+            "--output",
+            "json",
+            "dq",
+            "check",
+            "curated.labels",
+            str(lake.project_dir / "rules.dqdl"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     outcomes = json.loads(result.output)
-    assert [o["rule"] for o in outcomes] == ["RowCount = 3", 'IsComplete "label"', 'ColumnValues "n" between 0 and 4']
+    assert [o["rule"] for o in outcomes] == [
+        "RowCount = 3",
+        'IsComplete "label"',
+        'ColumnValues "n" between 0 and 4',
+    ]
     assert [o["passed"] for o in outcomes] == [True, True, True] and outcomes[0]["observed"] == 3
     (lake.project_dir / "bad.dqdl").write_text("Rules = [\n    RowCont > 1\n]\n")
-    result = CliRunner().invoke(cli, ["--lake", str(lake.project_dir), "dq", "check", "curated.labels",
-                                      str(lake.project_dir / "bad.dqdl")])
-    assert result.exit_code == 1 and ":2:5: unknown rule type 'RowCont'; did you mean 'RowCount'" in result.output
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--lake",
+            str(lake.project_dir),
+            "dq",
+            "check",
+            "curated.labels",
+            str(lake.project_dir / "bad.dqdl"),
+        ],
+    )
+    assert (
+        result.exit_code == 1
+        and ":2:5: unknown rule type 'RowCont'; did you mean 'RowCount'" in result.output
+    )

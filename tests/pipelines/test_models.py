@@ -28,8 +28,10 @@ def test_nightly_run_twice_gives_identical_tables(demo_lake: Lake, drops: dict, 
     demo_lake.run(DAY2)
     after = {t: sorted_rows(demo_lake, t) for t in before}
     assert after == before
-    stats = demo_lake.query("SELECT ds, count(*) AS n, count(DISTINCT (campaign_id, country, device)) "
-                            "AS keys FROM curated.daily_campaign_stats GROUP BY ds ORDER BY ds").to_pylist()
+    stats = demo_lake.query(
+        "SELECT ds, count(*) AS n, count(DISTINCT (campaign_id, country, device)) "
+        "AS keys FROM curated.daily_campaign_stats GROUP BY ds ORDER BY ds"
+    ).to_pylist()
     assert [str(r["ds"]) for r in stats] == ["2026-11-01", "2026-11-02"]
     assert all(r["n"] == r["keys"] for r in stats), "no duplicated rollup rows"
 
@@ -39,14 +41,18 @@ def test_curated_rollup_matches_processed_rows(demo_lake: Lake, drops: dict, eng
     land_drop(demo_lake, drops[DAY1])
     summary = demo_lake.run(DAY1)
     impressions = summary.ingests[0]
-    totals = demo_lake.query("SELECT sum(impressions) AS imps, sum(clicks) AS clicks "
-                             "FROM curated.daily_campaign_stats").to_pylist()[0]
+    totals = demo_lake.query(
+        "SELECT sum(impressions) AS imps, sum(clicks) AS clicks FROM curated.daily_campaign_stats"
+    ).to_pylist()[0]
     assert totals["imps"] == impressions.rows_written
-    clicks = demo_lake.query("SELECT count(*) AS n FROM processed.clicks c JOIN processed.impressions i "
-                             "ON i.event_id = c.impression_id").to_pylist()[0]["n"]
+    clicks = demo_lake.query(
+        "SELECT count(*) AS n FROM processed.clicks c JOIN processed.impressions i "
+        "ON i.event_id = c.impression_id"
+    ).to_pylist()[0]["n"]
     assert totals["clicks"] == clicks
-    names = demo_lake.query("SELECT count(*) AS n FROM curated.daily_campaign_stats "
-                            "WHERE campaign_name IS NULL").to_pylist()[0]["n"]
+    names = demo_lake.query(
+        "SELECT count(*) AS n FROM curated.daily_campaign_stats WHERE campaign_name IS NULL"
+    ).to_pylist()[0]["n"]
     assert names == 0, "every campaign is enriched from the CRM extract"
 
 
@@ -59,8 +65,10 @@ def test_merge_replaces_matching_keys_and_keeps_the_rest(demo_lake: Lake, drops:
     demo_lake.run(DAY2)
     both = {r["campaign_id"]: r for r in demo_lake.query("SELECT * FROM curated.campaign_totals").to_pylist()}
     assert set(day1) <= set(both)
-    expected = demo_lake.query("SELECT campaign_id, sum(impressions) AS imps, count(DISTINCT ds) AS days "
-                               "FROM curated.daily_campaign_stats GROUP BY 1").to_pylist()
+    expected = demo_lake.query(
+        "SELECT campaign_id, sum(impressions) AS imps, count(DISTINCT ds) AS days "
+        "FROM curated.daily_campaign_stats GROUP BY 1"
+    ).to_pylist()
     for row in expected:
         assert both[row["campaign_id"]]["impressions"] == row["imps"]
         assert both[row["campaign_id"]]["active_days"] == row["days"]
@@ -79,13 +87,21 @@ def test_append_adds_and_overwrite_partitions_replaces(tmp_path: Path, engine: s
     project.mkdir()
     (project / "lakeplane.yaml").write_text("name: t\n")
     lake = on_engine(project, engine)
-    write_model(project, "processed", "numbers",
-                "-- materialized: append\nSELECT n, :ds AS ds FROM (VALUES (0), (1), (2)) AS t(n)\n")
+    write_model(
+        project,
+        "processed",
+        "numbers",
+        "-- materialized: append\nSELECT n, :ds AS ds FROM (VALUES (0), (1), (2)) AS t(n)\n",
+    )
     lake.run(DAY1)
     lake.run(DAY1)
     assert lake.query("SELECT count(*) AS c FROM processed.numbers").to_pylist() == [{"c": 6}]
-    write_model(project, "curated", "by_day",
-                "-- partition_by: [ds]\nSELECT ds, count(*) AS c FROM processed.numbers GROUP BY ds\n")
+    write_model(
+        project,
+        "curated",
+        "by_day",
+        "-- partition_by: [ds]\nSELECT ds, count(*) AS c FROM processed.numbers GROUP BY ds\n",
+    )
     lake.run(DAY2)
     lake.run(DAY2)
     rows = lake.query("SELECT ds, c FROM curated.by_day ORDER BY ds").to_pylist()
@@ -122,21 +138,27 @@ def test_unknown_table_and_missing_parameter_are_clear(demo_lake: Lake) -> None:
         demo_lake.query("SELECT * FROM processed.nope")
     with pytest.raises(QueryError, match="parameter ':ds' has no value"):
         demo_lake.query("SELECT n, :ds AS d FROM (VALUES (1)) AS t(n)")
-    assert demo_lake.query("SELECT n, :ds AS d FROM (VALUES (1)) AS t(n)",
-                           {"ds": dt.date(2026, 1, 2)}).to_pylist() == [{"n": 1, "d": dt.date(2026, 1, 2)}]
+    assert demo_lake.query(
+        "SELECT n, :ds AS d FROM (VALUES (1)) AS t(n)", {"ds": dt.date(2026, 1, 2)}
+    ).to_pylist() == [{"n": 1, "d": dt.date(2026, 1, 2)}]
 
 
 def test_partitioned_merge_moves_a_key_between_partitions(tmp_path: Path, engine: str) -> None:
     project = tmp_path / "p"
     project.mkdir()
     (project / "lakeplane.yaml").write_text("name: t\n")
-    write_model(project, "curated", "latest", """-- materialized: merge
+    write_model(
+        project,
+        "curated",
+        "latest",
+        """-- materialized: merge
 -- unique_key: [k]
 -- partition_by: [p]
 SELECT k, CASE WHEN k = 'a' AND :ds > DATE '2026-11-01' THEN 'moved' ELSE 'start' END AS p, :ds AS seen
 FROM (VALUES ('a'), ('b')) AS t(k)
 WHERE k = 'a' OR :ds = DATE '2026-11-01'
-""")
+""",
+    )
     lake = on_engine(project, engine)
     lake.run(DAY1)
     lake.run(DAY2)
@@ -148,10 +170,18 @@ def test_a_model_skips_a_day_whose_inputs_and_sql_are_unchanged(tmp_path: Path) 
     project = tmp_path / "p"
     project.mkdir()
     (project / "lakeplane.yaml").write_text("name: t\n")
-    write_model(project, "processed", "numbers",
-                "-- partition_by: [ds]\nSELECT n, :ds AS ds FROM (VALUES (0), (1), (2)) AS t(n)\n")
-    path = write_model(project, "curated", "total", "-- partition_by: [ds]\n"
-                       "SELECT ds, sum(n) AS s FROM processed.numbers WHERE ds = :ds GROUP BY ds\n")
+    write_model(
+        project,
+        "processed",
+        "numbers",
+        "-- partition_by: [ds]\nSELECT n, :ds AS ds FROM (VALUES (0), (1), (2)) AS t(n)\n",
+    )
+    path = write_model(
+        project,
+        "curated",
+        "total",
+        "-- partition_by: [ds]\nSELECT ds, sum(n) AS s FROM processed.numbers WHERE ds = :ds GROUP BY ds\n",
+    )
     lake = open_lake(project)
     first = lake.run(DAY1).models
     assert [m.skipped for m in first] == [None, None], "a model with no input table always runs"

@@ -107,10 +107,16 @@ def land(lake: Lake, dataset: str, day: dt.date, rows: list[dict[str, object]]) 
     lake.land(dataset, [drop], day)
 
 
-def order(order_id: int, customer_id: int, country: str | None, amount: float | None,
-          day: dt.date) -> dict[str, object]:
-    return {"order_id": order_id, "customer_id": customer_id, "country": country, "amount": amount,
-            "placed_at": f"{day} 09:30:00"}
+def order(
+    order_id: int, customer_id: int, country: str | None, amount: float | None, day: dt.date
+) -> dict[str, object]:
+    return {
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "country": country,
+        "amount": amount,
+        "placed_at": f"{day} 09:30:00",
+    }
 
 
 def attempt(record: RunRecord, step: str) -> dict[str, object]:
@@ -120,8 +126,17 @@ def attempt(record: RunRecord, step: str) -> dict[str, object]:
 
 def test_documented_rulesets_run_as_a_quality_step_and_a_model_gate(shop: Lake) -> None:
     land(shop, "crm/customers", DAY1, [{"customer_id": n, "name": f"Customer {n}"} for n in (1, 2, 3)])
-    land(shop, "pos/orders", DAY1, [order(1, 1, "US", 20.0, DAY1), order(2, 2, "UK", 150.0, DAY1),
-                                    order(3, 3, " ", None, DAY1), order(4, 1, "CA", 35.5, DAY1)])
+    land(
+        shop,
+        "pos/orders",
+        DAY1,
+        [
+            order(1, 1, "US", 20.0, DAY1),
+            order(2, 2, "UK", 150.0, DAY1),
+            order(3, 3, " ", None, DAY1),
+            order(4, 1, "CA", 35.5, DAY1),
+        ],
+    )
     first = shop.run_record(shop.run_pipeline("shop", DAY1).run_id)
     assert first.state == "succeeded", [a.error for a in first.attempts if a.error]
     checked = attempt(first, "check_orders")["quality"]
@@ -136,16 +151,22 @@ def test_documented_rulesets_run_as_a_quality_step_and_a_model_gate(shop: Lake) 
 
     # Day 2: an order of a customer the CRM does not know. The processed table's own rules still pass;
     # the curated model's gate stops the day before consumers see it.
-    land(shop, "pos/orders", DAY2, [order(5, 2, "US", 12.0, DAY2), order(6, 99, "US", 40.0, DAY2),
-                                    order(7, 3, "UK", 180.0, DAY2)])
+    land(
+        shop,
+        "pos/orders",
+        DAY2,
+        [order(5, 2, "US", 12.0, DAY2), order(6, 99, "US", 40.0, DAY2), order(7, 3, "UK", 180.0, DAY2)],
+    )
     second = shop.run_record(shop.run_pipeline("shop", DAY2).run_id)
     assert second.state == "failed"
     assert attempt(second, "check_orders")["state"] == "succeeded"
     gate = attempt(second, "order_facts")
     assert gate["state"] == "failed" and "QualityGateFailed" in str(gate["error"])
     failing = {r["rule"]: r for r in gate["details"]["rules"]}  # type: ignore[index]
-    assert set(failing) == {'(IsComplete "customer") and (ColumnLength "customer" between 0 and 41)',
-                            'ReferentialIntegrity "customer_id" "customers.customer_id" = 1.0'}
+    assert set(failing) == {
+        '(IsComplete "customer") and (ColumnLength "customer" between 0 and 41)',
+        'ReferentialIntegrity "customer_id" "customers.customer_id" = 1.0',
+    }
     integrity = failing['ReferentialIntegrity "customer_id" "customers.customer_id" = 1.0']
     assert integrity["failing_rows"] == 1 and integrity["observed"] == pytest.approx(2 / 3)
     assert [s["order_id"] for s in integrity["failing_sample"]] == [6]
@@ -166,20 +187,25 @@ def test_the_demo_telco_gate_passes_generated_days_and_stops_a_broken_one(tmp_pa
         lake.ingest("telco/cdr", day)
         done = lake.run_model(model, day, quality=step.quality)
         assert len(done.quality) == 12 and all(o["passed"] for o in done.quality), [
-            o["message"] for o in done.quality if not o["passed"]]
+            o["message"] for o in done.quality if not o["passed"]
+        ]
     published = head_id(lake.catalog.load("telco.curated.cell_daily"))
 
     broken_day = DAY2 + dt.timedelta(days=1)
     drop = telco.generate_day(tmp_path / "broken", broken_day, 3000)["telco/cdr"][0]
     lines = drop.read_text().splitlines()
-    lines[::50] = [line.replace('"region":"EU"', '"region":"APAC"').replace('"region":"US"', '"region":"APAC"')
-                   for line in lines[::50]]
+    lines[::50] = [
+        line.replace('"region":"EU"', '"region":"APAC"').replace('"region":"US"', '"region":"APAC"')
+        for line in lines[::50]
+    ]
     drop.write_text("\n".join(lines) + "\n")
     lake.land("telco/cdr", [drop], broken_day)
     lake.ingest("telco/cdr", broken_day)
     with pytest.raises(QualityGateFailed) as caught:
         lake.run_model(model, broken_day, quality=step.quality)
-    assert [r["rule"] for r in caught.value.rules] == ['ColumnValues "region" in ["EU", "US"]',
-                                                      'DistinctValuesCount "region" <= 2']
+    assert [r["rule"] for r in caught.value.rules] == [
+        'ColumnValues "region" in ["EU", "US"]',
+        'DistinctValuesCount "region" <= 2',
+    ]
     assert all(row["region"] == "APAC" for row in caught.value.rules[0]["failing_sample"])
     assert head_id(lake.catalog.load("telco.curated.cell_daily")) == published

@@ -32,28 +32,36 @@ def states(run) -> list[tuple[str, int, str]]:
 
 
 def test_transient_errors_are_retried_with_backoff(tmp_path: Path) -> None:
-    lake = project(tmp_path, """
+    lake = project(
+        tmp_path,
+        """
 steps:
   flaky:
     python: tests.pipelines.steps:flaky
     retries: {attempts: 3, interval_s: 0.4, backoff_rate: 2, jitter: false}
-""")
+""",
+    )
     run = lake.run_record(lake.run_pipeline("p", DAY).run_id)
     assert run.state == "succeeded"
     assert states(run) == [("flaky", 1, "failed"), ("flaky", 2, "failed"), ("flaky", 3, "succeeded")]
     assert all(a.retryable for a in run.attempts[:2]) and "timed out" in (run.attempts[0].error or "")
-    gaps = [dt.datetime.fromisoformat(b.started_at) - dt.datetime.fromisoformat(a.ended_at or "")
-            for a, b in zip(run.attempts, run.attempts[1:], strict=False)]
+    gaps = [
+        dt.datetime.fromisoformat(b.started_at) - dt.datetime.fromisoformat(a.ended_at or "")
+        for a, b in zip(run.attempts, run.attempts[1:], strict=False)
+    ]
     assert gaps[0].total_seconds() >= 0.4 and gaps[1].total_seconds() >= 0.8, gaps
 
 
 def test_errors_a_retry_cannot_fix_are_not_retried_and_stop_downstream(tmp_path: Path) -> None:
-    lake = project(tmp_path, """
+    lake = project(
+        tmp_path,
+        """
 steps:
   first: {python: "tests.pipelines.steps:marker"}
   broken: {python: "tests.pipelines.steps:broken_until_fixed", depends_on: [first]}
   after: {python: "tests.pipelines.steps:marker", depends_on: [broken]}
-""")
+""",
+    )
     run = lake.run_record(lake.run_pipeline("p", DAY).run_id)
     assert run.state == "failed"
     assert states(run) == [("first", 1, "succeeded"), ("broken", 1, "failed"), ("after", 0, "skipped")]
@@ -79,18 +87,23 @@ def test_backfill_runs_each_day_and_dry_run_lists_them(tmp_path: Path) -> None:
 
 
 def test_a_runaway_step_is_killed_alone(tmp_path: Path) -> None:
-    lake = project(tmp_path, """
+    lake = project(
+        tmp_path,
+        """
 concurrency: 2
 steps:
   hog: {python: "tests.pipelines.steps:hog", memory_limit: 100MB, retries: {attempts: 1}}
   fine: {python: "tests.pipelines.steps:marker"}
   slow: {python: "tests.pipelines.steps:sleepy", timeout_s: 3, retries: {attempts: 1}}
-""")
+""",
+    )
     run = lake.run_record(lake.run_pipeline("p", DAY).run_id)
     by_step = {a.step: a for a in run.attempts}
     assert run.state == "failed"
     assert by_step["fine"].state == "succeeded"
-    assert by_step["hog"].state == "failed" and "over its memory limit of 100 MB" in (by_step["hog"].error or "")
+    assert by_step["hog"].state == "failed" and "over its memory limit of 100 MB" in (
+        by_step["hog"].error or ""
+    )
     assert by_step["slow"].state == "failed" and "timed out after 3 s" in (by_step["slow"].error or "")
 
 
@@ -115,11 +128,14 @@ def child_hog(lake: Any, ds: dt.date) -> None:
 
 
 def test_a_step_whose_child_process_runs_away_is_stopped_with_its_children(tmp_path: Path) -> None:
-    lake = project(tmp_path, """
+    lake = project(
+        tmp_path,
+        """
 steps:
   hog: {python: "tests.pipelines.test_runner:child_hog", memory_limit: 100MB, timeout_s: 120,
         retries: {attempts: 3}}
-""")
+""",
+    )
     started = time.monotonic()
     run = lake.run_record(lake.run_pipeline("p", DAY).run_id)
     assert time.monotonic() - started < 60, "stopped when it passed the limit, not at its timeout"
@@ -133,18 +149,22 @@ steps:
     assert peak > 500, error
     assert attempt.metrics["peak_memory_mb"] >= peak - 0.5, "the error shows the peak rounded to 1 MB"
     child = int((lake.project_dir / "hog.pid").read_text())
-    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, \
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, (
         "the step's child was killed with it"
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("steps:\n  a: {python: x:y, depends_on: [b]}\n", "step 'a' depends on unknown step 'b'"),
-    ("steps:\n  a: {python: x:y, depends_on: [b]}\n  b: {python: x:y, depends_on: [a]}\n", "cycle"),
-    ("steps:\n  a: {python: x:y, retrys: {}}\n", "steps.a.retrys: unknown key"),
-    ("steps:\n  a: {ingest: x/y, model: z}\n", "exactly one of"),
-    ("steps:\n  a: {quality: rules.dqdl}\n", "exactly one of"),  # which table would it check?
-    ("steps:\n  a: {model: curated.m, table: curated.m}\n", "exactly one of"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("steps:\n  a: {python: x:y, depends_on: [b]}\n", "step 'a' depends on unknown step 'b'"),
+        ("steps:\n  a: {python: x:y, depends_on: [b]}\n  b: {python: x:y, depends_on: [a]}\n", "cycle"),
+        ("steps:\n  a: {python: x:y, retrys: {}}\n", "steps.a.retrys: unknown key"),
+        ("steps:\n  a: {ingest: x/y, model: z}\n", "exactly one of"),
+        ("steps:\n  a: {quality: rules.dqdl}\n", "exactly one of"),  # which table would it check?
+        ("steps:\n  a: {model: curated.m, table: curated.m}\n", "exactly one of"),
+    ],
+)
 def test_bad_pipeline_files_are_clear(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)

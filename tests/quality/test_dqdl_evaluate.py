@@ -24,16 +24,18 @@ from lakeplane.storage import open_storage
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
 HOURS_AGO = [1, 2, 30, 3, 80, 5]
 
-ORDERS = pa.table({
-    "order_id": [1, 2, 3, 4, 5, 6],
-    "customer_id": [10, 11, 12, 10, 13, 99],
-    "country": ["US", "CA", "UK", None, "", "  "],
-    "amount": [10.0, 20.0, 30.0, 40.0, None, 50.0],
-    "postal_code": ["12345", "23456", "3456", "45678", None, "56789"],
-    "status": ["shipped", "shipped", "open", "open", "open", "cancelled"],
-    "ordered_at": [NOW - dt.timedelta(hours=h) for h in HOURS_AGO],
-    "qty_text": ["1", "2", "x", "4", "5", "6"],
-})
+ORDERS = pa.table(
+    {
+        "order_id": [1, 2, 3, 4, 5, 6],
+        "customer_id": [10, 11, 12, 10, 13, 99],
+        "country": ["US", "CA", "UK", None, "", "  "],
+        "amount": [10.0, 20.0, 30.0, 40.0, None, 50.0],
+        "postal_code": ["12345", "23456", "3456", "45678", None, "56789"],
+        "status": ["shipped", "shipped", "open", "open", "open", "cancelled"],
+        "ordered_at": [NOW - dt.timedelta(hours=h) for h in HOURS_AGO],
+        "qty_text": ["1", "2", "x", "4", "5", "6"],
+    }
+)
 CUSTOMERS = pa.table({"customer_id": [10, 11, 12, 13, 14], "name": ["a", "b", "c", "d", "e"]})
 
 
@@ -147,8 +149,12 @@ CASES = [
     ('DataFreshness "ordered_at" > 30 minutes', True, 1.0, 0),
     ("CustomSql \"select count(*) from primary where status = 'open'\" = 3", True, 3, None),
     ("CustomSql \"select count(*) from primary where status = 'open'\" > 3", False, 3, None),
-    ('CustomSql "select count(*) from primary p join customers c on p.customer_id = c.customer_id" = 5',
-     True, 5, None),
+    (
+        'CustomSql "select count(*) from primary p join customers c on p.customer_id = c.customer_id" = 5',
+        True,
+        5,
+        None,
+    ),
     ('CustomSql "select order_id from primary where amount > 15"', False, 4 / 6, 2),
     ('CustomSql "select order_id from primary where amount > 15" with threshold > 0.5', True, 4 / 6, 2),
     ('CustomSql "select order_id, status from primary"', True, 1.0, 0),
@@ -160,8 +166,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("rule", "passes", "observed", "failing"), CASES, ids=[c[0] for c in CASES])
-def test_rule_types(session: DuckDBSession, rule: str, passes: bool, observed: float | None,
-                    failing: int | None) -> None:
+def test_rule_types(
+    session: DuckDBSession, rule: str, passes: bool, observed: float | None, failing: int | None
+) -> None:
     outcome = one(session, rule)
     assert outcome.passed is passes, outcome.message
     if observed is not None:
@@ -184,18 +191,27 @@ def test_failing_rows_come_with_a_sample(session: DuckDBSession) -> None:
     assert one(session, 'IsComplete "order_id"').failing_sample == []
 
 
-@pytest.mark.parametrize(("rule", "passes", "observed", "failing"), [
-    ("RowCount = 3 where \"status = 'open'\"", True, 3, None),
-    (r'RowCount = 2 where "status = \"shipped\""', True, 2, None),  # Spark's double-quoted string
-    ("Mean \"amount\" = 15 where \"status = 'shipped'\"", True, 15, None),
-    ("ColumnValues \"amount\" > 25 where \"status = 'open'\"", False, 2 / 3, 1),
-    ("IsComplete \"amount\" where \"status <> 'open'\"", True, 1.0, 0),
-    ("IsUnique \"customer_id\" where \"order_id > 1\"", True, 1.0, 0),
-    ("Uniqueness \"customer_id\" > 0.99 where \"order_id < 4\"", True, 1.0, None),
-    ("ReferentialIntegrity \"customer_id\" \"customers.customer_id\" = 1.0 where \"order_id < 6\"", True, 1.0, 0),
-])
-def test_where_clauses(session: DuckDBSession, rule: str, passes: bool, observed: float,
-                       failing: int | None) -> None:
+@pytest.mark.parametrize(
+    ("rule", "passes", "observed", "failing"),
+    [
+        ("RowCount = 3 where \"status = 'open'\"", True, 3, None),
+        (r'RowCount = 2 where "status = \"shipped\""', True, 2, None),  # Spark's double-quoted string
+        ('Mean "amount" = 15 where "status = \'shipped\'"', True, 15, None),
+        ('ColumnValues "amount" > 25 where "status = \'open\'"', False, 2 / 3, 1),
+        ('IsComplete "amount" where "status <> \'open\'"', True, 1.0, 0),
+        ('IsUnique "customer_id" where "order_id > 1"', True, 1.0, 0),
+        ('Uniqueness "customer_id" > 0.99 where "order_id < 4"', True, 1.0, None),
+        (
+            'ReferentialIntegrity "customer_id" "customers.customer_id" = 1.0 where "order_id < 6"',
+            True,
+            1.0,
+            0,
+        ),
+    ],
+)
+def test_where_clauses(
+    session: DuckDBSession, rule: str, passes: bool, observed: float, failing: int | None
+) -> None:
     outcome = one(session, rule)
     assert outcome.passed is passes, outcome.message
     assert outcome.observed == pytest.approx(observed)
@@ -203,18 +219,25 @@ def test_where_clauses(session: DuckDBSession, rule: str, passes: bool, observed
 
 
 #: Single-column rules that a grouping of their column answers when some frequency rule asks for one.
-GROUPABLE = [c[0] for c in CASES if c[0].split()[0] in (
-    "IsComplete", "Completeness", "ColumnValues", "ColumnLength", "DataFreshness", "ColumnDataType")] + [
-    "ColumnValues \"amount\" > 25 where \"status = 'open'\"", "IsComplete \"amount\" where \"status <> 'open'\"",
-    "Completeness \"country\" > 0.5 where \"order_id > 2\"", "ColumnLength \"country\" = 2 where \"amount > 15\"",
+GROUPABLE = [
+    c[0]
+    for c in CASES
+    if c[0].split()[0]
+    in ("IsComplete", "Completeness", "ColumnValues", "ColumnLength", "DataFreshness", "ColumnDataType")
+] + [
+    'ColumnValues "amount" > 25 where "status = \'open\'"',
+    'IsComplete "amount" where "status <> \'open\'"',
+    'Completeness "country" > 0.5 where "order_id > 2"',
+    'ColumnLength "country" = 2 where "amount > 15"',
 ]
 
 
 @pytest.mark.parametrize("rule", GROUPABLE)
-def test_a_grouped_column_answers_its_row_checks_exactly_as_a_scan_does(session: RecordingSession,
-                                                                      rule: str) -> None:
+def test_a_grouped_column_answers_its_row_checks_exactly_as_a_scan_does(
+    session: RecordingSession, rule: str
+) -> None:
     column = rule.split('"')[1]
-    where = rule[rule.index(" where "):] if " where " in rule else ""
+    where = rule[rule.index(" where ") :] if " where " in rule else ""
     (alone,) = run(session, rule)
     session.statements.clear()
     with_grouping = run(session, f'{rule}, DistinctValuesCount "{column}" >= 0{where}')
@@ -226,13 +249,23 @@ def test_a_grouped_column_answers_its_row_checks_exactly_as_a_scan_does(session:
 def test_checks_on_a_column_of_few_values_run_once_per_value(session: RecordingSession) -> None:
     rows = 100_000
     statuses = ["open", "shipped", "cancelled", "Lost!"]
-    session.register_arrow("events", pa.table({
-        "id": pa.array(range(rows), pa.int64()),
-        "status": [None if n % 997 == 0 else statuses[n % 4] for n in range(rows)],
-    }))
+    session.register_arrow(
+        "events",
+        pa.table(
+            {
+                "id": pa.array(range(rows), pa.int64()),
+                "status": [None if n % 997 == 0 else statuses[n % 4] for n in range(rows)],
+            }
+        ),
+    )
     session.statements.clear()
-    outcomes = evaluate('Rules = [ ColumnValues "status" matches "[a-z]+", ColumnLength "status" <= 9, '
-                        'ColumnValues "id" >= 0 ]', session, "events", now=NOW)
+    outcomes = evaluate(
+        'Rules = [ ColumnValues "status" matches "[a-z]+", ColumnLength "status" <= 9, '
+        'ColumnValues "id" >= 0 ]',
+        session,
+        "events",
+        now=NOW,
+    )
     expected_bad = sum(1 for n in range(rows) if n % 997 == 0 or n % 4 == 3)
     assert [o.failing_rows for o in outcomes] == [expected_bad, 0, 0]
     assert [o.passed for o in outcomes] == [False, True, True]
@@ -256,14 +289,20 @@ def test_a_row_check_the_engine_refuses_breaks_only_itself(session: DuckDBSessio
 
 
 def test_composites_combine_their_parts_in_order(session: DuckDBSession) -> None:
-    outcomes = run(session, '(RowCount > 0) and (IsComplete "country"), '
-                            '(RowCount > 100) or (IsComplete "order_id"), '
-                            '(RowCount > 100) or ((Mean "amount" = 30) and (ColumnExists "amount")), '
-                            'RowCount > 0 and ColumnCount > 100')
+    outcomes = run(
+        session,
+        '(RowCount > 0) and (IsComplete "country"), '
+        '(RowCount > 100) or (IsComplete "order_id"), '
+        '(RowCount > 100) or ((Mean "amount" = 30) and (ColumnExists "amount")), '
+        "RowCount > 0 and ColumnCount > 100",
+    )
     assert [o.passed for o in outcomes] == [False, True, True, False]
     first = outcomes[0]
     assert first.rule_type == "Composite" and first.rule == '(RowCount > 0) and (IsComplete "country")'
-    assert [(c.rule, c.passed) for c in first.children] == [("RowCount > 0", True), ('IsComplete "country"', False)]
+    assert [(c.rule, c.passed) for c in first.children] == [
+        ("RowCount > 0", True),
+        ('IsComplete "country"', False),
+    ]
     assert first.message == "1 of 2 rules passed (and)"
     nested = outcomes[2].children[1]
     assert nested.rule_type == "Composite" and [c.passed for c in nested.children] == [True, True]
@@ -277,12 +316,16 @@ def test_dynamic_rules_read_the_history(session: DuckDBSession) -> None:
         asked.append((key, n))
         return {"RowCount": [5.0, 6.0, 7.0, 100.0][:n], 'Mean "amount"': [30.0, 29.0, 31.0]}.get(key, [])
 
-    outcomes = run(session, "RowCount > avg(last(3)) * 0.8, "
-                            "RowCount > max(last(4)) - 1, "
-                            "RowCount between min(last(3)) - 1 and max(last(3)) + 1, "
-                            'Mean "amount" between avg(last(3)) * 0.9 and avg(last(3)) * 1.1, '
-                            'Mean "amount" > avg(last(3)) + std(last(3)), '
-                            "RowCount < sum(last(2))", history)
+    outcomes = run(
+        session,
+        "RowCount > avg(last(3)) * 0.8, "
+        "RowCount > max(last(4)) - 1, "
+        "RowCount between min(last(3)) - 1 and max(last(3)) + 1, "
+        'Mean "amount" between avg(last(3)) * 0.9 and avg(last(3)) * 1.1, '
+        'Mean "amount" > avg(last(3)) + std(last(3)), '
+        "RowCount < sum(last(2))",
+        history,
+    )
     assert [o.passed for o in outcomes] == [True, False, True, True, False, True]
     assert ("RowCount", 3) in asked and ('Mean "amount"', 3) in asked
     assert outcomes[0].message == "RowCount is 6; meets > avg(last(3)) * 0.8 (avg(last(3)) * 0.8 = 4.8)"
@@ -290,8 +333,11 @@ def test_dynamic_rules_read_the_history(session: DuckDBSession) -> None:
 
 
 def test_dynamic_bounds_without_history_pass_and_say_so(session: DuckDBSession) -> None:
-    outcomes = run(session, "RowCount > avg(last(10)), RowCount between 100 and max(last(3)), "
-                            "(RowCount > min(last(2))) and (RowCount = 6), ColumnCount = 8")
+    outcomes = run(
+        session,
+        "RowCount > avg(last(10)), RowCount between 100 and max(last(3)), "
+        "(RowCount > min(last(2))) and (RowCount = 6), ColumnCount = 8",
+    )
     assert [o.passed for o in outcomes] == [True, False, True, True]  # the static bound still counts
     assert [o.history_missing for o in outcomes] == [True, True, True, False]
     assert "without history a dynamic bound counts as met" in outcomes[0].message
@@ -307,8 +353,10 @@ def test_metric_history_feeds_the_next_run(session: DuckDBSession, tmp_path: Pat
     assert store.record(first, day) == 2  # RowCount (in two rules) and Mean "amount"
     assert store.record(first, day) == 2  # a rerun of the same day replaces its values
     assert store("RowCount", 5) == [6.0] and store('Mean "amount"', 5) == [30.0]
-    store.record([RuleOutcome("RowCount > 0", "RowCount", True, 60.0, metric_key="RowCount")],
-                 day + dt.timedelta(days=1))
+    store.record(
+        [RuleOutcome("RowCount > 0", "RowCount", True, 60.0, metric_key="RowCount")],
+        day + dt.timedelta(days=1),
+    )
     assert store("RowCount", 5) == [60.0, 6.0]
     assert store.before(day + dt.timedelta(days=1))("RowCount", 5) == [6.0]  # a backfill sees the past only
     second = run(session, rules, store.before(day + dt.timedelta(days=2)))
@@ -317,12 +365,24 @@ def test_metric_history_feeds_the_next_run(session: DuckDBSession, tmp_path: Pat
 
 
 def test_outcomes_follow_the_ruleset_and_a_broken_rule_breaks_only_itself(session: DuckDBSession) -> None:
-    outcomes = run(session, 'RowCount = 6, Mean "amout" > 1, ColumnValues "amount" > 1 where "nosuch > 1", '
-                            'Uniqueness "customer_id" > 0.1 where "nosuch = 1", IsUnique "order_id", '
-                            'CustomSql "select order_id, status from primary" > 1, '
-                            'ColumnValues "status" > 3, Sum "status" > 1, RowCount > 0')
-    assert [o.rule_type for o in outcomes] == ["RowCount", "Mean", "ColumnValues", "Uniqueness", "IsUnique",
-                                               "CustomSql", "ColumnValues", "Sum", "RowCount"]
+    outcomes = run(
+        session,
+        'RowCount = 6, Mean "amout" > 1, ColumnValues "amount" > 1 where "nosuch > 1", '
+        'Uniqueness "customer_id" > 0.1 where "nosuch = 1", IsUnique "order_id", '
+        'CustomSql "select order_id, status from primary" > 1, '
+        'ColumnValues "status" > 3, Sum "status" > 1, RowCount > 0',
+    )
+    assert [o.rule_type for o in outcomes] == [
+        "RowCount",
+        "Mean",
+        "ColumnValues",
+        "Uniqueness",
+        "IsUnique",
+        "CustomSql",
+        "ColumnValues",
+        "Sum",
+        "RowCount",
+    ]
     # "status" > 3 compares numbers: text that is no number fails the rule, it does not break it
     assert [o.error for o in outcomes] == [False, True, True, True, False, True, False, True, False]
     assert [o.passed for o in outcomes] == [True, False, False, False, True, False, False, False, True]
@@ -342,13 +402,16 @@ def test_configuration_mistakes_raise(session: DuckDBSession) -> None:
 
 def test_rules_share_scans(session: RecordingSession) -> None:
     session.statements.clear()
-    outcomes = run(session, 'RowCount > 0, ColumnCount = 8, Completeness "amount" > 0.5, IsComplete "order_id", '
-                            'Mean "amount" > 1, Sum "amount" > 1, StandardDeviation "amount" > 1, '
-                            'DistinctValuesCount "status" = 3, ColumnValues "status" in ["open", "shipped", '
-                            '"cancelled"], ColumnLength "status" < 20, DataFreshness "ordered_at" < 5 days, '
-                            "RowCount = 3 where \"status = 'open'\", ColumnDataType \"postal_code\" = \"INTEGER\", "
-                            '(IsUnique "order_id") and (Uniqueness "customer_id" > 0.5), '
-                            'UniqueValueRatio "status" > 0.1, Entropy "customer_id" > 1, IsPrimaryKey "order_id"')
+    outcomes = run(
+        session,
+        'RowCount > 0, ColumnCount = 8, Completeness "amount" > 0.5, IsComplete "order_id", '
+        'Mean "amount" > 1, Sum "amount" > 1, StandardDeviation "amount" > 1, '
+        'DistinctValuesCount "status" = 3, ColumnValues "status" in ["open", "shipped", '
+        '"cancelled"], ColumnLength "status" < 20, DataFreshness "ordered_at" < 5 days, '
+        'RowCount = 3 where "status = \'open\'", ColumnDataType "postal_code" = "INTEGER", '
+        '(IsUnique "order_id") and (Uniqueness "customer_id" > 0.5), '
+        'UniqueValueRatio "status" > 0.1, Entropy "customer_id" > 1, IsPrimaryKey "order_id"',
+    )
     assert all(o.passed for o in outcomes), [o.message for o in outcomes if not o.passed]
     # a probe of the checked columns' cardinality, one SELECT of every plain aggregate, then one
     # GROUP BY per column set, whichever rules ask for it
@@ -365,22 +428,39 @@ def test_rules_share_scans(session: RecordingSession) -> None:
 
 def test_ruleset_text_and_empty_tables(session: DuckDBSession) -> None:
     session.register_arrow("empty_orders", ORDERS.slice(0, 0))
-    outcomes = evaluate('Rules = [ RowCount = 0, IsComplete "amount", Mean "amount" > 1, IsUnique "order_id" ]',
-                        session, "empty_orders", now=NOW)
+    outcomes = evaluate(
+        'Rules = [ RowCount = 0, IsComplete "amount", Mean "amount" > 1, IsUnique "order_id" ]',
+        session,
+        "empty_orders",
+        now=NOW,
+    )
     assert [o.passed for o in outcomes] == [True, True, False, True]
     assert "no value" in outcomes[2].message
 
 
 def test_documented_ruleset_runs_on_documented_columns(session: DuckDBSession) -> None:
-    session.register_arrow("reviews", pa.table({
-        "Order_Id": ["o1", "o2", "o3", "o4"], "Star_Rating": [5, 4, 3, 4], "Order_Total": [900, 200, 700, 400],
-        "Country": ["US", "CA", None, " "], "gender": ["F", "M", "X", "F"], "weightinkgs": [5, 8, 12, 70],
-        "First_Name": ["Ann", "Bo", "Cy", "D3"], "Customer_ID": [1, 2, 3, 2001], "Age": [30, None, 21, 44],
-        "Postal_Code": ["12345", "2345", None, "45678"], "zipcode": [111, 222, 333, 444],
-        "Order_Date": [NOW - dt.timedelta(hours=h) for h in (2, 20, 30, 100)],
-    }))
+    session.register_arrow(
+        "reviews",
+        pa.table(
+            {
+                "Order_Id": ["o1", "o2", "o3", "o4"],
+                "Star_Rating": [5, 4, 3, 4],
+                "Order_Total": [900, 200, 700, 400],
+                "Country": ["US", "CA", None, " "],
+                "gender": ["F", "M", "X", "F"],
+                "weightinkgs": [5, 8, 12, 70],
+                "First_Name": ["Ann", "Bo", "Cy", "D3"],
+                "Customer_ID": [1, 2, 3, 2001],
+                "Age": [30, None, 21, 44],
+                "Postal_Code": ["12345", "2345", None, "45678"],
+                "zipcode": [111, 222, 333, 444],
+                "Order_Date": [NOW - dt.timedelta(hours=h) for h in (2, 20, 30, 100)],
+            }
+        ),
+    )
     session.register_arrow("zips", pa.table({"zipcode": [111, 222, 333, 555]}))
-    ruleset = parse("""Rules = [
+    ruleset = parse(
+        """Rules = [
         IsComplete "Order_Id", IsUnique "Order_Id",
         (Mean "Star_Rating" > 3) and ((Mean "Order_Total" > 500) or (IsComplete "Order_Id")),
         ColumnValues "Country" in [ "US", "CA", "UK", NULL, EMPTY, WHITESPACES_ONLY ],
@@ -397,22 +477,45 @@ def test_documented_ruleset_runs_on_documented_columns(session: DuckDBSession) -
         ReferentialIntegrity "zipcode" "reference.zipcode" >= 0.7,
         RowCountMatch "reference" >= 0.9,
         RowCount > avg(last(10)) *0.8
-    ]""", source="reviews.dqdl")
+    ]""",
+        source="reviews.dqdl",
+    )
     outcomes = evaluate(ruleset, session, "reviews", {"reference": "zips"}, NOW, lambda key, n: [])
     assert not any(o.error for o in outcomes), [o.message for o in outcomes if o.error]
     assert [o.passed for o in outcomes] == [
-        True, True, True, True, True, False, False, False, False, False, False, False, False, True, True,
-        True, True]
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
     assert outcomes[5].failing_rows == 1  # "D3" is not letters only
     assert outcomes[6].failing_rows == 1  # 2001 is out of range
     assert outcomes[-1].history_missing
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.one_of(st.none(), st.integers(-50, 50)), max_size=30),
-       low=st.integers(-60, 60), width=st.integers(0, 60), negated=st.booleans())
-def test_column_values_between_matches_python(session: DuckDBSession, values: list[int | None], low: int,
-                                              width: int, negated: bool) -> None:
+@given(
+    values=st.lists(st.one_of(st.none(), st.integers(-50, 50)), max_size=30),
+    low=st.integers(-60, 60),
+    width=st.integers(0, 60),
+    negated=st.booleans(),
+)
+def test_column_values_between_matches_python(
+    session: DuckDBSession, values: list[int | None], low: int, width: int, negated: bool
+) -> None:
     session.register_arrow("numbers", pa.table({"x": pa.array(values, pa.int64())}))
     high = low + width
     rule = f'ColumnValues "x" {"not " if negated else ""}between {low} and {high}'

@@ -103,32 +103,52 @@ def test_documented_rulesets_parse_and_print_back(name: str) -> None:
 
 
 def test_a_rule_becomes_a_typed_object_with_its_text_and_position() -> None:
-    ruleset = parse('Rules = [\n  RowCount > 0,\n  ColumnValues "amount" between 1 and 9 where "status = \'open\'" '
-                    "with threshold > 0.9\n]", source="orders.dqdl")
+    ruleset = parse(
+        'Rules = [\n  RowCount > 0,\n  ColumnValues "amount" between 1 and 9 where "status = \'open\'" '
+        "with threshold > 0.9\n]",
+        source="orders.dqdl",
+    )
     rule = ruleset.rules[1]
-    assert rule == Rule("ColumnValues", ("amount",), Condition("between", (Num(1), Num(9))),
-                        "status = 'open'", Condition(">", (Num(0.9),)))
+    assert rule == Rule(
+        "ColumnValues",
+        ("amount",),
+        Condition("between", (Num(1), Num(9))),
+        "status = 'open'",
+        Condition(">", (Num(0.9),)),
+    )
     assert isinstance(rule, Rule)
     assert (rule.line, rule.column) == (3, 3)
-    assert rule.text == "ColumnValues \"amount\" between 1 and 9 where \"status = 'open'\" with threshold > 0.9"
+    assert rule.text == 'ColumnValues "amount" between 1 and 9 where "status = \'open\'" with threshold > 0.9'
     assert ruleset.source == "orders.dqdl"
 
 
-@pytest.mark.parametrize(("text", "condition"), [
-    ('ColumnValues "c" in ["US", NULL, EMPTY, WHITESPACES_ONLY]',
-     Condition("in", (Str("US"), Keyword("NULL"), Keyword("EMPTY"), Keyword("WHITESPACES_ONLY")))),
-    ('ColumnValues "c" not in [21, 22]', Condition("in", (Num(21), Num(22)), negated=True)),
-    ('ColumnValues "c" not between -5 and 5', Condition("between", (Num(-5), Num(5)), negated=True)),
-    ('ColumnValues "c" not matches "[0-9]+"', Condition("matches", (Str("[0-9]+"),), negated=True)),
-    ('ColumnValues "c" != NULL', Condition("!=", (Keyword("NULL"),))),
-    ('ColumnValues "d" > (now() - 3 days)',
-     Condition(">", (BinOp("-", Call("now"), Duration(3, "days")),))),
-    ("DataFreshness \"d\" between 2 days and 5 days",
-     Condition("between", (Duration(2, "days"), Duration(5, "days")))),
-    ("RowCount > min(last(5)) - 1", Condition(">", (BinOp("-", Call("min", (Call("last", (Num(5),)),)), Num(1)),))),
-    ("RowCount > 1 + 2 * 3", Condition(">", (BinOp("+", Num(1), BinOp("*", Num(2), Num(3))),))),
-    ('ColumnDataType "c" in ["DATE", "timestamp"]', Condition("in", (Str("DATE"), Str("timestamp")))),
-])
+@pytest.mark.parametrize(
+    ("text", "condition"),
+    [
+        (
+            'ColumnValues "c" in ["US", NULL, EMPTY, WHITESPACES_ONLY]',
+            Condition("in", (Str("US"), Keyword("NULL"), Keyword("EMPTY"), Keyword("WHITESPACES_ONLY"))),
+        ),
+        ('ColumnValues "c" not in [21, 22]', Condition("in", (Num(21), Num(22)), negated=True)),
+        ('ColumnValues "c" not between -5 and 5', Condition("between", (Num(-5), Num(5)), negated=True)),
+        ('ColumnValues "c" not matches "[0-9]+"', Condition("matches", (Str("[0-9]+"),), negated=True)),
+        ('ColumnValues "c" != NULL', Condition("!=", (Keyword("NULL"),))),
+        (
+            'ColumnValues "d" > (now() - 3 days)',
+            Condition(">", (BinOp("-", Call("now"), Duration(3, "days")),)),
+        ),
+        (
+            'DataFreshness "d" between 2 days and 5 days',
+            Condition("between", (Duration(2, "days"), Duration(5, "days"))),
+        ),
+        (
+            "RowCount > min(last(5)) - 1",
+            Condition(">", (BinOp("-", Call("min", (Call("last", (Num(5),)),)), Num(1)),)),
+        ),
+        ("RowCount > 1 + 2 * 3", Condition(">", (BinOp("+", Num(1), BinOp("*", Num(2), Num(3))),))),
+        ('ColumnDataType "c" in ["DATE", "timestamp"]', Condition("in", (Str("DATE"), Str("timestamp")))),
+    ],
+)
 def test_conditions(text: str, condition: Condition) -> None:
     (rule,) = parse(f"Rules = [ {text} ]").rules
     assert isinstance(rule, Rule)
@@ -191,9 +211,11 @@ def error(text: str) -> DQDLError:
 
 
 def test_unknown_rule_type_names_line_column_rule_and_suggestion() -> None:
-    exc = error('Rules = [\n  RowCount > 0,\n    RowCont > 5\n]')
-    assert str(exc) == "rules.dqdl:3:5: unknown rule type 'RowCont'; did you mean 'RowCount'? (in: RowCont > 5)"
-    assert (exc.line, exc.column, exc.rule) == (3, 5, "RowCont > 5")  # type: ignore[attr-defined]
+    exc = error("Rules = [\n  RowCount > 0,\n    RowCont > 5\n]")
+    assert (
+        str(exc) == "rules.dqdl:3:5: unknown rule type 'RowCont'; did you mean 'RowCount'? (in: RowCont > 5)"
+    )
+    assert (exc.line, exc.column, exc.rule) == (3, 5, "RowCont > 5")
     assert isinstance(exc, LakeplaneError) and isinstance(exc, ValueError)
     assert exc.to_dict()["line"] == 3
 
@@ -201,38 +223,41 @@ def test_unknown_rule_type_names_line_column_rule_and_suggestion() -> None:
 def test_syntax_error_points_at_the_token() -> None:
     message = str(error('Rules = [\n  RowCount > 0\n  IsComplete "a"\n]'))
     assert message.startswith("rules.dqdl:3:3: syntax error: unexpected 'IsComplete'; expected ")
-    assert "(in: IsComplete \"a\")" in message
+    assert '(in: IsComplete "a")' in message
     assert str(error("Rules = [ RowCount > ]")).startswith("rules.dqdl:1:22: syntax error: unexpected ']'")
     assert "unexpected end of the ruleset" in str(error("Rules = [ RowCount > 5"))
     assert "unexpected character '@'" in str(error("Rules = [ RowCount > 5 @ ]"))
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ('Completeness "a" "b" > 0.5', 'Completeness takes 1 parameter (Completeness "column"), got 2'),
-    ('RowCount "id" > 100', "RowCount takes no parameters, got 1"),
-    ('IsComplete "a" > 3', "IsComplete takes no condition"),
-    ("Mean \"a\"", "Mean needs a condition"),
-    ("ColumnCount > 1 where \"a > 1\"", "ColumnCount does not take a where clause"),
-    ("RowCount > 1 with threshold > 0.5", "RowCount does not take 'with threshold'"),
-    ('ColumnValues "a" > 1 with weight > 2', "unknown tag 'with weight'"),
-    ('FileSize "s3://bucket/" > 1', "rule type 'FileSize' is not supported by lakeplane"),
-    ('ColumnValues "a" > avg(last(3))', "dynamic bounds (last(k)) are for rules that measure one number"),
-    ('Mean "a" > last(3)', "reduce it with avg, min, max, sum or std"),
-    ('Mean "a" > avgg(last(3))', "unknown function 'avgg'; did you mean 'avg'?"),
-    ('Mean "a" > "high"', 'expected a number, got "high"'),
-    ('RowCount matches "x"', "'matches' needs ColumnValues"),
-    ('DataFreshness "d" <= 24', "write it with a unit, e.g. <= 24 hours"),
-    ('ColumnDataType "a" = "INTEGR"', "unknown data type \"INTEGR\"; did you mean 'INTEGER'?"),
-    ('ColumnValues "a" in $nope', "unknown variable '$nope'"),
-    ('ColumnValues "a" matches "[a-"', "bad regular expression"),
-    ('RowCount > 1 where "a > (select 1)"', "a where clause cannot hold a query"),
-    ('RowCount > 1 where "a >"', "where clause does not parse"),
-    ('CustomSql "delete from primary" > 1', "CustomSql: only read-only queries are allowed, not DELETE"),
-    ('CustomSql "select 1" > 0 with threshold > 0.5', "takes a condition or 'with threshold', not both"),
-    ('ReferentialIntegrity "a,b" "ref.{x}" = 1.0', "2 primary columns but 1 reference columns"),
-    ('ReferentialIntegrity "a" "ref" = 1.0', 'expected "alias.column"'),
-    ('ColumnLength "a" > avg(last(2))', "ColumnLength takes plain numbers"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('Completeness "a" "b" > 0.5', 'Completeness takes 1 parameter (Completeness "column"), got 2'),
+        ('RowCount "id" > 100', "RowCount takes no parameters, got 1"),
+        ('IsComplete "a" > 3', "IsComplete takes no condition"),
+        ('Mean "a"', "Mean needs a condition"),
+        ('ColumnCount > 1 where "a > 1"', "ColumnCount does not take a where clause"),
+        ("RowCount > 1 with threshold > 0.5", "RowCount does not take 'with threshold'"),
+        ('ColumnValues "a" > 1 with weight > 2', "unknown tag 'with weight'"),
+        ('FileSize "s3://bucket/" > 1', "rule type 'FileSize' is not supported by lakeplane"),
+        ('ColumnValues "a" > avg(last(3))', "dynamic bounds (last(k)) are for rules that measure one number"),
+        ('Mean "a" > last(3)', "reduce it with avg, min, max, sum or std"),
+        ('Mean "a" > avgg(last(3))', "unknown function 'avgg'; did you mean 'avg'?"),
+        ('Mean "a" > "high"', 'expected a number, got "high"'),
+        ('RowCount matches "x"', "'matches' needs ColumnValues"),
+        ('DataFreshness "d" <= 24', "write it with a unit, e.g. <= 24 hours"),
+        ('ColumnDataType "a" = "INTEGR"', "unknown data type \"INTEGR\"; did you mean 'INTEGER'?"),
+        ('ColumnValues "a" in $nope', "unknown variable '$nope'"),
+        ('ColumnValues "a" matches "[a-"', "bad regular expression"),
+        ('RowCount > 1 where "a > (select 1)"', "a where clause cannot hold a query"),
+        ('RowCount > 1 where "a >"', "where clause does not parse"),
+        ('CustomSql "delete from primary" > 1', "CustomSql: only read-only queries are allowed, not DELETE"),
+        ('CustomSql "select 1" > 0 with threshold > 0.5', "takes a condition or 'with threshold', not both"),
+        ('ReferentialIntegrity "a,b" "ref.{x}" = 1.0', "2 primary columns but 1 reference columns"),
+        ('ReferentialIntegrity "a" "ref" = 1.0', 'expected "alias.column"'),
+        ('ColumnLength "a" > avg(last(2))', "ColumnLength takes plain numbers"),
+    ],
+)
 def test_rules_that_do_not_fit_their_type(text: str, problem: str) -> None:
     message = str(error(f"Rules = [\n  RowCount > 0,\n  {text}\n]"))
     assert message.startswith("rules.dqdl:3:")  # the rule's line; the column of the rule or the bad token
@@ -242,42 +267,70 @@ def test_rules_that_do_not_fit_their_type(text: str, problem: str) -> None:
 
 def test_a_document_needs_rules() -> None:
     assert "unexpected end of the ruleset; expected 'Analyzers', 'DataSources', 'Rules'" in str(
-        error('Metadata = { "a": "b" }'))
+        error('Metadata = { "a": "b" }')
+    )
     assert "Rules appears twice" in str(error("Rules = [ RowCount > 0 ] Rules = [ RowCount > 1 ]"))
 
 
 # -- round trips -------------------------------------------------------------------------------
 
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12)
-numbers = st.one_of(st.integers(-10**6, 10**6).map(float),
-                    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 4)))
-history = st.builds(lambda f, k: Call(f, (Call("last", (Num(float(k)),)),)),
-                    st.sampled_from(["avg", "min", "max", "sum", "std"]), st.integers(1, 30))
+numbers = st.one_of(
+    st.integers(-(10**6), 10**6).map(float),
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 4)),
+)
+history = st.builds(
+    lambda f, k: Call(f, (Call("last", (Num(float(k)),)),)),
+    st.sampled_from(["avg", "min", "max", "sum", "std"]),
+    st.integers(1, 30),
+)
 metric_operand = st.recursive(
     st.one_of(numbers.map(Num), history),
-    lambda inner: st.builds(BinOp, st.sampled_from(["+", "-", "*", "/"]), inner, inner), max_leaves=4)
+    lambda inner: st.builds(BinOp, st.sampled_from(["+", "-", "*", "/"]), inner, inner),
+    max_leaves=4,
+)
 metric_condition = st.one_of(
-    st.builds(lambda op, v: Condition(op, (v,)), st.sampled_from([">", ">=", "<", "<=", "=", "!="]), metric_operand),
+    st.builds(
+        lambda op, v: Condition(op, (v,)), st.sampled_from([">", ">=", "<", "<=", "=", "!="]), metric_operand
+    ),
     st.builds(lambda a, b, n: Condition("between", (a, b), n), metric_operand, metric_operand, st.booleans()),
-    st.builds(lambda vs, n: Condition("in", tuple(Num(v) for v in vs), n), st.lists(numbers, min_size=1, max_size=4),
-              st.booleans()),
+    st.builds(
+        lambda vs, n: Condition("in", tuple(Num(v) for v in vs), n),
+        st.lists(numbers, min_size=1, max_size=4),
+        st.booleans(),
+    ),
 )
 value = st.one_of(numbers.map(Num), names.map(Str), st.sampled_from([Keyword("NULL"), Keyword("EMPTY")]))
 metric_rules = st.builds(
     lambda kind, column, condition, where: Rule(kind, (column,), condition, where),
     st.sampled_from(["Mean", "Sum", "Completeness", "StandardDeviation", "Entropy", "DistinctValuesCount"]),
-    names, metric_condition, st.one_of(st.none(), st.just("amount > 0"), st.just("note = 'a \"b\"'")))
+    names,
+    metric_condition,
+    st.one_of(st.none(), st.just("amount > 0"), st.just("note = 'a \"b\"'")),
+)
 value_rules = st.builds(
     lambda column, values, negated, threshold: Rule(
-        "ColumnValues", (column,), Condition("in", tuple(values), negated),
-        threshold=None if threshold is None else Condition(">", (Num(threshold),))),
-    names, st.lists(value, min_size=1, max_size=4), st.booleans(),
-    st.one_of(st.none(), st.floats(0, 1).map(lambda v: round(v, 3))))
+        "ColumnValues",
+        (column,),
+        Condition("in", tuple(values), negated),
+        threshold=None if threshold is None else Condition(">", (Num(threshold),)),
+    ),
+    names,
+    st.lists(value, min_size=1, max_size=4),
+    st.booleans(),
+    st.one_of(st.none(), st.floats(0, 1).map(lambda v: round(v, 3))),
+)
 row_count = st.builds(lambda c: Rule("RowCount", (), c), metric_condition)
 leaf = st.one_of(metric_rules, value_rules, row_count)
-node = st.recursive(leaf, lambda inner: st.builds(
-    lambda op, parts: CompositeRule(op, tuple(_flatten(op, parts))),
-    st.sampled_from(["and", "or"]), st.lists(inner, min_size=2, max_size=3)), max_leaves=6)
+node = st.recursive(
+    leaf,
+    lambda inner: st.builds(
+        lambda op, parts: CompositeRule(op, tuple(_flatten(op, parts))),
+        st.sampled_from(["and", "or"]),
+        st.lists(inner, min_size=2, max_size=3),
+    ),
+    max_leaves=6,
+)
 
 
 def _flatten(op: str, parts: list[Rule | CompositeRule]) -> list[Rule | CompositeRule]:

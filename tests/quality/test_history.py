@@ -32,7 +32,9 @@ def engine(tmp_path: Path) -> Iterator[sa.Engine]:
 def test_values_come_back_newest_first_and_a_rerun_replaces_its_day(engine: sa.Engine) -> None:
     history = MetricHistory(engine, "shop.orders")
     assert history("RowCount", 5) == []
-    assert history.record([outcome("RowCount", 6.0), outcome("Mean", 30.0, outcome("RowCount", 6.0))], DAY) == 2
+    assert (
+        history.record([outcome("RowCount", 6.0), outcome("Mean", 30.0, outcome("RowCount", 6.0))], DAY) == 2
+    )
     assert history.record([outcome("RowCount", 7.0)], DAY) == 1  # the same day again: replaced
     history.record([outcome("RowCount", 60.0)], DAY + dt.timedelta(days=1))
     assert history("RowCount", 5) == [60.0, 7.0] and history("RowCount", 1) == [60.0]
@@ -52,7 +54,7 @@ def test_before_sees_only_earlier_stamps(engine: sa.Engine) -> None:
 
 def test_errors_and_non_numbers_are_not_recorded(engine: sa.Engine) -> None:
     history = MetricHistory(engine, "shop.orders")
-    broken = RuleOutcome("Mean \"x\" > 1", "Mean", False, None, metric_key='Mean "x"', error=True)
+    broken = RuleOutcome('Mean "x" > 1', "Mean", False, None, metric_key='Mean "x"', error=True)
     text = RuleOutcome("ColumnDataType", "ColumnDataType", True, "INTEGER", metric_key="ColumnDataType")
     assert history.record([broken, text], DAY) == 0
     assert history('Mean "x"', 5) == [] and history("ColumnDataType", 5) == []
@@ -67,8 +69,9 @@ def test_concurrent_first_users_create_the_table_once(tmp_path: Path) -> None:
         engine = sa.create_engine(f"sqlite:///{path}")  # one engine each, as separate processes have
         try:
             start.wait()
-            MetricHistory(engine, "shop.orders").record([outcome("RowCount", float(number))],
-                                                        DAY + dt.timedelta(days=number))
+            MetricHistory(engine, "shop.orders").record(
+                [outcome("RowCount", float(number))], DAY + dt.timedelta(days=number)
+            )
         except BaseException as error:
             errors.append(error)
         finally:
@@ -81,7 +84,9 @@ def test_concurrent_first_users_create_the_table_once(tmp_path: Path) -> None:
         worker.join()
     assert errors == []
     engine = sa.create_engine(f"sqlite:///{path}")
-    assert MetricHistory(engine, "shop.orders")("RowCount", 20) == [float(n) for n in reversed(range(threads))]
+    assert MetricHistory(engine, "shop.orders")("RowCount", 20) == [
+        float(n) for n in reversed(range(threads))
+    ]
     engine.dispose()
 
 
@@ -98,12 +103,18 @@ def test_an_old_private_history_file_is_adopted_once(tmp_path: Path, engine: sa.
     old = tmp_path / ".lakeplane" / "dq_history.sqlite"
     old.parent.mkdir()
     with sqlite3.connect(old) as connection:  # the table as earlier versions wrote it
-        connection.execute("CREATE TABLE dq_metrics (dataset TEXT NOT NULL, metric_key TEXT NOT NULL, "
-                           "recorded_at TEXT NOT NULL, value REAL NOT NULL, "
-                           "PRIMARY KEY (dataset, metric_key, recorded_at))")
-        connection.executemany("INSERT INTO dq_metrics VALUES (?, ?, ?, ?)",
-                               [("shop.orders", "RowCount", "2026-03-01T00:00:00.000000", 5.0),
-                                ("shop.orders", "RowCount", "2026-03-02T00:00:00.000000", 6.0)])
+        connection.execute(
+            "CREATE TABLE dq_metrics (dataset TEXT NOT NULL, metric_key TEXT NOT NULL, "
+            "recorded_at TEXT NOT NULL, value REAL NOT NULL, "
+            "PRIMARY KEY (dataset, metric_key, recorded_at))"
+        )
+        connection.executemany(
+            "INSERT INTO dq_metrics VALUES (?, ?, ?, ?)",
+            [
+                ("shop.orders", "RowCount", "2026-03-01T00:00:00.000000", 5.0),
+                ("shop.orders", "RowCount", "2026-03-02T00:00:00.000000", 6.0),
+            ],
+        )
     connection.close()
     history = MetricHistory(engine, "shop.orders")
     history.record([outcome("RowCount", 60.0)], DAY + dt.timedelta(days=1))  # newer than the file's

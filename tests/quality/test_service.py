@@ -83,10 +83,15 @@ def test_the_whole_table_or_only_one_day(lake: Lake) -> None:
 
 def test_references_from_the_ruleset_and_from_the_caller(lake: Lake) -> None:
     checks = service(lake)
-    ruleset = rules(lake, "match.dqdl", 'DataSources = { "stores": "processed.stores" }\n'
-                                         'Rules = [ RowCountMatch "stores" = 1.0, RowCountMatch "other" = 1.0 ]')
-    [by_file, by_caller] = checks.check("processed.orders", ruleset, references={"other": "processed.orders"},
-                                        now=NOW, record=False)
+    ruleset = rules(
+        lake,
+        "match.dqdl",
+        'DataSources = { "stores": "processed.stores" }\n'
+        'Rules = [ RowCountMatch "stores" = 1.0, RowCountMatch "other" = 1.0 ]',
+    )
+    [by_file, by_caller] = checks.check(
+        "processed.orders", ruleset, references={"other": "processed.orders"}, now=NOW, record=False
+    )
     assert by_file["passed"] and by_file["observed"] == 1.0
     assert by_caller["passed"]
     with pytest.raises(DQDLError, match="unknown reference dataset 'other'"):
@@ -109,11 +114,14 @@ def test_an_earlier_snapshot_is_checked_when_named(lake: Lake) -> None:
     table = lake.catalog.load("shop.processed.orders")
     first_day = table.history()[0].snapshot_id
     ruleset = rules(lake, "count.dqdl", "Rules = [ RowCount = 3 ]")
-    assert checks.check("processed.orders", ruleset, snapshot_id=first_day, now=NOW, record=False)[0]["passed"]
+    assert checks.check("processed.orders", ruleset, snapshot_id=first_day, now=NOW, record=False)[0][
+        "passed"
+    ]
     assert not checks.check("processed.orders", ruleset, now=NOW, record=False)[0]["passed"]
 
 
 def test_the_primary_view_is_built_not_formatted() -> None:
     assert _primary_view(None).sql("duckdb") == "CREATE TEMPORARY VIEW dq_primary AS SELECT * FROM dq_table"
     assert _primary_view(DAY1).sql("duckdb") == (
-        "CREATE TEMPORARY VIEW dq_primary AS SELECT * FROM dq_table WHERE ds = CAST('2026-11-01' AS DATE)")
+        "CREATE TEMPORARY VIEW dq_primary AS SELECT * FROM dq_table WHERE ds = CAST('2026-11-01' AS DATE)"
+    )

@@ -17,8 +17,10 @@ def filters(sql: str) -> dict[str, object]:
 
 
 def test_where_conjuncts_on_the_table_become_row_filters() -> None:
-    found = filters("SELECT * FROM processed.a x JOIN processed.b y ON x.k = y.k "
-                    "WHERE x.ds = :ds AND y.n > 3 AND x.k = y.k AND lower(x.s) = 'q'")
+    found = filters(
+        "SELECT * FROM processed.a x JOIN processed.b y ON x.k = y.k "
+        "WHERE x.ds = :ds AND y.n > 3 AND x.k = y.k AND lower(x.s) = 'q'"
+    )
     assert repr(found["d.processed.a"]) == repr(EqualTo(term=Reference("ds"), value=literal("2026-11-01")))
     assert "GreaterThan" in repr(found["d.processed.b"])
 

@@ -41,7 +41,8 @@ def heavy_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
             lake.ingest(dataset, DAY)
     (lake.project_dir / "models" / "curated" / "heavy.sql").write_text(HEAVY_MODEL)
     (lake.project_dir / "models" / "curated" / "per_campaign.sql").write_text(
-        "SELECT campaign_id, count(*) AS impressions FROM processed.impressions GROUP BY campaign_id")
+        "SELECT campaign_id, count(*) AS impressions FROM processed.impressions GROUP BY campaign_id"
+    )
     return lake
 
 

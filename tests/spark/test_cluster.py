@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -16,11 +17,13 @@ from lakeplane.lake import Lake, open_lake
 from lakeplane.pipelines.runner import RunOptions
 from tests.spark.conftest import DAY, processes_under
 
-SPARK_CLUSTER = {"engine": {"type": "spark"},
-                 "spark": {"master": "spark-cluster", "workers": 2, "worker_memory": "1g"}}
+SPARK_CLUSTER = {
+    "engine": {"type": "spark"},
+    "spark": {"master": "spark-cluster", "workers": 2, "worker_memory": "1g"},
+}
 
 
-def table_rows(lake: Lake, table: str) -> list[tuple[object, ...]]:
+def table_rows(lake: Lake, table: str) -> list[tuple[Any, ...]]:
     """Every row of ``table``, read by the embedded engine, in a stable order."""
     embedded = open_lake(lake.project_dir, {"engine": {"type": "duckdb"}})
     return sorted(tuple(r.values()) for r in embedded.query(f"SELECT * FROM {table}").to_pylist())
@@ -51,9 +54,10 @@ def test_a_failing_job_on_spark_cluster_leaves_no_process(heavy_lake: Lake) -> N
 def test_losing_a_worker_mid_job_gives_the_undisturbed_output(heavy_lake: Lake, tmp_path: Path) -> None:
     """Kill one of two workers (and its executor) while the job's tasks run, as a Spot reclaim would."""
     with TransientCluster(workers=2, cores=1, memory="1g", work_dir=tmp_path / "cluster") as cluster:
-        lake = open_lake(heavy_lake.project_dir, {"engine": {"type": "spark"},
-                                                  "spark": {"master": cluster.master_url,
-                                                            "worker_memory": "1g"}})
+        lake = open_lake(
+            heavy_lake.project_dir,
+            {"engine": {"type": "spark"}, "spark": {"master": cluster.master_url, "worker_memory": "1g"}},
+        )
         model = lake.model("curated.heavy")
         undisturbed = lake.run_model(model, DAY, force=True)
         expected = table_rows(lake, "curated.heavy")
@@ -65,7 +69,7 @@ def test_losing_a_worker_mid_job_gives_the_undisturbed_output(heavy_lake: Lake, 
             busy_since: dict[int, float] = {}
             while time.monotonic() < deadline:
                 session = runtime._active[1] if runtime._active else None
-                tracker = session.sparkContext.statusTracker() if session is not None else None
+                tracker: Any = session.sparkContext.statusTracker() if session is not None else None
                 for stage_id in tracker.getActiveStageIds() if tracker else []:
                     info = tracker.getStageInfo(stage_id)
                     if info and info.numTasks >= 2 and info.numActiveTasks >= 1:
@@ -92,9 +96,11 @@ def test_a_pipeline_run_shares_one_transient_cluster_and_stops_it(heavy_lake: La
     lake = open_lake(heavy_lake.project_dir, SPARK_CLUSTER)
     for name, column in (("by_country", "country"), ("by_device", "device")):
         (lake.project_dir / "models" / "curated" / f"{name}.sql").write_text(
-            f"SELECT {column}, count(*) AS n FROM processed.impressions GROUP BY {column}")
+            f"SELECT {column}, count(*) AS n FROM processed.impressions GROUP BY {column}"
+        )
     (lake.project_dir / "pipelines" / "on_cluster.yaml").write_text(
-        "steps:\n  by_country: {model: curated.by_country}\n  by_device: {model: curated.by_device}\n")
+        "steps:\n  by_country: {model: curated.by_country}\n  by_device: {model: curated.by_device}\n"
+    )
     said: list[str] = []
     run = lake.run_pipeline("on_cluster", DAY, RunOptions(progress=said.append))
     record = lake.run_record(run.run_id)

@@ -24,8 +24,13 @@ SPARK = {"engine": {"type": "spark"}, "spark": {"master": "local[2]"}}
 
 def run_cli(args: list[str], env: dict[str, str], prelude: str = "") -> subprocess.CompletedProcess[str]:
     code = f"import sys\n{prelude}\nfrom lakeplane.cli.main import main\nsys.argv = ['lakeplane', *sys.argv[1:]]\nmain()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,16 +44,28 @@ def test_missing_java_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_cli_without_java_says_so_without_a_traceback(heavy_lake: Lake, tmp_path: Path) -> None:
-    done = run_cli(["--lake", str(heavy_lake.project_dir), "query", "--engine", "spark",
-                    "SELECT count(*) AS n FROM processed.impressions"], {"JAVA_HOME": str(tmp_path)})
+    done = run_cli(
+        [
+            "--lake",
+            str(heavy_lake.project_dir),
+            "query",
+            "--engine",
+            "spark",
+            "SELECT count(*) AS n FROM processed.impressions",
+        ],
+        {"JAVA_HOME": str(tmp_path)},
+    )
     assert done.returncode == 1
     assert "error: engine 'spark' needs Java 17 or newer" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_cli_without_the_spark_extra_names_it(heavy_lake: Lake) -> None:
-    done = run_cli(["--lake", str(heavy_lake.project_dir), "query", "--engine", "spark", "SELECT 1 AS x"],
-                   {}, prelude="sys.modules['pyspark'] = None  # as if the extra were not installed")
+    done = run_cli(
+        ["--lake", str(heavy_lake.project_dir), "query", "--engine", "spark", "SELECT 1 AS x"],
+        {},
+        prelude="sys.modules['pyspark'] = None  # as if the extra were not installed",
+    )
     assert done.returncode == 1
     assert "engine 'spark' needs pyspark: pip install 'lakeplane[spark]'" in done.stderr
     assert "Traceback" not in done.stderr
@@ -58,15 +75,19 @@ def test_wrong_engine_or_master_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--engine sparky: expected duckdb, spark"):
         engine_overrides("sparky")
     (tmp_path / "lakeplane.yaml").write_text("spark:\n  master: mesos://x\n")
-    with pytest.raises(ConfigError, match=r"lakeplane.yaml:2: spark.master: unknown Spark master 'mesos://x'"):
+    with pytest.raises(
+        ConfigError, match=r"lakeplane.yaml:2: spark.master: unknown Spark master 'mesos://x'"
+    ):
         load_config(tmp_path)
 
 
 def test_written_files_keep_partition_columns_and_micro_second_timestamps(heavy_lake: Lake) -> None:
     lake = open_lake(heavy_lake.project_dir, SPARK)
     model = lake.project_dir / "models" / "curated" / "last_seen.sql"
-    model.write_text("-- partition_by: [ds]\nSELECT ds, campaign_id, max(event_ts) AS last_seen, "
-                     "count(*) AS n FROM processed.impressions GROUP BY ds, campaign_id")
+    model.write_text(
+        "-- partition_by: [ds]\nSELECT ds, campaign_id, max(event_ts) AS last_seen, "
+        "count(*) AS n FROM processed.impressions GROUP BY ds, campaign_id"
+    )
     try:
         result = lake.run_model(lake.model("curated.last_seen"), DAY)
     finally:
@@ -81,16 +102,22 @@ def test_written_files_keep_partition_columns_and_micro_second_timestamps(heavy_
         assert "ds" in schema.names, "the partition column stays inside the file"
         assert schema.field("last_seen").type == pa.timestamp("us")
     embedded = open_lake(lake.project_dir)
-    expected = embedded.query("SELECT campaign_id, max(event_ts) AS last_seen, count(*) AS n "
-                              "FROM processed.impressions GROUP BY 1 ORDER BY 1").to_pylist()
-    assert embedded.query("SELECT campaign_id, last_seen, n FROM curated.last_seen "
-                          "ORDER BY 1").to_pylist() == expected
+    expected = embedded.query(
+        "SELECT campaign_id, max(event_ts) AS last_seen, count(*) AS n "
+        "FROM processed.impressions GROUP BY 1 ORDER BY 1"
+    ).to_pylist()
+    assert (
+        embedded.query("SELECT campaign_id, last_seen, n FROM curated.last_seen ORDER BY 1").to_pylist()
+        == expected
+    )
 
 
 def test_spark_reads_only_planned_files_and_reapplies_the_filter(heavy_lake: Lake) -> None:
-    sql = ("SELECT country, count(*) AS n, round(sum(win_price), 4) AS spend "
-           "FROM processed.impressions "
-           f"WHERE ds = DATE '{DAY.isoformat()}' AND country IN ('DE', 'FR') GROUP BY 1 ORDER BY 1")
+    sql = (
+        "SELECT country, count(*) AS n, round(sum(win_price), 4) AS spend "
+        "FROM processed.impressions "
+        f"WHERE ds = DATE '{DAY.isoformat()}' AND country IN ('DE', 'FR') GROUP BY 1 ORDER BY 1"
+    )
     on_spark = open_lake(heavy_lake.project_dir, SPARK).query(sql).to_pylist()
     assert on_spark == open_lake(heavy_lake.project_dir).query(sql).to_pylist()
     assert {r["country"] for r in on_spark} == {"DE", "FR"}
@@ -99,21 +126,25 @@ def test_spark_reads_only_planned_files_and_reapplies_the_filter(heavy_lake: Lak
 
 
 def test_placement_picks_by_input_size_and_says_why(heavy_lake: Lake) -> None:
-    config = load_config(heavy_lake.project_dir, {"engine": {"type": "auto"},
-                                                  "placement": {"spark_above": "1MB", "cluster_above": "1GB"}})
+    config = load_config(
+        heavy_lake.project_dir,
+        {"engine": {"type": "auto"}, "placement": {"spark_above": "1MB", "cluster_above": "1GB"}},
+    )
     small, medium, large = place(config, 10_000), place(config, 5 << 20), place(config, 2 << 30)
     assert (small.engine, small.shape) == ("duckdb", "duckdb")
     assert "input 9.8 KB < placement.spark_above 1MB" in small.reason
     assert medium.engine == "spark" and medium.shape.startswith("local[")
     assert "input 5.0 MB >= placement.spark_above 1MB" in medium.reason
     assert (large.engine, large.shape) == ("spark", "spark-cluster")
-    lake = open_lake(heavy_lake.project_dir, {"engine": {"type": "auto"},
-                                              "placement": {"spark_above": "64KB"}})
+    lake = open_lake(
+        heavy_lake.project_dir, {"engine": {"type": "auto"}, "placement": {"spark_above": "64KB"}}
+    )
     placed = lake.model_jobs.placement(lake.model("curated.per_campaign"), DAY)
     assert placed.engine == "spark" and placed.input_bytes and placed.input_bytes > 64 << 10
-    done = run_cli(["--lake", str(lake.project_dir), "run", "--ds", DAY.isoformat(), "--engine", "auto",
-                    "--force"], {
-        "LAKEPLANE__PLACEMENT__SPARK_ABOVE": "100GB"})
+    done = run_cli(
+        ["--lake", str(lake.project_dir), "run", "--ds", DAY.isoformat(), "--engine", "auto", "--force"],
+        {"LAKEPLANE__PLACEMENT__SPARK_ABOVE": "100GB"},
+    )
     assert done.returncode == 0, done.stderr
     assert "adtech.curated.per_campaign: ran on duckdb (input" in done.stdout
     assert "< placement.spark_above 100GB: fits one machine)" in done.stdout
@@ -121,7 +152,8 @@ def test_placement_picks_by_input_size_and_says_why(heavy_lake: Lake) -> None:
 
 def test_cli_query_runs_on_spark(heavy_lake: Lake) -> None:
     sql = "SELECT country, count(*) AS n FROM processed.impressions GROUP BY 1 ORDER BY 1"
-    done = run_cli(["--lake", str(heavy_lake.project_dir), "--output", "json", "query", "--engine", "local[1]",
-                    sql], {})
+    done = run_cli(
+        ["--lake", str(heavy_lake.project_dir), "--output", "json", "query", "--engine", "local[1]", sql], {}
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == open_lake(heavy_lake.project_dir).query(sql).to_pylist()

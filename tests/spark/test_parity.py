@@ -30,9 +30,12 @@ def built(root: Path, engine: str, drops: Path) -> Lake:
 def every_table(lake: Lake) -> dict[str, list[tuple[object, ...]]]:
     """Every table's rows, read by the embedded engine whatever engine wrote them."""
     reader = open_lake(lake.project_dir, {"engine": {"type": "duckdb"}})
-    return {str(ref): sorted((tuple(r.values()) for r in reader.query(f"SELECT * FROM {ref}").to_pylist()),
-                             key=repr)
-            for ref in reader.tables()}
+    return {
+        str(ref): sorted(
+            (tuple(r.values()) for r in reader.query(f"SELECT * FROM {ref}").to_pylist()), key=repr
+        )
+        for ref in reader.tables()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,9 @@ def test_demo_pipeline_tables_are_identical_row_for_row(pair: tuple[Lake, Lake])
 def test_spark_steps_report_their_engine(pair: tuple[Lake, Lake]) -> None:
     _, spark = pair
     run = spark.runs("nightly", limit=1)[0]
-    models = [a for a in spark.run_record(run.run_id).attempts if a.step in ("daily_campaign_stats", "cell_daily")]
+    models = [
+        a for a in spark.run_record(run.run_id).attempts if a.step in ("daily_campaign_stats", "cell_daily")
+    ]
     assert models and all(a.metrics["engine"] == "local[2]" for a in models)
     assert all("engine.type is spark" in a.metrics["placement"] for a in models)
     assert all(a.metrics.get("stage_skew") for a in models), "Spark steps report per-stage skew"

@@ -12,8 +12,11 @@ from tests.conftest import DAY1, DAY2, land_drop
 
 
 def tree_digest(root: Path) -> dict[str, tuple[str, float]]:
-    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_land_writes_content_addressed_batch_and_manifest(demo_lake: Lake, tmp_path: Path) -> None:
@@ -59,7 +62,9 @@ def test_land_errors_name_the_file_or_dataset(demo_lake: Lake, tmp_path: Path) -
     odd.write_text("<a/>")
     with pytest.raises(LandingError, match=r"drop.xml: cannot tell the format"):
         demo_lake.land("partner/impressions", [odd], DAY1)
-    with pytest.raises(ConfigError, match="unknown dataset 'partner/impression'; did you mean 'partner/impressions'"):
+    with pytest.raises(
+        ConfigError, match="unknown dataset 'partner/impression'; did you mean 'partner/impressions'"
+    ):
         demo_lake.land("partner/impression", [odd], DAY1)
 
 
@@ -81,4 +86,5 @@ def test_batches_list_in_landing_order(demo_lake: Lake, tmp_path: Path) -> None:
         files.append(path)
     demo_lake.land("partner/impressions", files, DAY1)
     assert [b.original_name for b in demo_lake.raw.batches("partner/impressions", DAY1)] == [
-        f.name for f in files]
+        f.name for f in files
+    ]

@@ -52,8 +52,9 @@ class TableRef:
 class LakeCatalog:
     """The lake's catalog: create, load and describe Iceberg tables."""
 
-    def __init__(self, config: CatalogConfig, storage: LakeStorage, state_dir: Path,
-                 storage_config: StorageConfig) -> None:
+    def __init__(
+        self, config: CatalogConfig, storage: LakeStorage, state_dir: Path, storage_config: StorageConfig
+    ) -> None:
         self.storage = storage
         uri = config.uri
         if uri is None:
@@ -131,18 +132,23 @@ class LakeCatalog:
             ) from None
 
     def _metadata_location(self, ref: TableRef) -> str | None:
-        query = sa.text("SELECT metadata_location FROM iceberg_tables WHERE catalog_name = :catalog "
-                        "AND table_namespace = :namespace AND table_name = :name")
+        query = sa.text(
+            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = :catalog "
+            "AND table_namespace = :namespace AND table_name = :name"
+        )
         try:
             with self.state_engine.connect() as conn:
-                row = conn.execute(query, {"catalog": self.iceberg.name,
-                                           "namespace": ".".join(ref.namespace), "name": ref.name}).first()
+                row = conn.execute(
+                    query,
+                    {"catalog": self.iceberg.name, "namespace": ".".join(ref.namespace), "name": ref.name},
+                ).first()
         except sa.exc.SQLAlchemyError:
             return None
         return str(row[0]) if row else None
 
-    def create(self, ref: TableRef, schema: Schema, spec: PartitionSpec,
-               properties: dict[str, str] | None = None) -> Table:
+    def create(
+        self, ref: TableRef, schema: Schema, spec: PartitionSpec, properties: dict[str, str] | None = None
+    ) -> Table:
         """Create ``ref`` (and its namespaces) at ``<root>/<zone>/<domain>/<name>``."""
         for depth in (1, 2):
             namespace = ref.namespace[:depth]
@@ -173,15 +179,19 @@ class LakeCatalog:
     def describe(self, ref: TableRef | str) -> dict[str, Any]:
         """Schema, partition spec, snapshots and live files of a table, as plain data."""
         table = self.load(ref)
-        files = [
-            {
-                "path": task.file.file_path,
-                "records": task.file.record_count,
-                "bytes": task.file.file_size_in_bytes,
-                "partition": _plain(task.file.partition),
-            }
-            for task in table.scan().plan_files()
-        ] if table.current_snapshot() else []
+        files = (
+            [
+                {
+                    "path": task.file.file_path,
+                    "records": task.file.record_count,
+                    "bytes": task.file.file_size_in_bytes,
+                    "partition": _plain(task.file.partition),
+                }
+                for task in table.scan().plan_files()
+            ]
+            if table.current_snapshot()
+            else []
+        )
         return {
             "table": str(ref),
             "location": table.location(),
@@ -191,23 +201,29 @@ class LakeCatalog:
                 for f in table.schema().fields
             ],
             "partition_spec": [
-                {"source": table.schema().find_column_name(p.source_id), "transform": str(p.transform),
-                 "name": p.name}
+                {
+                    "source": table.schema().find_column_name(p.source_id),
+                    "transform": str(p.transform),
+                    "name": p.name,
+                }
                 for p in table.spec().fields
             ],
             "snapshots": [
                 {
                     "snapshot_id": s.snapshot_id,
                     "at": dt.datetime.fromtimestamp(s.timestamp_ms / 1000, dt.UTC).isoformat(
-                        timespec="seconds"),
+                        timespec="seconds"
+                    ),
                     "operation": s.summary.operation.value if s.summary else None,
-                    "summary": {k: v for k, v in (s.summary.additional_properties.items()
-                                                   if s.summary else [])},
+                    "summary": {
+                        k: v for k, v in (s.summary.additional_properties.items() if s.summary else [])
+                    },
                 }
                 for s in table.snapshots()
             ],
             "current_snapshot_id": table.current_snapshot().snapshot_id  # type: ignore[union-attr]
-            if table.current_snapshot() else None,
+            if table.current_snapshot()
+            else None,
             "files": files,
             "records": sum(f["records"] for f in files),
             "bytes": sum(f["bytes"] for f in files),
@@ -216,8 +232,11 @@ class LakeCatalog:
 
 def _plain(record: Any) -> dict[str, Any]:
     try:
-        return {k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                for k, v in record.__dict__.items() if not k.startswith("_")}
+        return {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in record.__dict__.items()
+            if not k.startswith("_")
+        }
     except AttributeError:
         return {}
 

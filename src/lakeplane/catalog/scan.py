@@ -9,8 +9,12 @@ from lakeplane.engines.base import ScanSource
 from lakeplane.errors import EngineError
 
 
-def plan_scan(catalog: LakeCatalog, table_name: str, row_filter: BooleanExpression | None = None,
-              snapshot_id: int | None = None) -> ScanSource:
+def plan_scan(
+    catalog: LakeCatalog,
+    table_name: str,
+    row_filter: BooleanExpression | None = None,
+    snapshot_id: int | None = None,
+) -> ScanSource:
     """The files an engine must read for ``table_name`` after pyiceberg's partition pruning.
 
     Raises:
@@ -28,8 +32,10 @@ def plan_scan(catalog: LakeCatalog, table_name: str, row_filter: BooleanExpressi
         tasks = table.scan(snapshot_id=snapshot_id).plan_files()
     for task in tasks:
         if task.delete_files:
-            raise EngineError(f"table '{table_name}' has row-level delete files; lakeplane reads "
-                              "only copy-on-write tables", table=table_name)
+            raise EngineError(
+                f"table '{table_name}' has row-level delete files; lakeplane reads only copy-on-write tables",
+                table=table_name,
+            )
         files.append(task.file.file_path)
         size += task.file.file_size_in_bytes
         records += task.file.record_count

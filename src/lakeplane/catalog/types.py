@@ -41,7 +41,6 @@ FIELD_DUCKDB_TYPES = {
 }
 
 
-
 def iceberg_schema_for(schema: pa.Schema, required: frozenset[str] = frozenset()) -> Schema:
     """The Iceberg schema holding an engine's result ``schema``: field ids 1..n in column order.
 
@@ -49,8 +48,12 @@ def iceberg_schema_for(schema: pa.Schema, required: frozenset[str] = frozenset()
         ModelError: a column whose type has no Iceberg equivalent here (nested or typeless).
     """
     fields = [pa.field(f.name, _storable(f.type, f.name), nullable=f.name not in required) for f in schema]
-    mapping = NameMapping([MappedField.model_validate({"field-id": i, "names": [f.name]})
-                           for i, f in enumerate(fields, start=1)])
+    mapping = NameMapping(
+        [
+            MappedField.model_validate({"field-id": i, "names": [f.name]})
+            for i, f in enumerate(fields, start=1)
+        ]
+    )
     return pyarrow_to_schema(pa.schema(fields), name_mapping=mapping, downcast_ns_timestamp_to_us=True)
 
 
@@ -69,7 +72,9 @@ def _storable(kind: pa.DataType, column: str) -> pa.DataType:
     if pa.types.is_nested(kind) or pa.types.is_null(kind) or pa.types.is_decimal(kind):
         raise ModelError(
             f"column '{column}' has type {kind}, which has no Iceberg equivalent here; "
-            "cast it to a scalar type", column=column, type=str(kind),
+            "cast it to a scalar type",
+            column=column,
+            type=str(kind),
         )
     return kind
 
@@ -79,9 +84,17 @@ def duckdb_type_for(iceberg_type: IcebergType) -> str:
     if isinstance(iceberg_type, DecimalType):
         return f"DECIMAL({iceberg_type.precision}, {iceberg_type.scale})"
     names = {
-        BooleanType: "BOOLEAN", IntegerType: "INTEGER", LongType: "BIGINT", FloatType: "FLOAT",
-        DoubleType: "DOUBLE", StringType: "VARCHAR", BinaryType: "BLOB", DateType: "DATE",
-        TimeType: "TIME", TimestampType: "TIMESTAMP", TimestamptzType: "TIMESTAMPTZ",
+        BooleanType: "BOOLEAN",
+        IntegerType: "INTEGER",
+        LongType: "BIGINT",
+        FloatType: "FLOAT",
+        DoubleType: "DOUBLE",
+        StringType: "VARCHAR",
+        BinaryType: "BLOB",
+        DateType: "DATE",
+        TimeType: "TIME",
+        TimestampType: "TIMESTAMP",
+        TimestamptzType: "TIMESTAMPTZ",
     }
     for kind, name in names.items():
         if isinstance(iceberg_type, kind):

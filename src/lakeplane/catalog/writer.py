@@ -50,14 +50,21 @@ class TableWriter:
     def __init__(self, catalog: LakeCatalog) -> None:
         self.catalog = catalog
 
-    def ensure_table(self, ref: TableRef, result: pa.Schema, partition_by: list[str],
-                     required: frozenset[str] = frozenset()) -> Table:
+    def ensure_table(
+        self,
+        ref: TableRef,
+        result: pa.Schema,
+        partition_by: list[str],
+        required: frozenset[str] = frozenset(),
+    ) -> Table:
         """Load ``ref``, creating it from the result's (Arrow) schema, or adding new columns."""
         unknown = [c for c in partition_by if c not in result.names]
         if unknown:
             raise ModelError(
                 f"{ref}: partition column '{unknown[0]}' is not in the result "
-                f"(columns: {', '.join(result.names)})", table=str(ref), column=unknown[0],
+                f"(columns: {', '.join(result.names)})",
+                table=str(ref),
+                column=unknown[0],
             )
         schema = iceberg_schema_for(result, required)
         if self.catalog.table_exists(ref):
@@ -69,15 +76,19 @@ class TableWriter:
                         update.add_column(field.name, field.field_type)
                 table = self.catalog.load(ref)
             return table
-        spec = PartitionSpec(*[
-            PartitionField(schema.find_field(col).field_id, PARTITION_FIELD_BASE + i,
-                           IdentityTransform(), col)
-            for i, col in enumerate(partition_by)
-        ])
+        spec = PartitionSpec(
+            *[
+                PartitionField(
+                    schema.find_field(col).field_id, PARTITION_FIELD_BASE + i, IdentityTransform(), col
+                )
+                for i, col in enumerate(partition_by)
+            ]
+        )
         return self.catalog.create(ref, schema, spec)
 
-    def conforming_select(self, table: Table, sql: str, result_columns: Sequence[str],
-                          dialect: str = "duckdb") -> str:
+    def conforming_select(
+        self, table: Table, sql: str, result_columns: Sequence[str], dialect: str = "duckdb"
+    ) -> str:
         """``sql`` projected and cast to the table's columns, in the table's order, in ``dialect``."""
         columns = []
         for field in table.schema().fields:
@@ -85,17 +96,27 @@ class TableWriter:
             if field.name in result_columns:
                 value: exp.Expression = exp.column(field.name, quoted=True)
             elif field.required:
-                raise ModelError(f"{table.name()}: required column '{field.name}' is missing from "
-                                 "the result", column=field.name)
+                raise ModelError(
+                    f"{table.name()}: required column '{field.name}' is missing from the result",
+                    column=field.name,
+                )
             else:
                 value = exp.null()
             columns.append(exp.alias_(exp.cast(value, target), field.name, quoted=True))
         # The result's SQL is the engine's already: wrapped as text, not parsed again.
         return f"{exp.select(*columns).sql(dialect)} FROM ({sql}) AS __result"
 
-    def commit(self, table: Table, paths: list[str], mode: Mode, rows: int, bytes_written: int,
-               replace_filter: BooleanExpression | None = None,
-               properties: dict[str, str] | None = None, branch: str | None = None) -> WriteResult:
+    def commit(
+        self,
+        table: Table,
+        paths: list[str],
+        mode: Mode,
+        rows: int,
+        bytes_written: int,
+        replace_filter: BooleanExpression | None = None,
+        properties: dict[str, str] | None = None,
+        branch: str | None = None,
+    ) -> WriteResult:
         """Make ``paths`` (relative to the lake root) visible in one commit.
 
         ``overwrite_partitions`` replaces the partitions the new files hold (or ``replace_filter``
@@ -119,8 +140,11 @@ class TableWriter:
             raise ModelError(f"{_name(table)}: a replace filter must name partition columns only")
         # One snapshot: the replaced files leave and the new ones arrive together. ``delete`` names
         # identity partition columns only, so planning it yields exactly the files to drop.
-        replaced = ([task.file for task in table.scan(row_filter=delete).plan_files()]
-                    if delete is not None and table.current_snapshot() is not None else [])
+        replaced = (
+            [task.file for task in table.scan(row_filter=delete).plan_files()]
+            if delete is not None and table.current_snapshot() is not None
+            else []
+        )
         with table.transaction() as tx:
             producer = tx.update_snapshot(snapshot_properties=properties, branch=branch or "main")
             with producer.overwrite() if replaced else producer.fast_append() as snapshot:
@@ -129,8 +153,9 @@ class TableWriter:
                 for uri in uris:
                     snapshot.append_data_file(parquet_file_to_data_file(table.io, table.metadata, uri))
         head = table.snapshot_by_name(branch) if branch else table.current_snapshot()
-        return WriteResult(_name(table), rows, len(uris), bytes_written,
-                           head.snapshot_id if head else None, partitions)
+        return WriteResult(
+            _name(table), rows, len(uris), bytes_written, head.snapshot_id if head else None, partitions
+        )
 
 
 def new_write_dir(ref: TableRef) -> str:
@@ -150,8 +175,11 @@ def _current(table: Table) -> int | None:
 
 def _partition_aligned(expression: BooleanExpression, table: Table) -> bool:
     """Whether ``expression`` reads identity-partition columns only (so it selects whole files)."""
-    identity = {table.schema().find_column_name(f.source_id) for f in table.spec().fields
-                if isinstance(f.transform, IdentityTransform)}
+    identity = {
+        table.schema().find_column_name(f.source_id)
+        for f in table.spec().fields
+        if isinstance(f.transform, IdentityTransform)
+    }
     names: set[str] = set()
     stack: list[Any] = [expression]
     while stack:
@@ -203,4 +231,3 @@ def _typed(text: str, schema: Schema, column: str) -> object:
     if kind == "boolean":
         return text.lower() == "true"
     return text
-

@@ -25,8 +25,9 @@ def bookmark() -> None:
     STEP is a step of --pipeline (default: the first pipeline) or a table."""
 
 
-pipeline_option = click.option("--pipeline", help="The pipeline STEP belongs to (default: the first; "
-                                                   "for rewind, the run's).")
+pipeline_option = click.option(
+    "--pipeline", help="The pipeline STEP belongs to (default: the first; for rewind, the run's)."
+)
 
 
 @bookmark.command("show")
@@ -51,8 +52,13 @@ def reset(ctx: Context, step: str, pipeline: str | None) -> None:
 
 @bookmark.command("rewind")
 @click.argument("step")
-@click.option("--to", "run_id", required=True, metavar="RUN_ID",
-              help="Make the bookmarks what they were right after this run (see `lakeplane runs`).")
+@click.option(
+    "--to",
+    "run_id",
+    required=True,
+    metavar="RUN_ID",
+    help="Make the bookmarks what they were right after this run (see `lakeplane runs`).",
+)
 @pipeline_option
 @common_options
 @pass_ctx
@@ -72,15 +78,22 @@ def _print(printer: Printer, report: BookmarkReport, changed: bool = False) -> N
         if not report.changes:
             printer.line("no bookmark changed")
         else:
-            printer.table(f"{len(report.changes)} bookmarks changed", ["ds", "was snapshot", "now"],
-                          [[c.ds, c.before, c.after if c.after is not None else "forgotten: runs again"]
-                           for c in report.changes])
+            printer.table(
+                f"{len(report.changes)} bookmarks changed",
+                ["ds", "was snapshot", "now"],
+                [
+                    [c.ds, c.before, c.after if c.after is not None else "forgotten: runs again"]
+                    for c in report.changes
+                ],
+            )
     if not report.bookmarks:
         printer.line("no bookmarks: every day is processed on its next run")
         return
-    printer.table(None, ["ds", "kind", "snapshot", "committed (UTC)", "processed"],
-                  [[b.ds, b.kind, b.snapshot_id, _when(b.committed_at_ms), _processed(b)]
-                   for b in report.bookmarks])
+    printer.table(
+        None,
+        ["ds", "kind", "snapshot", "committed (UTC)", "processed"],
+        [[b.ds, b.kind, b.snapshot_id, _when(b.committed_at_ms), _processed(b)] for b in report.bookmarks],
+    )
 
 
 def _when(ms: int) -> str:

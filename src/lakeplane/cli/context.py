@@ -63,23 +63,35 @@ def common_options(command: F) -> F:
     Both set the shared :class:`Context`; one given nowhere keeps the group's value, so
     ``lakeplane --output json tables`` and ``lakeplane tables --output json`` are the same.
     """
-    command = click.option("--debug", is_flag=True, expose_value=False, callback=_set_debug,
-                           help="Show tracebacks.")(command)
-    return click.option("--output", type=click.Choice(OUTPUTS), default=None, expose_value=False,
-                        callback=_set_output, help="table for people (default), json for scripts.")(command)
+    command = click.option(
+        "--debug", is_flag=True, expose_value=False, callback=_set_debug, help="Show tracebacks."
+    )(command)
+    return click.option(
+        "--output",
+        type=click.Choice(OUTPUTS),
+        default=None,
+        expose_value=False,
+        callback=_set_output,
+        help="table for people (default), json for scripts.",
+    )(command)
 
 
 def engine_option(command: F) -> F:
     """``--engine``: run this command's jobs on another engine or Spark shape than the config's."""
+
     def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
         if value:
             ctx.ensure_object(Context).engine = value
         return value
 
     return click.option(
-        "--engine", expose_value=False, callback=remember, metavar="ENGINE",
+        "--engine",
+        expose_value=False,
+        callback=remember,
+        metavar="ENGINE",
         help="duckdb, spark (spark.master of lakeplane.yaml), spark-cluster (transient), local[N], "
-             "spark://host:port, or auto (by input size). Default: engine.type.")(command)
+        "spark://host:port, or auto (by input size). Default: engine.type.",
+    )(command)
 
 
 class Day(click.ParamType):

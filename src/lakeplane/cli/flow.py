@@ -26,13 +26,34 @@ def land(ctx: Context, dataset: str, files: tuple[Path, ...], day: dt.date | Non
         results = lake.land(dataset, files, day, progress=advance)
     landed = list(zip(files, results, strict=True))
     if ctx.printer.json:
-        ctx.printer.emit([{"file": str(f), "batch": r.batch.batch_id, "path": r.batch.path,
-                           "lines": r.batch.lines, "bytes": r.batch.bytes, "landed": r.landed}
-                          for f, r in landed])
+        ctx.printer.emit(
+            [
+                {
+                    "file": str(f),
+                    "batch": r.batch.batch_id,
+                    "path": r.batch.path,
+                    "lines": r.batch.lines,
+                    "bytes": r.batch.bytes,
+                    "landed": r.landed,
+                }
+                for f, r in landed
+            ]
+        )
         return
-    ctx.printer.table(None, ["file", "batch", "lines", "bytes", "result"],
-                      [[str(f), r.batch.batch_id, r.batch.lines, human_bytes(r.batch.bytes),
-                        "landed" if r.landed else "already landed"] for f, r in landed])
+    ctx.printer.table(
+        None,
+        ["file", "batch", "lines", "bytes", "result"],
+        [
+            [
+                str(f),
+                r.batch.batch_id,
+                r.batch.lines,
+                human_bytes(r.batch.bytes),
+                "landed" if r.landed else "already landed",
+            ]
+            for f, r in landed
+        ],
+    )
 
 
 @click.command()
@@ -52,8 +73,9 @@ def ingest(ctx: Context, dataset: str, ds: dt.date) -> None:
 @click.command()
 @click.argument("pipeline", required=False)
 @click.option("--ds", required=True, type=DAY, help="Business date (YYYY-MM-DD).")
-@click.option("--force", is_flag=True,
-              help="Without PIPELINE: redo steps whose bookmark says the day is done already.")
+@click.option(
+    "--force", is_flag=True, help="Without PIPELINE: redo steps whose bookmark says the day is done already."
+)
 @engine_option
 @common_options
 @pass_ctx

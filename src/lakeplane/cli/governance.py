@@ -28,16 +28,22 @@ SQL_COMMAND: dict[str, Any] = {"ignore_unknown_options": True}
 def _sql_argument(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     # Text that could only be a mistyped option (no space or line break in it) is still an error.
     if value is not None and value.startswith("-") and not any(c.isspace() for c in value):
-        options = [name for param in ctx.command.params if isinstance(param, click.Option)
-                   for name in param.opts]
+        options = [
+            name for param in ctx.command.params if isinstance(param, click.Option) for name in param.opts
+        ]
         raise click.NoSuchOption(value, possibilities=difflib.get_close_matches(value, options), ctx=ctx)
     return value
 
 
 def sql_input(command: F) -> F:
     """The SQL, as the SQL argument or read from ``--file FILE`` (``-`` for standard input)."""
-    command = click.option("-f", "--file", "sql_file", type=click.File("r"),
-                           help="Read the SQL from FILE ('-': standard input) instead of SQL.")(command)
+    command = click.option(
+        "-f",
+        "--file",
+        "sql_file",
+        type=click.File("r"),
+        help="Read the SQL from FILE ('-': standard input) instead of SQL.",
+    )(command)
     return click.argument("sql", required=False, callback=_sql_argument)(command)
 
 
@@ -67,15 +73,29 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
 @sql_input
 @click.option("--as", "principal", envvar="LAKEPLANE_PRINCIPAL", help="Who is asking (policy principal).")
 @click.option("--dialect", type=DIALECTS, default="trino", show_default=True, help="SQL dialect of SQL.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table",
-              show_default=True, help="How to write the rows.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="How to write the rows.",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write rows to a file.")
 @click.option("--limit", default=50, show_default=True, help="Rows to print as a table.")
 @engine_option
 @common_options
 @pass_ctx
-def query(ctx: Context, sql: str | None, sql_file: IO[str] | None, principal: str | None, dialect: str,
-          fmt: str, out: Path | None, limit: int) -> None:
+def query(
+    ctx: Context,
+    sql: str | None,
+    sql_file: IO[str] | None,
+    principal: str | None,
+    dialect: str,
+    fmt: str,
+    out: Path | None,
+    limit: int,
+) -> None:
     """Run one read-only SQL query; in a governed lake, as --as PRINCIPAL.
 
     SQL may open with a `-- comment` line; `-f FILE` reads it from a file, `-f -` from standard input.
@@ -102,8 +122,9 @@ def query(ctx: Context, sql: str | None, sql_file: IO[str] | None, principal: st
         else:
             sys.stdout.write(buffer.getvalue())
         return
-    ctx.printer.table(None, result.column_names,
-                      [list(r.values()) for r in result.slice(0, limit).to_pylist()])
+    ctx.printer.table(
+        None, result.column_names, [list(r.values()) for r in result.slice(0, limit).to_pylist()]
+    )
     ctx.printer.line(f"{result.num_rows} rows")
 
 
@@ -123,9 +144,11 @@ def who_can_see(ctx: Context, column: str) -> None:
     if ctx.printer.json:
         ctx.printer.emit([a.to_dict() for a in answers])
         return
-    ctx.printer.table(column, ["principal", "sees", "mask", "row filter", "because"],
-                      [[a.principal, a.sees, a.mask, " AND ".join(a.row_filters), a.because]
-                       for a in answers])
+    ctx.printer.table(
+        column,
+        ["principal", "sees", "mask", "row filter", "because"],
+        [[a.principal, a.sees, a.mask, " AND ".join(a.row_filters), a.because] for a in answers],
+    )
 
 
 @access.command("explain", context_settings=SQL_COMMAND)
@@ -163,8 +186,11 @@ def policy_diff(ctx: Context, new_policy: Path) -> None:
     if ctx.printer.json:
         ctx.printer.emit([c.to_dict() for c in changes])
         return
-    ctx.printer.table(f"{len(changes)} changes", ["principal", "column", "before", "after", "kind"],
-                      [[c.principal, c.column, c.before, c.after, c.kind] for c in changes])
+    ctx.printer.table(
+        f"{len(changes)} changes",
+        ["principal", "column", "before", "after", "kind"],
+        [[c.principal, c.column, c.before, c.after, c.kind] for c in changes],
+    )
 
 
 @policy.command("versions")
@@ -173,13 +199,13 @@ def policy_diff(ctx: Context, new_policy: Path) -> None:
 def policy_versions(ctx: Context) -> None:
     """The recorded versions of the policy."""
     history = ctx.lake().governance.versions()
-    rows = [{"version": v.label, "applied_at": v.applied_at, "bound_columns": len(v.bindings)}
-            for v in history]
+    rows = [
+        {"version": v.label, "applied_at": v.applied_at, "bound_columns": len(v.bindings)} for v in history
+    ]
     if ctx.printer.json:
         ctx.printer.emit(rows)
         return
-    ctx.printer.table(None, ["version", "applied at", "bound columns"],
-                      [list(r.values()) for r in rows])
+    ctx.printer.table(None, ["version", "applied at", "bound columns"], [list(r.values()) for r in rows])
 
 
 @click.group()
@@ -197,8 +223,13 @@ def audit_verify(ctx: Context, expected_head: str | None) -> None:
     log = ctx.lake().governance.audit_log()
     result = log.verify(expected_head=expected_head)
     head = log.head()
-    data = {"ok": result.ok, "records": result.records, "first_bad_seq": result.first_bad_seq,
-            "problem": result.problem, "head": head.hash if head else None}
+    data = {
+        "ok": result.ok,
+        "records": result.records,
+        "first_bad_seq": result.first_bad_seq,
+        "problem": result.problem,
+        "head": head.hash if head else None,
+    }
     if ctx.printer.json:
         ctx.printer.emit(data)
     elif result.ok:
@@ -218,16 +249,29 @@ def audit_verify(ctx: Context, expected_head: str | None) -> None:
 @click.option("--limit", default=100, show_default=True)
 @common_options
 @pass_ctx
-def audit_search(ctx: Context, principal: str | None, column: str | None, table: str | None,
-                 since: dt.datetime | None, decision: str | None, limit: int) -> None:
+def audit_search(
+    ctx: Context,
+    principal: str | None,
+    column: str | None,
+    table: str | None,
+    since: dt.datetime | None,
+    decision: str | None,
+    limit: int,
+) -> None:
     """Find audit records."""
-    records = ctx.lake().governance.audit_log().search(
-        principal=principal, column=column, table=table, since=since, decision=decision, limit=limit)
+    records = (
+        ctx.lake()
+        .governance.audit_log()
+        .search(principal=principal, column=column, table=table, since=since, decision=decision, limit=limit)
+    )
     if ctx.printer.json:
         ctx.printer.emit([asdict(r) for r in records])
         return
-    ctx.printer.table(f"{len(records)} records", ["seq", "at", "principal", "decision", "rows", "sql"],
-                      [[r.seq, r.at, r.principal, r.decision, r.rows, r.sql[:80]] for r in records])
+    ctx.printer.table(
+        f"{len(records)} records",
+        ["seq", "at", "principal", "decision", "rows", "sql"],
+        [[r.seq, r.at, r.principal, r.decision, r.rows, r.sql[:80]] for r in records],
+    )
 
 
 def _write_json(rows: list[dict[str, Any]], out: Path | None) -> None:

@@ -36,8 +36,14 @@ COMMANDS = {
 
 
 @click.group(cls=LakeplaneGroup, lazy_commands=COMMANDS)
-@click.option("--lake", "lake_dir", envvar="LAKEPLANE_LAKE", default=None, metavar="DIR",
-              help="The lake project folder (holding lakeplane.yaml). Default: current folder.")
+@click.option(
+    "--lake",
+    "lake_dir",
+    envvar="LAKEPLANE_LAKE",
+    default=None,
+    metavar="DIR",
+    help="The lake project folder (holding lakeplane.yaml). Default: current folder.",
+)
 @common_options
 @click.version_option(package_name="lakeplane")
 @click.pass_context

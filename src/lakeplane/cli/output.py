@@ -70,9 +70,16 @@ class Printer:
             return
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                       TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[now]}"),
-                       TimeElapsedColumn(), console=self.err, transient=False)
+        bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[now]}"),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=False,
+        )
         with bar:
             task = bar.add_task(description, total=total, now="")
 

@@ -39,19 +39,39 @@ def _report(ctx: Context, run: RunRecord) -> None:
 
 
 def _print_run(printer: Printer, run: RunRecord) -> None:
-    printer.line(f"[bold]{run.run_id}[/bold] {run.pipeline} ds={run.ds}: {run.state}"
-                 + (f" (redrive of {run.redrive_of})" if run.redrive_of else ""))
-    printer.table(None, ["step", "attempt", "state", "engine", "seconds", "rows in", "rows out", "peak MB",
-                         "error"],
-                  [[a.step, a.attempt, a.state, a.metrics.get("engine", ""), a.metrics.get("seconds", ""),
-                    a.metrics.get("rows_in", ""), a.metrics.get("rows_out", ""),
-                    a.metrics.get("peak_memory_mb", ""), (a.error or "")[:120]] for a in run.attempts])
+    printer.line(
+        f"[bold]{run.run_id}[/bold] {run.pipeline} ds={run.ds}: {run.state}"
+        + (f" (redrive of {run.redrive_of})" if run.redrive_of else "")
+    )
+    printer.table(
+        None,
+        ["step", "attempt", "state", "engine", "seconds", "rows in", "rows out", "peak MB", "error"],
+        [
+            [
+                a.step,
+                a.attempt,
+                a.state,
+                a.metrics.get("engine", ""),
+                a.metrics.get("seconds", ""),
+                a.metrics.get("rows_in", ""),
+                a.metrics.get("rows_out", ""),
+                a.metrics.get("peak_memory_mb", ""),
+                (a.error or "")[:120],
+            ]
+            for a in run.attempts
+        ],
+    )
     for attempt in run.attempts:
         if attempt.metrics.get("placement"):
-            printer.line(f"{attempt.step}: on {attempt.metrics['engine']} "
-                         f"because {attempt.metrics['placement']}"
-                         + (f"; max stage skew {attempt.metrics['max_stage_skew']}"
-                            if "max_stage_skew" in attempt.metrics else ""))
+            printer.line(
+                f"{attempt.step}: on {attempt.metrics['engine']} "
+                f"because {attempt.metrics['placement']}"
+                + (
+                    f"; max stage skew {attempt.metrics['max_stage_skew']}"
+                    if "max_stage_skew" in attempt.metrics
+                    else ""
+                )
+            )
 
 
 @click.command()
@@ -89,15 +109,21 @@ def backfill(ctx: Context, pipeline: str, start: dt.date, end: dt.date, parallel
         if ctx.printer.json:
             ctx.printer.emit(plan)
         else:
-            ctx.printer.table(f"would run {len(plan)} runs, {parallel} at once", ["ds", "steps"],
-                              [[p["ds"], " -> ".join(p["steps"])] for p in plan])
+            ctx.printer.table(
+                f"would run {len(plan)} runs, {parallel} at once",
+                ["ds", "steps"],
+                [[p["ds"], " -> ".join(p["steps"])] for p in plan],
+            )
         return
     runs = lake.backfill(pipeline, start, end, parallel, _options(ctx))
     if ctx.printer.json:
         ctx.printer.emit([r.to_dict() for r in runs])
     else:
-        ctx.printer.table(f"backfill {pipeline} {start}..{end}", ["run", "ds", "state"],
-                          [[r.run_id, r.ds, r.state] for r in runs])
+        ctx.printer.table(
+            f"backfill {pipeline} {start}..{end}",
+            ["run", "ds", "state"],
+            [[r.run_id, r.ds, r.state] for r in runs],
+        )
     if any(r.state != "succeeded" for r in runs):
         sys.exit(EXIT_FAILED)
 
@@ -113,8 +139,11 @@ def runs(ctx: Context, pipeline: str | None, limit: int) -> None:
     if ctx.printer.json:
         ctx.printer.emit([r.to_dict() for r in found])
         return
-    ctx.printer.table(None, ["run", "pipeline", "ds", "state", "started", "ended"],
-                      [[r.run_id, r.pipeline, r.ds, r.state, r.started_at, r.ended_at] for r in found])
+    ctx.printer.table(
+        None,
+        ["run", "pipeline", "ds", "state", "started", "ended"],
+        [[r.run_id, r.pipeline, r.ds, r.state, r.started_at, r.ended_at] for r in found],
+    )
 
 
 @click.command()

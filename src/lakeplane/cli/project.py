@@ -24,8 +24,7 @@ def init(ctx: Context, path: Path, name: str | None) -> None:
     if ctx.printer.json:
         ctx.printer.emit({"config": str(config)})
     else:
-        ctx.printer.line(f"wrote {config}; land files with `lakeplane land`, add models in "
-                         f"{path / 'models'}")
+        ctx.printer.line(f"wrote {config}; land files with `lakeplane land`, add models in {path / 'models'}")
 
 
 @click.command()

@@ -30,22 +30,30 @@ def _references(_ctx: click.Context, _param: click.Parameter, refs: tuple[str, .
 @dq.command("check")
 @click.argument("table")
 @click.argument("ruleset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--ref", "references", multiple=True, metavar="ALIAS=TABLE", callback=_references,
-              help='A reference dataset the rules name (RowCountMatch "ALIAS"). Repeatable.')
+@click.option(
+    "--ref",
+    "references",
+    multiple=True,
+    metavar="ALIAS=TABLE",
+    callback=_references,
+    help='A reference dataset the rules name (RowCountMatch "ALIAS"). Repeatable.',
+)
 @click.option("--snapshot", "snapshot_id", type=int, help="Check this snapshot, not the current one.")
 @common_options
 @pass_ctx
-def check(ctx: Context, table: str, ruleset: Path, references: dict[str, str],
-          snapshot_id: int | None) -> None:
+def check(
+    ctx: Context, table: str, ruleset: Path, references: dict[str, str], snapshot_id: int | None
+) -> None:
     """Evaluate the DQDL file RULESET on TABLE; exit 1 if a rule fails."""
-    outcomes = ctx.lake().dq_check(table, ruleset.resolve(), snapshot_id=snapshot_id,
-                                   references=references)
+    outcomes = ctx.lake().dq_check(table, ruleset.resolve(), snapshot_id=snapshot_id, references=references)
     failed = sum(not o["passed"] for o in outcomes)
     if ctx.printer.json:
         ctx.printer.emit(outcomes)
     else:
-        rows = [[i, o["rule"], _result(o), _number(o["observed"]), o["failing_rows"], o["message"]]
-                for i, o in enumerate(outcomes, 1)]
+        rows = [
+            [i, o["rule"], _result(o), _number(o["observed"]), o["failing_rows"], o["message"]]
+            for i, o in enumerate(outcomes, 1)
+        ]
         ctx.printer.table(None, ["#", "rule", "result", "observed", "failing rows", "message"], rows)
         ctx.printer.line(f"{len(outcomes) - failed} of {len(outcomes)} rules passed")
     if failed:

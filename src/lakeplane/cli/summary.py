@@ -23,25 +23,52 @@ def print_ingest(printer: Printer, result: IngestResult) -> None:
         + [["total", result.read, result.accepted, result.quarantined, ""]],
     )
     if result.by_reason:
-        printer.line("quarantined by reason: " + ", ".join(
-            f"{reason} {count}" for reason, count in result.by_reason.items()))
-    printer.line(f"{result.duplicates} duplicates dropped, {result.rows_written} rows written, "
-                 f"{human_bytes(result.bytes_read)} read, {human_bytes(result.bytes_written)} "
-                 f"written in {result.seconds:.2f} s")
+        printer.line(
+            "quarantined by reason: "
+            + ", ".join(f"{reason} {count}" for reason, count in result.by_reason.items())
+        )
+    printer.line(
+        f"{result.duplicates} duplicates dropped, {result.rows_written} rows written, "
+        f"{human_bytes(result.bytes_read)} read, {human_bytes(result.bytes_written)} "
+        f"written in {result.seconds:.2f} s"
+    )
 
 
 def print_run(printer: Printer, summary: RunSummary) -> None:
     data = summary.to_dict()
     rows: list[list[object]] = [
-        ["ingest", i.table, i.read, i.accepted, i.quarantined, i.duplicates,
-         i.rows_written, human_bytes(i.bytes_written), f"{i.seconds:.2f}"]
+        [
+            "ingest",
+            i.table,
+            i.read,
+            i.accepted,
+            i.quarantined,
+            i.duplicates,
+            i.rows_written,
+            human_bytes(i.bytes_written),
+            f"{i.seconds:.2f}",
+        ]
         for i in summary.ingests
     ]
-    rows += [["model", m.model, "", "", "", "", m.rows if not m.skipped else f"skipped: {m.skipped}",
-              human_bytes(m.bytes_written), f"{m.seconds:.2f}"] for m in summary.models]
-    printer.table(f"nightly run {summary.ds}",
-                  ["step", "table", "read", "accepted", "quarantined", "duplicates", "rows out",
-                   "written", "seconds"], rows)
+    rows += [
+        [
+            "model",
+            m.model,
+            "",
+            "",
+            "",
+            "",
+            m.rows if not m.skipped else f"skipped: {m.skipped}",
+            human_bytes(m.bytes_written),
+            f"{m.seconds:.2f}",
+        ]
+        for m in summary.models
+    ]
+    printer.table(
+        f"nightly run {summary.ds}",
+        ["step", "table", "read", "accepted", "quarantined", "duplicates", "rows out", "written", "seconds"],
+        rows,
+    )
     for model in summary.models:
         if not model.skipped:
             printer.line(f"{model.model}: ran on {model.engine} ({model.placement})")
@@ -56,10 +83,24 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
 def print_demo(printer: Printer, demo: DemoResult) -> None:
     """The demo's nightly runs, sample rows, one query as three principals, and what to try next."""
     summaries = demo.summaries
-    printer.table("nightly runs", ["ds", "run", "state", "lines read", "quarantined", "rows out",
-                                   "written", "seconds", "steps"],
-                  [[s["ds"], s["run_id"], s["state"], s["read"], s["quarantined"], s["rows_out"],
-                    s["bytes_written"], s["seconds"], s["steps"]] for s in summaries])
+    printer.table(
+        "nightly runs",
+        ["ds", "run", "state", "lines read", "quarantined", "rows out", "written", "seconds", "steps"],
+        [
+            [
+                s["ds"],
+                s["run_id"],
+                s["state"],
+                s["read"],
+                s["quarantined"],
+                s["rows_out"],
+                s["bytes_written"],
+                s["seconds"],
+                s["steps"],
+            ]
+            for s in summaries
+        ],
+    )
     for ds, step, error in demo.failed_steps():
         printer.line(f"[red]{ds} {step}[/red]: {error}")
     _print_rows(printer, "curated.daily_campaign_stats (top rows of the last published day)", demo.sample)
@@ -72,9 +113,9 @@ def print_demo(printer: Printer, demo: DemoResult) -> None:
         f"\nnext, from {demo.project}:\n"
         "  lakeplane tables\n"
         "  lakeplane describe curated.daily_campaign_stats\n"
-        "  lakeplane query --as fred \"SELECT * FROM telco.processed.subscribers LIMIT 5\"\n"
+        '  lakeplane query --as fred "SELECT * FROM telco.processed.subscribers LIMIT 5"\n'
         "  lakeplane access who-can-see telco.processed.cdr.msisdn\n"
-        "  lakeplane access explain --as eve \"SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1\""
+        '  lakeplane access explain --as eve "SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1"'
         "\n"
         "  lakeplane audit verify"
     )

@@ -17,14 +17,23 @@ def tables(ctx: Context) -> None:
     rows = []
     for ref in lake.tables():
         info = lake.catalog.describe(ref)
-        rows.append({"table": str(ref), "records": info["records"], "files": len(info["files"]),
-                     "bytes": info["bytes"], "snapshots": len(info["snapshots"])})
+        rows.append(
+            {
+                "table": str(ref),
+                "records": info["records"],
+                "files": len(info["files"]),
+                "bytes": info["bytes"],
+                "snapshots": len(info["snapshots"]),
+            }
+        )
     if ctx.printer.json:
         ctx.printer.emit(rows)
         return
-    ctx.printer.table(None, ["table", "records", "files", "size", "snapshots"],
-                      [[r["table"], r["records"], r["files"], human_bytes(r["bytes"]),
-                        r["snapshots"]] for r in rows])
+    ctx.printer.table(
+        None,
+        ["table", "records", "files", "size", "snapshots"],
+        [[r["table"], r["records"], r["files"], human_bytes(r["bytes"]), r["snapshots"]] for r in rows],
+    )
 
 
 @click.command()
@@ -40,14 +49,36 @@ def describe(ctx: Context, table: str) -> None:
     p = ctx.printer
     p.line(f"[bold]{info['table']}[/bold]  {info['location']}")
     p.line(f"{info['records']} records in {len(info['files'])} files, {human_bytes(info['bytes'])}")
-    p.table("schema", ["id", "column", "type", "required"],
-            [[f["id"], f["name"], f["type"], f["required"]] for f in info["schema"]])
-    p.table("partition spec", ["source", "transform"],
-            [[f["source"], f["transform"]] for f in info["partition_spec"]])
-    p.table("snapshots", ["snapshot", "at", "operation", "added", "deleted", "total records"],
-            [[s["snapshot_id"], s["at"], s["operation"], s["summary"].get("added-records", ""),
-              s["summary"].get("deleted-records", ""), s["summary"].get("total-records", "")]
-             for s in info["snapshots"][-10:]])
-    p.table("files", ["path", "records", "size", "partition"],
-            [["/".join(f["path"].rsplit("/", 3)[-3:]),
-              f["records"], human_bytes(f["bytes"]), f["partition"]] for f in info["files"][:20]])
+    p.table(
+        "schema",
+        ["id", "column", "type", "required"],
+        [[f["id"], f["name"], f["type"], f["required"]] for f in info["schema"]],
+    )
+    p.table(
+        "partition spec",
+        ["source", "transform"],
+        [[f["source"], f["transform"]] for f in info["partition_spec"]],
+    )
+    p.table(
+        "snapshots",
+        ["snapshot", "at", "operation", "added", "deleted", "total records"],
+        [
+            [
+                s["snapshot_id"],
+                s["at"],
+                s["operation"],
+                s["summary"].get("added-records", ""),
+                s["summary"].get("deleted-records", ""),
+                s["summary"].get("total-records", ""),
+            ]
+            for s in info["snapshots"][-10:]
+        ],
+    )
+    p.table(
+        "files",
+        ["path", "records", "size", "partition"],
+        [
+            ["/".join(f["path"].rsplit("/", 3)[-3:]), f["records"], human_bytes(f["bytes"]), f["partition"]]
+            for f in info["files"][:20]
+        ],
+    )

@@ -49,17 +49,17 @@ def _impressions_sql(day: dt.date, rows: int, first: int, hot_percent: int = 30)
     return f"""
     SELECT
         'imp-{day_index:04d}-' || lpad(CAST(src AS VARCHAR), 9, '0') AS event_id,
-        strftime(TIMESTAMP '{day.isoformat()}' + to_microseconds({_h('src', 2, 86_400_000_000)}),
+        strftime(TIMESTAMP '{day.isoformat()}' + to_microseconds({_h("src", 2, 86_400_000_000)}),
                  '%Y-%m-%d %H:%M:%S.%f') AS event_ts,
-        CASE WHEN {_h('src', 3, 100)} < {int(hot_percent)} THEN '{HOT_CAMPAIGN}'
-             ELSE 'cmp-' || lpad(CAST({_h('src', 4, CAMPAIGNS)} AS VARCHAR), 4, '0') END AS campaign_id,
-        ['US', 'DE', 'FR', 'GB', 'JP', 'BR', 'IN', 'ES'][1 + {_h('src', 5, 8)}] AS country,
-        ['mobile', 'desktop', 'tablet', 'ctv'][1 + {_h('src', 6, 4)}] AS device,
-        'pub-' || CAST({_h('src', 7, 2000)} AS VARCHAR) AS publisher_id,
-        'user-' || CAST({_h('src', 8, 1_000_000)} AS VARCHAR) AS user_id,
-        round({_h('src', 9, 100_000)} / 10000.0, 4) AS bid_price,
-        round({_h('src', 10, 50_000)} / 10000.0, 4) AS win_price,
-        'https://news.example.com/article/' || CAST({_h('src', 11, 100_000)} AS VARCHAR) AS page_url
+        CASE WHEN {_h("src", 3, 100)} < {int(hot_percent)} THEN '{HOT_CAMPAIGN}'
+             ELSE 'cmp-' || lpad(CAST({_h("src", 4, CAMPAIGNS)} AS VARCHAR), 4, '0') END AS campaign_id,
+        ['US', 'DE', 'FR', 'GB', 'JP', 'BR', 'IN', 'ES'][1 + {_h("src", 5, 8)}] AS country,
+        ['mobile', 'desktop', 'tablet', 'ctv'][1 + {_h("src", 6, 4)}] AS device,
+        'pub-' || CAST({_h("src", 7, 2000)} AS VARCHAR) AS publisher_id,
+        'user-' || CAST({_h("src", 8, 1_000_000)} AS VARCHAR) AS user_id,
+        round({_h("src", 9, 100_000)} / 10000.0, 4) AS bid_price,
+        round({_h("src", 10, 50_000)} / 10000.0, 4) AS win_price,
+        'https://news.example.com/article/' || CAST({_h("src", 11, 100_000)} AS VARCHAR) AS page_url
     FROM (SELECT r, {src} AS src FROM range({rows}) AS t(r))
     """
 
@@ -70,11 +70,11 @@ def _clicks_sql(day: dt.date, impressions: int, hot_percent: int = 30) -> str:
     SELECT
         'clk-{day_index:04d}-' || lpad(CAST(r AS VARCHAR), 9, '0') AS click_id,
         event_id AS impression_id,
-        strftime(CAST(event_ts AS TIMESTAMP) + to_microseconds({_h('r', 12, 600_000_000)}),
+        strftime(CAST(event_ts AS TIMESTAMP) + to_microseconds({_h("r", 12, 600_000_000)}),
                  '%Y-%m-%d %H:%M:%S.%f') AS event_ts,
         campaign_id
     FROM (SELECT row_number() OVER () AS r, * FROM ({_impressions_sql(day, impressions, 0, hot_percent)})
-          WHERE {_h('hash(event_id)', 13, 1000)} < 20)
+          WHERE {_h("hash(event_id)", 13, 1000)} < 20)
     """
 
 
@@ -108,8 +108,9 @@ def generate_day(out_dir: Path, day: dt.date, impressions_per_day: int, hot_perc
     con.close()
     late = folder / "impressions-late.ndjson"
     _write_late_batch(late, [dict(zip(columns, row, strict=True)) for row in late_rows])
-    return DayDrop(day, {"partner/impressions": [imp, late], "partner/clicks": [clicks],
-                         "crm/campaigns": [campaigns]})
+    return DayDrop(
+        day, {"partner/impressions": [imp, late], "partner/clicks": [clicks], "crm/campaigns": [campaigns]}
+    )
 
 
 def _write_late_batch(path: Path, rows: list[dict[str, object]]) -> None:
@@ -125,8 +126,11 @@ def _write_late_batch(path: Path, rows: list[dict[str, object]]) -> None:
         row = {k: v for k, v in sample.items() if k != "event_id"} | {"user_id": f"no-id-{n}"}
         bad.append(json.dumps(row).encode())
     for n in range(MALFORMED_KINDS["invalid_utf8"]):
-        bad.append(json.dumps({**sample, "event_id": f"bad-utf8-{n}"}).encode()
-                   .replace(b"news.example", b"news.\xff\xfeexample"))
+        bad.append(
+            json.dumps({**sample, "event_id": f"bad-utf8-{n}"})
+            .encode()
+            .replace(b"news.example", b"news.\xff\xfeexample")
+        )
     bad += [b""] * MALFORMED_KINDS["blank_line"]
     bad += [b"[1, 2, 3]"] * MALFORMED_KINDS["not_an_object"]
     step = max(1, len(lines) // (len(bad) + 1))

@@ -84,13 +84,19 @@ class DemoResult:
         return [(run.ds, a.step, a.error) for run in self.runs for a in run.attempts if a.state == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"project": str(self.project), "runs": self.summaries,
-                "sample": self.sample.to_pylist(), "quarantine": self.quarantine.to_pylist(),
-                "governed": {k: v.to_pylist() for k, v in self.governed.items()}, "intern": self.intern}
+        return {
+            "project": str(self.project),
+            "runs": self.summaries,
+            "sample": self.sample.to_pylist(),
+            "quarantine": self.quarantine.to_pylist(),
+            "governed": {k: v.to_pylist() for k, v in self.governed.items()},
+            "intern": self.intern,
+        }
 
 
-def run_demo(lake: Lake, start: dt.date, days: int, impressions: int,
-             progress: ProgressDisplay = no_progress) -> DemoResult:
+def run_demo(
+    lake: Lake, start: dt.date, days: int, impressions: int, progress: ProgressDisplay = no_progress
+) -> DemoResult:
     """Land ``days`` of generated partner drops from ``start`` in the demo project ``lake`` (see
     :func:`build_project`), backfill its nightly pipeline, and query the result.
 
@@ -109,6 +115,7 @@ def run_demo(lake: Lake, start: dt.date, days: int, impressions: int,
             lake.land(dataset, paths, day)
     steps = len(lake.pipeline("nightly").steps)
     with progress(f"backfill nightly {start}..{end}", steps * days) as advance:
+
         def step_done(text: str) -> None:
             if text.endswith(("succeeded", "skipped")) or ": failed" in text:
                 advance(text.split(" (")[0])
@@ -117,12 +124,14 @@ def run_demo(lake: Lake, start: dt.date, days: int, impressions: int,
     sample = lake.query(
         "SELECT ds, campaign_id, campaign_name, country, device, impressions, clicks, ctr, spend "
         "FROM curated.daily_campaign_stats WHERE ds = :ds ORDER BY impressions DESC LIMIT 8",
-        params={"ds": end - dt.timedelta(days=1) if days >= 3 else end}, principal=ANALYST,
+        params={"ds": end - dt.timedelta(days=1) if days >= 3 else end},
+        principal=ANALYST,
     )
     quarantine = lake.query(
         "SELECT reason, count(*) AS records, min(regexp_extract(source_file, 'raw/.*')) AS example_file, "
         "min(line) AS first_line FROM processed.impressions_quarantine GROUP BY reason "
-        "ORDER BY records DESC, reason", principal=ANALYST,
+        "ORDER BY records DESC, reason",
+        principal=ANALYST,
     )
     governed = {who: lake.query(TELCO_QUERY, principal=who, dialect="trino") for who in ("ana", "eve")}
     roles = {who: ", ".join(lake.governance.principal(who).identities - {f"user:{who}"}) for who in governed}
@@ -131,9 +140,16 @@ def run_demo(lake: Lake, start: dt.date, days: int, impressions: int,
         denied = "allowed (unexpected)"
     except AccessDenied as exc:
         denied = str(exc)
-    return DemoResult(project=lake.project_dir, runs=[lake.run_record(r.run_id) for r in runs],
-                      sample=sample, quarantine=quarantine, governed_query=TELCO_QUERY, governed=governed,
-                      roles=roles, intern=denied)
+    return DemoResult(
+        project=lake.project_dir,
+        runs=[lake.run_record(r.run_id) for r in runs],
+        sample=sample,
+        quarantine=quarantine,
+        governed_query=TELCO_QUERY,
+        governed=governed,
+        roles=roles,
+        intern=denied,
+    )
 
 
 def noop_step(lake: Lake, ds: dt.date) -> dict[str, int]:
@@ -145,7 +161,9 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
     """Rows in and out, quarantined, bytes and time of one run, from its attempts."""
     done = [a for a in run.attempts if a.state == "succeeded"]
     return {
-        "ds": run.ds, "run_id": run.run_id, "state": run.state,
+        "ds": run.ds,
+        "run_id": run.run_id,
+        "state": run.state,
         "read": sum(int(a.metrics.get("rows_in", 0)) for a in done),
         "quarantined": sum(int(a.metrics.get("quarantined", 0)) for a in done),
         "rows_out": sum(int(a.metrics.get("rows_out", 0)) for a in done),

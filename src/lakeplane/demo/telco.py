@@ -38,19 +38,19 @@ def generate_day(out_dir: Path, day: dt.date, calls_per_day: int) -> dict[str, l
     con.execute("SET enable_progress_bar = false")
     con.execute(f"""COPY (
         SELECT 'call-{day_index:04d}-' || lpad(CAST(r AS VARCHAR), 8, '0') AS call_id,
-               {_subscriber('s')},
-               'cell-' || lpad(CAST({_h('r', 32, 120)} AS VARCHAR), 3, '0') AS cell_id,
-               strftime(TIMESTAMP '{day.isoformat()}' + to_microseconds({_h('r', 33, 86_400_000_000)}),
+               {_subscriber("s")},
+               'cell-' || lpad(CAST({_h("r", 32, 120)} AS VARCHAR), 3, '0') AS cell_id,
+               strftime(TIMESTAMP '{day.isoformat()}' + to_microseconds({_h("r", 33, 86_400_000_000)}),
                         '%Y-%m-%d %H:%M:%S') AS started_at,
-               {_h('r', 34, 3600)} AS duration_s,
-               ['voice', 'voice', 'sms', 'data'][1 + {_h('r', 35, 4)}] AS call_type
-        FROM (SELECT r, {_h('r', 30, SUBSCRIBERS)} AS s FROM range({calls_per_day}) AS t(r))
+               {_h("r", 34, 3600)} AS duration_s,
+               ['voice', 'voice', 'sms', 'data'][1 + {_h("r", 35, 4)}] AS call_type
+        FROM (SELECT r, {_h("r", 30, SUBSCRIBERS)} AS s FROM range({calls_per_day}) AS t(r))
     ) TO '{cdr}' (FORMAT json)""")
     con.execute(f"""COPY (
-        SELECT {_subscriber('s')},
+        SELECT {_subscriber("s")},
                'Subscriber ' || s AS name,
                ['prepaid', 'postpaid', 'business'][1 + s % 3] AS plan,
-               '4' || lpad(CAST({_h('s', 36, 1_000_000_000_000_000)} AS VARCHAR), 15, '0') AS card_pan,
+               '4' || lpad(CAST({_h("s", 36, 1_000_000_000_000_000)} AS VARCHAR), 15, '0') AS card_pan,
                DATE '2020-01-01' + CAST(s * 3 AS INTEGER) AS signup_date
         FROM range({SUBSCRIBERS}) AS t(s)
     ) TO '{subscribers}' (FORMAT csv, HEADER true)""")

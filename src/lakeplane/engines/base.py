@@ -122,8 +122,9 @@ class EngineSession(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def register_arrow(self, alias: str, data: pa.Table | pa.RecordBatchReader) -> None:
@@ -144,8 +145,11 @@ class EngineSession(ABC):
 
     def _unsupported(self, what: str, capability: str) -> EngineError:
         # A session's dialect is its engine's name for every engine registered here.
-        return EngineError(f"engine '{self.dialect}' {what}: it does not support {capability}",
-                           engine=self.dialect, missing=[Capability.PARSE_RAW_FILES.name])
+        return EngineError(
+            f"engine '{self.dialect}' {what}: it does not support {capability}",
+            engine=self.dialect,
+            missing=[Capability.PARSE_RAW_FILES.name],
+        )
 
 
 #: An engine's settings: its section of ``lakeplane.yaml``.
@@ -178,12 +182,16 @@ class Engine(ABC, Generic[ConfigT]):
             raise EngineError(
                 f"engine '{self.name}' cannot run {job}: it cannot "
                 f"{', '.join(need.value for need in missing)}",
-                engine=self.name, job=job, missing=[need.name for need in missing],
+                engine=self.name,
+                job=job,
+                missing=[need.name for need in missing],
             )
 
 
-_REGISTRY: dict[str, str] = {"duckdb": "lakeplane.engines.duckdb:DuckDBEngine",
-                             "spark": "lakeplane.engines.spark:SparkEngine"}
+_REGISTRY: dict[str, str] = {
+    "duckdb": "lakeplane.engines.duckdb:DuckDBEngine",
+    "spark": "lakeplane.engines.spark:SparkEngine",
+}
 _EXTRAS: dict[str, str] = {"duckdb": "duckdb", "spark": "spark"}
 
 
@@ -213,4 +221,3 @@ def get_engine(name: str) -> type[Engine[Any]]:
         ) from None
     engine: type[Engine[Any]] = getattr(module, class_name)
     return engine
-

@@ -28,8 +28,9 @@ class DuckDBEngine(Engine[EngineConfig]):
 
     name = "duckdb"
     dialect = "duckdb"
-    capabilities = frozenset({Capability.PARSE_RAW_FILES, Capability.SPILL, Capability.STAGE,
-                              Capability.SANDBOX})
+    capabilities = frozenset(
+        {Capability.PARSE_RAW_FILES, Capability.SPILL, Capability.STAGE, Capability.SANDBOX}
+    )
 
     def session(self, job: JobSpec) -> DuckDBSession:
         return DuckDBSession(self.storage, job)
@@ -52,8 +53,9 @@ class DuckDBSession(EngineSession):
         self.spill_dir = job.temp_dir / f"{job.name}-{uuid.uuid4().hex[:8]}"
         self.spill_dir.mkdir(parents=True, exist_ok=True)
         self._scan_folders: set[str] = set()
-        self.con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                          "autoload_known_extensions": False})
+        self.con = duckdb.connect(
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
         try:
             self.con.execute(f"SET memory_limit = {quote_literal(job.memory_limit)}")
             self.con.execute(f"SET temp_directory = {quote_literal(str(self.spill_dir))}")
@@ -80,7 +82,9 @@ class DuckDBSession(EngineSession):
         else:
             dataset = pads.dataset(
                 [self.storage.fs_path(f) for f in source.files],
-                schema=source.schema, format="parquet", filesystem=self.storage.fs,
+                schema=source.schema,
+                format="parquet",
+                filesystem=self.storage.fs,
             )
             self.con.register(alias, dataset)
 
@@ -90,7 +94,8 @@ class DuckDBSession(EngineSession):
         statements = ["SET enable_external_access = false", "SET lock_configuration = true"]
         if self.storage.is_local:
             folders = ", ".join(quote_literal(f) for f in sorted(self._scan_folders)) or quote_literal(
-                str(self.spill_dir) + "/")
+                str(self.spill_dir) + "/"
+            )
             statements.insert(0, f"SET allowed_directories = [{folders}]")
         for statement in statements:
             self.con.execute(statement)
@@ -116,8 +121,11 @@ class DuckDBSession(EngineSession):
         except duckdb.Error as exc:
             # Out of memory is not the statement's fault: callers that fall back on a slower path
             # for a statement DuckDB refuses must not do so for this one.
-            raise EngineError(f"job '{self.job.name}': {exc}", sql=sql,
-                              out_of_memory=isinstance(exc, duckdb.OutOfMemoryException)) from None
+            raise EngineError(
+                f"job '{self.job.name}': {exc}",
+                sql=sql,
+                out_of_memory=isinstance(exc, duckdb.OutOfMemoryException),
+            ) from None
 
     def register_arrow(self, alias: str, data: pa.Table | pa.RecordBatchReader) -> None:
         """Make ``alias`` name ``data``; a reader is scanned once, as it streams."""
@@ -127,11 +135,13 @@ class DuckDBSession(EngineSession):
         self.con.unregister(alias)
 
     def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
-        local_dir = (Path(self.storage.path(target_dir)) if self.storage.is_local
-                     else self.spill_dir / "out" / uuid.uuid4().hex)
+        local_dir = (
+            Path(self.storage.path(target_dir))
+            if self.storage.is_local
+            else self.spill_dir / "out" / uuid.uuid4().hex
+        )
         local_dir.parent.mkdir(parents=True, exist_ok=True)
-        options = ["FORMAT parquet", "COMPRESSION zstd", "ROW_GROUP_SIZE 122880",
-                   "FILE_SIZE_BYTES '256MB'"]
+        options = ["FORMAT parquet", "COMPRESSION zstd", "ROW_GROUP_SIZE 122880", "FILE_SIZE_BYTES '256MB'"]
         if partition_by:
             cols = ", ".join(quote_ident(c) for c in partition_by)
             options += [f"PARTITION_BY ({cols})", "WRITE_PARTITION_COLUMNS true"]

@@ -67,16 +67,29 @@ def place(config: LakeConfig, input_bytes: int | None) -> Placement:
         return Placement("spark", spark.master, "engine.type is spark", input_bytes)
     size = input_bytes or 0
     shown = human_bytes(size)
-    spark_above, cluster_above = size_bytes(config.placement.spark_above), size_bytes(
-        config.placement.cluster_above)
+    spark_above, cluster_above = (
+        size_bytes(config.placement.spark_above),
+        size_bytes(config.placement.cluster_above),
+    )
     if size < spark_above:
-        return Placement("duckdb", "duckdb", f"input {shown} < placement.spark_above "
-                         f"{config.placement.spark_above}: fits one machine", input_bytes)
+        return Placement(
+            "duckdb",
+            "duckdb",
+            f"input {shown} < placement.spark_above {config.placement.spark_above}: fits one machine",
+            input_bytes,
+        )
     if size < cluster_above:
         cores = os.cpu_count() or 1
-        return Placement("spark", f"local[{cores}]", f"input {shown} >= placement.spark_above "
-                         f"{config.placement.spark_above}", input_bytes)
+        return Placement(
+            "spark",
+            f"local[{cores}]",
+            f"input {shown} >= placement.spark_above {config.placement.spark_above}",
+            input_bytes,
+        )
     master = spark.master if not spark.master.startswith("local") else "spark-cluster"
-    return Placement("spark", master, f"input {shown} >= placement.cluster_above "
-                     f"{config.placement.cluster_above}", input_bytes)
-
+    return Placement(
+        "spark",
+        master,
+        f"input {shown} >= placement.cluster_above {config.placement.cluster_above}",
+        input_bytes,
+    )

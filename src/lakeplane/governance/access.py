@@ -54,8 +54,9 @@ class TableAccess:
         return next((c for c in self.columns if c.column == name), None)
 
 
-def bind_columns(policy: Policy, schemas: dict[str, Schema],
-                 bound_before: dict[str, int] | None = None) -> dict[str, int]:
+def bind_columns(
+    policy: Policy, schemas: dict[str, Schema], bound_before: dict[str, int] | None = None
+) -> dict[str, int]:
     """Field ids of every column the policy names, for the tables that exist now.
 
     Columns in ``bound_before`` keep their field id (they may have been renamed since).
@@ -70,27 +71,37 @@ def bind_columns(policy: Policy, schemas: dict[str, Schema],
             continue
         names = {f.name: f.field_id for f in schemas[table].fields}
         if column not in names:
-            raise PolicyError(f"{policy.path}{f':{line}' if line else ''}: table {table} has no column "
-                              f"'{column}'", file=str(policy.path), line=line, column=path)
+            raise PolicyError(
+                f"{policy.path}{f':{line}' if line else ''}: table {table} has no column '{column}'",
+                file=str(policy.path),
+                line=line,
+                column=path,
+            )
         bound[path] = names[column]
     return bound
 
 
 def _column_paths(policy: Policy) -> list[tuple[str, int | None]]:
     paths: list[tuple[str, int | None]] = [
-        (target, None) for target in policy.document.tag_assignments if target.count(".") == 3]
+        (target, None) for target in policy.document.tag_assignments if target.count(".") == 3
+    ]
     paths += [(r.on, r.line) for r in policy.rules if r.on and r.on.count(".") == 3]
     return paths
 
 
-def table_access(policy: Policy, bindings: dict[str, int], principal: Principal, table: str,
-                 schema: Schema) -> TableAccess:
+def table_access(
+    policy: Policy, bindings: dict[str, int], principal: Principal, table: str, schema: Schema
+) -> TableAccess:
     """Decide every column of ``table`` for ``principal``, and the row filters that bind them."""
     columns = []
     for column in schema.fields:
         tags = effective_tags(policy, bindings, table, column.name, column.field_id)
-        applicable = [r for r in policy.rules if r.to & principal.identities
-                      and _matches(r, bindings, table, column.name, column.field_id, tags)]
+        applicable = [
+            r
+            for r in policy.rules
+            if r.to & principal.identities
+            and _matches(r, bindings, table, column.name, column.field_id, tags)
+        ]
         columns.append(_decide(column.name, column.field_id, str(column.field_type), applicable))
     filters, because = [], []
     for rule in policy.rules:
@@ -114,8 +125,9 @@ def _decide(name: str, field_id: int, kind: str, rules: list[Rule]) -> ColumnDec
     return ColumnDecision(name, field_id, kind, "unmasked", allows[0].describe())
 
 
-def _matches(rule: Rule, bindings: dict[str, int], table: str, column: str, field_id: int,
-             tags: dict[str, set[str]]) -> bool:
+def _matches(
+    rule: Rule, bindings: dict[str, int], table: str, column: str, field_id: int, tags: dict[str, set[str]]
+) -> bool:
     if rule.kind == "filter":
         return False
     if rule.on is not None:
@@ -123,19 +135,25 @@ def _matches(rule: Rule, bindings: dict[str, int], table: str, column: str, fiel
         if len(parts) == 4:
             bound = bindings.get(rule.on)
             return rule.on.rsplit(".", 1)[0] == table and (
-                bound == field_id if bound is not None else parts[3] == column)
+                bound == field_id if bound is not None else parts[3] == column
+            )
         return table == rule.on or table.startswith(rule.on + ".")
     return all(tags.get(key, set()) & values for key, values in (rule.tags or {}).items())
 
 
-def effective_tags(policy: Policy, bindings: dict[str, int], table: str, column: str,
-                   field_id: int) -> dict[str, set[str]]:
+def effective_tags(
+    policy: Policy, bindings: dict[str, int], table: str, column: str, field_id: int
+) -> dict[str, set[str]]:
     """The column's tags after inheritance: a key assigned lower overrides the same key above."""
     domain, zone, _ = table.split(".")
     levels = [domain, f"{domain}.{zone}", table]
-    column_paths = [p for p in policy.document.tag_assignments if p.count(".") == 3
-                    and p.rsplit(".", 1)[0] == table
-                    and (bindings.get(p) == field_id if p in bindings else p.rsplit(".", 1)[1] == column)]
+    column_paths = [
+        p
+        for p in policy.document.tag_assignments
+        if p.count(".") == 3
+        and p.rsplit(".", 1)[0] == table
+        and (bindings.get(p) == field_id if p in bindings else p.rsplit(".", 1)[1] == column)
+    ]
     tags: dict[str, set[str]] = {}
     for path in [*levels, *column_paths]:
         for key, values in policy.document.tag_assignments.get(path, {}).items():
@@ -145,6 +163,12 @@ def effective_tags(policy: Policy, bindings: dict[str, int], table: str, column:
 
 def may(policy: Policy, principal: Principal, privilege: str, table: str) -> bool:
     """Whether ``principal`` holds ``privilege`` on the table itself (for INSERT, ALTER, DESCRIBE)."""
-    rules = [r for r in policy.rules if r.to & principal.identities and r.on is not None
-             and (table == r.on or table.startswith(r.on + ".")) and privilege in r.privileges]
+    rules = [
+        r
+        for r in policy.rules
+        if r.to & principal.identities
+        and r.on is not None
+        and (table == r.on or table.startswith(r.on + "."))
+        and privilege in r.privileges
+    ]
     return not any(r.kind == "deny" for r in rules) and any(r.kind == "allow" for r in rules)

@@ -20,7 +20,7 @@ class Visibility:
     """What one principal gets of one column."""
 
     principal: str
-    sees: str          # unmasked, masked, denied
+    sees: str  # unmasked, masked, denied
     mask: str | None
     row_filters: list[str]
     because: str
@@ -29,21 +29,26 @@ class Visibility:
         return asdict(self)
 
 
-def who_can_see(policy: Policy, bindings: dict[str, int], table: str, column: str,
-                schema: Schema) -> list[Visibility]:
+def who_can_see(
+    policy: Policy, bindings: dict[str, int], table: str, column: str, schema: Schema
+) -> list[Visibility]:
     """Every principal of the policy and what it gets of ``table.column``, with the deciding rule."""
     if column not in schema.column_names:
         raise PolicyError(f"table {table} has no column '{column}'", table=table, column=column)
     answers = []
-    for ref in sorted(policy.known_principals(), key=lambda r: (("user", "role", "group").index(
-            r.split(":")[0]), r)):
+    for ref in sorted(
+        policy.known_principals(), key=lambda r: (("user", "role", "group").index(r.split(":")[0]), r)
+    ):
         principal = policy.principal(ref)
         access = table_access(policy, bindings, principal, table, schema)
         decision = access.column(column)
         assert decision is not None
         filters = [f.sql() for f in access.row_filters] if decision.access != "denied" else []
-        answers.append(Visibility(ref, decision.access, decision.mask.kind if decision.mask else None,
-                                  filters, decision.because))
+        answers.append(
+            Visibility(
+                ref, decision.access, decision.mask.kind if decision.mask else None, filters, decision.because
+            )
+        )
     return answers
 
 
@@ -56,8 +61,10 @@ def explain(secured: CompiledQuery, redact: Callable[[str], str]) -> dict[str, A
         "masks": secured.masks,
         "row_filters": secured.filters,
         "decisions": {
-            access.table: {c.column: {"access": c.access, "mask": c.mask.kind if c.mask else None,
-                                      "because": c.because} for c in access.columns}
+            access.table: {
+                c.column: {"access": c.access, "mask": c.mask.kind if c.mask else None, "because": c.because}
+                for c in access.columns
+            }
             for access in secured.access.values()
         },
     }
@@ -71,14 +78,15 @@ class Change:
     column: str
     before: str
     after: str
-    kind: str          # gains, loses, changes
+    kind: str  # gains, loses, changes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def diff(current: Policy, bindings: dict[str, int], new_path: Path,
-         schemas: dict[str, Schema]) -> list[Change]:
+def diff(
+    current: Policy, bindings: dict[str, int], new_path: Path, schemas: dict[str, Schema]
+) -> list[Change]:
     """Who gains or loses what on which columns if ``new_path`` replaced the current policy."""
     new = load_policy(new_path)
     new_bindings = bind_columns(new, schemas)
@@ -90,13 +98,19 @@ def diff(current: Policy, bindings: dict[str, int], new_path: Path,
             after = _states(new, new_bindings, ref, table, schema)
             for column in schema.column_names:
                 if before[column] != after[column]:
-                    changes.append(Change(ref, f"{table}.{column}", before[column], after[column],
-                                          _kind(before[column], after[column])))
+                    changes.append(
+                        Change(
+                            ref,
+                            f"{table}.{column}",
+                            before[column],
+                            after[column],
+                            _kind(before[column], after[column]),
+                        )
+                    )
     return changes
 
 
-def _states(policy: Policy, bindings: dict[str, int], ref: str, table: str,
-            schema: Schema) -> dict[str, str]:
+def _states(policy: Policy, bindings: dict[str, int], ref: str, table: str, schema: Schema) -> dict[str, str]:
     if ref not in policy.known_principals():
         return {c: "denied (no such principal)" for c in schema.column_names}
     access = table_access(policy, bindings, policy.principal(ref), table, schema)

@@ -45,7 +45,8 @@ _PAGE = 1000
 _metadata = sa.MetaData()
 _seq_type = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER keeps SQLite's rowid key
 audit_table = sa.Table(
-    "lakeplane_audit", _metadata,
+    "lakeplane_audit",
+    _metadata,
     sa.Column("seq", _seq_type, primary_key=True, autoincrement=False),
     sa.Column("at", sa.String(40), nullable=False, index=True),
     sa.Column("principal", sa.Text, nullable=False, index=True),
@@ -62,7 +63,8 @@ audit_table = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 head_table = sa.Table(
-    "lakeplane_audit_head", _metadata,
+    "lakeplane_audit_head",
+    _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1: a single row
     sa.Column("seq", _seq_type, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
@@ -87,8 +89,9 @@ class AuditEvent:
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
-            raise AuditError(f"decision '{self.decision}': expected 'allowed' or 'denied'",
-                             decision=self.decision)
+            raise AuditError(
+                f"decision '{self.decision}': expected 'allowed' or 'denied'", decision=self.decision
+            )
         if not self.principal:
             raise AuditError("an audit event needs a principal")
         if self.rows is not None and self.rows < 0:
@@ -146,8 +149,10 @@ class AuditLog:
             with engine.begin() as conn:
                 # Only a brand-new log gets an anchor: inventing one over existing records would hide
                 # a deleted anchor, which verify must report.
-                if (conn.execute(sa.select(head_table.c.id)).first() is None
-                        and conn.execute(sa.select(audit_table.c.seq).limit(1)).first() is None):
+                if (
+                    conn.execute(sa.select(head_table.c.id)).first() is None
+                    and conn.execute(sa.select(audit_table.c.seq).limit(1)).first() is None
+                ):
                     conn.execute(sa.insert(head_table).values(id=1, seq=0, hash=GENESIS_HASH))
         except sa.exc.IntegrityError:
             pass  # another process wrote the anchor first
@@ -169,8 +174,9 @@ class AuditLog:
                 if "locked" not in str(error) and "busy" not in str(error):
                     raise
             time.sleep(random.uniform(0, 0.002 * 2**attempt))  # jitter so colliding writers spread out
-        raise AuditError(f"could not append to the audit log: other writers won {_APPEND_ATTEMPTS} times",
-                         retryable=True)
+        raise AuditError(
+            f"could not append to the audit log: other writers won {_APPEND_ATTEMPTS} times", retryable=True
+        )
 
     def _append_in(self, conn: sa.Connection, event: AuditEvent) -> AuditRecord:
         # Writing the anchor first takes the write lock before anything is read: a row lock on
@@ -178,8 +184,10 @@ class AuditLog:
         # Should two writers still pick the same seq, the primary key refuses one and it retries.
         anchor = head_table.c
         if conn.execute(sa.update(head_table).where(anchor.id == 1).values(seq=anchor.seq)).rowcount != 1:
-            raise AuditError("the audit head anchor (lakeplane_audit_head) is missing: the log was "
-                             "tampered with; run 'lakeplane audit verify'")
+            raise AuditError(
+                "the audit head anchor (lakeplane_audit_head) is missing: the log was "
+                "tampered with; run 'lakeplane audit verify'"
+            )
         head = conn.execute(sa.select(anchor.seq, anchor.hash).where(anchor.id == 1)).one()
         last_seq = conn.execute(sa.select(sa.func.max(audit_table.c.seq))).scalar() or 0
         # Chain from the anchor's hash even past a record inserted behind the log's back, so verify
@@ -187,10 +195,18 @@ class AuditLog:
         draft = AuditRecord(
             seq=max(head.seq, last_seq) + 1,
             at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-            principal=event.principal, policy_version=event.policy_version, sql=event.sql,
-            tables=list(event.tables), columns=list(event.columns), masks=dict(event.masks),
-            filters=list(event.filters), rows=event.rows, decision=event.decision, reason=event.reason,
-            prev_hash=head.hash, hash="",
+            principal=event.principal,
+            policy_version=event.policy_version,
+            sql=event.sql,
+            tables=list(event.tables),
+            columns=list(event.columns),
+            masks=dict(event.masks),
+            filters=list(event.filters),
+            rows=event.rows,
+            decision=event.decision,
+            reason=event.reason,
+            prev_hash=head.hash,
+            hash="",
         )
         record = replace(draft, hash=draft.computed_hash())
         values = asdict(record)
@@ -216,8 +232,11 @@ class AuditLog:
                     seq = row.seq
                     expected = last.seq + 1 if last else 1
                     if seq > expected:
-                        return _bad(count, expected, f"record {expected} is missing "
-                                                     f"(seq jumps {expected - 1} -> {seq})")
+                        return _bad(
+                            count,
+                            expected,
+                            f"record {expected} is missing (seq jumps {expected - 1} -> {seq})",
+                        )
                     if seq < expected:
                         return _bad(count, seq, f"record {seq} is out of sequence (expected {expected})")
                     try:
@@ -227,8 +246,9 @@ class AuditLog:
                     if record.computed_hash() != record.hash:
                         return _bad(count, seq, f"record {seq} was edited (hash mismatch)")
                     if record.prev_hash != (last.hash if last else GENESIS_HASH):
-                        return _bad(count, seq, f"record {seq} does not follow record {seq - 1} "
-                                                "(prev_hash mismatch)")
+                        return _bad(
+                            count, seq, f"record {seq} does not follow record {seq - 1} (prev_hash mismatch)"
+                        )
                     pinned_seen = pinned_seen or record.hash == expected_head
                     last = record
                 head = conn.execute(sa.select(head_table.c.seq, head_table.c.hash)).first()
@@ -240,21 +260,37 @@ class AuditLog:
         if head.seq > end_seq:
             lost = head.seq - end_seq
             what = "the last record was" if lost == 1 else f"the last {lost} records were"
-            return _bad(count, end_seq + 1, f"{what} deleted (the log ends at {end_seq}, "
-                                            f"its head anchor is at {head.seq})")
+            return _bad(
+                count,
+                end_seq + 1,
+                f"{what} deleted (the log ends at {end_seq}, its head anchor is at {head.seq})",
+            )
         if head.seq < end_seq:
-            return _bad(count, head.seq + 1, f"records {head.seq + 1}..{end_seq} were not appended "
-                                             f"through the audit log (head anchor at {head.seq})")
+            return _bad(
+                count,
+                head.seq + 1,
+                f"records {head.seq + 1}..{end_seq} were not appended "
+                f"through the audit log (head anchor at {head.seq})",
+            )
         if head.hash != end_hash:
             return _bad(count, end_seq, f"record {end_seq} does not match the head anchor (hash mismatch)")
         if not pinned_seen:
-            return _bad(count, None, f"the pinned head {expected_head} is not in the log: "
-                                     "it was rewritten or truncated")
+            return _bad(
+                count,
+                None,
+                f"the pinned head {expected_head} is not in the log: it was rewritten or truncated",
+            )
         return VerifyResult(True, count)
 
-    def search(self, principal: str | None = None, column: str | None = None, table: str | None = None,
-               since: dt.datetime | None = None, decision: str | None = None,
-               limit: int = 100) -> list[AuditRecord]:
+    def search(
+        self,
+        principal: str | None = None,
+        column: str | None = None,
+        table: str | None = None,
+        since: dt.datetime | None = None,
+        decision: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
         """Records matching every given filter, newest first.
 
         Args:
@@ -320,8 +356,9 @@ def _to_record(row: sa.Row[Any]) -> AuditRecord:
         for name in _JSON_FIELDS:
             values[name] = json.loads(values[name])
     except (TypeError, ValueError):
-        raise AuditError(f"audit record {values['seq']} is malformed; run 'lakeplane audit verify'",
-                         seq=values["seq"]) from None
+        raise AuditError(
+            f"audit record {values['seq']} is malformed; run 'lakeplane audit verify'", seq=values["seq"]
+        ) from None
     return AuditRecord(**values)
 
 

@@ -55,16 +55,36 @@ MaskKind = Literal["null", "redact", "hash", "first", "last", "truncate", "bucke
 
 DEFAULT_REDACTION = "****"
 KEY_PLACEHOLDER = "<mask key>"
-RANKS: dict[str, int] = {"null": 70, "redact": 60, "hash": 50, "first": 40, "last": 40,
-                         "truncate": 30, "bucket": 30, "sql": 10}
+RANKS: dict[str, int] = {
+    "null": 70,
+    "redact": 60,
+    "hash": 50,
+    "first": 40,
+    "last": 40,
+    "truncate": 30,
+    "bucket": 30,
+    "sql": 10,
+}
 # The argument each kind takes in its one-key policy form, and the field it fills.
-_ARGUMENT_FIELDS: dict[str, str] = {"redact": "value", "first": "n", "last": "n", "truncate": "unit",
-                                    "bucket": "width", "sql": "expression"}
+_ARGUMENT_FIELDS: dict[str, str] = {
+    "redact": "value",
+    "first": "n",
+    "last": "n",
+    "truncate": "unit",
+    "bucket": "width",
+    "sql": "expression",
+}
 _BARE_KINDS = ("null", "redact", "hash")
 _SQL_MASK_FORBIDDEN: tuple[tuple[type[exp.Expr], str], ...] = (
-    (exp.Query, "subqueries"), (exp.Subquery, "subqueries"), (exp.Table, "table references"),
-    (exp.AggFunc, "aggregate functions"), (exp.Window, "window functions"), (exp.Star, "*"),
-    (exp.Placeholder, "parameters"), (exp.Parameter, "parameters"), (exp.Alias, "aliases"),
+    (exp.Query, "subqueries"),
+    (exp.Subquery, "subqueries"),
+    (exp.Table, "table references"),
+    (exp.AggFunc, "aggregate functions"),
+    (exp.Window, "window functions"),
+    (exp.Star, "*"),
+    (exp.Placeholder, "parameters"),
+    (exp.Parameter, "parameters"),
+    (exp.Alias, "aliases"),
 )
 
 DType = exp.DType
@@ -74,9 +94,17 @@ _INTEGRALS = {DType.INT, DType.BIGINT}
 _NUMBERS = {*_INTEGRALS, DType.FLOAT, DType.DOUBLE, DType.DECIMAL}
 _TEMPORALS = {DType.DATE, DType.TIMESTAMP, DType.TIMESTAMPTZ}
 _ICEBERG_TYPES: dict[str, exp.DType] = {
-    "string": DType.VARCHAR, "int": DType.INT, "long": DType.BIGINT, "double": DType.DOUBLE,
-    "float": DType.FLOAT, "boolean": DType.BOOLEAN, "date": DType.DATE, "timestamp": DType.TIMESTAMP,
-    "timestamptz": DType.TIMESTAMPTZ, "binary": DType.VARBINARY, "uuid": DType.UUID,
+    "string": DType.VARCHAR,
+    "int": DType.INT,
+    "long": DType.BIGINT,
+    "double": DType.DOUBLE,
+    "float": DType.FLOAT,
+    "boolean": DType.BOOLEAN,
+    "date": DType.DATE,
+    "timestamp": DType.TIMESTAMP,
+    "timestamptz": DType.TIMESTAMPTZ,
+    "binary": DType.VARBINARY,
+    "uuid": DType.UUID,
 }
 ColumnCopy = Callable[[], exp.Expression]  # a fresh copy of the masked column for each place it is used
 _DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
@@ -149,8 +177,11 @@ class MaskSpec(BaseModel):
             except ValidationError as exc:
                 reasons = "; ".join(_reason(error) for error in exc.errors())
                 raise MaskSpecError(f"invalid mask {raw!r}: {reasons}", mask=raw) from None
-        raise MaskSpecError(f"a mask is one of {', '.join(_BARE_KINDS)} or a one-key mapping such as "
-                            f"{{first: 3}}, not {raw!r}", mask=raw)
+        raise MaskSpecError(
+            f"a mask is one of {', '.join(_BARE_KINDS)} or a one-key mapping such as "
+            f"{{first: 3}}, not {raw!r}",
+            mask=raw,
+        )
 
     def to_policy(self) -> str | dict[str, Any]:
         """The mask in its policy form, the inverse of :meth:`parse`."""
@@ -229,11 +260,17 @@ def mask_expression(spec: MaskSpec, column: exp.Expression, column_type: str, ke
     dtype = sql_type(column_type)
     accepted = _ACCEPTED_TYPES.get(spec.kind)
     if accepted is not None and dtype.this not in accepted[0]:
-        raise MaskTypeError(f"mask '{spec.kind}' works on {accepted[1]}, not on column of type {column_type}",
-                            kind=spec.kind, column_type=column_type)
+        raise MaskTypeError(
+            f"mask '{spec.kind}' works on {accepted[1]}, not on column of type {column_type}",
+            kind=spec.kind,
+            column_type=column_type,
+        )
     if spec.kind == "bucket" and dtype.this in _INTEGRALS and not float(spec.width or 0).is_integer():
-        raise MaskTypeError(f"mask 'bucket' on column of type {column_type} needs a whole width, "
-                            f"got {spec.width}", kind=spec.kind, column_type=column_type)
+        raise MaskTypeError(
+            f"mask 'bucket' on column of type {column_type} needs a whole width, got {spec.width}",
+            kind=spec.kind,
+            column_type=column_type,
+        )
     return _BUILDERS[spec.kind](spec, lambda: column.copy(), dtype, key)
 
 
@@ -255,37 +292,46 @@ def _hash(spec: MaskSpec, column: ColumnCopy, dtype: exp.DataType, key: bytes) -
     inner_pad, outer_pad = keyed_pads(key)
     data = column() if dtype.this in _STRINGS else exp.cast(column(), exp.DataType(this=DType.VARCHAR))
     # UTF-8 bytes: a CAST to BLOB would read backslash escapes in DuckDB.
-    message = column() if dtype.this in _BINARIES else exp.Encode(this=data,
-                                                                 charset=exp.Literal.string("utf-8"))
+    message = (
+        column() if dtype.this in _BINARIES else exp.Encode(this=data, charset=exp.Literal.string("utf-8"))
+    )
     # `||` (not CONCAT, which skips NULLs in DuckDB) so a NULL value gives a NULL hash.
     inner = _sha256(exp.DPipe(this=exp.Unhex(this=exp.Literal.string(inner_pad)), expression=message))
-    return _sha256(exp.DPipe(this=exp.Unhex(this=exp.Literal.string(outer_pad)),
-                             expression=exp.Unhex(this=inner)))
+    return _sha256(
+        exp.DPipe(this=exp.Unhex(this=exp.Literal.string(outer_pad)), expression=exp.Unhex(this=inner))
+    )
 
 
 def _stars(column: ColumnCopy, shown: int) -> exp.Expression:
     hidden = exp.Sub(this=exp.Length(this=column()), expression=exp.Literal.number(shown))
     # ignore_nulls spares a NULL guard around GREATEST: the `||` joining the parts already gives NULL.
-    return exp.Repeat(this=exp.Literal.string("*"),
-                      times=exp.Greatest(this=hidden, expressions=[exp.Literal.number(0)], ignore_nulls=True))
+    return exp.Repeat(
+        this=exp.Literal.string("*"),
+        times=exp.Greatest(this=hidden, expressions=[exp.Literal.number(0)], ignore_nulls=True),
+    )
 
 
 def _first(spec: MaskSpec, column: ColumnCopy, dtype: exp.DataType, key: bytes) -> exp.Expression:
     n = spec.n or 0
-    return exp.DPipe(this=exp.Left(this=column(), expression=exp.Literal.number(n)),
-                     expression=_stars(column, n))
+    return exp.DPipe(
+        this=exp.Left(this=column(), expression=exp.Literal.number(n)), expression=_stars(column, n)
+    )
 
 
 def _last(spec: MaskSpec, column: ColumnCopy, dtype: exp.DataType, key: bytes) -> exp.Expression:
     n = spec.n or 0
-    return exp.DPipe(this=_stars(column, n), expression=exp.Right(this=column(),
-                                                                  expression=exp.Literal.number(n)))
+    return exp.DPipe(
+        this=_stars(column, n), expression=exp.Right(this=column(), expression=exp.Literal.number(n))
+    )
 
 
 def _truncate(spec: MaskSpec, column: ColumnCopy, dtype: exp.DataType, key: bytes) -> exp.Expression:
     unit = exp.var(str(spec.unit).upper())
-    truncated = (exp.DateTrunc(this=column(), unit=unit) if dtype.this == DType.DATE
-                 else exp.TimestampTrunc(this=column(), unit=unit))
+    truncated = (
+        exp.DateTrunc(this=column(), unit=unit)
+        if dtype.this == DType.DATE
+        else exp.TimestampTrunc(this=column(), unit=unit)
+    )
     return exp.cast(truncated, dtype)  # DuckDB truncates a DATE to a TIMESTAMP
 
 
@@ -297,8 +343,10 @@ def _bucket(spec: MaskSpec, column: ColumnCopy, dtype: exp.DataType, key: bytes)
     # Integers and decimals: value - ((value % w + w) % w) is floor(value / w) * w without going through
     # DOUBLE, which DuckDB's division returns and which loses digits of long and decimal values.
     w = exp.Literal.number(int(width) if dtype.this in _INTEGRALS else f"{Decimal(repr(width)):f}")
-    remainder = exp.Mod(this=exp.Paren(this=exp.Add(this=exp.Mod(this=column(), expression=w.copy()),
-                                                    expression=w.copy())), expression=w.copy())
+    remainder = exp.Mod(
+        this=exp.Paren(this=exp.Add(this=exp.Mod(this=column(), expression=w.copy()), expression=w.copy())),
+        expression=w.copy(),
+    )
     return exp.cast(exp.Sub(this=column(), expression=exp.Paren(this=remainder)), dtype)
 
 
@@ -329,16 +377,26 @@ def _parse_sql_mask(expression: str) -> exp.Expression:
             if isinstance(node, forbidden):
                 raise MaskSpecError(f"sql mask may not use {what}", mask=expression)
         if isinstance(node, exp.Column) and (node.table or node.name.lower() != "value"):
-            raise MaskSpecError(f"sql mask reads column {node.sql()!r}; it may read only 'value', "
-                                "the masked column", mask=expression)
+            raise MaskSpecError(
+                f"sql mask reads column {node.sql()!r}; it may read only 'value', the masked column",
+                mask=expression,
+            )
     return parsed.copy()
 
 
 _BUILDERS: dict[str, Callable[[MaskSpec, ColumnCopy, exp.DataType, bytes], exp.Expression]] = {
-    "null": _null, "redact": _redact, "hash": _hash, "first": _first, "last": _last,
-    "truncate": _truncate, "bucket": _bucket, "sql": _sql,
+    "null": _null,
+    "redact": _redact,
+    "hash": _hash,
+    "first": _first,
+    "last": _last,
+    "truncate": _truncate,
+    "bucket": _bucket,
+    "sql": _sql,
 }
 _ACCEPTED_TYPES: dict[str, tuple[set[exp.DType], str]] = {
-    "first": (_STRINGS, "strings"), "last": (_STRINGS, "strings"),
-    "truncate": (_TEMPORALS, "dates and timestamps"), "bucket": (_NUMBERS, "numbers"),
+    "first": (_STRINGS, "strings"),
+    "last": (_STRINGS, "strings"),
+    "truncate": (_TEMPORALS, "dates and timestamps"),
+    "bucket": (_NUMBERS, "numbers"),
 }

@@ -31,8 +31,9 @@ from lakeplane.query.compiler import CompiledQuery, Rewrite
 class Governance:
     """Policy, versions, key and audit for one lake project."""
 
-    def __init__(self, config: GovernanceConfig, project_dir: Path, state_dir: Path,
-                 catalog: Callable[[], LakeCatalog]) -> None:
+    def __init__(
+        self, config: GovernanceConfig, project_dir: Path, state_dir: Path, catalog: Callable[[], LakeCatalog]
+    ) -> None:
         self.config = config
         self.path = project_dir / config.policy
         self.state_dir = state_dir
@@ -96,29 +97,61 @@ class Governance:
                 out.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
 
-    def compile(self, sql: str, principal: str, resolve: Callable[[str], str], *, read: str,
-                write: str, params: Mapping[str, Any] | None = None,
-                rewrites: tuple[Rewrite, ...] = GOVERNED_REWRITES,
-                salt_buckets: int | None = None) -> CompiledQuery:
+    def compile(
+        self,
+        sql: str,
+        principal: str,
+        resolve: Callable[[str], str],
+        *,
+        read: str,
+        write: str,
+        params: Mapping[str, Any] | None = None,
+        rewrites: tuple[Rewrite, ...] = GOVERNED_REWRITES,
+        salt_buckets: int | None = None,
+    ) -> CompiledQuery:
         """Compile ``sql`` for ``principal`` with ``rewrites``; a denial is audited before it is raised."""
         who = self.principal(principal)
         try:
-            return compile_secured(sql, resolve, lambda table: self.access(who, table), self.key(),
-                                   principal=who.name, read=read, write=write, params=params,
-                                   rewrites=rewrites, salt_buckets=salt_buckets)
+            return compile_secured(
+                sql,
+                resolve,
+                lambda table: self.access(who, table),
+                self.key(),
+                principal=who.name,
+                read=read,
+                write=write,
+                params=params,
+                rewrites=rewrites,
+                salt_buckets=salt_buckets,
+            )
         except AccessDenied as exc:
-            self.audit(AuditEvent(principal=who.name, policy_version=self.version().label, sql=sql,
-                                  decision="denied", reason=str(exc),
-                                  tables=[t] if (t := getattr(exc, "table", None)) else []))
+            self.audit(
+                AuditEvent(
+                    principal=who.name,
+                    policy_version=self.version().label,
+                    sql=sql,
+                    decision="denied",
+                    reason=str(exc),
+                    tables=[t] if (t := getattr(exc, "table", None)) else [],
+                )
+            )
             raise
 
     def record_allowed(self, secured: CompiledQuery, principal: str, sql: str, rows: int | None) -> None:
-        self.audit(AuditEvent(
-            principal=principal, policy_version=self.version().label, sql=sql, decision="allowed",
-            reason="; ".join(sorted({c.because for a in secured.access.values() for c in a.visible})),
-            tables=[a.table for a in secured.access.values()], columns=secured.columns_read,
-            masks=secured.masks, filters=secured.filters, rows=rows,
-        ))
+        self.audit(
+            AuditEvent(
+                principal=principal,
+                policy_version=self.version().label,
+                sql=sql,
+                decision="allowed",
+                reason="; ".join(sorted({c.because for a in secured.access.values() for c in a.visible})),
+                tables=[a.table for a in secured.access.values()],
+                columns=secured.columns_read,
+                masks=secured.masks,
+                filters=secured.filters,
+                rows=rows,
+            )
+        )
 
     def audit(self, event: AuditEvent) -> None:
         self.audit_log().append(event)
@@ -136,28 +169,38 @@ class Governance:
     def require_enabled(self) -> None:
         """Raises ConfigError when the project has no policy file."""
         if not self.enabled:
-            raise ConfigError(f"no {self.path.name} in {self.path.parent}: governance is off",
-                              file=str(self.path))
+            raise ConfigError(
+                f"no {self.path.name} in {self.path.parent}: governance is off", file=str(self.path)
+            )
 
     def require_write(self, principal: str, table: str) -> None:
         """Raises AccessDenied unless ``principal`` holds an INSERT grant on ``table``."""
         if not may(self.policy(), self.principal(principal), "INSERT", table):
-            raise AccessDenied(f"principal '{principal}' may not write table {table} (no INSERT grant)",
-                               principal=principal, table=table, column=None)
+            raise AccessDenied(
+                f"principal '{principal}' may not write table {table} (no INSERT grant)",
+                principal=principal,
+                table=table,
+                column=None,
+            )
 
     def who_can_see(self, table: str, column: str) -> list[Visibility]:
         """For every principal: unmasked, masked (how) or denied on ``table.column``, and why."""
         self.require_enabled()
-        return who_can_see(self.policy(), self.version().bindings, table, column,
-                           self.catalog.load(table).schema())
+        return who_can_see(
+            self.policy(), self.version().bindings, table, column, self.catalog.load(table).schema()
+        )
 
-    def explain(self, sql: str, principal: str, resolve: Callable[[str], str], *, read: str,
-                write: str) -> dict[str, Any]:
+    def explain(
+        self, sql: str, principal: str, resolve: Callable[[str], str], *, read: str, write: str
+    ) -> dict[str, Any]:
         """The secured SQL that would run for ``principal``, and every decision behind it."""
         self.require_enabled()
         secured = self.compile(sql, principal, resolve, read=read, write=write)
-        return {"principal": principal, "policy_version": self.version().label,
-                **explain(secured, self.redact_key_material)}
+        return {
+            "principal": principal,
+            "policy_version": self.version().label,
+            **explain(secured, self.redact_key_material),
+        }
 
     def policy_diff(self, new_policy: Path) -> list[Change]:
         """Who gains or loses what on which columns if ``new_policy`` replaced the current one."""

@@ -119,11 +119,19 @@ class Rule:
     line: int | None = None
 
     def describe(self) -> str:
-        target = f"on {self.on}" if self.on else "on tags " + ", ".join(
-            f"{k}={'|'.join(sorted(v))}" for k, v in sorted((self.tags or {}).items()))
+        target = (
+            f"on {self.on}"
+            if self.on
+            else "on tags "
+            + ", ".join(f"{k}={'|'.join(sorted(v))}" for k, v in sorted((self.tags or {}).items()))
+        )
         privileges = " ".join(sorted(self.privileges))
-        what = {"allow": privileges, "deny": f"deny {privileges}", "filter": "row filter",
-                "mask": f"mask {self.mask.kind if self.mask else ''}"}[self.kind]
+        what = {
+            "allow": privileges,
+            "deny": f"deny {privileges}",
+            "filter": "row filter",
+            "mask": f"mask {self.mask.kind if self.mask else ''}",
+        }[self.kind]
         return f"{self.kind} #{self.index + 1} ({', '.join(sorted(self.to))} {what} {target})"
 
 
@@ -142,8 +150,9 @@ class Policy:
         ref = self._qualify(name)
         if ref is None:
             known = sorted(self.known_principals())
-            raise PolicyError(f"unknown principal '{name}' (known: {', '.join(known) or 'none'})",
-                              principal=name)
+            raise PolicyError(
+                f"unknown principal '{name}' (known: {', '.join(known) or 'none'})", principal=name
+            )
         kind, bare = ref.split(":", 1)
         identities = {ref}
         attributes: dict[str, str] = {}
@@ -151,14 +160,20 @@ class Policy:
             user = self.document.principals.users[bare]
             identities |= {f"role:{r}" for r in user.roles}
             attributes = dict(user.attributes)
-        identities |= {f"group:{g}" for g, members in self.document.principals.groups.items()
-                       if bare in members and kind == "user"}
+        identities |= {
+            f"group:{g}"
+            for g, members in self.document.principals.groups.items()
+            if bare in members and kind == "user"
+        }
         return Principal(bare, kind, frozenset(identities), attributes)  # type: ignore[arg-type]
 
     def known_principals(self) -> set[str]:
         p = self.document.principals
-        return ({f"user:{u}" for u in p.users} | {f"role:{r}" for r in self.all_roles()}
-                | {f"group:{g}" for g in p.groups})
+        return (
+            {f"user:{u}" for u in p.users}
+            | {f"role:{r}" for r in self.all_roles()}
+            | {f"group:{g}" for g in p.groups}
+        )
 
     def all_roles(self) -> set[str]:
         p = self.document.principals
@@ -197,8 +212,9 @@ def _rules(source: Document, doc: PolicyDocument) -> tuple[Rule, ...]:
             resolved.append(ref)
         return frozenset(resolved)
 
-    def check_tags(section: str, index: int,
-                   tags: dict[str, list[str]] | None) -> dict[str, frozenset[str]] | None:
+    def check_tags(
+        section: str, index: int, tags: dict[str, list[str]] | None
+    ) -> dict[str, frozenset[str]] | None:
         if tags is None:
             return None
         for key, values in tags.items():
@@ -216,8 +232,13 @@ def _rules(source: Document, doc: PolicyDocument) -> tuple[Rule, ...]:
     probe = Policy(path, "", doc, (), "")
     for target, assigned in doc.tag_assignments.items():
         for key, values in assigned.items():
-            _check_tag(source, doc, ("tag_assignments", target, key), key,
-                       [values] if isinstance(values, str) else values)
+            _check_tag(
+                source,
+                doc,
+                ("tag_assignments", target, key),
+                key,
+                [values] if isinstance(values, str) else values,
+            )
     for group, members in doc.principals.groups.items():
         for member in members:
             if member not in doc.principals.users:
@@ -227,17 +248,35 @@ def _rules(source: Document, doc: PolicyDocument) -> tuple[Rule, ...]:
         check_target("grants", i, grant.on, grant.tags)
         if bool(grant.privileges) == bool(grant.deny):
             raise source.error(("grants", str(i)), "give exactly one of 'privileges' or 'deny'")
-        rules.append(Rule("deny" if grant.deny else "allow", i, check_to("grants", i, grant.to), grant.on,
-                          check_tags("grants", i, grant.tags), frozenset(grant.privileges or grant.deny),
-                          grant_option=grant.grant_option, line=lines.get(("grants", str(i)))))
+        rules.append(
+            Rule(
+                "deny" if grant.deny else "allow",
+                i,
+                check_to("grants", i, grant.to),
+                grant.on,
+                check_tags("grants", i, grant.tags),
+                frozenset(grant.privileges or grant.deny),
+                grant_option=grant.grant_option,
+                line=lines.get(("grants", str(i))),
+            )
+        )
     for i, rule in enumerate(doc.masks):
         check_target("masks", i, rule.on, rule.tags)
         try:
             spec = MaskSpec.parse("null" if rule.mask is None else rule.mask)  # YAML `null` is None
         except ValueError as exc:
             raise source.error(("masks", str(i), "mask"), str(exc)) from None
-        rules.append(Rule("mask", i, check_to("masks", i, rule.to), rule.on,
-                          check_tags("masks", i, rule.tags), mask=spec, line=lines.get(("masks", str(i)))))
+        rules.append(
+            Rule(
+                "mask",
+                i,
+                check_to("masks", i, rule.to),
+                rule.on,
+                check_tags("masks", i, rule.tags),
+                mask=spec,
+                line=lines.get(("masks", str(i))),
+            )
+        )
     for i, row_filter in enumerate(doc.row_filters):
         if len(row_filter.on.split(".")) != 3:
             raise source.error(("row_filters", str(i), "on"), f"'{row_filter.on}' is not a table")
@@ -246,21 +285,32 @@ def _rules(source: Document, doc: PolicyDocument) -> tuple[Rule, ...]:
         except ParseError as exc:
             raise source.error(("row_filters", str(i), "where"), f"does not parse: {exc}") from None
         if where.find(exp.Select, exp.Subquery, exp.Table):
-            raise source.error(("row_filters", str(i), "where"),
-                               "a row filter is a condition on the table's own columns, without subqueries")
-        rules.append(Rule("filter", i, check_to("row_filters", i, row_filter.to), row_filter.on, None,
-                          where=where, line=lines.get(("row_filters", str(i)))))  # type: ignore[arg-type]
+            raise source.error(
+                ("row_filters", str(i), "where"),
+                "a row filter is a condition on the table's own columns, without subqueries",
+            )
+        rules.append(
+            Rule(
+                "filter",
+                i,
+                check_to("row_filters", i, row_filter.to),
+                row_filter.on,
+                None,
+                where=where,  # type: ignore[arg-type]
+                line=lines.get(("row_filters", str(i))),
+            )
+        )
     return tuple(rules)
 
 
-def _check_tag(source: Document, doc: PolicyDocument, loc: tuple[str, ...], key: str,
-               values: list[str]) -> None:
+def _check_tag(
+    source: Document, doc: PolicyDocument, loc: tuple[str, ...], key: str, values: list[str]
+) -> None:
     if key not in doc.tags:
         raise source.error(loc, f"unknown tag '{key}' (declared: {', '.join(doc.tags) or 'none'})")
     for value in values:
         if value not in doc.tags[key]:
-            raise source.error(loc, f"tag {key} has no value '{value}' "
-                                    f"(allowed: {', '.join(doc.tags[key])})")
+            raise source.error(loc, f"tag {key} has no value '{value}' (allowed: {', '.join(doc.tags[key])})")
 
 
 def bind_row_filter(where: exp.Expression, principal: Principal) -> exp.Expression:

@@ -60,9 +60,12 @@ def decide_access(expression: exp.Expression, ctx: CompileContext) -> exp.Expres
     for table_access in ctx.access.values():
         if not table_access.visible:
             reasons = sorted({c.because for c in table_access.columns})
-            raise AccessDenied(f"principal '{ctx.principal}' may not read table {table_access.table} "
-                               f"({'; '.join(reasons)})",
-                               principal=ctx.principal or "", table=table_access.table, column=None)
+            raise AccessDenied(
+                f"principal '{ctx.principal}' may not read table {table_access.table} ({'; '.join(reasons)})",
+                principal=ctx.principal or "",
+                table=table_access.table,
+                column=None,
+            )
     return expression
 
 
@@ -74,8 +77,13 @@ def refuse_denied_replacements(expression: exp.Expression, ctx: CompileContext) 
             name = item.alias_or_name
             for table_access in access.values():
                 decision = table_access.column(name)
-                if decision is not None and decision.access == "denied" and not any(
-                        (d := a.column(name)) is not None and d.access != "denied" for a in access.values()):
+                if (
+                    decision is not None
+                    and decision.access == "denied"
+                    and not any(
+                        (d := a.column(name)) is not None and d.access != "denied" for a in access.values()
+                    )
+                ):
                     raise _column_denied(ctx.principal, table_access, name, decision.because)
     return expression
 
@@ -85,7 +93,8 @@ def qualify_visible_columns(expression: exp.Expression, ctx: CompileContext) -> 
     access, dialect = ctx.access, ctx.read
     schema = MappingSchema(
         {alias: {c.column: _type_sql(c.type, dialect) for c in a.visible} for alias, a in access.items()},
-        dialect=dialect)
+        dialect=dialect,
+    )
     try:
         return qualify(expression, schema=schema, dialect=dialect, validate_qualify_columns=True)
     except OptimizeError as exc:
@@ -93,8 +102,15 @@ def qualify_visible_columns(expression: exp.Expression, ctx: CompileContext) -> 
         name = (match.group(1) or match.group(2)) if match else None
         if name is None:  # e.g. a denied column in JOIN ... USING: sqlglot cannot join on it
             using = [c.name for join in expression.find_all(exp.Join) for c in join.args.get("using") or []]
-            name = next((c for c in using for a in access.values()
-                         if (d := a.column(c)) is not None and d.access == "denied"), None)
+            name = next(
+                (
+                    c
+                    for c in using
+                    for a in access.values()
+                    if (d := a.column(c)) is not None and d.access == "denied"
+                ),
+                None,
+            )
         for table_access in access.values():
             decision = table_access.column(name) if name else None
             if name and decision is not None and decision.access == "denied":
@@ -119,8 +135,11 @@ def prune_without_masked(expression: exp.Expression, ctx: CompileContext) -> exp
     values must not decide which files are read."""
     for table_name, binding in ctx.bindings.items():
         masked = set(ctx.access[binding.alias].masked)
-        filters = tuple(_without(scan_filter(table), masked) for table in expression.find_all(exp.Table)
-                        if table.name == binding.alias)
+        filters = tuple(
+            _without(scan_filter(table), masked)
+            for table in expression.find_all(exp.Table)
+            if table.name == binding.alias
+        )
         ctx.bindings[table_name] = TableBinding(binding.table, binding.alias, filters)
     return expression
 
@@ -131,25 +150,47 @@ def secure_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expres
 
 
 GOVERNED_REWRITES: tuple[Rewrite, ...] = (
-    refuse_unsafe, refuse_time_travel, bind_parameters, resolve_tables, decide_access,
-    refuse_denied_replacements, qualify_visible_columns, note_columns_read, prune_without_masked,
+    refuse_unsafe,
+    refuse_time_travel,
+    bind_parameters,
+    resolve_tables,
+    decide_access,
+    refuse_denied_replacements,
+    qualify_visible_columns,
+    note_columns_read,
+    prune_without_masked,
     secure_tables,
 )
 
 
-def compile_secured(sql: str, resolve: Callable[[str], str], access_for: Callable[[str], TableAccess],
-                    key: bytes, *, principal: str, read: str = "duckdb", write: str = "duckdb",
-                    params: Mapping[str, Any] | None = None,
-                    rewrites: tuple[Rewrite, ...] = GOVERNED_REWRITES,
-                    salt_buckets: int | None = None) -> CompiledQuery:
+def compile_secured(
+    sql: str,
+    resolve: Callable[[str], str],
+    access_for: Callable[[str], TableAccess],
+    key: bytes,
+    *,
+    principal: str,
+    read: str = "duckdb",
+    write: str = "duckdb",
+    params: Mapping[str, Any] | None = None,
+    rewrites: tuple[Rewrite, ...] = GOVERNED_REWRITES,
+    salt_buckets: int | None = None,
+) -> CompiledQuery:
     """Compile ``sql`` for ``principal``: checked, secured and transpiled.
 
     Raises:
         AccessDenied: the query reads a table or column the principal may not see.
         QueryError: the query is not a single read-only statement, or names unknown things.
     """
-    ctx = CompileContext(resolve=resolve, params=params or {}, read=read, principal=principal,
-                         access_for=access_for, key=key, salt_buckets=salt_buckets)
+    ctx = CompileContext(
+        resolve=resolve,
+        params=params or {},
+        read=read,
+        principal=principal,
+        access_for=access_for,
+        key=key,
+        salt_buckets=salt_buckets,
+    )
     return compile_sql(sql, ctx, rewrites, write=write)
 
 
@@ -158,9 +199,15 @@ def _type_sql(column_type: str, dialect: str) -> str:
     return sql_type(column_type).sql(dialect)
 
 
-def _column_denied(principal: str | None, table_access: TableAccess, column: str, because: str) -> AccessDenied:
-    return AccessDenied(f"principal '{principal}' may not read column {table_access.table}.{column} "
-                        f"({because})", principal=principal or "", table=table_access.table, column=column)
+def _column_denied(
+    principal: str | None, table_access: TableAccess, column: str, because: str
+) -> AccessDenied:
+    return AccessDenied(
+        f"principal '{principal}' may not read column {table_access.table}.{column} ({because})",
+        principal=principal or "",
+        table=table_access.table,
+        column=column,
+    )
 
 
 def _without(condition: BooleanExpression, columns: set[str]) -> BooleanExpression:
@@ -184,7 +231,8 @@ def _secure(node: exp.Expression, access: dict[str, TableAccess], key: bytes) ->
         value = mask_expression(column.mask, ref, column.type, key) if column.mask else ref
         projections.append(exp.alias_(value, column.column, quoted=True, copy=False))
     select = exp.Select(expressions=projections).from_(
-        exp.Table(this=source, alias=exp.TableAlias(this=source.copy())), copy=False)
+        exp.Table(this=source, alias=exp.TableAlias(this=source.copy())), copy=False
+    )
     if table_access.row_filters:
         condition = exp.and_(*[_qualified(f, source) for f in table_access.row_filters], copy=False)
         select = select.where(condition, copy=False)

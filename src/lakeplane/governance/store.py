@@ -20,7 +20,8 @@ from lakeplane.governance.policy import Policy
 
 _META = sa.MetaData()
 VERSIONS = sa.Table(
-    "lakeplane_policy_versions", _META,
+    "lakeplane_policy_versions",
+    _META,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("applied_at", sa.String(40), nullable=False),
@@ -72,21 +73,31 @@ class PolicyStore:
             merged = bind_columns(policy, schemas(), latest.bindings)
             if merged != latest.bindings:
                 with self.engine.begin() as conn:
-                    conn.execute(VERSIONS.update().where(VERSIONS.c.version == latest.number)
-                                 .values(bindings=json.dumps(merged, sort_keys=True)))
+                    conn.execute(
+                        VERSIONS.update()
+                        .where(VERSIONS.c.version == latest.number)
+                        .values(bindings=json.dumps(merged, sort_keys=True))
+                    )
                 return PolicyVersion(latest.number, latest.digest, latest.applied_at, merged)
             return latest
         bindings = bind_columns(policy, schemas())
         number = (latest.number if latest else 0) + 1
         at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self.engine.begin() as conn:
-            conn.execute(VERSIONS.insert().values(version=number, digest=policy.digest, applied_at=at,
-                                                  text=policy.text,
-                                                  bindings=json.dumps(bindings, sort_keys=True)))
+            conn.execute(
+                VERSIONS.insert().values(
+                    version=number,
+                    digest=policy.digest,
+                    applied_at=at,
+                    text=policy.text,
+                    bindings=json.dumps(bindings, sort_keys=True),
+                )
+            )
         return PolicyVersion(number, policy.digest, at, bindings)
 
 
 def _version(row: sa.Row[tuple[object, ...]]) -> PolicyVersion:
     data = row._mapping
-    return PolicyVersion(int(data["version"]), str(data["digest"]), str(data["applied_at"]),
-                         json.loads(str(data["bindings"])))
+    return PolicyVersion(
+        int(data["version"]), str(data["digest"]), str(data["applied_at"]), json.loads(str(data["bindings"]))
+    )

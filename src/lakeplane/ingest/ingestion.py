@@ -30,8 +30,9 @@ class Ingestion:
         compute: engines (ingest parses on the embedded engine).
     """
 
-    def __init__(self, config: LakeConfig, config_file: Path, raw: RawZone, catalog: LakeCatalog,
-                 compute: Compute) -> None:
+    def __init__(
+        self, config: LakeConfig, config_file: Path, raw: RawZone, catalog: LakeCatalog, compute: Compute
+    ) -> None:
         self.config = config
         self.config_file = config_file
         self.raw = raw
@@ -49,12 +50,18 @@ class Ingestion:
             raise ConfigError(
                 f"unknown dataset '{name}'{did_you_mean(name, known)} "
                 f"(declared in {self.config_file}: {', '.join(known) or 'none'})",
-                file=str(self.config_file), key=f"datasets.{name}",
+                file=str(self.config_file),
+                key=f"datasets.{name}",
             )
         return self.config.datasets[name]
 
-    def land(self, dataset: str, files: Sequence[str | os.PathLike[str]], ingest_date: dt.date | None = None,
-             progress: Progress | None = None) -> list[LandResult]:
+    def land(
+        self,
+        dataset: str,
+        files: Sequence[str | os.PathLike[str]],
+        ingest_date: dt.date | None = None,
+        progress: Progress | None = None,
+    ) -> list[LandResult]:
         """Copy partner files into the raw zone for ``ingest_date`` (default today), once each."""
         self.dataset(dataset)
         day = ingest_date or dt.date.today()
@@ -65,8 +72,9 @@ class Ingestion:
                 progress(str(file))
         return results
 
-    def ingest(self, dataset: str, ds: dt.date, batches: list[RawBatch] | None = None,
-               force: bool = False) -> IngestResult:
+    def ingest(
+        self, dataset: str, ds: dt.date, batches: list[RawBatch] | None = None, force: bool = False
+    ) -> IngestResult:
         """Parse the batches of ``dataset`` landed for ``ds`` (or ``batches``) into its processed table.
 
         When exactly these batches were published for ``ds`` already (the bookmark), nothing is redone
@@ -75,17 +83,30 @@ class Ingestion:
         config = self.dataset(dataset)
         batches = self.raw.batches(dataset, ds) if batches is None else batches
         if not batches:
-            raise IngestError(f"no batches of '{dataset}' landed for {ds.isoformat()}",
-                              dataset=dataset, ds=ds.isoformat())
+            raise IngestError(
+                f"no batches of '{dataset}' landed for {ds.isoformat()}", dataset=dataset, ds=ds.isoformat()
+            )
         done = None if force else self._bookmark(config.table, ds)
         if done is not None and set(done.batches) == {b.batch_id for b in batches}:
-            return IngestResult(dataset=dataset, table=config.table, ds=ds.isoformat(),
-                                snapshot_id=done.snapshot_id,
-                                skipped=f"batches unchanged since snapshot {done.snapshot_id}")
+            return IngestResult(
+                dataset=dataset,
+                table=config.table,
+                ds=ds.isoformat(),
+                snapshot_id=done.snapshot_id,
+                skipped=f"batches unchanged since snapshot {done.snapshot_id}",
+            )
         job = f"ingest-{dataset.replace('/', '-')}"
         with self.compute.embedded(job, (Capability.PARSE_RAW_FILES,)) as session:
-            return ingest_dataset(session, self.catalog, self.raw, dataset, config, ds, batches,
-                                  self.config.ingest.max_quarantine_rate)
+            return ingest_dataset(
+                session,
+                self.catalog,
+                self.raw,
+                dataset,
+                config,
+                ds,
+                batches,
+                self.config.ingest.max_quarantine_rate,
+            )
 
     def _bookmark(self, table: str, ds: dt.date) -> Bookmark | None:
         if not self.catalog.table_exists(TableRef.parse(table)):

@@ -36,8 +36,16 @@ BLOCK = 32 << 20
 LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.binary())])
 ACCEPTED = "__accepted"
 QUARANTINE = "__quarantine"
-REASONS = ("invalid_utf8", "blank_line", "invalid_json", "not_an_object", "wrong_column_count",
-           "invalid_csv", "missing_required", "wrong_type")
+REASONS = (
+    "invalid_utf8",
+    "blank_line",
+    "invalid_json",
+    "not_an_object",
+    "wrong_column_count",
+    "invalid_csv",
+    "missing_required",
+    "wrong_type",
+)
 #: DuckDB's CSV reader limit on a record's size, as for NDJSON objects.
 MAX_RECORD_BYTES = 16 << 20
 
@@ -70,21 +78,26 @@ def accepted_view(session: EngineSession, dataset: DatasetConfig, parsed: list[P
 
 
 def _no_rows(dataset: DatasetConfig, seq: int) -> str:
-    columns = ", ".join(f"CAST(NULL AS {FIELD_DUCKDB_TYPES[s.type]}) AS {quote_ident(n)}"
-                        for n, s in dataset.fields.items())
+    columns = ", ".join(
+        f"CAST(NULL AS {FIELD_DUCKDB_TYPES[s.type]}) AS {quote_ident(n)}" for n, s in dataset.fields.items()
+    )
     return f"SELECT {columns}, {seq} AS _batch, 0::BIGINT AS _line WHERE false"
 
 
 def _problems(dataset: DatasetConfig) -> str:
     """TRUE for a record (each field as text) that a required field or a declared type refuses."""
-    problems = [f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type)} IS NULL)"
-                for n, s in dataset.fields.items() if s.type != "string"]
+    problems = [
+        f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type)} IS NULL)"
+        for n, s in dataset.fields.items()
+        if s.type != "string"
+    ]
     problems += [f"{quote_ident(n)} IS NULL" for n, s in dataset.fields.items() if s.required]
     return " OR ".join(problems) or "false"
 
 
-def parse_batch(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
-                local_path: str) -> ParsedBatch:
+def parse_batch(
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, local_path: str
+) -> ParsedBatch:
     """Parse ``batch`` into its staging table and the quarantine.
 
     The records read are every line of an NDJSON batch, every record after the header of a CSV one.
@@ -114,8 +127,9 @@ def typed(name: str, field_type: str) -> str:
     return f"TRY_CAST({col} AS {target})"
 
 
-def _fast_ndjson(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
-                 path: str) -> ParsedBatch | None:
+def _fast_ndjson(
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, path: str
+) -> ParsedBatch | None:
     """DuckDB's parallel reader over the whole batch; ``None`` (nothing kept) if it cannot be used."""
     table = f"__b{seq}"
     columns = ", ".join(f"{quote_ident(n)}: 'VARCHAR'" for n in dataset.fields)
@@ -164,8 +178,9 @@ def _column(session: EngineSession, sql: str) -> pa.Array:
     return session.arrow_reader(sql).read_all().column(0).combine_chunks()
 
 
-def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int,
-               path: str) -> ParsedBatch:
+def _parse_csv(
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, path: str
+) -> ParsedBatch:
     """DuckDB's CSV reader over the whole batch, every column as text, its rejects kept.
 
     Columns are matched to declared fields by the header's names (others are ignored, a declared
@@ -178,7 +193,7 @@ def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, 
     if header is None:
         return ParsedBatch("fast", 0, _no_rows(dataset, seq))
     # DuckDB needs distinct names; for a repeated name the last column wins, as in a dict.
-    names = [n if n and n not in header[i + 1:] else f"__column{i}" for i, n in enumerate(header)]
+    names = [n if n and n not in header[i + 1 :] else f"__column{i}" for i, n in enumerate(header)]
     table, rejects, records = f"__b{seq}_csv", f"__b{seq}_rejects", f"__b{seq}_records"
     _read_csv(session, dataset, batch, path, names, table, rejects)
     rows, bad_rows = _counts(session, table)
@@ -186,42 +201,62 @@ def _parse_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, 
     values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
     if bad_rows == 0 and len(rejected) == 0 and rows + 1 == batch.lines:
         # Every line is one record and every record a row: the rowid gives the line.
-        return ParsedBatch("fast", rows, f"SELECT {values}, {seq} AS _batch, rowid + 2 AS _line "
-                                         f"FROM {table} WHERE NOT _bad")
+        return ParsedBatch(
+            "fast", rows, f"SELECT {values}, {seq} AS _batch, rowid + 2 AS _line FROM {table} WHERE NOT _bad"
+        )
     wanted = _column(session, f"SELECT rowid FROM {table} WHERE _bad")
     scan, counts = scan_records(path, batch.compression, rejected, wanted)
     session.register_arrow("__records", scan)
     session.execute(f"CREATE TEMP TABLE {records} AS SELECT * FROM __records")
     session.unregister("__records")
     [(matched,)] = session.execute(
-        f"SELECT count(*) FROM {records} WHERE record IN (SELECT line FROM {rejects})")
+        f"SELECT count(*) FROM {records} WHERE record IN (SELECT line FROM {rejects})"
+    )
     if counts.rows != rows or matched != len(rejected):
         raise IngestError(
             f"batch {batch.batch_id}: DuckDB's CSV reader returned {rows} rows and rejected "
             f"{len(rejected)} records, but the file splits into {counts.rows} such rows and "
-            f"{matched} such records; refusing to number its lines by guess", batch=batch.batch_id,
+            f"{matched} such records; refusing to number its lines by guess",
+            batch=batch.batch_id,
         )
     _quarantine_rejects(session, seq, records, rejects, len(names))
     fields = ", ".join(f"b.{quote_ident(n)}" for n in dataset.fields)
-    _judge(session, dataset, seq, suffix="_bad", source=(
-        f"SELECT r.line, r.raw, try(decode(r.raw)) AS txt, "
-        f"CASE WHEN b._blank THEN 'blank_line' END AS pre_reason, NULL::VARCHAR AS pre_detail, "
-        f"{fields} FROM {table} b JOIN {records} r ON r.ordinal = b.rowid WHERE b._bad"))
+    _judge(
+        session,
+        dataset,
+        seq,
+        suffix="_bad",
+        source=(
+            f"SELECT r.line, r.raw, try(decode(r.raw)) AS txt, "
+            f"CASE WHEN b._blank THEN 'blank_line' END AS pre_reason, NULL::VARCHAR AS pre_detail, "
+            f"{fields} FROM {table} b JOIN {records} r ON r.ordinal = b.rowid WHERE b._bad"
+        ),
+    )
     # Kept as a table: the step reads accepted rows several times, and each read would join again.
-    session.execute(f"CREATE TEMP TABLE __b{seq}_ok AS SELECT {values}, {seq} AS _batch, _line "
-                    f"FROM (SELECT b.*, r.line AS _line FROM {table} b JOIN {records} r "
-                    "ON r.ordinal = b.rowid WHERE NOT b._bad)")
+    session.execute(
+        f"CREATE TEMP TABLE __b{seq}_ok AS SELECT {values}, {seq} AS _batch, _line "
+        f"FROM (SELECT b.*, r.line AS _line FROM {table} b JOIN {records} r "
+        "ON r.ordinal = b.rowid WHERE NOT b._bad)"
+    )
     return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
 
 
-def _read_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, path: str,
-              names: list[str], table: str, rejects: str) -> None:
+def _read_csv(
+    session: EngineSession,
+    dataset: DatasetConfig,
+    batch: RawBatch,
+    path: str,
+    names: list[str],
+    table: str,
+    rejects: str,
+) -> None:
     """``table``: the rows DuckDB read, in file order (``rowid``), each field as text, with
     ``_blank`` (every cell empty) and ``_bad`` (blank, or refused by the declared fields); the
     records it could not read go to ``rejects``."""
     columns = ", ".join(f"{quote_literal(n)}: 'VARCHAR'" for n in names)
-    fields = ", ".join(quote_ident(n) if n in names else f"NULL::VARCHAR AS {quote_ident(n)}"
-                       for n in dataset.fields)
+    fields = ", ".join(
+        quote_ident(n) if n in names else f"NULL::VARCHAR AS {quote_ident(n)}" for n in dataset.fields
+    )
     blank = " AND ".join(f"coalesce(trim({quote_ident(n)}), '') = ''" for n in names)
     compression = "gzip" if batch.compression == "gzip" else "none"
     _in_file_order(session, True)
@@ -240,8 +275,9 @@ def _read_csv(session: EngineSession, dataset: DatasetConfig, batch: RawBatch, p
         _in_file_order(session, False)
 
 
-def _quarantine_rejects(session: EngineSession, seq: int, records: str, rejects: str,
-                        header_columns: int) -> None:
+def _quarantine_rejects(
+    session: EngineSession, seq: int, records: str, rejects: str, header_columns: int
+) -> None:
     """Records DuckDB's reader rejected or skipped, with their reasons, into the quarantine.
 
     A record of spaces and commas only is a blank line whatever DuckDB said of its columns.
@@ -270,8 +306,7 @@ def _quarantine_rejects(session: EngineSession, seq: int, records: str, rejects:
     """)
 
 
-def _ndjson_lines(path: str, compression: str | None,
-                  keep: pa.Array | None = None) -> pa.RecordBatchReader:
+def _ndjson_lines(path: str, compression: str | None, keep: pa.Array | None = None) -> pa.RecordBatchReader:
     """The batch's lines, numbered from 1, as binary (invalid UTF-8 survives to be quarantined).
 
     With ``keep``, only the lines with those numbers.
@@ -307,8 +342,9 @@ def _numbered(block: bytes, first_line: int, keep: pa.Array | None) -> pa.Record
     return batch if keep is None else batch.filter(pc.is_in(numbers, value_set=keep))
 
 
-def _validate_ndjson(session: EngineSession, dataset: DatasetConfig, lines: pa.RecordBatchReader,
-                     seq: int, suffix: str = "") -> str:
+def _validate_ndjson(
+    session: EngineSession, dataset: DatasetConfig, lines: pa.RecordBatchReader, seq: int, suffix: str = ""
+) -> str:
     """Judge NDJSON lines one by one; returns the SQL of the accepted rows."""
     session.register_arrow("__lines", lines)
     paths = ", ".join(quote_literal(f'$."{n}"') for n in dataset.fields)
@@ -334,8 +370,7 @@ def _validate_ndjson(session: EngineSession, dataset: DatasetConfig, lines: pa.R
     return accepted
 
 
-def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str,
-           suffix: str = "") -> str:
+def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str, suffix: str = "") -> str:
     """Judge records of ``source`` (line, raw, txt, pre_reason, pre_detail and each field as text).
 
     Rejected records go to the quarantine with their raw text and bytes; accepted ones stay in
@@ -353,16 +388,18 @@ def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str
         col = quote_ident(name)
         cast = typed(name, spec.type)
         reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN 'wrong_type'")
-        details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
-                       f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)")
+        details.append(
+            f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
+            f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)"
+        )
     names = ", ".join(quote_ident(n) for n in dataset.fields)
     session.execute(f"""
         CREATE TEMP TABLE {table} AS
         SELECT line, {names}, reason, detail,
                CASE WHEN reason IS NOT NULL THEN coalesce(txt, CAST(raw AS VARCHAR)) END AS raw_text,
                CASE WHEN reason IS NOT NULL THEN raw END AS raw_bytes
-        FROM (SELECT *, CASE {' '.join(reasons)} END AS reason,
-                        CASE {' '.join(details)} END AS detail
+        FROM (SELECT *, CASE {" ".join(reasons)} END AS reason,
+                        CASE {" ".join(details)} END AS detail
               FROM ({source}))
     """)
     session.execute(

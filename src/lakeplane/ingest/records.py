@@ -26,8 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 BLOCK = 32 << 20
-RECORDS_SCHEMA = pa.schema([("record", pa.int64()), ("line", pa.int64()), ("ordinal", pa.int64()),
-                            ("skipped", pa.bool_()), ("raw", pa.binary())])
+RECORDS_SCHEMA = pa.schema(
+    [
+        ("record", pa.int64()),
+        ("line", pa.int64()),
+        ("ordinal", pa.int64()),
+        ("skipped", pa.bool_()),
+        ("raw", pa.binary()),
+    ]
+)
 # The rest of a quoted field through its closing quote; possessive, so that ``""`` at the end of a
 # line stays an escaped quote instead of being read back as the closing one.
 _QUOTED_REST = re.compile(rb'[^"]*+(?:""[^"]*+)*+"')
@@ -58,8 +65,9 @@ class RecordCounts:
     rows: int = 0
 
 
-def scan_records(path: str, compression: str | None, rejected: pa.Array, wanted: pa.Array
-                 ) -> tuple[pa.RecordBatchReader, RecordCounts]:
+def scan_records(
+    path: str, compression: str | None, rejected: pa.Array, wanted: pa.Array
+) -> tuple[pa.RecordBatchReader, RecordCounts]:
     """Every record of the file: its number, first line, and ``ordinal`` among DuckDB's rows.
 
     Args:
@@ -84,16 +92,16 @@ def scan_records(path: str, compression: str | None, rejected: pa.Array, wanted:
                     if buffer.endswith(b"\n"):  # left over by a record that spanned a cut
                         buffer = buffer[:-1]
                     if buffer:  # the last line, without a newline (or a quote never closed)
-                        yield _records(_lines(buffer), next_line, counts, rejected, wanted,
-                                       final=True)[0]
+                        yield _records(_lines(buffer), next_line, counts, rejected, wanted, final=True)[0]
                     break
                 cut = buffer.rfind(b"\n")
                 if cut < 0:
                     rest = buffer
                     continue
                 lines = _lines(buffer[:cut])
-                batch, used_lines, used_bytes = _records(lines, next_line, counts, rejected,
-                                                         wanted, final=False)
+                batch, used_lines, used_bytes = _records(
+                    lines, next_line, counts, rejected, wanted, final=False
+                )
                 yield batch
                 next_line += used_lines
                 rest = buffer[used_bytes:]
@@ -105,8 +113,9 @@ def _lines(block: bytes) -> pa.Array:
     return pc.split_pattern(pa.array([block], pa.large_binary()), b"\n")[0].values
 
 
-def _records(lines: pa.Array, first_line: int, counts: RecordCounts, rejected: pa.Array,
-             wanted: pa.Array, final: bool) -> tuple[pa.RecordBatch, int, int]:
+def _records(
+    lines: pa.Array, first_line: int, counts: RecordCounts, rejected: pa.Array, wanted: pa.Array, final: bool
+) -> tuple[pa.RecordBatch, int, int]:
     """The complete records among ``lines``; a record still in quotes at the end waits for more
     lines unless ``final``. Returns them, and the lines and bytes they used."""
     n = len(lines)
@@ -129,8 +138,9 @@ def _records(lines: pa.Array, first_line: int, counts: RecordCounts, rejected: p
     lengths = pc.cast(pc.binary_length(lines), pa.int64())
     used_bytes = (pc.sum(lengths.slice(0, used)).as_py() or 0) + used
     numbers = pa.array(range(counts.records + 1, counts.records + 1 + k), pa.int64())
-    empty = pc.or_(pc.equal(pc.take(lengths, starts), 0),
-                   pc.equal(pc.take(lines, starts), pa.scalar(b"\r", lines.type)))
+    empty = pc.or_(
+        pc.equal(pc.take(lengths, starts), 0), pc.equal(pc.take(lines, starts), pa.scalar(b"\r", lines.type))
+    )
     skipped = pc.and_(pc.and_(pc.equal(spans, 1), empty), pc.greater(numbers, 1))
     refused = pc.is_in(numbers, value_set=rejected)
     # DuckDB's rows: every record but the header and those it skipped or rejected
@@ -144,13 +154,16 @@ def _records(lines: pa.Array, first_line: int, counts: RecordCounts, rejected: p
         raw.append(text[:-1] if text.endswith(b"\r") else text)
     counts.records += k
     counts.rows += pc.sum(pc.cast(returned, pa.int64())).as_py() or 0
-    batch = pa.record_batch([
-        numbers,
-        pc.add(starts, first_line),
-        pc.if_else(returned, ordinals, pa.scalar(None, pa.int64())),
-        skipped,
-        pc.replace_with_mask(pa.nulls(k, pa.binary()), keep, pa.array(raw, pa.binary())),
-    ], schema=RECORDS_SCHEMA)
+    batch = pa.record_batch(
+        [
+            numbers,
+            pc.add(starts, first_line),
+            pc.if_else(returned, ordinals, pa.scalar(None, pa.int64())),
+            skipped,
+            pc.replace_with_mask(pa.nulls(k, pa.binary()), keep, pa.array(raw, pa.binary())),
+        ],
+        schema=RECORDS_SCHEMA,
+    )
     return batch, used, used_bytes
 
 
@@ -167,7 +180,7 @@ def _ends_quoted(line: bytes, quoted: bool) -> bool:
             return False
         pos = comma + 1
     while True:
-        if line[pos:pos + 1] == b'"':
+        if line[pos : pos + 1] == b'"':
             match = _QUOTED_REST.match(line, pos + 1)
             if match is None:
                 return True

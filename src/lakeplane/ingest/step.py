@@ -69,9 +69,16 @@ class IngestResult:
         return asdict(self)
 
 
-def ingest_dataset(session: EngineSession, catalog: LakeCatalog, raw: RawZone, name: str,
-                   dataset: DatasetConfig, ds: dt.date, batches: list[RawBatch],
-                   default_limit: float) -> IngestResult:
+def ingest_dataset(
+    session: EngineSession,
+    catalog: LakeCatalog,
+    raw: RawZone,
+    name: str,
+    dataset: DatasetConfig,
+    ds: dt.date,
+    batches: list[RawBatch],
+    default_limit: float,
+) -> IngestResult:
     """Ingest ``batches`` (the batches of ``name`` landed for ``ds``) into its processed table."""
     started = time.perf_counter()
     ref = TableRef.parse(dataset.table)
@@ -96,7 +103,10 @@ def ingest_dataset(session: EngineSession, catalog: LakeCatalog, raw: RawZone, n
                 f"{name}: batch {counts.batch_id} ({counts.path}) has {counts.quarantined} of "
                 f"{counts.read} lines malformed ({rate:.1%}), above the limit of {limit:.1%}; "
                 "its records are in the quarantine table, nothing was published",
-                dataset=name, batch=counts.batch_id, rate=rate, limit=limit,
+                dataset=name,
+                batch=counts.batch_id,
+                rate=rate,
+                limit=limit,
             )
     written = _write_processed(session, writer, ref, dataset, ds, batches)
     result.rows_written = written.rows
@@ -119,19 +129,27 @@ def _local_copy(session: EngineSession, raw: RawZone, batch: RawBatch) -> str:
     return str(target)
 
 
-def _reconcile(session: EngineSession, batches: list[RawBatch], parsed: list[ParsedBatch],
-               result: IngestResult) -> None:
+def _reconcile(
+    session: EngineSession, batches: list[RawBatch], parsed: list[ParsedBatch], result: IngestResult
+) -> None:
     dialect = session.dialect
     accepted = dict(session.execute(_count_by("_batch", ACCEPTED).sql(dialect=dialect)))
     quarantined = dict(session.execute(_count_by("_batch", QUARANTINE).sql(dialect=dialect)))
     for seq, batch in enumerate(batches):
-        counts = BatchCounts(batch.batch_id, batch.path, parsed[seq].read, accepted.get(seq, 0),
-                             quarantined.get(seq, 0), parsed[seq].path)
+        counts = BatchCounts(
+            batch.batch_id,
+            batch.path,
+            parsed[seq].read,
+            accepted.get(seq, 0),
+            quarantined.get(seq, 0),
+            parsed[seq].path,
+        )
         if counts.accepted + counts.quarantined != counts.read:
             raise IngestError(
                 f"batch {batch.batch_id}: {counts.read} lines read but {counts.accepted} accepted "
                 f"and {counts.quarantined} quarantined; refusing to publish a count that does not "
-                "reconcile", batch=batch.batch_id,
+                "reconcile",
+                batch=batch.batch_id,
             )
         result.batches.append(counts)
     result.read = sum(c.read for c in result.batches)
@@ -149,41 +167,77 @@ def _day(ds: dt.date) -> exp.Expression:
     return exp.cast(exp.Literal.string(ds.isoformat()), "date")
 
 
-def _write_quarantine(session: EngineSession, writer: TableWriter, ref: TableRef, name: str,
-                      batches: list[RawBatch], ds: dt.date) -> WriteResult:
+def _write_quarantine(
+    session: EngineSession,
+    writer: TableWriter,
+    ref: TableRef,
+    name: str,
+    batches: list[RawBatch],
+    ds: dt.date,
+) -> WriteResult:
     target = TableRef(ref.domain, ref.zone, f"{ref.name}_quarantine")
     files = exp.values(
         [(seq, b.batch_id, writer.catalog.storage.uri(b.path)) for seq, b in enumerate(batches)]
         or [(exp.null(), exp.null(), exp.null())],  # no batch: a row that joins nothing
-        alias="f", columns=["seq", "batch_id", "source_file"],
+        alias="f",
+        columns=["seq", "batch_id", "source_file"],
     )
     sql = (
-        exp.select(_day(ds).as_("ds"), exp.convert(name).as_("dataset"), "f.batch_id", "f.source_file",
-                   "q.line", "q.reason", "q.detail", "q.raw_text", "q.raw_bytes",
-                   exp.cast(exp.CurrentTimestamp(), "timestamp").as_("quarantined_at"))
+        exp.select(
+            _day(ds).as_("ds"),
+            exp.convert(name).as_("dataset"),
+            "f.batch_id",
+            "f.source_file",
+            "q.line",
+            "q.reason",
+            "q.detail",
+            "q.raw_text",
+            "q.raw_bytes",
+            exp.cast(exp.CurrentTimestamp(), "timestamp").as_("quarantined_at"),
+        )
         .from_(exp.to_table(QUARANTINE).as_("q"))
         .join(files, on=exp.column("seq", "f").eq(exp.column("_batch", "q")))
     )
-    return _write(session, writer, target, sql.sql(dialect=session.dialect), ds,
-                  {"ds", "dataset", "line", "reason"})
+    return _write(
+        session, writer, target, sql.sql(dialect=session.dialect), ds, {"ds", "dataset", "line", "reason"}
+    )
 
 
-def _write_processed(session: EngineSession, writer: TableWriter, ref: TableRef,
-                     dataset: DatasetConfig, ds: dt.date, batches: list[RawBatch]) -> WriteResult:
-    select = (exp.select(*[exp.column(n, "a", quoted=True) for n in dataset.fields], _day(ds).as_("ds"))
-              .from_(exp.to_table(ACCEPTED).as_("a")))
+def _write_processed(
+    session: EngineSession,
+    writer: TableWriter,
+    ref: TableRef,
+    dataset: DatasetConfig,
+    ds: dt.date,
+    batches: list[RawBatch],
+) -> WriteResult:
+    select = exp.select(*[exp.column(n, "a", quoted=True) for n in dataset.fields], _day(ds).as_("ds")).from_(
+        exp.to_table(ACCEPTED).as_("a")
+    )
     sql: exp.Query = select
     if dataset.key:
         # Only keys delivered more than once need ordering: rank those rows alone.
         keys = [exp.column(k, quoted=True) for k in dataset.key]
         repeated = exp.select(*keys).from_(ACCEPTED).group_by(*keys).having(exp.Count(this=exp.Star()) > 1)
         session.execute(f"CREATE TEMP TABLE __repeated AS {repeated.sql(dialect=session.dialect)}")
-        same = exp.and_(*[exp.NullSafeEQ(this=exp.column(k, "a", quoted=True),
-                                         expression=exp.column(k, "r", quoted=True)) for k in dataset.key])
-        first = exp.Window(this=exp.RowNumber(),
-                           partition_by=[exp.column(k, "a", quoted=True) for k in dataset.key],
-                           order=exp.Order(expressions=[exp.Ordered(this=exp.column("_batch", "a")),
-                                                        exp.Ordered(this=exp.column("_line", "a"))]))
+        same = exp.and_(
+            *[
+                exp.NullSafeEQ(
+                    this=exp.column(k, "a", quoted=True), expression=exp.column(k, "r", quoted=True)
+                )
+                for k in dataset.key
+            ]
+        )
+        first = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[exp.column(k, "a", quoted=True) for k in dataset.key],
+            order=exp.Order(
+                expressions=[
+                    exp.Ordered(this=exp.column("_batch", "a")),
+                    exp.Ordered(this=exp.column("_line", "a")),
+                ]
+            ),
+        )
         repeated_rows = exp.to_table("__repeated").as_("r")
         once = select.join(repeated_rows, on=same, join_type="anti")
         ranked = select.join(repeated_rows, on=same, join_type="semi").qualify(first.eq(1))
@@ -191,13 +245,19 @@ def _write_processed(session: EngineSession, writer: TableWriter, ref: TableRef,
     # Declared required fields are enforced by the parse (a missing one is quarantined); in the
     # Iceberg schema only ``ds`` is required, as the engine cannot prove the others non-null.
     required = {"ds"}
-    properties = {"lakeplane.ds": ds.isoformat(),
-                  "lakeplane.batches": ",".join(b.batch_id for b in batches)}
+    properties = {"lakeplane.ds": ds.isoformat(), "lakeplane.batches": ",".join(b.batch_id for b in batches)}
     return _write(session, writer, ref, sql.sql(dialect=session.dialect), ds, required, properties)
 
 
-def _write(session: EngineSession, writer: TableWriter, ref: TableRef, sql: str, ds: dt.date,
-           required: set[str], properties: dict[str, str] | None = None) -> WriteResult:
+def _write(
+    session: EngineSession,
+    writer: TableWriter,
+    ref: TableRef,
+    sql: str,
+    ds: dt.date,
+    required: set[str],
+    properties: dict[str, str] | None = None,
+) -> WriteResult:
     """Write ``sql`` as the day ``ds`` of ``ref`` (created from the result's schema if new)."""
     result = session.result_schema(sql)
     table = writer.ensure_table(ref, result, ["ds"], frozenset(required))
@@ -205,5 +265,12 @@ def _write(session: EngineSession, writer: TableWriter, ref: TableRef, sql: str,
     target = f"{new_write_dir(ref)}/ds={ds.isoformat()}"
     files = session.write_parquet(writer.conforming_select(table, sql, result.names), target, [])
     day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
-    return writer.commit(table, files.paths, "overwrite_partitions", files.rows, files.bytes,
-                         replace_filter=day, properties=properties)
+    return writer.commit(
+        table,
+        files.paths,
+        "overwrite_partitions",
+        files.rows,
+        files.bytes,
+        replace_filter=day,
+        properties=properties,
+    )

@@ -80,8 +80,10 @@ def forgotten_spans(table: Table) -> list[ForgottenSpan]:
     text = table.properties.get(FORGOTTEN_KEY)
     if not text:
         return []
-    return [ForgottenSpan(int(s["through"]), None if s.get("after") is None else int(s["after"]))
-            for s in json.loads(text)]
+    return [
+        ForgottenSpan(int(s["through"]), None if s.get("after") is None else int(s["after"]))
+        for s in json.loads(text)
+    ]
 
 
 def bookmarks(table: Table) -> dict[str, Bookmark]:
@@ -157,8 +159,12 @@ def _remembered(table: Table) -> list[Snapshot]:
     on_main = {s.snapshot_id for s in snapshots}
     # ``after`` was an ancestor of ``through`` when the span was made, and ancestry never changes:
     # the span is ``through``'s ancestors down to ``after``, or all of them once ``after`` expired.
-    dropped = {s.snapshot_id for span in forgotten_spans(table) if span.through in on_main
-               for s in ancestors_between_ids(span.after, span.through, table.metadata)}
+    dropped = {
+        s.snapshot_id
+        for span in forgotten_spans(table)
+        if span.through in on_main
+        for s in ancestors_between_ids(span.after, span.through, table.metadata)
+    }
     return [s for s in snapshots if s.snapshot_id not in dropped]
 
 
@@ -169,13 +175,15 @@ def _bookmark(snapshot: Snapshot) -> Bookmark | None:
         return None
     batches = summary.get(BATCHES_KEY)
     if batches is not None:
-        return Bookmark(ds, tuple(b for b in batches.split(",") if b), snapshot.snapshot_id,
-                        snapshot.timestamp_ms)
+        return Bookmark(
+            ds, tuple(b for b in batches.split(",") if b), snapshot.snapshot_id, snapshot.timestamp_ms
+        )
     model = summary.get(MODEL_KEY)
     if not model:
         return None
-    return Bookmark(ds, (), snapshot.snapshot_id, snapshot.timestamp_ms, model,
-                    _inputs(summary.get(INPUTS_KEY)))
+    return Bookmark(
+        ds, (), snapshot.snapshot_id, snapshot.timestamp_ms, model, _inputs(summary.get(INPUTS_KEY))
+    )
 
 
 def _inputs(text: str | None) -> dict[str, int]:

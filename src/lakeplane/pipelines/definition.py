@@ -147,14 +147,19 @@ def load_pipeline(path: Path) -> Pipeline:
                 raise PipelineError(
                     f"{path}{f':{line}' if line else ''}: step '{name}' depends on unknown step "
                     f"'{dependency}'{did_you_mean(dependency, document.steps)}",
-                    file=str(path), line=line, key=".".join(loc), step=name)
+                    file=str(path),
+                    line=line,
+                    key=".".join(loc),
+                    step=name,
+                )
     pipeline = Pipeline(path.stem, path, document)
     try:
         pipeline.order()
     except CycleError as exc:
         cycle = " -> ".join(exc.args[1])
-        raise PipelineError(f"{path}: steps depend on each other in a cycle: {cycle}", file=str(path),
-                            cycle=list(exc.args[1])) from None
+        raise PipelineError(
+            f"{path}: steps depend on each other in a cycle: {cycle}", file=str(path), cycle=list(exc.args[1])
+        ) from None
     return pipeline
 
 
@@ -164,8 +169,11 @@ def find_pipeline(project_dir: Path, name: str) -> Pipeline:
     path = folder / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"unknown pipeline '{name}'{did_you_mean(name, known)} "
-                          f"(in {folder}: {', '.join(known) or 'none'})", file=str(path))
+        raise ConfigError(
+            f"unknown pipeline '{name}'{did_you_mean(name, known)} "
+            f"(in {folder}: {', '.join(known) or 'none'})",
+            file=str(path),
+        )
     return load_pipeline(path)
 
 

@@ -22,8 +22,9 @@ from lakeplane.errors import CatalogError, QualityGateFailed
 Gate = Callable[[str, int], list[dict[str, Any]]]
 
 
-def write_audit_publish(table: Table, commit: Callable[[str | None], WriteResult],
-                        gate: Gate) -> tuple[WriteResult, list[dict[str, Any]]]:
+def write_audit_publish(
+    table: Table, commit: Callable[[str | None], WriteResult], gate: Gate
+) -> tuple[WriteResult, list[dict[str, Any]]]:
     """Commit to an audit branch, run ``gate`` on it, and publish or discard."""
     name = ".".join(table.name())
     branch = f"audit-{uuid.uuid4().hex[:12]}"
@@ -43,15 +44,21 @@ def write_audit_publish(table: Table, commit: Callable[[str | None], WriteResult
     if failed:
         _drop(table, branch)
         raise QualityGateFailed(
-            f"quality gate on {name} failed: " + "; ".join(
-                f"{o['rule']} (observed {o.get('observed')})" for o in failed)
-            + " - nothing was published", table=name, rules=failed)
+            f"quality gate on {name} failed: "
+            + "; ".join(f"{o['rule']} (observed {o.get('observed')})" for o in failed)
+            + " - nothing was published",
+            table=name,
+            rules=failed,
+        )
     head = table.current_snapshot()
     if (head.snapshot_id if head else None) != (base.snapshot_id if base else None):
         _drop(table, branch)
-        raise CatalogError(f"{name} changed while its new data was being audited; run the step again",
-                           table=name)
-    table.manage_snapshots().set_current_snapshot(snapshot_id=written.snapshot_id).remove_branch(branch).commit()
+        raise CatalogError(
+            f"{name} changed while its new data was being audited; run the step again", table=name
+        )
+    table.manage_snapshots().set_current_snapshot(snapshot_id=written.snapshot_id).remove_branch(
+        branch
+    ).commit()
     return written, outcomes
 
 

@@ -32,8 +32,9 @@ from lakeplane.query.skew import SKEW_PROPERTY, salt_hot_keys
 class RulesetCheck(Protocol):
     """Evaluates a DQDL ruleset file on a table's snapshot: one dict per rule."""
 
-    def __call__(self, table: str, ruleset: str, *, ds: dt.date | None,
-                 snapshot_id: int | None, only_ds: bool) -> list[dict[str, Any]]: ...
+    def __call__(
+        self, table: str, ruleset: str, *, ds: dt.date | None, snapshot_id: int | None, only_ds: bool
+    ) -> list[dict[str, Any]]: ...
 
 
 class ModelJobs:
@@ -49,8 +50,16 @@ class ModelJobs:
         check_ruleset: evaluates a quality gate's ruleset on an audit snapshot.
     """
 
-    def __init__(self, config: LakeConfig, project_dir: Path, catalog: LakeCatalog, compute: Compute,
-                 governance: Governance, queries: Queries, check_ruleset: RulesetCheck) -> None:
+    def __init__(
+        self,
+        config: LakeConfig,
+        project_dir: Path,
+        catalog: LakeCatalog,
+        compute: Compute,
+        governance: Governance,
+        queries: Queries,
+        check_ruleset: RulesetCheck,
+    ) -> None:
         self.config = config
         self.project_dir = project_dir
         self.catalog = catalog
@@ -78,8 +87,14 @@ class ModelJobs:
         compiled = compile_query_for(model, self.catalog, ds)
         return self.compute.place(self.queries.input_bytes(compiled.tables))
 
-    def run(self, model: Model, ds: dt.date | None, quality: str | None = None, blocking: bool = True,
-            force: bool = False) -> ModelResult:
+    def run(
+        self,
+        model: Model,
+        ds: dt.date | None,
+        quality: str | None = None,
+        blocking: bool = True,
+        force: bool = False,
+    ) -> ModelResult:
         """Run one model; in a governed lake, as the pipeline principal and only where it may write.
 
         With ``quality`` (a DQDL ruleset file, relative to the project) the output is written to an
@@ -89,7 +104,9 @@ class ModelJobs:
         fingerprint = model.sha + (f":{self.governance.policy().digest}" if governed else "")
         done = None if force or ds is None else unchanged_since(self.catalog, model, ds, fingerprint)
         if done is not None:  # the bookmark: same upstream snapshots, same SQL
-            return ModelResult(model.name, snapshot_id=done, skipped=f"inputs unchanged since snapshot {done}")
+            return ModelResult(
+                model.name, snapshot_id=done, skipped=f"inputs unchanged since snapshot {done}"
+            )
         gate = self._gate(quality, ds, blocking) if quality else None
         placement = self.placement(model, ds)
         engine = self.compute.placed_engine(placement)
@@ -106,7 +123,8 @@ class ModelJobs:
         if why_salted is not None:
             result.skew = "; ".join(
                 f"{why_salted}, {note}" if note.startswith("not salted") else f"{why_salted}: {note}"
-                for note in notes)
+                for note in notes
+            )
         if Capability.STAGE_METRICS in engine.capabilities:
             self._remember_skew(model, result)
         return result
@@ -118,11 +136,20 @@ class ModelJobs:
         extra = (salt_hot_keys,) if salt else ()
         principal = self.config.governance.pipeline_principal
 
-        def compile_model(sql: str, resolve: Callable[[str], str], params: Mapping[str, Any]) -> CompiledQuery:
+        def compile_model(
+            sql: str, resolve: Callable[[str], str], params: Mapping[str, Any]
+        ) -> CompiledQuery:
             if self.governance.enabled:
-                compiled = self.governance.compile(sql, principal, resolve, read="duckdb", write=engine.dialect,
-                                                   params=params, rewrites=(*GOVERNED_REWRITES, *extra),
-                                                   salt_buckets=buckets)
+                compiled = self.governance.compile(
+                    sql,
+                    principal,
+                    resolve,
+                    read="duckdb",
+                    write=engine.dialect,
+                    params=params,
+                    rewrites=(*GOVERNED_REWRITES, *extra),
+                    salt_buckets=buckets,
+                )
             else:
                 ctx = CompileContext(resolve=resolve, params=params, salt_buckets=buckets)
                 compiled = compile_sql(sql, ctx, (*REWRITES, *extra), write=engine.dialect)
@@ -136,8 +163,11 @@ class ModelJobs:
         skew = self.config.spark.skew
         if Capability.SHUFFLE not in engine.capabilities:
             return None  # without a shuffle (DuckDB) no one task gets a hot key's rows: run as written
-        detected = (self.catalog.load(model.name).properties.get(SKEW_PROPERTY)
-                    if skew.detect and self.catalog.table_exists(model.ref) else None)
+        detected = (
+            self.catalog.load(model.name).properties.get(SKEW_PROPERTY)
+            if skew.detect and self.catalog.table_exists(model.ref)
+            else None
+        )
         if model.header.hot_key:
             return f"hot_key {', '.join(model.header.hot_key)} declared"
         return f"stage skew {detected} in the previous run" if detected else None

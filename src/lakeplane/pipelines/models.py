@@ -104,14 +104,15 @@ def load_model(path: Path, default_domain: str) -> Model:
     """
     zone = path.parent.name
     if zone not in MODEL_ZONES:
-        raise ModelError(f"{path}: models live in models/processed/ or models/curated/, not {zone}/",
-                         file=str(path))
+        raise ModelError(
+            f"{path}: models live in models/processed/ or models/curated/, not {zone}/", file=str(path)
+        )
     text = path.read_text(encoding="utf-8")
-    parsed = load_document(sql_header(text), ModelHeader, source=str(path), error=ModelError,
-                           unknown_key="unknown header key")
+    parsed = load_document(
+        sql_header(text), ModelHeader, source=str(path), error=ModelError, unknown_key="unknown header key"
+    )
     if parsed.materialized == "merge" and not parsed.unique_key:
-        raise ModelError(f"{path}: materialized: merge needs unique_key", file=str(path),
-                         key="unique_key")
+        raise ModelError(f"{path}: materialized: merge needs unique_key", file=str(path), key="unique_key")
     ref = TableRef(parsed.domain or default_domain, zone, path.stem)
     try:
         depends = tuple(referenced_tables(text))
@@ -131,8 +132,9 @@ def discover_models(models_dir: Path, default_domain: str) -> list[Model]:
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as exc:
-        raise ModelError(f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}",
-                         cycle=list(exc.args[1])) from None
+        raise ModelError(
+            f"models depend on each other in a cycle: {' -> '.join(exc.args[1])}", cycle=list(exc.args[1])
+        ) from None
     return [by_name[name] for name in order]
 
 
@@ -141,9 +143,15 @@ def qualify(name: str, domain: str) -> str:
     return f"{domain}.{name}" if name.count(".") == 1 else name
 
 
-def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt.date | None,
-              compile_sql: Compiler, gate: Gate | None = None,
-              fingerprint: str | None = None) -> ModelResult:
+def run_model(
+    session: EngineSession,
+    catalog: LakeCatalog,
+    model: Model,
+    ds: dt.date | None,
+    compile_sql: Compiler,
+    gate: Gate | None = None,
+    fingerprint: str | None = None,
+) -> ModelResult:
     """Run ``model`` for business date ``ds`` and commit its output in one Iceberg commit.
 
     ``compile_sql`` is the query compiler; a governed lake passes one that secures the SQL for the
@@ -171,18 +179,31 @@ def run_model(session: EngineSession, catalog: LakeCatalog, model: Model, ds: dt
     table = writer.ensure_table(model.ref, schema, header.partition_by)
     sql = writer.conforming_select(table, compiled.sql, schema.names, session.dialect)
     mode: Literal["append", "overwrite_partitions", "replace"] = (
-        "append" if header.materialized == "append" else "overwrite_partitions")
+        "append" if header.materialized == "append" else "overwrite_partitions"
+    )
     replace_filter = None
     if header.materialized == "merge":
         sql, mode, replace_filter = _merge_sql(session, catalog, model, sql)
     files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
     # The bookmark, in the same commit as the output: the upstream snapshots read and the SQL run.
-    properties = {MODEL_KEY: model.name, DS_KEY: ds.isoformat() if ds else "",
-                  INPUTS_KEY: json.dumps(upstream, sort_keys=True), MODEL_SHA_KEY: fingerprint or model.sha}
+    properties = {
+        MODEL_KEY: model.name,
+        DS_KEY: ds.isoformat() if ds else "",
+        INPUTS_KEY: json.dumps(upstream, sort_keys=True),
+        MODEL_SHA_KEY: fingerprint or model.sha,
+    }
 
     def commit(branch: str | None) -> WriteResult:
-        return writer.commit(table, files.paths, mode, files.rows, files.bytes,
-                             replace_filter=replace_filter, properties=properties, branch=branch)
+        return writer.commit(
+            table,
+            files.paths,
+            mode,
+            files.rows,
+            files.bytes,
+            replace_filter=replace_filter,
+            properties=properties,
+            branch=branch,
+        )
 
     if gate is None:
         written = commit(None)
@@ -224,8 +245,9 @@ def unchanged_since(catalog: LakeCatalog, model: Model, ds: dt.date, fingerprint
     return done.snapshot_id if same and summary.get(MODEL_SHA_KEY) == fingerprint else None
 
 
-def _merge_sql(session: EngineSession, catalog: LakeCatalog, model: Model, new_rows_sql: str
-               ) -> tuple[str, Literal["overwrite_partitions", "replace"], BooleanExpression | None]:
+def _merge_sql(
+    session: EngineSession, catalog: LakeCatalog, model: Model, new_rows_sql: str
+) -> tuple[str, Literal["overwrite_partitions", "replace"], BooleanExpression | None]:
     """The rows a merge leaves in the partitions it touches, and the filter of those partitions.
 
     The new rows are staged once (the engine spills them if needed). A partitioned table rewrites
@@ -235,15 +257,23 @@ def _merge_sql(session: EngineSession, catalog: LakeCatalog, model: Model, new_r
     keys, parts, dialect = model.header.unique_key, model.header.partition_by, session.dialect
     session.stage("__merge_new", new_rows_sql)
     distinct_keys = exp.select(*(_col(None, k) for k in keys)).distinct().from_("__merge_new")
-    counts = exp.select(exp.select("count(*)").from_("__merge_new").subquery(),
-                        exp.select("count(*)").from_(distinct_keys.subquery("k")).subquery())
+    counts = exp.select(
+        exp.select("count(*)").from_("__merge_new").subquery(),
+        exp.select("count(*)").from_(distinct_keys.subquery("k")).subquery(),
+    )
     total, distinct = session.execute(counts.sql(dialect))[0]
     if total != distinct:
-        raise ModelError(f"{model.path}: merge key ({', '.join(keys)}) is not unique in the "
-                         f"model's result ({total - distinct} duplicate rows)", key=keys)
+        raise ModelError(
+            f"{model.path}: merge key ({', '.join(keys)}) is not unique in the "
+            f"model's result ({total - distinct} duplicate rows)",
+            key=keys,
+        )
     session.register_scan("__merge_old", plan_scan(catalog, model.name))
-    matched = exp.Exists(this=exp.select("1").from_("__merge_new AS n").where(
-        exp.and_(*(exp.NullSafeEQ(this=_col("o", k), expression=_col("n", k)) for k in keys))))
+    matched = exp.Exists(
+        this=exp.select("1")
+        .from_("__merge_new AS n")
+        .where(exp.and_(*(exp.NullSafeEQ(this=_col("o", k), expression=_col("n", k)) for k in keys)))
+    )
     new_rows = exp.select("*").from_("__merge_new")
     kept = exp.select("o.*").from_("__merge_old AS o").where(exp.not_(matched))
     if not parts:
@@ -253,10 +283,14 @@ def _merge_sql(session: EngineSession, catalog: LakeCatalog, model: Model, new_r
         exp.select(*(_col("o", p) for p in parts)).distinct().from_("__merge_old AS o").where(matched),
     )
     session.stage("__merge_touched", touched_sql.sql(dialect))
-    touched = [dict(zip(parts, ("NULL" if v is None else str(v) for v in row), strict=True))
-               for row in session.execute(exp.select("*").from_("__merge_touched").sql(dialect))]
-    in_touched = exp.In(this=exp.Tuple(expressions=[_col("o", p) for p in parts]),
-                        query=exp.select("*").from_("__merge_touched").subquery())
+    touched = [
+        dict(zip(parts, ("NULL" if v is None else str(v) for v in row), strict=True))
+        for row in session.execute(exp.select("*").from_("__merge_touched").sql(dialect))
+    ]
+    in_touched = exp.In(
+        this=exp.Tuple(expressions=[_col("o", p) for p in parts]),
+        query=exp.select("*").from_("__merge_touched").subquery(),
+    )
     sql = exp.union(new_rows, kept.where(in_touched), distinct=False).sql(dialect)
     return sql, "overwrite_partitions", partition_filter(touched, catalog.load(model.name))
 

@@ -52,8 +52,14 @@ def nightly_steps(ingestion: Ingestion, models: ModelJobs, ds: dt.date) -> list[
     return landed + [f"model {model.name}" for model in models.all()]
 
 
-def run_nightly(ingestion: Ingestion, models: ModelJobs, catalog: LakeCatalog, ds: dt.date,
-                progress: Progress | None = None, force: bool = False) -> RunSummary:
+def run_nightly(
+    ingestion: Ingestion,
+    models: ModelJobs,
+    catalog: LakeCatalog,
+    ds: dt.date,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> RunSummary:
     """Ingest every dataset with batches for ``ds``, then run every model whose inputs exist.
 
     Days whose batches were published already are skipped unless ``force``.
@@ -68,8 +74,11 @@ def run_nightly(ingestion: Ingestion, models: ModelJobs, catalog: LakeCatalog, d
     for model in models.all():
         if progress:
             progress(f"model {model.name}")
-        missing = [name for name in (qualify(d, model.ref.domain) for d in model.depends_on)
-                   if not catalog.table_exists(TableRef.parse(name))]
+        missing = [
+            name
+            for name in (qualify(d, model.ref.domain) for d in model.depends_on)
+            if not catalog.table_exists(TableRef.parse(name))
+        ]
         if missing:  # its domain's data has not arrived yet: nothing to build from
             summary.models.append(ModelResult(model.name, skipped=f"no table {', '.join(missing)} yet"))
             continue

@@ -33,8 +33,9 @@ POLL_S = 0.05
 #: process is ready in milliseconds instead of the seconds a fresh interpreter needs; the server
 #: itself never runs a query, so no engine thread is forked.
 _SPAWN = multiprocessing.get_context("forkserver")
-_SPAWN.set_forkserver_preload(["lakeplane.pipelines.worker", "lakeplane.lake", "duckdb", "pyarrow",
-                               "pyiceberg.table", "sqlglot"])  # names, not imports: the server loads them
+_SPAWN.set_forkserver_preload(
+    ["lakeplane.pipelines.worker", "lakeplane.lake", "duckdb", "pyarrow", "pyiceberg.table", "sqlglot"]
+)  # names, not imports: the server loads them
 
 
 @dataclass
@@ -61,8 +62,14 @@ class Runner:
     """Runs one pipeline for one business date; each step's process opens the lake with ``open_host``
     (a module-level function, so the step process can import it by name)."""
 
-    def __init__(self, project_dir: Path, pipeline: Pipeline, store: RunStore, open_host: OpenHost,
-                 options: RunOptions | None = None) -> None:
+    def __init__(
+        self,
+        project_dir: Path,
+        pipeline: Pipeline,
+        store: RunStore,
+        open_host: OpenHost,
+        options: RunOptions | None = None,
+    ) -> None:
         self.project_dir = project_dir
         self.pipeline = pipeline
         self.store = store
@@ -71,8 +78,9 @@ class Runner:
 
     def run(self, ds: dt.date, redrive_of: RunRecord | None = None) -> RunRecord:
         """Run every step (or, redriving, every step that did not succeed in ``redrive_of``)."""
-        run = self.store.start_run(self.pipeline.name, ds.isoformat(),
-                                   redrive_of.run_id if redrive_of else None)
+        run = self.store.start_run(
+            self.pipeline.name, ds.isoformat(), redrive_of.run_id if redrive_of else None
+        )
         done: set[str] = set()
         if redrive_of is not None:
             for step in self.pipeline.steps:
@@ -93,8 +101,9 @@ class Runner:
                 if deps & failed:
                     failed.add(step)
                     attempt = self.store.start_attempt(run, step, 0)
-                    self.store.finish_attempt(run, attempt, "skipped",
-                                              error=f"upstream failed: {', '.join(sorted(deps & failed))}")
+                    self.store.finish_attempt(
+                        run, attempt, "skipped", error=f"upstream failed: {', '.join(sorted(deps & failed))}"
+                    )
                     continue
                 if not deps <= done or len(running) >= self.pipeline.document.concurrency:
                     continue
@@ -139,9 +148,21 @@ class Runner:
         limit = self.pipeline.memory_limit(step)
         if limit:
             overrides.setdefault("engine", {})["memory_limit"] = limit
-        process = _SPAWN.Process(target=run_step, name=f"lakeplane-{step}", daemon=True, args=(
-            str(self.project_dir), str(self.pipeline.path), step, ds.isoformat(), overrides, send,
-            self.open_host, os.getpid()))
+        process = _SPAWN.Process(
+            target=run_step,
+            name=f"lakeplane-{step}",
+            daemon=True,
+            args=(
+                str(self.project_dir),
+                str(self.pipeline.path),
+                step,
+                ds.isoformat(),
+                overrides,
+                send,
+                self.open_host,
+                os.getpid(),
+            ),
+        )
         process.start()
         send.close()
         assert process.pid is not None  # start() sets it
@@ -169,10 +190,16 @@ class Runner:
         timeout = self.pipeline.timeout(job.step)
         if job.watchdog.exceeded_mb is not None:  # the watchdog has killed the tree already
             job.process.join(timeout=10)
-            return False, (f"step '{job.step}' and the processes it started used "
-                           f"{job.watchdog.exceeded_mb:.0f} MB at peak, over its memory limit of "
-                           f"{job.limit_mb:.0f} MB (+{PROCESS_OVERHEAD_MB} MB overhead); it was stopped"), \
-                False, {}
+            return (
+                False,
+                (
+                    f"step '{job.step}' and the processes it started used "
+                    f"{job.watchdog.exceeded_mb:.0f} MB at peak, over its memory limit of "
+                    f"{job.limit_mb:.0f} MB (+{PROCESS_OVERHEAD_MB} MB overhead); it was stopped"
+                ),
+                False,
+                {},
+            )
         if elapsed > timeout:
             self._kill(job)
             return False, f"step '{job.step}' timed out after {timeout:.0f} s", True, {}
@@ -188,8 +215,12 @@ class Runner:
             metrics.setdefault("seconds", round(elapsed, 3))
             if message["ok"]:
                 return True, None, False, metrics
-            return False, message["error"], bool(message.get("retryable")), {
-                k: v for k, v in message.items() if k in ("details", "traceback")}
+            return (
+                False,
+                message["error"],
+                bool(message.get("retryable")),
+                {k: v for k, v in message.items() if k in ("details", "traceback")},
+            )
         if not job.process.is_alive():
             job.process.join()
             return False, f"step '{job.step}' died (exit code {job.process.exitcode})", False, {}

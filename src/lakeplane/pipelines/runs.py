@@ -35,9 +35,16 @@ class PipelineRuns:
         names: how step settings name tables (for bookmarks).
     """
 
-    def __init__(self, project_dir: Path, config: LakeConfig, overrides: dict[str, Any],
-                 catalog: LakeCatalog, compute: Compute, open_host: OpenHost,
-                 names: step_bookmarks.TableNames) -> None:
+    def __init__(
+        self,
+        project_dir: Path,
+        config: LakeConfig,
+        overrides: dict[str, Any],
+        catalog: LakeCatalog,
+        compute: Compute,
+        open_host: OpenHost,
+        names: step_bookmarks.TableNames,
+    ) -> None:
         self.project_dir = project_dir
         self.config = config
         self.overrides = overrides
@@ -77,8 +84,11 @@ class PipelineRuns:
         ``spark.master: spark-cluster`` one transient cluster is started for the run, shared by
         its Spark steps, and stopped when the run ends, whatever happened."""
         options = options or RunOptions()
-        merged = RunOptions(overrides=merge_settings(self.overrides, options.overrides),
-                            progress=options.progress, sleep=options.sleep)
+        merged = RunOptions(
+            overrides=merge_settings(self.overrides, options.overrides),
+            progress=options.progress,
+            sleep=options.sleep,
+        )
         config = self.config
         if config.engine.type != "spark" or config.spark.master != "spark-cluster":
             yield merged
@@ -86,13 +96,18 @@ class PipelineRuns:
         from lakeplane.engines.spark.cluster import TransientCluster
 
         spark = config.spark
-        cluster = TransientCluster(spark.workers, spark.worker_cores, spark.worker_memory,
-                                   self.compute.job("cluster").temp_dir / f"cluster-{uuid.uuid4().hex[:8]}",
-                                   spark.start_timeout_s)
+        cluster = TransientCluster(
+            spark.workers,
+            spark.worker_cores,
+            spark.worker_memory,
+            self.compute.job("cluster").temp_dir / f"cluster-{uuid.uuid4().hex[:8]}",
+            spark.start_timeout_s,
+        )
         master = cluster.start()
         if options.progress:
-            options.progress(f"spark-cluster: {spark.workers} workers at {master} "
-                             f"(started in {cluster.started_in_s} s)")
+            options.progress(
+                f"spark-cluster: {spark.workers} workers at {master} (started in {cluster.started_in_s} s)"
+            )
         try:
             merged.overrides = merge_settings(merged.overrides, {"spark": {"master": master}})
             yield merged
@@ -101,8 +116,9 @@ class PipelineRuns:
             if options.progress:
                 options.progress(f"spark-cluster: stopped ({len(cluster.process_ids())} processes left)")
 
-    def backfill(self, name: str, start: dt.date, end: dt.date, parallel: int = 1,
-                 options: RunOptions | None = None) -> list[RunRecord]:
+    def backfill(
+        self, name: str, start: dt.date, end: dt.date, parallel: int = 1, options: RunOptions | None = None
+    ) -> list[RunRecord]:
         """Run ``name`` for every day from ``start`` to ``end``, at most ``parallel`` runs at once."""
         days = backfill_days(start, end)
         pipeline = self.get(name)
@@ -113,8 +129,10 @@ class PipelineRuns:
     def backfill_plan(self, name: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
         """What :meth:`backfill` would run, without running it."""
         pipeline = self.get(name)
-        return [{"pipeline": name, "ds": day.isoformat(), "steps": pipeline.order()}
-                for day in backfill_days(start, end)]
+        return [
+            {"pipeline": name, "ds": day.isoformat(), "steps": pipeline.order()}
+            for day in backfill_days(start, end)
+        ]
 
     def run_due(self, now: dt.datetime | None = None, options: RunOptions | None = None) -> list[RunRecord]:
         """Run every pipeline whose schedule fired since its last run (for the day before)."""
@@ -161,8 +179,9 @@ class PipelineRuns:
         """Forget ``step``'s bookmarks: its next run of any day processes that day again."""
         return step_bookmarks.reset(self.catalog, self.bookmark_target(step, pipeline))
 
-    def rewind_bookmarks(self, step: str, run_id: str,
-                         pipeline: str | None = None) -> step_bookmarks.BookmarkReport:
+    def rewind_bookmarks(
+        self, step: str, run_id: str, pipeline: str | None = None
+    ) -> step_bookmarks.BookmarkReport:
         """Make ``step``'s bookmarks what they were right after run ``run_id``."""
         run = self.record(run_id)
         step_bookmarks.check_rewind(run, pipeline)

@@ -40,13 +40,17 @@ class Cron:
         """
         parts = text.split()
         if not (len(parts) == 1 and parts[0].startswith("@")) and len(parts) != _FIELDS:
-            raise ConfigError(f"schedule '{text}': a cron expression has {_FIELDS} fields, not "
-                              f"{len(parts)}", key="schedule", value=text)
+            raise ConfigError(
+                f"schedule '{text}': a cron expression has {_FIELDS} fields, not {len(parts)}",
+                key="schedule",
+                value=text,
+            )
         try:
             croniter.expand(text)
         except CroniterError as exc:
-            raise ConfigError(f"schedule '{text}' is not a valid cron expression: {exc}",
-                              key="schedule", value=text) from None
+            raise ConfigError(
+                f"schedule '{text}' is not a valid cron expression: {exc}", key="schedule", value=text
+            ) from None
         return cls(text)
 
     def latest(self, now: dt.datetime, lookback_days: int = 366) -> dt.datetime | None:
@@ -55,8 +59,9 @@ class Cron:
         # so a schedule firing in ``now``'s own minute counts.
         start = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
         try:
-            fired: dt.datetime = croniter(self.text, start, ret_type=dt.datetime,
-                                          max_years_between_matches=lookback_days // 365 + 1).get_prev()
+            fired: dt.datetime = croniter(
+                self.text, start, ret_type=dt.datetime, max_years_between_matches=lookback_days // 365 + 1
+            ).get_prev()
         except CroniterBadDateError:  # a date that never comes (30 February) fires never
             return None
         return fired if now - fired <= dt.timedelta(days=lookback_days) else None

@@ -61,7 +61,9 @@ class BookmarkReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "table": self.target.table, "step": self.target.step, "pipeline": self.target.pipeline,
+            "table": self.target.table,
+            "step": self.target.step,
+            "pipeline": self.target.pipeline,
             "bookmarks": [b.to_dict() for b in self.bookmarks],
             "forgotten": [s.to_dict() for s in self.forgotten],
             "changes": [vars(c) for c in self.changes],
@@ -86,16 +88,24 @@ def bookmark_target(chosen: Pipeline | None, step: str, names: TableNames) -> Bo
             return BookmarkTarget(names.of_dataset(spec.ingest or ""), step, chosen.name, "ingest")
         if spec.kind == "model":
             return BookmarkTarget(names.of_model(spec.model or ""), step, chosen.name, "model")
-        raise BookmarkError(f"step '{step}' of pipeline '{chosen.name}' is a {spec.kind} step; only ingest "
-                            "and model steps keep bookmarks", step=step, pipeline=chosen.name)
+        raise BookmarkError(
+            f"step '{step}' of pipeline '{chosen.name}' is a {spec.kind} step; only ingest "
+            "and model steps keep bookmarks",
+            step=step,
+            pipeline=chosen.name,
+        )
     if "." in step:
         return BookmarkTarget(names.resolve(step))
     steps = list(chosen.steps) if chosen else []
-    where = (f"pipeline '{chosen.name}' has steps {', '.join(steps)}" if chosen
-             else "the project has no pipelines")
-    raise BookmarkError(f"no step '{step}'{did_you_mean(step, steps)} ({where}; name a table as "
-                        "zone.table or domain.zone.table)", step=step,
-                        pipeline=chosen.name if chosen else None)
+    where = (
+        f"pipeline '{chosen.name}' has steps {', '.join(steps)}" if chosen else "the project has no pipelines"
+    )
+    raise BookmarkError(
+        f"no step '{step}'{did_you_mean(step, steps)} ({where}; name a table as "
+        "zone.table or domain.zone.table)",
+        step=step,
+        pipeline=chosen.name if chosen else None,
+    )
 
 
 def show(catalog: LakeCatalog, target: BookmarkTarget) -> BookmarkReport:
@@ -117,11 +127,15 @@ def check_rewind(run: RunRecord, pipeline: str | None) -> None:
     """Raises BookmarkError unless ``run`` has ended and (when named) is a run of ``pipeline``."""
     run_id = run.run_id
     if pipeline and run.pipeline != pipeline:
-        raise BookmarkError(f"run '{run_id}' is a run of pipeline '{run.pipeline}', not '{pipeline}'",
-                            run_id=run_id, pipeline=pipeline)
+        raise BookmarkError(
+            f"run '{run_id}' is a run of pipeline '{run.pipeline}', not '{pipeline}'",
+            run_id=run_id,
+            pipeline=pipeline,
+        )
     if not run.ended_at:
-        raise BookmarkError(f"run '{run_id}' has not ended (state: {run.state}); rewind to a run that "
-                            "ended", run_id=run_id)
+        raise BookmarkError(
+            f"run '{run_id}' has not ended (state: {run.state}); rewind to a run that ended", run_id=run_id
+        )
 
 
 def rewind(catalog: LakeCatalog, target: BookmarkTarget, run: RunRecord) -> BookmarkReport:
@@ -146,12 +160,15 @@ def _table(catalog: LakeCatalog, target: BookmarkTarget) -> Table | None:
     return catalog.load(target.table)
 
 
-def _report(target: BookmarkTarget, table: Table | None,
-            before: dict[str, Bookmark] | None = None) -> BookmarkReport:
+def _report(
+    target: BookmarkTarget, table: Table | None, before: dict[str, Bookmark] | None = None
+) -> BookmarkReport:
     if table is None:
         return BookmarkReport(target)
     now = marks.bookmarks(table)
-    changes = [Change(ds, mark.snapshot_id, now[ds].snapshot_id if ds in now else None)
-               for ds, mark in sorted((before or {}).items())
-               if ds not in now or now[ds].snapshot_id != mark.snapshot_id]
+    changes = [
+        Change(ds, mark.snapshot_id, now[ds].snapshot_id if ds in now else None)
+        for ds, mark in sorted((before or {}).items())
+        if ds not in now or now[ds].snapshot_id != mark.snapshot_id
+    ]
     return BookmarkReport(target, [now[ds] for ds in sorted(now)], marks.forgotten_spans(table), changes)

@@ -34,8 +34,9 @@ class StepHost(Protocol):
 
     def model(self, name: str) -> Model: ...
 
-    def run_model(self, model: Model, ds: dt.date | None, quality: str | None = None,
-                  blocking: bool = True) -> ModelResult: ...
+    def run_model(
+        self, model: Model, ds: dt.date | None, quality: str | None = None, blocking: bool = True
+    ) -> ModelResult: ...
 
     def dq_check(self, table: str, ruleset: str, *, ds: dt.date | None = None) -> list[dict[str, Any]]: ...
 
@@ -54,19 +55,28 @@ def execute_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
         if spec.if_missing == "skip" and not host.raw.batches(spec.ingest or "", ds):
             return {"skipped": f"no batches of {spec.ingest} landed for {ds}"}
         result = host.ingest(spec.ingest or "", ds)
-        return {"rows_in": result.read, "rows_out": result.rows_written, "quarantined": result.quarantined,
-                "bytes_read": result.bytes_read, "bytes_written": result.bytes_written,
-                "engine": "duckdb", "snapshot_id": result.snapshot_id}
+        return {
+            "rows_in": result.read,
+            "rows_out": result.rows_written,
+            "quarantined": result.quarantined,
+            "bytes_read": result.bytes_read,
+            "bytes_written": result.bytes_written,
+            "engine": "duckdb",
+            "snapshot_id": result.snapshot_id,
+        }
     if spec.kind == "model":
-        return _model_metrics(host.run_model(host.model(spec.model or ""), ds, quality=spec.quality,
-                                             blocking=spec.blocking))
+        return _model_metrics(
+            host.run_model(host.model(spec.model or ""), ds, quality=spec.quality, blocking=spec.blocking)
+        )
     if spec.kind == "quality":
         report = host.dq_check(spec.table or "", spec.quality or "", ds=ds)
         failed = [r for r in report if not r["passed"]]
         if failed and spec.blocking:
-            raise QualityGateFailed(f"{len(failed)} of {len(report)} rules failed on {spec.table}: "
-                                    + "; ".join(f"{r['rule']} (observed {r['observed']})" for r in failed),
-                                    rules=failed)
+            raise QualityGateFailed(
+                f"{len(failed)} of {len(report)} rules failed on {spec.table}: "
+                + "; ".join(f"{r['rule']} (observed {r['observed']})" for r in failed),
+                rules=failed,
+            )
         return {"quality": report}
     module_name, _, function_name = (spec.python or "").partition(":")
     function = getattr(importlib.import_module(module_name), function_name)
@@ -77,9 +87,14 @@ def execute_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
 def _model_metrics(outcome: ModelResult) -> dict[str, Any]:
     if outcome.skipped:  # the bookmark: this day was built from these inputs already
         return {"skipped": outcome.skipped, "snapshot_id": outcome.snapshot_id}
-    metrics: dict[str, Any] = {"rows_out": outcome.rows, "bytes_read": outcome.bytes_read,
-                               "bytes_written": outcome.bytes_written, "engine": outcome.engine,
-                               "placement": outcome.placement, "snapshot_id": outcome.snapshot_id}
+    metrics: dict[str, Any] = {
+        "rows_out": outcome.rows,
+        "bytes_read": outcome.bytes_read,
+        "bytes_written": outcome.bytes_written,
+        "engine": outcome.engine,
+        "placement": outcome.placement,
+        "snapshot_id": outcome.snapshot_id,
+    }
     if outcome.stage_skew:
         metrics["stage_skew"] = outcome.stage_skew
         timed = [s["skew"] for s in outcome.stage_skew if s["max_task_ms"] >= SKEW_MIN_TASK_MS]

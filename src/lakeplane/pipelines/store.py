@@ -18,7 +18,8 @@ from lakeplane.catalog.state import ensure_tables
 
 _META = sa.MetaData()
 RUNS = sa.Table(
-    "lakeplane_runs", _META,
+    "lakeplane_runs",
+    _META,
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("pipeline", sa.String(200), nullable=False),
     sa.Column("ds", sa.String(10), nullable=False),
@@ -28,7 +29,8 @@ RUNS = sa.Table(
     sa.Column("redrive_of", sa.String(40)),
 )
 ATTEMPTS = sa.Table(
-    "lakeplane_step_attempts", _META,
+    "lakeplane_step_attempts",
+    _META,
     sa.Column("run_id", sa.String(40), primary_key=True),
     sa.Column("step", sa.String(200), primary_key=True),
     sa.Column("attempt", sa.Integer, primary_key=True),
@@ -94,49 +96,101 @@ class RunStore:
         ensure_tables(engine, RUNS, ATTEMPTS)
 
     def start_run(self, pipeline: str, ds: str, redrive_of: str | None = None) -> RunRecord:
-        run = RunRecord(f"{pipeline}-{ds}-{uuid.uuid4().hex[:8]}", pipeline, ds, "running", now(),
-                        redrive_of=redrive_of)
+        run = RunRecord(
+            f"{pipeline}-{ds}-{uuid.uuid4().hex[:8]}", pipeline, ds, "running", now(), redrive_of=redrive_of
+        )
         with self.engine.begin() as conn:
-            conn.execute(RUNS.insert().values(run_id=run.run_id, pipeline=pipeline, ds=ds, state="running",
-                                              started_at=run.started_at, redrive_of=redrive_of))
+            conn.execute(
+                RUNS.insert().values(
+                    run_id=run.run_id,
+                    pipeline=pipeline,
+                    ds=ds,
+                    state="running",
+                    started_at=run.started_at,
+                    redrive_of=redrive_of,
+                )
+            )
         return run
 
     def finish_run(self, run: RunRecord, state: str) -> None:
         run.state, run.ended_at = state, now()
         with self.engine.begin() as conn:
-            conn.execute(RUNS.update().where(RUNS.c.run_id == run.run_id)
-                         .values(state=state, ended_at=run.ended_at))
+            conn.execute(
+                RUNS.update().where(RUNS.c.run_id == run.run_id).values(state=state, ended_at=run.ended_at)
+            )
 
     def start_attempt(self, run: RunRecord, step: str, attempt: int) -> Attempt:
         record = Attempt(step, attempt, "running", now())
         with self.engine.begin() as conn:
-            conn.execute(ATTEMPTS.insert().values(run_id=run.run_id, step=step, attempt=attempt,
-                                                  state="running", started_at=record.started_at))
+            conn.execute(
+                ATTEMPTS.insert().values(
+                    run_id=run.run_id,
+                    step=step,
+                    attempt=attempt,
+                    state="running",
+                    started_at=record.started_at,
+                )
+            )
         run.attempts.append(record)
         return record
 
-    def finish_attempt(self, run: RunRecord, attempt: Attempt, state: str, error: str | None = None,
-                       retryable: bool | None = None, metrics: dict[str, Any] | None = None) -> None:
+    def finish_attempt(
+        self,
+        run: RunRecord,
+        attempt: Attempt,
+        state: str,
+        error: str | None = None,
+        retryable: bool | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> None:
         attempt.state, attempt.ended_at, attempt.error = state, now(), error
         attempt.retryable, attempt.metrics = retryable, metrics or {}
         with self.engine.begin() as conn:
-            conn.execute(ATTEMPTS.update().where(
-                (ATTEMPTS.c.run_id == run.run_id) & (ATTEMPTS.c.step == attempt.step)
-                & (ATTEMPTS.c.attempt == attempt.attempt)).values(
-                state=state, ended_at=attempt.ended_at, error=error, retryable=retryable,
-                metrics=json.dumps(attempt.metrics, default=str)))
+            conn.execute(
+                ATTEMPTS.update()
+                .where(
+                    (ATTEMPTS.c.run_id == run.run_id)
+                    & (ATTEMPTS.c.step == attempt.step)
+                    & (ATTEMPTS.c.attempt == attempt.attempt)
+                )
+                .values(
+                    state=state,
+                    ended_at=attempt.ended_at,
+                    error=error,
+                    retryable=retryable,
+                    metrics=json.dumps(attempt.metrics, default=str),
+                )
+            )
 
     def get(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(RUNS).where(RUNS.c.run_id == run_id)).first()
             if row is None:
                 return None
-            attempts = conn.execute(sa.select(ATTEMPTS).where(ATTEMPTS.c.run_id == run_id)
-                                    .order_by(ATTEMPTS.c.started_at, ATTEMPTS.c.attempt)).all()
-        run = RunRecord(**{k: row._mapping[k] for k in ("run_id", "pipeline", "ds", "state", "started_at",
-                                                         "ended_at", "redrive_of")})
-        run.attempts = [Attempt(a.step, a.attempt, a.state, a.started_at, a.ended_at, a.error, a.retryable,
-                                json.loads(a.metrics) if a.metrics else {}) for a in attempts]
+            attempts = conn.execute(
+                sa.select(ATTEMPTS)
+                .where(ATTEMPTS.c.run_id == run_id)
+                .order_by(ATTEMPTS.c.started_at, ATTEMPTS.c.attempt)
+            ).all()
+        run = RunRecord(
+            **{
+                k: row._mapping[k]
+                for k in ("run_id", "pipeline", "ds", "state", "started_at", "ended_at", "redrive_of")
+            }
+        )
+        run.attempts = [
+            Attempt(
+                a.step,
+                a.attempt,
+                a.state,
+                a.started_at,
+                a.ended_at,
+                a.error,
+                a.retryable,
+                json.loads(a.metrics) if a.metrics else {},
+            )
+            for a in attempts
+        ]
         return run
 
     def runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
@@ -145,8 +199,15 @@ class RunStore:
             query = query.where(RUNS.c.pipeline == pipeline)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [RunRecord(**{k: r._mapping[k] for k in ("run_id", "pipeline", "ds", "state", "started_at",
-                                                         "ended_at", "redrive_of")}) for r in rows]
+        return [
+            RunRecord(
+                **{
+                    k: r._mapping[k]
+                    for k in ("run_id", "pipeline", "ds", "state", "started_at", "ended_at", "redrive_of")
+                }
+            )
+            for r in rows
+        ]
 
     def last_run(self, pipeline: str) -> RunRecord | None:
         found = self.runs(pipeline, limit=1)

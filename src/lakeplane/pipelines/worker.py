@@ -21,8 +21,16 @@ from lakeplane.pipelines.definition import load_pipeline
 from lakeplane.pipelines.steps import OpenHost, execute_step
 
 
-def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides: dict[str, Any],
-             report: Connection, open_host: OpenHost, runner_pid: int | None = None) -> None:
+def run_step(
+    project_dir: str,
+    pipeline_path: str,
+    step: str,
+    ds: str,
+    overrides: dict[str, Any],
+    report: Connection,
+    open_host: OpenHost,
+    runner_pid: int | None = None,
+) -> None:
     """Entry point of the child process: open the lake with ``open_host``, run ``step`` for ``ds``
     and send a result dict."""
     _die_with_parent()
@@ -32,18 +40,31 @@ def run_step(project_dir: str, pipeline_path: str, step: str, ds: str, overrides
         os._exit(1)
     try:
         try:
-            metrics = _execute(Path(project_dir), Path(pipeline_path), step, dt.date.fromisoformat(ds),
-                               overrides, open_host)
+            metrics = _execute(
+                Path(project_dir), Path(pipeline_path), step, dt.date.fromisoformat(ds), overrides, open_host
+            )
         finally:
             _stop_engines()
         metrics["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         report.send({"ok": True, "metrics": metrics})
     except LakeplaneError as exc:
-        report.send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "retryable": exc.retryable,
-                     "details": exc.to_dict()})
+        report.send(
+            {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "retryable": exc.retryable,
+                "details": exc.to_dict(),
+            }
+        )
     except BaseException as exc:
-        report.send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "retryable": False,
-                     "traceback": traceback.format_exc(limit=20)})
+        report.send(
+            {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "retryable": False,
+                "traceback": traceback.format_exc(limit=20),
+            }
+        )
     finally:
         report.close()
 
@@ -67,7 +88,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def _execute(project_dir: Path, pipeline_path: Path, step: str, ds: dt.date, overrides: dict[str, Any],
-             open_host: OpenHost) -> dict[str, Any]:
+def _execute(
+    project_dir: Path,
+    pipeline_path: Path,
+    step: str,
+    ds: dt.date,
+    overrides: dict[str, Any],
+    open_host: OpenHost,
+) -> dict[str, Any]:
     spec = load_pipeline(pipeline_path).steps[step]
     return execute_step(open_host(project_dir, overrides or None), spec, ds)

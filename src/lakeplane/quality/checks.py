@@ -94,8 +94,10 @@ class Target:
     def reference(self, alias: str, fail: Fail) -> str:
         if alias not in self.references:
             known = ", ".join(sorted(self.references)) or "none given"
-            fail(f"unknown reference dataset '{alias}'{did_you_mean(alias, self.references)} "
-                 f"(references: {known})")
+            fail(
+                f"unknown reference dataset '{alias}'{did_you_mean(alias, self.references)} "
+                f"(references: {known})"
+            )
         return quote_ident(self.references[alias])
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
@@ -132,19 +134,22 @@ def _filtered(aggregate: str, scope: str) -> str:
     return aggregate if scope == "true" else f"{aggregate} FILTER (WHERE {scope})"
 
 
-def _row_level(owner: int, target: Target, scope: str, passes: str, sample: str | None = None,
-               column: str | None = None) -> Resolver:
+def _row_level(
+    owner: int, target: Target, scope: str, passes: str, sample: str | None = None, column: str | None = None
+) -> Resolver:
     """Rows in scope, and those failing ``passes``; on a grouped ``column``, from its grouping."""
     sample = sample or f"SELECT * FROM {target.relation} AS p WHERE {scope} AND NOT ({passes})"
     grouping = _grouping(target, scope, column)
     if grouping is not None:
         check = target.frequencies.add_check(owner, grouping, passes)
-        return lambda r: Measurement(failing_rows=r.failing[check],
-                                     checked_rows=r.frequencies[grouping].scoped_rows, sample_sql=sample)
+        return lambda r: Measurement(
+            failing_rows=r.failing[check], checked_rows=r.frequencies[grouping].scoped_rows, sample_sql=sample
+        )
     checked = target.aggregates.add(owner, _filtered("count(*)", scope))
     failing = target.aggregates.add(owner, _filtered("count(*)", _and(scope, f"NOT ({passes})")))
-    return lambda r: Measurement(failing_rows=int(r.aggregates[failing]),
-                                 checked_rows=int(r.aggregates[checked]), sample_sql=sample)
+    return lambda r: Measurement(
+        failing_rows=int(r.aggregates[failing]), checked_rows=int(r.aggregates[checked]), sample_sql=sample
+    )
 
 
 def _grouping(target: Target, scope: str, column: str | None) -> FrequencyKey | None:
@@ -163,8 +168,9 @@ SINGLE_COLUMN_CHECKS = ("ColumnValues", "ColumnLength", "DataFreshness", "Column
 PROBE_ROWS, FEW_VALUES_PER_ROW = 65_536, 1 / 16
 
 
-def grouped_column_sets(rules: Iterable[Rule], target: Target,
-                        failer: Callable[[Rule], Fail]) -> frozenset[FrequencyKey]:
+def grouped_column_sets(
+    rules: Iterable[Rule], target: Target, failer: Callable[[Rule], Fail]
+) -> frozenset[FrequencyKey]:
     """The groupings the ruleset will read, found before planning so that every rule on a grouped
     column, wherever it is written, is answered by that grouping.
 
@@ -237,9 +243,11 @@ def _completeness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolve
     scope, name = _scope(rule, fail), target.column_name(rule.params[0])
     grouping = _grouping(target, scope, name)
     if grouping is not None:
+
         def share(r: ScanResults) -> Measurement:
             stats = r.frequencies[grouping]
             return Measurement(stats.rows / stats.scoped_rows if stats.scoped_rows else None)
+
         return share
     # count(column) reads validity masks only: no predicate is evaluated per row
     present = target.aggregates.add(owner, _filtered(f"count({quote_ident(name)})", scope))
@@ -278,23 +286,33 @@ def _frequencies(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
     scope = where or "true"
     key = target.frequencies.add(owner, names, where, entropy=rule.rule_type == "Entropy")
     quoted = [quote_ident(n) for n in names]
-    duplicated = (f"EXISTS (SELECT 1 FROM {target.relation} AS d WHERE {scope} AND "
-                  + " AND ".join(f"d.{c} = t.{c}" for c in quoted) + " HAVING count(*) > 1)")
+    duplicated = (
+        f"EXISTS (SELECT 1 FROM {target.relation} AS d WHERE {scope} AND "
+        + " AND ".join(f"d.{c} = t.{c}" for c in quoted)
+        + " HAVING count(*) > 1)"
+    )
     kind = rule.rule_type
     if kind in _FREQUENCY_METRICS:
         metric = _FREQUENCY_METRICS[kind]
         return lambda r: Measurement(metric(r.frequencies[key]))
     if kind == "IsUnique":
         sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND {duplicated}"
-        return lambda r: Measurement(failing_rows=r.frequencies[key].duplicate_rows,
-                                     checked_rows=r.frequencies[key].rows, sample_sql=sample)
+        return lambda r: Measurement(
+            failing_rows=r.frequencies[key].duplicate_rows,
+            checked_rows=r.frequencies[key].rows,
+            sample_sql=sample,
+        )
     null_key = " OR ".join(f"{c} IS NULL" for c in quoted)
     sample = f"SELECT * FROM {target.relation} AS t WHERE {scope} AND (({null_key}) OR {duplicated})"
 
     def primary_key(r: ScanResults) -> Measurement:
         stats = r.frequencies[key]
-        return Measurement(failing_rows=stats.null_rows + stats.duplicate_rows,
-                           checked_rows=stats.scoped_rows, sample_sql=sample)
+        return Measurement(
+            failing_rows=stats.null_rows + stats.duplicate_rows,
+            checked_rows=stats.scoped_rows,
+            sample_sql=sample,
+        )
+
     return primary_key
 
 
@@ -308,13 +326,19 @@ def _is_complete(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
     sample = f"SELECT * FROM {target.relation} AS p WHERE {scope} AND {column} IS NULL"
     grouping = _grouping(target, scope, name)
     if grouping is not None:
-        return lambda r: Measurement(failing_rows=r.frequencies[grouping].null_rows,
-                                     checked_rows=r.frequencies[grouping].scoped_rows, sample_sql=sample)
+        return lambda r: Measurement(
+            failing_rows=r.frequencies[grouping].null_rows,
+            checked_rows=r.frequencies[grouping].scoped_rows,
+            sample_sql=sample,
+        )
     # count(*) - count(column) reads validity masks only: no predicate is evaluated per row
     rows = target.aggregates.add(owner, _filtered("count(*)", scope))
     present = target.aggregates.add(owner, _filtered(f"count({column})", scope))
-    return lambda r: Measurement(failing_rows=int(r.aggregates[rows]) - int(r.aggregates[present]),
-                                 checked_rows=int(r.aggregates[rows]), sample_sql=sample)
+    return lambda r: Measurement(
+        failing_rows=int(r.aggregates[rows]) - int(r.aggregates[present]),
+        checked_rows=int(r.aggregates[rows]),
+        sample_sql=sample,
+    )
 
 
 @planner("ColumnValues")
@@ -420,19 +444,26 @@ def _referential_integrity(rule: Rule, owner: int, target: Target, fail: Fail) -
     ours = [f"p.{target.column(c)}" for c in columns]
     keys = ", ".join(f"{quote_ident(c)} AS __dq_key{i}" for i, c in enumerate(ref_columns))
     present = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in ref_columns)
-    joined = (f"{target.relation} AS p LEFT JOIN (SELECT DISTINCT {keys}, true AS __dq_found "
-              f"FROM {reference} WHERE {present}) AS r ON "
-              + " AND ".join(f"{c} = r.__dq_key{i}" for i, c in enumerate(ours)))
+    joined = (
+        f"{target.relation} AS p LEFT JOIN (SELECT DISTINCT {keys}, true AS __dq_found "
+        f"FROM {reference} WHERE {present}) AS r ON "
+        + " AND ".join(f"{c} = r.__dq_key{i}" for i, c in enumerate(ours))
+    )
     complete = " AND ".join(f"{c} IS NOT NULL" for c in ours)
     scope = _scope(rule, fail)
     missing = f"{scope} AND {complete} AND r.__dq_found IS NULL"
 
     def measure(r: ScanResults) -> Measurement:
-        considered, lost = target.query(f"SELECT count(*) FILTER (WHERE {scope} AND {complete}), "
-                                        f"count(*) FILTER (WHERE {missing}) FROM {joined}")[0]
-        return Measurement((considered - lost) / considered if considered else 1.0,
-                           failing_rows=int(lost), sample_sql=f"SELECT p.* FROM {joined} WHERE {missing}",
-                           detail=f"{lost} of {considered} rows have no match in {alias}")
+        considered, lost = target.query(
+            f"SELECT count(*) FILTER (WHERE {scope} AND {complete}), "
+            f"count(*) FILTER (WHERE {missing}) FROM {joined}"
+        )[0]
+        return Measurement(
+            (considered - lost) / considered if considered else 1.0,
+            failing_rows=int(lost),
+            sample_sql=f"SELECT p.* FROM {joined} WHERE {missing}",
+            detail=f"{lost} of {considered} rows have no match in {alias}",
+        )
 
     return measure
 
@@ -441,6 +472,7 @@ def _referential_integrity(rule: Rule, owner: int, target: Target, fail: Fail) -
 def _custom_sql(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     sql = custom_sql(rule.params[0], target.table, target.references, fail)
     if rule.condition is not None:
+
         def scalar(r: ScanResults) -> Measurement:
             rows = target.query(sql)
             if len(rows) != 1 or len(rows[0]) != 1:
@@ -449,6 +481,7 @@ def _custom_sql(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
                 return Measurement(_number(rows[0][0]))
             except (TypeError, ValueError):
                 raise RuleProblem(f"CustomSql returned {rows[0][0]!r}, not a number") from None
+
         return scalar
     try:
         returned = target.schema(sql).names

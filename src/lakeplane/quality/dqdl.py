@@ -41,8 +41,9 @@ def raise_at(problem: str, source: str, line: int, column: int, rule: str) -> No
     """Raise a :class:`DQDLError` as ``source:line:column: problem (in: rule)``."""
     snippet = " ".join(rule.split())
     where = f" (in: {snippet})" if snippet else ""
-    raise DQDLError(f"{source}:{line}:{column}: {problem}{where}", source=source, line=line,
-                    column=column, rule=snippet)
+    raise DQDLError(
+        f"{source}:{line}:{column}: {problem}{where}", source=source, line=line, column=column, rule=snippet
+    )
 
 
 def rule_failer(rule: Rule, source: str) -> Fail:
@@ -78,9 +79,14 @@ def parse_file(path: str | os.PathLike[str]) -> Ruleset:
     return parse(Path(path).read_text(encoding="utf-8"), source=str(path))
 
 
-_FRIENDLY = {"NAME": "a rule type or name", "STRING": "a quoted string", "NUMBER": "a number",
-             "COMPARATOR": "a comparison (> >= < <= = !=)", "VARIABLE": "a $variable",
-             "$END": "the end of the ruleset"}
+_FRIENDLY = {
+    "NAME": "a rule type or name",
+    "STRING": "a quoted string",
+    "NUMBER": "a number",
+    "COMPARATOR": "a comparison (> >= < <= = !=)",
+    "VARIABLE": "a $variable",
+    "$END": "the end of the ruleset",
+}
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, source: str) -> NoReturn:
@@ -135,8 +141,11 @@ class _Builder:
                 into.update(self._dictionary(child.children[0]))
             elif child.data == "variable":
                 name, value = child.children
-                self.variables[str(name)] = (self._value_list(value) if isinstance(value, Tree)
-                                             and value.data == "value_list" else self._operand(value))
+                self.variables[str(name)] = (
+                    self._value_list(value)
+                    if isinstance(value, Tree) and value.data == "value_list"
+                    else self._operand(value)
+                )
             else:
                 if child.data in seen:
                     section = "Rules" if child.data == "rules_section" else "Analyzers"
@@ -215,8 +224,9 @@ class _Builder:
             return Condition(str(comparator), (self._operand(operand),))  # type: ignore[arg-type]
         negated = tree.children[0] is not None
         if kind == "between":
-            return Condition("between", (self._operand(tree.children[1]), self._operand(tree.children[2])),
-                             negated)
+            return Condition(
+                "between", (self._operand(tree.children[1]), self._operand(tree.children[2])), negated
+            )
         if kind == "matches":
             return Condition("matches", (Str(_unquote(tree.children[1])),), negated)
         values = tree.children[1]
@@ -269,8 +279,11 @@ class _Builder:
         out: dict[str, str | tuple[str, ...]] = {}
         for pair in (p for p in tree.children if isinstance(p, Tree)):
             key, value = pair.children
-            out[_unquote(key)] = (tuple(_unquote(t) for t in value.children if t is not None)
-                                  if isinstance(value, Tree) else _unquote(value))
+            out[_unquote(key)] = (
+                tuple(_unquote(t) for t in value.children if t is not None)
+                if isinstance(value, Tree)
+                else _unquote(value)
+            )
         return out
 
 

@@ -61,9 +61,16 @@ class RuleOutcome:
         return asdict(self)
 
 
-def evaluate(ruleset: Ruleset | str, session: EngineSession, table_sql_name: str,
-             references: Mapping[str, str] | None = None, now: dt.datetime | None = None,
-             history: History | None = None, *, sample_size: int = 5) -> list[RuleOutcome]:
+def evaluate(
+    ruleset: Ruleset | str,
+    session: EngineSession,
+    table_sql_name: str,
+    references: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+    history: History | None = None,
+    *,
+    sample_size: int = 5,
+) -> list[RuleOutcome]:
     """Evaluate ``ruleset`` on the relation registered in ``session`` as ``table_sql_name``.
 
     Args:
@@ -89,8 +96,15 @@ def evaluate(ruleset: Ruleset | str, session: EngineSession, table_sql_name: str
     relation = quote_ident(table_sql_name)
     schema = session.result_schema(f"SELECT * FROM {relation}")
     columns = dict(zip(schema.names, schema.types, strict=True))
-    target = Target(session, table_sql_name, columns, dict(references or {}), moment,
-                    AggregateScan(relation), FrequencyScan(relation))
+    target = Target(
+        session,
+        table_sql_name,
+        columns,
+        dict(references or {}),
+        moment,
+        AggregateScan(relation),
+        FrequencyScan(relation),
+    )
     leaves = list(rules.leaves())
     target.grouped = grouped_column_sets(leaves, target, lambda rule: rule_failer(rule, rules.source))
     plans: list[Resolver | RuleProblem] = []
@@ -140,8 +154,9 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
             check = check_metric(rule.threshold, share, bounds)
             verdict = "meets" if check.passed else "does not meet"
             outcome.passed = check.passed
-            outcome.message = (f"{counts}; passing share {format_value(share)} {verdict} "
-                               f"threshold {check.expected}")
+            outcome.message = (
+                f"{counts}; passing share {format_value(share)} {verdict} threshold {check.expected}"
+            )
         return outcome
     outcome.metric_key = rule.metric_key if spec.condition in ("number", "optional_number") else None
     observed = measured.observed
@@ -174,10 +189,13 @@ def _combine(node: RuleNode, decided: Iterator[RuleOutcome]) -> RuleOutcome:
     passed = sum(c.passed for c in children)
     verdict = all(c.passed for c in children) if node.op == "and" else any(c.passed for c in children)
     return RuleOutcome(
-        node.text or node.to_dqdl(), "Composite", verdict,
+        node.text or node.to_dqdl(),
+        "Composite",
+        verdict,
         message=f"{passed} of {len(children)} rules passed ({node.op})",
         history_missing=any(c.history_missing for c in children),
-        error=any(c.error for c in children), children=children,
+        error=any(c.error for c in children),
+        children=children,
     )
 
 
@@ -186,5 +204,3 @@ def _sample(session: EngineSession, sql: str, size: int) -> list[dict[str, Any]]
         return session.arrow_reader(f"{sql} LIMIT {int(size)}").read_all().to_pylist()
     except EngineError:  # a sample is a courtesy: the counts already say what failed
         return []
-
-

@@ -94,7 +94,10 @@ def _call(call: Call, bounds: Bounds) -> Value:
     if not values:
         raise MissingHistory(bounds.metric_key)
     reduce: dict[str, Callable[[list[float]], float]] = {
-        "avg": statistics.fmean, "min": min, "max": max, "sum": math.fsum,
+        "avg": statistics.fmean,
+        "min": min,
+        "max": max,
+        "sum": math.fsum,
         "std": lambda v: statistics.pstdev(v) if len(v) > 1 else 0.0,
     }
     return float(reduce[call.name](values))
@@ -105,8 +108,12 @@ def _arithmetic(node: BinOp, left: Value, right: Value) -> Value:
     if isinstance(left, float) and isinstance(right, float):
         if op == "/" and right == 0:
             raise ValueError(f"division by zero in {format_operand(node)}")
-        return {"+": left + right, "-": left - right, "*": left * right,
-                "/": left / right if right else math.nan}[op]
+        return {
+            "+": left + right,
+            "-": left - right,
+            "*": left * right,
+            "/": left / right if right else math.nan,
+        }[op]
     if isinstance(left, dt.datetime) and isinstance(right, dt.timedelta) and op in "+-":
         return left + right if op == "+" else left - right
     if isinstance(left, dt.timedelta) and isinstance(right, dt.timedelta) and op in "+-":
@@ -157,9 +164,12 @@ def _holds(condition: Condition, observed: float, values: list[float | None]) ->
         return not found if condition.negated else found
     bound = known[0]
     return {
-        ">": observed > bound, ">=": observed >= bound or _equal(observed, bound),
-        "<": observed < bound, "<=": observed <= bound or _equal(observed, bound),
-        "=": _equal(observed, bound), "!=": not _equal(observed, bound),
+        ">": observed > bound,
+        ">=": observed >= bound or _equal(observed, bound),
+        "<": observed < bound,
+        "<=": observed <= bound or _equal(observed, bound),
+        "=": _equal(observed, bound),
+        "!=": not _equal(observed, bound),
     }[op]
 
 

@@ -29,7 +29,8 @@ from lakeplane.quality.evaluate import RuleOutcome
 
 _META = sa.MetaData()
 METRICS = sa.Table(
-    "lakeplane_dq_metrics", _META,
+    "lakeplane_dq_metrics",
+    _META,
     sa.Column("dataset", sa.Text, primary_key=True),
     sa.Column("metric_key", sa.Text, primary_key=True),
     sa.Column("recorded_at", sa.String(32), primary_key=True),  # see _stamp: sorts as text
@@ -61,9 +62,12 @@ class MetricHistory:
 
     def __call__(self, metric_key: str, n: int) -> list[float]:
         """Up to ``n`` earlier values of ``metric_key``, most recent first."""
-        query = (sa.select(METRICS.c.value)
-                 .where(METRICS.c.dataset == self.dataset, METRICS.c.metric_key == metric_key)
-                 .order_by(METRICS.c.recorded_at.desc()).limit(n))
+        query = (
+            sa.select(METRICS.c.value)
+            .where(METRICS.c.dataset == self.dataset, METRICS.c.metric_key == metric_key)
+            .order_by(METRICS.c.recorded_at.desc())
+            .limit(n)
+        )
         if self.cutoff is not None:
             query = query.where(METRICS.c.recorded_at < _stamp(self.cutoff))
         with self.engine.connect() as conn:
@@ -75,12 +79,17 @@ class MetricHistory:
         Returns:
             How many metrics were stored (a metric used by several rules counts once).
         """
-        values = {o.metric_key: float(o.observed) for o in _flatten(outcomes)
-                  if o.metric_key and isinstance(o.observed, float) and not o.error}
+        values = {
+            o.metric_key: float(o.observed)
+            for o in _flatten(outcomes)
+            if o.metric_key and isinstance(o.observed, float) and not o.error
+        }
         if not values:
             return 0
-        rows = [{"dataset": self.dataset, "metric_key": key, "recorded_at": _stamp(at), "value": value}
-                for key, value in values.items()]
+        rows = [
+            {"dataset": self.dataset, "metric_key": key, "recorded_at": _stamp(at), "value": value}
+            for key, value in values.items()
+        ]
         # An upsert, so that two runs recording the same day at once both succeed (the last one wins).
         _insert(self.engine, rows, replace=True)
         return len(values)
@@ -111,8 +120,11 @@ def _insert(engine: sa.Engine, rows: list[dict[str, Any]], *, replace: bool) -> 
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite  # the catalog's two kinds
     insert = dialect.insert(METRICS)
     keys = list(METRICS.primary_key.columns)
-    statement = (insert.on_conflict_do_update(index_elements=keys, set_={"value": insert.excluded.value})
-                 if replace else insert.on_conflict_do_nothing(index_elements=keys))
+    statement = (
+        insert.on_conflict_do_update(index_elements=keys, set_={"value": insert.excluded.value})
+        if replace
+        else insert.on_conflict_do_nothing(index_elements=keys)
+    )
     with engine.begin() as conn:
         conn.execute(statement, rows)
 

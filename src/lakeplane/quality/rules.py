@@ -302,8 +302,17 @@ UNSUPPORTED_RULE_TYPES: dict[str, str] = {
 }
 
 DATA_TYPES: dict[str, str] = {
-    "BOOLEAN": "BOOLEAN", "DATE": "DATE", "TIMESTAMP": "TIMESTAMP", "INTEGER": "INTEGER", "INT": "INTEGER",
-    "DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "LONG": "BIGINT", "SHORT": "SMALLINT", "BYTE": "TINYINT",
-    "STRING": "VARCHAR", "DECIMAL": "DECIMAL(38, 10)",
+    "BOOLEAN": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP",
+    "INTEGER": "INTEGER",
+    "INT": "INTEGER",
+    "DOUBLE": "DOUBLE",
+    "FLOAT": "FLOAT",
+    "LONG": "BIGINT",
+    "SHORT": "SMALLINT",
+    "BYTE": "TINYINT",
+    "STRING": "VARCHAR",
+    "DECIMAL": "DECIMAL(38, 10)",
 }
 """DQDL (Spark) type names accepted by ``ColumnDataType``, and the DuckDB type each is cast to."""

@@ -119,8 +119,9 @@ class FrequencyScan:
         self._entropy: set[FrequencyKey] = set()
         self._count = 0
 
-    def add(self, owner: int, columns: tuple[str, ...], where: str | None,
-            entropy: bool = False) -> FrequencyKey:
+    def add(
+        self, owner: int, columns: tuple[str, ...], where: str | None, entropy: bool = False
+    ) -> FrequencyKey:
         """Ask for the frequencies of ``columns`` among the rows meeting ``where`` (with their
         ``entropy``: a logarithm per distinct value, so only when a rule needs it)."""
         key = (where, columns)
@@ -142,8 +143,9 @@ class FrequencyScan:
         checks[passes][1].append(owner)
         return checks[passes][0]
 
-    def run(self, session: EngineSession
-            ) -> tuple[dict[FrequencyKey, Frequencies], dict[str, int], dict[int, str]]:
+    def run(
+        self, session: EngineSession
+    ) -> tuple[dict[FrequencyKey, Frequencies], dict[str, int], dict[int, str]]:
         """Frequencies by key, failing-row counts by check, and an error for each rule that failed.
 
         A statement that fails runs again without its checks, then each check alone, so that only
@@ -173,26 +175,33 @@ class FrequencyScan:
                     errors.update(dict.fromkeys(owners, engine_problem(exc)))
         return found, failing, errors
 
-    def _query(self, session: EngineSession, key: FrequencyKey,
-               checks: dict[str, str]) -> tuple[Frequencies, dict[str, int]]:
+    def _query(
+        self, session: EngineSession, key: FrequencyKey, checks: dict[str, str]
+    ) -> tuple[Frequencies, dict[str, int]]:
         where, columns = key
         listed = ", ".join(quote_ident(c) for c in columns)
         complete = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in columns)
         n = COUNT
         # Entropy without a window over the groups: -sum(p ln p) = ln N - sum(n ln n) / N, where
         # values seen once add nothing (ln 1 = 0).
-        entropy = (f"coalesce(sum({n} * ln({n})) FILTER (WHERE {complete} AND {n} > 1), 0)"
-                   if key in self._entropy else "0")
+        entropy = (
+            f"coalesce(sum({n} * ln({n})) FILTER (WHERE {complete} AND {n} > 1), 0)"
+            if key in self._entropy
+            else "0"
+        )
         failing = "".join(f", coalesce(sum({n}) FILTER (WHERE NOT ({predicate})), 0)" for predicate in checks)
         row = session.execute(f"""
             SELECT coalesce(sum({n}), 0), coalesce(sum({n}) FILTER (WHERE {complete}), 0),
                    count(*) FILTER (WHERE {complete}), count(*) FILTER (WHERE {complete} AND {n} = 1),
                    {entropy}{failing}
             FROM (SELECT {listed}, count(*) AS {n} FROM {self.relation}
-                  {f'WHERE {where}' if where else ''} GROUP BY {listed}) AS grouped""")[0]
+                  {f"WHERE {where}" if where else ""} GROUP BY {listed}) AS grouped""")[0]
         scoped, rows, distinct, singletons, n_ln_n = row[:5]
-        entropy_value = math.nan if key not in self._entropy else (
-            _clean(math.log(rows) - float(n_ln_n) / rows) if rows else 0.0)
+        entropy_value = (
+            math.nan
+            if key not in self._entropy
+            else (_clean(math.log(rows) - float(n_ln_n) / rows) if rows else 0.0)
+        )
         stats = Frequencies(int(rows), int(distinct), int(singletons), entropy_value, int(scoped))
         return stats, {alias: int(count) for alias, count in zip(checks.values(), row[5:], strict=True)}
 

@@ -53,18 +53,32 @@ class QualityChecks:
         history_for: the metric history of a table, by its full name.
     """
 
-    def __init__(self, open_session: OpenSession, plan: PlanScan, resolve: Callable[[str], str],
-                 project_dir: Path, history_for: Callable[[str], MetricStore]) -> None:
+    def __init__(
+        self,
+        open_session: OpenSession,
+        plan: PlanScan,
+        resolve: Callable[[str], str],
+        project_dir: Path,
+        history_for: Callable[[str], MetricStore],
+    ) -> None:
         self.open_session = open_session
         self.plan = plan
         self.resolve = resolve
         self.project_dir = project_dir
         self.history_for = history_for
 
-    def check(self, table: str, ruleset: str | os.PathLike[str], *, ds: dt.date | None = None,
-              snapshot_id: int | None = None, references: dict[str, str] | None = None,
-              now: dt.datetime | None = None, record: bool = True,
-              only_ds: bool = False) -> list[dict[str, Any]]:
+    def check(
+        self,
+        table: str,
+        ruleset: str | os.PathLike[str],
+        *,
+        ds: dt.date | None = None,
+        snapshot_id: int | None = None,
+        references: dict[str, str] | None = None,
+        now: dt.datetime | None = None,
+        record: bool = True,
+        only_ds: bool = False,
+    ) -> list[dict[str, Any]]:
         """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
 
         Args:
@@ -110,5 +124,9 @@ def _primary_view(day: dt.date | None) -> exp.Create:
     rows = exp.select("*").from_(TABLE_ALIAS)
     if day is not None:
         rows = rows.where(exp.column("ds").eq(exp.cast(exp.Literal.string(day.isoformat()), "date")))
-    return exp.Create(this=exp.to_table(PRIMARY_ALIAS), kind="VIEW", expression=rows,
-                      properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    return exp.Create(
+        this=exp.to_table(PRIMARY_ALIAS),
+        kind="VIEW",
+        expression=rows,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )

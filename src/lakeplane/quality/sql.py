@@ -60,8 +60,11 @@ def epoch_seconds(moment: dt.datetime) -> float:
 
 def _keyword(keyword: Keyword, column: str) -> str:
     text = f"CAST({column} AS VARCHAR)"
-    return {"NULL": f"{column} IS NULL", "EMPTY": f"{text} = ''",
-            "WHITESPACES_ONLY": f"regexp_full_match({text}, '\\s+')"}[keyword.name]
+    return {
+        "NULL": f"{column} IS NULL",
+        "EMPTY": f"{text} = ''",
+        "WHITESPACES_ONLY": f"regexp_full_match({text}, '\\s+')",
+    }[keyword.name]
 
 
 def _typed(column: str, column_type: pa.DataType | None, value: Value) -> str:
@@ -80,20 +83,26 @@ def _passes(positive: str, null_passes: bool) -> str:
     return f"NOT coalesce({positive}, false)" if null_passes else f"coalesce({positive}, false)"
 
 
-def values_predicate(condition: Condition, column: str, column_type: pa.DataType | None,
-                     bounds: Bounds) -> str:
+def values_predicate(
+    condition: Condition, column: str, column_type: pa.DataType | None, bounds: Bounds
+) -> str:
     """``ColumnValues``: TRUE for the rows whose value meets ``condition``."""
     values = [operand_value(o, bounds) for o in condition.operands]
     op = condition.op
     if op == "matches":
         pattern = exp.convert(str(values[0])).sql(dialect="duckdb")
-        return _passes(f"regexp_full_match(CAST({column} AS VARCHAR), {pattern})"
-                       if not condition.negated else
-                       f"NOT regexp_full_match(CAST({column} AS VARCHAR), {pattern})", False)
+        return _passes(
+            f"regexp_full_match(CAST({column} AS VARCHAR), {pattern})"
+            if not condition.negated
+            else f"NOT regexp_full_match(CAST({column} AS VARCHAR), {pattern})",
+            False,
+        )
     if op == "between":
         low, high = values
-        inside = (f"{_typed(column, column_type, low)} > {literal(low, column_type)} AND "
-                  f"{_typed(column, column_type, high)} < {literal(high, column_type)}")
+        inside = (
+            f"{_typed(column, column_type, low)} > {literal(low, column_type)} AND "
+            f"{_typed(column, column_type, high)} < {literal(high, column_type)}"
+        )
         return _passes(f"NOT ({inside})" if condition.negated else inside, False)
     if op == "in":
         plain = [v for v in values if not isinstance(v, Keyword)]
@@ -117,8 +126,9 @@ def number_predicate(condition: Condition, expression: str, bounds: Bounds) -> s
     return _number_test(condition, expression, [_seconds_or_number(v) for v in values])
 
 
-def freshness_predicate(condition: Condition, column: str, column_type: pa.DataType | None,
-                        now: dt.datetime) -> str:
+def freshness_predicate(
+    condition: Condition, column: str, column_type: pa.DataType | None, now: dt.datetime
+) -> str:
     """``DataFreshness``: TRUE where the row's age (``now`` minus the value) meets ``condition``."""
     value = f"TRY_CAST({column} AS TIMESTAMP)" if is_text(column_type) else column
     age = f"({format_number(epoch_seconds(now))} - epoch({value}))"
@@ -128,8 +138,11 @@ def freshness_predicate(condition: Condition, column: str, column_type: pa.DataT
 
 def datatype_predicate(condition: Condition, column: str) -> str:
     """``ColumnDataType``: TRUE where the value is NULL or casts to one of the named types."""
-    casts = [f"TRY_CAST(CAST({column} AS VARCHAR) AS {DATA_TYPES[o.value.upper()]}) IS NOT NULL"
-             for o in condition.operands if isinstance(o, Str)]
+    casts = [
+        f"TRY_CAST(CAST({column} AS VARCHAR) AS {DATA_TYPES[o.value.upper()]}) IS NOT NULL"
+        for o in condition.operands
+        if isinstance(o, Str)
+    ]
     return f"({column} IS NULL OR {' OR '.join(casts)})"
 
 
@@ -172,14 +185,18 @@ def custom_sql(sql: str, table: str, references: Mapping[str, str], fail: Fail) 
     for node in list(statement.find_all(exp.Table)):
         name = node.name
         if node.args.get("db") or not name or not isinstance(node.this, exp.Identifier):
-            fail(f"CustomSql reads {node.sql(dialect=SQL_DIALECT)!r}: only primary and the reference "
-                 f"datasets ({', '.join(sorted(known))}) may be read")
+            fail(
+                f"CustomSql reads {node.sql(dialect=SQL_DIALECT)!r}: only primary and the reference "
+                f"datasets ({', '.join(sorted(known))}) may be read"
+            )
         if name.lower() in ctes:
             continue
         target = known.get(name) or known.get(name.lower())
         if target is None:
-            fail(f"CustomSql reads unknown table '{name}'{did_you_mean(name, known)}; "
-                 f"known: {', '.join(sorted(known))}")
+            fail(
+                f"CustomSql reads unknown table '{name}'{did_you_mean(name, known)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         alias = node.alias or name
         node.set("this", exp.to_identifier(target, quoted=True))
         node.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))

@@ -86,8 +86,7 @@ def _check_params(rule: Rule, spec: RuleSpec, fail: Fail) -> None:
         return
     if spec.max_params == 0:
         fail(f"{spec.name} takes no parameters, got {count}")
-    wanted = (f"{spec.min_params}" if spec.min_params == spec.max_params
-              else f"at least {spec.min_params}")
+    wanted = f"{spec.min_params}" if spec.min_params == spec.max_params else f"at least {spec.min_params}"
     noun = "parameter" if wanted == "1" else "parameters"
     fail(f"{spec.name} takes {wanted} {noun} ({spec.name} {spec.params_hint}), got {count}")
 
@@ -120,8 +119,10 @@ def _check_condition(rule: Rule, spec: RuleSpec, fail: Fail) -> None:
         for operand in condition.operands:
             name = operand.value.upper() if isinstance(operand, Str) else ""
             if name not in DATA_TYPES:
-                fail(f"unknown data type {_show(operand)}{did_you_mean(name, DATA_TYPES)}; "
-                     f"known: {', '.join(sorted(DATA_TYPES))}")
+                fail(
+                    f"unknown data type {_show(operand)}{did_you_mean(name, DATA_TYPES)}; "
+                    f"known: {', '.join(sorted(DATA_TYPES))}"
+                )
     else:  # values
         _check_values(condition, fail)
 
@@ -141,26 +142,34 @@ def _check_numeric(operand: Operand, fail: Fail) -> None:
         fail("last(k) is a list of values: reduce it with avg, min, max, sum or std, e.g. avg(last(10))")
     elif isinstance(operand, Call):
         known = sorted(HISTORY_FUNCTIONS)
-        fail(f"unknown function '{operand.name}'{did_you_mean(operand.name, known)}; "
-             f"dynamic bounds use {', '.join(known)} over last(k)")
+        fail(
+            f"unknown function '{operand.name}'{did_you_mean(operand.name, known)}; "
+            f"dynamic bounds use {', '.join(known)} over last(k)"
+        )
     else:
         fail(f"expected a number, got {_show(operand)}")
 
 
 def _is_last(operand: Operand) -> bool:
-    return (isinstance(operand, Call) and operand.name == "last" and len(operand.args) == 1
-            and isinstance(operand.args[0], Num) and operand.args[0].value >= 1
-            and operand.args[0].value == int(operand.args[0].value))
+    return (
+        isinstance(operand, Call)
+        and operand.name == "last"
+        and len(operand.args) == 1
+        and isinstance(operand.args[0], Num)
+        and operand.args[0].value >= 1
+        and operand.args[0].value == int(operand.args[0].value)
+    )
 
 
-def _check_static_numbers(condition: Condition, what: str, fail: Fail,
-                          allow_in: bool) -> None:
+def _check_static_numbers(condition: Condition, what: str, fail: Fail, allow_in: bool) -> None:
     if condition.op == "matches" or (condition.op == "in" and not allow_in):
         fail(f"{what} takes > >= < <= = != or between")
     for operand in condition.operands:
         if any(isinstance(o, Call) for o in walk_operand(operand)):
-            fail(f"{what} takes plain numbers; dynamic bounds (last(k)) are for rules that measure "
-                 "one number, such as RowCount or Mean")
+            fail(
+                f"{what} takes plain numbers; dynamic bounds (last(k)) are for rules that measure "
+                "one number, such as RowCount or Mean"
+            )
         _check_numeric(operand, fail)
 
 
@@ -175,8 +184,10 @@ def _check_values(condition: Condition, fail: Fail) -> None:
     for operand in condition.operands:
         for part in walk_operand(operand):
             if isinstance(part, Call) and part.name != "now":
-                fail("ColumnValues compares each value with fixed bounds: dynamic bounds "
-                     "(last(k)) are for rules that measure one number, such as RowCount or Mean")
+                fail(
+                    "ColumnValues compares each value with fixed bounds: dynamic bounds "
+                    "(last(k)) are for rules that measure one number, such as RowCount or Mean"
+                )
             if isinstance(part, Call) and part.args:
                 fail("now() takes no arguments")
         if isinstance(operand, Duration):
@@ -192,7 +203,7 @@ def check_where(text: str, fail: Fail) -> exp.Expr:
     except ParseError as exc:
         fail(f"where clause does not parse: {_parse_problem(exc)}")
     if len(parsed) != 1 or isinstance(parsed[0], exp.Query | exp.Command | exp.DDL | exp.DML):
-        fail("a where clause is one row condition, such as \"amount > 0\"")
+        fail('a where clause is one row condition, such as "amount > 0"')
     if any(isinstance(node, exp.Query) for node in parsed[0].walk()):
         fail("a where clause cannot hold a query; use CustomSql for that")
     return parsed[0]
@@ -208,12 +219,11 @@ def check_custom_sql(sql: str, fail: Fail) -> exp.Expression:
         fail(f"CustomSql: {exc}")
 
 
-def reference_columns(primary: str, reference: str,
-                      fail: Fail) -> tuple[list[str], str, list[str]]:
+def reference_columns(primary: str, reference: str, fail: Fail) -> tuple[list[str], str, list[str]]:
     """``"a,b" "ref.{x,y}"`` as primary columns, reference alias and reference columns."""
     match = REFERENCE_COLUMNS.match(reference.strip())
     if not match:
-        fail(f"ReferentialIntegrity: expected \"alias.column\" or \"alias.{{col1,col2}}\", got {reference!r}")
+        fail(f'ReferentialIntegrity: expected "alias.column" or "alias.{{col1,col2}}", got {reference!r}')
     columns = [c.strip() for c in primary.split(",") if c.strip()]
     ref_columns = [c.strip() for c in (match["many"] or match["one"]).split(",") if c.strip()]
     if len(columns) != len(ref_columns):

@@ -102,8 +102,9 @@ class CompiledQuery:
 class Compiler(Protocol):
     """The compile callable that models, queries and pipelines share: SQL in, engine SQL out."""
 
-    def __call__(self, sql: str, resolve: Callable[[str], str],
-                 params: Mapping[str, Any]) -> CompiledQuery: ...
+    def __call__(
+        self, sql: str, resolve: Callable[[str], str], params: Mapping[str, Any]
+    ) -> CompiledQuery: ...
 
 
 def parse_single_select(sql: str, dialect: str) -> exp.Expression:
@@ -113,8 +114,9 @@ def parse_single_select(sql: str, dialect: str) -> exp.Expression:
         QueryError: it does not parse, holds several statements, or is not a query.
     """
     if dialect not in READ_DIALECTS:
-        raise QueryError(f"unsupported SQL dialect '{dialect}'; use one of {', '.join(READ_DIALECTS)}",
-                         dialect=dialect)
+        raise QueryError(
+            f"unsupported SQL dialect '{dialect}'; use one of {', '.join(READ_DIALECTS)}", dialect=dialect
+        )
     dialect = "trino" if dialect == "athena" else dialect
     try:
         statements = [s for s in sqlglot.parse(_mark_parameters(sql, dialect), read=dialect) if s is not None]
@@ -123,8 +125,11 @@ def parse_single_select(sql: str, dialect: str) -> exp.Expression:
     except ParseError as exc:
         detail = exc.errors[0] if exc.errors else {}
         where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
-        raise QueryError(f"SQL does not parse{where}: {detail.get('description', exc)}",
-                         line=detail.get("line"), column=detail.get("col")) from None
+        raise QueryError(
+            f"SQL does not parse{where}: {detail.get('description', exc)}",
+            line=detail.get("line"),
+            column=detail.get("col"),
+        ) from None
     if len(statements) != 1:
         raise QueryError(f"expected one statement, got {len(statements)}", statements=len(statements))
     statement = statements[0]
@@ -147,13 +152,16 @@ def _mark_parameters(sql: str, dialect: str) -> str:
         tokens = Dialect.get_or_raise(dialect).tokenize(sql)
     except (TokenError, ValueError):
         return sql  # the parser will report it
-    marks = [(colon.start, name.end) for previous, colon, name in zip([None, *tokens], tokens, tokens[1:],
-                                                                     strict=False)
-             if colon.token_type == TokenType.COLON and name.token_type == TokenType.VAR
-             and name.start == colon.end + 1
-             and (previous is None or previous.token_type != TokenType.COLON)]
+    marks = [
+        (colon.start, name.end)
+        for previous, colon, name in zip([None, *tokens], tokens, tokens[1:], strict=False)
+        if colon.token_type == TokenType.COLON
+        and name.token_type == TokenType.VAR
+        and name.start == colon.end + 1
+        and (previous is None or previous.token_type != TokenType.COLON)
+    ]
     for start, end in reversed(marks):
-        sql = f"{sql[:start]}{PARAMETER_MARK}{sql[start + 1:end + 1]}{sql[end + 1:]}"
+        sql = f"{sql[:start]}{PARAMETER_MARK}{sql[start + 1 : end + 1]}{sql[end + 1 :]}"
     return sql
 
 
@@ -165,7 +173,7 @@ def bind_parameters(expression: exp.Expression, ctx: CompileContext) -> exp.Expr
         if isinstance(node, exp.Placeholder) and node.name:
             name = node.name
         elif isinstance(node, exp.Column) and not node.table and node.name.startswith(PARAMETER_MARK):
-            name = node.name[len(PARAMETER_MARK):]
+            name = node.name[len(PARAMETER_MARK) :]
         if name is not None:
             if name not in ctx.params:
                 raise QueryError(f"parameter ':{name}' has no value", parameter=name)
@@ -182,7 +190,9 @@ READ_DIALECTS = ("trino", "athena", "duckdb", "spark")
 REFUSED_FUNCTIONS = re.compile(
     r"^(read_\w*|\w*_scan|scan_\w*|query|query_table|glob|duckdb_\w*|pragma_\w*|parquet_\w*|iceberg_\w*|"
     r"delta_\w*|sniff_\w*|json_execute_serialized_sql|current_query|current_setting|getvariable|getenv|"
-    r"which_secret|sql_auto_complete|checkpoint|force_checkpoint|test_\w*)$", re.IGNORECASE)
+    r"which_secret|sql_auto_complete|checkpoint|force_checkpoint|test_\w*)$",
+    re.IGNORECASE,
+)
 
 
 def refuse_unsafe(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
@@ -232,8 +242,9 @@ def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expre
         if not isinstance(node, exp.Table):
             return node
         if not isinstance(node.this, exp.Identifier):
-            raise QueryError(f"table functions and file paths are not allowed: {node.sql()}",
-                             table=node.sql())
+            raise QueryError(
+                f"table functions and file paths are not allowed: {node.sql()}", table=node.sql()
+            )
         if _cte_in_scope(node):
             return node
         name = ".".join(part.name for part in node.parts)
@@ -241,8 +252,9 @@ def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expre
         binding = ctx.bindings.get(table) or TableBinding(table, f"__lp_{len(ctx.bindings)}")
         ctx.bindings[table] = replace(binding, filters=(*binding.filters, scan_filter(node)))
         alias = node.alias or node.name
-        return exp.Table(this=exp.to_identifier(binding.alias),
-                         alias=exp.TableAlias(this=exp.to_identifier(alias)))
+        return exp.Table(
+            this=exp.to_identifier(binding.alias), alias=exp.TableAlias(this=exp.to_identifier(alias))
+        )
 
     return expression.transform(resolve, copy=False)
 
@@ -251,20 +263,33 @@ Rewrite = Callable[[exp.Expression, CompileContext], exp.Expression]
 REWRITES: tuple[Rewrite, ...] = (refuse_unsafe, bind_parameters, resolve_tables)
 
 
-def compile_sql(sql: str, ctx: CompileContext, rewrites: tuple[Rewrite, ...] = REWRITES, *,
-                write: str = "duckdb") -> CompiledQuery:
+def compile_sql(
+    sql: str, ctx: CompileContext, rewrites: tuple[Rewrite, ...] = REWRITES, *, write: str = "duckdb"
+) -> CompiledQuery:
     """Parse ``sql`` once (in ``ctx.read``), apply ``rewrites`` in order, and transpile to ``write``."""
     expression = parse_single_select(sql, ctx.read)
     ctx.read = "trino" if ctx.read == "athena" else ctx.read
     for rewrite in rewrites:
         expression = rewrite(expression, ctx)
-    return CompiledQuery(expression.sql(dialect=write, copy=False), list(ctx.bindings.values()),
-                         expression, ctx.access, ctx.columns_read, ctx.notes)
+    return CompiledQuery(
+        expression.sql(dialect=write, copy=False),
+        list(ctx.bindings.values()),
+        expression,
+        ctx.access,
+        ctx.columns_read,
+        ctx.notes,
+    )
 
 
-def compile_query(sql: str, resolve: Callable[[str], str], *, read: str = "duckdb",
-                  write: str = "duckdb", params: Mapping[str, Any] | None = None,
-                  rewrites: tuple[Rewrite, ...] = REWRITES) -> CompiledQuery:
+def compile_query(
+    sql: str,
+    resolve: Callable[[str], str],
+    *,
+    read: str = "duckdb",
+    write: str = "duckdb",
+    params: Mapping[str, Any] | None = None,
+    rewrites: tuple[Rewrite, ...] = REWRITES,
+) -> CompiledQuery:
     """Compile ``sql`` for an engine, ungoverned.
 
     Args:
@@ -275,8 +300,9 @@ def compile_query(sql: str, resolve: Callable[[str], str], *, read: str = "duckd
         params: values for ``:name`` placeholders.
         rewrites: the ordered rewrite rules.
     """
-    return compile_sql(sql, CompileContext(resolve=resolve, params=params or {}, read=read), rewrites,
-                       write=write)
+    return compile_sql(
+        sql, CompileContext(resolve=resolve, params=params or {}, read=read), rewrites, write=write
+    )
 
 
 def referenced_tables(sql: str, dialect: str = "duckdb") -> list[str]:

@@ -29,8 +29,9 @@ class Queries:
         resolve: a table name as written to its full name (``zone.table`` uses the project's domain).
     """
 
-    def __init__(self, catalog: LakeCatalog, compute: Compute, governance: Governance,
-                 resolve: Callable[[str], str]) -> None:
+    def __init__(
+        self, catalog: LakeCatalog, compute: Compute, governance: Governance, resolve: Callable[[str], str]
+    ) -> None:
         self.catalog = catalog
         self.compute = compute
         self.governance = governance
@@ -40,16 +41,24 @@ class Queries:
         """Bytes of the data files planned for the given query bindings (catalog statistics)."""
         return sum(plan_scan(self.catalog, b.table, b.row_filter).bytes for b in tables)
 
-    def compile(self, sql: str, params: Mapping[str, Any] | None, principal: str | None, *,
-                read: str, write: str) -> CompiledQuery:
+    def compile(
+        self, sql: str, params: Mapping[str, Any] | None, principal: str | None, *, read: str, write: str
+    ) -> CompiledQuery:
         """``sql`` compiled for an engine of dialect ``write``; secured for ``principal`` if governed."""
         if self.governance.enabled:
-            return self.governance.compile(sql, principal or "", self.resolve, read=read, write=write,
-                                           params=params)
+            return self.governance.compile(
+                sql, principal or "", self.resolve, read=read, write=write, params=params
+            )
         return compile_query(sql, self.resolve, read=read, write=write, params=params)
 
-    def run(self, sql: str, params: Mapping[str, Any] | None = None, *, principal: str | None = None,
-            dialect: str = DEFAULT_DIALECT) -> pa.RecordBatchReader:
+    def run(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        principal: str | None = None,
+        dialect: str = DEFAULT_DIALECT,
+    ) -> pa.RecordBatchReader:
         """Run one read-only query and stream its result.
 
         Raises:
@@ -58,8 +67,9 @@ class Queries:
         """
         governed = self.governance.enabled
         if governed and principal is None:
-            raise QueryError(f"{self.governance.path.name} governs this lake: name a principal "
-                             "(lakeplane query --as NAME)")
+            raise QueryError(
+                f"{self.governance.path.name} governs this lake: name a principal (lakeplane query --as NAME)"
+            )
         auto = self.compute.config.engine.type == "auto"
         placement = self.compute.place(None)
         engine = self.compute.placed_engine(placement)
@@ -72,14 +82,18 @@ class Queries:
         session = self.compute.session(engine, "query", (Capability.SANDBOX,))
         try:
             for binding in compiled.tables:
-                session.register_scan(binding.alias, plan_scan(self.catalog, binding.table, binding.row_filter))
+                session.register_scan(
+                    binding.alias, plan_scan(self.catalog, binding.table, binding.row_filter)
+                )
             session.sandbox()
             table = session.arrow_reader(compiled.sql).read_all()
         except EngineError as exc:
             if not governed:
                 raise
             # The secured SQL holds the hash key's material: say what failed, without it.
-            raise EngineError(self.governance.redact_key_material(str(exc)), retryable=exc.retryable) from None
+            raise EngineError(
+                self.governance.redact_key_material(str(exc)), retryable=exc.retryable
+            ) from None
         finally:
             session.close()
         if governed:

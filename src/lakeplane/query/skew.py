@@ -61,8 +61,11 @@ def salted_expression(tree: exp.Expr, buckets: int) -> tuple[exp.Expression | No
     assert isinstance(tree, exp.Select)
     items = [item.copy() for item in tree.expressions]
     group = tree.args["group"]
-    keys = ([_bare(item) for item in items if not item.find(*MERGEABLE)] if group.args.get("all")
-            else [key.copy() for key in group.expressions])
+    keys = (
+        [_bare(item) for item in items if not item.find(*MERGEABLE)]
+        if group.args.get("all")
+        else [key.copy() for key in group.expressions]
+    )
     key_names = {key.sql(): f"__k{i}" for i, key in enumerate(keys)}
     partials: list[exp.Expr] = []
     outer_items = []
@@ -90,8 +93,11 @@ def salted_expression(tree: exp.Expr, buckets: int) -> tuple[exp.Expression | No
     ctes = inner.args.pop("with_", None) if "with_" in inner.args else inner.args.pop("with", None)
     inner.set("expressions", [exp.alias_(k, key_names[k.sql()]) for k in keys] + partials)
     inner.set("group", exp.Group(expressions=[*(k.copy() for k in keys), salt]))
-    outer = exp.select(*outer_items).from_(exp.Subquery(this=inner, alias=exp.TableAlias(
-        this=exp.to_identifier("__salted")))).group_by(*(exp.column(n) for n in key_names.values()))
+    outer = (
+        exp.select(*outer_items)
+        .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("__salted"))))
+        .group_by(*(exp.column(n) for n in key_names.values()))
+    )
     if ctes is not None:
         outer.set("with_" if "with_" in exp.Select.arg_types else "with", ctes)
     return outer, f"two-phase aggregation over {len(keys)} keys, salted into {buckets} buckets"
@@ -122,6 +128,7 @@ def _bare(item: exp.Expression) -> exp.Expression:
 
 def _merged(aggregate: exp.Expr, partials: list[exp.Expr]) -> exp.Expr:
     """Record ``aggregate``'s partial column(s) in ``partials``; return its merge over them."""
+
     def partial(node: exp.Expr) -> exp.Column:
         name = f"__p{len(partials)}"
         partials.append(exp.alias_(node, name))

@@ -80,9 +80,7 @@ class LakeStorage:
         except OSError as exc:
             raise StorageError(f"cannot list {self.uri(relative)}: {exc}", path=relative) from exc
         prefix = self.base + "/"
-        return sorted(
-            info.path[len(prefix) :] for info in infos if info.type == pafs.FileType.File
-        )
+        return sorted(info.path[len(prefix) :] for info in infos if info.type == pafs.FileType.File)
 
     def read_bytes(self, relative: str) -> bytes:
         with self.fs.open_input_stream(self.path(relative), compression=None) as stream:
@@ -124,8 +122,10 @@ class LakeStorage:
     def get_file(self, uri: str, local_path: Path) -> None:
         """Copy a file of this lake (by URI) to ``local_path``, byte for byte."""
         try:
-            with self.fs.open_input_stream(self.fs_path(uri), compression=None) as src, \
-                    open(local_path, "wb") as out:
+            with (
+                self.fs.open_input_stream(self.fs_path(uri), compression=None) as src,
+                open(local_path, "wb") as out,
+            ):
                 shutil.copyfileobj(src, out, length=8 << 20)
         except OSError as exc:
             raise StorageError(f"cannot read {uri}: {exc}", path=uri) from exc

@@ -46,8 +46,9 @@ class SparkEngine(Engine[SparkConfig]):
 
     name = "spark"
     dialect = "spark"
-    capabilities = frozenset({Capability.SPILL, Capability.STAGE, Capability.SANDBOX,
-                              Capability.STAGE_METRICS, Capability.SHUFFLE})
+    capabilities = frozenset(
+        {Capability.SPILL, Capability.STAGE, Capability.SANDBOX, Capability.STAGE_METRICS, Capability.SHUFFLE}
+    )
 
     def session(self, job: JobSpec) -> SparkJobSession:
         return SparkJobSession(self.storage, job, self.config)
@@ -56,8 +57,10 @@ class SparkEngine(Engine[SparkConfig]):
         """How this engine runs jobs, as ``lakeplane run`` reports it."""
         master = str(self.config.master)
         if master == "spark-cluster":
-            return (f"spark-cluster ({self.config.workers} workers x {self.config.worker_cores} "
-                    f"cores, {self.config.worker_memory})")
+            return (
+                f"spark-cluster ({self.config.workers} workers x {self.config.worker_cores} "
+                f"cores, {self.config.worker_memory})"
+            )
         return master
 
 
@@ -98,8 +101,12 @@ def job_conf(config: SparkConfig, job: JobSpec, master: str) -> dict[str, str]:
     if master.startswith("spark://"):
         conf["spark.executor.memory"] = config.executor_memory or config.worker_memory
         conf["spark.executor.cores"] = str(config.worker_cores)
-    conf.update({name: str(value).lower() if isinstance(value, bool) else str(value)
-                 for name, value in config.conf.items()})
+    conf.update(
+        {
+            name: str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in config.conf.items()
+        }
+    )
     return conf
 
 
@@ -118,8 +125,13 @@ class SparkJobSession(EngineSession):
         self._views: list[str] = []
         master = str(config.master)
         if master == "spark-cluster":
-            self.cluster = TransientCluster(config.workers, config.worker_cores, config.worker_memory,
-                                            self.work_dir / "cluster", config.start_timeout_s)
+            self.cluster = TransientCluster(
+                config.workers,
+                config.worker_cores,
+                config.worker_memory,
+                self.work_dir / "cluster",
+                config.start_timeout_s,
+            )
             master = self.cluster.launch()  # the driver starts while the workers come up
         try:
             self.spark = runtime.driver(job_conf(config, job, master))
@@ -173,6 +185,7 @@ class SparkJobSession(EngineSession):
 
     def stage(self, name: str, sql: str) -> None:
         """Compute ``sql`` once and keep it as ``name`` for the rest of the job."""
+
         def cache() -> None:
             frame = self.spark.sql(sql).cache()
             frame.count()
@@ -188,8 +201,11 @@ class SparkJobSession(EngineSession):
     def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
         from pyspark.sql import functions as F
 
-        local_dir = (Path(self.storage.path(target_dir)) if self.storage.is_local
-                     else self.work_dir / "out" / uuid.uuid4().hex)
+        local_dir = (
+            Path(self.storage.path(target_dir))
+            if self.storage.is_local
+            else self.work_dir / "out" / uuid.uuid4().hex
+        )
         local_dir.parent.mkdir(parents=True, exist_ok=True)
         # Spark's partitionBy moves partition columns out of the files: write copies of them as the
         # folder keys instead and keep the originals inside, then name the folders as Iceberg does.
@@ -239,8 +255,11 @@ class SparkJobSession(EngineSession):
         """The id the next stage will get: one past the stages of the jobs this driver ran before."""
         wait_for_listeners(self.spark)  # the tracker reads the status store, which may lag
         tracker = self.spark.sparkContext.statusTracker()
-        ids = [s for j in tracker.getJobIdsForGroup(None) or []
-               for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])]
+        ids = [
+            s
+            for j in tracker.getJobIdsForGroup(None) or []
+            for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])
+        ]
         return max(ids, default=-1) + 1
 
     def _run(self, action: Any, sql: str) -> Any:
@@ -250,8 +269,9 @@ class SparkJobSession(EngineSession):
         try:
             return action()
         except (PySparkException, Py4JError) as exc:
-            raise EngineError(f"job '{self.job.name}' on Spark: {_first_line(exc)}", sql=sql,
-                              retryable=_lost_compute(exc)) from None
+            raise EngineError(
+                f"job '{self.job.name}' on Spark: {_first_line(exc)}", sql=sql, retryable=_lost_compute(exc)
+            ) from None
 
     def close(self) -> None:
         try:
@@ -281,5 +301,13 @@ def _first_line(exc: BaseException) -> str:
 def _lost_compute(exc: BaseException) -> bool:
     """Whether Spark failed because compute went away (worth a retry), not because of the query."""
     text = str(exc)
-    return any(mark in text for mark in ("ExecutorLostFailure", "SparkContext was shut down",
-                                         "FetchFailed", "Connection refused", "Py4JNetworkError"))
+    return any(
+        mark in text
+        for mark in (
+            "ExecutorLostFailure",
+            "SparkContext was shut down",
+            "FetchFailed",
+            "Connection refused",
+            "Py4JNetworkError",
+        )
+    )

@@ -49,8 +49,9 @@ class TransientCluster:
         start_timeout_s: how long the master and every worker may take to come up.
     """
 
-    def __init__(self, workers: int, cores: int, memory: str, work_dir: Path,
-                 start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, workers: int, cores: int, memory: str, work_dir: Path, start_timeout_s: float = 60.0
+    ) -> None:
         self.workers = workers
         self.cores = cores
         self.memory = memory
@@ -84,17 +85,41 @@ class TransientCluster:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port, self.ui_port = free_port(), free_port()
         try:
-            self.master_process = self._launch("master", [
-                "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                "--port", str(self.port), "--webui-port", str(self.ui_port)])
+            self.master_process = self._launch(
+                "master",
+                [
+                    "org.apache.spark.deploy.master.Master",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--webui-port",
+                    str(self.ui_port),
+                ],
+            )
             self._wait(lambda: _listens(self.port), "the master to listen")
             for index in range(self.workers):
                 folder = self.work_dir / f"worker-{index}"
                 folder.mkdir(exist_ok=True)
-                self.worker_processes.append(self._launch(f"worker-{index}", [
-                    "org.apache.spark.deploy.worker.Worker", self.master_url, "--host", "127.0.0.1",
-                    "--cores", str(self.cores), "--memory", self.memory,
-                    "--work-dir", str(folder), "--webui-port", str(free_port())]))
+                self.worker_processes.append(
+                    self._launch(
+                        f"worker-{index}",
+                        [
+                            "org.apache.spark.deploy.worker.Worker",
+                            self.master_url,
+                            "--host",
+                            "127.0.0.1",
+                            "--cores",
+                            str(self.cores),
+                            "--memory",
+                            self.memory,
+                            "--work-dir",
+                            str(folder),
+                            "--webui-port",
+                            str(free_port()),
+                        ],
+                    )
+                )
         except BaseException:
             self.stop()
             raise
@@ -114,12 +139,24 @@ class TransientCluster:
     def _launch(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.work_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
-        env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-               "SPARK_LOG_DIR": str(self.work_dir), "SPARK_NO_DAEMONIZE": "1",
-               "SPARK_DAEMON_JAVA_OPTS": f"{java_options()} {DAEMON_JVM}", "SPARK_DAEMON_MEMORY": "512m"}
-        return subprocess.Popen([str(spark_home() / "bin" / "spark-class"), *args], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, cwd=self.work_dir)
+        env = {
+            **os.environ,
+            "SPARK_HOME": str(spark_home()),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_LOG_DIR": str(self.work_dir),
+            "SPARK_NO_DAEMONIZE": "1",
+            "SPARK_DAEMON_JAVA_OPTS": f"{java_options()} {DAEMON_JVM}",
+            "SPARK_DAEMON_MEMORY": "512m",
+        }
+        return subprocess.Popen(
+            [str(spark_home() / "bin" / "spark-class"), *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=self.work_dir,
+        )
 
     def alive_workers(self) -> int:
         """Workers the master counts as alive (0 when the master does not answer)."""
@@ -135,13 +172,18 @@ class TransientCluster:
         while time.monotonic() < deadline:
             for process in [self.master_process, *self.worker_processes]:
                 if process is not None and process.poll() is not None:
-                    raise EngineError(f"Spark cluster: a daemon exited with code {process.returncode} "
-                                      f"while starting (logs in {self.work_dir})", retryable=True)
+                    raise EngineError(
+                        f"Spark cluster: a daemon exited with code {process.returncode} "
+                        f"while starting (logs in {self.work_dir})",
+                        retryable=True,
+                    )
             if ready():
                 return
             time.sleep(0.1)
-        raise EngineError(f"Spark cluster: no {what} within {self.start_timeout_s:.0f} s "
-                          f"(logs in {self.work_dir})", retryable=True)
+        raise EngineError(
+            f"Spark cluster: no {what} within {self.start_timeout_s:.0f} s (logs in {self.work_dir})",
+            retryable=True,
+        )
 
     def kill_worker(self, index: int) -> None:
         """End worker ``index`` and its executors at once (SIGKILL), as losing the node would."""
@@ -178,8 +220,9 @@ class TransientCluster:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

@@ -85,8 +85,9 @@ def _from_status_store(spark: Any) -> list[StageSkew]:
     statuses.add(jvm.org.apache.spark.status.api.v1.StageStatus.COMPLETE)
     # stageList(statuses, details, withSummaries, unsortedQuantiles, taskStatus): Scala defaults
     # cannot be left out through the gateway.
-    listed = store.stageList(statuses, False, False, gateway.new_array(jvm.double, 0),
-                             jvm.java.util.Collections.emptyList())
+    listed = store.stageList(
+        statuses, False, False, gateway.new_array(jvm.double, 0), jvm.java.util.Collections.emptyList()
+    )
     quantiles = gateway.new_array(jvm.double, 2)
     quantiles[0], quantiles[1] = 0.5, 1.0
     found = []
@@ -94,8 +95,11 @@ def _from_status_store(spark: Any) -> list[StageSkew]:
         summary = store.taskSummary(stage.stageId(), stage.attemptId(), quantiles)
         run_time = summary.get().executorRunTime() if summary.isDefined() else None
         median, most = (float(run_time.apply(0)), float(run_time.apply(1))) if run_time else (0.0, 0.0)
-        found.append(StageSkew(int(stage.stageId()), str(stage.name())[:80], int(stage.numCompleteTasks()),
-                               median, most))
+        found.append(
+            StageSkew(
+                int(stage.stageId()), str(stage.name())[:80], int(stage.numCompleteTasks()), median, most
+            )
+        )
     return found
 
 
@@ -109,11 +113,19 @@ def _from_rest_api(spark: Any) -> list[StageSkew]:
     for stage in _get(f"{root}/stages?status=complete") or []:
         if not stage.get("numCompleteTasks"):
             continue
-        summary = _get(f"{root}/stages/{stage['stageId']}/{stage['attemptId']}/taskSummary"
-                       "?quantiles=0.5,1.0") or {}
+        summary = (
+            _get(f"{root}/stages/{stage['stageId']}/{stage['attemptId']}/taskSummary?quantiles=0.5,1.0") or {}
+        )
         median, most = (summary.get("executorRunTime") or [0.0, 0.0])[:2]
-        found.append(StageSkew(stage["stageId"], str(stage.get("name", ""))[:80],
-                               int(stage["numCompleteTasks"]), float(median), float(most)))
+        found.append(
+            StageSkew(
+                stage["stageId"],
+                str(stage.get("name", ""))[:80],
+                int(stage["numCompleteTasks"]),
+                float(median),
+                float(most),
+            )
+        )
     return found
 
 

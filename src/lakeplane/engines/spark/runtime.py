@@ -51,15 +51,18 @@ def require_java() -> str:
         where = f"JAVA_HOME={home} has no bin/java" if home else "no java on PATH and JAVA_HOME unset"
         raise MissingDependencyError(
             f"engine 'spark' needs Java {JAVA_MIN} or newer: {where} "
-            "(Debian: apt-get install openjdk-17-jre-headless)", extra="spark")
+            "(Debian: apt-get install openjdk-17-jre-headless)",
+            extra="spark",
+        )
     try:
         shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise MissingDependencyError(f"engine 'spark': cannot run {java}: {exc}", extra="spark") from None
     version = _java_major(shown)
     if version is not None and version < JAVA_MIN:
-        raise MissingDependencyError(f"engine 'spark' needs Java {JAVA_MIN} or newer; {java} is "
-                                     f"Java {version}", extra="spark")
+        raise MissingDependencyError(
+            f"engine 'spark' needs Java {JAVA_MIN} or newer; {java} is Java {version}", extra="spark"
+        )
     return java
 
 
@@ -92,8 +95,9 @@ def driver(conf: dict[str, str]) -> Any:
         session = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: its reason is in the message
         stop_driver()
-        raise EngineError(f"Spark driver did not start: {str(exc).strip().splitlines()[0]}",
-                          retryable=False) from None
+        raise EngineError(
+            f"Spark driver did not start: {str(exc).strip().splitlines()[0]}", retryable=False
+        ) from None
     _active = (key, session)
     return session
 
