@@ -37,6 +37,13 @@ def test_latest_fire_time(cron: str, now: str, fired: str) -> None:
     assert Cron.parse(cron).latest(at(now)) == at(fired)
 
 
+def fired_at(cron: Cron, now: dt.datetime) -> dt.datetime:
+    """When ``cron`` last fired before ``now``, which the test expects it did."""
+    latest = cron.latest(now)
+    assert latest is not None
+    return latest
+
+
 @pytest.mark.parametrize(
     "cron",
     [
@@ -50,13 +57,6 @@ def test_latest_fire_time(cron: str, now: str, fired: str) -> None:
         "0 0 * * * *",
     ],
 )
-def fired_at(cron: Cron, now: dt.datetime) -> dt.datetime:
-    """When ``cron`` last fired before ``now``, which the test expects it did."""
-    latest = cron.latest(now)
-    assert latest is not None
-    return latest
-
-
 def test_bad_cron_is_a_config_error(cron: str) -> None:
     with pytest.raises(ConfigError, match="schedule") as caught:
         Cron.parse(cron)
