@@ -7,6 +7,7 @@ import pytest
 
 from lakeplane.errors import ConfigError
 from lakeplane.lake import open_lake
+from lakeplane.pipelines.definition import load_pipeline
 from lakeplane.pipelines.schedule import Cron, due
 
 UTC = dt.UTC
@@ -99,3 +100,12 @@ def test_run_due_starts_scheduled_pipelines_once(tmp_path: Path) -> None:
         )
     ]
     assert lake.run_due(now + dt.timedelta(minutes=1)) == []
+
+
+def test_a_pipeline_file_with_a_bad_schedule_fails_when_it_loads(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text('steps:\n  a: {python: "m:f"}\nschedule: "0 6 * * MONDAY"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path)
+    assert str(caught.value).startswith(f"{path}:3: schedule: schedule '0 6 * * MONDAY' is not a valid cron")
+    assert caught.value.line == 3 and caught.value.key == "schedule"

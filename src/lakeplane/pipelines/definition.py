@@ -26,10 +26,11 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lakeplane.documents import read_document
 from lakeplane.errors import ConfigError, PipelineError, did_you_mean
+from lakeplane.pipelines.schedule import Cron
 
 PIPELINES_DIR = "pipelines"
 STEP_KINDS = ("ingest", "model", "quality", "python")
@@ -97,6 +98,14 @@ class PipelineDocument(_Strict):
     concurrency: int = Field(default=1, ge=1, le=64)
     defaults: StepDefaults = StepDefaults()
     steps: dict[str, StepSpec]
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        """A schedule that can never be read fails when the file loads, not when it is due."""
+        if value is not None:
+            Cron.parse(value)  # a ConfigError is a ValueError: reported with the file and line
+        return value
 
 
 class Pipeline:
