@@ -225,23 +225,8 @@ class Lake:
         record: bool = True,
         only_ds: bool = False,
     ) -> list[dict[str, Any]]:
-        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
-
-        Args:
-            table: the table under test (``zone.table`` uses the project's domain).
-            ruleset: a DQDL file; a relative path is read from the project folder.
-            ds: the business date checked; it stamps the metrics kept for dynamic rules, which
-                compare with earlier dates only. Default: now.
-            snapshot_id: check this snapshot (an audit branch's) instead of the current one.
-            references: the ruleset's dataset aliases (``RowCountMatch "reference"``) to lake tables;
-                the ruleset's ``DataSources`` supplies the others.
-            now: the evaluation time for ``DataFreshness``. Default: the current time.
-            record: keep this evaluation's metrics as history for dynamic rules.
-            only_ds: check only the rows of business date ``ds`` (what a step just wrote).
-
-        Raises:
-            DQDLError: the ruleset does not parse or names an unknown reference.
-        """
+        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order
+        (see :meth:`lakeplane.quality.service.QualityChecks.check` for the arguments)."""
         return self.quality.check(
             table,
             ruleset,
