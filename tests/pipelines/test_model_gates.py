@@ -21,6 +21,7 @@ from lakeplane.demo.generator import generate_day
 from lakeplane.demo.run import build_project
 from lakeplane.errors import ConfigError, DQDLError, ModelError, QualityGateFailed
 from lakeplane.lake import Lake, open_lake
+from lakeplane.pipelines.models import EMPTY_RESULT
 from lakeplane.pipelines.store import RunRecord
 from tests.conftest import head_id, land_drop
 
@@ -302,3 +303,15 @@ def test_the_demo_nightly_run_stops_a_partial_day_at_the_models_gate(tmp_path: P
     assert head_id(demo.catalog.load("adtech.curated.campaign_totals")) == totals
     days = demo.query("SELECT DISTINCT ds FROM curated.daily_campaign_stats").column("ds").to_pylist()
     assert sorted(days) == [DAY1, DAY2]
+
+
+def test_a_day_with_no_rows_publishes_nothing_and_audits_nothing(lake: Lake) -> None:
+    """The gate audits a write; a run that writes nothing leaves main as it is (a domain whose data
+    did not arrive that day, in ``lakeplane run --ds``)."""
+    lake.run(DAY1)
+    published = head_id(lake.catalog.load(LABELS))
+    empty = lake.run_model(lake.model("curated.labels"), DAY3)  # no source rows for DAY3
+    assert empty.skipped == EMPTY_RESULT and empty.rows == 0 and empty.quality == []
+    table = lake.catalog.load(LABELS)
+    assert head_id(table) == published == empty.snapshot_id
+    assert [name for name in table.refs() if name != "main"] == []

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pyiceberg.expressions import BooleanExpression
+from pyiceberg.table import Table
 from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
@@ -49,6 +50,8 @@ MODEL_ZONES = (Zone.PROCESSED.value, Zone.CURATED.value)
 MODEL_SHA_KEY = "lakeplane.model-sha"
 #: Why a merge model's run committed nothing.
 EMPTY_MERGE = "empty merge: nothing to change"
+#: Why a model's run committed nothing: no rows, and none to replace.
+EMPTY_RESULT = "empty result: nothing to publish"
 
 
 class ModelHeader(BaseModel):
@@ -201,13 +204,12 @@ def run_model(
     if header.materialized == "merge":
         merge = _merge_sql(session, catalog, model, sql)
         if merge is None:  # no new rows: the table stays as it is, not rewritten to itself
-            head = table.current_snapshot()
-            result.snapshot_id = head.snapshot_id if head else None
-            result.skipped = EMPTY_MERGE
-            result.seconds = round(time.perf_counter() - started, 3)
-            return result
+            return _unchanged(result, table, EMPTY_MERGE, started)
         sql, mode, replace_filter = merge
     files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
+    if not files.paths and _commits_nothing(mode, replace_filter, table):
+        # No rows and nothing they replace: main stays as it is, so there is nothing to audit.
+        return _unchanged(result, table, EMPTY_RESULT, started)
     # The bookmark, in the same commit as the output: the upstream snapshots read and the SQL run.
     properties = {
         MODEL_KEY: model.name,
@@ -234,6 +236,28 @@ def run_model(
         written, result.quality = write_audit_publish(table, commit, gate)
     result.rows, result.files = written.rows, written.files
     result.bytes_written, result.snapshot_id = written.bytes, written.snapshot_id
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _commits_nothing(
+    mode: Literal["append", "overwrite_partitions", "replace"],
+    replace_filter: BooleanExpression | None,
+    table: Table,
+) -> bool:
+    """Whether committing no files would change nothing (as :meth:`TableWriter.commit` decides):
+    appending nothing, or overwriting the partitions of a result that holds none. ``replace``, an
+    overwrite of an unpartitioned table and a ``replace_filter`` all remove rows: those commit."""
+    if mode == "append":
+        return True
+    return mode == "overwrite_partitions" and replace_filter is None and bool(table.spec().fields)
+
+
+def _unchanged(result: ModelResult, table: Table, why: str, started: float) -> ModelResult:
+    """``result`` for a run that committed nothing: main's head, and why."""
+    head = table.current_snapshot()
+    result.snapshot_id = head.snapshot_id if head else None
+    result.skipped = why
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
