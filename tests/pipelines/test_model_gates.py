@@ -96,7 +96,7 @@ def test_lake_run_without_a_pipeline_applies_the_models_gate(lake: Lake) -> None
         lake.run(DAY2)
     assert [r["rule"] for r in caught.value.rules] == FAILING
     assert caught.value.table == LABELS
-    assert "not run because of it: t.curated.label_count" in str(caught.value)
+    assert "not run, as they read what was not published: t.curated.label_count" in str(caught.value)
     assert head_id(lake.catalog.load(LABELS)) == published, "main did not move"
     assert published_days(lake) == [DAY1]
     assert head_id(lake.catalog.load("t.curated.label_count")) == counted, "its reader did not run"
@@ -298,7 +298,7 @@ def test_the_demo_nightly_run_stops_a_partial_day_at_the_models_gate(tmp_path: P
     with pytest.raises(QualityGateFailed) as caught:
         demo.run(DAY3)
     assert [r["rule"] for r in caught.value.rules] == ['Sum "impressions" > avg(last(3)) * 0.5']
-    assert "not run because of it: adtech.curated.campaign_totals" in str(caught.value)
+    assert "not run, as they read what was not published: adtech.curated.campaign_totals" in str(caught.value)
     assert head_id(demo.catalog.load(stats)) == published
     assert head_id(demo.catalog.load("adtech.curated.campaign_totals")) == totals
     days = demo.query("SELECT DISTINCT ds FROM curated.daily_campaign_stats").column("ds").to_pylist()
@@ -315,3 +315,21 @@ def test_a_day_with_no_rows_publishes_nothing_and_audits_nothing(lake: Lake) -> 
     table = lake.catalog.load(LABELS)
     assert head_id(table) == published == empty.snapshot_id
     assert [name for name in table.refs() if name != "main"] == []
+
+
+def test_several_failing_gates_in_one_run_are_reported_together(lake: Lake) -> None:
+    root = lake.project_dir
+    (root / "models" / "curated" / "doubles.sql").write_text(
+        "-- partition_by: [ds]\n-- quality: quality/doubles.dqdl\n"
+        "SELECT ds, n * 2 AS n2 FROM processed.source WHERE ds = :ds\n"
+    )
+    (root / "quality" / "doubles.dqdl").write_text("Rules = [ RowCount = 4 ]\n")
+    with pytest.raises(QualityGateFailed) as caught:
+        open_lake(root).run(DAY2)
+    assert sorted((r["table"], r["rule"]) for r in caught.value.rules) == [
+        ("t.curated.doubles", "RowCount = 4"),
+        (LABELS, 'IsComplete "label"'),
+    ]
+    assert f"quality gate on {LABELS} failed" in str(caught.value)
+    assert "quality gate on t.curated.doubles failed" in str(caught.value)
+    assert published_days(lake) == [], "nothing of either reached consumers"

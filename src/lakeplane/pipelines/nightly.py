@@ -93,7 +93,7 @@ def run_nightly(
         ):
             blocked[model.name] = upstream[0]
             summary.models.append(
-                ModelResult(model.name, skipped=f"{', '.join(upstream)} failed its quality gate")
+                ModelResult(model.name, skipped=f"quality gate of {', '.join(upstream)} failed")
             )
             continue
         missing = [name for name in inputs if not catalog.table_exists(TableRef.parse(name))]
@@ -113,7 +113,7 @@ def run_nightly(
 
 def _gates_failed(failures: list[QualityGateFailed], skipped: list[str]) -> QualityGateFailed:
     """One error for the run: the gate's own when one failed, else one naming every failing rule."""
-    after = f"; not run because of it: {', '.join(skipped)}" if skipped else ""
+    after = f"; not run, as they read what was not published: {', '.join(skipped)}" if skipped else ""
     if len(failures) == 1:
         only = failures[0]
         return QualityGateFailed(only.message + after, rules=only.rules, table=only.table)
