@@ -60,6 +60,8 @@ def test_land_ingest_and_run_with_json_output(demo_lake: Lake, drops: dict) -> N
         "adtech.curated.campaign_totals": None,
         "telco.curated.cell_daily": "no table telco.processed.cdr yet",
     }
+    gate = next(m["quality"] for m in run["models"] if m["model"] == "adtech.curated.daily_campaign_stats")
+    assert len(gate) == 8 and all(o["passed"] for o in gate), "the model's gate applies without a pipeline"
     skipped = {i["dataset"]: i["skipped"] for i in run["ingests"]}
     assert skipped["partner/impressions"].startswith("batches unchanged since snapshot"), skipped
     assert skipped["partner/clicks"] is None and run["peak_memory_mb"] > 0
@@ -75,6 +77,8 @@ def test_land_ingest_and_run_with_json_output(demo_lake: Lake, drops: dict) -> N
     info = json.loads(out)
     assert info["partition_spec"] == [{"source": "ds", "transform": "identity", "name": "ds"}]
     assert info["records"] > 0 and info["files"] and info["snapshots"]
+    assert {f["partition"]["ds"] for f in info["files"]} == {"2026-11-01"}
+    assert all(s["on_main"] and s["branch"] == "main" for s in info["snapshots"]), "audits were published"
     code, out = invoke(demo_lake, "describe", "processed.impressions")
     assert code == 0 and "event_id" in out and "snapshots" in out
 

@@ -12,7 +12,7 @@ import pytest
 
 from lakeplane.errors import ModelError, QueryError, TableNotFoundError
 from lakeplane.lake import Lake, open_lake
-from lakeplane.pipelines.models import discover_models, load_model
+from lakeplane.pipelines.models import EMPTY_MERGE, discover_models, load_model
 from tests.conftest import DAY1, DAY2, head_id, land_drop, on_engine, sorted_rows
 
 CURATED = ("curated.daily_campaign_stats", "curated.campaign_totals")
@@ -198,3 +198,48 @@ def test_a_model_skips_a_day_whose_inputs_and_sql_are_unchanged(tmp_path: Path) 
     assert lake.run_model(lake.model("curated.total"), DAY1).skipped is None, "an edited model runs again"
     assert lake.run_model(lake.model("curated.total"), DAY1, force=True).skipped is None
     assert lake.query("SELECT ds, s FROM curated.total").to_pylist() == [{"ds": DAY1, "s": 3}]
+
+
+@pytest.mark.parametrize("partition_by", [[], ["p"]], ids=["unpartitioned", "partitioned"])
+def test_a_merge_with_an_empty_result_commits_nothing(tmp_path: Path, partition_by: list[str]) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text("name: t\n")
+    write_model(
+        project,
+        "curated",
+        "latest",
+        f"""-- materialized: merge
+-- unique_key: [k]
+-- partition_by: {partition_by}
+SELECT k, 'start' AS p, :ds AS seen
+FROM (VALUES ('a'), ('b')) AS t(k)
+WHERE :ds = DATE '2026-11-01'
+""",
+    )
+    lake = open_lake(project)
+    model = lake.model("curated.latest")
+    first = lake.run_model(model, DAY1)
+    table = lake.catalog.load("t.curated.latest")
+    snapshots = len(table.snapshots())
+    assert first.rows == 2 and head_id(table) == first.snapshot_id
+
+    empty = lake.run_model(model, DAY2)
+    assert empty.skipped == EMPTY_MERGE and empty.rows == 0 and empty.files == 0
+    table = lake.catalog.load("t.curated.latest")
+    assert head_id(table) == first.snapshot_id == empty.snapshot_id, "no new snapshot"
+    assert len(table.snapshots()) == snapshots
+    rows = lake.query("SELECT k, seen FROM curated.latest ORDER BY k").to_pylist()
+    assert rows == [{"k": "a", "seen": DAY1}, {"k": "b", "seen": DAY1}]
+
+
+def test_quality_blocking_needs_quality(tmp_path: Path) -> None:
+    path = write_model(tmp_path, "curated", "gated", "-- quality_blocking: false\nSELECT 1 AS x")
+    with pytest.raises(ModelError, match="quality_blocking needs quality") as caught:
+        load_model(path, "d")
+    assert caught.value.key == "quality_blocking"
+    path = write_model(
+        tmp_path, "curated", "gated", "-- quality: q.dqdl\n-- quality_blocking: false\nSELECT 1 AS x"
+    )
+    header = load_model(path, "d").header
+    assert (header.quality, header.quality_blocking) == ("q.dqdl", False)

@@ -179,13 +179,14 @@ def test_documented_rulesets_run_as_a_quality_step_and_a_model_gate(shop: Lake) 
 def test_the_demo_telco_gate_passes_generated_days_and_stops_a_broken_one(tmp_path: Path) -> None:
     lake = build_project(tmp_path / "demo", governed=False)
     step = lake.pipeline("nightly").steps["cell_daily"]
-    assert step.quality == "quality/cell_daily.dqdl" and step.blocking
     model = lake.model(step.model or "")
+    assert step.quality is None, "the gate is the model's, not the pipeline step's"
+    assert model.header.quality == "quality/cell_daily.dqdl" and model.header.quality_blocking
     for day in (DAY1, DAY2):
         drops = telco.generate_day(tmp_path / "incoming", day, 3000)
         lake.land("telco/cdr", drops["telco/cdr"], day)
         lake.ingest("telco/cdr", day)
-        done = lake.run_model(model, day, quality=step.quality)
+        done = lake.run_model(model, day)
         assert len(done.quality) == 12 and all(o["passed"] for o in done.quality), [
             o["message"] for o in done.quality if not o["passed"]
         ]
@@ -202,7 +203,7 @@ def test_the_demo_telco_gate_passes_generated_days_and_stops_a_broken_one(tmp_pa
     lake.land("telco/cdr", [drop], broken_day)
     lake.ingest("telco/cdr", broken_day)
     with pytest.raises(QualityGateFailed) as caught:
-        lake.run_model(model, broken_day, quality=step.quality)
+        lake.run_model(model, broken_day)
     assert [r["rule"] for r in caught.value.rules] == [
         'ColumnValues "region" in ["EU", "US"]',
         'DistinctValuesCount "region" <= 2',

@@ -18,6 +18,9 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
+from pyiceberg.table.snapshots import ancestors_of
+from pyiceberg.typedef import Record
 
 from lakeplane.config import CatalogConfig, StorageConfig
 from lakeplane.errors import CatalogError, ConfigError, MissingDependencyError, TableNotFoundError
@@ -177,7 +180,13 @@ class LakeCatalog:
         return sorted(refs, key=lambda r: (r.domain, zone_order.get(r.zone, 9), r.name))
 
     def describe(self, ref: TableRef | str) -> dict[str, Any]:
-        """Schema, partition spec, snapshots and live files of a table, as plain data."""
+        """Schema, partition spec, snapshots and live files of a table, as plain data.
+
+        Each file carries its partition values (``{"ds": "2026-11-01"}``). Each snapshot says
+        whether it is on main's lineage (``on_main``) and, if not, the branch holding it (an audit
+        branch whose publish is pending) or ``None`` for one no branch holds (an audit that failed,
+        a commit main moved past): such snapshots were never what readers of main saw.
+        """
         table = self.load(ref)
         files = (
             [
@@ -185,13 +194,14 @@ class LakeCatalog:
                     "path": task.file.file_path,
                     "records": task.file.record_count,
                     "bytes": task.file.file_size_in_bytes,
-                    "partition": _plain(task.file.partition),
+                    "partition": _partition_values(table, task.file.spec_id, task.file.partition),
                 }
                 for task in table.scan().plan_files()
             ]
             if table.current_snapshot()
             else []
         )
+        branch_of = _branch_of_each_snapshot(table)
         return {
             "table": str(ref),
             "location": table.location(),
@@ -215,6 +225,8 @@ class LakeCatalog:
                         timespec="seconds"
                     ),
                     "operation": s.summary.operation.value if s.summary else None,
+                    "on_main": branch_of.get(s.snapshot_id) == MAIN_BRANCH,
+                    "branch": branch_of.get(s.snapshot_id),
                     "summary": {
                         k: v for k, v in (s.summary.additional_properties.items() if s.summary else [])
                     },
@@ -230,15 +242,39 @@ class LakeCatalog:
         }
 
 
-def _plain(record: Any) -> dict[str, Any]:
-    try:
-        return {
-            k: (v.isoformat() if hasattr(v, "isoformat") else v)
-            for k, v in record.__dict__.items()
-            if not k.startswith("_")
-        }
-    except AttributeError:
+def _partition_values(table: Table, spec_id: int, partition: Record) -> dict[str, Any]:
+    """A data file's partition tuple as ``{partition field: value}``, each value as Iceberg shows it
+    (``2026-11-01`` for a date, not its day number); ``None`` for a null."""
+    spec = table.specs().get(spec_id)
+    if spec is None:
         return {}
+    schema = table.schema()
+    values: dict[str, Any] = {}
+    for position, field in enumerate(spec.fields):
+        value = partition[position] if position < len(partition) else None
+        if value is None:
+            values[field.name] = None
+            continue
+        try:
+            source = schema.find_field(field.source_id).field_type
+            values[field.name] = field.transform.to_human_string(field.transform.result_type(source), value)
+        except ValueError:  # the source column was dropped since: show the stored value
+            values[field.name] = str(value)
+    return values
+
+
+def _branch_of_each_snapshot(table: Table) -> dict[int, str]:
+    """For each snapshot on a branch's lineage, that branch: ``main`` first, then the others by name.
+    Snapshots no branch reaches are left out."""
+    refs = table.metadata.refs
+    names = [MAIN_BRANCH] * (MAIN_BRANCH in refs) + sorted(
+        n for n, r in refs.items() if n != MAIN_BRANCH and r.snapshot_ref_type == SnapshotRefType.BRANCH
+    )
+    found: dict[int, str] = {}
+    for name in names:
+        for snapshot in ancestors_of(table.snapshot_by_id(refs[name].snapshot_id), table.metadata):
+            found.setdefault(snapshot.snapshot_id, name)
+    return found
 
 
 def _redact(uri: str) -> str:

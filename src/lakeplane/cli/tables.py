@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from lakeplane.cli.context import Context, common_options, pass_ctx
@@ -61,7 +63,7 @@ def describe(ctx: Context, table: str) -> None:
     )
     p.table(
         "snapshots",
-        ["snapshot", "at", "operation", "added", "deleted", "total records"],
+        ["snapshot", "at", "operation", "added", "deleted", "total records", "lineage"],
         [
             [
                 s["snapshot_id"],
@@ -70,6 +72,7 @@ def describe(ctx: Context, table: str) -> None:
                 s["summary"].get("added-records", ""),
                 s["summary"].get("deleted-records", ""),
                 s["summary"].get("total-records", ""),
+                lineage(s, info["current_snapshot_id"]),
             ]
             for s in info["snapshots"][-10:]
         ],
@@ -78,7 +81,26 @@ def describe(ctx: Context, table: str) -> None:
         "files",
         ["path", "records", "size", "partition"],
         [
-            ["/".join(f["path"].rsplit("/", 3)[-3:]), f["records"], human_bytes(f["bytes"]), f["partition"]]
+            [
+                "/".join(f["path"].rsplit("/", 3)[-3:]),
+                f["records"],
+                human_bytes(f["bytes"]),
+                partition_text(f["partition"]),
+            ]
             for f in info["files"][:20]
         ],
     )
+
+
+def lineage(snapshot: dict[str, Any], current: int | None) -> str:
+    """``main`` (``main, current`` for its head), ``* not on main: branch X`` for a snapshot of
+    another branch (an audit pending publish), ``* not on main: abandoned`` for one no branch holds."""
+    if snapshot["on_main"]:
+        return "main, current" if snapshot["snapshot_id"] == current else "main"
+    branch = snapshot["branch"]
+    return f"* not on main: branch {branch}" if branch else "* not on main: abandoned"
+
+
+def partition_text(values: dict[str, Any]) -> str:
+    """``ds=2026-11-01/country=US``, as Hive-style folders read; empty for an unpartitioned table."""
+    return "/".join(f"{name}={'null' if value is None else value}" for name, value in values.items())

@@ -12,9 +12,9 @@
       impressions: {ingest: partner/impressions}
       campaigns: {ingest: crm/campaigns, if_missing: skip}   # landed only when it changes
       daily_stats:
-        model: curated.daily_campaign_stats
+        model: curated.daily_campaign_stats   # gated by the model's own header (-- quality: ...)
         depends_on: [impressions, clicks]
-        quality: quality/daily_stats.dqdl     # write-audit-publish gate
+        quality: quality/daily_stats.dqdl     # optional: one more ruleset for this step's gate
       notify:
         python: mypackage.hooks:notify        # called as notify(lake, ds)
         depends_on: [daily_stats]
@@ -62,7 +62,11 @@ class StepDefaults(_Strict):
 
 
 class StepSpec(_Strict):
-    """One step: exactly one of ``ingest``, ``model``, ``quality`` (with ``table``) or ``python``."""
+    """One step: exactly one of ``ingest``, ``model``, ``quality`` (with ``table``) or ``python``.
+
+    On a model step, ``quality`` adds a ruleset to the model's own gate (its header's ``quality``),
+    blocking unless ``blocking: false``; the model's gate applies whether or not the step names one.
+    """
 
     ingest: str | None = None
     model: str | None = None

@@ -1,9 +1,19 @@
-"""Running SQL models as jobs: bookmarks, placement, the compile (governed, salted), and the gate."""
+"""Running SQL models as jobs: bookmarks, placement, the compile (governed, salted), and the gate.
+
+A model's quality gate is declared in its header (``-- quality: quality/x.dqdl``); a pipeline
+step may name one more ruleset (``quality:`` on a model step). :meth:`ModelJobs.run` reads and
+parses every ruleset of the gate before anything else (a ruleset that does not parse fails the run
+with its file and line, even on a day the bookmark would skip), folds their text into the model's
+fingerprint (an edited ruleset makes a published day run again), and evaluates all of them on the
+audit snapshot: main moves only if every blocking rule of every ruleset passes.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,7 +22,7 @@ from lakeplane.config import LakeConfig
 from lakeplane.engines.base import Capability, Engine
 from lakeplane.engines.compute import Compute
 from lakeplane.engines.placement import Placement
-from lakeplane.errors import ConfigError, did_you_mean
+from lakeplane.errors import ConfigError, DQDLError, ModelError, did_you_mean
 from lakeplane.governance.plane import Governance
 from lakeplane.governance.secure import GOVERNED_REWRITES
 from lakeplane.pipelines.gate import Gate
@@ -24,6 +34,7 @@ from lakeplane.pipelines.models import (
     run_model,
     unchanged_since,
 )
+from lakeplane.quality.dqdl import parse
 from lakeplane.query.compiler import REWRITES, CompileContext, CompiledQuery, Compiler, compile_sql
 from lakeplane.query.service import Queries
 from lakeplane.query.skew import SKEW_PROPERTY, salt_hot_keys
@@ -35,6 +46,35 @@ class RulesetCheck(Protocol):
     def __call__(
         self, table: str, ruleset: str, *, ds: dt.date | None, snapshot_id: int | None, only_ds: bool
     ) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class GateRuleset:
+    """One DQDL ruleset of a model's gate, read and parsed before the model runs.
+
+    Attributes:
+        path: the file as declared, relative to the project (or absolute).
+        text: its text when the run started; its digest is part of the model's fingerprint.
+        blocking: a failing rule stops the publish (false: the rules are evaluated and recorded).
+    """
+
+    path: str
+    text: str
+    blocking: bool
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{self.blocking}\0{self.text}".encode()).hexdigest()[:16]
+
+
+def model_fingerprint(model: Model, policy_digest: str | None, rulesets: list[GateRuleset]) -> str:
+    """What a model's bookmark must match to skip a day: its SQL, the governance policy it ran under
+    (governed lakes) and its gate's rulesets (text and blocking), as ``sha[:policy][:gate-digest]``."""
+    parts = [model.sha, *([policy_digest] if policy_digest else [])]
+    if rulesets:
+        joined = "\0".join(sorted(r.digest for r in rulesets))
+        parts.append("gate-" + hashlib.sha256(joined.encode()).hexdigest()[:16])
+    return ":".join(parts)
 
 
 class ModelJobs:
@@ -97,17 +137,26 @@ class ModelJobs:
     ) -> ModelResult:
         """Run one model; in a governed lake, as the pipeline principal and only where it may write.
 
-        With ``quality`` (a DQDL ruleset file, relative to the project) the output is written to an
-        audit branch and published only if the ruleset's rules pass (all of them when ``blocking``).
+        The model's gate (its header's ``quality``) always applies; ``quality`` (a DQDL file,
+        relative to the project, from a pipeline step) adds one more ruleset. With a gate the output
+        is written to an audit branch and published only if every blocking rule passes (a ruleset
+        named by both is evaluated once, blocking if either says so).
+
+        Raises:
+            DQDLError: a ruleset of the gate does not parse (nothing is run or written).
+            ModelError: a ruleset file of the gate does not exist.
+            QualityGateFailed: a blocking rule failed; main did not move.
         """
+        rulesets = self.gate_rulesets(model, quality, blocking)
         governed = self.governance.enabled
-        fingerprint = model.sha + (f":{self.governance.policy().digest}" if governed else "")
+        policy = self.governance.policy().digest if governed else None
+        fingerprint = model_fingerprint(model, policy, rulesets)
         done = None if force or ds is None else unchanged_since(self.catalog, model, ds, fingerprint)
-        if done is not None:  # the bookmark: same upstream snapshots, same SQL
+        if done is not None:  # the bookmark: same upstream snapshots, same SQL, policy and gate
             return ModelResult(
                 model.name, snapshot_id=done, skipped=f"inputs unchanged since snapshot {done}"
             )
-        gate = self._gate(quality, ds, blocking) if quality else None
+        gate = self._gate(rulesets, ds) if rulesets else None
         placement = self.placement(model, ds)
         engine = self.compute.placed_engine(placement)
         if governed:
@@ -181,10 +230,59 @@ class ModelJobs:
             with self.catalog.load(model.name).transaction() as tx:
                 tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})
 
-    def _gate(self, ruleset: str, ds: dt.date | None, blocking: bool) -> Gate:
+    def gate_rulesets(
+        self, model: Model, quality: str | None = None, blocking: bool = True
+    ) -> list[GateRuleset]:
+        """The rulesets of ``model``'s gate, read and parsed: its header's, then ``quality`` (a
+        pipeline step's) unless it is the same file, which then blocks if either says so.
+
+        Raises:
+            DQDLError: a ruleset does not parse; the message names the file, line and column.
+            ModelError: a ruleset file does not exist.
+        """
+        declared = [(model.header.quality, model.header.quality_blocking), (quality, blocking)]
+        found: dict[Path, GateRuleset] = {}
+        for index, (path, blocks) in enumerate(declared):
+            if not path:
+                continue
+            file = (self.project_dir / path).resolve()
+            if file in found:
+                found[file] = replace(found[file], blocking=found[file].blocking or blocks)
+                continue
+            try:
+                text = file.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                if index == 0:
+                    raise ModelError(
+                        f"{model.path}: quality: no ruleset file {file}", file=str(model.path), key="quality"
+                    ) from None
+                raise ConfigError(
+                    f"quality: no ruleset file {file} (a pipeline step's gate of {model.name})",
+                    file=str(file),
+                    key="quality",
+                ) from None
+            try:
+                parse(text, source=path)
+            except DQDLError as exc:
+                raise DQDLError(
+                    f"quality gate of {model.name}: {exc.message}",
+                    source=exc.source,
+                    line=exc.line,
+                    column=exc.column,
+                    rule=exc.rule,
+                ) from None
+            found[file] = GateRuleset(path, text, blocks)
+        return list(found.values())
+
+    def _gate(self, rulesets: list[GateRuleset], ds: dt.date | None) -> Gate:
         def gate(table: str, snapshot_id: int) -> list[dict[str, Any]]:
-            outcomes = self.check_ruleset(table, ruleset, ds=ds, snapshot_id=snapshot_id, only_ds=True)
-            return [{**o, "blocking": blocking} for o in outcomes]
+            return [
+                {**outcome, "ruleset": ruleset.path, "blocking": ruleset.blocking}
+                for ruleset in rulesets
+                for outcome in self.check_ruleset(
+                    table, ruleset.path, ds=ds, snapshot_id=snapshot_id, only_ds=True
+                )
+            ]
 
         return gate
 

@@ -7,10 +7,16 @@ A model starts with a header of ``-- key: value`` comment lines::
     -- unique_key: [campaign_id, ds]        # merge only
     -- hot_key: [campaign_id]               # on Spark: a skewed key, aggregated in two salted phases
     -- domain: adtech                       # default: the project's name
+    -- quality: quality/daily_stats.dqdl    # the model's gate: a DQDL file, relative to the project
+    -- quality_blocking: true               # false: evaluate and record the rules, publish anyway
 
 and then one SELECT, which may use ``:ds`` for the business date. ``overwrite_partitions`` replaces
 the partitions the result holds (re-running a day gives the same table), ``append`` adds rows,
-``merge`` replaces rows whose key matches and keeps the rest.
+``merge`` replaces rows whose key matches and keeps the rest (a merge with no rows commits nothing).
+
+A model's quality gate belongs to the model: however it runs (``lakeplane run --ds``, a pipeline
+step, a backfill, a redrive) its output is written to an audit branch, checked, and published only
+if the gate passes (:mod:`lakeplane.pipelines.gate`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pyiceberg.expressions import BooleanExpression
+from pyiceberg.table import Table
 from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
@@ -41,6 +48,10 @@ from lakeplane.storage import Zone
 
 MODEL_ZONES = (Zone.PROCESSED.value, Zone.CURATED.value)
 MODEL_SHA_KEY = "lakeplane.model-sha"
+#: Why a merge model's run committed nothing.
+EMPTY_MERGE = "empty merge: nothing to change"
+#: Why a model's run committed nothing: no rows, and none to replace.
+EMPTY_RESULT = "empty result: nothing to publish"
 
 
 class ModelHeader(BaseModel):
@@ -54,6 +65,8 @@ class ModelHeader(BaseModel):
     hot_key: list[str] = []
     domain: str | None = None
     description: str | None = None
+    quality: str | None = None
+    quality_blocking: bool = True
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,12 @@ def load_model(path: Path, default_domain: str) -> Model:
     )
     if parsed.materialized == "merge" and not parsed.unique_key:
         raise ModelError(f"{path}: materialized: merge needs unique_key", file=str(path), key="unique_key")
+    if "quality_blocking" in parsed.model_fields_set and not parsed.quality:
+        raise ModelError(
+            f"{path}: quality_blocking needs quality (the DQDL file of the model's gate)",
+            file=str(path),
+            key="quality_blocking",
+        )
     ref = TableRef(parsed.domain or default_domain, zone, path.stem)
     try:
         depends = tuple(referenced_tables(text))
@@ -183,8 +202,14 @@ def run_model(
     )
     replace_filter = None
     if header.materialized == "merge":
-        sql, mode, replace_filter = _merge_sql(session, catalog, model, sql)
+        merge = _merge_sql(session, catalog, model, sql)
+        if merge is None:  # no new rows: the table stays as it is, not rewritten to itself
+            return _unchanged(result, table, EMPTY_MERGE, started)
+        sql, mode, replace_filter = merge
     files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
+    if not files.paths and _commits_nothing(mode, replace_filter, table):
+        # No rows and nothing they replace: main stays as it is, so there is nothing to audit.
+        return _unchanged(result, table, EMPTY_RESULT, started)
     # The bookmark, in the same commit as the output: the upstream snapshots read and the SQL run.
     properties = {
         MODEL_KEY: model.name,
@@ -211,6 +236,28 @@ def run_model(
         written, result.quality = write_audit_publish(table, commit, gate)
     result.rows, result.files = written.rows, written.files
     result.bytes_written, result.snapshot_id = written.bytes, written.snapshot_id
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _commits_nothing(
+    mode: Literal["append", "overwrite_partitions", "replace"],
+    replace_filter: BooleanExpression | None,
+    table: Table,
+) -> bool:
+    """Whether committing no files would change nothing (as :meth:`TableWriter.commit` decides):
+    appending nothing, or overwriting the partitions of a result that holds none. ``replace``, an
+    overwrite of an unpartitioned table and a ``replace_filter`` all remove rows: those commit."""
+    if mode == "append":
+        return True
+    return mode == "overwrite_partitions" and replace_filter is None and bool(table.spec().fields)
+
+
+def _unchanged(result: ModelResult, table: Table, why: str, started: float) -> ModelResult:
+    """``result`` for a run that committed nothing: main's head, and why."""
+    head = table.current_snapshot()
+    result.snapshot_id = head.snapshot_id if head else None
+    result.skipped = why
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -247,8 +294,9 @@ def unchanged_since(catalog: LakeCatalog, model: Model, ds: dt.date, fingerprint
 
 def _merge_sql(
     session: EngineSession, catalog: LakeCatalog, model: Model, new_rows_sql: str
-) -> tuple[str, Literal["overwrite_partitions", "replace"], BooleanExpression | None]:
-    """The rows a merge leaves in the partitions it touches, and the filter of those partitions.
+) -> tuple[str, Literal["overwrite_partitions", "replace"], BooleanExpression | None] | None:
+    """The rows a merge leaves in the partitions it touches, and the filter of those partitions;
+    None when the model's result is empty (there is nothing to merge).
 
     The new rows are staged once (the engine spills them if needed). A partitioned table rewrites
     only the partitions holding new rows or old rows whose key matches (a key that moved partition
@@ -262,6 +310,8 @@ def _merge_sql(
         exp.select("count(*)").from_(distinct_keys.subquery("k")).subquery(),
     )
     total, distinct = session.execute(counts.sql(dialect))[0]
+    if total == 0:
+        return None
     if total != distinct:
         raise ModelError(
             f"{model.path}: merge key ({', '.join(keys)}) is not unique in the "

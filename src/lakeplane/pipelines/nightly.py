@@ -1,4 +1,9 @@
-"""The nightly run without a pipeline file: every dataset landed that day, then every model."""
+"""The nightly run without a pipeline file: every dataset landed that day, then every model.
+
+Each model runs behind its own quality gate (its header's ``quality``), as in a pipeline. A model
+whose gate fails publishes nothing; the models reading it are skipped, the others run, and the run
+then raises the gate's :class:`~lakeplane.errors.QualityGateFailed`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.errors import QualityGateFailed
 from lakeplane.ingest.ingestion import Ingestion
 from lakeplane.ingest.step import IngestResult
 from lakeplane.pipelines.model_jobs import ModelJobs
@@ -60,9 +66,14 @@ def run_nightly(
     progress: Progress | None = None,
     force: bool = False,
 ) -> RunSummary:
-    """Ingest every dataset with batches for ``ds``, then run every model whose inputs exist.
+    """Ingest every dataset with batches for ``ds``, then run every model whose inputs exist, each
+    behind its quality gate.
 
     Days whose batches were published already are skipped unless ``force``.
+
+    Raises:
+        QualityGateFailed: a model's gate failed (after the models not reading it have run); with
+            several, one error naming every failing rule.
     """
     started = time.perf_counter()
     summary = RunSummary(ds.isoformat())
@@ -71,21 +82,45 @@ def run_nightly(
             if progress:
                 progress(f"ingest {name}")
             summary.ingests.append(ingestion.ingest(name, ds, batches, force=force))
+    stopped: dict[str, QualityGateFailed] = {}
+    blocked: dict[str, str] = {}  # a model reading a stopped one (directly or not) -> the stopped one
     for model in models.all():
         if progress:
             progress(f"model {model.name}")
-        missing = [
-            name
-            for name in (qualify(d, model.ref.domain) for d in model.depends_on)
-            if not catalog.table_exists(TableRef.parse(name))
-        ]
+        inputs = [qualify(d, model.ref.domain) for d in model.depends_on]
+        if upstream := sorted(
+            {blocked.get(name, name) for name in inputs if name in blocked or name in stopped}
+        ):
+            blocked[model.name] = upstream[0]
+            summary.models.append(
+                ModelResult(model.name, skipped=f"quality gate of {', '.join(upstream)} failed")
+            )
+            continue
+        missing = [name for name in inputs if not catalog.table_exists(TableRef.parse(name))]
         if missing:  # its domain's data has not arrived yet: nothing to build from
             summary.models.append(ModelResult(model.name, skipped=f"no table {', '.join(missing)} yet"))
             continue
-        summary.models.append(models.run(model, ds, force=force))
+        try:
+            summary.models.append(models.run(model, ds, force=force))
+        except QualityGateFailed as failed:  # a verdict on this model's data: the others go on
+            stopped[model.name] = failed
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.peak_memory_mb = peak_memory_mb()
+    if stopped:
+        raise _gates_failed(list(stopped.values()), sorted(blocked))
     return summary
+
+
+def _gates_failed(failures: list[QualityGateFailed], skipped: list[str]) -> QualityGateFailed:
+    """One error for the run: the gate's own when one failed, else one naming every failing rule."""
+    after = f"; not run, as they read what was not published: {', '.join(skipped)}" if skipped else ""
+    if len(failures) == 1:
+        only = failures[0]
+        return QualityGateFailed(only.message + after, rules=only.rules, table=only.table)
+    return QualityGateFailed(
+        " | ".join(f.message for f in failures) + after,
+        rules=[{**rule, "table": f.table} for f in failures for rule in f.rules],
+    )
 
 
 def peak_memory_mb() -> float:

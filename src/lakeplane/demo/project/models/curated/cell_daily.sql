@@ -1,6 +1,7 @@
 -- materialized: overwrite_partitions
 -- partition_by: [ds]
 -- domain: telco
+-- quality: quality/cell_daily.dqdl
 -- description: Calls and minutes per cell, region and call type.
 SELECT
     ds,

@@ -1,5 +1,6 @@
 -- materialized: overwrite_partitions
 -- partition_by: [ds]
+-- quality: quality/daily_campaign_stats.dqdl
 -- description: Impressions, clicks, click-through rate and spend per campaign, country and device.
 WITH imps AS (
     SELECT * FROM processed.impressions WHERE ds = :ds
