@@ -154,7 +154,8 @@ class Lake:
         blocking: bool = True,
         force: bool = False,
     ) -> ModelResult:
-        """Run one model for ``ds``; with ``quality`` (a DQDL file) behind that gate."""
+        """Run one model for ``ds`` behind the gate its header declares (``-- quality:``), if any;
+        ``quality`` (a DQDL file) adds one more ruleset, blocking when ``blocking``."""
         return self.model_jobs.run(model, ds, quality, blocking, force)
 
     def run(self, ds: dt.date, progress: Progress | None = None, force: bool = False) -> RunSummary:
