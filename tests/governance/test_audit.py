@@ -654,3 +654,15 @@ def test_any_single_edit_is_reported_at_its_seq(
         assert not result.ok and result.first_bad_seq == record.seq, result
     finally:
         engine.dispose()
+
+
+def test_an_empty_log_made_before_keys_gets_its_checkpoint_with_its_first_record(engine: sa.Engine) -> None:
+    log = AuditLog(engine, KEY)
+    run_sql(engine, "DELETE FROM lakeplane_audit_head WHERE id = 2")  # as an older lakeplane made it
+    assert log.verify().problem == (
+        "the audit checkpoint (lakeplane_audit_head) is missing: deleted, or an empty log made "
+        "before audit keys (its first record will add it)"
+    )
+    log.append(event(1))
+    result = log.verify()
+    assert (result.ok, result.records, result.unkeyed) == (True, 1, 0)

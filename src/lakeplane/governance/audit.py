@@ -330,7 +330,7 @@ class AuditLog:
                         record = _to_record(row)
                     except AuditError:
                         return _bad(count, seq, f"record {seq} was edited (a field is malformed)")
-                    if not hmac.compare_digest(record.mac(self.key), record.hash):
+                    if not _same(record.mac(self.key), record.hash):
                         if unkeyed == count - 1 and record.computed_hash() == record.hash:
                             unkeyed += 1  # written before keys; the checkpoint must cover it
                         else:
@@ -420,6 +420,11 @@ class AuditLog:
 _NOT_KEYED = "MAC mismatch: not signed with this lake's audit key"
 
 
+def _same(mac: str, stored: str) -> bool:
+    """Whether a stored MAC is the expected one, in constant time (stored text may be anything)."""
+    return hmac.compare_digest(mac.encode(), str(stored).encode())
+
+
 def _bad(count: int, seq: int | None, problem: str) -> VerifyResult:
     return VerifyResult(False, count, seq, problem)
 
@@ -450,6 +455,11 @@ def _end_problem(
             f"the log is unkeyed: its {count} records were written before lakeplane signed audit "
             "records, and nothing proves them yet (the next governed query seals them under the key)"
         )
+    if checkpoint is None and count == 0:
+        return None, (
+            "the audit checkpoint (lakeplane_audit_head) is missing: deleted, or an empty log made "
+            "before audit keys (its first record will add it)"
+        )
     if checkpoint is None:
         return None, "the audit checkpoint (lakeplane_audit_head) is missing"
     if count > 0 and unkeyed == count:  # sealing always writes a keyed record after unkeyed ones
@@ -457,7 +467,7 @@ def _end_problem(
             f"all {count} records carry unkeyed hashes, yet the log has a keyed checkpoint: "
             "it was rewritten without the key"
         )
-    if not hmac.compare_digest(checkpoint.hash, checkpoint_mac(key, end_seq, end_hash)):
+    if not _same(checkpoint.hash, checkpoint_mac(key, end_seq, end_hash)):
         return end_seq + 1, (
             f"the checkpoint at {end_seq} is not signed with this lake's audit key: the log's end was "
             "moved (records deleted from its tail) or the log was written with another key"
