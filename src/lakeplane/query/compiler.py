@@ -193,7 +193,8 @@ READ_DIALECTS = ("trino", "athena", "duckdb", "spark")
 #: Functions that read files, other tables or the engine's own state, and the policy's own functions
 #: (they mean something in a row filter only): never in a user's query, whatever the engine.
 REFUSED_FUNCTIONS = re.compile(
-    r"^(current_principal|current_principal_attr|read_\w*|\w*_scan|scan_\w*|query|query_table|glob|duckdb_\w*|pragma_\w*|parquet_\w*|iceberg_\w*|"
+    r"^(current_principal|current_principal_attr|"
+    r"read_\w*|\w*_scan|scan_\w*|query|query_table|glob|duckdb_\w*|pragma_\w*|parquet_\w*|iceberg_\w*|"
     r"delta_\w*|sniff_\w*|json_execute_serialized_sql|current_query|current_setting|getvariable|getenv|"
     r"which_secret|sql_auto_complete|checkpoint|force_checkpoint|test_\w*)$",
     re.IGNORECASE,
@@ -210,7 +211,7 @@ def refuse_unsafe(expression: exp.Expression, ctx: CompileContext) -> exp.Expres
         if isinstance(node, exp.QueryTransform):  # Spark's TRANSFORM ... USING 'command' runs a program
             raise QueryError("script transforms (TRANSFORM ... USING) are not allowed", function="TRANSFORM")
         if isinstance(node, exp.Func):
-            name = function_name(node)
+            name = _function_name(node)
             if REFUSED_FUNCTIONS.match(name):
                 raise QueryError(f"function {name}() is not allowed in a query", function=name)
             if ctx.write == "spark" and not _spark_may_call(node, name):
@@ -222,7 +223,7 @@ def refuse_unsafe(expression: exp.Expression, ctx: CompileContext) -> exp.Expres
     return expression
 
 
-def function_name(node: exp.Func) -> str:
+def _function_name(node: exp.Func) -> str:
     """The name a function call is known by: as written when sqlglot does not know it, else
     sqlglot's own name for it."""
     if isinstance(node, exp.Anonymous | exp.AnonymousAggFunc):
