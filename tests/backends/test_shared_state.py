@@ -56,8 +56,9 @@ def test_state_written_through_one_lake_is_seen_through_another(tmp_path: Path, 
 
     run = RunStore(first.catalog.state_engine).start_run("nightly", DAY1.isoformat())
     assert RunStore(second.catalog.state_engine).get(run.run_id) is not None
-    AuditLog(first.catalog.state_engine).append(AuditEvent("ana", "v1", "SELECT 1", "allowed"))
-    assert AuditLog(second.catalog.state_engine).verify().records == 1
+    audit_key = b"the audit key both lakes share"  # every writer of one log signs with the same key
+    AuditLog(first.catalog.state_engine, audit_key).append(AuditEvent("ana", "v1", "SELECT 1", "allowed"))
+    assert AuditLog(second.catalog.state_engine, audit_key).verify().records == 1
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text("principals:\n  users:\n    ana: {}\n")
     version = PolicyStore(first.catalog.state_engine).record(load_policy(policy_file), dict)

@@ -1,4 +1,5 @@
-"""The audit log on real SQLite files: append, verify against tampering, concurrent writers, search."""
+"""The audit log on real SQLite files: append, verify against tampering (without the key and with it),
+concurrent writers, search."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -19,10 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lakeplane.errors import AuditError
-from lakeplane.governance.audit import GENESIS_HASH, AuditEvent, AuditLog, AuditRecord
+from lakeplane.governance.audit import GENESIS_HASH, AuditEvent, AuditLog, AuditRecord, checkpoint_mac
 from lakeplane.lake import Lake
 
 ORDERS = "sales.curated.orders"
+KEY = b"audit key of the test lake"
+FORGED = "was edited or forged (MAC mismatch: not signed with this lake's audit key)"
 
 
 def event(n: int = 0, **overrides: Any) -> AuditEvent:
@@ -54,7 +58,7 @@ def engine(tmp_path: Path) -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def log(engine: sa.Engine) -> AuditLog:
-    return AuditLog(engine)
+    return AuditLog(engine, KEY)
 
 
 def filled(log: AuditLog, count: int) -> list[AuditRecord]:
@@ -74,7 +78,7 @@ def test_append_returns_and_stores_the_record(log: AuditLog) -> None:
 
     assert (first.seq, second.seq) == (1, 2)
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
-    assert first.hash == first.computed_hash() and len(first.hash) == 64
+    assert first.hash == first.mac(KEY) != first.computed_hash() and len(first.hash) == 64
     assert dt.datetime.fromisoformat(first.at).tzinfo == dt.UTC
     assert log.head() == second
     assert log.search() == [second, first]
@@ -90,17 +94,17 @@ def test_empty_log_verifies(log: AuditLog) -> None:
 
 def test_reopening_keeps_the_log(engine: sa.Engine, log: AuditLog) -> None:
     filled(log, 3)
-    again = AuditLog(engine)
+    again = AuditLog(engine, KEY)
     assert again.append(event(4)).seq == 4
     assert again.verify().ok
 
 
 def test_log_lives_in_the_catalog_database(demo_lake: Lake) -> None:
-    log = AuditLog(demo_lake.catalog.state_engine)
+    log = AuditLog(demo_lake.catalog.state_engine, KEY)
     log.append(event(1))
     tables = sa.inspect(demo_lake.catalog.state_engine).get_table_names()
     assert {"lakeplane_audit", "iceberg_tables"} <= set(tables)  # next to the Iceberg catalog's own
-    assert AuditLog(demo_lake.catalog.state_engine).verify().records == 1
+    assert AuditLog(demo_lake.catalog.state_engine, KEY).verify().records == 1
 
 
 @pytest.mark.parametrize(
@@ -143,7 +147,7 @@ def test_editing_any_field_of_a_middle_record_is_detected(
     result = log.verify()
     assert not result.ok
     assert result.first_bad_seq == 3
-    assert result.problem == "record 3 was edited (hash mismatch)"
+    assert result.problem == f"record 3 {FORGED}"
 
 
 def test_malformed_json_is_reported_as_an_edit(engine: sa.Engine, log: AuditLog) -> None:
@@ -196,7 +200,7 @@ def test_a_missing_anchor_is_detected_and_stops_appends(engine: sa.Engine, log: 
     filled(log, 2)
     run_sql(engine, "DELETE FROM lakeplane_audit_head")
     assert log.verify().problem == "the audit head anchor (lakeplane_audit_head) is missing"
-    AuditLog(engine)  # reopening must not invent a new anchor over the existing records
+    AuditLog(engine, KEY)  # reopening must not invent a new anchor over the existing records
     assert not log.verify().ok
     with pytest.raises(AuditError, match="anchor .* is missing"):
         log.append(event(3))
@@ -222,18 +226,17 @@ def test_a_forged_record_with_a_wrong_hash_is_detected(engine: sa.Engine, log: A
     records = filled(log, 4)
     run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 2")
     insert(engine, forge(records[1], principal="mallory") | {"hash": "f" * 64})
-    assert log.verify().problem == "record 2 was edited (hash mismatch)"
+    assert log.verify().problem == f"record 2 {FORGED}"
 
 
-def test_a_forged_record_with_a_valid_hash_breaks_the_next_link(engine: sa.Engine, log: AuditLog) -> None:
+def test_a_forged_record_with_the_unkeyed_hash_is_detected_at_itself(
+    engine: sa.Engine, log: AuditLog
+) -> None:
     records = filled(log, 4)
     run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 2")
     insert(engine, forge(records[1], principal="mallory"))
     result = log.verify()
-    assert (result.first_bad_seq, result.problem) == (
-        3,
-        "record 3 does not follow record 2 (prev_hash mismatch)",
-    )
+    assert (result.first_bad_seq, result.problem) == (2, f"record 2 {FORGED}")
 
 
 def test_a_forged_record_appended_behind_the_logs_back_is_detected(engine: sa.Engine, log: AuditLog) -> None:
@@ -241,13 +244,10 @@ def test_a_forged_record_appended_behind_the_logs_back_is_detected(engine: sa.En
     last = records[-1]
     insert(engine, forge(last, seq=4, prev_hash=last.hash, decision="denied"))
     result = log.verify()
-    assert (result.first_bad_seq, result.problem) == (
-        4,
-        "records 4..4 were not appended through the audit log (head anchor at 3)",
-    )
+    assert (result.first_bad_seq, result.problem) == (4, f"record 4 {FORGED}")
     # appending still works, and still chains from the anchor, so the forgery stays visible
     assert log.append(event(5)).seq == 5
-    assert log.verify().problem == "record 5 does not follow record 4 (prev_hash mismatch)"
+    assert log.verify().problem == f"record 4 {FORGED}"
 
 
 def test_an_edited_anchor_is_detected(engine: sa.Engine, log: AuditLog) -> None:
@@ -261,7 +261,7 @@ def test_swapping_two_records_is_detected(engine: sa.Engine, log: AuditLog) -> N
     run_sql(engine, "UPDATE lakeplane_audit SET seq = -3 WHERE seq = 3")
     run_sql(engine, "UPDATE lakeplane_audit SET seq = 3 WHERE seq = 4")
     run_sql(engine, "UPDATE lakeplane_audit SET seq = 4 WHERE seq = -3")
-    assert log.verify().problem == "record 3 was edited (hash mismatch)"
+    assert log.verify().problem == f"record 3 {FORGED}"
 
 
 def test_renumbering_is_detected(engine: sa.Engine, log: AuditLog) -> None:
@@ -269,34 +269,208 @@ def test_renumbering_is_detected(engine: sa.Engine, log: AuditLog) -> None:
     run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = 3")
     run_sql(engine, "UPDATE lakeplane_audit SET seq = seq - 1 WHERE seq > 3")  # close the gap
     run_sql(engine, "UPDATE lakeplane_audit_head SET seq = 4")
-    assert log.verify().problem == "record 3 was edited (hash mismatch)"
+    assert log.verify().problem == f"record 3 {FORGED}"
     run_sql(engine, "UPDATE lakeplane_audit SET seq = seq + 10")
     assert log.verify().problem == "record 1 is missing (seq jumps 0 -> 11)"
     run_sql(engine, "UPDATE lakeplane_audit SET seq = seq - 20")
     assert log.verify().problem == "record -9 is out of sequence (expected 1)"
 
 
-def test_a_full_rewrite_is_caught_only_by_a_pinned_head(engine: sa.Engine, log: AuditLog) -> None:
-    filled(log, 4)
-    pinned = log.head()
-    assert pinned is not None
-    log.append(event(5))
-    assert log.verify(expected_head=pinned.hash).ok  # the log may grow after the pin
-
-    # An attacker with write access to both tables re-hashes everything from record 2 on.
-    records = sorted(log.search(limit=100), key=lambda r: r.seq)
-    prev_hash = records[0].hash
-    for record in records[1:]:
-        values = forge(record, principal="mallory", prev_hash=prev_hash)
+def rewrite(engine: sa.Engine, records: list[AuditRecord], key: bytes | None, **changes: Any) -> str:
+    """Rewrite ``records`` as a consistent chain (MACs under ``key``, or the unkeyed hash when None) and
+    move the anchor and the checkpoint onto it, as someone with write access to the database would.
+    Returns the new head MAC."""
+    prev = records[0].prev_hash
+    for record in records:
+        forged = dataclasses.replace(record, prev_hash=prev, **changes)
+        forged = dataclasses.replace(forged, hash=forged.mac(key) if key else forged.computed_hash())
         run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq = :seq", {"seq": record.seq})
-        insert(engine, values)
-        prev_hash = values["hash"]
-    run_sql(engine, "UPDATE lakeplane_audit_head SET hash = :h", {"h": prev_hash})
+        insert(
+            engine,
+            {
+                k: json.dumps(v) if isinstance(v, list | dict) else v
+                for k, v in dataclasses.asdict(forged).items()
+            },
+        )
+        prev = forged.hash
+    last = records[-1].seq
+    checkpoint = checkpoint_mac(key, last, prev) if key else prev
+    run_sql(
+        engine, "UPDATE lakeplane_audit_head SET seq = :s, hash = :h WHERE id = 1", {"s": last, "h": prev}
+    )
+    run_sql(
+        engine,
+        "UPDATE lakeplane_audit_head SET seq = :s, hash = :h WHERE id = 2",
+        {"s": last, "h": checkpoint},
+    )
+    return prev
 
+
+@pytest.mark.parametrize("attacker_key", [None, b"a key the attacker made up"])
+def test_a_full_rewrite_without_the_key_is_detected(
+    engine: sa.Engine, log: AuditLog, attacker_key: bytes | None
+) -> None:
+    records = filled(log, 4)
+    rewrite(engine, records, attacker_key, principal="mallory")
+    result = log.verify()
+    problem = (
+        "all 4 records carry unkeyed hashes, yet the log has a keyed checkpoint: it was rewritten without the key"
+        if attacker_key is None  # the hashes of a log written before keys: they pass for nothing here
+        else f"record 1 {FORGED}"
+    )
+    assert (result.ok, result.first_bad_seq, result.problem) == (False, 1, problem)
+
+
+def test_rewriting_from_a_middle_record_is_detected_there(engine: sa.Engine, log: AuditLog) -> None:
+    records = filled(log, 5)
+    rewrite(engine, records[2:], b"not the key", principal="mallory")
+    assert (log.verify().first_bad_seq, log.verify().problem) == (3, f"record 3 {FORGED}")
+
+
+def test_deleting_the_tail_and_moving_the_anchor_is_detected_by_the_checkpoint(
+    engine: sa.Engine, log: AuditLog
+) -> None:
+    records = filled(log, 5)
+    run_sql(engine, "DELETE FROM lakeplane_audit WHERE seq > 3")
+    run_sql(engine, "UPDATE lakeplane_audit_head SET seq = 3, hash = :h WHERE id = 1", {"h": records[2].hash})
+    result = log.verify()
+    assert (result.first_bad_seq, result.problem) == (
+        4,
+        "the last 2 records were deleted (the log ends at 3, its checkpoint is at 5)",
+    )
+    # Moving the checkpoint too takes its MAC, which takes the key: neither the old one nor the anchor's do.
+    for forged in (records[2].hash, checkpoint_mac(b"not the key", 3, records[2].hash)):
+        run_sql(engine, "UPDATE lakeplane_audit_head SET seq = 3, hash = :h WHERE id = 2", {"h": forged})
+        result = log.verify()
+        assert (result.first_bad_seq, result.problem) == (
+            4,
+            "the checkpoint at 3 is not signed with this lake's audit key: the log's end was moved "
+            "(records deleted from its tail) or the log was written with another key",
+        )
+
+
+def test_appending_a_forged_chained_record_and_moving_the_head_is_detected(
+    engine: sa.Engine, log: AuditLog
+) -> None:
+    records = filled(log, 3)
+    pinned = records[-1].hash
+    template = dataclasses.replace(records[-1], seq=4, prev_hash=pinned, decision="denied")
+    forged = rewrite(engine, [template], b"not the key")
+    assert forged != pinned
+    for head in (None, pinned):
+        result = log.verify(expected_head=head)
+        assert (result.first_bad_seq, result.problem) == (4, f"record 4 {FORGED}")
+
+
+def test_a_deleted_checkpoint_is_detected(engine: sa.Engine, log: AuditLog) -> None:
+    filled(log, 2)
+    run_sql(engine, "DELETE FROM lakeplane_audit_head WHERE id = 2")
+    assert log.verify().problem == "the audit checkpoint (lakeplane_audit_head) is missing"
+
+
+def test_a_log_written_with_another_key_fails(engine: sa.Engine, log: AuditLog) -> None:
+    assert AuditLog(engine, b"another lake's key").verify().problem == (
+        "the checkpoint at 0 is not signed with this lake's audit key: the log's end was moved "
+        "(records deleted from its tail) or the log was written with another key"
+    )
+    filled(log, 2)
+    result = AuditLog(engine, b"another lake's key").verify()
+    assert (result.ok, result.first_bad_seq, result.problem) == (False, 1, f"record 1 {FORGED}")
     assert log.verify().ok
-    result = log.verify(expected_head=pinned.hash)
-    assert not result.ok and result.first_bad_seq is None
-    assert result.problem == f"the pinned head {pinned.hash} is not in the log: it was rewritten or truncated"
+
+
+def test_a_rollback_to_an_earlier_copy_is_caught_by_the_head_file_or_a_pinned_head(tmp_path: Path) -> None:
+    path, head_file = tmp_path / "catalog.db", tmp_path / ".lakeplane" / "audit.head"
+    engine = new_engine(path)
+    log = AuditLog(engine, KEY, head_file=head_file)
+    filled(log, 3)
+    engine.dispose()
+    shutil.copy(path, tmp_path / "copy.db")  # someone keeps a copy of the database...
+    pinned = log.append(event(4)).hash
+    log.append(event(5))
+    assert json.loads(head_file.read_text())["seq"] == 5
+    engine.dispose()
+    shutil.copy(tmp_path / "copy.db", path)  # ...and later puts it back: every MAC in it is genuine
+
+    # The key alone cannot tell a rollback from a log that ended there (the documented limit)...
+    assert AuditLog(engine, KEY).verify().ok
+    # ...the head file next to the key can, and so can a head recorded elsewhere.
+    result = log.verify()
+    assert (result.ok, result.first_bad_seq) == (False, 4)
+    assert result.problem == (
+        f"the log no longer holds record 5 with the MAC this project noted in {head_file}: "
+        "it was rolled back, truncated or rewritten"
+    )
+    result = AuditLog(engine, KEY).verify(expected_head=pinned)
+    assert result.problem == f"the pinned head {pinned} is not in the log: it was rewritten or truncated"
+    engine.dispose()
+
+
+def test_a_pinned_head_catches_a_rewrite_by_someone_holding_the_key(engine: sa.Engine, log: AuditLog) -> None:
+    records = filled(log, 4)
+    pinned = records[1].hash
+    rewrite(engine, records[1:], KEY, principal="mallory")  # the key leaked
+    assert log.verify().ok
+    assert not log.verify(expected_head=pinned).ok
+
+
+# -- logs written before records were keyed ------------------------------------------------------
+def unkeyed_log(engine: sa.Engine, count: int) -> list[AuditRecord]:
+    """A log as lakeplane wrote it before audit keys: SHA-256 hashes, a plain anchor, no checkpoint."""
+    keyed = filled(AuditLog(engine, KEY), count)
+    rewrite(engine, keyed, None)
+    run_sql(engine, "DELETE FROM lakeplane_audit_head WHERE id = 2")
+    return sorted(AuditLog(engine, KEY).search(limit=100), key=lambda r: r.seq)
+
+
+def test_an_unkeyed_log_is_reported_until_the_first_keyed_append_seals_it(engine: sa.Engine) -> None:
+    records = unkeyed_log(engine, 3)
+    assert all(r.hash == r.computed_hash() for r in records)
+    log = AuditLog(engine, KEY)
+    result = log.verify()
+    assert (result.ok, result.first_bad_seq, result.unkeyed) == (False, 1, 3)
+    assert result.problem == (
+        "the log is unkeyed: its 3 records were written before lakeplane signed audit records, and "
+        "nothing proves them yet (the next governed query seals them under the key)"
+    )
+    sealing = log.append(event(4))
+    assert sealing.prev_hash == records[-1].hash and sealing.hash == sealing.mac(KEY)
+    result = log.verify()
+    assert (result.ok, result.records, result.unkeyed) == (True, 4, 3)
+
+    # Once sealed, the unkeyed records are held by the keyed chain after them.
+    rewrite(engine, records, None, principal="mallory")
+    run_sql(engine, "UPDATE lakeplane_audit_head SET seq = 4, hash = :h WHERE id = 1", {"h": sealing.hash})
+    result = log.verify()
+    assert (result.first_bad_seq, result.problem) == (
+        4,
+        "record 4 does not follow record 3 (prev_hash mismatch)",
+    )
+
+
+def test_unkeyed_records_after_keyed_ones_are_forgeries(engine: sa.Engine, log: AuditLog) -> None:
+    records = filled(log, 3)
+    rewrite(engine, records[2:], None)
+    assert (log.verify().first_bad_seq, log.verify().problem) == (3, f"record 3 {FORGED}")
+
+
+def test_a_log_made_to_look_unkeyed_is_not_sealed_by_the_project_that_keyed_it(tmp_path: Path) -> None:
+    engine = new_engine(tmp_path / "catalog.db")
+    log = AuditLog(engine, KEY, head_file=tmp_path / "audit.head")
+    records = filled(log, 3)
+    rewrite(engine, records, None, principal="mallory")
+    run_sql(engine, "DELETE FROM lakeplane_audit_head WHERE id = 2")
+    assert not log.verify().ok
+    with pytest.raises(
+        AuditError, match="checkpoint .* is missing although this project wrote keyed records"
+    ):
+        log.append(event(4))
+    engine.dispose()
+
+
+def test_the_log_needs_a_key(engine: sa.Engine) -> None:
+    with pytest.raises(AuditError, match="needs a key"):
+        AuditLog(engine, b"")
 
 
 # -- concurrency ---------------------------------------------------------------------------------
@@ -309,7 +483,7 @@ def test_concurrent_writers_give_a_gapless_verified_chain(tmp_path: Path) -> Non
         engine = new_engine(path)  # one engine per writer, as separate processes would have
         try:
             start.wait()
-            log = AuditLog(engine)  # the tables do not exist yet: creating them races too
+            log = AuditLog(engine, KEY)  # the tables do not exist yet: creating them races too
             for n in range(each):
                 log.append(event(n, principal=f"writer-{number}"))
         except BaseException as error:
@@ -325,7 +499,7 @@ def test_concurrent_writers_give_a_gapless_verified_chain(tmp_path: Path) -> Non
     assert errors == []
 
     engine = new_engine(path)
-    log = AuditLog(engine)
+    log = AuditLog(engine, KEY)
     result = log.verify()
     assert result.ok and result.records == threads * each, result
     records = log.search(limit=1000)
@@ -338,7 +512,7 @@ def test_concurrent_writers_give_a_gapless_verified_chain(tmp_path: Path) -> Non
 def test_a_writer_waits_out_a_lock_and_gives_up_when_it_stays(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.02})
-    log = AuditLog(engine)
+    log = AuditLog(engine, KEY)
     log.append(event(1))
     blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
@@ -353,7 +527,7 @@ def test_a_writer_waits_out_a_lock_and_gives_up_when_it_stays(tmp_path: Path) ->
     finally:
         blocker.close()
         engine.dispose()
-    assert AuditLog(new_engine(path)).verify().records == 2
+    assert AuditLog(new_engine(path), KEY).verify().records == 2
 
 
 # -- search --------------------------------------------------------------------------------------
@@ -465,7 +639,7 @@ def test_any_single_edit_is_reported_at_its_seq(
 ) -> None:
     engine = new_engine(tmp_path_factory.getbasetemp() / f"audit-{next(databases)}.db")
     try:
-        log = AuditLog(engine)
+        log = AuditLog(engine, KEY)
         records = [log.append(e) for e in batch]
         assert log.verify().ok and log.verify().records == len(batch)
         assert [r.seq for r in records] == list(range(1, len(batch) + 1))
@@ -480,3 +654,15 @@ def test_any_single_edit_is_reported_at_its_seq(
         assert not result.ok and result.first_bad_seq == record.seq, result
     finally:
         engine.dispose()
+
+
+def test_an_empty_log_made_before_keys_gets_its_checkpoint_with_its_first_record(engine: sa.Engine) -> None:
+    log = AuditLog(engine, KEY)
+    run_sql(engine, "DELETE FROM lakeplane_audit_head WHERE id = 2")  # as an older lakeplane made it
+    assert log.verify().problem == (
+        "the audit checkpoint (lakeplane_audit_head) is missing: deleted, or an empty log made "
+        "before audit keys (its first record will add it)"
+    )
+    log.append(event(1))
+    result = log.verify()
+    assert (result.ok, result.records, result.unkeyed) == (True, 1, 0)

@@ -103,6 +103,30 @@ def test_policy_diff_and_versions(lake: Lake, tmp_path: Path) -> None:
     assert code == 0 and json.loads(out)[0]["version"].startswith("v1-")
 
 
+def test_audit_verify_needs_the_lakes_audit_key_and_checks_a_pinned_head(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoke(lake, "query", "--as", "ana", "SELECT count(*) FROM telco.processed.cdr")
+    key_file = lake.state_dir / "audit.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert key_file.read_text() != (lake.state_dir / "mask.key").read_text(), "a key of its own"
+    code, out = invoke(lake, "--output", "json", "audit", "verify")
+    report = json.loads(out)
+    assert code == 0 and report["ok"] and report["unkeyed"] == 0
+    assert json.loads((lake.state_dir / "audit.head").read_text())["hash"] == report["head"]
+
+    code, out = invoke(lake, "audit", "verify", "--head", report["head"])
+    assert code == 0 and "audit log intact" in out
+    code, out = invoke(lake, "audit", "verify", "--head", "f" * 64)
+    assert code == 3 and "the pinned head" in out
+
+    monkeypatch.setenv("LAKEPLANE_AUDIT_KEY", "the key of some other lake")
+    code, out = invoke(lake, "--output", "json", "audit", "verify")
+    report = json.loads(out)
+    assert code == 3 and report["first_bad_seq"] == 1
+    assert "not signed with this lake's audit key" in report["problem"]
+
+
 def test_audit_verify_detects_an_edit(lake: Lake) -> None:
     invoke(lake, "query", "--as", "fred", "SELECT count(*) FROM telco.processed.cdr")
     code, out = invoke(lake, "--output", "json", "audit", "verify")

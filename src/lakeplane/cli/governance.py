@@ -211,15 +211,20 @@ def policy_versions(ctx: Context) -> None:
 @click.group()
 @common_options
 def audit() -> None:
-    """The hash-chained audit log of every governed query."""
+    """The audit log of every governed query, chained with a keyed MAC."""
 
 
 @audit.command("verify")
-@click.option("--head", "expected_head", help="A head hash recorded earlier, to check against.")
+@click.option(
+    "--head",
+    "expected_head",
+    help="A head MAC recorded outside the database earlier: the log must still hold it (catches a "
+    "rollback to an earlier copy of the database, or a rewrite by someone holding the key).",
+)
 @common_options
 @pass_ctx
 def audit_verify(ctx: Context, expected_head: str | None) -> None:
-    """Check that no audit record was edited, removed or inserted; exit 3 if one was."""
+    """Check that no audit record was edited, forged, removed or inserted; exit 3 if one was."""
     log = ctx.lake().governance.audit_log()
     result = log.verify(expected_head=expected_head)
     head = log.head()
@@ -228,12 +233,18 @@ def audit_verify(ctx: Context, expected_head: str | None) -> None:
         "records": result.records,
         "first_bad_seq": result.first_bad_seq,
         "problem": result.problem,
+        "unkeyed": result.unkeyed,
         "head": head.hash if head else None,
     }
     if ctx.printer.json:
         ctx.printer.emit(data)
     elif result.ok:
         ctx.printer.line(f"audit log intact: {result.records} records, head {data['head']}")
+        if result.unkeyed:
+            ctx.printer.line(
+                f"records 1..{result.unkeyed} predate the audit key: they are proven by the keyed "
+                "records and the checkpoint after them, not by MACs of their own"
+            )
     else:
         ctx.printer.line(f"[red]audit log tampered[/red]: {result.problem}")
     if not result.ok:

@@ -1,35 +1,50 @@
-"""The governance audit log: every access decision, append-only and hash-chained.
+"""The governance audit log: every access decision, append-only and chained with a keyed MAC.
 
 Each record says who ran what SQL under which policy version, which tables and columns it read, the
 masks and row filters applied, how many rows came back, and whether it was allowed or denied and why.
 Records live in ``lakeplane_audit`` in the catalog's own database, so a PostgreSQL catalog shares one
 log between all its users.
 
-The chain: record ``n`` carries ``prev_hash``, the hash of record ``n - 1`` (64 zeros for record 1), and
-``hash``, the SHA-256 of the canonical JSON (sorted keys, no whitespace, non-ASCII escaped) of all its
-other fields, ``seq`` and ``prev_hash`` included. Editing a record breaks its own hash, deleting one
-leaves a gap in ``seq``, and re-hashing an edited record breaks the ``prev_hash`` of the one after it.
+The chain: record ``n`` carries ``prev_hash``, the MAC of record ``n - 1`` (64 zeros for record 1), and
+``hash``, its own MAC: HMAC-SHA256 under the audit key (held outside the database, see
+:meth:`lakeplane.governance.plane.Governance.audit_key`) of the canonical JSON (sorted keys, no
+whitespace, non-ASCII escaped) of all its other fields, ``seq`` and ``prev_hash`` included. Editing a
+record breaks its MAC, deleting one leaves a gap in ``seq`` (renumbering breaks the MACs), and
+without the key nobody can write a record, or a whole log, that verifies.
 
-A chain cannot show that its *last* records were deleted, so a one-row anchor table,
-``lakeplane_audit_head``, holds the last seq and hash and moves in the same transaction as each append;
-:meth:`AuditLog.verify` checks the chain ends exactly there. Appends chain from the anchor, so records
-deleted from the tail stay visible as a gap even after later appends.
+A chain cannot show that its *last* records were deleted. A one-row anchor in ``lakeplane_audit_head``
+(id 1) holds the last seq and MAC and a second row (id 2), the *checkpoint*, holds the same seq and a
+MAC of (seq, last MAC) under the key; both move in the same transaction as each append, and
+:meth:`AuditLog.verify` checks the chain ends exactly at them. Deleting the tail means moving the
+checkpoint back, which takes the key.
 
-Limits: whoever can write both tables can rewrite the whole log consistently (re-hash every record, move
-the anchor). Only a hash kept outside the database defeats that: copy :meth:`AuditLog.head`'s hash
-somewhere the database's users cannot write (a ticket, a write-once bucket) and pass it later to
-``verify(expected_head=...)``, which checks it is still part of the chain. ``at`` is each writer's clock.
+What the key does not stop: someone who can write the database and kept an *earlier copy* of it (or
+of its rows) can put that copy back: every record and checkpoint in it was genuinely signed, so the
+log looks as if it simply ended there. Two things catch such a rollback: the head file
+(``.lakeplane/audit.head``, next to the key), where each append records the last seq and MAC this
+project wrote and which :meth:`AuditLog.verify` requires the log to still hold; and a head MAC copied
+somewhere the database's users cannot write (a ticket, a write-once bucket) and passed later to
+``verify(expected_head=...)``. A pinned head also keeps its worth should the key ever leak.
+
+Logs written before records were keyed hold plain SHA-256 hashes. They are accepted as the first
+records of a log only once a keyed checkpoint covers them: the first append with a key *seals* such
+a log (its first keyed record chains from the last unkeyed one), unless this project's head file shows
+it had already written keyed records (then the checkpoint was deleted: tampering). Until sealed,
+verify reports the log as unkeyed. ``at`` is each writer's clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import os
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +53,10 @@ from lakeplane.catalog.state import ensure_tables
 from lakeplane.errors import AuditError
 
 GENESIS_HASH = "0" * 64
+#: Domain separators: a record's MAC can never stand for a checkpoint's, nor the reverse.
+_RECORD_MAC = b"lakeplane audit record v1\n"
+_CHECKPOINT_MAC = b"lakeplane audit checkpoint v1\n"
+_ANCHOR, _CHECKPOINT = 1, 2  # the rows of lakeplane_audit_head
 DECISIONS = ("allowed", "denied")
 _APPEND_ATTEMPTS = 10
 _PAGE = 1000
@@ -65,7 +84,7 @@ audit_table = sa.Table(
 head_table = sa.Table(
     "lakeplane_audit_head",
     _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1: a single row
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # 1: the anchor, 2: the checkpoint
     sa.Column("seq", _seq_type, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
@@ -117,22 +136,39 @@ class AuditRecord:
     prev_hash: str
     hash: str
 
-    def computed_hash(self) -> str:
-        """SHA-256 of the canonical JSON of every field but ``hash``."""
+    def canonical(self) -> bytes:
+        """The canonical JSON of every field but ``hash``."""
         fields = asdict(self)
         del fields["hash"]
-        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+    def computed_hash(self) -> str:
+        """SHA-256 of :meth:`canonical`: the unkeyed hash of records written before audit keys."""
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    def mac(self, key: bytes) -> str:
+        """HMAC-SHA256 of :meth:`canonical` under the audit ``key``."""
+        return hmac.new(key, _RECORD_MAC + self.canonical(), hashlib.sha256).hexdigest()
+
+
+def checkpoint_mac(key: bytes, seq: int, last_mac: str) -> str:
+    """The checkpoint's MAC: the log ends at ``seq``, whose record's MAC is ``last_mac``."""
+    return hmac.new(key, _CHECKPOINT_MAC + f"{seq}:{last_mac}".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What :meth:`AuditLog.verify` found in the ``records`` it read; ``first_bad_seq`` may be None."""
+    """What :meth:`AuditLog.verify` found in the ``records`` it read; ``first_bad_seq`` may be None.
+
+    ``unkeyed``: how many records, from the first, were written before records were keyed (sealed by
+    the checkpoint and the keyed records after them).
+    """
 
     ok: bool
     records: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    unkeyed: int = 0
 
 
 class AuditLog:
@@ -140,34 +176,48 @@ class AuditLog:
 
     Args:
         engine: the catalog's database (``lake.catalog.state_engine``).
+        key: the audit key records are signed with (:meth:`Governance.audit_key`), never stored in
+            the database.
+        head_file: where each append notes the last seq and MAC this project wrote (next to the key),
+            so that verify catches the log being rolled back to an earlier copy; None keeps no note.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, key: bytes, head_file: Path | None = None) -> None:
+        if not key:
+            raise AuditError("the audit log needs a key")
         self.engine = engine
+        self.key = key
+        self.head_file = head_file
         ensure_tables(engine, audit_table, head_table)
         try:
             with engine.begin() as conn:
-                # Only a brand-new log gets an anchor: inventing one over existing records would hide
-                # a deleted anchor, which verify must report.
-                if (
-                    conn.execute(sa.select(head_table.c.id)).first() is None
-                    and conn.execute(sa.select(audit_table.c.seq).limit(1)).first() is None
-                ):
-                    conn.execute(sa.insert(head_table).values(id=1, seq=0, hash=GENESIS_HASH))
+                # Only a brand-new log gets an anchor and a checkpoint: inventing them over existing
+                # records would hide deleted ones, which verify must report.
+                rows = {r.id for r in conn.execute(sa.select(head_table.c.id))}
+                if conn.execute(sa.select(audit_table.c.seq).limit(1)).first() is None and not rows:
+                    conn.execute(
+                        sa.insert(head_table),
+                        [
+                            {"id": _ANCHOR, "seq": 0, "hash": GENESIS_HASH},
+                            {"id": _CHECKPOINT, "seq": 0, "hash": checkpoint_mac(key, 0, GENESIS_HASH)},
+                        ],
+                    )
         except sa.exc.IntegrityError:
-            pass  # another process wrote the anchor first
+            pass  # another process wrote them first
 
     def append(self, event: AuditEvent) -> AuditRecord:
-        """Store ``event`` as the next record and move the head anchor, in one transaction.
+        """Store ``event`` as the next record and move the anchor and checkpoint, in one transaction.
 
         Raises:
-            AuditError: the head anchor is missing (the log was tampered with: run verify), or other
-                writers won the race for the next seq too many times (retryable).
+            AuditError: the anchor or checkpoint is missing (the log was tampered with: run verify),
+                or other writers won the race for the next seq too many times (retryable).
         """
         for attempt in range(_APPEND_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    return self._append_in(conn, event)
+                    record = self._append_in(conn, event)
+                self._note_head(record)
+                return record
             except sa.exc.IntegrityError:
                 pass  # another writer inserted this seq first
             except sa.exc.OperationalError as error:
@@ -183,14 +233,21 @@ class AuditLog:
         # PostgreSQL, the database's RESERVED lock on SQLite, so concurrent appends queue up here.
         # Should two writers still pick the same seq, the primary key refuses one and it retries.
         anchor = head_table.c
-        if conn.execute(sa.update(head_table).where(anchor.id == 1).values(seq=anchor.seq)).rowcount != 1:
+        moved = sa.update(head_table).where(anchor.id == _ANCHOR).values(seq=anchor.seq)
+        if conn.execute(moved).rowcount != 1:
             raise AuditError(
                 "the audit head anchor (lakeplane_audit_head) is missing: the log was "
                 "tampered with; run 'lakeplane audit verify'"
             )
-        head = conn.execute(sa.select(anchor.seq, anchor.hash).where(anchor.id == 1)).one()
+        head = conn.execute(sa.select(anchor.seq, anchor.hash).where(anchor.id == _ANCHOR)).one()
+        sealed = conn.execute(sa.select(anchor.seq).where(anchor.id == _CHECKPOINT)).first() is not None
+        if not sealed and self._noted_head() is not None:
+            raise AuditError(
+                "the audit checkpoint (lakeplane_audit_head) is missing although this project wrote "
+                "keyed records: the log was tampered with; run 'lakeplane audit verify'"
+            )
         last_seq = conn.execute(sa.select(sa.func.max(audit_table.c.seq))).scalar() or 0
-        # Chain from the anchor's hash even past a record inserted behind the log's back, so verify
+        # Chain from the anchor's MAC even past a record inserted behind the log's back, so verify
         # still sees the forgery as a break in the chain.
         draft = AuditRecord(
             seq=max(head.seq, last_seq) + 1,
@@ -208,21 +265,51 @@ class AuditLog:
             prev_hash=head.hash,
             hash="",
         )
-        record = replace(draft, hash=draft.computed_hash())
+        record = replace(draft, hash=draft.mac(self.key))
         values = asdict(record)
         for name in _JSON_FIELDS:
             values[name] = json.dumps(values[name], sort_keys=True)
         conn.execute(sa.insert(audit_table).values(**values))
-        conn.execute(sa.update(head_table).where(anchor.id == 1).values(seq=record.seq, hash=record.hash))
+        conn.execute(
+            sa.update(head_table).where(anchor.id == _ANCHOR).values(seq=record.seq, hash=record.hash)
+        )
+        checkpoint = {"seq": record.seq, "hash": checkpoint_mac(self.key, record.seq, record.hash)}
+        if sealed:
+            conn.execute(sa.update(head_table).where(anchor.id == _CHECKPOINT).values(**checkpoint))
+        else:  # the first keyed record of a log written before keys: it seals the unkeyed records
+            conn.execute(sa.insert(head_table).values(id=_CHECKPOINT, **checkpoint))
         return record
 
+    def _noted_head(self) -> tuple[int, str] | None:
+        """The last seq and MAC this project appended, from the head file (None without one)."""
+        if self.head_file is None or not self.head_file.exists():
+            return None
+        try:
+            noted = json.loads(self.head_file.read_text())
+            return int(noted["seq"]), str(noted["hash"])
+        except (ValueError, KeyError, TypeError):
+            raise AuditError(f"the audit head file {self.head_file} is malformed") from None
+
+    def _note_head(self, record: AuditRecord) -> None:
+        if self.head_file is None:
+            return
+        noted = self._noted_head()
+        if noted is not None and noted[0] >= record.seq:
+            return  # another process of this project noted a later record already
+        self.head_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.head_file.with_name(f"{self.head_file.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"seq": record.seq, "hash": record.hash}) + "\n")
+        partial.replace(self.head_file)  # atomic: a reader sees the old note or the new one
+
     def verify(self, expected_head: str | None = None) -> VerifyResult:
-        """Check every record's hash, the seq order, the links between records and the head anchor.
+        """Check every record's MAC, the seq order, the links, the anchor, the checkpoint and the
+        head file.
 
         Args:
-            expected_head: a head hash recorded outside the database earlier; it must still be in the log.
+            expected_head: a head MAC recorded outside the database earlier; it must still be in the log.
         """
-        count, pinned_seen = 0, expected_head is None
+        noted = self._noted_head()
+        count, unkeyed, pinned_seen, noted_seen = 0, 0, expected_head is None, noted is None
         last: AuditRecord | None = None
         with self.engine.connect() as conn:
             while True:  # appends may land while we read; rescan until the anchor is no longer ahead
@@ -243,44 +330,41 @@ class AuditLog:
                         record = _to_record(row)
                     except AuditError:
                         return _bad(count, seq, f"record {seq} was edited (a field is malformed)")
-                    if record.computed_hash() != record.hash:
-                        return _bad(count, seq, f"record {seq} was edited (hash mismatch)")
+                    if not _same(record.mac(self.key), record.hash):
+                        if unkeyed == count - 1 and record.computed_hash() == record.hash:
+                            unkeyed += 1  # written before keys; the checkpoint must cover it
+                        else:
+                            return _bad(count, seq, f"record {seq} was edited or forged ({_NOT_KEYED})")
                     if record.prev_hash != (last.hash if last else GENESIS_HASH):
                         return _bad(
                             count, seq, f"record {seq} does not follow record {seq - 1} (prev_hash mismatch)"
                         )
                     pinned_seen = pinned_seen or record.hash == expected_head
+                    noted_seen = noted_seen or (noted is not None and (seq, record.hash) == noted)
                     last = record
-                head = conn.execute(sa.select(head_table.c.seq, head_table.c.hash)).first()
+                heads = {r.id: r for r in conn.execute(sa.select(head_table))}
+                head = heads.get(_ANCHOR)
                 if head is None or not progressed or head.seq <= (last.seq if last else 0):
                     break
         end_seq, end_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
-        if head is None:
-            return _bad(count, None, "the audit head anchor (lakeplane_audit_head) is missing")
-        if head.seq > end_seq:
-            lost = head.seq - end_seq
-            what = "the last record was" if lost == 1 else f"the last {lost} records were"
+        problem = _end_problem(heads, end_seq, end_hash, self.key, count, unkeyed)
+        if problem is not None:
+            return VerifyResult(False, count, problem[0], problem[1], unkeyed)
+        if not noted_seen:
+            assert noted is not None
             return _bad(
                 count,
-                end_seq + 1,
-                f"{what} deleted (the log ends at {end_seq}, its head anchor is at {head.seq})",
+                noted[0] if noted[0] <= end_seq else end_seq + 1,
+                f"the log no longer holds record {noted[0]} with the MAC this project noted in "
+                f"{self.head_file}: it was rolled back, truncated or rewritten",
             )
-        if head.seq < end_seq:
-            return _bad(
-                count,
-                head.seq + 1,
-                f"records {head.seq + 1}..{end_seq} were not appended "
-                f"through the audit log (head anchor at {head.seq})",
-            )
-        if head.hash != end_hash:
-            return _bad(count, end_seq, f"record {end_seq} does not match the head anchor (hash mismatch)")
         if not pinned_seen:
             return _bad(
                 count,
                 None,
                 f"the pinned head {expected_head} is not in the log: it was rewritten or truncated",
             )
-        return VerifyResult(True, count)
+        return VerifyResult(True, count, unkeyed=unkeyed)
 
     def search(
         self,
@@ -333,8 +417,62 @@ class AuditLog:
         return None if row is None else _to_record(row)
 
 
+_NOT_KEYED = "MAC mismatch: not signed with this lake's audit key"
+
+
+def _same(mac: str, stored: str) -> bool:
+    """Whether a stored MAC is the expected one, in constant time (stored text may be anything)."""
+    return hmac.compare_digest(mac.encode(), str(stored).encode())
+
+
 def _bad(count: int, seq: int | None, problem: str) -> VerifyResult:
     return VerifyResult(False, count, seq, problem)
+
+
+def _end_problem(
+    heads: dict[int, Any], end_seq: int, end_hash: str, key: bytes, count: int, unkeyed: int
+) -> tuple[int | None, str] | None:
+    """Whether the chain ends where its anchor and its keyed checkpoint say: (first bad seq, problem)."""
+    anchor, checkpoint = heads.get(_ANCHOR), heads.get(_CHECKPOINT)
+    if anchor is None:
+        return None, "the audit head anchor (lakeplane_audit_head) is missing"
+    for name, head in (("head anchor", anchor), ("checkpoint", checkpoint)):
+        if head is None:
+            continue
+        if head.seq > end_seq:
+            lost = head.seq - end_seq
+            what = "the last record was" if lost == 1 else f"the last {lost} records were"
+            return end_seq + 1, f"{what} deleted (the log ends at {end_seq}, its {name} is at {head.seq})"
+        if head.seq < end_seq:
+            return head.seq + 1, (
+                f"records {head.seq + 1}..{end_seq} were not appended through the audit log "
+                f"({name} at {head.seq})"
+            )
+    if anchor.hash != end_hash:
+        return end_seq, f"record {end_seq} does not match the head anchor (hash mismatch)"
+    if checkpoint is None and count > 0 and unkeyed == count:
+        return 1, (
+            f"the log is unkeyed: its {count} records were written before lakeplane signed audit "
+            "records, and nothing proves them yet (the next governed query seals them under the key)"
+        )
+    if checkpoint is None and count == 0:
+        return None, (
+            "the audit checkpoint (lakeplane_audit_head) is missing: deleted, or an empty log made "
+            "before audit keys (its first record will add it)"
+        )
+    if checkpoint is None:
+        return None, "the audit checkpoint (lakeplane_audit_head) is missing"
+    if count > 0 and unkeyed == count:  # sealing always writes a keyed record after unkeyed ones
+        return 1, (
+            f"all {count} records carry unkeyed hashes, yet the log has a keyed checkpoint: "
+            "it was rewritten without the key"
+        )
+    if not _same(checkpoint.hash, checkpoint_mac(key, end_seq, end_hash)):
+        return end_seq + 1, (
+            f"the checkpoint at {end_seq} is not signed with this lake's audit key: the log's end was "
+            "moved (records deleted from its tail) or the log was written with another key"
+        )
+    return None
 
 
 def _rows_after(conn: sa.Connection, seq: int | None) -> Iterator[sa.Row[Any]]:

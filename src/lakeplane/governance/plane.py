@@ -27,6 +27,9 @@ from lakeplane.governance.secure import GOVERNED_REWRITES, compile_secured
 from lakeplane.governance.store import PolicyStore, PolicyVersion
 from lakeplane.query.compiler import CompiledQuery, Rewrite
 
+#: The environment variable holding the audit key; else ``.lakeplane/audit.key`` is made once.
+AUDIT_KEY_ENV = "LAKEPLANE_AUDIT_KEY"
+
 
 class Governance:
     """Policy, versions, key and audit for one lake project."""
@@ -86,16 +89,18 @@ class Governance:
 
     def key(self) -> bytes:
         """The hash-mask key: from the environment, else a key file made once (mode 600)."""
-        from_env = os.environ.get(self.config.mask_key_env)
-        if from_env:
-            return from_env.encode()
-        path = self.state_dir / "mask.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
+        return _secret(self.config.mask_key_env, self.state_dir / "mask.key")
+
+    def audit_key(self) -> bytes:
+        """The key audit records are signed with: ``$LAKEPLANE_AUDIT_KEY``, else a key file made once
+        (``.lakeplane/audit.key``, mode 600).
+
+        A key of its own, not the mask key nor one derived from it: the mask key's material is written
+        into the secured SQL every engine runs (and so may reach engine logs and plans), and rotating
+        it must not orphan the audit log. Every process that appends to one log (a shared PostgreSQL
+        catalog) needs the same audit key.
+        """
+        return _secret(AUDIT_KEY_ENV, self.state_dir / "audit.key")
 
     def compile(
         self,
@@ -158,7 +163,9 @@ class Governance:
 
     def audit_log(self) -> AuditLog:
         if self._audit is None:
-            self._audit = AuditLog(self.catalog.state_engine)
+            self._audit = AuditLog(
+                self.catalog.state_engine, self.audit_key(), head_file=self.state_dir / "audit.head"
+            )
         return self._audit
 
     def redact_key_material(self, sql: str) -> str:
@@ -206,3 +213,20 @@ class Governance:
         """Who gains or loses what on which columns if ``new_policy`` replaced the current one."""
         self.require_enabled()
         return diff(self.policy(), self.version().bindings, new_policy, self._schemas())
+
+
+def _secret(env: str, path: Path) -> bytes:
+    """A key from the environment variable ``env``, else from ``path``, made once (mode 600)."""
+    from_env = os.environ.get(env)
+    if from_env:
+        return from_env.encode()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()

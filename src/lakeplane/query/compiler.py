@@ -26,6 +26,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
 from lakeplane.errors import QueryError
+from lakeplane.query.functions import SPARK_FUNCTIONS, SPARK_REFUSED, VALUE_FUNCTIONS
 from lakeplane.query.pruning import combine, scan_filter
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class CompileContext:
         resolve: maps a table name as written to its full lake name, raising for unknown tables.
         params: values for ``:name`` placeholders.
         read: the dialect the SQL is written in.
+        write: the engine's dialect the SQL is compiled for (:func:`compile_sql` sets it); on Spark
+            only the functions of :mod:`lakeplane.query.functions` may be called.
         principal: who the query runs for (governed compiles only).
         access_for: decides a table's columns and rows for ``principal`` (governed compiles only).
         key: the hash-mask key (governed compiles only).
@@ -69,6 +72,7 @@ class CompileContext:
     resolve: Callable[[str], str]
     params: Mapping[str, Any] = field(default_factory=dict)
     read: str = "duckdb"
+    write: str = "duckdb"
     principal: str | None = None
     access_for: Callable[[str], TableAccess] | None = None
     key: bytes = b""
@@ -186,9 +190,11 @@ def bind_parameters(expression: exp.Expression, ctx: CompileContext) -> exp.Expr
 #: The dialects queries may be written in. Others normalise identifiers differently (upper case,
 #: case-sensitive quoting), which would let a reference slip past the rewrite.
 READ_DIALECTS = ("trino", "athena", "duckdb", "spark")
-#: Functions that read files, other tables or the engine's own state: never in a user's query.
+#: Functions that read files, other tables or the engine's own state, and the policy's own functions
+#: (they mean something in a row filter only): never in a user's query, whatever the engine.
 REFUSED_FUNCTIONS = re.compile(
-    r"^(read_\w*|\w*_scan|scan_\w*|query|query_table|glob|duckdb_\w*|pragma_\w*|parquet_\w*|iceberg_\w*|"
+    r"^(current_principal|current_principal_attr|"
+    r"read_\w*|\w*_scan|scan_\w*|query|query_table|glob|duckdb_\w*|pragma_\w*|parquet_\w*|iceberg_\w*|"
     r"delta_\w*|sniff_\w*|json_execute_serialized_sql|current_query|current_setting|getvariable|getenv|"
     r"which_secret|sql_auto_complete|checkpoint|force_checkpoint|test_\w*)$",
     re.IGNORECASE,
@@ -196,17 +202,52 @@ REFUSED_FUNCTIONS = re.compile(
 
 
 def refuse_unsafe(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
-    """Refuse table functions, LATERAL calls and functions that read files or engine state."""
+    """Refuse table functions, LATERAL calls, script transforms and functions that reach past the
+    values: on every engine those of :data:`REFUSED_FUNCTIONS`; on Spark (``ctx.write``) any function
+    not on the allow-list of :mod:`lakeplane.query.functions`."""
     for node in expression.walk():
         if isinstance(node, exp.Lateral) and not isinstance(node.this, exp.Subquery | exp.Unnest):
             raise QueryError(f"table functions are not allowed: {node.sql()}", function=node.sql())
+        if isinstance(node, exp.QueryTransform):  # Spark's TRANSFORM ... USING 'command' runs a program
+            raise QueryError("script transforms (TRANSFORM ... USING) are not allowed", function="TRANSFORM")
         if isinstance(node, exp.Func):
-            name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
-            if REFUSED_FUNCTIONS.match(name or ""):
+            name = _function_name(node)
+            if REFUSED_FUNCTIONS.match(name):
                 raise QueryError(f"function {name}() is not allowed in a query", function=name)
+            if ctx.write == "spark" and not _spark_may_call(node, name):
+                raise QueryError(
+                    f"function {name}() is not allowed on spark", function=name, dialect=ctx.write
+                )
         if isinstance(node, exp.Table) and node.name.lower().startswith("__lp_"):
             raise QueryError(f"'{node.name}' is not a table", table=node.name)
     return expression
+
+
+def _function_name(node: exp.Func) -> str:
+    """The name a function call is known by: as written when sqlglot does not know it, else
+    sqlglot's own name for it."""
+    if isinstance(node, exp.Anonymous | exp.AnonymousAggFunc):
+        return str(node.name or "").lower()
+    return node.sql_name().lower()
+
+
+def _spark_may_call(node: exp.Func, name: str) -> bool:
+    if isinstance(node, exp.Anonymous | exp.AnonymousAggFunc):  # Spark resolves it by this name
+        return name in SPARK_FUNCTIONS and name not in SPARK_REFUSED
+    return type(node) in VALUE_FUNCTIONS
+
+
+def refuse_spark_substitution(sql: str) -> str:
+    """Spark substitutes ``${...}`` in the SQL text it is given with its settings, the driver's
+    environment (``${env:NAME}``) and Java system properties, inside string literals too: SQL for
+    Spark may not hold the sequence at all.
+
+    Raises:
+        QueryError: ``sql`` holds ``${``.
+    """
+    if "${" in sql:
+        raise QueryError("'${' is not allowed in SQL for spark (Spark substitutes it)", dialect="spark")
+    return sql
 
 
 def _cte_in_scope(table: exp.Table) -> bool:
@@ -269,10 +310,12 @@ def compile_sql(
     """Parse ``sql`` once (in ``ctx.read``), apply ``rewrites`` in order, and transpile to ``write``."""
     expression = parse_single_select(sql, ctx.read)
     ctx.read = "trino" if ctx.read == "athena" else ctx.read
+    ctx.write = write
     for rewrite in rewrites:
         expression = rewrite(expression, ctx)
+    compiled = expression.sql(dialect=write, copy=False)
     return CompiledQuery(
-        expression.sql(dialect=write, copy=False),
+        refuse_spark_substitution(compiled) if write == "spark" else compiled,
         list(ctx.bindings.values()),
         expression,
         ctx.access,
