@@ -88,6 +88,7 @@ def job_conf(config: SparkConfig, job: JobSpec, master: str) -> dict[str, str]:
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.runSQLOnFiles": "false",
+        "spark.sql.variable.substitute": "false",  # ${env:...} in SQL text would read the environment
         "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
         "spark.ui.enabled": "true",
@@ -167,9 +168,11 @@ class SparkJobSession(EngineSession):
         return copies
 
     def sandbox(self) -> None:
-        """Queries reach only registered tables: no SQL on files (``spark.sql.runSQLOnFiles``)."""
-        if self.spark.conf.get("spark.sql.runSQLOnFiles") != "false":
-            raise EngineError("spark.sql.runSQLOnFiles must stay false for governed queries")
+        """Queries reach only registered tables: no SQL on files (``spark.sql.runSQLOnFiles``) and no
+        ``${...}`` substitution of settings or environment variables (``spark.sql.variable.substitute``)."""
+        for setting in ("spark.sql.runSQLOnFiles", "spark.sql.variable.substitute"):
+            if self.spark.conf.get(setting) != "false":
+                raise EngineError(f"{setting} must stay false for governed queries")
 
     def arrow_reader(self, sql: str) -> pa.RecordBatchReader:
         table = self._run(lambda: self.spark.sql(sql).toArrow(), sql)
