@@ -175,8 +175,8 @@ class TableWriter:
         self._stop_pyiceberg_retries(table)
 
         def attempt(retry: int) -> int | None:
-            if retry:
-                table.refresh()
+            # The engine's work took a while: plan against the table as it is now, not as it was.
+            table.refresh()
             head = table.metadata.snapshot_by_name(ref)
             head_id = head.snapshot_id if head else None
             if read_at is not _ANY and head_id != read_at:

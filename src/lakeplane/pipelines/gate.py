@@ -61,6 +61,7 @@ def write_audit_publish(
             written = commit(branch)
             retries += written.commit_retries
             if written.snapshot_id is None:  # nothing was written: nothing to audit or publish
+                _drop(table, branch, retry)
                 return written, []
             outcomes = gate(name, written.snapshot_id)
             failed = [o for o in outcomes if not o.get("passed") and o.get("blocking", True)]
