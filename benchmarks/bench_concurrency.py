@@ -13,6 +13,8 @@ times and their ratio, the commit retries the concurrent runs needed (from the s
 ``lakeplane.commit-retries``), keys found twice, and whether every table whose day's rows depend on
 that day alone equals the sequential copy row for row. (The curated models reading other days —
 the newest CRM extract, every day's stats — see whichever days were published when they read.)
+Each run is a fresh process, whose start and per-step work dominate at this size: the defaults take
+about five minutes on two cores, ``--backends sqlite`` half that.
 """
 
 from __future__ import annotations

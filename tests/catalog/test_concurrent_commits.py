@@ -23,11 +23,12 @@ from pyiceberg.table import Table
 
 from lakeplane.catalog import TableRef
 from lakeplane.catalog.commits import CommitRetry
-from lakeplane.catalog.writer import Mode, TableWriter, new_write_dir
+from lakeplane.catalog.writer import Mode, TableWriter, WriteResult, new_write_dir
 from lakeplane.errors import CommitConflictError, LakeplaneError
 from lakeplane.governance.policy import load_policy
 from lakeplane.governance.store import PolicyStore
 from lakeplane.lake import Lake, open_lake
+from lakeplane.pipelines.gate import write_audit_publish
 
 WRITERS = 6
 ROWS = 200
@@ -220,3 +221,36 @@ def test_processes_recording_different_policies_get_consecutive_versions(tmp_pat
 def _no_leftover_processes() -> Any:
     yield
     assert not multiprocessing.active_children()
+
+
+def test_a_publish_after_main_moved_audits_again_on_the_new_main(tmp_path: Path) -> None:
+    project = _project(tmp_path / "p")
+    lake = open_lake(project)
+    writer = TableWriter(lake.catalog)
+    table = writer.ensure_table(REF, SCHEMA, ["ds"])
+    ours = _write_day(lake, table, 0, DAY, ROWS)
+    audited: list[int] = []
+
+    def gate(name: str, snapshot_id: int) -> list[dict[str, Any]]:
+        audited.append(snapshot_id)
+        if len(audited) == 1:  # meanwhile another writer publishes another day, and this day too
+            other = open_lake(project)
+            other_writer, other_table = TableWriter(other.catalog), other.catalog.load(str(REF))
+            for day, who in (("2026-11-02", 1), (DAY, 2)):
+                path = _write_day(other, other_table, who, day, ROWS)
+                other_writer.commit(other_table, [path], "overwrite_partitions", ROWS, 0)
+        return [{"rule": "RowCount > 0", "passed": True, "observed": ROWS, "blocking": True}]
+
+    def commit(branch: str | None) -> WriteResult:
+        return writer.commit(table, [ours], "overwrite_partitions", ROWS, 0, branch=branch)
+
+    written, _ = write_audit_publish(table, commit, gate)
+
+    assert len(audited) == 2, "the output was audited again on top of the new main"
+    assert written.commit_retries >= 1
+    per_writer = Counter((ds, writer) for ds, writer, _ in _rows(project))
+    assert per_writer == {(DAY, 0): ROWS, ("2026-11-02", 1): ROWS}, "the other day kept, ours once"
+    table = open_lake(project).catalog.load(str(REF))
+    assert list(table.refs()) == ["main"], "no audit branch left behind"
+    head = table.current_snapshot()
+    assert head is not None and head.snapshot_id == written.snapshot_id == audited[-1]
