@@ -131,6 +131,24 @@ class CatalogError(LakeplaneError):
 
 
 @dataclass(eq=False, kw_only=True)
+class CommitConflictError(CatalogError):
+    """A commit of ``operation`` to ``table`` lost the race to other writers ``attempts`` times in a
+    row; nothing of it is visible. Running the step again (later, or with fewer writers) can help.
+
+    Attributes:
+        operation: what was being committed (``overwrite_partitions``, ``publish``, ``create``...).
+        attempts: how many commits were tried, the first one included.
+        cause: the last conflict, as the catalog reported it.
+    """
+
+    table: str
+    operation: str
+    attempts: int
+    cause: str | None = None
+    retryable: bool = True
+
+
+@dataclass(eq=False, kw_only=True)
 class TableNotFoundError(CatalogError, LookupError):
     """A ``table`` named in SQL or on the command line does not exist."""
 

@@ -6,7 +6,9 @@ at ``<lake root>/<zone>/<domain>/<name>``, so the zones stay folders of the lake
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -22,6 +24,7 @@ from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
 from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.typedef import Record
 
+from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, CommitRetry
 from lakeplane.config import CatalogConfig, StorageConfig
 from lakeplane.errors import CatalogError, ConfigError, MissingDependencyError, TableNotFoundError
 from lakeplane.storage import LakeStorage, Zone
@@ -89,15 +92,35 @@ class LakeCatalog:
             if s3.access_key_id:
                 properties["s3.access-key-id"] = s3.access_key_id
                 properties["s3.secret-access-key"] = s3.secret_access_key or ""
-        try:
-            self.iceberg = SqlCatalog(config.name, **properties)
-        except ModuleNotFoundError as exc:
-            raise MissingDependencyError(
-                f"the PostgreSQL catalog needs {exc.name}: pip install 'lakeplane[postgres]'",
-                extra="postgres",
-            ) from None
-        except Exception as exc:  # SQLAlchemy raises many kinds for an unreachable server
-            raise CatalogError(f"cannot open catalog {_redact(uri)}: {exc}", uri=_redact(uri)) from exc
+        #: How often a commit that lost a race to another writer is planned and tried again.
+        self.commit_retry = CommitRetry()
+        self.iceberg = self._open(config.name, properties)
+        if uri.startswith("sqlite:"):
+            _configure_sqlite(self.iceberg.engine)
+
+    def _open(self, name: str, properties: dict[str, str]) -> SqlCatalog:
+        """pyiceberg's catalog; it creates its tables in a new database, maybe racing another process."""
+        for attempt in range(3):
+            try:
+                return SqlCatalog(name, **properties)
+            except ModuleNotFoundError as exc:
+                raise MissingDependencyError(
+                    f"the PostgreSQL catalog needs {exc.name}: pip install 'lakeplane[postgres]'",
+                    extra="postgres",
+                ) from None
+            except sa.exc.DatabaseError as exc:
+                # Two processes opening a new catalog both create its tables: the loser's CREATE
+                # fails ("already exists", a duplicate pg_type row); opening again finds them.
+                if attempt == 2 or not _is_create_race(exc):
+                    raise CatalogError(
+                        f"cannot open catalog {_redact(self.uri)}: {exc}", uri=_redact(self.uri)
+                    ) from exc
+                time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # SQLAlchemy raises many kinds for an unreachable server
+                raise CatalogError(
+                    f"cannot open catalog {_redact(self.uri)}: {exc}", uri=_redact(self.uri)
+                ) from exc
+        raise AssertionError("unreachable")
 
     @cached_property
     def state_engine(self) -> sa.Engine:
@@ -106,7 +129,10 @@ class LakeCatalog:
         An engine of its own, made from the catalog's URI, so a PostgreSQL catalog shares runs,
         policy versions, the audit log and DQ metric history with everyone who uses the catalog.
         """
-        return sa.create_engine(self.uri, pool_pre_ping=True)
+        engine = sa.create_engine(self.uri, pool_pre_ping=True)
+        if self.uri.startswith("sqlite:"):
+            _configure_sqlite(engine)
+        return engine
 
     def table_exists(self, ref: TableRef) -> bool:
         return bool(self.iceberg.table_exists(str(ref)))
@@ -152,23 +178,34 @@ class LakeCatalog:
     def create(
         self, ref: TableRef, schema: Schema, spec: PartitionSpec, properties: dict[str, str] | None = None
     ) -> Table:
-        """Create ``ref`` (and its namespaces) at ``<root>/<zone>/<domain>/<name>``."""
+        """Create ``ref`` (and its namespaces) at ``<root>/<zone>/<domain>/<name>``.
+
+        Safe when several processes create the same table at once: one creates it and the others
+        load and return it (its schema and spec are the winner's).
+        """
         for depth in (1, 2):
             namespace = ref.namespace[:depth]
             try:
                 self.iceberg.create_namespace(namespace)
             except NamespaceAlreadyExistsError:
                 pass
-            except sa.exc.IntegrityError:  # another step created it in the same instant
-                if namespace not in self.iceberg.list_namespaces(namespace[:-1]):
+            except sa.exc.IntegrityError:  # another process created it in the same instant
+                if not self.iceberg.namespace_exists(namespace):
                     raise
-        return self.iceberg.create_table(
-            str(ref),
-            schema=schema,
-            partition_spec=spec,
-            location=self.storage.uri(f"{ref.zone}/{ref.domain}/{ref.name}"),
-            properties={"write.parquet.compression-codec": "zstd", **(properties or {})},
-        )
+        try:
+            return self.iceberg.create_table(
+                str(ref),
+                schema=schema,
+                partition_spec=spec,
+                location=self.storage.uri(f"{ref.zone}/{ref.domain}/{ref.name}"),
+                properties={
+                    "write.parquet.compression-codec": "zstd",
+                    **NO_PYICEBERG_RETRY,
+                    **(properties or {}),
+                },
+            )
+        except TableAlreadyExistsError:
+            return self.load(ref)
 
     def list_tables(self) -> list[TableRef]:
         refs: list[TableRef] = []
@@ -275,6 +312,39 @@ def _branch_of_each_snapshot(table: Table) -> dict[int, str]:
         for snapshot in ancestors_of(table.snapshot_by_id(refs[name].snapshot_id), table.metadata):
             found.setdefault(snapshot.snapshot_id, name)
     return found
+
+
+#: How long a SQLite connection waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """Make a SQLite catalog database fit for several processes writing at once.
+
+    WAL lets readers go on while one process commits (the rollback journal blocks them), and a
+    generous busy timeout makes a writer wait for the lock instead of failing with "database is
+    locked". WAL is a property of the file, set once by whoever gets there first; the timeout is
+    per connection, so the pool is emptied to apply it to connections made before.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                # another process may hold the file: it stays as it is until the next connection
+                with contextlib.suppress(Exception):
+                    cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    engine.dispose()
+
+
+def _is_create_race(exc: sa.exc.DatabaseError) -> bool:
+    text = str(exc.orig).lower()
+    return "already exists" in text or "duplicate key" in text or "unique constraint" in text
 
 
 def _redact(uri: str) -> str:

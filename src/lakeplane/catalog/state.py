@@ -18,15 +18,34 @@ import sqlalchemy as sa
 
 
 def ensure_tables(engine: sa.Engine, *tables: sa.Table) -> None:
-    """Create each of ``tables`` (with its indexes) that does not exist yet.
+    """Create each of ``tables`` and each of their indexes that does not exist yet.
 
     Safe when several processes open a store at once: a creator that loses the race between the
-    existence check and ``CREATE TABLE`` sees the winner's table and carries on.
+    existence check and ``CREATE`` sees the winner's table (or index) and carries on. Indexes are
+    made one by one after their table, since on SQLite a table and its indexes are separate
+    statements and the process that created the table may not be the one to finish them.
     """
     for table in tables:
-        try:
-            table.create(engine, checkfirst=True)
-        except sa.exc.DatabaseError:
-            # PostgreSQL reports the race as a duplicate pg_type row, SQLite as "already exists".
-            if not sa.inspect(engine).has_table(table.name):
-                raise
+        _create(engine, table)
+        for index in table.indexes:
+            _create(engine, index)
+
+
+def _create(engine: sa.Engine, element: sa.Table | sa.Index) -> None:
+    try:
+        element.create(engine, checkfirst=True)
+    except sa.exc.DatabaseError:
+        # PostgreSQL reports the race as a duplicate pg_type (or pg_class) row, SQLite as "already
+        # exists".
+        exists = (
+            sa.inspect(engine).has_table(element.name)
+            if isinstance(element, sa.Table)
+            else _has_index(engine, element)
+        )
+        if not exists:
+            raise
+
+
+def _has_index(engine: sa.Engine, index: sa.Index) -> bool:
+    assert index.table is not None
+    return index.name in {i["name"] for i in sa.inspect(engine).get_indexes(index.table.name)}

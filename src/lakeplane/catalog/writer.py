@@ -18,17 +18,22 @@ from urllib.parse import unquote
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, IsNull, Or
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.transforms import IdentityTransform
 from sqlglot import exp
 
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
+from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, RETRIES_KEY, retry_commit
 from lakeplane.catalog.types import duckdb_type_for, iceberg_schema_for
-from lakeplane.errors import ModelError
+from lakeplane.errors import CommitConflictError, ModelError
 
 Mode = Literal["append", "overwrite_partitions", "replace"]
+#: ``read_at`` not given: the new data does not depend on the table's current rows.
+_ANY = object()
 PARTITION_FIELD_BASE = 1000
 
 
@@ -42,6 +47,8 @@ class WriteResult:
     bytes: int
     snapshot_id: int | None
     partitions: list[dict[str, str]]
+    #: Commits that lost the race to another writer and were planned again before this one landed.
+    commit_retries: int = 0
 
 
 class TableWriter:
@@ -67,24 +74,32 @@ class TableWriter:
                 column=unknown[0],
             )
         schema = iceberg_schema_for(result, required)
-        if self.catalog.table_exists(ref):
-            table = self.catalog.load(ref)
+        if not self.catalog.table_exists(ref):
+            spec = PartitionSpec(
+                *[
+                    PartitionField(
+                        schema.find_field(col).field_id, PARTITION_FIELD_BASE + i, IdentityTransform(), col
+                    )
+                    for i, col in enumerate(partition_by)
+                ]
+            )
+            created = self.catalog.create(ref, schema, spec)
+            if created.schema().column_names == schema.column_names:
+                return created
+        # The table is older than this result, or another writer created it first: add what is new.
+        table = self.catalog.load(ref)
+
+        def attempt(retry: int) -> None:
+            if retry:
+                table.refresh()
             new = [f for f in schema.fields if f.name not in table.schema().column_names]
-            if new:
+            if new:  # the commit requires the schema it read to be current still
                 with table.update_schema() as update:
                     for field in new:
                         update.add_column(field.name, field.field_type)
-                table = self.catalog.load(ref)
-            return table
-        spec = PartitionSpec(
-            *[
-                PartitionField(
-                    schema.find_field(col).field_id, PARTITION_FIELD_BASE + i, IdentityTransform(), col
-                )
-                for i, col in enumerate(partition_by)
-            ]
-        )
-        return self.catalog.create(ref, schema, spec)
+
+        retry_commit(attempt, str(ref), "add columns", self.catalog.commit_retry)
+        return table
 
     def conforming_select(
         self, table: Table, sql: str, result_columns: Sequence[str], dialect: str = "duckdb"
@@ -116,6 +131,7 @@ class TableWriter:
         replace_filter: BooleanExpression | None = None,
         properties: dict[str, str] | None = None,
         branch: str | None = None,
+        read_at: int | object | None = _ANY,
     ) -> WriteResult:
         """Make ``paths`` (relative to the lake root) visible in one commit.
 
@@ -123,6 +139,22 @@ class TableWriter:
         when given, so an empty result still clears its day); ``replace`` replaces the whole table.
         With ``branch`` (created from main's head) the commit lands there and main is untouched; the
         result's ``snapshot_id`` is then the branch's new head.
+
+        The files to replace are planned against the head of the target ref, and the commit requires
+        that ref to be still there. When another writer moved it first, the table is reloaded, the
+        replaced files are planned again against the new head and the same data files are
+        committed again (:mod:`lakeplane.catalog.commits`): two writers replacing one day leave
+        exactly one copy of it, whichever wins. The result's ``commit_retries`` counts the lost races.
+
+        Args:
+            read_at: the snapshot of the target ref the new data was computed from, when the data
+                depends on the table itself (a merge reads the rows it keeps). A conflict is then
+                retried only while the ref is still there; once it moved, the data is stale and
+                :class:`~lakeplane.errors.CommitConflictError` asks for the step to run again.
+
+        Raises:
+            CommitConflictError: the commit lost the race more often than the catalog's
+                ``commit_retry`` allows, or (with ``read_at``) the table moved under the data.
         """
         uris = [self.catalog.storage.uri(p) for p in paths]
         partitions = _partitions_of(paths, table)
@@ -138,24 +170,78 @@ class TableWriter:
             return WriteResult(_name(table), 0, 0, 0, _current(table), partitions)
         if delete is not None and not _partition_aligned(delete, table):
             raise ModelError(f"{_name(table)}: a replace filter must name partition columns only")
-        # One snapshot: the replaced files leave and the new ones arrive together. ``delete`` names
-        # identity partition columns only, so planning it yields exactly the files to drop.
-        replaced = (
-            [task.file for task in table.scan(row_filter=delete).plan_files()]
-            if delete is not None and table.current_snapshot() is not None
-            else []
-        )
-        with table.transaction() as tx:
-            producer = tx.update_snapshot(snapshot_properties=properties, branch=branch or "main")
-            with producer.overwrite() if replaced else producer.fast_append() as snapshot:
-                for data_file in replaced:
-                    snapshot.delete_data_file(data_file)
-                for uri in uris:
-                    snapshot.append_data_file(parquet_file_to_data_file(table.io, table.metadata, uri))
-        head = table.snapshot_by_name(branch) if branch else table.current_snapshot()
+        ref = branch or MAIN_BRANCH
+        files = _DataFiles(uris)
+        self._stop_pyiceberg_retries(table)
+
+        def attempt(retry: int) -> int | None:
+            # The engine's work took a while: plan against the table as it is now, not as it was.
+            table.refresh()
+            head = table.metadata.snapshot_by_name(ref)
+            head_id = head.snapshot_id if head else None
+            if read_at is not _ANY and head_id != read_at:
+                raise CommitConflictError(
+                    f"{_name(table)} changed after its new data was computed from it "
+                    f"(snapshot {read_at}, now {head_id}); run the step again",
+                    table=_name(table),
+                    operation=mode,
+                    attempts=retry + 1,
+                )
+            # ``delete`` names identity partition columns only, so planning it against the ref's
+            # head yields exactly the files to drop; they and the new files change in one snapshot.
+            replaced = (
+                [task.file for task in table.scan(row_filter=delete, snapshot_id=head_id).plan_files()]
+                if delete is not None and head_id is not None
+                else []
+            )
+            summary = {**properties, RETRIES_KEY: str(retry)} if retry else properties
+            with table.transaction() as tx:
+                producer = tx.update_snapshot(snapshot_properties=summary, branch=ref)
+                with producer.overwrite() if replaced else producer.fast_append() as snapshot:
+                    for data_file in replaced:
+                        snapshot.delete_data_file(data_file)
+                    for data_file in files.for_table(table):
+                        snapshot.append_data_file(data_file)
+            landed = table.snapshot_by_name(ref)
+            return landed.snapshot_id if landed else None
+
+        snapshot_id, retries = retry_commit(attempt, _name(table), mode, self.catalog.commit_retry)
         return WriteResult(
-            _name(table), rows, len(uris), bytes_written, head.snapshot_id if head else None, partitions
+            _name(table), rows, len(uris), bytes_written, snapshot_id, partitions, commit_retries=retries
         )
+
+    def _stop_pyiceberg_retries(self, table: Table) -> None:
+        """Turn pyiceberg's own commit retry off on a table created before lakeplane did so itself."""
+        if all(table.properties.get(k) == v for k, v in NO_PYICEBERG_RETRY.items()):
+            return
+
+        def attempt(retry: int) -> None:
+            if retry:
+                table.refresh()
+            with table.transaction() as tx:
+                tx.set_properties(NO_PYICEBERG_RETRY)
+
+        retry_commit(attempt, _name(table), "set properties", self.catalog.commit_retry)
+
+
+class _DataFiles:
+    """The new data files as Iceberg ``DataFile`` entries, read from their footers once per schema.
+
+    The files themselves never change between attempts; only a schema change by another writer
+    (a column added) makes their statistics worth reading again.
+    """
+
+    def __init__(self, uris: list[str]) -> None:
+        self.uris = uris
+        self._built: dict[int, list[DataFile]] = {}
+
+    def for_table(self, table: Table) -> list[DataFile]:
+        schema_id = table.metadata.current_schema_id
+        if schema_id not in self._built:
+            self._built[schema_id] = [
+                parquet_file_to_data_file(table.io, table.metadata, uri) for uri in self.uris
+            ]
+        return self._built[schema_id]
 
 
 def new_write_dir(ref: TableRef) -> str:

@@ -15,8 +15,12 @@ import sqlalchemy as sa
 from pyiceberg.schema import Schema
 
 from lakeplane.catalog.state import ensure_tables
+from lakeplane.errors import PolicyError
 from lakeplane.governance.access import bind_columns
 from lakeplane.governance.policy import Policy
+
+#: How often recording a version may lose the race for its number before giving up.
+RECORD_ATTEMPTS = 20
 
 _META = sa.MetaData()
 VERSIONS = sa.Table(
@@ -67,33 +71,53 @@ class PolicyStore:
         return [_version(r) for r in rows]
 
     def record(self, policy: Policy, schemas: Callable[[], dict[str, Schema]]) -> PolicyVersion:
-        """The version of ``policy``: the latest if unchanged (binding new tables), else a new one."""
-        latest = self.latest()
-        if latest is not None and latest.digest == policy.digest:
-            merged = bind_columns(policy, schemas(), latest.bindings)
-            if merged != latest.bindings:
+        """The version of ``policy``: the latest if unchanged (binding new tables), else a new one.
+
+        Safe when several processes record at once: each version number is inserted once (the
+        primary key decides who got it), so a process that lost the race reads again and either
+        finds its policy recorded by the winner or takes the next number. Bindings of new tables
+        are merged into the row only if it still holds the bindings this process read.
+        """
+        for _ in range(RECORD_ATTEMPTS):
+            latest = self.latest()
+            if latest is not None and latest.digest == policy.digest:
+                merged = bind_columns(policy, schemas(), latest.bindings)
+                if merged == latest.bindings:
+                    return latest
+                with self.engine.begin() as conn:
+                    updated = conn.execute(
+                        VERSIONS.update()
+                        .where(
+                            VERSIONS.c.version == latest.number,
+                            VERSIONS.c.bindings == json.dumps(latest.bindings, sort_keys=True),
+                        )
+                        .values(bindings=json.dumps(merged, sort_keys=True))
+                    ).rowcount
+                if updated:
+                    return PolicyVersion(latest.number, latest.digest, latest.applied_at, merged)
+                continue  # another process merged bindings first: merge into theirs
+            bindings = bind_columns(policy, schemas())
+            number = (latest.number if latest else 0) + 1
+            at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            try:
                 with self.engine.begin() as conn:
                     conn.execute(
-                        VERSIONS.update()
-                        .where(VERSIONS.c.version == latest.number)
-                        .values(bindings=json.dumps(merged, sort_keys=True))
+                        VERSIONS.insert().values(
+                            version=number,
+                            digest=policy.digest,
+                            applied_at=at,
+                            text=policy.text,
+                            bindings=json.dumps(bindings, sort_keys=True),
+                        )
                     )
-                return PolicyVersion(latest.number, latest.digest, latest.applied_at, merged)
-            return latest
-        bindings = bind_columns(policy, schemas())
-        number = (latest.number if latest else 0) + 1
-        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        with self.engine.begin() as conn:
-            conn.execute(
-                VERSIONS.insert().values(
-                    version=number,
-                    digest=policy.digest,
-                    applied_at=at,
-                    text=policy.text,
-                    bindings=json.dumps(bindings, sort_keys=True),
-                )
-            )
-        return PolicyVersion(number, policy.digest, at, bindings)
+            except sa.exc.IntegrityError:
+                continue  # another process took this number: read what it recorded
+            return PolicyVersion(number, policy.digest, at, bindings)
+        raise PolicyError(
+            f"could not record the policy's version: {RECORD_ATTEMPTS} other versions were recorded "
+            "while trying; try again",
+            retryable=True,
+        )
 
 
 def _version(row: sa.Row[tuple[object, ...]]) -> PolicyVersion:

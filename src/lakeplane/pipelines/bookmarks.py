@@ -23,11 +23,14 @@ snapshots committed later count as usual.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot, ancestors_between_ids, ancestors_of
+
+from lakeplane.catalog.commits import CommitRetry, retry_commit, set_properties_if_unchanged
 
 DS_KEY = "lakeplane.ds"
 BATCHES_KEY = "lakeplane.batches"
@@ -96,20 +99,22 @@ def bookmarks(table: Table) -> dict[str, Bookmark]:
     return found
 
 
-def reset(table: Table) -> int | None:
+def reset(table: Table, retry: CommitRetry | None = None) -> int | None:
     """Forget every bookmark so far: the next run of each day processes it again.
 
     Returns:
         The newest snapshot forgotten, or None when the table has none.
     """
-    current = table.current_snapshot()
-    if current is None:
-        return None
-    _forget(table, ForgottenSpan(current.snapshot_id, None))
-    return current.snapshot_id
+
+    def span(current: Table) -> ForgottenSpan | None:
+        head = current.current_snapshot()
+        return None if head is None else ForgottenSpan(head.snapshot_id, None)
+
+    forgotten = _forget(table, span, retry)
+    return forgotten.through if forgotten else None
 
 
-def rewind(table: Table, until_ms: int) -> ForgottenSpan | None:
+def rewind(table: Table, until_ms: int, retry: CommitRetry | None = None) -> ForgottenSpan | None:
     """Forget the bookmarks committed after ``until_ms`` (milliseconds since 1970).
 
     The table's bookmarks become what they were at that moment: a day published since then is
@@ -118,23 +123,45 @@ def rewind(table: Table, until_ms: int) -> ForgottenSpan | None:
     Returns:
         The span forgotten, or None when no bookmark committed after ``until_ms`` is remembered.
     """
-    if not any(s.timestamp_ms > until_ms for s in _remembered(table)):
-        return None
-    snapshots = lineage(table)
-    later = [s for s in snapshots if s.timestamp_ms > until_ms]
-    kept = next((s for s in snapshots if s.timestamp_ms <= until_ms), None)
-    span = ForgottenSpan(later[0].snapshot_id, kept.snapshot_id if kept else None)
-    _forget(table, span)
+
+    def span(current: Table) -> ForgottenSpan | None:
+        if not any(s.timestamp_ms > until_ms for s in _remembered(current)):
+            return None
+        snapshots = lineage(current)
+        later = [s for s in snapshots if s.timestamp_ms > until_ms]
+        kept = next((s for s in snapshots if s.timestamp_ms <= until_ms), None)
+        return ForgottenSpan(later[0].snapshot_id, kept.snapshot_id if kept else None)
+
+    return _forget(table, span, retry)
+
+
+def _forget(
+    table: Table, span_of: Callable[[Table], ForgottenSpan | None], retry: CommitRetry | None
+) -> ForgottenSpan | None:
+    """Add the span ``span_of`` finds to the table's forgotten spans, dropping those it covers.
+
+    A read-modify-write of a table property: the commit requires main and the property to be as
+    they were read, and a commit that lost the race reads them again and recomputes the span.
+    """
+
+    def attempt(n: int) -> ForgottenSpan | None:
+        if n:
+            table.refresh()
+        span = span_of(table)
+        if span is None:
+            return None
+        position = {s.snapshot_id: i for i, s in enumerate(lineage(table))}
+        kept = [s for s in forgotten_spans(table) if not _covers(span, s, position)]
+        spans = [s.to_dict() for s in [*kept, span]]
+        set_properties_if_unchanged(
+            table,
+            {FORGOTTEN_KEY: json.dumps(spans, separators=(",", ":"))},
+            read={FORGOTTEN_KEY: table.properties.get(FORGOTTEN_KEY)},
+        )
+        return span
+
+    span, _ = retry_commit(attempt, ".".join(table.name()), "forget bookmarks", retry)
     return span
-
-
-def _forget(table: Table, span: ForgottenSpan) -> None:
-    """Add ``span`` to the table's forgotten spans, dropping those it covers."""
-    position = {s.snapshot_id: i for i, s in enumerate(lineage(table))}
-    kept = [s for s in forgotten_spans(table) if not _covers(span, s, position)]
-    spans = [s.to_dict() for s in [*kept, span]]
-    with table.transaction() as tx:
-        tx.set_properties({FORGOTTEN_KEY: json.dumps(spans, separators=(",", ":"))})
 
 
 def _covers(outer: ForgottenSpan, inner: ForgottenSpan, position: dict[int, int]) -> bool:
