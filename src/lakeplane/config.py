@@ -52,6 +52,8 @@ class CatalogConfig(_Strict):
 
     uri: str | None = None
     name: str = "lakeplane"
+    #: How often a commit that lost a race to another writer is planned again and retried.
+    commit_retries: int = Field(default=10, ge=0)
 
 
 class EngineConfig(_Strict):

@@ -93,7 +93,7 @@ class LakeCatalog:
                 properties["s3.access-key-id"] = s3.access_key_id
                 properties["s3.secret-access-key"] = s3.secret_access_key or ""
         #: How often a commit that lost a race to another writer is planned and tried again.
-        self.commit_retry = CommitRetry()
+        self.commit_retry = CommitRetry(retries=config.commit_retries)
         self.iceberg = self._open(config.name, properties)
         if uri.startswith("sqlite:"):
             _configure_sqlite(self.iceberg.engine)

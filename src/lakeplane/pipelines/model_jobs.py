@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lakeplane.catalog import LakeCatalog
+from lakeplane.catalog.commits import retry_commit
 from lakeplane.config import LakeConfig
 from lakeplane.engines.base import Capability, Engine
 from lakeplane.engines.compute import Compute
@@ -227,8 +228,12 @@ class ModelJobs:
         slow = [s for s in result.stage_skew if s["max_task_ms"] >= skew.detect_min_task_s * 1000]
         worst = max((s["skew"] for s in slow), default=1.0)
         if skew.detect and worst >= skew.detect_ratio and not result.skew:
-            with self.catalog.load(model.name).transaction() as tx:
-                tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})
+
+            def mark(_attempt: int) -> None:
+                with self.catalog.load(model.name).transaction() as tx:  # reloaded on every attempt
+                    tx.set_properties({SKEW_PROPERTY: f"{worst:.1f}x"})
+
+            retry_commit(mark, model.name, "mark skew", self.catalog.commit_retry)
 
     def gate_rulesets(
         self, model: Model, quality: str | None = None, blocking: bool = True

@@ -107,6 +107,7 @@ class ModelResult:
     placement: str = ""
     stage_skew: list[dict[str, Any]] = field(default_factory=list)
     skew: str = ""
+    commit_retries: int = 0
 
 
 def load_model(path: Path, default_domain: str) -> Model:
@@ -201,7 +202,10 @@ def run_model(
         "append" if header.materialized == "append" else "overwrite_partitions"
     )
     replace_filter = None
+    read_at: dict[str, int | None] = {}  # a merge's rows come from the table: commit only onto what it read
     if header.materialized == "merge":
+        head = catalog.load(model.name).current_snapshot()
+        read_at["read_at"] = head.snapshot_id if head else None
         merge = _merge_sql(session, catalog, model, sql)
         if merge is None:  # no new rows: the table stays as it is, not rewritten to itself
             return _unchanged(result, table, EMPTY_MERGE, started)
@@ -228,12 +232,14 @@ def run_model(
             replace_filter=replace_filter,
             properties=properties,
             branch=branch,
+            **read_at,
         )
 
     if gate is None:
         written = commit(None)
     else:
-        written, result.quality = write_audit_publish(table, commit, gate)
+        written, result.quality = write_audit_publish(table, commit, gate, retry=catalog.commit_retry)
+    result.commit_retries = written.commit_retries
     result.rows, result.files = written.rows, written.files
     result.bytes_written, result.snapshot_id = written.bytes, written.snapshot_id
     result.seconds = round(time.perf_counter() - started, 3)

@@ -94,6 +94,7 @@ def _model_metrics(outcome: ModelResult) -> dict[str, Any]:
         "engine": outcome.engine,
         "placement": outcome.placement,
         "snapshot_id": outcome.snapshot_id,
+        "commit_retries": outcome.commit_retries,
     }
     if outcome.stage_skew:
         metrics["stage_skew"] = outcome.stage_skew
