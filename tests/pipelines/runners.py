@@ -1,0 +1,137 @@
+"""A pipeline runner in a process of its own, killed as a crash kills one, and what it recorded.
+
+The runner runs in a session of its own, so killing its process group (SIGKILL) takes the runner,
+its fork server and every step process at once, as a machine going down or ``kill -9 -PGID`` would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+from lakeplane.lake import Lake
+from lakeplane.pipelines.store import ATTEMPTS, RUNS
+
+#: A short heartbeat, so a killed runner's run is taken for dead within a second.
+HEARTBEAT_S, DEAD_AFTER_S = 0.1, 0.8
+
+_RUN = """
+import datetime as dt, sys
+from lakeplane.lake import open_lake
+from lakeplane.pipelines.runner import RunOptions
+
+project, pipeline, ds, heartbeat_s, dead_after_s = sys.argv[1:]
+options = RunOptions(heartbeat_s=float(heartbeat_s), dead_after_s=float(dead_after_s))
+open_lake(project).run_pipeline(pipeline, dt.date.fromisoformat(ds), options)
+"""
+
+T = TypeVar("T")
+
+
+@dataclass
+class Seen:
+    """The newest run of a project as its store holds it (read without recording deaths)."""
+
+    run_id: str
+    state: str
+    holder: str | None
+    reason: str | None
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+
+    def step(self, name: str) -> str | None:
+        """The state of ``name``'s last attempt, None if it has none."""
+        states = [state for step, state in self.attempts if step == name]
+        return states[-1] if states else None
+
+
+class RunnerProcess:
+    """``lakeplane run PIPELINE`` for ``ds`` in a process group of its own."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        pipeline: str,
+        ds: dt.date,
+        heartbeat_s: float = HEARTBEAT_S,
+        dead_after_s: float = DEAD_AFTER_S,
+    ) -> None:
+        project = self.project = lake.project_dir
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _RUN,
+                str(project),
+                pipeline,
+                ds.isoformat(),
+                str(heartbeat_s),
+                str(dead_after_s),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._engine = sa.create_engine(lake.catalog.uri)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def seen(self) -> Seen | None:
+        """The newest run in the store, None before the runner recorded one."""
+        try:
+            with self._engine.connect() as conn:
+                run = conn.execute(sa.select(RUNS).order_by(RUNS.c.started_at.desc()).limit(1)).first()
+                if run is None:
+                    return None
+                attempts = conn.execute(
+                    sa.select(ATTEMPTS.c.step, ATTEMPTS.c.state)
+                    .where(ATTEMPTS.c.run_id == run.run_id)
+                    .order_by(ATTEMPTS.c.started_at, ATTEMPTS.c.attempt)
+                ).all()
+        except sa.exc.OperationalError:  # the tables do not exist yet, or the file is locked
+            return None
+        return Seen(run.run_id, run.state, run.holder, run.reason, [(a.step, a.state) for a in attempts])
+
+    def reached(self, step: str, state: str = "running") -> Seen | None:
+        """The newest run once ``step``'s last attempt is in ``state``, else None."""
+        seen = self.seen()
+        return seen if seen is not None and seen.step(step) == state else None
+
+    def kill(self) -> None:
+        """SIGKILL the runner's whole process group (the runner, its fork server, its steps)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._engine.dispose()
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 60.0, poll_s: float = 0.01) -> T:
+    """The first true value of ``probe()``, polled every ``poll_s``; fails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(poll_s)
+
+
+def step_processes(project: Path) -> list[str]:
+    """Processes started by multiprocessing for ``project`` (step processes, a fork server)."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "multiprocessing" in line and str(project) in line]
