@@ -6,6 +6,7 @@ its fork server and every step process at once, as a machine going down or ``kil
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -14,16 +15,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import sqlalchemy as sa
 
 from lakeplane.lake import Lake
 from lakeplane.pipelines.store import ATTEMPTS, RUNS
 
 #: A short heartbeat, so a killed runner's run is taken for dead within a second.
-HEARTBEAT_S, DEAD_AFTER_S = 0.1, 0.8
+HEARTBEAT_S, DEAD_AFTER_S = 0.1, 0.6
 
 _RUN = """
 import datetime as dt, sys
@@ -109,11 +110,25 @@ class RunnerProcess:
         seen = self.seen()
         return seen if seen is not None and seen.step(step) == state else None
 
-    def kill(self) -> None:
-        """SIGKILL the runner's whole process group (the runner, its fork server, its steps)."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+    def kill(self, group: bool = True) -> None:
+        """SIGKILL the runner's whole process group (the runner, its fork server, its steps), or
+        with ``group=False`` the runner alone, whose step processes must then die with it."""
+        with contextlib.suppress(ProcessLookupError):  # it had ended
+            if group:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait()
         self._engine.dispose()
+
+    def survivors(self) -> list[str]:
+        """Processes of the runner's group (its fork server, its steps) still alive (not zombies)."""
+        alive = []
+        for process in psutil.process_iter(["pid", "status", "cmdline"]):
+            with contextlib.suppress(ProcessLookupError, psutil.Error):
+                if os.getpgid(process.pid) == self.pid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{process.pid} {' '.join(process.info['cmdline'] or [])[:200]}")
+        return alive
 
     def exited(self) -> bool:
         return self.process.poll() is not None
@@ -129,9 +144,3 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 60.0, 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout_s} s")
         time.sleep(poll_s)
-
-
-def step_processes(project: Path) -> list[str]:
-    """Processes started by multiprocessing for ``project`` (step processes, a fork server)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "multiprocessing" in line and str(project) in line]
