@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import psutil
@@ -32,6 +33,10 @@ HEARTBEAT_S, DEAD_AFTER_S = 0.1, 0.6
 def run_in_own_session(project: str, pipeline: str, ds: str, heartbeat_s: float, dead_after_s: float) -> None:
     """The runner process: a session of its own (its group is killed whole), then the run."""
     os.setsid()
+    # What it prints (a traceback if it fails) goes to a file the test shows when it fails.
+    log = os.open(Path(project) / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
     options = RunOptions(heartbeat_s=heartbeat_s, dead_after_s=dead_after_s)
     open_lake(project).run_pipeline(pipeline, dt.date.fromisoformat(ds), options)
 
@@ -105,7 +110,16 @@ class RunnerProcess:
     def reached(self, step: str, state: str = "running") -> Seen | None:
         """The newest run once ``step``'s last attempt is in ``state``, else None."""
         seen = self.seen()
-        return seen if seen is not None and seen.step(step) == state else None
+        if seen is not None and seen.step(step) == state:
+            return seen
+        if self.exited():
+            raise AssertionError(f"the runner ended before {step} was {state}: {seen}\n{self.log()}")
+        return None
+
+    def log(self) -> str:
+        """What the runner printed."""
+        path = self.project / "runner.log"
+        return path.read_text()[-5000:] if path.exists() else ""
 
     def kill(self, group: bool = True) -> None:
         """SIGKILL the runner's whole process group (the runner, its fork server, its steps), or

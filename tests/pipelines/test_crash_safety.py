@@ -115,7 +115,7 @@ def kill_at(point: KillPoint, runner: RunnerProcess, group: bool) -> Seen | None
             time.sleep(point.then_s)
             break
         if time.monotonic() - runner.started > 120:
-            raise AssertionError(f"{point.name}: not reached in 120 s; last seen {seen}")
+            raise AssertionError(f"{point.name}: not reached in 120 s; last seen {seen}\n{runner.log()}")
         time.sleep(0.01)
     runner.kill(group)
     return runner.seen()
