@@ -111,7 +111,7 @@ class Heartbeat(threading.Thread):
         while not self._done.wait(self.heartbeat_s):
             try:
                 if not self.store.beat(self.record, self.dead_after_s):
-                    self.lost = f"the runner was taken for dead ({self.record.state} past its heartbeat)"
+                    self.lost = f"the run was taken for dead: no heartbeat for {self.dead_after_s:g} s"
                     return
                 lease = self.lease
                 if lease is not None and not self.leases.renew(lease, self.dead_after_s):
