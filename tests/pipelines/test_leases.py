@@ -284,3 +284,29 @@ def test_a_run_that_waits_longer_than_wait_s_fails_with_a_retryable_error(tmp_pa
     assert error.run_id is not None
     gave_up = lake.run_record(error.run_id)
     assert (gave_up.state, gave_up.reason, gave_up.attempts) == ("failed", str(error), [])
+
+
+def test_a_runner_whose_run_was_taken_for_dead_stops_its_steps(tmp_path: Path) -> None:
+    lake = project(tmp_path, HELD)
+    options = RunOptions(heartbeat_s=0.1, dead_after_s=30)
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(lake.run_pipeline, "p", DAY, options)
+        [run] = wait_for("the held step running", lambda: [r for r in lake.runs() if held_running(lake, r)])
+        # As if the runner had stalled past its deadline and another reader had seen it.
+        store = RunStore(lake.catalog.state_engine)
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE lakeplane_runs SET alive_until = '2000-01-01' WHERE run_id = :run"),
+                {"run": run.run_id},
+            )
+        assert store.reap() == [run.run_id]
+        reaped = time.monotonic()
+        stopped = future.result(timeout=30)
+        assert time.monotonic() - reaped < 10, "the held step was stopped, not left to run for a minute"
+    assert stopped.state == "failed" and (stopped.reason or "").startswith("runner stopped heart-beating at ")
+    assert [(a.step, a.state) for a in lake.run_record(run.run_id).attempts] == [("held", "failed")]
+    assert DayLeases(lake.catalog.state_engine).holder_of("p", DAY.isoformat()) is None
+
+
+def held_running(lake: Lake, run: RunRecord) -> bool:
+    return lake.run_record(run.run_id).step_state("held") == "running"
