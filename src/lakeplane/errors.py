@@ -313,6 +313,24 @@ class RunNotFound(LakeplaneError, LookupError):
 
 
 @dataclass(eq=False, kw_only=True)
+class RunBusy(LakeplaneError):
+    """Another run of the same ``pipeline`` and day (``ds``) holds the day, so this one cannot go on:
+    a run waited ``waited_s`` seconds for it (retryable: the other run will end), or a redrive was
+    asked of ``run_id`` while its runner is still alive.
+
+    Attributes:
+        holder_run: the run that holds the day; ``holder`` is its runner, ``host:pid``.
+    """
+
+    pipeline: str
+    ds: str
+    holder_run: str
+    holder: str | None = None
+    run_id: str | None = None
+    waited_s: float | None = None
+
+
+@dataclass(eq=False, kw_only=True)
 class BookmarkError(LakeplaneError, LookupError):
     """A step's bookmark cannot be shown or moved: unknown ``step`` of ``pipeline``, a step kind
     that keeps none, or a run (``run_id``) that cannot be rewound to."""

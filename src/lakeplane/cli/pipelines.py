@@ -43,6 +43,12 @@ def _print_run(printer: Printer, run: RunRecord) -> None:
         f"[bold]{run.run_id}[/bold] {run.pipeline} ds={run.ds}: {run.state}"
         + (f" (redrive of {run.redrive_of})" if run.redrive_of else "")
     )
+    if run.reason:
+        from rich.markup import escape
+
+        printer.line(f"{run.state}: {escape(run.reason)}")
+    if run.holder and run.state in ("running", "waiting"):
+        printer.line(f"runner {run.holder}, last heartbeat {run.heartbeat_at}")
     printer.table(
         None,
         ["step", "attempt", "state", "engine", "seconds", "rows in", "rows out", "peak MB", "error"],
@@ -141,8 +147,11 @@ def runs(ctx: Context, pipeline: str | None, limit: int) -> None:
         return
     ctx.printer.table(
         None,
-        ["run", "pipeline", "ds", "state", "started", "ended"],
-        [[r.run_id, r.pipeline, r.ds, r.state, r.started_at, r.ended_at] for r in found],
+        ["run", "pipeline", "ds", "state", "started", "ended", "why"],
+        [
+            [r.run_id, r.pipeline, r.ds, r.state, r.started_at, r.ended_at, (r.reason or "")[:120]]
+            for r in found
+        ],
     )
 
 

@@ -6,14 +6,22 @@ that of its whole process tree (a Spark driver's JVM, a program it runs), watche
 :class:`~lakeplane.pipelines.process_tree.MemoryWatchdog`. Every run and attempt goes to the run store.
 Steps commit their output atomically and idempotently, so a runner killed at any moment can be
 redriven: it reruns what did not finish and gets the tables an undisturbed run would have.
+
+One run at a time writes a pipeline's day: a run first takes the day's lease
+(:mod:`~lakeplane.pipelines.leases`), waiting (recorded as ``waiting``) while another run holds it.
+A :class:`Heartbeat` thread proves the runner alive every ``heartbeat_s`` seconds, on the run's row
+and on the lease; a runner that stops beating (killed, its machine gone) has its run taken for dead
+``dead_after_s`` seconds later, and its lease is free for the next run of the day.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +29,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
+from lakeplane.errors import ConfigError, RunBusy
 from lakeplane.pipelines.definition import Pipeline
+from lakeplane.pipelines.leases import DayLeases, Lease, this_holder
 from lakeplane.pipelines.process_tree import MemoryWatchdog
 from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
@@ -51,11 +63,69 @@ class _Running:
 
 @dataclass
 class RunOptions:
-    """Knobs of one run."""
+    """Knobs of one run.
+
+    Attributes:
+        heartbeat_s: seconds between the runner's heartbeats (each renews the day's lease too).
+        dead_after_s: a run whose runner has not beaten for this long is taken for dead, and its
+            day's lease is free. Keep it a few heartbeats long: a runner that misses it while alive
+            (a stalled machine) finds its run taken for dead and stops its steps.
+        wait_s: how long a run waits for another run of the same pipeline and day before it fails
+            with a retryable :class:`~lakeplane.errors.RunBusy`.
+    """
 
     overrides: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str], None] | None = None
     sleep: Callable[[float], None] = time.sleep
+    heartbeat_s: float = 5.0
+    dead_after_s: float = 15.0
+    wait_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_s < self.dead_after_s:
+            raise ConfigError(
+                f"RunOptions.dead_after_s ({self.dead_after_s} s) must be longer than heartbeat_s "
+                f"({self.heartbeat_s} s), and both positive: a few heartbeats, so one late beat is "
+                "not taken for a dead runner",
+                key="dead_after_s",
+            )
+
+
+class Heartbeat(threading.Thread):
+    """Proves a run's runner alive every ``heartbeat_s``: beats the run's row and renews its lease.
+
+    ``lost`` says why the run must stop: it was taken for dead (the runner stalled past
+    ``dead_after_s``) or another run took its lease over.
+    """
+
+    def __init__(self, store: RunStore, leases: DayLeases, run: RunRecord, options: RunOptions) -> None:
+        super().__init__(name=f"lakeplane-heartbeat-{run.run_id}", daemon=True)
+        self.store, self.leases, self.record = store, leases, run
+        self.heartbeat_s, self.dead_after_s = options.heartbeat_s, options.dead_after_s
+        #: The day's lease once the run holds it (renewed with each beat).
+        self.lease: Lease | None = None
+        self.lost: str | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.heartbeat_s):
+            try:
+                if not self.store.beat(self.record, self.dead_after_s):
+                    self.lost = f"the run was taken for dead: no heartbeat for {self.dead_after_s:g} s"
+                    return
+                lease = self.lease
+                if lease is not None and not self.leases.renew(lease, self.dead_after_s):
+                    self.lost = f"another run took over the lease of {lease.label}"
+                    return
+            except sa.exc.SQLAlchemyError:
+                # The database is out of reach for a moment: beat again. If it stays out of reach
+                # past dead_after_s, others take the run for dead and the next beat says so.
+                continue
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.is_alive():
+            self.join()
 
 
 class Runner:
@@ -73,14 +143,89 @@ class Runner:
         self.project_dir = project_dir
         self.pipeline = pipeline
         self.store = store
+        self.leases = DayLeases(store.engine)
         self.open_host = open_host
         self.options = options or RunOptions()
+        self._running: dict[str, _Running] = {}
 
     def run(self, ds: dt.date, redrive_of: RunRecord | None = None) -> RunRecord:
-        """Run every step (or, redriving, every step that did not succeed in ``redrive_of``)."""
+        """Run every step (or, redriving, every step that did not succeed in ``redrive_of``) once
+        this run holds the day's lease.
+
+        Raises:
+            RunBusy: another run of the pipeline and day held it for longer than ``wait_s`` (the run
+                is recorded as failed with that reason).
+        """
+        options = self.options
         run = self.store.start_run(
-            self.pipeline.name, ds.isoformat(), redrive_of.run_id if redrive_of else None
+            self.pipeline.name,
+            ds.isoformat(),
+            redrive_of.run_id if redrive_of else None,
+            holder=this_holder(),
+            alive_s=options.dead_after_s,
         )
+        heartbeat = Heartbeat(self.store, self.leases, run, options)
+        heartbeat.start()
+        try:
+            if self._take_lease(run, heartbeat):
+                failed = self._run_steps(run, ds, redrive_of, heartbeat)
+            else:
+                failed = True
+            self.store.finish_run(run, "failed" if failed or heartbeat.lost else "succeeded", heartbeat.lost)
+        except BaseException as exc:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):  # keep the original error
+                reason = str(exc) if isinstance(exc, RunBusy) else f"the runner stopped: {exc!r}"
+                self._stop_steps(run, reason)
+                self.store.finish_run(run, "failed", reason)
+            raise
+        finally:
+            heartbeat.stop()
+            if heartbeat.lease is not None:
+                with contextlib.suppress(sa.exc.SQLAlchemyError):  # it expires on its own
+                    self.leases.release(heartbeat.lease)
+        return run
+
+    def _take_lease(self, run: RunRecord, heartbeat: Heartbeat) -> bool:
+        """Take the day's lease, waiting while another run holds it; False if this run was taken
+        for dead meanwhile."""
+        waiting_since, seen = time.monotonic(), None
+        while not heartbeat.lost:
+            lease = self.leases.acquire(
+                run.pipeline, run.ds, run.run_id, run.holder or this_holder(), self.options.dead_after_s
+            )
+            if lease.run_id == run.run_id:
+                heartbeat.lease = lease
+                if seen is not None:
+                    self.store.reap(seen.run_id)  # the lease expired: its runner died
+                    self.store.set_live_state(run, "running")
+                    waited = time.monotonic() - waiting_since
+                    self._say(f"{lease.label}: took the lease after waiting {waited:.1f} s")
+                return True
+            if seen is None or seen.run_id != lease.run_id:
+                reason = f"waiting for run {lease.run_id} (holder {lease.holder}) on {lease.label}"
+                self.store.set_live_state(run, "waiting", reason)
+                self._say(reason)
+                seen = lease
+            waited = time.monotonic() - waiting_since
+            if waited > self.options.wait_s:
+                raise RunBusy(
+                    f"run {run.run_id} gave up after waiting {waited:.1f} s for run {lease.run_id} "
+                    f"(holder {lease.holder}) on {lease.label}; run it again once that run has ended",
+                    retryable=True,
+                    pipeline=run.pipeline,
+                    ds=run.ds,
+                    holder_run=lease.run_id,
+                    holder=lease.holder,
+                    run_id=run.run_id,
+                    waited_s=round(waited, 1),
+                )
+            self.options.sleep(min(1.0, self.options.heartbeat_s))
+        return False
+
+    def _run_steps(
+        self, run: RunRecord, ds: dt.date, redrive_of: RunRecord | None, heartbeat: Heartbeat
+    ) -> bool:
+        """Run the DAG's steps; True if one failed (or the run was lost and stopped)."""
         done: set[str] = set()
         if redrive_of is not None:
             for step in self.pipeline.steps:
@@ -91,9 +236,13 @@ class Runner:
         failed: set[str] = set()
         tries: dict[str, int] = {}
         not_before: dict[str, float] = {}
-        running: dict[str, _Running] = {}
+        running = self._running
         order = self.pipeline.order()
         while True:
+            if heartbeat.lost:
+                self._stop_steps(run, f"the run stopped: {heartbeat.lost}")
+                self._say(f"stopped: {heartbeat.lost}")
+                return True
             for step in order:
                 if step in done or step in failed or step in running:
                     continue
@@ -134,8 +283,14 @@ class Runner:
                 else:
                     failed.add(step)
             self.options.sleep(POLL_S)
-        self.store.finish_run(run, "failed" if failed else "succeeded")
-        return run
+        return bool(failed)
+
+    def _stop_steps(self, run: RunRecord, reason: str) -> None:
+        """Kill the steps still running and record their attempts as failed (a redrive reruns them)."""
+        for step, job in list(self._running.items()):
+            self._kill(job)
+            self.store.finish_attempt(run, job.attempt, "failed", reason, True)
+            del self._running[step]
 
     def _say(self, text: str) -> None:
         if self.options.progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -13,13 +14,13 @@ from typing import Any
 from lakeplane.catalog import LakeCatalog
 from lakeplane.config import LakeConfig, merge_settings
 from lakeplane.engines.compute import Compute
-from lakeplane.errors import LakeplaneError, RunNotFound
+from lakeplane.errors import LakeplaneError, RunBusy, RunNotFound
 from lakeplane.pipelines import step_bookmarks
 from lakeplane.pipelines.definition import Pipeline, all_pipelines, find_pipeline
 from lakeplane.pipelines.runner import Runner, RunOptions
 from lakeplane.pipelines.schedule import due
 from lakeplane.pipelines.steps import OpenHost
-from lakeplane.pipelines.store import RunRecord, RunStore
+from lakeplane.pipelines.store import LIVE, RunRecord, RunStore
 
 
 class PipelineRuns:
@@ -72,8 +73,25 @@ class PipelineRuns:
             return self._runner(self.get(name), options).run(ds)
 
     def redrive(self, run_id: str, options: RunOptions | None = None) -> RunRecord:
-        """Rerun the failed and not-yet-run steps of ``run_id``, keeping the ones that succeeded."""
+        """Rerun the failed and not-yet-run steps of ``run_id``, keeping the ones that succeeded.
+
+        A run whose runner died (it stopped heart-beating) is redriven like a failed one.
+
+        Raises:
+            RunBusy: the runner of ``run_id`` is still alive.
+        """
         original = self.record(run_id)
+        if original.state in LIVE and original.alive_until is not None:
+            raise RunBusy(
+                f"run {run_id} is still {original.state} (runner {original.holder}, last heartbeat "
+                f"{original.heartbeat_at}); redrive it once it has ended. A runner that was killed is "
+                f"taken for dead once it misses its heartbeats, at {original.alive_until}",
+                pipeline=original.pipeline,
+                ds=original.ds,
+                holder_run=run_id,
+                holder=original.holder,
+                run_id=run_id,
+            )
         with self.run_compute(options) as options:
             runner = self._runner(self.get(original.pipeline), options)
             return runner.run(dt.date.fromisoformat(original.ds), redrive_of=original)
@@ -84,11 +102,7 @@ class PipelineRuns:
         ``spark.master: spark-cluster`` one transient cluster is started for the run, shared by
         its Spark steps, and stopped when the run ends, whatever happened."""
         options = options or RunOptions()
-        merged = RunOptions(
-            overrides=merge_settings(self.overrides, options.overrides),
-            progress=options.progress,
-            sleep=options.sleep,
-        )
+        merged = dataclasses.replace(options, overrides=merge_settings(self.overrides, options.overrides))
         config = self.config
         if config.engine.type != "spark" or config.spark.master != "spark-cluster":
             yield merged
