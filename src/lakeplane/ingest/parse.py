@@ -41,11 +41,23 @@ REASONS = (
     "blank_line",
     "invalid_json",
     "not_an_object",
+    "duplicate_key",
     "wrong_column_count",
+    "unterminated_quote",
     "invalid_csv",
     "missing_required",
+    "non_finite_number",
+    "unknown_time_zone",
     "wrong_type",
 )
+#: A time of day followed by a zone name (``... 10:00:00 Europe/Berlin``): the name is group 1.
+_ZONED = (
+    r"^.*[0-9]:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]*)?)?\s+"
+    r"([A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*)\s*$"
+)
+#: Text in a ``timestamp_ntz`` value that gives an offset or a zone (a letter other than ``T``, a
+#: ``+``, or a ``-`` after the time): a wall-clock time has none.
+_NOT_WALL_CLOCK = r"[A-SU-Za-su-z+]|:[0-9]{2}(?:\.[0-9]*)?\s*-"
 #: DuckDB's CSV reader limit on a record's size, as for NDJSON objects.
 MAX_RECORD_BYTES = 16 << 20
 
@@ -64,7 +76,12 @@ class ParsedBatch:
 
 
 def create_staging(session: EngineSession) -> None:
-    """The session's table of quarantined records (accepted rows stay in per-batch tables)."""
+    """The session's table of quarantined records (accepted rows stay in per-batch tables).
+
+    The session's time zone is set to UTC: a ``timestamp`` written without offset or zone is UTC,
+    whatever the machine's local zone.
+    """
+    session.execute("SET TimeZone = 'UTC'")
     session.execute(
         f"CREATE TEMP TABLE {QUARANTINE} (_batch INTEGER, line BIGINT, reason VARCHAR, "
         "detail VARCHAR, raw_text VARCHAR, raw_bytes BLOB)"
@@ -84,10 +101,18 @@ def _no_rows(dataset: DatasetConfig, seq: int) -> str:
     return f"SELECT {columns}, {seq} AS _batch, 0::BIGINT AS _line WHERE false"
 
 
+def _values(dataset: DatasetConfig) -> str:
+    """The select list turning each declared field's text into its type."""
+    return ", ".join(
+        f"{typed(n, s.type, dataset.accept_non_finite)} AS {quote_ident(n)}"
+        for n, s in dataset.fields.items()
+    )
+
+
 def _problems(dataset: DatasetConfig) -> str:
     """TRUE for a record (each field as text) that a required field or a declared type refuses."""
     problems = [
-        f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type)} IS NULL)"
+        f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type, dataset.accept_non_finite)} IS NULL)"
         for n, s in dataset.fields.items()
         if s.type != "string"
     ]
@@ -111,11 +136,14 @@ def parse_batch(
     return _parse_csv(session, dataset, batch, seq, local_path)
 
 
-def typed(name: str, field_type: str) -> str:
+def typed(name: str, field_type: str, non_finite: bool = False) -> str:
     """SQL turning the text of a field into its declared type, NULL when it is not one.
 
     Both parse paths use it, so a value is accepted or refused the same way whichever path a batch
-    takes. Integers must be written as integers: ``1.5`` or ``true`` is not a ``long``.
+    takes. Integers must be written as integers: ``1.5`` or ``true`` is not a ``long``. A ``double``
+    that is NaN or infinite is refused unless ``non_finite``. A ``timestamp`` is converted to UTC
+    from its offset or zone (none means UTC: the session's zone, set by :func:`create_staging`); a
+    ``timestamp_ntz`` is kept as written and refused if it names an offset or zone.
     """
     col = quote_ident(name)
     target = FIELD_DUCKDB_TYPES[field_type]
@@ -124,6 +152,13 @@ def typed(name: str, field_type: str) -> str:
     if field_type in ("int", "long"):
         integer = f"regexp_full_match({col}, '\\s*[+-]?[0-9]+\\s*')"
         return f"CASE WHEN {integer} THEN TRY_CAST({col} AS {target}) END"
+    if field_type == "double" and not non_finite:
+        return f"CASE WHEN isfinite(TRY_CAST({col} AS DOUBLE)) THEN TRY_CAST({col} AS DOUBLE) END"
+    if field_type == "timestamp":
+        return f"timezone('UTC', TRY_CAST({col} AS TIMESTAMPTZ))"
+    if field_type == "timestamp_ntz":
+        wall_clock = f"NOT regexp_matches({col}, {quote_literal(_NOT_WALL_CLOCK)})"
+        return f"CASE WHEN {wall_clock} THEN TRY_CAST({col} AS TIMESTAMP) END"
     return f"TRY_CAST({col} AS {target})"
 
 
@@ -133,7 +168,7 @@ def _fast_ndjson(
     """DuckDB's parallel reader over the whole batch; ``None`` (nothing kept) if it cannot be used."""
     table = f"__b{seq}"
     columns = ", ".join(f"{quote_ident(n)}: 'VARCHAR'" for n in dataset.fields)
-    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
+    values = _values(dataset)
     try:
         # Insertion order is line order, so rowid + 1 is the line number; numbering lines WITH
         # ORDINALITY would make the reader single-threaded.
@@ -198,7 +233,7 @@ def _parse_csv(
     _read_csv(session, dataset, batch, path, names, table, rejects)
     rows, bad_rows = _counts(session, table)
     rejected = _column(session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} ORDER BY 1")
-    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
+    values = _values(dataset)
     if bad_rows == 0 and len(rejected) == 0 and rows + 1 == batch.lines:
         # Every line is one record and every record a row: the rowid gives the line.
         return ParsedBatch(
@@ -349,25 +384,59 @@ def _validate_ndjson(
     session.register_arrow("__lines", lines)
     paths = ", ".join(quote_literal(f'$."{n}"') for n in dataset.fields)
     fields = ", ".join(f"v[{i}] AS {quote_ident(n)}" for i, n in enumerate(dataset.fields, 1))
+    # DuckDB's reader refuses a record naming a declared field twice (the batch comes here); its
+    # other keys are not loaded, so their repeats change nothing and are not looked for.
+    declared = ", ".join(quote_literal(n) for n in dataset.fields)
+    keys = f"list_filter(json_keys(txt), lambda k: list_contains([{declared}], k))"
+    if dataset.accept_duplicate_keys:  # the first value wins, as in json_extract_string
+        keys = "NULL::VARCHAR[]"
     source = f"""
         WITH decoded AS (
-            SELECT line, raw, try(decode(raw)) AS txt FROM __lines
+            -- a byte-order mark opens the file, not the first record
+            SELECT line, raw, CASE WHEN line = 1 THEN ltrim(txt, chr(65279)) ELSE txt END AS txt
+            FROM (SELECT line, raw, try(decode(raw)) AS txt FROM __lines)
         ), shaped AS (
             SELECT line, raw, txt, CASE
                 WHEN txt IS NULL THEN 'invalid_utf8'
                 WHEN trim(txt) = '' THEN 'blank_line'
                 WHEN NOT json_valid(txt) THEN 'invalid_json'
                 WHEN json_type(txt) <> 'OBJECT' THEN 'not_an_object'
-            END AS pre_reason, NULL::VARCHAR AS pre_detail
+            END AS shape
             FROM decoded
+        ), keyed AS (
+            SELECT line, raw, txt,
+                   coalesce(shape, CASE WHEN repeated IS NOT NULL THEN 'duplicate_key' END) AS pre_reason,
+                   CASE WHEN shape IS NULL THEN repeated || ' is given more than once' END AS pre_detail
+            FROM (SELECT *, list_filter(keys, lambda k, i: list_position(keys, k) < i)[1] AS repeated
+                  FROM (SELECT *, CASE WHEN shape IS NULL THEN {keys} END AS keys FROM shaped))
         )
         SELECT line, raw, txt, pre_reason, pre_detail, {fields}
         FROM (SELECT *, CASE WHEN pre_reason IS NULL THEN json_extract_string(txt, [{paths}]) END AS v
-              FROM shaped)
+              FROM keyed)
     """
     accepted = _judge(session, dataset, seq, source, suffix)
     session.unregister("__lines")
     return accepted
+
+
+def _refusals(name: str, field_type: str, non_finite: bool) -> list[tuple[str, str, str]]:
+    """``(reason, condition, detail)`` of the refusals of a field's value more specific than
+    ``wrong_type``, each as SQL on the value's text (which the declared type has refused)."""
+    col = quote_ident(name)
+    if field_type == "double" and not non_finite:
+        number = f"TRY_CAST({col} AS DOUBLE)"
+        detail = f"{quote_literal(name + ' is not finite: ')} || left({col}, 80)"
+        return [("non_finite_number", f"{number} IS NOT NULL", detail)]
+    if field_type == "timestamp":
+        zone = f"regexp_extract({col}, {quote_literal(_ZONED)}, 1)"
+        return [
+            (
+                "unknown_time_zone",
+                f"{zone} <> ''",
+                f"{quote_literal(name + ' has an unknown time zone: ')} || {zone}",
+            )
+        ]
+    return []
 
 
 def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str, suffix: str = "") -> str:
@@ -386,7 +455,10 @@ def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str
             details.append(f"WHEN {col} IS NULL THEN {quote_literal(name)}")
     for name, spec in dataset.fields.items():
         col = quote_ident(name)
-        cast = typed(name, spec.type)
+        cast = typed(name, spec.type, dataset.accept_non_finite)
+        for reason, when, detail in _refusals(name, spec.type, dataset.accept_non_finite):
+            reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL AND {when} THEN '{reason}'")
+            details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL AND {when} THEN {detail}")
         reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN 'wrong_type'")
         details.append(
             f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
@@ -406,5 +478,4 @@ def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str
         f"INSERT INTO {QUARANTINE} SELECT {seq}, line, reason, detail, raw_text, raw_bytes "
         f"FROM {table} WHERE reason IS NOT NULL"
     )
-    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
-    return f"SELECT {values}, {seq} AS _batch, line AS _line FROM {table} WHERE reason IS NULL"
+    return f"SELECT {_values(dataset)}, {seq} AS _batch, line AS _line FROM {table} WHERE reason IS NULL"

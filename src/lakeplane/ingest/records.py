@@ -50,9 +50,12 @@ def open_content(path: str, compression: str | None) -> IO[bytes]:
 
 
 def read_header(path: str, compression: str | None) -> list[str] | None:
-    """The names in the first record, stripped of surrounding spaces; ``None`` for an empty file."""
+    """The names in the first record, stripped of surrounding spaces; ``None`` for an empty file.
+
+    A UTF-8 byte-order mark before the first name is not part of it (DuckDB's reader skips it too).
+    """
     with open_content(path, compression) as content:
-        text = io.TextIOWrapper(content, encoding="utf-8", errors="replace", newline="")
+        text = io.TextIOWrapper(content, encoding="utf-8-sig", errors="replace", newline="")
         first = next(csv.reader(text), None)
     return None if first is None else [name.strip() for name in first]
 
