@@ -88,3 +88,40 @@ def test_batches_list_in_landing_order(demo_lake: Lake, tmp_path: Path) -> None:
     assert [b.original_name for b in demo_lake.raw.batches("partner/impressions", DAY1)] == [
         f.name for f in files
     ]
+
+
+def whole_gzip() -> bytes:
+    return gzip.compress(b'{"a": 1}\n' * 1000)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.ndjson", b"", r"empty\.ndjson: the file is empty \(0 bytes\); nothing was landed"),
+        ("empty.csv.gz", b"", r"empty\.csv\.gz: the file is empty \(0 bytes\)"),
+        ("nothing.ndjson.gz", gzip.compress(b""), r"nothing\.ndjson\.gz: decompresses to nothing"),
+        (
+            "truncated.ndjson.gz",
+            whole_gzip()[:-20],
+            r"truncated\.ndjson\.gz: not a whole gzip file \(Compressed file ended before",
+        ),
+        (
+            "bad_crc.ndjson.gz",
+            whole_gzip()[:-8] + b"\0\0\0\0" + whole_gzip()[-4:],
+            r"bad_crc\.ndjson\.gz: not a whole gzip file \(CRC check failed",
+        ),
+        ("not_gzip.ndjson.gz", b'{"a": 1}\n', r"not_gzip\.ndjson\.gz: not a whole gzip file \(Not a gzipped"),
+    ],
+)
+def test_an_empty_or_broken_file_is_refused_and_nothing_is_landed(
+    demo_lake: Lake, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    raw = Path(demo_lake.storage.path("raw"))
+    before = tree_digest(raw) if raw.exists() else {}
+    drop = tmp_path / name
+    drop.write_bytes(content)
+    with pytest.raises(LandingError, match=message) as caught:
+        demo_lake.land("partner/impressions", [drop], DAY1)
+    assert caught.value.file == str(drop)
+    assert (tree_digest(raw) if raw.exists() else {}) == before, "no batch, no manifest"
+    assert demo_lake.raw.batches("partner/impressions") == []

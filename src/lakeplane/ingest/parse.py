@@ -155,7 +155,9 @@ def typed(name: str, field_type: str, non_finite: bool = False) -> str:
     if field_type == "double" and not non_finite:
         return f"CASE WHEN isfinite(TRY_CAST({col} AS DOUBLE)) THEN TRY_CAST({col} AS DOUBLE) END"
     if field_type == "timestamp":
-        return f"timezone('UTC', TRY_CAST({col} AS TIMESTAMPTZ))"
+        # The instant's microseconds as a UTC wall-clock: no zone is consulted (timezone('UTC', ...)
+        # gives the same, three times slower); an infinite value has none and is refused.
+        return f"make_timestamp(epoch_us(TRY_CAST({col} AS TIMESTAMPTZ)))"
     if field_type == "timestamp_ntz":
         wall_clock = f"NOT regexp_matches({col}, {quote_literal(_NOT_WALL_CLOCK)})"
         return f"CASE WHEN {wall_clock} THEN TRY_CAST({col} AS TIMESTAMP) END"

@@ -83,8 +83,13 @@ class RawZone:
     def land(self, dataset: str, source_file: Path, ingest_date: dt.date) -> LandResult:
         """Copy one partner file into the raw zone, once.
 
+        The whole file is read before anything is written: an empty file, and a gzip file that is
+        truncated or corrupt (checked to its end, CRC included), are refused and leave the raw zone
+        as it was.
+
         Raises:
-            LandingError: the file is missing or its format cannot be told from its name.
+            LandingError: the file is missing, empty, not whole, or its format cannot be told from
+                its name.
         """
         if not source_file.is_file():
             raise LandingError(f"{source_file}: no such file", file=str(source_file))
@@ -131,23 +136,33 @@ class RawZone:
 
 
 def _fingerprint(path: Path, compression: str | None) -> tuple[str, int, int]:
-    """sha256 and size of the file as landed, and the number of lines of its content."""
+    """sha256 and size of the file as landed, and the number of lines of its content.
+
+    Raises:
+        LandingError: the file, or its decompressed content, is empty, or it does not decompress
+            to its end (a truncated download, a CRC mismatch).
+    """
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as raw:
         while chunk := raw.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
+    if size == 0:
+        raise LandingError(f"{path}: the file is empty (0 bytes); nothing was landed", file=str(path))
     opener = gzip.open if compression == "gzip" else open
     lines = 0
-    last = b"\n"
+    last = b""
     try:
         with opener(path, "rb") as content:
             while chunk := content.read(CHUNK):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
-    except (OSError, EOFError) as exc:
-        raise LandingError(f"{path}: cannot decompress: {exc}", file=str(path)) from None
+    except (OSError, EOFError) as exc:  # EOFError: truncated; BadGzipFile (an OSError): corrupt
+        what = "not a whole gzip file" if compression == "gzip" else "cannot be read"
+        raise LandingError(f"{path}: {what} ({exc}); nothing was landed", file=str(path)) from None
+    if not last:
+        raise LandingError(f"{path}: decompresses to nothing; nothing was landed", file=str(path))
     if last != b"\n":
         lines += 1
     return digest.hexdigest(), size, lines
