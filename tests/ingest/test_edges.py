@@ -18,7 +18,15 @@ import pytest
 from lakeplane.config import DatasetConfig, FieldSpec, StorageConfig
 from lakeplane.engines import JobSpec
 from lakeplane.engines.duckdb import DuckDBSession
-from lakeplane.ingest.parse import ACCEPTED, QUARANTINE, accepted_view, create_staging, parse_batch
+from lakeplane.ingest import parse as parse_module
+from lakeplane.ingest.parse import (
+    ACCEPTED,
+    QUARANTINE,
+    UNTERMINATED,
+    accepted_view,
+    create_staging,
+    parse_batch,
+)
 from lakeplane.storage import open_storage
 from lakeplane.storage.raw import RawBatch
 
@@ -264,3 +272,56 @@ def test_a_dataset_may_accept_repeated_keys_and_the_first_value_wins() -> None:
         3: (3, None),
         4: (4, None),
     }
+
+
+# -- quotes that never close --------------------------------------------------------------------
+CSV_FIELDS = {"id": FieldSpec(type="long", required=True), "name": FieldSpec(), "n": FieldSpec(type="int")}
+
+
+def csv_rows(content: bytes, gzipped: bool = False) -> tuple[dict[int, tuple[Any, ...]], dict[int, Any]]:
+    config = DatasetConfig(format="csv", table="t.processed.x", fields=CSV_FIELDS)
+    parsed = parse(content, config, gzipped)
+    return {n: tuple(r.values()) for n, r in parsed.rows.items()}, parsed.bad
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize(
+    ("body", "cut", "rows"),
+    [
+        # a quote open to the end of the file
+        (b'1,"open,2\n3,c,4\n5,e,6\n', {2: b'1,"open,2'}, {3: (3, "c", 4), 4: (5, "e", 6)}),
+        # closed lines later by a stray quote that no comma follows
+        (
+            b'"open,1,2\n3,c,4\n5,"e",6\n7,g,8\n',
+            {2: b'"open,1,2'},
+            {3: (3, "c", 4), 4: (5, "e", 6), 5: (7, "g", 8)},
+        ),
+        # one after the other, CRLF line ends
+        (
+            b'1,"a\r\n2,"b\r\n3,c,4\r\n',
+            {2: b'1,"a', 3: b'2,"b'},
+            {4: (3, "c", 4)},
+        ),
+    ],
+)
+def test_an_unterminated_quote_is_cut_at_its_line_and_the_next_lines_are_read(
+    body: bytes, cut: dict[int, bytes], rows: dict[int, tuple[Any, ...]], gzipped: bool
+) -> None:
+    header = b"id,name,n\r\n" if b"\r\n" in body else b"id,name,n\n"
+    accepted, bad = csv_rows(header + body, gzipped)
+    assert accepted == rows
+    assert bad == {line: ("unterminated_quote", UNTERMINATED, raw.decode(), raw) for line, raw in cut.items()}
+
+
+def test_a_quoted_field_over_the_size_limit_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parse_module, "MAX_RECORD_BYTES", 4096)
+    filler = b"".join(b"%d,f,%d\n" % (i, i) for i in range(10, 1010))  # ~9 KB after the quote
+    accepted, bad = csv_rows(b'id,name,n\n1,ok,1\n2,"open,3\n' + filler + b'4,"d",5\n')
+    assert bad == {3: ("unterminated_quote", UNTERMINATED, '2,"open,3', b'2,"open,3')}
+    assert len(accepted) == 1002 and accepted[2] == (1, "ok", 1)
+    assert (accepted[4], accepted[1003], accepted[1004]) == ((10, "f", 10), (1009, "f", 1009), (4, "d", 5))
+
+
+def test_a_multi_line_quoted_field_that_closes_is_still_one_record() -> None:
+    accepted, bad = csv_rows(b'id,name,n\n1,"two\nlines",2\n3,"x""y",4\n')
+    assert accepted == {2: (1, "two\nlines", 2), 4: (3, 'x"y', 4)} and bad == {}

@@ -58,6 +58,10 @@ _ZONED = (
 #: Text in a ``timestamp_ntz`` value that gives an offset or a zone (a letter other than ``T``, a
 #: ``+``, or a ``-`` after the time): a wall-clock time has none.
 _NOT_WALL_CLOCK = r"[A-SU-Za-su-z+]|:[0-9]{2}(?:\.[0-9]*)?\s*-"
+UNTERMINATED = (
+    "a quoted field opens on this line and is not closed properly; "
+    "the lines after it are read as records of their own"
+)
 #: DuckDB's CSV reader limit on a record's size, as for NDJSON objects.
 MAX_RECORD_BYTES = 16 << 20
 
@@ -232,7 +236,17 @@ def _parse_csv(
     # DuckDB needs distinct names; for a repeated name the last column wins, as in a dict.
     names = [n if n and n not in header[i + 1 :] else f"__column{i}" for i, n in enumerate(header)]
     table, rejects, records = f"__b{seq}_csv", f"__b{seq}_rejects", f"__b{seq}_records"
-    _read_csv(session, dataset, batch, path, names, table, rejects)
+    compression = batch.compression
+    _read_csv(session, dataset, compression, path, names, table, rejects)
+    cuts: dict[int, bytes] = {}
+    while opened := _runaway_quotes(session, path, compression, rejects):
+        # Read again a copy with those lines emptied: each is quarantined alone, and the lines
+        # after it are records of their own.
+        cuts |= opened
+        path = _without_lines(session, f"__b{seq}_cut{len(cuts)}.csv", path, compression, set(opened))
+        compression = None
+        session.execute(f"DROP TABLE {table}; DROP TABLE {rejects}; DROP TABLE {rejects}_scan")
+        _read_csv(session, dataset, compression, path, names, table, rejects)
     rows, bad_rows = _counts(session, table)
     rejected = _column(session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} ORDER BY 1")
     values = _values(dataset)
@@ -242,7 +256,7 @@ def _parse_csv(
             "fast", rows, f"SELECT {values}, {seq} AS _batch, rowid + 2 AS _line FROM {table} WHERE NOT _bad"
         )
     wanted = _column(session, f"SELECT rowid FROM {table} WHERE _bad")
-    scan, counts = scan_records(path, batch.compression, rejected, wanted)
+    scan, counts = scan_records(path, compression, rejected, wanted)
     session.register_arrow("__records", scan)
     session.execute(f"CREATE TEMP TABLE {records} AS SELECT * FROM __records")
     session.unregister("__records")
@@ -256,7 +270,7 @@ def _parse_csv(
             f"{matched} such records; refusing to number its lines by guess",
             batch=batch.batch_id,
         )
-    _quarantine_rejects(session, seq, records, rejects, len(names))
+    _quarantine_rejects(session, seq, records, rejects, len(names), cuts)
     fields = ", ".join(f"b.{quote_ident(n)}" for n in dataset.fields)
     _judge(
         session,
@@ -278,10 +292,51 @@ def _parse_csv(
     return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
 
 
+def _runaway_quotes(
+    session: EngineSession, path: str, compression: str | None, rejects: str
+) -> dict[int, bytes]:
+    """The lines opening a quoted field that swallowed the lines after it, with their bytes.
+
+    DuckDB's reader rejects such a record (a quote never closed, or closed by a stray quote lines
+    later) as one ``UNQUOTED VALUE`` spanning every line up to the end of the file or that quote.
+    A record so rejected that holds more than one line is cut at the line it starts on.
+    """
+    quoted = _column(
+        session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} WHERE error_type = 'UNQUOTED VALUE'"
+    )
+    if len(quoted) == 0:
+        return {}
+    scan, _ = scan_records(path, compression, quoted, pa.array([], pa.int64()))
+    records = scan.read_all()
+    found = records.filter(pc.is_in(records.column("record"), value_set=quoted))
+    opened = {}
+    for line, raw in zip(found.column("line").to_pylist(), found.column("raw").to_pylist(), strict=True):
+        first, newline, _ = raw.partition(b"\n")
+        if newline and line > 1:  # the header is never cut
+            opened[line] = first.removesuffix(b"\r")
+    return opened
+
+
+def _without_lines(
+    session: EngineSession, name: str, path: str, compression: str | None, lines: set[int]
+) -> str:
+    """A copy of the batch, decompressed, in the session's spill folder, with ``lines`` emptied."""
+    target = session.spill_dir / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    number = 1
+    with open_content(path, compression) as content, open(target, "wb") as out:
+        for text in content:
+            if number in lines:
+                text = text[len(text.rstrip(b"\r\n")) :]  # its line end alone
+            out.write(text)
+            number += 1
+    return str(target)
+
+
 def _read_csv(
     session: EngineSession,
     dataset: DatasetConfig,
-    batch: RawBatch,
+    compression: str | None,
     path: str,
     names: list[str],
     table: str,
@@ -295,7 +350,7 @@ def _read_csv(
         quote_ident(n) if n in names else f"NULL::VARCHAR AS {quote_ident(n)}" for n in dataset.fields
     )
     blank = " AND ".join(f"coalesce(trim({quote_ident(n)}), '') = ''" for n in names)
-    compression = "gzip" if batch.compression == "gzip" else "none"
+    codec = "gzip" if compression == "gzip" else "none"
     _in_file_order(session, True)
     try:
         session.execute(
@@ -303,7 +358,7 @@ def _read_csv(
             f"FROM (SELECT {fields}, {blank} AS _blank "
             f"FROM read_csv({quote_literal(path)}, header = true, auto_detect = false, "
             f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
-            f"compression = '{compression}', max_line_size = {MAX_RECORD_BYTES}, "
+            f"compression = '{codec}', max_line_size = {MAX_RECORD_BYTES}, "
             # the default buffer (16 records of the largest size) would not fit a small job
             f"buffer_size = {2 * MAX_RECORD_BYTES}, store_rejects = true, "
             f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan'))"
@@ -313,12 +368,17 @@ def _read_csv(
 
 
 def _quarantine_rejects(
-    session: EngineSession, seq: int, records: str, rejects: str, header_columns: int
+    session: EngineSession, seq: int, records: str, rejects: str, header_columns: int, cuts: dict[int, bytes]
 ) -> None:
     """Records DuckDB's reader rejected or skipped, with their reasons, into the quarantine.
 
-    A record of spaces and commas only is a blank line whatever DuckDB said of its columns.
+    A record of spaces and commas only is a blank line whatever DuckDB said of its columns. The
+    lines in ``cuts`` (emptied in the copy DuckDB read) are quarantined with their delivered bytes.
     """
+    cut = pa.table(
+        {"line": pa.array(list(cuts), pa.int64()), "raw": pa.array(list(cuts.values()), pa.binary())}
+    )
+    session.register_arrow("__cuts", cut)
     text = "coalesce(try(decode(r.raw)), CAST(r.raw AS VARCHAR))"
     blank = f"regexp_full_match({text}, '[\\s,]*')"
     columns = "list_has_any(e.kinds, ['MISSING COLUMNS', 'TOO MANY COLUMNS'])"
@@ -339,8 +399,14 @@ def _quarantine_rejects(
                      arg_min(error_message, column_idx) AS message
               FROM {rejects} GROUP BY line) e ON e.line = r.record
         UNION ALL
-        SELECT {seq}, r.line, 'blank_line', NULL, {text}, r.raw FROM {records} r WHERE r.skipped
+        SELECT {seq}, r.line, 'blank_line', NULL, {text}, r.raw
+        FROM {records} r WHERE r.skipped AND r.line NOT IN (SELECT line FROM __cuts)
+        UNION ALL
+        SELECT {seq}, line, 'unterminated_quote', {quote_literal(UNTERMINATED)},
+               coalesce(try(decode(raw)), CAST(raw AS VARCHAR)), raw
+        FROM __cuts
     """)
+    session.unregister("__cuts")
 
 
 def _ndjson_lines(path: str, compression: str | None, keep: pa.Array | None = None) -> pa.RecordBatchReader:
