@@ -1,5 +1,6 @@
-"""Edge inputs: zoned timestamps, byte-order marks, non-finite numbers, repeated keys, in both
-formats and on both NDJSON paths; each stored value or quarantine reason is checked exactly."""
+"""Edge inputs: zoned timestamps, byte-order marks, non-finite numbers, repeated keys, quotes that
+never close, in both formats and on both NDJSON paths; each stored value or quarantine reason is
+checked exactly."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyiceberg.types import TimestampType
 
 from lakeplane.config import DatasetConfig, FieldSpec, StorageConfig
 from lakeplane.engines import JobSpec
@@ -27,8 +29,10 @@ from lakeplane.ingest.parse import (
     create_staging,
     parse_batch,
 )
+from lakeplane.lake import open_lake
 from lakeplane.storage import open_storage
 from lakeplane.storage.raw import RawBatch
+from tests.conftest import DAY1
 
 FIELDS = {
     "id": FieldSpec(type="long", required=True),
@@ -325,3 +329,71 @@ def test_a_quoted_field_over_the_size_limit_is_cut(monkeypatch: pytest.MonkeyPat
 def test_a_multi_line_quoted_field_that_closes_is_still_one_record() -> None:
     accepted, bad = csv_rows(b'id,name,n\n1,"two\nlines",2\n3,"x""y",4\n')
     assert accepted == {2: (1, "two\nlines", 2), 4: (3, 'x"y', 4)} and bad == {}
+
+
+# -- through the lake: landed, ingested, stored -------------------------------------------------
+LAKE_CONFIG = """
+name: shop
+ingest:
+  max_quarantine_rate: 0.9
+datasets:
+  pos/events:
+    format: ndjson
+    table: shop.processed.events
+    fields:
+      id: {type: long, required: true}
+      at: {type: timestamp}
+      local: {type: timestamp_ntz}
+      score: {type: double}
+  pos/rows:
+    format: csv
+    table: shop.processed.rows
+    fields:
+      id: {type: long, required: true}
+      name: {type: string}
+      at: {type: timestamp}
+"""
+
+
+def test_edge_inputs_through_the_lake(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text(LAKE_CONFIG)
+    lake = open_lake(project)
+    events = [
+        b'{"id": 1, "at": "2026-11-01 10:00:00+02:00", "local": "2026-11-01 10:00:00", "score": 1.5}',
+        b'{"id": 2, "at": "2026-07-01 10:00:00 Europe/Berlin", "score": NaN}',
+        b'{"id": 3, "id": 4}',
+        b'{"id": 5, "at": "2026-11-01 10:00:00 Atlantis/Capital"}',
+    ]
+    (tmp_path / "events.ndjson").write_bytes(BOM + b"\n".join(events) + b"\n")
+    (tmp_path / "rows.csv.gz").write_bytes(
+        gzip.compress(BOM + b'id,name,at\n1,"open,2026-11-01 10:00:00-05:00\n2,b,2026-11-01T23:30:00Z\n')
+    )
+    lake.land("pos/events", [tmp_path / "events.ndjson"], DAY1)
+    lake.land("pos/rows", [tmp_path / "rows.csv.gz"], DAY1)
+    lake.ingest("pos/events", DAY1)
+    lake.ingest("pos/rows", DAY1)
+
+    assert lake.query("SELECT id, at, local, score FROM processed.events").to_pylist() == [
+        {"id": 1, "at": utc(2026, 11, 1, 8), "local": utc(2026, 11, 1, 10), "score": 1.5}
+    ]
+    assert lake.query("SELECT id, name, at FROM processed.rows").to_pylist() == [
+        {"id": 2, "name": "b", "at": utc(2026, 11, 1, 23, 30)}
+    ]
+    for table in ("events", "rows"):
+        schema = lake.catalog.load(f"shop.processed.{table}").schema()
+        assert isinstance(schema.find_field("at").field_type, TimestampType), "UTC, in a timestamp column"
+    quarantine = "SELECT line, reason, raw_text, source_file FROM processed.{}_quarantine ORDER BY line"
+    bad_events = lake.query(quarantine.format("events")).to_pylist()
+    assert [(r["line"], r["reason"], r["raw_text"]) for r in bad_events] == [
+        (2, "non_finite_number", events[1].decode()),
+        (3, "duplicate_key", events[2].decode()),
+        (4, "unknown_time_zone", events[3].decode()),
+    ]
+    bad_rows = lake.query(quarantine.format("rows")).to_pylist()
+    assert [(r["line"], r["reason"], r["raw_text"]) for r in bad_rows] == [
+        (2, "unterminated_quote", '1,"open,2026-11-01 10:00:00-05:00')
+    ]
+    assert all(r["source_file"].endswith(".ndjson") for r in bad_events)
+    assert bad_rows[0]["source_file"].endswith(".csv.gz") and "/raw/pos/rows/" in bad_rows[0]["source_file"]
