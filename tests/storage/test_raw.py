@@ -5,7 +5,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from lakeplane.cli.main import cli
 from lakeplane.errors import ConfigError, LandingError
 from lakeplane.lake import Lake
 from tests.conftest import DAY1, DAY2, land_drop
@@ -124,4 +126,29 @@ def test_an_empty_or_broken_file_is_refused_and_nothing_is_landed(
         demo_lake.land("partner/impressions", [drop], DAY1)
     assert caught.value.file == str(drop)
     assert (tree_digest(raw) if raw.exists() else {}) == before, "no batch, no manifest"
+    assert demo_lake.raw.batches("partner/impressions") == []
+
+
+def test_lakeplane_land_refuses_a_truncated_gzip_in_one_line(demo_lake: Lake, tmp_path: Path) -> None:
+    drop = tmp_path / "cut.ndjson.gz"
+    drop.write_bytes(whole_gzip()[:-20])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--lake",
+            str(demo_lake.project_dir),
+            "land",
+            "partner/impressions",
+            str(drop),
+            "--date",
+            "2026-11-01",
+        ],
+    )
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in result.output
+    assert errors == [
+        f"error: {drop}: not a whole gzip file (Compressed file ended before the end-of-stream marker was "
+        "reached); nothing was landed"
+    ]
     assert demo_lake.raw.batches("partner/impressions") == []
