@@ -6,20 +6,26 @@ parse a whole NDJSON batch in parallel, numbering lines by insertion order; it i
 count equals the manifest's line count, which proves no line was skipped. Rows whose values do not
 convert are then re-read from the file by line number and judged like any other bad line. Any batch
 DuckDB's reader cannot parse goes line by line: lines are cut and numbered by pyarrow, then checked
-in SQL (UTF-8, JSON, object, required fields, types), so every rejected line keeps its number,
-reason and raw bytes.
+in SQL (UTF-8, JSON, object, a declared field given twice, required fields, types), so every
+rejected line keeps its number, reason and raw bytes (DuckDB's reader refuses a batch in which a
+record names a declared field twice, so such a batch always goes line by line).
 
 A CSV batch goes through DuckDB's CSV reader, every column as text, with its rejects table: records
 it cannot split into the header's columns land there; declared types and required fields are then
-judged in SQL with the same :func:`typed` casts. The session is used through the
-:class:`~lakeplane.engines.base.EngineSession` interface only; the SQL is DuckDB's, the engine
-whose capabilities include ingest.
+judged in SQL with the same :func:`typed` casts. A quoted field that does not close properly would
+swallow the lines after it into one rejected record: that record is cut at the line the quote
+opens on, which alone is quarantined, and a copy of the batch without that line is read again.
+
+The session is used through the :class:`~lakeplane.engines.base.EngineSession` interface only; the
+SQL is DuckDB's, the engine whose capabilities include ingest. Its time zone is set to UTC, so that a
+``timestamp`` written without offset or zone is UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +35,13 @@ from lakeplane.config import DatasetConfig
 from lakeplane.engines.base import EngineSession
 from lakeplane.engines.duckdb import quote_ident, quote_literal
 from lakeplane.errors import EngineError, IngestError
-from lakeplane.ingest.records import open_content, read_header, scan_records
+from lakeplane.ingest.records import (
+    copy_without_lines,
+    multi_line_starts,
+    open_content,
+    read_header,
+    scan_records,
+)
 from lakeplane.storage.raw import RawBatch
 
 BLOCK = 32 << 20
@@ -220,7 +232,7 @@ def _column(session: EngineSession, sql: str) -> pa.Array:
 
 
 def _parse_csv(
-    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, path: str
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, local_path: str
 ) -> ParsedBatch:
     """DuckDB's CSV reader over the whole batch, every column as text, its rejects kept.
 
@@ -230,6 +242,7 @@ def _parse_csv(
     bytes: records DuckDB rejected, empty lines it skipped and rows the declared fields refuse are
     quarantined with them, and every accepted row gets its line.
     """
+    path = local_path
     header = read_header(path, batch.compression)
     if header is None:
         return ParsedBatch("fast", 0, _no_rows(dataset, seq))
@@ -243,8 +256,11 @@ def _parse_csv(
         # Read again a copy with those lines emptied: each is quarantined alone, and the lines
         # after it are records of their own.
         cuts |= opened
-        path = _without_lines(session, f"__b{seq}_cut{len(cuts)}.csv", path, compression, set(opened))
-        compression = None
+        copy = session.spill_dir / f"__b{seq}_cut{len(cuts)}.csv"
+        copy_without_lines(path, compression, set(opened), copy)
+        if path != local_path:  # an earlier copy
+            Path(path).unlink()
+        path, compression = str(copy), None
         session.execute(f"DROP TABLE {table}; DROP TABLE {rejects}; DROP TABLE {rejects}_scan")
         _read_csv(session, dataset, compression, path, names, table, rejects)
     rows, bad_rows = _counts(session, table)
@@ -299,38 +315,15 @@ def _runaway_quotes(
 
     DuckDB's reader rejects such a record (a quote never closed, or closed by a stray quote lines
     later) as one ``UNQUOTED VALUE`` spanning every line up to the end of the file or that quote.
-    A record so rejected that holds more than one line is cut at the line it starts on.
+    A record so rejected that holds more than one line is cut at the line it starts on; the header
+    is never cut.
     """
     quoted = _column(
         session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} WHERE error_type = 'UNQUOTED VALUE'"
     )
     if len(quoted) == 0:
         return {}
-    scan, _ = scan_records(path, compression, quoted, pa.array([], pa.int64()))
-    records = scan.read_all()
-    found = records.filter(pc.is_in(records.column("record"), value_set=quoted))
-    opened = {}
-    for line, raw in zip(found.column("line").to_pylist(), found.column("raw").to_pylist(), strict=True):
-        first, newline, _ = raw.partition(b"\n")
-        if newline and line > 1:  # the header is never cut
-            opened[line] = first.removesuffix(b"\r")
-    return opened
-
-
-def _without_lines(
-    session: EngineSession, name: str, path: str, compression: str | None, lines: set[int]
-) -> str:
-    """A copy of the batch, decompressed, in the session's spill folder, with ``lines`` emptied."""
-    target = session.spill_dir / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    number = 1
-    with open_content(path, compression) as content, open(target, "wb") as out:
-        for text in content:
-            if number in lines:
-                text = text[len(text.rstrip(b"\r\n")) :]  # its line end alone
-            out.write(text)
-            number += 1
-    return str(target)
+    return {line: raw for line, raw in multi_line_starts(path, compression, quoted).items() if line > 1}
 
 
 def _read_csv(

@@ -10,7 +10,9 @@ A record ends at a newline outside quotes. A quote opens a quoted field only at 
 field; inside one, ``""`` is a quote and a lone ``"`` closes it (RFC 4180, DuckDB's defaults). Only
 lines holding a quote can change that state, so the others are handled as whole arrays. The file
 is read in blocks; a record still open at the end of a block waits for the next one, so a quote
-never closed holds the rest of the file (DuckDB rejects that record the same way).
+never closed holds the rest of the file (DuckDB rejects that record the same way). The parse then
+cuts such a record at its first line (:func:`multi_line_starts`) and reads a copy of the file with
+that line emptied (:func:`copy_without_lines`), so the lines after it are records of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import pyarrow as pa
@@ -110,6 +113,27 @@ def scan_records(
                 rest = buffer[used_bytes:]
 
     return pa.RecordBatchReader.from_batches(RECORDS_SCHEMA, blocks()), counts
+
+
+def multi_line_starts(path: str, compression: str | None, records: pa.Array) -> dict[int, bytes]:
+    """Of the records numbered ``records``, those spanning several lines: first line, its bytes."""
+    scan, _ = scan_records(path, compression, records, pa.array([], pa.int64()))
+    starts = {}
+    for batch in scan:
+        found = batch.filter(pc.is_in(batch.column("record"), value_set=pc.cast(records, pa.int64())))
+        for line, raw in zip(found.column("line").to_pylist(), found.column("raw").to_pylist(), strict=True):
+            first, newline, _ = raw.partition(b"\n")
+            if newline:
+                starts[line] = first.removesuffix(b"\r")
+    return starts
+
+
+def copy_without_lines(path: str, compression: str | None, lines: set[int], target: Path) -> None:
+    """Write the content of ``path``, decompressed, to ``target`` with ``lines`` left empty (each
+    keeps its line end, so every other line keeps its number)."""
+    with open_content(path, compression) as content, open(target, "wb") as out:
+        for number, text in enumerate(content, start=1):
+            out.write(text[len(text.rstrip(b"\r\n")) :] if number in lines else text)
 
 
 def _lines(block: bytes) -> pa.Array:
