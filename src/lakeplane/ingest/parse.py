@@ -517,14 +517,15 @@ def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str
     for name, spec in dataset.fields.items():
         col = quote_ident(name)
         cast = typed(name, spec.type, dataset.accept_non_finite)
-        for reason, when, detail in _refusals(name, spec.type, dataset.accept_non_finite):
-            reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL AND {when} THEN '{reason}'")
-            details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL AND {when} THEN {detail}")
-        reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN 'wrong_type'")
-        details.append(
-            f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
-            f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)"
-        )
+        # The value is cast once per branch for every row: what is more specific than wrong_type
+        # is asked only of the values refused.
+        reason = "'wrong_type'"
+        detail = f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)"
+        for specific, when, says in reversed(_refusals(name, spec.type, dataset.accept_non_finite)):
+            reason = f"CASE WHEN {when} THEN '{specific}' ELSE {reason} END"
+            detail = f"CASE WHEN {when} THEN {says} ELSE {detail} END"
+        reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN {reason}")
+        details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN {detail}")
     names = ", ".join(quote_ident(n) for n in dataset.fields)
     session.execute(f"""
         CREATE TEMP TABLE {table} AS
