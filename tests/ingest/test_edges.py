@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from pyiceberg.types import TimestampType
 
 from lakeplane.config import DatasetConfig, FieldSpec, StorageConfig
@@ -397,3 +399,25 @@ def test_edge_inputs_through_the_lake(tmp_path: Path) -> None:
     ]
     assert all(r["source_file"].endswith(".ndjson") for r in bad_events)
     assert bad_rows[0]["source_file"].endswith(".csv.gz") and "/raw/pos/rows/" in bad_rows[0]["source_file"]
+
+
+cells = st.one_of(
+    st.from_regex(r"[a-z0-9 ]{0,4}", fullmatch=True),
+    st.from_regex(r'"[a-z,\n]{0,5}"', fullmatch=True),
+    st.from_regex(r'"[a-z, ]{0,5}', fullmatch=True),  # a quote that this line does not close
+)
+csv_records = st.lists(cells, min_size=1, max_size=4).map(lambda cs: ",".join(cs).encode())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(csv_records, min_size=1, max_size=12))
+@example([b'"', b'"a\n","a","\n"'])  # cutting line 2 makes lines 3-5 one good record
+def test_every_line_is_accounted_for_once_whatever_the_quotes(body: list[bytes]) -> None:
+    content = b"id,name,n\n" + b"\n".join(body) + b"\n"
+    parsed = parse(content, DatasetConfig(format="csv", table="t.processed.x", fields=CSV_FIELDS))
+    delivered = content.split(b"\n")
+    assert set(parsed.rows).isdisjoint(parsed.bad)  # and parse() checked read = accepted + quarantined
+    for line, (reason, _, _, raw) in parsed.bad.items():
+        assert raw == b"\n".join(delivered[line - 1 : line - 1 + raw.count(b"\n") + 1])
+        if reason == "unterminated_quote":
+            assert b"\n" not in raw and b'"' in raw, "cut at the line the quote opens on"

@@ -37,7 +37,7 @@ from lakeplane.engines.duckdb import quote_ident, quote_literal
 from lakeplane.errors import EngineError, IngestError
 from lakeplane.ingest.records import (
     copy_without_lines,
-    multi_line_starts,
+    lines_to_cut,
     open_content,
     read_header,
     scan_records,
@@ -74,6 +74,8 @@ UNTERMINATED = (
     "a quoted field opens on this line and is not closed properly; "
     "the lines after it are read as records of their own"
 )
+#: How many times a CSV batch is read again after cutting runaway quotes (see :func:`_parse_csv`).
+MAX_CUT_PASSES = 64
 #: DuckDB's CSV reader limit on a record's size, as for NDJSON objects.
 MAX_RECORD_BYTES = 16 << 20
 
@@ -232,7 +234,7 @@ def _column(session: EngineSession, sql: str) -> pa.Array:
 
 
 def _parse_csv(
-    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, local_path: str
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, path: str
 ) -> ParsedBatch:
     """DuckDB's CSV reader over the whole batch, every column as text, its rejects kept.
 
@@ -242,27 +244,14 @@ def _parse_csv(
     bytes: records DuckDB rejected, empty lines it skipped and rows the declared fields refuse are
     quarantined with them, and every accepted row gets its line.
     """
-    path = local_path
     header = read_header(path, batch.compression)
     if header is None:
         return ParsedBatch("fast", 0, _no_rows(dataset, seq))
     # DuckDB needs distinct names; for a repeated name the last column wins, as in a dict.
     names = [n if n and n not in header[i + 1 :] else f"__column{i}" for i, n in enumerate(header)]
     table, rejects, records = f"__b{seq}_csv", f"__b{seq}_rejects", f"__b{seq}_records"
-    compression = batch.compression
-    _read_csv(session, dataset, compression, path, names, table, rejects)
-    cuts: dict[int, bytes] = {}
-    while opened := _runaway_quotes(session, path, compression, rejects):
-        # Read again a copy with those lines emptied: each is quarantined alone, and the lines
-        # after it are records of their own.
-        cuts |= opened
-        copy = session.spill_dir / f"__b{seq}_cut{len(cuts)}.csv"
-        copy_without_lines(path, compression, set(opened), copy)
-        if path != local_path:  # an earlier copy
-            Path(path).unlink()
-        path, compression = str(copy), None
-        session.execute(f"DROP TABLE {table}; DROP TABLE {rejects}; DROP TABLE {rejects}_scan")
-        _read_csv(session, dataset, compression, path, names, table, rejects)
+    _read_csv(session, dataset, batch.compression, path, names, table, rejects)
+    path, compression, cuts = _cut_runaway_quotes(session, dataset, batch, seq, names, path)
     rows, bad_rows = _counts(session, table)
     rejected = _column(session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} ORDER BY 1")
     values = _values(dataset)
@@ -308,6 +297,41 @@ def _parse_csv(
     return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
 
 
+def _cut_runaway_quotes(
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, names: list[str], path: str
+) -> tuple[str, str | None, dict[int, bytes]]:
+    """Cut the records DuckDB read as one runaway quoted field, until none is left.
+
+    Each pass reads a copy of the batch with the cut lines emptied (every other line keeps its
+    number): each cut line is quarantined alone and the lines after it are records of their own.
+
+    Returns:
+        The file DuckDB's last reading was of and its compression, and the cut lines' bytes.
+    """
+    table, rejects = f"__b{seq}_csv", f"__b{seq}_rejects"
+    compression = batch.compression
+    cuts: dict[int, bytes] = {}
+    for passes in range(MAX_CUT_PASSES + 1):
+        opened = _runaway_quotes(session, path, compression, rejects)
+        if not opened:
+            break
+        if passes == MAX_CUT_PASSES:
+            raise IngestError(
+                f"batch {batch.batch_id}: after cutting {len(cuts)} lines whose quoted field does not "
+                f"close, in {passes} readings, more remain; refusing to read it as CSV",
+                batch=batch.batch_id,
+            )
+        cuts |= opened
+        copy = session.spill_dir / f"__b{seq}_cut{passes}.csv"
+        copy_without_lines(path, compression, set(opened), copy)
+        if passes:  # the previous copy
+            Path(path).unlink()
+        path, compression = str(copy), None
+        session.execute(f"DROP TABLE {table}; DROP TABLE {rejects}; DROP TABLE {rejects}_scan")
+        _read_csv(session, dataset, compression, path, names, table, rejects)
+    return path, compression, cuts
+
+
 def _runaway_quotes(
     session: EngineSession, path: str, compression: str | None, rejects: str
 ) -> dict[int, bytes]:
@@ -323,7 +347,9 @@ def _runaway_quotes(
     )
     if len(quoted) == 0:
         return {}
-    return {line: raw for line, raw in multi_line_starts(path, compression, quoted).items() if line > 1}
+    cuts = lines_to_cut(path, compression, quoted)
+    cuts.pop(1, None)  # the header
+    return cuts
 
 
 def _read_csv(

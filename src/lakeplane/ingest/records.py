@@ -11,7 +11,7 @@ field; inside one, ``""`` is a quote and a lone ``"`` closes it (RFC 4180, DuckD
 lines holding a quote can change that state, so the others are handled as whole arrays. The file
 is read in blocks; a record still open at the end of a block waits for the next one, so a quote
 never closed holds the rest of the file (DuckDB rejects that record the same way). The parse then
-cuts such a record at its first line (:func:`multi_line_starts`) and reads a copy of the file with
+cuts such a record at its first line (:func:`lines_to_cut`) and reads a copy of the file with
 that line emptied (:func:`copy_without_lines`), so the lines after it are records of their own.
 """
 
@@ -115,17 +115,27 @@ def scan_records(
     return pa.RecordBatchReader.from_batches(RECORDS_SCHEMA, blocks()), counts
 
 
-def multi_line_starts(path: str, compression: str | None, records: pa.Array) -> dict[int, bytes]:
-    """Of the records numbered ``records``, those spanning several lines: first line, its bytes."""
+def lines_to_cut(path: str, compression: str | None, records: pa.Array) -> dict[int, bytes]:
+    """The first lines of the records numbered ``records`` that span several lines, with their
+    bytes, as far as cutting them all at once is safe.
+
+    Once a record is cut at its first line, the lines after it are read again; while they hold no
+    quote they read the same way and the records after them keep their bounds, so the next record
+    can be cut in the same pass. A quote among them may change every record after it: the cuts stop
+    there, and the file is read again before more are made.
+    """
     scan, _ = scan_records(path, compression, records, pa.array([], pa.int64()))
-    starts = {}
+    cuts = {}
     for batch in scan:
         found = batch.filter(pc.is_in(batch.column("record"), value_set=pc.cast(records, pa.int64())))
         for line, raw in zip(found.column("line").to_pylist(), found.column("raw").to_pylist(), strict=True):
-            first, newline, _ = raw.partition(b"\n")
-            if newline:
-                starts[line] = first.removesuffix(b"\r")
-    return starts
+            first, newline, rest = raw.partition(b"\n")
+            if not newline:
+                continue
+            cuts[line] = first.removesuffix(b"\r")
+            if b'"' in rest:
+                return cuts
+    return cuts
 
 
 def copy_without_lines(path: str, compression: str | None, lines: set[int], target: Path) -> None:
