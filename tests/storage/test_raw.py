@@ -152,3 +152,15 @@ def test_lakeplane_land_refuses_a_truncated_gzip_in_one_line(demo_lake: Lake, tm
         "reached); nothing was landed"
     ]
     assert demo_lake.raw.batches("partner/impressions") == []
+
+
+def test_one_broken_file_lands_none_of_the_files_given_with_it(demo_lake: Lake, tmp_path: Path) -> None:
+    good = tmp_path / "good.ndjson.gz"
+    good.write_bytes(whole_gzip())
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(whole_gzip()[:-20])
+    with pytest.raises(LandingError, match=r"cut\.ndjson\.gz: not a whole gzip file"):
+        demo_lake.land("partner/impressions", [good, cut], DAY1)
+    assert demo_lake.raw.batches("partner/impressions") == []
+    [landed] = demo_lake.land("partner/impressions", [good], DAY1)
+    assert landed.landed and landed.batch.lines == 1000

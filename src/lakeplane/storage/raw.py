@@ -49,6 +49,18 @@ class RawBatch:
 
 
 @dataclass(frozen=True)
+class PartnerFile:
+    """A partner file read to its end and found whole, ready to land."""
+
+    source: Path
+    format: str
+    compression: str | None
+    sha256: str
+    bytes: int
+    lines: int
+
+
+@dataclass(frozen=True)
 class LandResult:
     """What ``land`` did with one file: ``landed`` false means the content was already there."""
 
@@ -80,21 +92,16 @@ class RawZone:
     def _dataset_dir(self, dataset: str) -> str:
         return f"{Zone.RAW.value}/{dataset}"
 
-    def land(self, dataset: str, source_file: Path, ingest_date: dt.date) -> LandResult:
-        """Copy one partner file into the raw zone, once.
-
-        The whole file is read before anything is written: an empty file, and a gzip file that is
-        truncated or corrupt (checked to its end, CRC included), are refused and leave the raw zone
-        as it was.
+    def land(self, dataset: str, source_file: Path | PartnerFile, ingest_date: dt.date) -> LandResult:
+        """Copy one partner file (checked by :func:`check_partner_file` if a path) into the raw
+        zone, once.
 
         Raises:
-            LandingError: the file is missing, empty, not whole, or its format cannot be told from
-                its name.
+            LandingError: as :func:`check_partner_file`; nothing is written then.
         """
-        if not source_file.is_file():
-            raise LandingError(f"{source_file}: no such file", file=str(source_file))
-        fmt, compression = detect_format(source_file.name)
-        sha, size, lines = _fingerprint(source_file, compression)
+        checked = source_file if isinstance(source_file, PartnerFile) else check_partner_file(source_file)
+        source_file, fmt, compression = checked.source, checked.format, checked.compression
+        sha, size, lines = checked.sha256, checked.bytes, checked.lines
         manifest_path = f"{self._dataset_dir(dataset)}/_manifest/{sha}.json"
         if self.storage.exists(manifest_path):
             return LandResult(self._read_manifest(manifest_path), landed=False)
@@ -133,6 +140,20 @@ class RawZone:
 
     def _read_manifest(self, path: str) -> RawBatch:
         return RawBatch(**json.loads(self.storage.read_bytes(path)))
+
+
+def check_partner_file(source_file: Path) -> PartnerFile:
+    """Read a partner file to its end: its format, sha256, size and lines.
+
+    Raises:
+        LandingError: the file is missing, empty, not whole (a gzip file truncated, corrupt or with
+            a CRC mismatch), or its format cannot be told from its name.
+    """
+    if not source_file.is_file():
+        raise LandingError(f"{source_file}: no such file", file=str(source_file))
+    fmt, compression = detect_format(source_file.name)
+    sha, size, lines = _fingerprint(source_file, compression)
+    return PartnerFile(source_file, fmt, compression, sha, size, lines)
 
 
 def _fingerprint(path: Path, compression: str | None) -> tuple[str, int, int]:
