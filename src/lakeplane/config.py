@@ -23,7 +23,9 @@ from lakeplane.errors import ConfigError, LakeplaneError
 
 CONFIG_FILE = "lakeplane.yaml"
 ENV_PREFIX = "LAKEPLANE__"
-FIELD_TYPES = ("string", "int", "long", "double", "boolean", "date", "timestamp")
+#: ``timestamp`` is an instant, stored in UTC (an offset or zone in the value is applied, none means
+#: UTC); ``timestamp_ntz`` is a wall-clock time stored as written.
+FIELD_TYPES = ("string", "int", "long", "double", "boolean", "date", "timestamp", "timestamp_ntz")
 
 
 class _Strict(BaseModel):
@@ -148,6 +150,10 @@ class DatasetConfig(_Strict):
     fields: dict[str, FieldSpec]
     key: list[str] = []
     max_quarantine_rate: float | None = Field(default=None, ge=0, le=1)
+    #: Accept ``NaN``/``Infinity``/``-Infinity`` in ``double`` fields instead of quarantining them.
+    accept_non_finite: bool = False
+    #: Accept a record naming a declared field twice (its first value wins) instead of quarantining it.
+    accept_duplicate_keys: bool = False
 
     @field_validator("table")
     @classmethod

@@ -19,6 +19,7 @@ from lakeplane.engines.duckdb import DuckDBSession
 from lakeplane.ingest.parse import (
     ACCEPTED,
     QUARANTINE,
+    UNTERMINATED,
     ParsedBatch,
     accepted_view,
     create_staging,
@@ -82,8 +83,8 @@ def test_rejected_skipped_and_refused_records_keep_line_and_bytes() -> None:
         b'9,"multi\nline",1\n10,caf\xe9,1\n"unterminated,1,2\n8,v,9\n'
     )
     with parsed(content) as (result, rows, bad):
-        assert result.path == "records" and result.read == len(rows) + len(bad) == 10
-        assert rows == [(2, 1, "x", 2), (8, 5, 'q"r', 6), (10, 9, "multi\nline", 1)]
+        assert result.path == "records" and result.read == len(rows) + len(bad) == 11
+        assert rows == [(2, 1, "x", 2), (8, 5, 'q"r', 6), (10, 9, "multi\nline", 1), (14, 8, "v", 9)]
         assert [(line, reason, detail) for line, reason, detail, _, _ in bad] == [
             (3, "blank_line", None),
             (4, "wrong_type", "a is not a long: m\nn"),
@@ -91,7 +92,7 @@ def test_rejected_skipped_and_refused_records_keep_line_and_bytes() -> None:
             (7, "blank_line", None),
             (9, "wrong_column_count", "4 columns, header has 3"),
             (12, "invalid_utf8", None),
-            (13, "invalid_csv", "Value with unterminated quote found."),
+            (13, "unterminated_quote", UNTERMINATED),
         ]
         delivered = content.split(b"\n")
         assert {line: raw for line, *_, raw in bad} == {
@@ -101,7 +102,7 @@ def test_rejected_skipped_and_refused_records_keep_line_and_bytes() -> None:
             7: b"   ",
             9: b"7,w,8,9",
             12: b"10,caf\xe9,1",
-            13: b'"unterminated,1,2\n8,v,9',
+            13: b'"unterminated,1,2',  # the lines after it are records of their own
         }
         assert bad[5][3] == delivered[11].decode("utf-8", "replace").replace("\ufffd", "\\xE9")
 

@@ -56,6 +56,10 @@ bad = st.sampled_from(
         (b"", "blank_line"),
         (b"42", "not_an_object"),
         (b'{"id": 2, "name": "\xff"}', "invalid_utf8"),
+        (b'{"id": 1, "score": NaN}', "non_finite_number"),
+        (b'{"id": 1, "score": "-inf"}', "non_finite_number"),
+        (b'{"id": 1, "id": 2}', "duplicate_key"),
+        (b'{"id": 1, "at": "2026-11-01 10:00 Mars/Olympus"}', "unknown_time_zone"),
     ]
 ).map(lambda pair: (pair[0], pair[1], None))
 

@@ -5,7 +5,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from lakeplane.cli.main import cli
 from lakeplane.errors import ConfigError, LandingError
 from lakeplane.lake import Lake
 from tests.conftest import DAY1, DAY2, land_drop
@@ -88,3 +90,77 @@ def test_batches_list_in_landing_order(demo_lake: Lake, tmp_path: Path) -> None:
     assert [b.original_name for b in demo_lake.raw.batches("partner/impressions", DAY1)] == [
         f.name for f in files
     ]
+
+
+def whole_gzip() -> bytes:
+    return gzip.compress(b'{"a": 1}\n' * 1000)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.ndjson", b"", r"empty\.ndjson: the file is empty \(0 bytes\); nothing was landed"),
+        ("empty.csv.gz", b"", r"empty\.csv\.gz: the file is empty \(0 bytes\)"),
+        ("nothing.ndjson.gz", gzip.compress(b""), r"nothing\.ndjson\.gz: decompresses to nothing"),
+        (
+            "truncated.ndjson.gz",
+            whole_gzip()[:-20],
+            r"truncated\.ndjson\.gz: not a whole gzip file \(Compressed file ended before",
+        ),
+        (
+            "bad_crc.ndjson.gz",
+            whole_gzip()[:-8] + b"\0\0\0\0" + whole_gzip()[-4:],
+            r"bad_crc\.ndjson\.gz: not a whole gzip file \(CRC check failed",
+        ),
+        ("not_gzip.ndjson.gz", b'{"a": 1}\n', r"not_gzip\.ndjson\.gz: not a whole gzip file \(Not a gzipped"),
+    ],
+)
+def test_an_empty_or_broken_file_is_refused_and_nothing_is_landed(
+    demo_lake: Lake, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    raw = Path(demo_lake.storage.path("raw"))
+    before = tree_digest(raw) if raw.exists() else {}
+    drop = tmp_path / name
+    drop.write_bytes(content)
+    with pytest.raises(LandingError, match=message) as caught:
+        demo_lake.land("partner/impressions", [drop], DAY1)
+    assert caught.value.file == str(drop)
+    assert (tree_digest(raw) if raw.exists() else {}) == before, "no batch, no manifest"
+    assert demo_lake.raw.batches("partner/impressions") == []
+
+
+def test_lakeplane_land_refuses_a_truncated_gzip_in_one_line(demo_lake: Lake, tmp_path: Path) -> None:
+    drop = tmp_path / "cut.ndjson.gz"
+    drop.write_bytes(whole_gzip()[:-20])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--lake",
+            str(demo_lake.project_dir),
+            "land",
+            "partner/impressions",
+            str(drop),
+            "--date",
+            "2026-11-01",
+        ],
+    )
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in result.output
+    assert errors == [
+        f"error: {drop}: not a whole gzip file (Compressed file ended before the end-of-stream marker was "
+        "reached); nothing was landed"
+    ]
+    assert demo_lake.raw.batches("partner/impressions") == []
+
+
+def test_one_broken_file_lands_none_of_the_files_given_with_it(demo_lake: Lake, tmp_path: Path) -> None:
+    good = tmp_path / "good.ndjson.gz"
+    good.write_bytes(whole_gzip())
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(whole_gzip()[:-20])
+    with pytest.raises(LandingError, match=r"cut\.ndjson\.gz: not a whole gzip file"):
+        demo_lake.land("partner/impressions", [good, cut], DAY1)
+    assert demo_lake.raw.batches("partner/impressions") == []
+    [landed] = demo_lake.land("partner/impressions", [good], DAY1)
+    assert landed.landed and landed.batch.lines == 1000

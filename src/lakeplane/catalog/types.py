@@ -37,7 +37,8 @@ FIELD_DUCKDB_TYPES = {
     "double": "DOUBLE",
     "boolean": "BOOLEAN",
     "date": "DATE",
-    "timestamp": "TIMESTAMP",
+    "timestamp": "TIMESTAMP",  # converted to UTC by the ingest parse
+    "timestamp_ntz": "TIMESTAMP",
 }
 
 

@@ -14,7 +14,7 @@ from lakeplane.engines.compute import Compute
 from lakeplane.errors import ConfigError, IngestError, did_you_mean
 from lakeplane.ingest.step import IngestResult, ingest_dataset
 from lakeplane.pipelines.bookmarks import Bookmark, bookmarks
-from lakeplane.storage.raw import LandResult, RawBatch, RawZone
+from lakeplane.storage.raw import LandResult, RawBatch, RawZone, check_partner_file
 
 Progress = Callable[[str], None]
 
@@ -62,12 +62,16 @@ class Ingestion:
         ingest_date: dt.date | None = None,
         progress: Progress | None = None,
     ) -> list[LandResult]:
-        """Copy partner files into the raw zone for ``ingest_date`` (default today), once each."""
+        """Copy partner files into the raw zone for ``ingest_date`` (default today), once each.
+
+        Every file is read to its end first: if one is missing, empty or not whole, none is landed.
+        """
         self.dataset(dataset)
         day = ingest_date or dt.date.today()
+        checked = [check_partner_file(Path(file)) for file in files]
         results = []
-        for file in files:
-            results.append(self.raw.land(dataset, Path(file), day))
+        for file, partner_file in zip(files, checked, strict=True):
+            results.append(self.raw.land(dataset, partner_file, day))
             if progress:
                 progress(str(file))
         return results

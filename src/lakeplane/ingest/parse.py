@@ -6,20 +6,26 @@ parse a whole NDJSON batch in parallel, numbering lines by insertion order; it i
 count equals the manifest's line count, which proves no line was skipped. Rows whose values do not
 convert are then re-read from the file by line number and judged like any other bad line. Any batch
 DuckDB's reader cannot parse goes line by line: lines are cut and numbered by pyarrow, then checked
-in SQL (UTF-8, JSON, object, required fields, types), so every rejected line keeps its number,
-reason and raw bytes.
+in SQL (UTF-8, JSON, object, a declared field given twice, required fields, types), so every
+rejected line keeps its number, reason and raw bytes (DuckDB's reader refuses a batch in which a
+record names a declared field twice, so such a batch always goes line by line).
 
 A CSV batch goes through DuckDB's CSV reader, every column as text, with its rejects table: records
 it cannot split into the header's columns land there; declared types and required fields are then
-judged in SQL with the same :func:`typed` casts. The session is used through the
-:class:`~lakeplane.engines.base.EngineSession` interface only; the SQL is DuckDB's, the engine
-whose capabilities include ingest.
+judged in SQL with the same :func:`typed` casts. A quoted field that does not close properly would
+swallow the lines after it into one rejected record: that record is cut at the line the quote
+opens on, which alone is quarantined, and a copy of the batch without that line is read again.
+
+The session is used through the :class:`~lakeplane.engines.base.EngineSession` interface only; the
+SQL is DuckDB's, the engine whose capabilities include ingest. Its time zone is set to UTC, so that a
+``timestamp`` written without offset or zone is UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +35,13 @@ from lakeplane.config import DatasetConfig
 from lakeplane.engines.base import EngineSession
 from lakeplane.engines.duckdb import quote_ident, quote_literal
 from lakeplane.errors import EngineError, IngestError
-from lakeplane.ingest.records import open_content, read_header, scan_records
+from lakeplane.ingest.records import (
+    copy_without_lines,
+    lines_to_cut,
+    open_content,
+    read_header,
+    scan_records,
+)
 from lakeplane.storage.raw import RawBatch
 
 BLOCK = 32 << 20
@@ -41,11 +53,29 @@ REASONS = (
     "blank_line",
     "invalid_json",
     "not_an_object",
+    "duplicate_key",
     "wrong_column_count",
+    "unterminated_quote",
     "invalid_csv",
     "missing_required",
+    "non_finite_number",
+    "unknown_time_zone",
     "wrong_type",
 )
+#: A time of day followed by a zone name (``... 10:00:00 Europe/Berlin``): the name is group 1.
+_ZONED = (
+    r"^.*[0-9]:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]*)?)?\s+"
+    r"([A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*)\s*$"
+)
+#: Text in a ``timestamp_ntz`` value that gives an offset or a zone (a letter other than ``T``, a
+#: ``+``, or a ``-`` after the time): a wall-clock time has none.
+_NOT_WALL_CLOCK = r"[A-SU-Za-su-z+]|:[0-9]{2}(?:\.[0-9]*)?\s*-"
+UNTERMINATED = (
+    "a quoted field opens on this line and is not closed properly; "
+    "the lines after it are read as records of their own"
+)
+#: How many times a CSV batch is read again after cutting runaway quotes (see :func:`_parse_csv`).
+MAX_CUT_PASSES = 64
 #: DuckDB's CSV reader limit on a record's size, as for NDJSON objects.
 MAX_RECORD_BYTES = 16 << 20
 
@@ -64,7 +94,12 @@ class ParsedBatch:
 
 
 def create_staging(session: EngineSession) -> None:
-    """The session's table of quarantined records (accepted rows stay in per-batch tables)."""
+    """The session's table of quarantined records (accepted rows stay in per-batch tables).
+
+    The session's time zone is set to UTC: a ``timestamp`` written without offset or zone is UTC,
+    whatever the machine's local zone.
+    """
+    session.execute("SET TimeZone = 'UTC'")
     session.execute(
         f"CREATE TEMP TABLE {QUARANTINE} (_batch INTEGER, line BIGINT, reason VARCHAR, "
         "detail VARCHAR, raw_text VARCHAR, raw_bytes BLOB)"
@@ -84,10 +119,18 @@ def _no_rows(dataset: DatasetConfig, seq: int) -> str:
     return f"SELECT {columns}, {seq} AS _batch, 0::BIGINT AS _line WHERE false"
 
 
+def _values(dataset: DatasetConfig) -> str:
+    """The select list turning each declared field's text into its type."""
+    return ", ".join(
+        f"{typed(n, s.type, dataset.accept_non_finite)} AS {quote_ident(n)}"
+        for n, s in dataset.fields.items()
+    )
+
+
 def _problems(dataset: DatasetConfig) -> str:
     """TRUE for a record (each field as text) that a required field or a declared type refuses."""
     problems = [
-        f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type)} IS NULL)"
+        f"({quote_ident(n)} IS NOT NULL AND {typed(n, s.type, dataset.accept_non_finite)} IS NULL)"
         for n, s in dataset.fields.items()
         if s.type != "string"
     ]
@@ -111,11 +154,14 @@ def parse_batch(
     return _parse_csv(session, dataset, batch, seq, local_path)
 
 
-def typed(name: str, field_type: str) -> str:
+def typed(name: str, field_type: str, non_finite: bool = False) -> str:
     """SQL turning the text of a field into its declared type, NULL when it is not one.
 
     Both parse paths use it, so a value is accepted or refused the same way whichever path a batch
-    takes. Integers must be written as integers: ``1.5`` or ``true`` is not a ``long``.
+    takes. Integers must be written as integers: ``1.5`` or ``true`` is not a ``long``. A ``double``
+    that is NaN or infinite is refused unless ``non_finite``. A ``timestamp`` is converted to UTC
+    from its offset or zone (none means UTC: the session's zone, set by :func:`create_staging`); a
+    ``timestamp_ntz`` is kept as written and refused if it names an offset or zone.
     """
     col = quote_ident(name)
     target = FIELD_DUCKDB_TYPES[field_type]
@@ -124,6 +170,15 @@ def typed(name: str, field_type: str) -> str:
     if field_type in ("int", "long"):
         integer = f"regexp_full_match({col}, '\\s*[+-]?[0-9]+\\s*')"
         return f"CASE WHEN {integer} THEN TRY_CAST({col} AS {target}) END"
+    if field_type == "double" and not non_finite:
+        return f"CASE WHEN isfinite(TRY_CAST({col} AS DOUBLE)) THEN TRY_CAST({col} AS DOUBLE) END"
+    if field_type == "timestamp":
+        # The instant's microseconds as a UTC wall-clock: no zone is consulted (timezone('UTC', ...)
+        # gives the same, three times slower); an infinite value has none and is refused.
+        return f"make_timestamp(epoch_us(TRY_CAST({col} AS TIMESTAMPTZ)))"
+    if field_type == "timestamp_ntz":
+        wall_clock = f"NOT regexp_matches({col}, {quote_literal(_NOT_WALL_CLOCK)})"
+        return f"CASE WHEN {wall_clock} THEN TRY_CAST({col} AS TIMESTAMP) END"
     return f"TRY_CAST({col} AS {target})"
 
 
@@ -133,7 +188,7 @@ def _fast_ndjson(
     """DuckDB's parallel reader over the whole batch; ``None`` (nothing kept) if it cannot be used."""
     table = f"__b{seq}"
     columns = ", ".join(f"{quote_ident(n)}: 'VARCHAR'" for n in dataset.fields)
-    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
+    values = _values(dataset)
     try:
         # Insertion order is line order, so rowid + 1 is the line number; numbering lines WITH
         # ORDINALITY would make the reader single-threaded.
@@ -195,17 +250,18 @@ def _parse_csv(
     # DuckDB needs distinct names; for a repeated name the last column wins, as in a dict.
     names = [n if n and n not in header[i + 1 :] else f"__column{i}" for i, n in enumerate(header)]
     table, rejects, records = f"__b{seq}_csv", f"__b{seq}_rejects", f"__b{seq}_records"
-    _read_csv(session, dataset, batch, path, names, table, rejects)
+    _read_csv(session, dataset, batch.compression, path, names, table, rejects)
+    path, compression, cuts = _cut_runaway_quotes(session, dataset, batch, seq, names, path)
     rows, bad_rows = _counts(session, table)
     rejected = _column(session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} ORDER BY 1")
-    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
+    values = _values(dataset)
     if bad_rows == 0 and len(rejected) == 0 and rows + 1 == batch.lines:
         # Every line is one record and every record a row: the rowid gives the line.
         return ParsedBatch(
             "fast", rows, f"SELECT {values}, {seq} AS _batch, rowid + 2 AS _line FROM {table} WHERE NOT _bad"
         )
     wanted = _column(session, f"SELECT rowid FROM {table} WHERE _bad")
-    scan, counts = scan_records(path, batch.compression, rejected, wanted)
+    scan, counts = scan_records(path, compression, rejected, wanted)
     session.register_arrow("__records", scan)
     session.execute(f"CREATE TEMP TABLE {records} AS SELECT * FROM __records")
     session.unregister("__records")
@@ -219,7 +275,7 @@ def _parse_csv(
             f"{matched} such records; refusing to number its lines by guess",
             batch=batch.batch_id,
         )
-    _quarantine_rejects(session, seq, records, rejects, len(names))
+    _quarantine_rejects(session, seq, records, rejects, len(names), cuts)
     fields = ", ".join(f"b.{quote_ident(n)}" for n in dataset.fields)
     _judge(
         session,
@@ -241,10 +297,65 @@ def _parse_csv(
     return ParsedBatch("records", counts.records - 1, f"SELECT * FROM __b{seq}_ok")
 
 
+def _cut_runaway_quotes(
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, names: list[str], path: str
+) -> tuple[str, str | None, dict[int, bytes]]:
+    """Cut the records DuckDB read as one runaway quoted field, until none is left.
+
+    Each pass reads a copy of the batch with the cut lines emptied (every other line keeps its
+    number): each cut line is quarantined alone and the lines after it are records of their own.
+
+    Returns:
+        The file DuckDB's last reading was of and its compression, and the cut lines' bytes.
+    """
+    table, rejects = f"__b{seq}_csv", f"__b{seq}_rejects"
+    compression = batch.compression
+    cuts: dict[int, bytes] = {}
+    for passes in range(MAX_CUT_PASSES + 1):
+        opened = _runaway_quotes(session, path, compression, rejects)
+        if not opened:
+            break
+        if passes == MAX_CUT_PASSES:
+            raise IngestError(
+                f"batch {batch.batch_id}: after cutting {len(cuts)} lines whose quoted field does not "
+                f"close, in {passes} readings, more remain; refusing to read it as CSV",
+                batch=batch.batch_id,
+            )
+        cuts |= opened
+        copy = session.spill_dir / f"__b{seq}_cut{passes}.csv"
+        copy_without_lines(path, compression, set(opened), copy)
+        if passes:  # the previous copy
+            Path(path).unlink()
+        path, compression = str(copy), None
+        session.execute(f"DROP TABLE {table}; DROP TABLE {rejects}; DROP TABLE {rejects}_scan")
+        _read_csv(session, dataset, compression, path, names, table, rejects)
+    return path, compression, cuts
+
+
+def _runaway_quotes(
+    session: EngineSession, path: str, compression: str | None, rejects: str
+) -> dict[int, bytes]:
+    """The lines opening a quoted field that swallowed the lines after it, with their bytes.
+
+    DuckDB's reader rejects such a record (a quote never closed, or closed by a stray quote lines
+    later) as one ``UNQUOTED VALUE`` spanning every line up to the end of the file or that quote.
+    A record so rejected that holds more than one line is cut at the line it starts on; the header
+    is never cut.
+    """
+    quoted = _column(
+        session, f"SELECT DISTINCT CAST(line AS BIGINT) FROM {rejects} WHERE error_type = 'UNQUOTED VALUE'"
+    )
+    if len(quoted) == 0:
+        return {}
+    cuts = lines_to_cut(path, compression, quoted)
+    cuts.pop(1, None)  # the header
+    return cuts
+
+
 def _read_csv(
     session: EngineSession,
     dataset: DatasetConfig,
-    batch: RawBatch,
+    compression: str | None,
     path: str,
     names: list[str],
     table: str,
@@ -258,7 +369,7 @@ def _read_csv(
         quote_ident(n) if n in names else f"NULL::VARCHAR AS {quote_ident(n)}" for n in dataset.fields
     )
     blank = " AND ".join(f"coalesce(trim({quote_ident(n)}), '') = ''" for n in names)
-    compression = "gzip" if batch.compression == "gzip" else "none"
+    codec = "gzip" if compression == "gzip" else "none"
     _in_file_order(session, True)
     try:
         session.execute(
@@ -266,7 +377,7 @@ def _read_csv(
             f"FROM (SELECT {fields}, {blank} AS _blank "
             f"FROM read_csv({quote_literal(path)}, header = true, auto_detect = false, "
             f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
-            f"compression = '{compression}', max_line_size = {MAX_RECORD_BYTES}, "
+            f"compression = '{codec}', max_line_size = {MAX_RECORD_BYTES}, "
             # the default buffer (16 records of the largest size) would not fit a small job
             f"buffer_size = {2 * MAX_RECORD_BYTES}, store_rejects = true, "
             f"rejects_table = '{rejects}', rejects_scan = '{rejects}_scan'))"
@@ -276,12 +387,17 @@ def _read_csv(
 
 
 def _quarantine_rejects(
-    session: EngineSession, seq: int, records: str, rejects: str, header_columns: int
+    session: EngineSession, seq: int, records: str, rejects: str, header_columns: int, cuts: dict[int, bytes]
 ) -> None:
     """Records DuckDB's reader rejected or skipped, with their reasons, into the quarantine.
 
-    A record of spaces and commas only is a blank line whatever DuckDB said of its columns.
+    A record of spaces and commas only is a blank line whatever DuckDB said of its columns. The
+    lines in ``cuts`` (emptied in the copy DuckDB read) are quarantined with their delivered bytes.
     """
+    cut = pa.table(
+        {"line": pa.array(list(cuts), pa.int64()), "raw": pa.array(list(cuts.values()), pa.binary())}
+    )
+    session.register_arrow("__cuts", cut)
     text = "coalesce(try(decode(r.raw)), CAST(r.raw AS VARCHAR))"
     blank = f"regexp_full_match({text}, '[\\s,]*')"
     columns = "list_has_any(e.kinds, ['MISSING COLUMNS', 'TOO MANY COLUMNS'])"
@@ -302,8 +418,14 @@ def _quarantine_rejects(
                      arg_min(error_message, column_idx) AS message
               FROM {rejects} GROUP BY line) e ON e.line = r.record
         UNION ALL
-        SELECT {seq}, r.line, 'blank_line', NULL, {text}, r.raw FROM {records} r WHERE r.skipped
+        SELECT {seq}, r.line, 'blank_line', NULL, {text}, r.raw
+        FROM {records} r WHERE r.skipped AND r.line NOT IN (SELECT line FROM __cuts)
+        UNION ALL
+        SELECT {seq}, line, 'unterminated_quote', {quote_literal(UNTERMINATED)},
+               coalesce(try(decode(raw)), CAST(raw AS VARCHAR)), raw
+        FROM __cuts
     """)
+    session.unregister("__cuts")
 
 
 def _ndjson_lines(path: str, compression: str | None, keep: pa.Array | None = None) -> pa.RecordBatchReader:
@@ -349,25 +471,59 @@ def _validate_ndjson(
     session.register_arrow("__lines", lines)
     paths = ", ".join(quote_literal(f'$."{n}"') for n in dataset.fields)
     fields = ", ".join(f"v[{i}] AS {quote_ident(n)}" for i, n in enumerate(dataset.fields, 1))
+    # DuckDB's reader refuses a record naming a declared field twice (the batch comes here); its
+    # other keys are not loaded, so their repeats change nothing and are not looked for.
+    declared = ", ".join(quote_literal(n) for n in dataset.fields)
+    keys = f"list_filter(json_keys(txt), lambda k: list_contains([{declared}], k))"
+    if dataset.accept_duplicate_keys:  # the first value wins, as in json_extract_string
+        keys = "NULL::VARCHAR[]"
     source = f"""
         WITH decoded AS (
-            SELECT line, raw, try(decode(raw)) AS txt FROM __lines
+            -- a byte-order mark opens the file, not the first record
+            SELECT line, raw, CASE WHEN line = 1 THEN ltrim(txt, chr(65279)) ELSE txt END AS txt
+            FROM (SELECT line, raw, try(decode(raw)) AS txt FROM __lines)
         ), shaped AS (
             SELECT line, raw, txt, CASE
                 WHEN txt IS NULL THEN 'invalid_utf8'
                 WHEN trim(txt) = '' THEN 'blank_line'
                 WHEN NOT json_valid(txt) THEN 'invalid_json'
                 WHEN json_type(txt) <> 'OBJECT' THEN 'not_an_object'
-            END AS pre_reason, NULL::VARCHAR AS pre_detail
+            END AS shape
             FROM decoded
+        ), keyed AS (
+            SELECT line, raw, txt,
+                   coalesce(shape, CASE WHEN repeated IS NOT NULL THEN 'duplicate_key' END) AS pre_reason,
+                   CASE WHEN shape IS NULL THEN repeated || ' is given more than once' END AS pre_detail
+            FROM (SELECT *, list_filter(keys, lambda k, i: list_position(keys, k) < i)[1] AS repeated
+                  FROM (SELECT *, CASE WHEN shape IS NULL THEN {keys} END AS keys FROM shaped))
         )
         SELECT line, raw, txt, pre_reason, pre_detail, {fields}
         FROM (SELECT *, CASE WHEN pre_reason IS NULL THEN json_extract_string(txt, [{paths}]) END AS v
-              FROM shaped)
+              FROM keyed)
     """
     accepted = _judge(session, dataset, seq, source, suffix)
     session.unregister("__lines")
     return accepted
+
+
+def _refusals(name: str, field_type: str, non_finite: bool) -> list[tuple[str, str, str]]:
+    """``(reason, condition, detail)`` of the refusals of a field's value more specific than
+    ``wrong_type``, each as SQL on the value's text (which the declared type has refused)."""
+    col = quote_ident(name)
+    if field_type == "double" and not non_finite:
+        number = f"TRY_CAST({col} AS DOUBLE)"
+        detail = f"{quote_literal(name + ' is not finite: ')} || left({col}, 80)"
+        return [("non_finite_number", f"{number} IS NOT NULL", detail)]
+    if field_type == "timestamp":
+        zone = f"regexp_extract({col}, {quote_literal(_ZONED)}, 1)"
+        return [
+            (
+                "unknown_time_zone",
+                f"{zone} <> ''",
+                f"{quote_literal(name + ' has an unknown time zone: ')} || {zone}",
+            )
+        ]
+    return []
 
 
 def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str, suffix: str = "") -> str:
@@ -386,12 +542,16 @@ def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str
             details.append(f"WHEN {col} IS NULL THEN {quote_literal(name)}")
     for name, spec in dataset.fields.items():
         col = quote_ident(name)
-        cast = typed(name, spec.type)
-        reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN 'wrong_type'")
-        details.append(
-            f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN "
-            f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)"
-        )
+        cast = typed(name, spec.type, dataset.accept_non_finite)
+        # The value is cast once per branch for every row: what is more specific than wrong_type
+        # is asked only of the values refused.
+        reason = "'wrong_type'"
+        detail = f"{quote_literal(name + ' is not a ' + spec.type + ': ')} || left({col}, 80)"
+        for specific, when, says in reversed(_refusals(name, spec.type, dataset.accept_non_finite)):
+            reason = f"CASE WHEN {when} THEN '{specific}' ELSE {reason} END"
+            detail = f"CASE WHEN {when} THEN {says} ELSE {detail} END"
+        reasons.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN {reason}")
+        details.append(f"WHEN {col} IS NOT NULL AND {cast} IS NULL THEN {detail}")
     names = ", ".join(quote_ident(n) for n in dataset.fields)
     session.execute(f"""
         CREATE TEMP TABLE {table} AS
@@ -406,5 +566,4 @@ def _judge(session: EngineSession, dataset: DatasetConfig, seq: int, source: str
         f"INSERT INTO {QUARANTINE} SELECT {seq}, line, reason, detail, raw_text, raw_bytes "
         f"FROM {table} WHERE reason IS NOT NULL"
     )
-    values = ", ".join(f"{typed(n, s.type)} AS {quote_ident(n)}" for n, s in dataset.fields.items())
-    return f"SELECT {values}, {seq} AS _batch, line AS _line FROM {table} WHERE reason IS NULL"
+    return f"SELECT {_values(dataset)}, {seq} AS _batch, line AS _line FROM {table} WHERE reason IS NULL"

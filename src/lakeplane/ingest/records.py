@@ -10,7 +10,9 @@ A record ends at a newline outside quotes. A quote opens a quoted field only at 
 field; inside one, ``""`` is a quote and a lone ``"`` closes it (RFC 4180, DuckDB's defaults). Only
 lines holding a quote can change that state, so the others are handled as whole arrays. The file
 is read in blocks; a record still open at the end of a block waits for the next one, so a quote
-never closed holds the rest of the file (DuckDB rejects that record the same way).
+never closed holds the rest of the file (DuckDB rejects that record the same way). The parse then
+cuts such a record at its first line (:func:`lines_to_cut`) and reads a copy of the file with
+that line emptied (:func:`copy_without_lines`), so the lines after it are records of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import pyarrow as pa
@@ -50,9 +53,12 @@ def open_content(path: str, compression: str | None) -> IO[bytes]:
 
 
 def read_header(path: str, compression: str | None) -> list[str] | None:
-    """The names in the first record, stripped of surrounding spaces; ``None`` for an empty file."""
+    """The names in the first record, stripped of surrounding spaces; ``None`` for an empty file.
+
+    A UTF-8 byte-order mark before the first name is not part of it (DuckDB's reader skips it too).
+    """
     with open_content(path, compression) as content:
-        text = io.TextIOWrapper(content, encoding="utf-8", errors="replace", newline="")
+        text = io.TextIOWrapper(content, encoding="utf-8-sig", errors="replace", newline="")
         first = next(csv.reader(text), None)
     return None if first is None else [name.strip() for name in first]
 
@@ -107,6 +113,37 @@ def scan_records(
                 rest = buffer[used_bytes:]
 
     return pa.RecordBatchReader.from_batches(RECORDS_SCHEMA, blocks()), counts
+
+
+def lines_to_cut(path: str, compression: str | None, records: pa.Array) -> dict[int, bytes]:
+    """The first lines of the records numbered ``records`` that span several lines, with their
+    bytes, as far as cutting them all at once is safe.
+
+    Once a record is cut at its first line, the lines after it are read again; while they hold no
+    quote they read the same way and the records after them keep their bounds, so the next record
+    can be cut in the same pass. A quote among them may change every record after it: the cuts stop
+    there, and the file is read again before more are made.
+    """
+    scan, _ = scan_records(path, compression, records, pa.array([], pa.int64()))
+    cuts = {}
+    for batch in scan:
+        found = batch.filter(pc.is_in(batch.column("record"), value_set=pc.cast(records, pa.int64())))
+        for line, raw in zip(found.column("line").to_pylist(), found.column("raw").to_pylist(), strict=True):
+            first, newline, rest = raw.partition(b"\n")
+            if not newline:
+                continue
+            cuts[line] = first.removesuffix(b"\r")
+            if b'"' in rest:
+                return cuts
+    return cuts
+
+
+def copy_without_lines(path: str, compression: str | None, lines: set[int], target: Path) -> None:
+    """Write the content of ``path``, decompressed, to ``target`` with ``lines`` left empty (each
+    keeps its line end, so every other line keeps its number)."""
+    with open_content(path, compression) as content, open(target, "wb") as out:
+        for number, text in enumerate(content, start=1):
+            out.write(text[len(text.rstrip(b"\r\n")) :] if number in lines else text)
 
 
 def _lines(block: bytes) -> pa.Array:

@@ -49,6 +49,18 @@ class RawBatch:
 
 
 @dataclass(frozen=True)
+class PartnerFile:
+    """A partner file read to its end and found whole, ready to land."""
+
+    source: Path
+    format: str
+    compression: str | None
+    sha256: str
+    bytes: int
+    lines: int
+
+
+@dataclass(frozen=True)
 class LandResult:
     """What ``land`` did with one file: ``landed`` false means the content was already there."""
 
@@ -80,16 +92,16 @@ class RawZone:
     def _dataset_dir(self, dataset: str) -> str:
         return f"{Zone.RAW.value}/{dataset}"
 
-    def land(self, dataset: str, source_file: Path, ingest_date: dt.date) -> LandResult:
-        """Copy one partner file into the raw zone, once.
+    def land(self, dataset: str, source_file: Path | PartnerFile, ingest_date: dt.date) -> LandResult:
+        """Copy one partner file (checked by :func:`check_partner_file` if a path) into the raw
+        zone, once.
 
         Raises:
-            LandingError: the file is missing or its format cannot be told from its name.
+            LandingError: as :func:`check_partner_file`; nothing is written then.
         """
-        if not source_file.is_file():
-            raise LandingError(f"{source_file}: no such file", file=str(source_file))
-        fmt, compression = detect_format(source_file.name)
-        sha, size, lines = _fingerprint(source_file, compression)
+        checked = source_file if isinstance(source_file, PartnerFile) else check_partner_file(source_file)
+        source_file, fmt, compression = checked.source, checked.format, checked.compression
+        sha, size, lines = checked.sha256, checked.bytes, checked.lines
         manifest_path = f"{self._dataset_dir(dataset)}/_manifest/{sha}.json"
         if self.storage.exists(manifest_path):
             return LandResult(self._read_manifest(manifest_path), landed=False)
@@ -130,24 +142,48 @@ class RawZone:
         return RawBatch(**json.loads(self.storage.read_bytes(path)))
 
 
+def check_partner_file(source_file: Path) -> PartnerFile:
+    """Read a partner file to its end: its format, sha256, size and lines.
+
+    Raises:
+        LandingError: the file is missing, empty, not whole (a gzip file truncated, corrupt or with
+            a CRC mismatch), or its format cannot be told from its name.
+    """
+    if not source_file.is_file():
+        raise LandingError(f"{source_file}: no such file", file=str(source_file))
+    fmt, compression = detect_format(source_file.name)
+    sha, size, lines = _fingerprint(source_file, compression)
+    return PartnerFile(source_file, fmt, compression, sha, size, lines)
+
+
 def _fingerprint(path: Path, compression: str | None) -> tuple[str, int, int]:
-    """sha256 and size of the file as landed, and the number of lines of its content."""
+    """sha256 and size of the file as landed, and the number of lines of its content.
+
+    Raises:
+        LandingError: the file, or its decompressed content, is empty, or it does not decompress
+            to its end (a truncated download, a CRC mismatch).
+    """
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as raw:
         while chunk := raw.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
+    if size == 0:
+        raise LandingError(f"{path}: the file is empty (0 bytes); nothing was landed", file=str(path))
     opener = gzip.open if compression == "gzip" else open
     lines = 0
-    last = b"\n"
+    last = b""
     try:
         with opener(path, "rb") as content:
             while chunk := content.read(CHUNK):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
-    except (OSError, EOFError) as exc:
-        raise LandingError(f"{path}: cannot decompress: {exc}", file=str(path)) from None
+    except (OSError, EOFError) as exc:  # EOFError: truncated; BadGzipFile (an OSError): corrupt
+        what = "not a whole gzip file" if compression == "gzip" else "cannot be read"
+        raise LandingError(f"{path}: {what} ({exc}); nothing was landed", file=str(path)) from None
+    if not last:
+        raise LandingError(f"{path}: decompresses to nothing; nothing was landed", file=str(path))
     if last != b"\n":
         lines += 1
     return digest.hexdigest(), size, lines
