@@ -87,7 +87,8 @@ KILL_POINTS = (
 
 
 def prepared(root: Path, drop: DayDrop) -> Lake:
-    lake = build_project(root, governed=False)
+    # Governed: the two rollups that start together both record the policy's first version.
+    lake = build_project(root, governed=True)
     (lake.project_dir / "pipelines" / "nightly.yaml").write_text(PIPELINE)
     files = {**drop.files, **telco.generate_day(root.parent / f"{root.name}-telco", DAY1, 500)}
     for dataset, paths in files.items():
@@ -97,11 +98,14 @@ def prepared(root: Path, drop: DayDrop) -> Lake:
 
 def tables(lake: Lake) -> dict[str, list[tuple[object, ...]]]:
     found = {}
-    for ref in lake.tables():
-        rows = lake.query(
+    # Every row and column, whatever the policy says: the same lake opened without its policy.
+    whole = open_lake(lake.project_dir, {"governance": {"policy": "no-policy-here.yaml"}})
+    for ref in whole.tables():
+        rows = whole.query(
             f"SELECT * EXCLUDE (quarantined_at, source_file) FROM {ref}"
             if ref.name.endswith("_quarantine")
-            else f"SELECT * FROM {ref}"
+            else f"SELECT * FROM {ref}",
+            dialect="duckdb",
         ).to_pylist()
         found[str(ref)] = sorted((tuple(r.values()) for r in rows), key=repr)
     return found
