@@ -377,5 +377,8 @@ datasets: {{}}
 #     key: [event_id]             # duplicates on the key are dropped (first delivery wins)
 #     fields:
 #       event_id: {{type: string, required: true}}
-#       event_ts: {{type: timestamp, required: true}}
+#       event_ts: {{type: timestamp, required: true}}   # UTC; timestamp_ntz keeps wall-clock times
+#       price: {{type: double}}
+#     accept_non_finite: false    # true: NaN/Infinity load instead of being quarantined
+#     accept_duplicate_keys: false   # true: a repeated JSON key loads (the first value wins)
 """
