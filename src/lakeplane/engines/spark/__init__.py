@@ -225,9 +225,9 @@ class SparkJobSession(EngineSession):
             if field_ids:  # written as PARQUET:field_id (spark.sql.parquet.fieldId.write.enabled)
                 frame = frame.select(
                     *[
-                        F.col(f"`{c}`").alias(c, metadata={"parquet.field.id": field_ids[c]})
+                        F.col(self.quote(c)).alias(c, metadata={"parquet.field.id": field_ids[c]})
                         if c in field_ids
-                        else F.col(f"`{c}`")
+                        else F.col(self.quote(c))
                         for c in frame.columns
                     ]
                 )
