@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.scan import plan_scan
+from lakeplane.catalog.upgrade import TableUpgrade, upgrade_tables
 from lakeplane.config import CONFIG_FILE, DEFAULT_CONFIG, DatasetConfig, LakeConfig, load_config
 from lakeplane.engines.base import Capability
 from lakeplane.engines.compute import Compute
@@ -266,6 +267,10 @@ class Lake:
 
     def describe(self, table: str) -> dict[str, Any]:
         return self.catalog.describe(self.resolve_table(table))
+
+    def upgrade(self) -> list[TableUpgrade]:
+        """Give every table what other Iceberg readers need (its name mapping); rewrites no file."""
+        return upgrade_tables(self.catalog)
 
     # -- governance answers --------------------------------------------------------------------
     def who_can_see(self, table_column: str) -> list[Visibility]:

@@ -29,6 +29,7 @@ from sqlglot import exp
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, RETRIES_KEY, retry_commit
 from lakeplane.catalog.types import duckdb_type_for, iceberg_schema_for
+from lakeplane.catalog.upgrade import NAME_MAPPING_KEY, ensure_name_mapping, name_mapping_json
 from lakeplane.errors import CommitConflictError, ModelError
 
 Mode = Literal["append", "overwrite_partitions", "replace"]
@@ -64,7 +65,12 @@ class TableWriter:
         partition_by: list[str],
         required: frozenset[str] = frozenset(),
     ) -> Table:
-        """Load ``ref``, creating it from the result's (Arrow) schema, or adding new columns."""
+        """Load ``ref``, creating it from the result's (Arrow) schema, or adding new columns.
+
+        The table's name mapping (``schema.name-mapping.default``) is set when it is created and
+        follows every column added (pyiceberg updates it with the schema), so files written
+        without field ids stay readable by other Iceberg readers; an older table lacking it gets it.
+        """
         unknown = [c for c in partition_by if c not in result.names]
         if unknown:
             raise ModelError(
@@ -83,11 +89,12 @@ class TableWriter:
                     for i, col in enumerate(partition_by)
                 ]
             )
-            created = self.catalog.create(ref, schema, spec)
+            created = self.catalog.create(ref, schema, spec, {NAME_MAPPING_KEY: name_mapping_json(schema)})
             if created.schema().column_names == schema.column_names:
                 return created
         # The table is older than this result, or another writer created it first: add what is new.
         table = self.catalog.load(ref)
+        ensure_name_mapping(table, self.catalog.commit_retry)
 
         def attempt(retry: int) -> None:
             if retry:
@@ -100,6 +107,11 @@ class TableWriter:
 
         retry_commit(attempt, str(ref), "add columns", self.catalog.commit_retry)
         return table
+
+    @staticmethod
+    def field_ids(table: Table) -> dict[str, int]:
+        """Each column of ``table`` to its Iceberg field id: what the engine writes into the files."""
+        return {f.name: f.field_id for f in table.schema().fields}
 
     def conforming_select(
         self, table: Table, sql: str, result_columns: Sequence[str], dialect: str = "duckdb"

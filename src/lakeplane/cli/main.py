@@ -21,6 +21,7 @@ COMMANDS = {
     "run": "lakeplane.cli.flow:run",
     "tables": "lakeplane.cli.tables:tables",
     "describe": "lakeplane.cli.tables:describe",
+    "upgrade": "lakeplane.cli.maintenance:upgrade",
     "query": "lakeplane.cli.governance:query",
     "access": "lakeplane.cli.governance:access",
     "policy": "lakeplane.cli.governance:policy",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -92,8 +92,15 @@ class EngineSession(ABC):
         """The schema a query would return, without running it."""
 
     @abstractmethod
-    def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
-        """Write a query's rows as Parquet below ``target_dir`` (relative to the lake root)."""
+    def write_parquet(
+        self, sql: str, target_dir: str, partition_by: list[str], field_ids: Mapping[str, int]
+    ) -> WrittenFiles:
+        """Write a query's rows as Parquet below ``target_dir`` (relative to the lake root).
+
+        Each column named in ``field_ids`` carries that Iceberg field id (``PARQUET:field_id``) in
+        the files, so readers that resolve columns by id (every Iceberg reader but lakeplane's own)
+        find it. ``field_ids`` names result columns only.
+        """
 
     @abstractmethod
     def execute(self, sql: str) -> list[tuple[Any, ...]]:

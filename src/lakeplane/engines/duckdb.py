@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,9 @@ class DuckDBSession(EngineSession):
     def unregister(self, alias: str) -> None:
         self.con.unregister(alias)
 
-    def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
+    def write_parquet(
+        self, sql: str, target_dir: str, partition_by: list[str], field_ids: Mapping[str, int]
+    ) -> WrittenFiles:
         local_dir = (
             Path(self.storage.path(target_dir))
             if self.storage.is_local
@@ -142,6 +145,9 @@ class DuckDBSession(EngineSession):
         )
         local_dir.parent.mkdir(parents=True, exist_ok=True)
         options = ["FORMAT parquet", "COMPRESSION zstd", "ROW_GROUP_SIZE 122880", "FILE_SIZE_BYTES '256MB'"]
+        if field_ids:
+            ids = ", ".join(f"{quote_literal(name)}: {int(i)}" for name, i in field_ids.items())
+            options.append(f"FIELD_IDS {{{ids}}}")
         if partition_by:
             cols = ", ".join(quote_ident(c) for c in partition_by)
             options += [f"PARTITION_BY ({cols})", "WRITE_PARTITION_COLUMNS true"]

@@ -263,7 +263,9 @@ def _write(
     table = writer.ensure_table(ref, result, ["ds"], frozenset(required))
     # One day, one partition: a plain (not partitioned) COPY into its folder needs far less memory.
     target = f"{new_write_dir(ref)}/ds={ds.isoformat()}"
-    files = session.write_parquet(writer.conforming_select(table, sql, result.names), target, [])
+    files = session.write_parquet(
+        writer.conforming_select(table, sql, result.names), target, [], writer.field_ids(table)
+    )
     day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
     return writer.commit(
         table,

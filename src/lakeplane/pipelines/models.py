@@ -210,7 +210,7 @@ def run_model(
         if merge is None:  # no new rows: the table stays as it is, not rewritten to itself
             return _unchanged(result, table, EMPTY_MERGE, started)
         sql, mode, replace_filter = merge
-    files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by)
+    files = session.write_parquet(sql, new_write_dir(model.ref), header.partition_by, writer.field_ids(table))
     if not files.paths and _commits_nothing(mode, replace_filter, table):
         # No rows and nothing they replace: main stays as it is, so there is nothing to audit.
         return _unchanged(result, table, EMPTY_RESULT, started)

@@ -4,7 +4,9 @@ Spark never touches the catalog. It reads the data files pyiceberg planned for a
 pruning done, the residual filter re-applied by the query itself) and writes Parquet that
 :class:`~lakeplane.catalog.writer.TableWriter` commits in one Iceberg commit, so the Iceberg Spark
 runtime jar is not needed. Files are written with micro-second timestamps (``TIMESTAMP_MICROS``;
-Iceberg ``timestamp`` is Spark's ``TIMESTAMP_NTZ``) and keep their partition columns inside.
+Iceberg ``timestamp`` is Spark's ``TIMESTAMP_NTZ``), carry each column's Iceberg field id (from
+its ``parquet.field.id`` metadata) and keep their partition columns inside. Spark writes every
+column as optional: its file sources read all columns as nullable.
 
 An S3 lake is reached through pyarrow: Spark reads a local copy of the planned files and its output
 is uploaded, since the ``hadoop-aws`` jar is not available either.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,7 @@ def job_conf(config: SparkConfig, job: JobSpec, master: str) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.parquet.fieldId.write.enabled": "true",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.runSQLOnFiles": "false",
         "spark.sql.variable.substitute": "false",  # ${env:...} in SQL text would read the environment
@@ -201,7 +205,9 @@ class SparkJobSession(EngineSession):
         return "`" + name.replace("`", "``") + "`"
 
     # -- writing -------------------------------------------------------------------------
-    def write_parquet(self, sql: str, target_dir: str, partition_by: list[str]) -> WrittenFiles:
+    def write_parquet(
+        self, sql: str, target_dir: str, partition_by: list[str], field_ids: Mapping[str, int]
+    ) -> WrittenFiles:
         from pyspark.sql import functions as F
 
         local_dir = (
@@ -216,6 +222,15 @@ class SparkJobSession(EngineSession):
 
         def write() -> None:
             frame = self.spark.sql(sql)
+            if field_ids:  # written as PARQUET:field_id (spark.sql.parquet.fieldId.write.enabled)
+                frame = frame.select(
+                    *[
+                        F.col(self.quote(c)).alias(c, metadata={"parquet.field.id": field_ids[c]})
+                        if c in field_ids
+                        else F.col(self.quote(c))
+                        for c in frame.columns
+                    ]
+                )
             if staged:
                 frame = frame.select("*", *[F.col(f"`{c}`").alias(a) for c, a in staged.items()])
                 frame.write.partitionBy(*staged.values()).parquet(str(local_dir))
