@@ -43,7 +43,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +51,12 @@ import sqlalchemy as sa
 
 from lakeplane.catalog.state import ensure_tables
 from lakeplane.errors import AuditError
+from lakeplane.governance.audit_records import DECISIONS, AuditEvent, AuditRecord
 
 GENESIS_HASH = "0" * 64
-#: Domain separators: a record's MAC can never stand for a checkpoint's, nor the reverse.
-_RECORD_MAC = b"lakeplane audit record v1\n"
+#: Domain separator: a checkpoint's MAC never stands for a record's (audit_records.py), nor the reverse.
 _CHECKPOINT_MAC = b"lakeplane audit checkpoint v1\n"
 _ANCHOR, _CHECKPOINT = 1, 2  # the rows of lakeplane_audit_head
-DECISIONS = ("allowed", "denied")
 _APPEND_ATTEMPTS = 10
 _PAGE = 1000
 
@@ -89,66 +88,6 @@ head_table = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
 )
 _JSON_FIELDS = ("tables", "columns", "masks", "filters")
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """One access decision as a caller records it; :meth:`AuditLog.append` adds seq, time and hashes."""
-
-    principal: str
-    policy_version: str
-    sql: str
-    decision: str
-    reason: str = ""
-    tables: list[str] = field(default_factory=list)
-    columns: list[str] = field(default_factory=list)
-    masks: dict[str, str] = field(default_factory=dict)
-    filters: list[str] = field(default_factory=list)
-    rows: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.decision not in DECISIONS:
-            raise AuditError(
-                f"decision '{self.decision}': expected 'allowed' or 'denied'", decision=self.decision
-            )
-        if not self.principal:
-            raise AuditError("an audit event needs a principal")
-        if self.rows is not None and self.rows < 0:
-            raise AuditError(f"rows {self.rows}: expected a count >= 0 or None", rows=self.rows)
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One stored record of the log."""
-
-    seq: int
-    at: str
-    principal: str
-    policy_version: str
-    sql: str
-    tables: list[str]
-    columns: list[str]
-    masks: dict[str, str]
-    filters: list[str]
-    rows: int | None
-    decision: str
-    reason: str
-    prev_hash: str
-    hash: str
-
-    def canonical(self) -> bytes:
-        """The canonical JSON of every field but ``hash``."""
-        fields = asdict(self)
-        del fields["hash"]
-        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-
-    def computed_hash(self) -> str:
-        """SHA-256 of :meth:`canonical`: the unkeyed hash of records written before audit keys."""
-        return hashlib.sha256(self.canonical()).hexdigest()
-
-    def mac(self, key: bytes) -> str:
-        """HMAC-SHA256 of :meth:`canonical` under the audit ``key``."""
-        return hmac.new(key, _RECORD_MAC + self.canonical(), hashlib.sha256).hexdigest()
 
 
 def checkpoint_mac(key: bytes, seq: int, last_mac: str) -> str:
