@@ -338,3 +338,40 @@ class BookmarkError(LakeplaneError, LookupError):
     step: str | None = None
     pipeline: str | None = None
     run_id: str | None = None
+
+
+# -- access tokens and the REST catalog ---------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class TokenError(LakeplaneError, ValueError):
+    """An access token cannot be made or found: unknown ``token`` (id or label), a taken ``label``,
+    a ``principal`` the policy does not know, or an ``expires`` that is not a duration."""
+
+    token: str | None = None
+    label: str | None = None
+    principal: str | None = None
+    expires: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class AuthenticationError(LakeplaneError, PermissionError):
+    """A bearer token is missing, unknown, revoked or expired (``reason`` says which), or names a
+    principal the policy no longer knows. ``token_id`` is the token's id when it was found."""
+
+    reason: str
+    token_id: str | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class NamespaceNotFoundError(CatalogError, LookupError):
+    """A ``namespace`` (``telco`` or ``telco.processed``) does not exist, or holds no table the asking
+    principal may read."""
+
+    namespace: str
+    retryable: bool = False
+
+
+@dataclass(eq=False, kw_only=True)
+class ReadOnlyError(LakeplaneError, PermissionError):
+    """A write (``operation``) was asked of a catalog served read-only."""
+
+    operation: str

@@ -33,6 +33,8 @@ COMMANDS = {
     "schedule": "lakeplane.cli.pipelines:schedule",
     "dq": "lakeplane.cli.quality:dq",
     "bookmark": "lakeplane.cli.bookmarks:bookmark",
+    "catalog": "lakeplane.cli.catalog:catalog",
+    "token": "lakeplane.cli.tokens:token",
 }
 
 

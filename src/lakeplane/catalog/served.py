@@ -1,0 +1,184 @@
+"""The catalog as one principal sees it when an engine attaches directly (``lakeplane catalog serve``).
+
+An engine that loads a table through the REST catalog reads its data files itself: every row and
+every column, as stored. No mask, row filter or column denial of the policy can apply to it. So a
+principal is given a table here only where the policy leaves it *unrestricted* on that table (a
+SELECT grant on every column, no mask, no row filter): then reading the files whole shows it nothing
+governed SQL would not. A table where it has SELECT but with masks, row filters or denied columns is
+*restricted*: not listed, and loading it is refused with 403, so that principal reads it through
+governed SQL (``lakeplane query``). A table where it may see no column is *hidden*: neither listed nor
+admitted to exist (404). A namespace is listed only when it (or one below it) holds a table listed.
+
+Every load, given or refused, goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lakeplane.catalog.catalog import LakeCatalog, TableRef
+from lakeplane.errors import AccessDenied, NamespaceNotFoundError, TableNotFoundError
+from lakeplane.governance.access import TableAccess
+from lakeplane.governance.audit_records import AuditEvent
+from lakeplane.governance.plane import Governance
+from lakeplane.governance.policy import Principal
+
+Verdict = Literal["direct", "restricted", "hidden"]
+Namespace = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DirectRead:
+    """Whether one principal may read one table's files directly, and why."""
+
+    table: str
+    verdict: Verdict
+    because: str
+
+
+def direct_read(access: TableAccess) -> DirectRead:
+    """The verdict for a reader that reads ``access.table``'s files whole."""
+    if not access.visible:
+        return DirectRead(access.table, "hidden", "no SELECT on any column")
+    limits = []
+    masked = sorted(access.masked)
+    if masked:
+        limits.append(f"masks on {', '.join(masked)}")
+    denied = [c.column for c in access.columns if c.access == "denied"]
+    if denied:
+        limits.append(f"no SELECT on {', '.join(denied)}")
+    if access.row_filters:
+        limits.append(f"row filters ({'; '.join(access.filter_rules)})")
+    if limits:
+        return DirectRead(
+            access.table,
+            "restricted",
+            f"{'; '.join(limits)}: a direct reader would read the files whole, so "
+            f"'{access.principal}' reads this table through governed SQL only",
+        )
+    return DirectRead(access.table, "direct", "; ".join(sorted({c.because for c in access.visible})))
+
+
+class ServedCatalog:
+    """Lists and loads tables for a principal, as :func:`direct_read` decides.
+
+    Calls are serialised: the catalog's and the governance plane's caches are not made for threads.
+
+    Args:
+        catalog: the lake's catalog.
+        governance: the lake's governance plane (it must have a policy).
+        file_config: what readers need to reach the lake's files, given with every loaded table
+            (``s3.endpoint`` and the like for a lake on S3).
+    """
+
+    def __init__(self, catalog: LakeCatalog, governance: Governance, file_config: dict[str, str]) -> None:
+        governance.require_enabled()
+        self.catalog = catalog
+        self.governance = governance
+        self.file_config = dict(file_config)
+        self._lock = threading.Lock()
+
+    def principal(self, name: str) -> Principal:
+        with self._lock:
+            return self.governance.principal(name)
+
+    def decisions(self, who: Principal) -> dict[TableRef, DirectRead]:
+        """The verdict on every table of the lake for ``who``."""
+        with self._lock:
+            return self._decisions(who)
+
+    def namespaces(self, who: Principal, parent: Namespace = ()) -> list[Namespace]:
+        """The namespaces right under ``parent`` (the top when empty) holding a table ``who`` may read."""
+        with self._lock:
+            if parent:
+                self._require_namespace(who, parent)
+            found = {
+                ref.namespace[: len(parent) + 1]
+                for ref in self._direct(who)
+                if ref.namespace[: len(parent)] == parent and len(ref.namespace) > len(parent)
+            }
+            return sorted(found)
+
+    def namespace(self, who: Principal, namespace: Namespace) -> Namespace:
+        """``namespace`` itself, when it holds a table ``who`` may read.
+
+        Raises:
+            NamespaceNotFoundError: otherwise.
+        """
+        with self._lock:
+            self._require_namespace(who, namespace)
+            return namespace
+
+    def tables(self, who: Principal, namespace: Namespace) -> list[TableRef]:
+        """The tables of ``namespace`` that ``who`` may read directly."""
+        with self._lock:
+            self._require_namespace(who, namespace)
+            return [ref for ref in self._direct(who) if ref.namespace == namespace]
+
+    def load(self, who: Principal, namespace: Namespace, name: str) -> dict[str, Any]:
+        """The table as the REST protocol's LoadTableResult: metadata location, metadata, config.
+
+        Raises:
+            TableNotFoundError: no such table, or ``who`` may see none of its columns.
+            AccessDenied: ``who`` is restricted on it (masks, row filters, denied columns).
+        """
+        with self._lock:
+            ref = _table_ref(namespace, name)
+            if ref is None or not self.catalog.table_exists(ref):
+                raise TableNotFoundError(f"table '{'.'.join((*namespace, name))}' does not exist", table=name)
+            decision = direct_read(self.governance.access(who, str(ref)))
+            if decision.verdict != "direct":
+                self._audit(who, ref, "denied", decision.because, [])
+                if decision.verdict == "hidden":
+                    raise TableNotFoundError(f"table '{ref}' does not exist", table=str(ref))
+                raise AccessDenied(
+                    f"table {ref}: {decision.because}", principal=who.name, table=str(ref), column=None
+                )
+            table = self.catalog.load(ref)
+            self._audit(who, ref, "allowed", decision.because, [f.name for f in table.schema().fields])
+            return {
+                "metadata-location": table.metadata_location,
+                "metadata": json.loads(table.metadata.model_dump_json()),
+                "config": dict(self.file_config),
+            }
+
+    def exists(self, who: Principal, namespace: Namespace, name: str) -> bool:
+        """Whether ``who`` may load the table (answers HEAD requests; not audited: nothing is read)."""
+        with self._lock:
+            ref = _table_ref(namespace, name)
+            return ref is not None and ref in self._direct(who)
+
+    # -- under the lock ------------------------------------------------------------------------
+    def _decisions(self, who: Principal) -> dict[TableRef, DirectRead]:
+        return {ref: direct_read(self.governance.access(who, str(ref))) for ref in self.catalog.list_tables()}
+
+    def _direct(self, who: Principal) -> list[TableRef]:
+        return [ref for ref, d in self._decisions(who).items() if d.verdict == "direct"]
+
+    def _require_namespace(self, who: Principal, namespace: Namespace) -> None:
+        if not any(ref.namespace[: len(namespace)] == namespace for ref in self._direct(who)):
+            raise NamespaceNotFoundError(
+                f"namespace '{'.'.join(namespace)}' does not exist", namespace=".".join(namespace)
+            )
+
+    def _audit(self, who: Principal, ref: TableRef, decision: str, because: str, columns: list[str]) -> None:
+        self.governance.audit(
+            AuditEvent(
+                principal=who.name,
+                policy_version=self.governance.version().label,
+                sql=f"LOAD TABLE {ref} (Iceberg REST catalog: the reader reads the table's files)",
+                decision=decision,
+                reason=because,
+                tables=[str(ref)],
+                columns=columns,
+            )
+        )
+
+
+def _table_ref(namespace: Namespace, name: str) -> TableRef | None:
+    if len(namespace) != 2 or not all(namespace) or not name:
+        return None
+    return TableRef(namespace[0], namespace[1], name)
