@@ -20,6 +20,7 @@ protocol's ErrorModel: ``{"error": {"message", "type", "code"}}``.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 from lakeplane.catalog.catalog import LakeCatalog
 from lakeplane.catalog.served import Namespace, ServedCatalog
@@ -114,7 +115,7 @@ class RestCatalogApp:
         route, params = _route(url.path)
         try:
             if route == "oauth":
-                return self._oauth(method, body), "-"
+                return self._oauth(method, headers.get("authorization", ""), body), "-"
             who = self._authenticate(headers.get("authorization", ""))
         except AuthenticationError as exc:
             return error_reply(HTTPStatus.UNAUTHORIZED, "NotAuthorizedException", str(exc)), "-"
@@ -193,8 +194,11 @@ class RestCatalogApp:
             return error_reply(HTTPStatus.NOT_FOUND, "NoSuchViewException", "this catalog serves no views")
         return error_reply(HTTPStatus.NOT_FOUND, "NoSuchEndpointException", "no such endpoint")
 
-    def _oauth(self, method: str, body: bytes) -> Reply:
-        """The OAuth2 client-credentials grant: the token itself is the client secret and the answer."""
+    def _oauth(self, method: str, authorization: str, body: bytes) -> Reply:
+        """The OAuth2 client-credentials grant: the token itself is the client secret and the answer.
+
+        The client's id and secret come in the form (pyiceberg) or as HTTP Basic credentials (DuckDB).
+        """
         if method != "POST":
             return error_reply(
                 HTTPStatus.METHOD_NOT_ALLOWED, "MethodNotAllowedException", "POST a token request"
@@ -202,6 +206,14 @@ class RestCatalogApp:
         form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
         if form.get("grant_type") != "client_credentials":
             return _oauth_error(HTTPStatus.BAD_REQUEST, "unsupported_grant_type", "only client_credentials")
+        scheme, _, basic = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                pair = base64.b64decode(basic.strip(), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                return _oauth_error(HTTPStatus.BAD_REQUEST, "invalid_request", "malformed Basic credentials")
+            client_id, _, client_secret = pair.partition(":")
+            form |= {"client_id": unquote_plus(client_id), "client_secret": unquote_plus(client_secret)}
         secret = form.get("client_secret", "")
         try:
             principal = self.tokens.authenticate(secret)
