@@ -365,3 +365,9 @@ def test_serve_command_stops_gracefully_on_sigterm(lake, secrets_of):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_taken_port_is_a_clear_error(server, lake):
+    port = int(server.url.rsplit(":", 1)[1])
+    with pytest.raises(ConfigError, match=f"cannot serve on 127.0.0.1:{port}"):
+        catalog_server(lake.catalog, lake.governance, lake.config.storage, port=port)

@@ -27,6 +27,7 @@ import re
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -40,6 +41,7 @@ from lakeplane.config import StorageConfig
 from lakeplane.errors import (
     AccessDenied,
     AuthenticationError,
+    ConfigError,
     LakeplaneError,
     NamespaceNotFoundError,
     PolicyError,
@@ -270,7 +272,12 @@ class CatalogServer:
     ) -> None:
         self.app = app
         self.log = log or _stderr
-        self.httpd = ThreadingHTTPServer((host, port), _handler(self))
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), _handler(self))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc}", value=f"{host}:{port}"
+            ) from None
         # Requests in flight finish before close() returns.
         self.httpd.daemon_threads = False
         self.httpd.block_on_close = True
@@ -311,7 +318,14 @@ def _handler(server: CatalogServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            reply, who = server.app.handle(self.command, self.path, headers, body)
+            try:
+                reply, who = server.app.handle(self.command, self.path, headers, body)
+            except Exception:  # a bug or a lost database: answer, and keep the details in the log
+                server.log(traceback.format_exc().rstrip())
+                reply, who = (
+                    error_reply(500, "ServiceFailureException", "internal error (see the server log)"),
+                    "-",
+                )
             payload = b"" if reply.body is None else json.dumps(reply.body).encode()
             self.send_response(reply.status)
             for key, value in reply.headers:
