@@ -28,12 +28,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import (
+    CommitFailedException,
     ForbiddenError,
     NoSuchNamespaceError,
     NoSuchTableError,
     OAuthError,
     UnauthorizedError,
 )
+from pyiceberg.types import StringType
 
 from lakeplane.catalog.rest import CatalogServer, catalog_server
 from lakeplane.cli.main import cli
@@ -371,3 +373,73 @@ def test_a_taken_port_is_a_clear_error(server, lake):
     port = int(server.url.rsplit(":", 1)[1])
     with pytest.raises(ConfigError, match=f"cannot serve on 127.0.0.1:{port}"):
         catalog_server(lake.catalog, lake.governance, lake.config.storage, port=port)
+
+
+# -- --allow-write: table commits ---------------------------------------------------------------
+CLICKS = "adtech.processed.clicks"
+
+
+@pytest.fixture(scope="module")
+def writable(lake: Lake) -> Iterator[CatalogServer]:
+    with catalog_server(
+        lake.catalog, lake.governance, lake.config.storage, log=lambda line: None, allow_write=True
+    ) as running:
+        yield running
+
+
+def new_clicks(table: Any, lake: Lake, prefix: str, count: int = 3) -> pa.Table:
+    """``count`` rows like existing clicks, with fresh ids."""
+    model = lake.query(f"SELECT * FROM {CLICKS} LIMIT 1", principal="role:pipeline").to_pylist()[0]
+    rows = [{**model, "click_id": f"{prefix}-{i}"} for i in range(count)]
+    return pa.Table.from_pylist(rows, schema=table.schema().as_arrow())
+
+
+def click_ids(lake: Lake, prefix: str) -> list[str]:
+    answer = lake.query(
+        f"SELECT click_id FROM {CLICKS} WHERE click_id LIKE '{prefix}-%'", principal="role:pipeline"
+    )
+    return sorted(answer.column("click_id").to_pylist())
+
+
+def test_a_writer_with_insert_appends_through_the_catalog(writable, secrets_of, lake):
+    table = rest(writable, secrets_of["role:pipeline"]).load_table(CLICKS)
+    table.append(new_clicks(table, lake, "rest-append"))
+    assert click_ids(lake, "rest-append") == ["rest-append-0", "rest-append-1", "rest-append-2"]
+    (record,) = lake.governance.audit_log().search(
+        principal="pipeline", table=CLICKS, decision="allowed", limit=1
+    )
+    assert record.sql.startswith(f"COMMIT TABLE {CLICKS}: add-snapshot")
+
+
+def test_a_reader_without_insert_cannot_commit(writable, secrets_of, lake):
+    before = lake.catalog.load(CLICKS).metadata_location
+    table = rest(writable, secrets_of["ana"]).load_table(CLICKS)  # ana may read the ad-tech tables
+    with pytest.raises(ForbiddenError, match="'add-snapshot' needs INSERT"):
+        table.append(new_clicks(table, lake, "ana-append"))
+    assert lake.catalog.load(CLICKS).metadata_location == before
+    assert click_ids(lake, "ana-append") == []
+
+
+def test_schema_changes_need_alter(writable, secrets_of, lake):
+    table = rest(writable, secrets_of["role:pipeline"]).load_table(CLICKS)
+    with pytest.raises(ForbiddenError, match="'add-schema' needs ALTER"), table.update_schema() as update:
+        update.add_column("note", StringType())
+    assert "note" not in [f.name for f in lake.catalog.load(CLICKS).schema().fields]
+
+
+def test_a_commit_that_lost_a_race_gets_409(writable, secrets_of, lake):
+    first = rest(writable, secrets_of["role:pipeline"]).load_table(CLICKS)
+    second = rest(writable, secrets_of["role:pipeline"]).load_table(CLICKS)
+    first.append(new_clicks(first, lake, "race-first"))
+    with pytest.raises(CommitFailedException):
+        second.append(new_clicks(second, lake, "race-second"))
+    assert click_ids(lake, "race-first") == ["race-first-0", "race-first-1", "race-first-2"]
+    assert click_ids(lake, "race-second") == []
+
+
+def test_creating_and_dropping_stay_refused_with_allow_write(writable, secrets_of):
+    secret = secrets_of["role:pipeline"]
+    assert call(writable, "POST", "/v1/namespaces/adtech%1Fprocessed/tables", secret, b"{}")[0] == 403
+    assert call(writable, "DELETE", "/v1/namespaces/adtech%1Fprocessed/tables/clicks", secret)[0] == 403
+    status, body = call(writable, "POST", "/v1/namespaces/adtech%1Fprocessed/tables/clicks", secret, b"{")
+    assert status == 400 and body["error"]["type"] == "BadRequestException"

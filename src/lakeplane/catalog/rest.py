@@ -1,4 +1,4 @@
-"""The Iceberg REST catalog protocol over the lake's catalog, read-only (``lakeplane catalog serve``).
+"""The Iceberg REST catalog protocol over the lake's catalog (``lakeplane catalog serve``).
 
 Served with the standard library's threading HTTP server, so it needs no dependency. Every request
 but the OAuth2 token exchange carries ``Authorization: Bearer <token>``, a token made with
@@ -14,8 +14,11 @@ Endpoints (spec: apache/iceberg ``open-api/rest-catalog-open-api.yaml``):
 - ``POST /v1/oauth/tokens``: the client-credentials grant; ``client_id`` names the token's principal,
   ``client_secret`` is the token, and the access token handed back is that same token.
 
-Writes (creating, committing, renaming, dropping) answer 403; other methods 405. Errors follow the
-protocol's ErrorModel: ``{"error": {"message", "type", "code"}}``.
+Writes (creating, committing, renaming, dropping) answer 403; other methods 405. With
+``allow_write`` (``--allow-write``) table commits are taken:
+``POST /v1/namespaces/{namespace}/tables/{table}``, governed by :meth:`ServedCatalog.commit`; creating,
+renaming and dropping tables or namespaces still answer 403. Errors follow the protocol's ErrorModel:
+``{"error": {"message", "type", "code"}}``.
 """
 
 from __future__ import annotations
@@ -35,12 +38,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
+from pydantic import ValidationError
+from pyiceberg.table import CommitTableRequest
+
 from lakeplane.catalog.catalog import LakeCatalog
 from lakeplane.catalog.served import Namespace, ServedCatalog
 from lakeplane.config import StorageConfig
 from lakeplane.errors import (
     AccessDenied,
     AuthenticationError,
+    CommitConflictError,
     ConfigError,
     LakeplaneError,
     NamespaceNotFoundError,
@@ -64,6 +71,7 @@ _ENDPOINTS = [
     "HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}",
     "GET /v1/{prefix}/namespaces/{namespace}/views",
 ]
+_COMMIT_ENDPOINT = "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}"
 _ROUTES = [
     ("namespaces", re.compile(r"^/v1/namespaces$")),
     ("namespace", re.compile(r"^/v1/namespaces/(?P<namespace>[^/]+)$")),
@@ -81,6 +89,7 @@ _STATUS = {
     ReadOnlyError: (HTTPStatus.FORBIDDEN, "ForbiddenException"),
     TableNotFoundError: (HTTPStatus.NOT_FOUND, "NoSuchTableException"),
     NamespaceNotFoundError: (HTTPStatus.NOT_FOUND, "NoSuchNamespaceException"),
+    CommitConflictError: (HTTPStatus.CONFLICT, "CommitFailedException"),
 }
 
 
@@ -105,11 +114,14 @@ class RestCatalogApp:
     Args:
         served: the lake's catalog as principals see it.
         tokens: the lake's access tokens.
+        allow_write: take table commits (``POST .../tables/{table}``), as
+            :meth:`ServedCatalog.commit` governs them; everything else stays read-only.
     """
 
-    def __init__(self, served: ServedCatalog, tokens: AccessTokens) -> None:
+    def __init__(self, served: ServedCatalog, tokens: AccessTokens, allow_write: bool = False) -> None:
         self.served = served
         self.tokens = tokens
+        self.allow_write = allow_write
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[Reply, str]:
         """The reply to one request, and who asked (``-`` when nobody was authenticated)."""
@@ -122,6 +134,8 @@ class RestCatalogApp:
         except AuthenticationError as exc:
             return error_reply(HTTPStatus.UNAUTHORIZED, "NotAuthorizedException", str(exc)), "-"
         try:
+            if self.allow_write and method == "POST" and route == "table":
+                return self._commit(params, body, who), who.name
             return self._answer(method, route, params, parse_qs(url.query), who), who.name
         except LakeplaneError as exc:
             status, kind = next(
@@ -172,7 +186,8 @@ class RestCatalogApp:
                 return Reply(HTTPStatus.NO_CONTENT if found else HTTPStatus.NOT_FOUND)
             return Reply(HTTPStatus.NOT_FOUND)
         if route == "config":
-            return Reply(HTTPStatus.OK, {"defaults": {}, "overrides": {}, "endpoints": _ENDPOINTS})
+            endpoints = _ENDPOINTS + [_COMMIT_ENDPOINT] * self.allow_write
+            return Reply(HTTPStatus.OK, {"defaults": {}, "overrides": {}, "endpoints": endpoints})
         if route == "namespaces":
             parent = _namespace(query.get("parent", [""])[0])
             children = self.served.namespaces(who, parent)
@@ -195,6 +210,14 @@ class RestCatalogApp:
         if route == "view":
             return error_reply(HTTPStatus.NOT_FOUND, "NoSuchViewException", "this catalog serves no views")
         return error_reply(HTTPStatus.NOT_FOUND, "NoSuchEndpointException", "no such endpoint")
+
+    def _commit(self, params: dict[str, str], body: bytes, who: Principal) -> Reply:
+        try:
+            request = CommitTableRequest.model_validate_json(body)
+        except ValidationError as exc:
+            return error_reply(HTTPStatus.BAD_REQUEST, "BadRequestException", f"not a table commit: {exc}")
+        namespace, name = _namespace(params["namespace"]), unquote(params["name"])
+        return Reply(HTTPStatus.OK, self.served.commit(who, namespace, name, request))
 
     def _oauth(self, method: str, authorization: str, body: bytes) -> Reply:
         """The OAuth2 client-credentials grant: the token itself is the client secret and the answer.
@@ -354,14 +377,15 @@ def catalog_server(
     host: str = "127.0.0.1",
     port: int = 0,
     log: Callable[[str], None] | None = None,
+    allow_write: bool = False,
 ) -> CatalogServer:
-    """The REST catalog of a governed lake, not yet started.
+    """The REST catalog of a governed lake, not yet started (read-only unless ``allow_write``).
 
     Raises:
         ConfigError: the lake has no policy (no principal a token could stand for).
     """
     served = ServedCatalog(catalog, governance, file_config(storage))
-    return CatalogServer(RestCatalogApp(served, access_tokens(governance)), host, port, log)
+    return CatalogServer(RestCatalogApp(served, access_tokens(governance), allow_write), host, port, log)
 
 
 def file_config(storage: StorageConfig) -> dict[str, str]:

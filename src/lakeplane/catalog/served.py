@@ -19,14 +19,32 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import CommitTableRequest
+
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
-from lakeplane.errors import AccessDenied, NamespaceNotFoundError, TableNotFoundError
-from lakeplane.governance.access import TableAccess
+from lakeplane.errors import AccessDenied, CommitConflictError, NamespaceNotFoundError, TableNotFoundError
+from lakeplane.governance.access import TableAccess, may
 from lakeplane.governance.audit_records import AuditEvent
 from lakeplane.governance.plane import Governance
 from lakeplane.governance.policy import Principal
 
 Verdict = Literal["direct", "restricted", "hidden"]
+
+#: Commit updates that need INSERT; every other update needs ALTER, except those never allowed.
+_PRIVILEGE_OF_UPDATE = {
+    action: "INSERT"
+    for action in (
+        "add-snapshot",
+        "set-snapshot-ref",
+        "remove-snapshot-ref",
+        "set-statistics",
+        "remove-statistics",
+        "set-partition-statistics",
+        "remove-partition-statistics",
+    )
+}
+_NEVER_UPDATED = frozenset({"set-location", "assign-uuid"})
 Namespace = tuple[str, ...]
 
 
@@ -126,23 +144,65 @@ class ServedCatalog:
             AccessDenied: ``who`` is restricted on it (masks, row filters, denied columns).
         """
         with self._lock:
-            ref = _table_ref(namespace, name)
-            if ref is None or not self.catalog.table_exists(ref):
-                raise TableNotFoundError(f"table '{'.'.join((*namespace, name))}' does not exist", table=name)
-            decision = direct_read(self.governance.access(who, str(ref)))
-            if decision.verdict != "direct":
-                self._audit(who, ref, "denied", decision.because, [])
-                if decision.verdict == "hidden":
-                    raise TableNotFoundError(f"table '{ref}' does not exist", table=str(ref))
-                raise AccessDenied(
-                    f"table {ref}: {decision.because}", principal=who.name, table=str(ref), column=None
-                )
+            ref, decision = self._admit(who, namespace, name, "LOAD TABLE")
             table = self.catalog.load(ref)
-            self._audit(who, ref, "allowed", decision.because, [f.name for f in table.schema().fields])
+            self._audit(
+                who, ref, "LOAD TABLE", "allowed", decision.because, [f.name for f in table.schema().fields]
+            )
             return {
                 "metadata-location": table.metadata_location,
                 "metadata": json.loads(table.metadata.model_dump_json()),
                 "config": dict(self.file_config),
+            }
+
+    def commit(
+        self, who: Principal, namespace: Namespace, name: str, request: CommitTableRequest
+    ) -> dict[str, Any]:
+        """Apply a writer's commit (``catalog serve --allow-write``): the CommitTableResponse.
+
+        Only a principal that may load the table may commit to it, and each update needs its
+        privilege: snapshots, refs and statistics ``INSERT``; schema, partition spec, sort order and
+        properties ``ALTER``. Moving the table's location or changing its UUID is never allowed.
+        The catalog checks the request's requirements against the table as it is (optimistic
+        concurrency): a writer that lost a race gets 409 and retries.
+
+        Raises:
+            TableNotFoundError, AccessDenied: as :meth:`load`, or a privilege is missing.
+            CommitConflictError: a requirement does not hold any more.
+        """
+        with self._lock:
+            ref, _ = self._admit(who, namespace, name, "COMMIT TABLE")
+            actions = [update.action for update in request.updates]
+            what = "COMMIT TABLE"
+            detail = f": {', '.join(actions) or 'no update'}"
+            for action in actions:
+                privilege = _PRIVILEGE_OF_UPDATE.get(action, "ALTER")
+                if action in _NEVER_UPDATED or not may(self.governance.policy(), who, privilege, str(ref)):
+                    because = (
+                        f"'{action}' is not allowed through the REST catalog"
+                        if action in _NEVER_UPDATED
+                        else f"'{action}' needs {privilege} on {ref}"
+                    )
+                    self._audit(who, ref, what, "denied", because, [], detail)
+                    raise AccessDenied(
+                        f"table {ref}: {because}", principal=who.name, table=str(ref), column=None
+                    )
+            table = self.catalog.load(ref)
+            try:
+                done = self.catalog.iceberg.commit_table(table, request.requirements, request.updates)
+            except CommitFailedException as exc:
+                self._audit(who, ref, what, "denied", f"commit conflict: {exc}", [], detail)
+                raise CommitConflictError(
+                    f"table {ref}: commit refused: {exc}; load the table and try again",
+                    table=str(ref),
+                    operation="commit",
+                    attempts=1,
+                    cause=str(exc),
+                ) from None
+            self._audit(who, ref, what, "allowed", f"new metadata {done.metadata_location}", [], detail)
+            return {
+                "metadata-location": done.metadata_location,
+                "metadata": json.loads(done.metadata.model_dump_json()),
             }
 
     def exists(self, who: Principal, namespace: Namespace, name: str) -> bool:
@@ -152,6 +212,23 @@ class ServedCatalog:
             return ref is not None and ref in self._direct(who)
 
     # -- under the lock ------------------------------------------------------------------------
+    def _admit(
+        self, who: Principal, namespace: Namespace, name: str, what: str
+    ) -> tuple[TableRef, DirectRead]:
+        """The table, when ``who`` may read its files whole; a refusal is audited."""
+        ref = _table_ref(namespace, name)
+        if ref is None or not self.catalog.table_exists(ref):
+            raise TableNotFoundError(f"table '{'.'.join((*namespace, name))}' does not exist", table=name)
+        decision = direct_read(self.governance.access(who, str(ref)))
+        if decision.verdict != "direct":
+            self._audit(who, ref, what, "denied", decision.because, [])
+            if decision.verdict == "hidden":
+                raise TableNotFoundError(f"table '{ref}' does not exist", table=str(ref))
+            raise AccessDenied(
+                f"table {ref}: {decision.because}", principal=who.name, table=str(ref), column=None
+            )
+        return ref, decision
+
     def _decisions(self, who: Principal) -> dict[TableRef, DirectRead]:
         return {ref: direct_read(self.governance.access(who, str(ref))) for ref in self.catalog.list_tables()}
 
@@ -164,12 +241,21 @@ class ServedCatalog:
                 f"namespace '{'.'.join(namespace)}' does not exist", namespace=".".join(namespace)
             )
 
-    def _audit(self, who: Principal, ref: TableRef, decision: str, because: str, columns: list[str]) -> None:
+    def _audit(
+        self,
+        who: Principal,
+        ref: TableRef,
+        what: str,
+        decision: str,
+        because: str,
+        columns: list[str],
+        detail: str = "",
+    ) -> None:
         self.governance.audit(
             AuditEvent(
                 principal=who.name,
                 policy_version=self.governance.version().label,
-                sql=f"LOAD TABLE {ref} (Iceberg REST catalog: the reader reads the table's files)",
+                sql=f"{what} {ref}{detail} (Iceberg REST catalog: the engine handles the files itself)",
                 decision=decision,
                 reason=because,
                 tables=[str(ref)],

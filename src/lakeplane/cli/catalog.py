@@ -18,10 +18,16 @@ def catalog() -> None:
 @catalog.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8181, show_default=True, help="Port to listen on (0: any free port).")
+@click.option(
+    "--allow-write",
+    is_flag=True,
+    help="Take table commits (appends, overwrites) from principals with INSERT on the table, and "
+    "schema or property changes from those with ALTER. Creating and dropping stay refused.",
+)
 @common_options
 @pass_ctx
-def serve(ctx: Context, host: str, port: int) -> None:
-    """Serve the catalog over the Iceberg REST protocol, read-only, until SIGTERM or Ctrl-C.
+def serve(ctx: Context, host: str, port: int, allow_write: bool) -> None:
+    """Serve the catalog over the Iceberg REST protocol (read-only by default) until SIGTERM or Ctrl-C.
 
     Clients authenticate with a bearer token (`lakeplane token create PRINCIPAL`) and see only the
     tables their principal may read unrestricted: a direct reader reads whole files, so tables with
@@ -30,13 +36,16 @@ def serve(ctx: Context, host: str, port: int) -> None:
     from lakeplane.catalog.rest import catalog_server, serve_until_stopped
 
     lake = ctx.lake()
-    server = catalog_server(lake.catalog, lake.governance, lake.config.storage, host, port)
+    server = catalog_server(
+        lake.catalog, lake.governance, lake.config.storage, host, port, allow_write=allow_write
+    )
+    mode = "read-write: table commits" if allow_write else "read-only"
 
     def ready(url: str) -> None:
         if ctx.printer.json:
-            ctx.printer.emit({"url": url, "read_only": True})
+            ctx.printer.emit({"url": url, "read_only": not allow_write})
         else:
-            ctx.printer.line(f"serving the Iceberg REST catalog of {lake.project_dir} at {url} (read-only)")
+            ctx.printer.line(f"serving the Iceberg REST catalog of {lake.project_dir} at {url} ({mode})")
         sys.stdout.flush()  # a supervisor waiting for the URL sees it now
 
     serve_until_stopped(server, ready)
