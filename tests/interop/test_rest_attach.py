@@ -32,7 +32,7 @@ READER = textwrap.dedent(
     import duckdb
     import duckdb_extension_avro, duckdb_extension_httpfs, duckdb_extension_iceberg
 
-    endpoint, secret, out = sys.argv[1:4]
+    endpoint, credentials, out = sys.argv[1:4]
     tables = sys.argv[4:]
     con = duckdb.connect()
     con.execute("SET autoinstall_known_extensions = false")
@@ -40,7 +40,7 @@ READER = textwrap.dedent(
         name = package.__name__.removeprefix("duckdb_extension_")
         folder = pathlib.Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}"
         con.execute(f"LOAD '{folder / (name + '.duckdb_extension')}'")
-    con.execute(f"CREATE SECRET lake_token (TYPE iceberg, TOKEN '{secret}')")
+    con.execute(f"CREATE SECRET lake_token (TYPE iceberg, {credentials})")
     con.execute(
         f"ATTACH '' AS lake (TYPE iceberg, SECRET lake_token, ENDPOINT '{endpoint}', "
         "SUPPORT_NESTED_NAMESPACES true)"
@@ -88,11 +88,14 @@ def server(lake: Lake) -> Iterator[CatalogServer]:
         yield running
 
 
-def attach(reader: Path, server: CatalogServer, secret: str, out: Path, tables: list[str]) -> dict[str, Any]:
+def attach(
+    reader: Path, server: CatalogServer, credentials: str, out: Path, tables: list[str]
+) -> dict[str, Any]:
+    """Run DuckDB in the readers' environment; ``credentials`` are the iceberg secret's options."""
     script = out / "reader.py"
     script.write_text(READER)
     done = subprocess.run(
-        [str(reader), str(script), server.url, secret, str(out), *tables],
+        [str(reader), str(script), server.url, credentials, str(out), *tables],
         capture_output=True,
         text=True,
         timeout=120,
@@ -109,7 +112,7 @@ def rows(table: Any) -> list[str]:
 def test_duckdb_attaches_and_reads_what_lakeplane_reads(reader_python, lake, server, tmp_path):
     secret = access_tokens(lake.governance).create("role:pipeline").secret
     tables = ["telco.processed.cdr", "adtech.processed.impressions", "adtech.curated.daily_campaign_stats"]
-    found = attach(reader_python, server, secret, tmp_path, tables)
+    found = attach(reader_python, server, f"TOKEN '{secret}'", tmp_path, tables)
     assert found["tables"] == sorted(str(t) for t in lake.tables())
     assert found["errors"] == {}
     for i, table in enumerate(tables):
@@ -124,8 +127,29 @@ def test_duckdb_attaches_and_reads_what_lakeplane_reads(reader_python, lake, ser
 def test_duckdb_sees_only_what_the_principal_reads_unrestricted(reader_python, lake, server, tmp_path):
     secret = access_tokens(lake.governance).create("ana").secret
     found = attach(
-        reader_python, server, secret, tmp_path, ["telco.processed.cdr", "telco.curated.cell_daily"]
+        reader_python,
+        server,
+        f"TOKEN '{secret}'",
+        tmp_path,
+        ["telco.processed.cdr", "telco.curated.cell_daily"],
     )
     assert "telco.processed.cdr" not in found["tables"]
     assert "telco.curated.cell_daily" in found["tables"]
     assert list(found["errors"]) == ["telco.processed.cdr"]
+
+
+@pytest.mark.slow
+def test_duckdb_attaches_with_oauth2_client_credentials(reader_python, lake, server, tmp_path):
+    secret = access_tokens(lake.governance).create("ian").secret
+    credentials = (
+        f"CLIENT_ID 'ian', CLIENT_SECRET '{secret}', OAUTH2_SERVER_URI '{server.url}/v1/oauth/tokens'"
+    )
+    found = attach(reader_python, server, credentials, tmp_path, ["adtech.processed.campaigns"])
+    assert found["tables"] and all(t.startswith("adtech.") for t in found["tables"])
+    assert found["errors"] == {}
+    assert (
+        pq.read_table(tmp_path / "0.parquet").num_rows
+        == lake.query("SELECT count(*) AS n FROM adtech.processed.campaigns", principal="ian")
+        .column("n")[0]
+        .as_py()
+    )
