@@ -167,8 +167,9 @@ class RestCatalogApp:
         if route is None:
             return error_reply(HTTPStatus.NOT_FOUND, "NoSuchEndpointException", "no such endpoint")
         if method in ("POST", "PUT", "DELETE") and route != "config":
+            served = "takes table commits only" if self.allow_write else "is served read-only"
             raise ReadOnlyError(
-                f"{method} refused: this catalog is served read-only; change tables through lakeplane",
+                f"{method} refused: this catalog {served}; create, rename and drop through lakeplane",
                 operation=method,
             )
         if method not in ("GET", "HEAD"):
