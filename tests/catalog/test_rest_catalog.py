@@ -38,10 +38,12 @@ from pyiceberg.exceptions import (
 from pyiceberg.types import StringType
 
 from lakeplane.catalog.rest import CatalogServer, catalog_server
+from lakeplane.catalog.served import direct_read
 from lakeplane.cli.main import cli
 from lakeplane.demo import generator, telco
 from lakeplane.demo.run import build_project
 from lakeplane.errors import AuthenticationError, ConfigError, TokenError
+from lakeplane.governance.access import ColumnDecision, TableAccess
 from lakeplane.governance.tokens import TOKENS, AccessTokens, access_tokens, parse_lifetime
 from lakeplane.lake import Lake
 
@@ -199,6 +201,31 @@ def test_concurrent_loads_all_succeed(server, secrets_of):
         thread.join()
     assert not errors
     assert len(counts) == 8 and len(set(counts)) == 1
+
+
+@pytest.mark.parametrize(
+    ("principal", "table", "verdict"),
+    [
+        ("role:pipeline", "telco.processed.cdr", "direct"),
+        ("fred", "telco.processed.subscribers", "direct"),  # fraud: telco unmasked, unfiltered
+        ("ana", "telco.processed.cdr", "restricted"),  # pii masks
+        ("eve", "telco.processed.cdr", "restricted"),  # row filter
+        ("eve", "adtech.processed.impressions", "hidden"),  # no grant
+        ("ana", "telco.processed.cdr_quarantine", "hidden"),  # denied
+        ("ian", "telco.curated.cell_daily", "hidden"),  # denied
+    ],
+)
+def test_direct_read_verdicts(lake, principal, table, verdict):
+    assert direct_read(lake.governance.access(principal, table)).verdict == verdict
+
+
+def test_a_column_denial_restricts_direct_reading():
+    columns = [
+        ColumnDecision("id", 1, "string", "unmasked", "allow #1"),
+        ColumnDecision("secret", 2, "string", "denied", "deny #2"),
+    ]
+    decision = direct_read(TableAccess("cara", "d.z.t", columns))
+    assert decision.verdict == "restricted" and decision.because.startswith("no SELECT on secret")
 
 
 # -- authentication -----------------------------------------------------------------------------

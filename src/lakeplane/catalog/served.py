@@ -103,11 +103,6 @@ class ServedCatalog:
         with self._lock:
             return self.governance.principal(name)
 
-    def decisions(self, who: Principal) -> dict[TableRef, DirectRead]:
-        """The verdict on every table of the lake for ``who``."""
-        with self._lock:
-            return self._decisions(who)
-
     def namespaces(self, who: Principal, parent: Namespace = ()) -> list[Namespace]:
         """The namespaces right under ``parent`` (the top when empty) holding a table ``who`` may read."""
         with self._lock:
