@@ -1,4 +1,4 @@
-"""The REST catalog of a lake on S3 (moto server): readers get the endpoint settings, not the keys."""
+"""The REST catalog of a lake on S3 (moto server), and access tokens in a PostgreSQL catalog."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pyiceberg.catalog.rest import RestCatalog
 
 from lakeplane.catalog.rest import catalog_server
 from lakeplane.demo.generator import DayDrop
 from lakeplane.demo.run import build_project
-from lakeplane.governance.tokens import access_tokens
+from lakeplane.errors import AuthenticationError
+from lakeplane.governance.tokens import AccessTokens, access_tokens
 from lakeplane.lake import open_lake
 from tests.backends.conftest import DAY1, S3_KEY, S3_REGION, S3Endpoint
 
@@ -46,3 +48,17 @@ def test_pyiceberg_reads_an_s3_lake_through_the_rest_catalog(
     assert scanned.num_rows == answer.num_rows > 0
     assert scanned.column_names == answer.column_names
     assert sorted(map(repr, scanned.to_pylist())) == sorted(map(repr, answer.to_pylist()))
+
+
+@pytest.mark.postgres
+def test_tokens_in_a_postgresql_catalog(pg_catalog_uri: str) -> None:
+    engine = sa.create_engine(pg_catalog_uri.replace("postgresql://", "postgresql+psycopg://"))
+    known = {"ana": "user:ana", "user:ana": "user:ana"}
+    # two stores on one database, as two servers sharing the catalog would have
+    first, second = (AccessTokens(engine, known.__getitem__) for _ in range(2))
+    made = first.create("ana", label="shared", lifetime=dt.timedelta(days=1))
+    assert second.authenticate(made.secret) == "user:ana"
+    assert [t.label for t in second.all()] == ["shared"]
+    second.revoke("shared")
+    with pytest.raises(AuthenticationError, match="revoked"):
+        first.authenticate(made.secret)
