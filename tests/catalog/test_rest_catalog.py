@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -470,3 +471,26 @@ def test_creating_and_dropping_stay_refused_with_allow_write(writable, secrets_o
     assert call(writable, "DELETE", "/v1/namespaces/adtech%1Fprocessed/tables/clicks", secret)[0] == 403
     status, body = call(writable, "POST", "/v1/namespaces/adtech%1Fprocessed/tables/clicks", secret, b"{")
     assert status == 400 and body["error"]["type"] == "BadRequestException"
+
+
+def test_closing_lets_a_request_in_flight_finish(lake, secrets_of):
+    running = catalog_server(
+        lake.catalog, lake.governance, lake.config.storage, log=lambda line: None
+    ).start()
+    host, port = running.httpd.server_address[:2]
+    with socket.create_connection((str(host), int(port)), timeout=10) as client:
+        client.sendall(b"GET /v1/namespaces HTTP/1.0\r\n")  # half a request: its handler is waiting
+        time.sleep(0.2)
+        closing = threading.Thread(target=running.close)
+        closing.start()
+        time.sleep(0.3)
+        assert closing.is_alive()  # close() waits for the request in flight
+        client.sendall(f"Authorization: Bearer {secrets_of['role:pipeline']}\r\n\r\n".encode())
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    closing.join(timeout=10)
+    assert not closing.is_alive()
+    assert answer.startswith(b"HTTP/1.0 200") and b'"namespaces"' in answer
+    with pytest.raises(OSError):
+        socket.create_connection((str(host), int(port)), timeout=2)
