@@ -7,6 +7,7 @@ PostgreSQL catalog shares it too:
 - ``lakeplane_policy_versions``: policy versions (:mod:`~lakeplane.governance.store`)
 - ``lakeplane_audit``, ``lakeplane_audit_head``: the audit log (:mod:`~lakeplane.governance.audit`)
 - ``lakeplane_dq_metrics``: metric history of dynamic DQ rules (:mod:`~lakeplane.quality.history`)
+- ``lakeplane_tokens``: access tokens, as digests (:mod:`~lakeplane.governance.tokens`)
 
 Each store takes the engine :attr:`lakeplane.catalog.LakeCatalog.state_engine` and creates its tables
 with :func:`ensure_tables` when it is first opened.
