@@ -8,6 +8,9 @@ import click
 
 from lakeplane.cli.context import Context, common_options, pass_ctx
 
+#: Addresses from which tokens never leave the machine.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 @click.group()
 @common_options
@@ -40,6 +43,12 @@ def serve(ctx: Context, host: str, port: int, allow_write: bool) -> None:
         lake.catalog, lake.governance, lake.config.storage, host, port, allow_write=allow_write
     )
     mode = "read-write: table commits" if allow_write else "read-only"
+    if host not in LOOPBACK:
+        click.echo(
+            f"warning: serving plain HTTP on {host}: bearer tokens cross the network in clear text; "
+            "put a TLS-terminating proxy in front",
+            err=True,
+        )
 
     def ready(url: str) -> None:
         if ctx.printer.json:
