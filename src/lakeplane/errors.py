@@ -338,3 +338,28 @@ class BookmarkError(LakeplaneError, LookupError):
     step: str | None = None
     pipeline: str | None = None
     run_id: str | None = None
+
+
+# -- table names and registering existing data --------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class AmbiguousTableError(TableNotFoundError):
+    """A short ``table`` name (``name`` or ``zone.name``) fits several tables, its ``candidates``."""
+
+    candidates: list[str]
+
+
+@dataclass(eq=False, kw_only=True)
+class RegisterError(LakeplaneError, ValueError):
+    """Existing data cannot be registered into ``table``: nothing was committed.
+
+    Attributes:
+        file: the file (or metadata file) refused.
+        column: the column at fault, when one is.
+        reason: why, in a few words (``missing``, ``not parquet``, ``schema``, ``partition``,
+            ``already registered``, ``metadata``...).
+    """
+
+    table: str
+    file: str | None = None
+    column: str | None = None
+    reason: str | None = None
