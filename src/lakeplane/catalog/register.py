@@ -18,7 +18,6 @@ from typing import Any, Literal, NoReturn
 
 from pyiceberg.exceptions import TableAlreadyExistsError
 from pyiceberg.io import FileIO, load_file_io
-from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.manifest import DataFile
 from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import Table
@@ -30,6 +29,7 @@ from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, retry_commit
 from lakeplane.catalog.register_checks import (
     check_folders,
     check_schema,
+    data_file_for,
     inferred_spec,
     schema_of,
     spec_from_text,
@@ -218,7 +218,7 @@ def register_files(
     for file in files:
         check_schema(file, schema, name)
         check_folders(file, schema, spec, name)
-        _data_file(io, metadata, file.read_uri, file, name)  # one value per partition field
+        data_file_for(io, metadata, file.read_uri, file, name)  # one value per partition field
         entry = _plan(catalog, metadata.location, file, mode, name)
         if entry.uri in referenced:
             _already(file, entry, name)
@@ -315,20 +315,6 @@ def _paths_in(table: Table) -> set[str]:
     return {task.file.file_path for task in table.scan().plan_files()} if table.current_snapshot() else set()
 
 
-def _data_file(io: FileIO, metadata: TableMetadata, uri: str, file: ParquetSource, table: str) -> DataFile:
-    try:
-        return parquet_file_to_data_file(io, metadata, uri)
-    except (ValueError, TypeError) as exc:
-        partition = "partition" in str(exc).lower()
-        why = "holds more than one value of a partition field" if partition else "does not fit the table"
-        raise RegisterError(
-            f"{file.shown}: {why} ({exc})",
-            table=table,
-            file=file.shown,
-            reason="partition" if partition else "schema",
-        ) from None
-
-
 def _stop_pyiceberg_retries(catalog: LakeCatalog, table: Table) -> None:
     """pyiceberg's own retry would rebase the append onto a head that may hold the same files."""
     if all(table.properties.get(k) == v for k, v in NO_PYICEBERG_RETRY.items()):
@@ -354,7 +340,7 @@ def _commit(catalog: LakeCatalog, table: Table, planned: list[_Planned], name: s
                 _already(entry.file, entry, name)
         schema_id = table.metadata.current_schema_id
         if schema_id not in built:
-            built[schema_id] = [_data_file(table.io, table.metadata, p.uri, p.file, name) for p in planned]
+            built[schema_id] = [data_file_for(table.io, table.metadata, p.uri, p.file, name) for p in planned]
         summary = {
             REGISTERED_KEY: str(len(planned)),
             "lakeplane.rows": str(sum(p.file.rows for p in planned)),
@@ -395,7 +381,9 @@ def register_metadata_file(catalog: LakeCatalog, ref: TableRef, source: str, dry
             reason="metadata",
         ) from None
     if catalog.table_exists(ref):
-        same = catalog.load(ref).metadata_location == uri
+        current = catalog.load(ref)
+        seen = [current.metadata_location] + [entry.metadata_file for entry in current.metadata.metadata_log]
+        same = uri in {m.removeprefix("file://") for m in seen}
         raise RegisterError(
             f"{name} already exists"
             + (" at this metadata file" if same else "; register the metadata file as a new table"),

@@ -15,10 +15,17 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.exceptions import ResolveError
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, promote
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import IdentityTransform, Transform, parse_transform
+from pyiceberg.typedef import Record
 
 from lakeplane.catalog.sources import ParquetSource
 from lakeplane.catalog.types import iceberg_schema_for
@@ -57,6 +64,14 @@ def check_schema(file: ParquetSource, schema: Schema, table: str) -> None:
     for required in schema.fields:
         if required.required and required.name not in present:
             _refuse(file, table, required.name, f"required column '{required.name}' is missing")
+    for field in file.schema:
+        if field.nullable and schema.find_field(field.name).required:
+            _refuse(
+                file,
+                table,
+                field.name,
+                f"column '{field.name}' may hold nulls here but is required in the table",
+            )
     file_types = schema_of(file, table)
     table_ids = {f.name: f.field_id for f in schema.fields}
     for field in file_types.fields:
@@ -121,6 +136,48 @@ def check_folders(file: ParquetSource, schema: Schema, spec: PartitionSpec, tabl
                 f"its folder says {key}={value} but its '{key}' column holds {low}",
                 "partition",
             )
+
+
+def data_file_for(io: FileIO, metadata: TableMetadata, uri: str, file: ParquetSource, table: str) -> DataFile:
+    """The Iceberg entry of the Parquet file at ``uri`` (``file`` as found) for a table of ``metadata``.
+
+    pyiceberg takes each partition value from the file's min/max statistics, which a bucket's hash
+    does not follow: those values are computed from the column itself, and must be one per file.
+    """
+    spec = metadata.spec()
+    hashed = {f.field_id for f in spec.fields if not f.transform.preserves_order}
+    ordered = PartitionSpec(*[f for f in spec.fields if f.field_id not in hashed], spec_id=spec.spec_id)
+    planned = metadata.model_copy(update={"partition_specs": [ordered]}) if hashed else metadata
+    try:
+        data_file = parquet_file_to_data_file(io, planned, uri)
+    except (ValueError, TypeError) as exc:
+        partition = "partition" in str(exc).lower()
+        why = "holds more than one value of a partition field" if partition else "does not fit the table"
+        raise RegisterError(
+            f"{file.shown}: {why} ({exc})",
+            table=table,
+            file=file.shown,
+            reason="partition" if partition else "schema",
+        ) from None
+    if hashed:
+        from_stats = iter(data_file.partition)
+        values = [
+            _hashed_value(file, metadata.schema(), f, table) if f.field_id in hashed else next(from_stats)
+            for f in spec.fields
+        ]
+        data_file[3] = Record(*values)
+    return data_file
+
+
+def _hashed_value(file: ParquetSource, schema: Schema, field: PartitionField, table: str) -> object:
+    column = schema.find_column_name(field.source_id) or ""
+    with file.fs.open_input_file(file.path) as handle:
+        values = pq.read_table(handle, columns=[column]).column(0)
+    source = schema.find_field(field.source_id).field_type
+    found = pc.unique(field.transform.pyarrow_transform(source)(values.combine_chunks()))
+    if len(found) > 1:
+        _refuse(file, table, column, f"spans several values of partition field {field.name}", "partition")
+    return found[0].as_py() if len(found) else None
 
 
 def spec_from_text(texts: Sequence[str], schema: Schema, table: str) -> PartitionSpec:
