@@ -221,27 +221,54 @@ def test_duckdb_files_without_field_ids_and_dictionary_encoded_pyarrow_files(
     assert read == pyarrow_rows([duck, dictionary])
 
 
-def test_spark_style_folders_without_the_column_are_refused(lake: Lake, tmp_path: Path) -> None:
+def test_spark_style_folders_get_the_column_written_into_copies(lake: Lake, tmp_path: Path) -> None:
     """Spark's ``partitionBy`` and DuckDB's ``PARTITION_BY`` keep the column in folder names only."""
     out = tmp_path / "spark"
     con = duckdb.connect()
-    con.register("src", pa.concat_tables([lineitems(D1), lineitems(D2, offset=100)]))
+    source = pa.concat_tables([lineitems(D1), lineitems(D2, offset=100)])
+    con.register("src", source)
     con.execute(f"COPY src TO '{out}' (FORMAT parquet, PARTITION_BY (ds))")
     (out / "_SUCCESS").write_text("")  # as Spark leaves it: skipped
     files = sorted(out.rglob("*.parquet"))
     assert len(files) == 2 and "ds" not in pq.read_schema(files[0]).names
-    with pytest.raises(
-        RegisterError, match="partition column 'ds' exists only in its folder names"
-    ) as refused:
+    result = lake.register(TABLE, [str(out)])
+    assert result.copied == 2 and result.rows == 100
+    info = lake.describe(TABLE)
+    assert info["schema"][-1] == {"id": 6, "name": "ds", "type": "date", "required": False}
+    assert [f["partition"] for f in info["files"]] == [{"ds": "2026-11-01"}, {"ds": "2026-11-02"}]
+    columns = ["orderkey", "quantity", "price", "status", "shipped_at", "ds"]
+    assert lakeplane_rows(lake, TABLE) == rows_of(source.select(columns))
+    assert rows_of(lake.catalog.load(TABLE).scan().to_arrow()) == rows_of(source.select(columns))
+    with pytest.raises(RegisterError, match="already in"):
         lake.register(TABLE, [str(out)])
-    assert refused.value.column == "ds" and refused.value.reason == "partition"
-    assert not lake.catalog.table_exists(lake.catalog.resolve(TABLE, "tpch"))
-    # written with the column kept in the files, the same layout registers with ds inferred
-    kept = tmp_path / "kept"
-    con.execute(f"COPY src TO '{kept}' (FORMAT parquet, PARTITION_BY (ds), WRITE_PARTITION_COLUMNS true)")
-    lake.register(TABLE, [str(kept)])
-    assert lake.describe(TABLE)["partition_spec"][0]["source"] == "ds"
-    assert lakeplane_rows(lake, TABLE) == pyarrow_rows(sorted(kept.rglob("*.parquet")))
+    # in place such a file cannot be added: its partition value would be recorded as NULL
+    inside = Path(lake.storage.path("landing/spark"))
+    inside.parent.mkdir(parents=True)
+    con.execute(
+        f"COPY (SELECT * FROM src WHERE ds = DATE '2026-11-01') TO '{inside}' (FORMAT parquet, PARTITION_BY (ds))"
+    )
+    with pytest.raises(RegisterError, match="column 'ds' exists only in its folder names") as refused:
+        lake.register("curated.other", [str(inside)], mode="in-place")
+    assert refused.value.reason == "partition" and lake.tables() == [lake.catalog.resolve(TABLE, "tpch")]
+
+
+def test_folder_values_take_the_table_type_and_hive_nulls(lake: Lake, tmp_path: Path) -> None:
+    out = tmp_path / "by_country"
+    for country in ("US", "__HIVE_DEFAULT_PARTITION__"):
+        folder = out / f"country={country}"
+        folder.mkdir(parents=True)
+        pq.write_table(lineitems(D1, n=3, offset=10 if country == "US" else 20), folder / "part-0.parquet")
+    lake.register("curated.by_country", [str(out)])
+    rows = lake.query(
+        "SELECT country, count(*) AS n FROM by_country GROUP BY country ORDER BY country"
+    ).to_pylist()
+    assert rows == [{"country": "US", "n": 3}, {"country": None, "n": 3}]
+    wrong = tmp_path / "wrong" / "ds=yesterday"
+    wrong.mkdir(parents=True)
+    pq.write_table(lineitems(D1, n=3).drop_columns(["ds"]), wrong / "part-0.parquet")
+    existing_table(lake, tmp_path)  # ds is a date column there
+    with pytest.raises(RegisterError, match="folder ds=yesterday is not a value of the table's column 'ds'"):
+        lake.register(TABLE, [str(tmp_path / "wrong")])
 
 
 # -- an existing Iceberg table -------------------------------------------------------------------
@@ -431,6 +458,17 @@ def test_a_table_whose_files_all_lack_an_optional_column_reads_it_as_null(lake: 
     pq.write_table(pa.table({"id": pa.array([1, 2], pa.int64())}), path)
     lake.register("notes", [str(path)])
     assert lakeplane_rows(lake, "notes") == [(1, None), (2, None)]
+
+
+def test_another_tables_files_and_a_bare_new_name_are_refused(lake: Lake, tmp_path: Path) -> None:
+    existing_table(lake, tmp_path)
+    data = lake.catalog.load(TABLE).location().removeprefix("file://") + "/data"
+    with pytest.raises(RegisterError, match="a file of table tpch.curated.lineitem") as refused:
+        lake.register("curated.copycat", [data])
+    assert refused.value.reason == "another table's file"
+    assert lake.register("curated.copycat", [data], mode="copy").copied == 1
+    with pytest.raises(RegisterError, match="a new table is named <zone>.<name> or <domain>.<zone>.<name>"):
+        lake.register("brand_new", [data], mode="copy")
 
 
 # -- never twice ---------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Parquet files inside the lake's storage are added where they are; files elsewhere are first copied
 into the table's ``data/registered/`` folder under a name made from their SHA-256, so registering
-the same file twice finds it already there. All files of one call land in one commit, or none of
+the same file twice finds it already there. Files whose partition column exists only in their folder
+names (Spark's ``partitionBy``) are copied with that column written into them, since ``add_files``
+would record NULL partition values for them. All files of one call land in one commit, or none of
 them: every file is checked first (schema, field ids, partition values, already registered) and
 the first that does not fit is refused with its name and the reason. The commit requires the
 table's head to be the one the duplicate check read, so two registers of the same files racing
@@ -34,9 +36,15 @@ from lakeplane.catalog.register_checks import (
     schema_of,
     spec_from_text,
 )
-from lakeplane.catalog.sources import ParquetSource, copy_into_lake, find_parquet_files
+from lakeplane.catalog.sources import (
+    ParquetSource,
+    copy_into_lake,
+    find_parquet_files,
+    rewrite_into_lake,
+    with_folder_columns,
+)
 from lakeplane.catalog.upgrade import NAME_MAPPING_KEY, ensure_name_mapping, name_mapping_json
-from lakeplane.errors import AccessDenied, RegisterError
+from lakeplane.errors import AccessDenied, AmbiguousTableError, RegisterError, TableNotFoundError
 from lakeplane.governance.access import may
 from lakeplane.governance.audit import AuditEvent
 from lakeplane.governance.plane import Governance
@@ -138,7 +146,16 @@ class Registrations:
             RegisterError: a source that does not fit (nothing is committed).
             AccessDenied: the principal lacks INSERT on the table (CREATE when it is new).
         """
-        ref = self.catalog.resolve(table, self.default_domain)
+        try:
+            ref = self.catalog.resolve(table, self.default_domain)
+        except AmbiguousTableError:
+            raise
+        except TableNotFoundError as exc:
+            raise RegisterError(
+                f"{exc}; a new table is named <zone>.<name> or <domain>.<zone>.<name>",
+                table=table,
+                reason="usage",
+            ) from None
         if not sources:
             raise RegisterError("name at least one source", table=str(ref), reason="usage")
         metadata = [s for s in sources if s.endswith(".metadata.json")]
@@ -211,6 +228,7 @@ def register_files(
     advance = progress or (lambda _text, _total: None)
     files = find_parquet_files(sources, catalog.storage, name)
     existing = catalog.load(ref) if catalog.table_exists(ref) else None
+    files = with_folder_columns(files, existing.schema().as_arrow() if existing else None, name)
     metadata, io = _target_metadata(catalog, ref, existing, files, partition_by)
     schema, spec = metadata.schema(), metadata.spec()
     referenced = _paths_in(existing) if existing is not None else set()
@@ -218,7 +236,8 @@ def register_files(
     for file in files:
         check_schema(file, schema, name)
         check_folders(file, schema, spec, name)
-        data_file_for(io, metadata, file.read_uri, file, name)  # one value per partition field
+        if not file.added:  # one value per partition field (a rewritten copy is checked once written)
+            data_file_for(io, metadata, file.read_uri, file, name)
         entry = _plan(catalog, metadata.location, file, mode, name)
         if entry.uri in referenced:
             _already(file, entry, name)
@@ -230,12 +249,17 @@ def register_files(
     ]
     if dry_run:
         return RegisterResult(name, existing is None, True, result)
+    for entry in planned:  # copies nothing references yet: a refusal below leaves no table change
+        if entry.relative is None:
+            continue
+        if entry.file.added:
+            rewrite_into_lake(entry.file, catalog.storage, entry.relative, name)
+            data_file_for(io, metadata, entry.uri, entry.file, name)
+        else:
+            copy_into_lake(entry.file, catalog.storage, entry.relative, name)
+        advance(f"copied {entry.file.name}", len(files))
     table = existing or catalog.create(ref, schema, spec, {NAME_MAPPING_KEY: name_mapping_json(schema)})
     _stop_pyiceberg_retries(catalog, table)
-    for entry in planned:
-        if entry.relative is not None:
-            copy_into_lake(entry.file, catalog.storage, entry.relative, name)
-            advance(f"copied {entry.file.name}", len(files))
     snapshot_id = _commit(catalog, table, planned, name)
     return RegisterResult(name, existing is None, False, result, snapshot_id)
 
@@ -274,8 +298,27 @@ def _spec_text(table: Table) -> str:
 
 
 def _plan(catalog: LakeCatalog, location: str, file: ParquetSource, mode: Mode, table: str) -> _Planned:
-    if file.lake_uri is not None and mode != "copy":
+    if file.lake_uri is not None and mode != "copy" and not file.added:
+        owner = _owner(catalog, file.lake_uri)
+        if owner is not None and owner != table:
+            raise RegisterError(
+                f"{file.shown}: a file of table {owner}; adding it in place would share it (and its "
+                "deletion by that table's maintenance): register it with --copy",
+                table=table,
+                file=file.shown,
+                reason="another table's file",
+            )
         return _Planned(file, file.lake_uri, None)
+    if mode == "in-place" and file.added:
+        raise RegisterError(
+            f"{file.shown}: column '{file.added[0][0]}' exists only in its folder names; it cannot be "
+            "added in place (its value would be recorded as NULL): leave out --in-place to register "
+            "copies written with the column",
+            table=table,
+            file=file.shown,
+            column=file.added[0][0],
+            reason="partition",
+        )
     if mode == "in-place":
         raise RegisterError(
             f"{file.shown}: --in-place needs files inside the lake's storage ({catalog.storage.root_uri})",
@@ -298,6 +341,14 @@ def _plan(catalog: LakeCatalog, location: str, file: ParquetSource, mode: Mode, 
         f"{base[len(storage.base) + 1 :]}/data/registered/{folders}{file.content_digest()[:24]}-{file.name}"
     )
     return _Planned(file, storage.uri(relative), relative)
+
+
+def _owner(catalog: LakeCatalog, uri: str) -> str | None:
+    """The table whose folder (``<zone>/<domain>/<name>/``) holds ``uri``, if any."""
+    for ref in catalog.table_names():
+        if uri.startswith(catalog.storage.uri(f"{ref.zone}/{ref.domain}/{ref.name}/")):
+            return str(ref)
+    return None
 
 
 def _already(file: ParquetSource, entry: _Planned, table: str) -> NoReturn:

@@ -3,9 +3,10 @@
 A file maps to a table when each of its columns is a column of the table with the same type (or
 one Iceberg promotes: int to long, float to double, a decimal to a wider one), every required
 column of the table is in it, and its field ids, if it carries any, are the table's. A partitioned
-table needs each file to hold one value of each partition field; partition columns that exist only
-in folder names (``ds=2026-11-01/part-0.parquet`` without a ``ds`` column) are refused, because
-``add_files`` would record NULL for them.
+table needs each file to hold one value of each partition field. (Partition columns that exist
+only in folder names, ``ds=2026-11-01/part-0.parquet`` without a ``ds`` column, have been made
+columns of the file by then, :func:`lakeplane.catalog.sources.with_folder_columns`: ``add_files``
+would record NULL for them.)
 """
 
 from __future__ import annotations
@@ -216,8 +217,8 @@ def spec_from_text(texts: Sequence[str], schema: Schema, table: str) -> Partitio
 
 
 def inferred_spec(files: Sequence[ParquetSource], schema: Schema, table: str) -> PartitionSpec:
-    """Identity partitions on the ``key=value`` folder keys every file sits under, when each key is
-    a column inside the files; no partitioning when the files sit under no such folders."""
+    """Identity partitions on the ``key=value`` folder keys every file sits under (each a column of
+    the files, or added to them from the folder names); none when the files sit under no such folders."""
     keys = [tuple(k for k, _ in f.folders) for f in files]
     if len(set(keys)) > 1:
         first, other = files[0], next(f for f, k in zip(files, keys, strict=True) if k != keys[0])
@@ -229,17 +230,6 @@ def inferred_spec(files: Sequence[ParquetSource], schema: Schema, table: str) ->
             file=other.shown,
             reason="partition",
         )
-    for key in keys[0] if keys else ():
-        if key not in schema.column_names:
-            raise RegisterError(
-                f"{files[0].shown}: partition column '{key}' exists only in its folder names, not inside "
-                "the file, so its value would be lost (recorded as NULL); write the column into the "
-                "files, or give --partition-by with columns of the files",
-                table=table,
-                file=files[0].shown,
-                column=key,
-                reason="partition",
-            )
     return spec_from_text(list(keys[0]) if keys else [], schema, table)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -24,6 +25,10 @@ from lakeplane.storage import LakeStorage
 #: Parquet files begin and end with these four bytes.
 PARQUET_MAGIC = b"PAR1"
 _FIELD_ID = b"PARQUET:field_id"
+#: How Hive and Spark name the folder of a NULL partition value.
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_INTEGER = re.compile(r"^-?\d{1,18}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class ParquetSource:
         fs, path: where it is read from.
         lake_uri: its URI when it lies inside the lake's storage (it can be added in place).
         folders: the ``key=value`` folder names above it, outermost first (Hive-style partitions).
+        schema: its columns, and after them the ``added`` ones.
+        added: columns found only in its folder names (Spark's ``partitionBy`` layout), with the
+            one value each holds for the file; a copy of the file is written with them.
     """
 
     shown: str
@@ -46,6 +54,7 @@ class ParquetSource:
     rows: int
     schema: pa.Schema
     metadata: pq.FileMetaData
+    added: tuple[tuple[str, pa.Scalar], ...] = ()
 
     @property
     def name(self) -> str:
@@ -116,6 +125,63 @@ def find_parquet_files(sources: list[str], storage: LakeStorage, table: str) -> 
                 shown = source if file_path == path else _shown(source, path, file_path)
                 found[file_path] = _read_footer(fs, file_path, shown, storage, table)
     return list(found.values())
+
+
+def with_folder_columns(
+    files: list[ParquetSource], table_schema: pa.Schema | None, table: str
+) -> list[ParquetSource]:
+    """The files, each given the ``key=value`` folder keys it lacks as columns (:attr:`ParquetSource.added`).
+
+    A key's type is the table's column type when the table has it, else ``long`` when every
+    value is an integer, ``date`` when every value is a ``YYYY-MM-DD`` date, and ``string`` otherwise;
+    ``__HIVE_DEFAULT_PARTITION__`` (how Spark names a NULL) is NULL.
+    """
+    missing: dict[str, list[str]] = {k: [] for f in files for k, _ in f.folders if k not in f.schema.names}
+    if not missing:
+        return files
+    for file in files:
+        for key, value in file.folders:
+            if key in missing and value != HIVE_NULL:
+                missing[key].append(value)
+    types = {
+        key: table_schema.field(key).type
+        if table_schema is not None and key in table_schema.names
+        else _folder_type(values)
+        for key, values in missing.items()
+    }
+    found = []
+    for file in files:
+        added = tuple(
+            (key, _folder_value(value, types[key], file, key, table))
+            for key, value in file.folders
+            if key in missing and key not in file.schema.names
+        )
+        schema = pa.schema([*file.schema, *(pa.field(k, v.type) for k, v in added)])
+        found.append(replace(file, added=added, schema=schema) if added else file)
+    return found
+
+
+def _folder_type(values: list[str]) -> pa.DataType:
+    if values and all(_INTEGER.match(v) for v in values):
+        return pa.int64()
+    if values and all(_DATE.match(v) for v in values):
+        return pa.date32()
+    return pa.string()
+
+
+def _folder_value(text: str, kind: pa.DataType, file: ParquetSource, key: str, table: str) -> pa.Scalar:
+    if text == HIVE_NULL:
+        return pa.scalar(None, kind)
+    try:
+        return pa.array([text], pa.string()).cast(kind)[0]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise RegisterError(
+            f"{file.shown}: folder {key}={text} is not a value of the table's column '{key}' ({kind})",
+            table=table,
+            file=file.shown,
+            column=key,
+            reason="partition",
+        ) from None
 
 
 def _locate(source: str, storage: LakeStorage, table: str) -> tuple[pafs.FileSystem, str]:
@@ -215,6 +281,38 @@ def copy_into_lake(source: ParquetSource, storage: LakeStorage, relative: str, t
     except OSError as exc:
         raise RegisterError(
             f"{source.shown}: cannot copy it to {storage.uri(relative)}: {exc}",
+            table=table,
+            file=source.shown,
+            reason="copy",
+            retryable=True,
+        ) from exc
+
+
+def rewrite_into_lake(source: ParquetSource, storage: LakeStorage, relative: str, table: str) -> None:
+    """Write a copy of ``source`` holding its :attr:`~ParquetSource.added` columns to ``relative``,
+    batch by batch; like :func:`copy_into_lake`, the file appears whole or not at all."""
+    target = storage.path(relative)
+    if storage.fs.get_file_info(target).type == pafs.FileType.File:
+        return  # written by an earlier or concurrent run from the same content
+    partial = f"{target}.{uuid.uuid4().hex[:8]}.partial" if storage.is_local else target
+    if storage.is_local:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with (
+            source.fs.open_input_file(source.path) as handle,
+            storage.fs.open_output_stream(partial, compression=None) as out,
+            pq.ParquetWriter(out, source.schema, compression="zstd") as writer,
+        ):
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=64_000):
+                constants = [pa.repeat(value, batch.num_rows) for _, value in source.added]
+                writer.write_batch(
+                    pa.RecordBatch.from_arrays([*batch.columns, *constants], schema=source.schema)
+                )
+        if storage.is_local:
+            os.replace(partial, target)
+    except OSError as exc:
+        raise RegisterError(
+            f"{source.shown}: cannot write its copy to {storage.uri(relative)}: {exc}",
             table=table,
             file=source.shown,
             reason="copy",
