@@ -523,6 +523,30 @@ def test_two_concurrent_registers_of_the_same_files_add_them_once(
     assert len(files) == len(set(files)) == 4
 
 
+def register_in_a_process(project: str, folder: str) -> str:
+    try:
+        open_lake(project).register(TABLE, [folder])
+    except RegisterError as exc:
+        return str(exc.reason)
+    return "registered"
+
+
+@pytest.mark.slow
+def test_concurrent_registers_in_separate_processes_add_the_files_once(lake: Lake, tmp_path: Path) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    paths = write_days(tmp_path / "li", (D1, D2, D3))
+    existing_table(lake, tmp_path)
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcomes = list(
+            pool.map(register_in_a_process, [str(lake.project_dir)] * 3, [str(tmp_path / "li")] * 3)
+        )
+    assert sorted(outcomes) == ["already registered"] * 2 + ["registered"]
+    seed = pyarrow_rows([tmp_path / "seed" / "seed.parquet"])
+    assert lakeplane_rows(lake, TABLE) == sorted(seed + pyarrow_rows(paths), key=repr)
+
+
 # -- governance, CLI -----------------------------------------------------------------------------
 POLICY = """\
 principals:
