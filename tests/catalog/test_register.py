@@ -351,8 +351,20 @@ def existing_table(lake: Lake, tmp_path: Path) -> int | None:
             "column 'shipped_at' is timestamptz",
             "shipped_at",
         ),
+        (
+            lambda t: t.cast(
+                pa.schema(
+                    [
+                        f.with_metadata({b"PARQUET:field_id": str(7 - i).encode()})
+                        for i, f in enumerate(t.schema)
+                    ]
+                )
+            ),
+            "column 'ds' carries field id 7, the table's is 1",
+            "ds",
+        ),
     ],
-    ids=["extra column", "string for long", "double for int", "zoned timestamp"],
+    ids=["extra column", "string for long", "double for int", "zoned timestamp", "other field ids"],
 )
 def test_a_file_whose_schema_does_not_map_is_refused(
     lake: Lake, tmp_path: Path, change: Any, message: str, column: str
