@@ -375,3 +375,28 @@ class ReadOnlyError(LakeplaneError, PermissionError):
     """A write (``operation``) was asked of a catalog served read-only."""
 
     operation: str
+
+
+# -- table names and registering existing data --------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class AmbiguousTableError(TableNotFoundError):
+    """A short ``table`` name (``name`` or ``zone.name``) fits several tables, its ``candidates``."""
+
+    candidates: list[str]
+
+
+@dataclass(eq=False, kw_only=True)
+class RegisterError(LakeplaneError, ValueError):
+    """Existing data cannot be registered into ``table``: nothing was committed.
+
+    Attributes:
+        file: the file (or metadata file) refused.
+        column: the column at fault, when one is.
+        reason: why, in a few words (``missing``, ``not parquet``, ``schema``, ``partition``,
+            ``already registered``, ``metadata``...).
+    """
+
+    table: str
+    file: str | None = None
+    column: str | None = None
+    reason: str | None = None

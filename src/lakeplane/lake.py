@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.catalog.register import Mode, RegisterProgress, RegisterResult, Registrations
 from lakeplane.catalog.scan import plan_scan
 from lakeplane.catalog.upgrade import TableUpgrade, upgrade_tables
 from lakeplane.config import CONFIG_FILE, DEFAULT_CONFIG, DatasetConfig, LakeConfig, load_config
@@ -31,7 +32,7 @@ from lakeplane.ingest.ingestion import Ingestion, Progress
 from lakeplane.ingest.step import IngestResult
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
-from lakeplane.pipelines.models import Model, ModelResult, qualify
+from lakeplane.pipelines.models import Model, ModelResult
 from lakeplane.pipelines.nightly import RunSummary, nightly_steps, run_nightly
 from lakeplane.pipelines.runner import RunOptions
 from lakeplane.pipelines.runs import PipelineRuns
@@ -242,8 +243,9 @@ class Lake:
 
     # -- reading -------------------------------------------------------------------------------
     def resolve_table(self, name: str) -> str:
-        """The full name of a table as written in SQL (``zone.table`` uses the project's domain)."""
-        full = qualify(name, self.config.name)
+        """The full name of a table as written in SQL or on the command line: ``domain.zone.table``,
+        or ``zone.table`` / ``table`` when it names one table (the project's domain first)."""
+        full = str(self.catalog.resolve(name, self.config.name))
         self.catalog.load(full)
         return full
 
@@ -267,6 +269,33 @@ class Lake:
 
     def describe(self, table: str) -> dict[str, Any]:
         return self.catalog.describe(self.resolve_table(table))
+
+    @cached_property
+    def registrations(self) -> Registrations:
+        return Registrations(self.catalog, self.governance, self.config.name)
+
+    def register(
+        self,
+        table: str,
+        sources: Sequence[str],
+        *,
+        partition_by: Sequence[str] = (),
+        mode: Mode = "auto",
+        principal: str | None = None,
+        dry_run: bool = False,
+        progress: RegisterProgress | None = None,
+    ) -> RegisterResult:
+        """Bring existing Parquet files (in place when inside the lake, else copied) or an Iceberg
+        table's metadata file into ``table``, in one commit; see :mod:`lakeplane.catalog.register`."""
+        return self.registrations.register(
+            table,
+            sources,
+            partition_by=partition_by,
+            mode=mode,
+            principal=principal,
+            dry_run=dry_run,
+            progress=progress,
+        )
 
     def upgrade(self) -> list[TableUpgrade]:
         """Give every table what other Iceberg readers need (its name mapping); rewrites no file."""

@@ -25,6 +25,7 @@ from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.typedef import Record
 
 from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, CommitRetry
+from lakeplane.catalog.names import resolve_name
 from lakeplane.config import CatalogConfig, StorageConfig
 from lakeplane.errors import CatalogError, ConfigError, MissingDependencyError, TableNotFoundError
 from lakeplane.storage import LakeStorage, Zone
@@ -43,7 +44,9 @@ class TableRef:
         parts = identifier.split(".")
         if len(parts) != 3 or not all(parts):
             raise TableNotFoundError(
-                f"table '{identifier}': expected <domain>.<zone>.<name>", table=identifier
+                f"table '{identifier}': expected <domain>.<zone>.<name>; commands and SQL also take "
+                "<zone>.<name> and <name> when one table of the project has that name",
+                table=identifier,
             )
         return cls(*parts)
 
@@ -79,6 +82,8 @@ class LakeCatalog:
             )
         self.uri = uri
         self._loaded: dict[str, Table] = {}
+        #: Every table's name, read once (:meth:`table_names`) and forgotten when a table is added.
+        self._names: list[TableRef] | None = None
         properties: dict[str, str] = {"uri": uri, "warehouse": storage.root_uri}
         if storage.scheme == "s3":
             s3 = storage_config.s3
@@ -183,15 +188,8 @@ class LakeCatalog:
         Safe when several processes create the same table at once: one creates it and the others
         load and return it (its schema and spec are the winner's).
         """
-        for depth in (1, 2):
-            namespace = ref.namespace[:depth]
-            try:
-                self.iceberg.create_namespace(namespace)
-            except NamespaceAlreadyExistsError:
-                pass
-            except sa.exc.IntegrityError:  # another process created it in the same instant
-                if not self.iceberg.namespace_exists(namespace):
-                    raise
+        self.create_namespaces(ref)
+        self._names = None
         try:
             return self.iceberg.create_table(
                 str(ref),
@@ -206,6 +204,46 @@ class LakeCatalog:
             )
         except TableAlreadyExistsError:
             return self.load(ref)
+
+    def create_namespaces(self, ref: TableRef) -> None:
+        """Create the namespaces ``(domain,)`` and ``(domain, zone)`` of ``ref`` if they are missing."""
+        for depth in (1, 2):
+            namespace = ref.namespace[:depth]
+            try:
+                self.iceberg.create_namespace(namespace)
+            except NamespaceAlreadyExistsError:
+                pass
+            except sa.exc.IntegrityError:  # another process created it in the same instant
+                if not self.iceberg.namespace_exists(namespace):
+                    raise
+
+    def register_metadata(self, ref: TableRef, metadata_location: str) -> Table:
+        """Add an existing Iceberg table to the catalog as ``ref``, at its metadata file as it is."""
+        self.create_namespaces(ref)
+        self._names = None
+        return self.iceberg.register_table(str(ref), metadata_location)
+
+    def forget_names(self) -> None:
+        """Read the table names again on the next :meth:`resolve` (a table was added elsewhere)."""
+        self._names = None
+
+    def table_names(self) -> list[TableRef]:
+        """Every ``<domain>.<zone>.<name>`` table of the catalog, from one query, kept until a table
+        is added through this catalog (:meth:`create`, :meth:`register_metadata`)."""
+        if self._names is None:
+            query = sa.text("SELECT table_namespace, table_name FROM iceberg_tables WHERE catalog_name = :c")
+            with self.state_engine.connect() as conn:
+                rows = conn.execute(query, {"c": self.iceberg.name}).all()
+            self._names = sorted(
+                (TableRef.parse(f"{ns}.{name}") for ns, name in rows if str(ns).count(".") == 1),
+                key=str,
+            )
+        return self._names
+
+    def resolve(self, name: str, default_domain: str) -> TableRef:
+        """The table a name as written stands for (see :func:`lakeplane.catalog.names.resolve_name`)."""
+        known = lambda: [str(ref) for ref in self.table_names()]  # noqa: E731
+        return TableRef.parse(resolve_name(name, default_domain, known, self.forget_names))
 
     def list_tables(self) -> list[TableRef]:
         refs: list[TableRef] = []

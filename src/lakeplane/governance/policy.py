@@ -25,7 +25,7 @@ from lakeplane.documents import Document, read_document
 from lakeplane.errors import PolicyError
 from lakeplane.governance.masks import MaskSpec
 
-PRIVILEGES = ("SELECT", "INSERT", "ALTER", "DESCRIBE")
+PRIVILEGES = ("SELECT", "INSERT", "ALTER", "DESCRIBE", "CREATE")
 ATTRIBUTE_FUNCTION = "current_principal_attr"
 PRINCIPAL_FUNCTION = "current_principal"
 
