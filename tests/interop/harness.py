@@ -119,21 +119,24 @@ def reading_lake(lake: Lake) -> Lake:
     return open_lake(lake.project_dir, {"engine": {"type": "duckdb"}})
 
 
-def differences(expected: Answer, got: Answer, limit: int = 3) -> str | None:
-    """Why ``got`` is not ``expected``, or None when they are the same rows."""
+def differences(
+    expected: Answer, got: Answer, limit: int = 3, sides: tuple[str, str] = ("lakeplane", "the reader")
+) -> str | None:
+    """Why ``got`` is not ``expected``, or None when they are the same rows; ``sides`` names them."""
+    want_side, got_side = sides
     if expected.error is not None:
-        return f"lakeplane failed: {expected.error}"
+        return f"{want_side} failed: {expected.error}"
     if got.error is not None:
-        return f"reader failed: {got.error}"
+        return f"{got_side} failed: {got.error}"
     assert expected.rows is not None and got.rows is not None
     if got.rows.names != expected.rows.names:
-        return f"columns {list(got.rows.names)} != lakeplane's {list(expected.rows.names)}"
+        return f"{got_side}'s columns {list(got.rows.names)} != {want_side}'s {list(expected.rows.names)}"
     if got.rows.rows == expected.rows.rows:
         return None
     have, want = set(got.rows.rows), set(expected.rows.rows)
     missing = [r for r in expected.rows.rows if r not in have][:limit]
     extra = [r for r in got.rows.rows if r not in want][:limit]
     return (
-        f"{len(got.rows.rows)} rows, lakeplane {len(expected.rows.rows)}; "
+        f"{got_side} has {len(got.rows.rows)} rows, {want_side} {len(expected.rows.rows)}; "
         f"missing e.g. {missing}; unexpected e.g. {extra}"
     )

@@ -93,6 +93,9 @@ class InteropLake:
     #: ``curated.evolving`` at the end as the Iceberg spec says it reads: the old rows through the
     #: new schema (renamed, dropped, added as NULL, reordered, widened) and the rows of day 2.
     evolved: Rows
+    #: lakeplane's answer for ``curated.evolving`` at the end on the engine that wrote it (the
+    #: embedded engine's answer is in :attr:`final`).
+    evolved_on_engine: Answer
 
     def reads(self) -> list[Read]:
         """What every reader reads: each table as written and as it ends, and each table whose
@@ -158,4 +161,4 @@ def build(root: Path, engine: str) -> InteropLake:
     assert after.rows, "day 2 of the evolved model is empty: the comparison would prove nothing"
     rows = evolved_before_rows(before) + list(after.rows)
     evolved = Rows(after.names, tuple(sorted(rows, key=repr)))
-    return InteropLake(engine, lake, written, states(lake), evolved)
+    return InteropLake(engine, lake, written, states(lake), evolved, lakeplane_rows(lake, EVOLVING))
