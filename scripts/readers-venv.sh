@@ -10,6 +10,8 @@ venv=${VENV:-.venv-readers}
 requirements=tests/interop/readers-requirements.txt
 stamp=$venv/.installed
 sum=$(sha256sum "$requirements" | cut -d' ' -f1)
+exec 9<scripts/readers-venv.sh
+flock 9  # one install at a time (two test runs starting on a fresh clone)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && [ -x "$venv/bin/python" ]; then
   touch "$stamp"  # newer than this script, for make
   exit 0
