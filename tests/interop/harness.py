@@ -106,10 +106,10 @@ def run_reader(python: Path, reader: str, reads: list[Read], out: Path, timeout:
     return answers
 
 
-def lakeplane_rows(lake: Lake, table: str) -> Answer:
-    """``SELECT *`` of ``table`` through lakeplane's own query path (the embedded engine)."""
+def lakeplane_rows(lake: Lake, table: str, where: str = "TRUE") -> Answer:
+    """``SELECT *`` of ``table`` through lakeplane's own query path (on ``lake``'s engine)."""
     try:
-        return Answer(rows=rows_of(lake.query(f"SELECT * FROM {table}")))
+        return Answer(rows=rows_of(lake.query(f"SELECT * FROM {table} WHERE {where}")))
     except Exception as exc:  # an error is an answer to compare (and to report), not a crash here
         return Answer(error=f"{type(exc).__name__}: {exc}")
 

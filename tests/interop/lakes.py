@@ -1,10 +1,11 @@
-"""The demo lake the interop tier reads: built by one engine, then one table evolved.
+"""The demo lake the interop tier reads: built by one engine, then two tables evolved.
 
 Day 1 runs every model of the demo plus ``curated.evolving`` (a model with an int, a float and a
 decimal column). Then ``curated.evolving`` is evolved with pyiceberg's API, as another engine
-would (rename, drop, add, re-add a dropped name, reorder, widen int→long, float→double, decimal(10,2)→decimal(12,2)), its
-model is rewritten for the new schema and run for day 2, so the table holds files written before
-and after. On DuckDB the whole demo runs day 2 too, so every table has an older snapshot to time
+would (rename, drop, add, re-add a dropped name, reorder, widen int→long, float→double,
+decimal(10,2)→decimal(12,2)), its model is rewritten for the new schema and run for day 2; and
+``processed.impressions`` is evolved too (drop, rename, add, reorder) and ingests day 2 with its
+unchanged dataset declaration. Both tables then hold files written before and after. On DuckDB the whole demo runs day 2 too, so every table has an older snapshot to time
 travel to; Spark runs day 2 of the evolved model alone (a Spark day of the demo costs ~50 s).
 """
 
@@ -14,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import DecimalType, DoubleType, LongType, StringType
 
@@ -22,11 +24,13 @@ from lakeplane.demo.generator import generate_day
 from lakeplane.demo.run import build_project
 from lakeplane.lake import Lake
 from tests.conftest import DAY1, DAY2, on_engine
-from tests.interop.harness import Answer, Read, Rows, lakeplane_rows, reading_lake, rows_of
+from tests.interop.harness import Answer, Read, Row, Rows, lakeplane_rows, reading_lake
 
 IMPRESSIONS = 2_000
 CDRS = 1_000
 EVOLVING = "adtech.curated.evolving"
+EVOLVED_INGEST = "adtech.processed.impressions"
+EVOLVED = (EVOLVING, EVOLVED_INGEST)
 
 #: Before: one column of each type that Iceberg lets a schema widen.
 MODEL_BEFORE = """-- partition_by: [ds]
@@ -36,13 +40,13 @@ SELECT ds, campaign_id, CAST(count(*) AS INTEGER) AS n_imps, CAST(min(bid_price)
 FROM processed.impressions WHERE ds = :ds GROUP BY ds, campaign_id
 """
 
-#: After the evolution, the query that fills the new schema (its columns in the table's new order).
-SELECT_AFTER = """SELECT CAST(min(bid_price) AS DOUBLE) AS low_bid, ds,
+#: After the evolution, the model that fills the new schema (its columns in the table's new order).
+MODEL_AFTER = """-- partition_by: [ds]
+SELECT CAST(min(bid_price) AS DOUBLE) AS low_bid, ds,
        CAST(max(bid_price) AS DECIMAL(12, 2)) AS max_bid, campaign_id, count(*) AS n_impressions,
        min(device) AS first_device, 'after' AS note, max(country) AS last_country
 FROM processed.impressions WHERE ds = :ds GROUP BY ds, campaign_id
 """
-MODEL_AFTER = "-- partition_by: [ds]\n" + SELECT_AFTER
 
 
 def evolve(table: Table) -> None:
@@ -65,12 +69,25 @@ def evolve(table: Table) -> None:
         update.move_after("max_bid", "ds")
 
 
-def evolved_before_rows(before: Rows) -> list[tuple[object, ...]]:
-    """The rows of ``curated.evolving`` written before the evolution, as the new schema shows them:
-    ``note`` and the new ``last_country`` are NULL there."""
+def evolve_ingested(table: Table) -> None:
+    """Drop, rename, add and move columns of ``processed.impressions``, whose dataset still
+    declares the old ones: its next ingest adds ``publisher_id`` and ``user_id`` back as new columns."""
+    with table.update_schema() as update:
+        update.delete_column("publisher_id")
+    with table.update_schema() as update:
+        update.rename_column("user_id", "visitor_id")
+    with table.update_schema() as update:
+        update.add_column("note", StringType())
+    with table.update_schema() as update:
+        update.move_first("page_url")
+
+
+def as_evolved(before: Rows, old: Schema, new: Schema) -> list[Row]:
+    """Rows written under schema ``old`` as the Iceberg spec reads them under ``new``: each column
+    found by field id (whatever its name was), NULL for a field the old schema lacked."""
     at = {name: i for i, name in enumerate(before.names)}
-    kept = ("low_bid", "ds", "max_bid", "campaign_id", "n_imps", "first_device")
-    return [(*(r[at[name]] for name in kept), None, None) for r in before.rows]
+    sources = [old.find_column_name(f.field_id) if f.field_id in old.field_ids else None for f in new.fields]
+    return [tuple(None if name is None else row[at[name]] for name in sources) for row in before.rows]
 
 
 @dataclass(frozen=True)
@@ -90,12 +107,13 @@ class InteropLake:
     written: dict[str, TableState]
     #: Every table at the end.
     final: dict[str, TableState]
-    #: ``curated.evolving`` at the end as the Iceberg spec says it reads: the old rows through the
-    #: new schema (renamed, dropped, added as NULL, reordered, widened) and the rows of day 2.
-    evolved: Rows
-    #: lakeplane's answer for ``curated.evolving`` at the end on the engine that wrote it (the
+    #: Each evolved table at the end as the Iceberg spec says it reads: the rows written before
+    #: through the new schema (by field id: renamed, dropped, added as NULL, reordered, widened),
+    #: and the rows written after.
+    evolved: dict[str, Rows]
+    #: lakeplane's answer for each evolved table at the end on the engine that wrote it (the
     #: embedded engine's answer is in :attr:`final`).
-    evolved_on_engine: Answer
+    evolved_on_engine: dict[str, Answer]
 
     def reads(self) -> list[Read]:
         """What every reader reads: each table as written and as it ends, and each table whose
@@ -145,10 +163,13 @@ def build(root: Path, engine: str) -> InteropLake:
     land_day(lake, root / "drops", DAY1)
     lake.run(DAY1)
     written = states(lake)
-    before = written[EVOLVING].answer.rows
-    assert before is not None and before.rows, f"{EVOLVING} after day 1: {written[EVOLVING].answer.error}"
+    for table in EVOLVED:
+        answer = written[table].answer
+        assert answer.rows is not None and answer.rows.rows, f"{table} after day 1: {answer.error}"
+    old_schemas = {table: lake.catalog.load(table).schema() for table in EVOLVED}
 
     evolve(lake.catalog.load(EVOLVING))
+    evolve_ingested(lake.catalog.load(EVOLVED_INGEST))
     model.write_text(MODEL_AFTER)
     if engine == "duckdb":
         land_day(lake, root / "drops", DAY2)
@@ -157,8 +178,14 @@ def build(root: Path, engine: str) -> InteropLake:
         land_day(lake, root / "drops", DAY2, only="partner/impressions")
         lake.ingest("partner/impressions", DAY2)
         lake.run_model(lake.model("curated.evolving"), DAY2)
-    after = rows_of(lake.query(SELECT_AFTER, params={"ds": DAY2}))
-    assert after.rows, "day 2 of the evolved model is empty: the comparison would prove nothing"
-    rows = evolved_before_rows(before) + list(after.rows)
-    evolved = Rows(after.names, tuple(sorted(rows, key=repr)))
-    return InteropLake(engine, lake, written, states(lake), evolved, lakeplane_rows(lake, EVOLVING))
+    final = states(lake)
+    evolved = {}
+    for table, old in old_schemas.items():
+        before = written[table].answer.rows
+        # the files of day 2 were written under the final schema: lakeplane reads them as written
+        after = lakeplane_rows(reading_lake(lake), table, where=f"ds = DATE '{DAY2}'").rows
+        assert before is not None and after is not None and after.rows, f"{table}: day 2 is empty"
+        rows = as_evolved(before, old, lake.catalog.load(table).schema()) + list(after.rows)
+        evolved[table] = Rows(after.names, tuple(sorted(rows, key=repr)))
+    on_engine_answers = {table: lakeplane_rows(lake, table) for table in EVOLVED}
+    return InteropLake(engine, lake, written, final, evolved, on_engine_answers)

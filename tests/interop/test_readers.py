@@ -2,8 +2,8 @@
 
 The demo lake is built on each engine (see ``lakes.py``); each reader of ``harness.READERS`` then
 reads, in one process of ``.venv-readers``: every table as day 1 left it, every table at the end,
-every table at its day-1 snapshot through the final metadata (time travel), and
-``curated.evolving`` after rename, drop, add, reorder and widening with files from before and after.
+every table at its day-1 snapshot through the final metadata (time travel), and the two evolved
+tables (rename, drop, add, reorder, widening) with files from before and after.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ENGINES
 from tests.interop.harness import READERS, Answer, Answers, differences, run_reader
-from tests.interop.lakes import EVOLVING, InteropLake, build, key
+from tests.interop.lakes import EVOLVED, EVOLVING, InteropLake, build, key
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -22,6 +22,15 @@ pytestmark = [pytest.mark.interop, pytest.mark.slow]
 NO_TIME_TRAVEL = {
     "datafusion": "pyiceberg-core 0.10's IcebergDataFusionTable(identifier, metadata_location, "
     "file_io_properties) always scans the metadata's current snapshot: no snapshot id, no time travel",
+}
+
+
+#: Reader bugs on evolved tables, each checked the same way.
+EVOLUTION_BUGS = {
+    ("adtech.processed.impressions", "daft"): "daft 0.7.26 cannot read a data file holding a column "
+    "since dropped from the table when that column is not the file's last (publisher_id, 6th of 11): "
+    "DaftError::CorruptFile 'failed to fill whole buffer' (so with a table pyiceberg wrote, too); "
+    "daft.read_parquet reads the same file, and daft read the table before the drop",
 }
 
 
@@ -93,31 +102,70 @@ def test_older_snapshots_read_as_lakeplane_answered_then(
     assert not found, report(interop_lake, reader, found)
 
 
-@pytest.mark.parametrize("reader", READERS)
-def test_evolved_table_reads_as_the_spec_says(
-    reader_python: Path, interop_lake: InteropLake, reader: str
+def test_the_evolution_is_what_the_readers_must_get_right(interop_lake: InteropLake) -> None:
+    """The expected contents of the evolved tables: columns in the new order, old values found by id."""
+    evolving = interop_lake.evolved[EVOLVING]
+    names = (
+        "low_bid",
+        "ds",
+        "max_bid",
+        "campaign_id",
+        "n_impressions",
+        "first_device",
+        "note",
+        "last_country",
+    )
+    assert evolving.names == names
+    old = [r for r in evolving.rows if r[6] is None]
+    new = [r for r in evolving.rows if r[6] == "after"]
+    assert old and new and len(old) + len(new) == len(evolving.rows)
+    assert all(r[4] is not None and r[7] is None for r in old), "renamed kept, re-added column NULL"
+    impressions = interop_lake.evolved["adtech.processed.impressions"]
+    assert impressions.names[0] == "page_url" and {"visitor_id", "user_id", "publisher_id"} <= set(
+        impressions.names
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "reader"),
+    [
+        pytest.param(t, r, marks=pytest.mark.xfail(strict=True, reason=EVOLUTION_BUGS[t, r]))
+        if (t, r) in EVOLUTION_BUGS
+        else (t, r)
+        for t in EVOLVED
+        for r in READERS
+    ],
+)
+def test_evolved_tables_read_as_the_spec_says(
+    reader_python: Path, interop_lake: InteropLake, table: str, reader: str
 ) -> None:
-    got = answers(reader_python, interop_lake, reader)[key("final", EVOLVING)]
-    why = differences(Answer(rows=interop_lake.evolved), got, sides=("the spec", reader))
-    assert why is None, f"{reader} on {EVOLVING} written by {interop_lake.engine} and evolved: {why}"
+    got = answers(reader_python, interop_lake, reader)[key("final", table)]
+    why = differences(Answer(rows=interop_lake.evolved[table]), got, sides=("the spec", reader))
+    assert why is None, f"{reader} on {table} written by {interop_lake.engine} and evolved: {why}"
 
 
 @pytest.mark.parametrize("reader", READERS)
 def test_every_table_at_the_end_reads_as_lakeplane_answers(
     reader_python: Path, interop_lake: InteropLake, reader: str
 ) -> None:
-    # curated.evolving is compared with what the spec says (below), not with lakeplane's answer
-    final = {key("final", t): s.answer for t, s in interop_lake.final.items() if t != EVOLVING}
+    # the evolved tables are compared with what the spec says (above), not with lakeplane's answer
+    final = {key("final", t): s.answer for t, s in interop_lake.final.items() if t not in EVOLVED}
     found = mismatches(final, answers(reader_python, interop_lake, reader))
     assert not found, report(interop_lake, reader, found)
 
 
 @pytest.mark.parametrize("read_by", ["embedded", "writer"])
-def test_lakeplane_reads_the_evolved_table_as_the_spec_says(interop_lake: InteropLake, read_by: str) -> None:
-    """lakeplane's own query of the evolved table, on DuckDB and on the engine that wrote it."""
-    answer = interop_lake.final[EVOLVING].answer if read_by == "embedded" else interop_lake.evolved_on_engine
-    why = differences(Answer(rows=interop_lake.evolved), answer, sides=("the spec", "lakeplane"))
+def test_lakeplane_reads_the_evolved_tables_as_the_spec_says(interop_lake: InteropLake, read_by: str) -> None:
+    """lakeplane's own query of the evolved tables, on DuckDB and on the engine that wrote them."""
     engine = "duckdb" if read_by == "embedded" else interop_lake.engine
-    assert why is None, (
-        f"lakeplane on {engine}, {EVOLVING} written by {interop_lake.engine} and evolved: {why}"
-    )
+    found = {}
+    for table, rows in interop_lake.evolved.items():
+        answer = (
+            interop_lake.final[table].answer
+            if read_by == "embedded"
+            else interop_lake.evolved_on_engine[table]
+        )
+        why = differences(Answer(rows=rows), answer, sides=("the spec", "lakeplane"))
+        if why is not None:
+            found[table] = why
+    assert not found, f"lakeplane on {engine}, tables written by {interop_lake.engine} and evolved: {found}"
