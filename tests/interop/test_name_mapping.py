@@ -63,7 +63,9 @@ def old_table(demo_lake: Lake) -> tuple[Lake, list[Read], Rows]:
 @pytest.mark.parametrize(
     "reader",
     [
-        pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=NO_NAME_MAPPING[r]))
+        pytest.param(
+            r, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=NO_NAME_MAPPING[r])
+        )
         if r in NO_NAME_MAPPING
         else r
         for r in READERS

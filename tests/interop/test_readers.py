@@ -8,6 +8,7 @@ tables (rename, drop, add, reorder, widening) with files from before and after.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,16 +42,18 @@ def interop_lake(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return build(tmp_path_factory.mktemp(f"interop-{engine}"), engine)
 
 
-_read_cache: dict[tuple[str, str], Answers] = {}
+@pytest.fixture(scope="session")
+def read_by(reader_python: Path) -> Callable[[InteropLake, str], Answers]:
+    """Everything a reader read of a lake: one process per reader and lake, for all their tests."""
+    done: dict[tuple[str, str], Answers] = {}
 
+    def read(lake: InteropLake, reader: str) -> Answers:
+        if (lake.engine, reader) not in done:
+            out = lake.lake.project_dir.parent / "reads" / reader
+            done[lake.engine, reader] = run_reader(reader_python, reader, lake.reads(), out)
+        return done[lake.engine, reader]
 
-def answers(reader_python: Path, lake: InteropLake, reader: str) -> Answers:
-    """Everything ``reader`` read of ``lake``, in one process for all the tests of that pair."""
-    cached = _read_cache.get((lake.engine, reader))
-    if cached is None:
-        out = lake.lake.project_dir.parent / "reads" / reader
-        cached = _read_cache[(lake.engine, reader)] = run_reader(reader_python, reader, lake.reads(), out)
-    return cached
+    return read
 
 
 def mismatches(expected: dict[str, Answer], got: Answers) -> dict[str, str]:
@@ -64,7 +67,9 @@ def mismatches(expected: dict[str, Answer], got: Answers) -> dict[str, str]:
 
 def with_xfail(reasons: dict[str, str]) -> list[object]:
     return [
-        pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=reasons[r])) if r in reasons else r
+        pytest.param(r, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=reasons[r]))
+        if r in reasons
+        else r
         for r in READERS
     ]
 
@@ -78,9 +83,9 @@ def report(lake: InteropLake, reader: str, found: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("reader", READERS)
 def test_every_table_as_written_reads_as_lakeplane_answers(
-    reader_python: Path, interop_lake: InteropLake, reader: str
+    read_by: Callable[[InteropLake, str], Answers], interop_lake: InteropLake, reader: str
 ) -> None:
-    got = answers(reader_python, interop_lake, reader)
+    got = read_by(interop_lake, reader)
     expected = {key("written", t): s.answer for t, s in interop_lake.written.items()}
     assert len(expected) == 14  # 5 processed tables, their 5 quarantines, 4 curated
     assert all(a.rows is not None for a in expected.values()), "lakeplane itself failed to read a table"
@@ -91,13 +96,13 @@ def test_every_table_as_written_reads_as_lakeplane_answers(
 
 @pytest.mark.parametrize("reader", with_xfail(NO_TIME_TRAVEL))
 def test_older_snapshots_read_as_lakeplane_answered_then(
-    reader_python: Path, interop_lake: InteropLake, reader: str
+    read_by: Callable[[InteropLake, str], Answers], interop_lake: InteropLake, reader: str
 ) -> None:
     traveled = interop_lake.traveled()
     assert EVOLVING in traveled  # across the schema change: the old snapshot keeps its old schema
     if interop_lake.engine == "duckdb":
         assert len(traveled) >= 8, sorted(traveled)
-    got = answers(reader_python, interop_lake, reader)
+    got = read_by(interop_lake, reader)
     found = mismatches({key("travel", t): s.answer for t, s in traveled.items()}, got)
     assert not found, report(interop_lake, reader, found)
 
@@ -105,17 +110,9 @@ def test_older_snapshots_read_as_lakeplane_answered_then(
 def test_the_evolution_is_what_the_readers_must_get_right(interop_lake: InteropLake) -> None:
     """The expected contents of the evolved tables: columns in the new order, old values found by id."""
     evolving = interop_lake.evolved[EVOLVING]
-    names = (
-        "low_bid",
-        "ds",
-        "max_bid",
-        "campaign_id",
-        "n_impressions",
-        "first_device",
-        "note",
-        "last_country",
+    assert evolving.names == tuple(
+        ["low_bid", "ds", "max_bid", "campaign_id", "n_impressions", "first_device", "note", "last_country"]
     )
-    assert evolving.names == names
     old = [r for r in evolving.rows if r[6] is None]
     new = [r for r in evolving.rows if r[6] == "after"]
     assert old and new and len(old) + len(new) == len(evolving.rows)
@@ -129,7 +126,9 @@ def test_the_evolution_is_what_the_readers_must_get_right(interop_lake: InteropL
 @pytest.mark.parametrize(
     ("table", "reader"),
     [
-        pytest.param(t, r, marks=pytest.mark.xfail(strict=True, reason=EVOLUTION_BUGS[t, r]))
+        pytest.param(
+            t, r, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=EVOLUTION_BUGS[t, r])
+        )
         if (t, r) in EVOLUTION_BUGS
         else (t, r)
         for t in EVOLVED
@@ -137,32 +136,32 @@ def test_the_evolution_is_what_the_readers_must_get_right(interop_lake: InteropL
     ],
 )
 def test_evolved_tables_read_as_the_spec_says(
-    reader_python: Path, interop_lake: InteropLake, table: str, reader: str
+    read_by: Callable[[InteropLake, str], Answers], interop_lake: InteropLake, table: str, reader: str
 ) -> None:
-    got = answers(reader_python, interop_lake, reader)[key("final", table)]
+    got = read_by(interop_lake, reader)[key("final", table)]
     why = differences(Answer(rows=interop_lake.evolved[table]), got, sides=("the spec", reader))
     assert why is None, f"{reader} on {table} written by {interop_lake.engine} and evolved: {why}"
 
 
 @pytest.mark.parametrize("reader", READERS)
 def test_every_table_at_the_end_reads_as_lakeplane_answers(
-    reader_python: Path, interop_lake: InteropLake, reader: str
+    read_by: Callable[[InteropLake, str], Answers], interop_lake: InteropLake, reader: str
 ) -> None:
     # the evolved tables are compared with what the spec says (above), not with lakeplane's answer
     final = {key("final", t): s.answer for t, s in interop_lake.final.items() if t not in EVOLVED}
-    found = mismatches(final, answers(reader_python, interop_lake, reader))
+    found = mismatches(final, read_by(interop_lake, reader))
     assert not found, report(interop_lake, reader, found)
 
 
-@pytest.mark.parametrize("read_by", ["embedded", "writer"])
-def test_lakeplane_reads_the_evolved_tables_as_the_spec_says(interop_lake: InteropLake, read_by: str) -> None:
+@pytest.mark.parametrize("reading", ["embedded", "writer"])
+def test_lakeplane_reads_the_evolved_tables_as_the_spec_says(interop_lake: InteropLake, reading: str) -> None:
     """lakeplane's own query of the evolved tables, on DuckDB and on the engine that wrote them."""
-    engine = "duckdb" if read_by == "embedded" else interop_lake.engine
+    engine = "duckdb" if reading == "embedded" else interop_lake.engine
     found = {}
     for table, rows in interop_lake.evolved.items():
         answer = (
             interop_lake.final[table].answer
-            if read_by == "embedded"
+            if reading == "embedded"
             else interop_lake.evolved_on_engine[table]
         )
         why = differences(Answer(rows=rows), answer, sides=("the spec", "lakeplane"))
