@@ -5,9 +5,10 @@ decimal column). Then ``curated.evolving`` is evolved with pyiceberg's API, as a
 would (rename, drop, add, re-add a dropped name, reorder, widen int→long, float→double,
 decimal(10,2)→decimal(12,2)), its model is rewritten for the new schema and run for day 2; and
 ``processed.impressions`` is evolved too (drop, rename, add, reorder) and ingests day 2 with its
-unchanged dataset declaration. Both tables then hold files written before and after. On DuckDB the whole demo runs day 2 too, so every table has an older snapshot to time
-travel to; Spark runs day 2 of the evolved model alone (a Spark day of the demo costs ~50 s).
-"""
+dataset declaration unchanged. Both tables then hold files written before and after. On DuckDB the
+whole demo runs day 2, so every table it changes has an older snapshot to time travel to; Spark
+ingests day 2 of the impressions and runs the evolved model alone (a Spark day of the demo costs
+~50 s)."""
 
 from __future__ import annotations
 
