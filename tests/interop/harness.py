@@ -119,6 +119,16 @@ def reading_lake(lake: Lake) -> Lake:
     return open_lake(lake.project_dir, {"engine": {"type": "duckdb"}})
 
 
+def kinds_of(rows: Rows) -> list[str]:
+    """Each column's Python value types (NULLs aside), e.g. ``Decimal`` or ``float|int``."""
+    kinds: list[set[str]] = [set() for _ in rows.names]
+    for row in rows.rows:
+        for i, value in enumerate(row):
+            if value is not None:
+                kinds[i].add(type(value).__name__)
+    return ["|".join(sorted(k)) for k in kinds]
+
+
 def differences(
     expected: Answer, got: Answer, limit: int = 3, sides: tuple[str, str] = ("lakeplane", "the reader")
 ) -> str | None:
@@ -131,8 +141,13 @@ def differences(
     assert expected.rows is not None and got.rows is not None
     if got.rows.names != expected.rows.names:
         return f"{got_side}'s columns {list(got.rows.names)} != {want_side}'s {list(expected.rows.names)}"
-    if got.rows.rows == expected.rows.rows:
-        return None
+    if got.rows.rows == expected.rows.rows:  # equal values: 1 == 1.0 == Decimal(1), so the types too
+        wrong = [
+            f"{name}: {g} != {w}"
+            for name, g, w in zip(got.rows.names, kinds_of(got.rows), kinds_of(expected.rows), strict=True)
+            if g != w
+        ]
+        return f"{got_side}'s value types differ from {want_side}'s: {wrong}" if wrong else None
     have, want = set(got.rows.rows), set(expected.rows.rows)
     missing = [r for r in expected.rows.rows if r not in have][:limit]
     extra = [r for r in got.rows.rows if r not in want][:limit]
