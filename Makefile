@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+READERS_STAMP := .venv-readers/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck bench bench-spark clean system-deps
+.PHONY: help install readers demo test lint typecheck bench bench-spark clean system-deps
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,13 +19,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## Create .venv and install lakeplane with its dev extras
 
+$(READERS_STAMP): tests/interop/readers-requirements.txt scripts/readers-venv.sh
+	bash scripts/readers-venv.sh $(PYTHON)
+
+readers: $(READERS_STAMP)  ## Create .venv-readers: the independent Iceberg readers of the interop tests
+
 system-deps:  ## Install PostgreSQL server binaries and Java if missing (needs root and apt)
 	@bash scripts/system-deps.sh
 
 demo: $(STAMP)  ## Build demo/ afresh and run the nightly pipeline on the embedded engine
 	$(BIN)/lakeplane demo demo --days 3 --impressions 50000
 
-test: $(STAMP) system-deps  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
+test: $(STAMP) system-deps $(READERS_STAMP)  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)  ## ruff (lint and format check) and mypy on src/ and tests/
@@ -42,4 +48,4 @@ bench-spark: $(STAMP)  ## Spark against hand-written PySpark, skew, transient cl
 	$(BIN)/python benchmarks/bench_spark.py
 
 clean:  ## Remove .venv, demo/ and caches
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache benchmarks/.work
+	rm -rf $(VENV) .venv-readers demo .pytest_cache .mypy_cache .ruff_cache benchmarks/.work
