@@ -60,15 +60,6 @@ READER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="session")
-def reader_python() -> Path:
-    """The readers' environment (to be replaced by the shared fixture of tests/interop/conftest.py)."""
-    python = Path("/work/readers-venv/bin/python")
-    if not python.exists():
-        pytest.fail(f"{python} is missing: build the readers' environment (make readers)")
-    return python
-
-
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     root = tmp_path_factory.mktemp("attach")
