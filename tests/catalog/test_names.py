@@ -138,3 +138,28 @@ def test_the_name_list_is_read_once_and_again_when_a_table_is_added(tmp_path: Pa
     lake.register("processed.fresh", [str(path)], mode="copy")
     with pytest.raises(AmbiguousTableError):
         lake.resolve_table("fresh")
+
+
+def test_models_read_and_are_named_by_bare_names(tmp_path: Path) -> None:
+    """A model's SQL may name its inputs bare; a model reading another model's table by its bare name
+    runs after it; ``lake.model`` takes the bare name of the table a model builds."""
+    folder = tmp_path / "project"
+    init_project(folder, "tpch")
+    lake = open_lake(folder)
+    path = tmp_path / "orders.parquet"
+    pq.write_table(pa.table({"id": pa.array(range(6), pa.int64()), "amount": [1, 2, 3, 4, 5, 6]}), path)
+    lake.register("processed.orders", [str(path)])
+    curated = folder / "models" / "curated"
+    curated.mkdir(parents=True, exist_ok=True)
+    # written in an order that would run the reader first if bare names were not followed
+    (curated / "a_order_total.sql").write_text("SELECT sum(amount) AS total FROM big_orders\n")
+    (curated / "big_orders.sql").write_text("SELECT id, amount FROM orders WHERE amount > 2\n")
+    lake = open_lake(folder)
+    assert [m.name for m in lake.models()] == ["tpch.curated.big_orders", "tpch.curated.a_order_total"]
+    for model in lake.models():
+        lake.run_model(model, None)
+    assert lake.query("SELECT total FROM a_order_total").column(0).to_pylist() == [18]
+    assert lake.model("big_orders").name == "tpch.curated.big_orders"
+    lake.register("curated.orders", [str(path)], mode="copy")  # now `orders` is two tables
+    with pytest.raises(AmbiguousTableError, match="tpch.curated.orders"):
+        lake.run_model(lake.model("big_orders"), None)

@@ -32,6 +32,7 @@ from lakeplane.pipelines.models import (
     ModelResult,
     discover_models,
     qualify,
+    resolve_input,
     run_model,
     unchanged_since,
 )
@@ -114,9 +115,11 @@ class ModelJobs:
         return discover_models(self.project_dir / self.config.models_dir, self.config.name)
 
     def get(self, name: str) -> Model:
-        """The model that builds table ``name`` (``zone.table`` or ``domain.zone.table``)."""
+        """The model that builds table ``name`` (``domain.zone.table``, ``zone.table``, or bare when
+        one model's table has that name)."""
         models = {m.name: m for m in self.all()}
-        full = qualify(name, self.config.name)
+        bare = [m for m in models if m.rsplit(".", 1)[-1] == name] if "." not in name else []
+        full = bare[0] if len(bare) == 1 else qualify(name, self.config.name)
         if full not in models:
             raise ConfigError(f"no model builds '{name}'{did_you_mean(full, models)}", key=name)
         return models[full]
@@ -296,8 +299,6 @@ def compile_query_for(model: Model, catalog: LakeCatalog, ds: dt.date | None) ->
     """``model``'s SQL compiled ungoverned, to learn which tables and partitions it reads."""
 
     def resolve(name: str) -> str:
-        full = qualify(name, model.ref.domain)
-        catalog.load(full)
-        return full
+        return resolve_input(catalog, name, model.ref.domain)
 
     return compile_sql(model.sql, CompileContext(resolve=resolve, params={"ds": ds}), REWRITES)

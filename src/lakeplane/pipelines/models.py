@@ -25,7 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +40,7 @@ from lakeplane.catalog.scan import plan_scan
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir, partition_filter
 from lakeplane.documents import load_document, sql_header
 from lakeplane.engines.base import EngineSession
-from lakeplane.errors import LakeplaneError, ModelError
+from lakeplane.errors import LakeplaneError, ModelError, TableNotFoundError
 from lakeplane.pipelines.bookmarks import DS_KEY, INPUTS_KEY, MODEL_KEY
 from lakeplane.pipelines.gate import Gate, write_audit_publish
 from lakeplane.query.compiler import Compiler, referenced_tables
@@ -142,8 +142,16 @@ def load_model(path: Path, default_domain: str) -> Model:
 
 
 def discover_models(models_dir: Path, default_domain: str) -> list[Model]:
-    """Every model below ``models_dir``, ordered so each runs after the models it reads."""
+    """Every model below ``models_dir``, ordered so each runs after the models it reads.
+
+    A bare table name in a model's SQL that is the name of exactly one model's table stands for
+    that table, so ``FROM daily_campaign_stats`` orders the model after the one building it.
+    """
     models = [load_model(p, default_domain) for p in sorted(models_dir.glob("*/*.sql"))]
+    targets: dict[str, list[str]] = {}
+    for model in models:
+        targets.setdefault(model.ref.name, []).append(model.name)
+    models = [replace(m, depends_on=tuple(_model_target(d, targets) for d in m.depends_on)) for m in models]
     by_name = {m.name: m for m in models}
     graph: dict[str, set[str]] = {}
     for model in models:
@@ -161,6 +169,23 @@ def discover_models(models_dir: Path, default_domain: str) -> list[Model]:
 def qualify(name: str, domain: str) -> str:
     """``zone.table`` → ``domain.zone.table``; full names stay as they are."""
     return f"{domain}.{name}" if name.count(".") == 1 else name
+
+
+def _model_target(name: str, targets: dict[str, list[str]]) -> str:
+    """``name`` as written, or the full name of the one model table a bare ``name`` is."""
+    found = targets.get(name, []) if "." not in name else []
+    return found[0] if len(found) == 1 else name
+
+
+def resolve_input(catalog: LakeCatalog, name: str, domain: str) -> str:
+    """The full name of a table a model reads, written in full, as ``zone.table`` or bare.
+
+    Raises:
+        TableNotFoundError: no such table, or a bare name several tables have.
+    """
+    full = str(catalog.resolve(name, domain))
+    catalog.load(full)
+    return full
 
 
 def run_model(
@@ -182,9 +207,7 @@ def run_model(
     result = ModelResult(model.name)
 
     def resolve(name: str) -> str:
-        full = qualify(name, model.ref.domain)
-        catalog.load(full)
-        return full
+        return resolve_input(catalog, name, model.ref.domain)
 
     compiled = compile_sql(model.sql, resolve, params={"ds": ds})
     for binding in compiled.tables:
@@ -292,8 +315,12 @@ def unchanged_since(catalog: LakeCatalog, model: Model, ds: dt.date, fingerprint
         return None
     snapshot = table.snapshot_by_id(done.snapshot_id)
     summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
-    tables = [qualify(d, model.ref.domain) for d in model.depends_on]
-    present = [t for t in tables if catalog.table_exists(TableRef.parse(t))]
+    present = []
+    for name in model.depends_on:
+        try:
+            present.append(resolve_input(catalog, name, model.ref.domain))
+        except TableNotFoundError:
+            continue
     same = done.inputs == input_snapshots(catalog, present)
     return done.snapshot_id if same and summary.get(MODEL_SHA_KEY) == fingerprint else None
 
