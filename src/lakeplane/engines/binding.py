@@ -111,7 +111,7 @@ class FooterCache:
         try:
             schema = pq.read_schema(storage.fs_path(uri), filesystem=storage.fs)
         except (OSError, pa.ArrowInvalid) as exc:
-            raise EngineError(f"cannot read the footer of data file {uri}: {exc}", path=uri) from None
+            raise EngineError(f"cannot read the footer of data file {uri}: {exc}") from None
         with self._lock:
             self._schemas[uri] = schema
             while len(self._schemas) > self.size:
