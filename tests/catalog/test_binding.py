@@ -4,7 +4,7 @@ each column's own data on every engine, from files with field ids and from files
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +43,7 @@ COLUMNS = ["amount", "ds", "order_id", "quantity", "price", "note"]
 LATER = (Decimal("10.00"), DAY2, 4, 7, 9.75, "new")
 
 
-def arrow_rows(schema: pa.Schema, rows: list[tuple[object, ...]]) -> pa.Table:
+def arrow_rows(schema: pa.Schema, rows: Sequence[tuple[object, ...]]) -> pa.Table:
     return pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema)
 
 
