@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -50,18 +51,19 @@ def arrow_rows(schema: pa.Schema, rows: Sequence[tuple[object, ...]]) -> pa.Tabl
 def write_file_without_ids(lake: Lake, table: Table, rows: pa.Table, name: str) -> None:
     """A data file as older lakeplane versions (or other tools) wrote them: columns named only."""
     path = f"{new_write_dir(ORDERS)}/ds={DAY1.isoformat()}/{name}.parquet"
-    target = Path(lake.storage.path(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(rows, target)
-    assert pq.read_schema(target).field("qty").metadata is None
+    target = lake.storage.path(path)
+    if lake.storage.is_local:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(rows, target, filesystem=lake.storage.fs)
+    assert pq.read_schema(target, filesystem=lake.storage.fs).field("qty").metadata is None
     TableWriter(lake.catalog).commit(table, [path], "append", rows.num_rows, 0)
 
 
-def make_orders(project: Path) -> Lake:
+def make_orders(project: Path, overrides: dict[str, Any] | None = None) -> Lake:
     """A project ``shop`` holding ``shop.processed.orders`` in its first schema."""
     project.mkdir(parents=True, exist_ok=True)
     (project / "lakeplane.yaml").write_text("name: shop\n")
-    lake = open_lake(project)
+    lake = open_lake(project, overrides)
     table = TableWriter(lake.catalog).ensure_table(ORDERS, V0, ["ds"], frozenset({"ds"}))
     table.append(arrow_rows(V0, WITH_IDS))
     write_file_without_ids(lake, lake.catalog.load(ORDERS), arrow_rows(V0, WITHOUT_IDS), "old")
