@@ -22,6 +22,7 @@ COMMANDS = {
     "tables": "lakeplane.cli.tables:tables",
     "describe": "lakeplane.cli.tables:describe",
     "upgrade": "lakeplane.cli.maintenance:upgrade",
+    "alter": "lakeplane.cli.alter:alter",
     "query": "lakeplane.cli.governance:query",
     "access": "lakeplane.cli.governance:access",
     "policy": "lakeplane.cli.governance:policy",
