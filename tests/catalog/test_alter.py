@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from lakeplane.catalog.evolution import AddColumn, RenameColumn
 from lakeplane.catalog.upgrade import NAME_MAPPING_KEY
+from lakeplane.catalog.writer import TableWriter
 from lakeplane.cli.main import cli
 from lakeplane.errors import AccessDenied
 from lakeplane.lake import Lake, open_lake
