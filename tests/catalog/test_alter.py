@@ -76,6 +76,9 @@ def test_each_change_is_one_commit_and_reads_by_id(orders: Lake, engine: str) ->
     table.append(
         arrow_rows(table.schema().as_arrow(), [("EU", DAY2, 4, "web", 7, 9.75, Decimal("10.00"), "x")])
     )
+    kept = str(table.properties[NAME_MAPPING_KEY])
+    TableWriter(lake.catalog).ensure_table(ORDERS, table.schema().as_arrow(), ["ds"])  # as every write does
+    assert lake.catalog.load(ORDERS).properties[NAME_MAPPING_KEY] == kept, "writes keep the re-added name out"
     lake = on_engine(lake, engine)
     result_rows = rows_of(lake.query(f"SELECT * FROM {TABLE} ORDER BY order_id"))
     assert result_rows == [
