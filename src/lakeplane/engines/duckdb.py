@@ -109,11 +109,16 @@ class DuckDBSession(EngineSession):
                     f"{i}: {{name: {quote_literal(f.name)}, type: {quote_literal(t)}, default_value: NULL}}"
                     for f, i, t in zip(source.schema, ids, types, strict=True)
                 )
-                scan = f"read_parquet({self._file_list(by_id)}, schema = MAP {{{entries}}})"
+                # Files keep their partition columns: a folder name (``ds=...``) is never a column.
+                scan = (
+                    f"read_parquet({self._file_list(by_id)}, schema = MAP {{{entries}}}, "
+                    "hive_partitioning = false)"
+                )
                 selects.append(f"SELECT {columns} FROM {scan}")
             for group in groups:
                 if not group.by_id:
-                    scan = f"read_parquet({self._file_list(group.files)}, union_by_name = true)"
+                    files = self._file_list(group.files)
+                    scan = f"read_parquet({files}, union_by_name = true, hive_partitioning = false)"
                     selects.append(_projection(group, types, scan))
         else:
             for number, group in enumerate(groups):
