@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from threading import Lock
 
@@ -30,6 +31,8 @@ FIELD_ID_KEY = b"PARQUET:field_id"
 
 #: How many footers a process keeps (a footer's top-level schema is small).
 FOOTER_CACHE_SIZE = 50_000
+#: How many footers are read at once when a scan meets files not seen before.
+PREFETCH_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -118,13 +121,24 @@ class FooterCache:
                 self._schemas.popitem(last=False)
         return schema
 
+    def prefetch(self, storage: LakeStorage, uris: list[str]) -> None:
+        """Read the footers of ``uris`` not read yet, several at once (an S3 lake's round trips)."""
+        with self._lock:
+            missing = [uri for uri in dict.fromkeys(uris) if uri not in self._schemas]
+        if len(missing) > 1:
+            with ThreadPoolExecutor(max_workers=min(PREFETCH_THREADS, len(missing))) as pool:
+                list(pool.map(lambda uri: self.schema(storage, uri), missing))
+
 
 #: The footers this process has read.
 FOOTERS = FooterCache()
 
 
 def bind_files(source: ScanSource, footer: Callable[[str], pa.Schema]) -> list[FileGroup]:
-    """``source``'s files grouped by how their columns bind to ``source.schema``, in file order."""
+    """``source``'s files grouped by how their columns bind to ``source.schema``, in file order.
+
+    ``footer(uri)`` gives a file's footer schema (:meth:`FooterCache.schema`).
+    """
     targets = list(zip(source.schema, schema_field_ids(source.schema, source.table), strict=True))
     groups: dict[tuple[bool, tuple[BoundColumn, ...]], list[str]] = {}
     for uri in source.files:

@@ -95,6 +95,7 @@ class DuckDBSession(EngineSession):
         if not source.files:
             self.con.register(alias, source.schema.empty_table())
             return
+        FOOTERS.prefetch(self.storage, source.files)
         groups = bind_files(source, lambda uri: FOOTERS.schema(self.storage, uri))
         types = [str(t) for t in self.con.from_arrow(source.schema.empty_table()).types]
         columns = ", ".join(quote_ident(f.name) for f in source.schema)

@@ -169,6 +169,7 @@ class SparkJobSession(EngineSession):
             self._views.append(alias)
             return
         local = dict(zip(source.files, self._readable(source.files), strict=True))
+        FOOTERS.prefetch(self.storage, source.files)
         groups = bind_files(source, lambda uri: FOOTERS.schema(self.storage, uri))
         frames: list[DataFrame] = []
         by_id = [local[f] for group in groups if group.by_id for f in group.files]
