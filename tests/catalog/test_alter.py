@@ -235,3 +235,13 @@ def test_policy_bindings_follow_a_renamed_column(orders: Lake, engine: str) -> N
     assert "column 'quantity' of table shop.processed.orders is named by the policy" in out
     assert "shop.processed.orders.qty" in out and "remove it from the policy first" in out
     assert "quantity" in lake.catalog.load(ORDERS).schema().column_names
+
+
+def test_a_table_without_a_name_mapping_gets_one_keeping_the_old_name(orders: Lake) -> None:
+    with orders.catalog.load(ORDERS).transaction() as tx:  # as tables made before the mapping
+        tx.remove_properties(NAME_MAPPING_KEY)
+    alter(orders, "rename-column", "qty", "quantity")
+    mapping = json.loads(orders.catalog.load(ORDERS).properties[NAME_MAPPING_KEY])
+    assert {m["field-id"]: m["names"] for m in mapping}[3] == ["qty", "quantity"]
+    result = orders.query(f"SELECT order_id, quantity FROM {TABLE} ORDER BY 1")
+    assert rows_of(result) == [(1, 3), (2, 4), (3, 5)], "the file without ids finds qty as quantity"

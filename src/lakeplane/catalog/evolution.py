@@ -281,9 +281,8 @@ def _stage(tx: Transaction, table: Table, name: str, change: SchemaChange, guard
             update.rename_column(change.old, change.new)
         elif isinstance(change, DropColumn):
             dropped = column(change.name)
-            _check_droppable(
-                table, name, dropped, guard.policy_references(name, dropped.name, dropped.field_id), text
-            )
+            references = guard.policy_references(name, dropped.name, dropped.field_id)
+            _check_droppable(table, name, dropped, references, text)
             update.delete_column(change.name)
         else:
             old = column(change.name)
@@ -299,12 +298,10 @@ def _stage(tx: Transaction, table: Table, name: str, change: SchemaChange, guard
                     type=change.type,
                 )
             update.update_column(change.name, new)
+    # A table without a mapping gets one of its schema from before the change (old names kept).
+    known = table.name_mapping() or create_mapping_from_schema(schema)
     tx.set_properties(
-        {
-            TableProperties.DEFAULT_NAME_MAPPING: evolved_mapping(
-                table.name_mapping(), tx.table_metadata.schema()
-            )
-        }
+        {TableProperties.DEFAULT_NAME_MAPPING: evolved_mapping(known, tx.table_metadata.schema())}
     )
 
 
@@ -373,13 +370,12 @@ def parse_partition_field(text: str, table: str, change: str) -> tuple[str, Tran
     )
 
 
-def evolved_mapping(existing: NameMapping | None, schema: Schema) -> str:
+def evolved_mapping(existing: NameMapping, schema: Schema) -> str:
     """The name mapping after a change, as JSON: every name each field id was ever known by, and
     the current name of each field unless another field (dropped or renamed) holds it already."""
-    base = existing if existing is not None else create_mapping_from_schema(schema)
     names: dict[int, list[str]] = {}
     unmapped = []
-    for entry in base.root:
+    for entry in existing.root:
         if entry.field_id is None:
             unmapped.append(entry)
         else:
