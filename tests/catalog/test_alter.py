@@ -245,3 +245,17 @@ def test_a_table_without_a_name_mapping_gets_one_keeping_the_old_name(orders: La
     assert {m["field-id"]: m["names"] for m in mapping}[3] == ["qty", "quantity"]
     result = orders.query(f"SELECT order_id, quantity FROM {TABLE} ORDER BY 1")
     assert rows_of(result) == [(1, 3), (2, 4), (3, 5)], "the file without ids finds qty as quantity"
+
+
+def test_bindings_survive_a_policy_edit_after_the_rename(orders: Lake) -> None:
+    lake = governed(orders)
+    lake.alter(TABLE, RenameColumn("qty", "quantity"), principal="owner")
+    edited = POLICY.replace(
+        "    ian: {roles: [intern]}\n", "    ian: {roles: [intern]}\n    zoe: {roles: [analyst]}\n"
+    )
+    (lake.project_dir / "policy.yaml").write_text(edited)  # a new policy version, still naming qty
+    lake = open_lake(lake.project_dir)
+    seen = lake.query(f"SELECT order_id, quantity FROM {TABLE} ORDER BY 1", principal="zoe")
+    assert [r[1] for r in rows_of(seen)] == [None, None, None], "the mask on qty still follows it"
+    with pytest.raises(AccessDenied, match="quantity"):
+        lake.query(f"SELECT quantity FROM {TABLE}", principal="ian")
