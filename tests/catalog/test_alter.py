@@ -208,6 +208,8 @@ def test_alter_needs_the_alter_privilege_and_is_audited(orders: Lake) -> None:
     allowed = log.search(principal="owner", decision="allowed")[0]
     assert allowed.sql == "ALTER TABLE shop.processed.orders RENAME COLUMN qty TO quantity"
     assert allowed.tables == ["shop.processed.orders"]
+    assert allowed.columns == ["shop.processed.orders.qty", "shop.processed.orders.quantity"]
+    assert log.search(column="orders.qty")[0].seq == allowed.seq
     assert "before: schema 0 (" in allowed.reason and "3:qty int" in allowed.reason
     assert "after: schema 1 (" in allowed.reason and "3:quantity int" in allowed.reason
     assert log.verify().ok

@@ -121,6 +121,9 @@ class AddColumn:
         where = " FIRST" if self.first else f" AFTER {self.after}" if self.after else ""
         return f"ADD COLUMN {self.name} {self.type}{where}"
 
+    def columns(self) -> list[str]:
+        return [self.name]
+
 
 @dataclass(frozen=True)
 class RenameColumn:
@@ -130,6 +133,9 @@ class RenameColumn:
     def describe(self) -> str:
         return f"RENAME COLUMN {self.old} TO {self.new}"
 
+    def columns(self) -> list[str]:
+        return [self.old, self.new]
+
 
 @dataclass(frozen=True)
 class DropColumn:
@@ -137,6 +143,9 @@ class DropColumn:
 
     def describe(self) -> str:
         return f"DROP COLUMN {self.name}"
+
+    def columns(self) -> list[str]:
+        return [self.name]
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,9 @@ class WidenColumn:
     def describe(self) -> str:
         return f"ALTER COLUMN {self.name} TYPE {self.type}"
 
+    def columns(self) -> list[str]:
+        return [self.name]
+
 
 @dataclass(frozen=True)
 class PartitionBy:
@@ -158,6 +170,10 @@ class PartitionBy:
 
     def describe(self) -> str:
         return f"PARTITION BY ({', '.join(self.fields)})"
+
+    def columns(self) -> list[str]:
+        """The source columns of the fields."""
+        return [m["source"] if (m := _TRANSFORM.fullmatch(f.strip())) else f.strip() for f in self.fields]
 
 
 SchemaChange = AddColumn | RenameColumn | DropColumn | WidenColumn | PartitionBy
@@ -172,8 +188,10 @@ class AlterGuard(Protocol):
     def policy_references(self, table: str, column: str, field_id: int) -> list[str]:
         """Where the policy names ``column`` (field ``field_id``) of ``table``; empty if nowhere."""
 
-    def record(self, principal: str | None, table: str, change: str, before: str, after: str) -> None:
-        """Record the change that was committed."""
+    def record(
+        self, principal: str | None, table: str, change: str, columns: list[str], before: str, after: str
+    ) -> None:
+        """Record the change that was committed, naming the ``columns`` it touched."""
 
 
 @dataclass(frozen=True)
@@ -233,9 +251,8 @@ def alter_table(
         columns_before=_columns(schema, spec),
     )
     if not dry_run:
-        guard.record(
-            principal, table_name, text, _signature(schema, spec), _signature(after.schema(), after.spec())
-        )
+        before, now = _signature(schema, spec), _signature(after.schema(), after.spec())
+        guard.record(principal, table_name, text, change.columns(), before, now)
     return result
 
 

@@ -87,7 +87,9 @@ class AlterPolicy:
                 found.append(f"row filter on {table} ({where})")
         return found
 
-    def record(self, principal: str | None, table: str, change: str, before: str, after: str) -> None:
+    def record(
+        self, principal: str | None, table: str, change: str, columns: list[str], before: str, after: str
+    ) -> None:
         """Audit a committed change with the schema before and after (governed lakes)."""
         if not self.governance.enabled or not principal:
             return
@@ -99,5 +101,6 @@ class AlterPolicy:
                 decision="allowed",
                 reason=f"before: {before}; after: {after}",
                 tables=[table],
+                columns=[f"{table}.{column}" for column in columns],
             )
         )
