@@ -400,3 +400,17 @@ class RegisterError(LakeplaneError, ValueError):
     file: str | None = None
     column: str | None = None
     reason: str | None = None
+
+
+# -- schema evolution ---------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class SchemaChangeError(CatalogError, ValueError):
+    """A change to the schema or partition spec of ``table`` is refused: ``change`` (what was asked)
+    names ``column``, which is unknown, already taken, a partition source, named by the policy, or
+    cannot take the type asked (``type``)."""
+
+    table: str
+    change: str
+    column: str | None = None
+    type: str | None = None
+    retryable: bool = False

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.catalog.evolution import AlterResult, SchemaChange, alter_table
 from lakeplane.catalog.register import Mode, RegisterProgress, RegisterResult, Registrations
 from lakeplane.catalog.scan import plan_scan
 from lakeplane.catalog.upgrade import TableUpgrade, upgrade_tables
@@ -26,6 +27,7 @@ from lakeplane.config import CONFIG_FILE, DEFAULT_CONFIG, DatasetConfig, LakeCon
 from lakeplane.engines.base import Capability
 from lakeplane.engines.compute import Compute
 from lakeplane.errors import ConfigError
+from lakeplane.governance.alter import AlterPolicy
 from lakeplane.governance.answers import Change, Visibility
 from lakeplane.governance.plane import Governance
 from lakeplane.ingest.ingestion import Ingestion, Progress
@@ -295,6 +297,20 @@ class Lake:
             principal=principal,
             dry_run=dry_run,
             progress=progress,
+        )
+
+    def alter(
+        self, table: str, change: SchemaChange, *, principal: str | None = None, dry_run: bool = False
+    ) -> AlterResult:
+        """Change ``table``'s schema or partitioning in one commit (none with ``dry_run``); in a
+        governed lake as ``principal``, who needs ALTER on it, and audited."""
+        return alter_table(
+            self.catalog,
+            self.resolve_table(table),
+            change,
+            AlterPolicy(self.governance),
+            principal=principal,
+            dry_run=dry_run,
         )
 
     def upgrade(self) -> list[TableUpgrade]:

@@ -1,8 +1,12 @@
-"""Scan planning: the data files an engine must read for a table, after pyiceberg's pruning."""
+"""Scan planning: the data files an engine must read for a table, after pyiceberg's pruning, and
+what the engine needs to bind their columns by field id (the schema read, the name mapping)."""
 
 from __future__ import annotations
 
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.table.name_mapping import NameMapping
 
 from lakeplane.catalog.catalog import LakeCatalog
 from lakeplane.engines.base import ScanSource
@@ -17,16 +21,22 @@ def plan_scan(
 ) -> ScanSource:
     """The files an engine must read for ``table_name`` after pyiceberg's partition pruning.
 
+    With ``snapshot_id`` the table is read as it was then: that snapshot's files, with the schema
+    the snapshot was written with (the names and types of that time).
+
     Raises:
         EngineError: the table has delete files, which engines here cannot apply.
     """
     table = catalog.load(table_name)
-    schema = table.schema().as_arrow()
+    scan = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id)
+    schema = scan.projection()
+    arrow_schema = schema.as_arrow()
+    mapping = file_name_mapping(table, schema)
     if table.current_snapshot() is None and snapshot_id is None:
-        return ScanSource(table_name, [], schema)
+        return ScanSource(table_name, [], arrow_schema, name_mapping=mapping)
     files, size, records = [], 0, 0
     try:
-        tasks = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id).plan_files()
+        tasks = scan.plan_files()
     except (ValueError, TypeError):  # a column the table lacks, a value its type cannot hold:
         # planning reads every file and the engine applies (or refuses) the filter
         tasks = table.scan(snapshot_id=snapshot_id).plan_files()
@@ -39,4 +49,23 @@ def plan_scan(
         files.append(task.file.file_path)
         size += task.file.file_size_in_bytes
         records += task.file.record_count
-    return ScanSource(table_name, files, schema, size, records)
+    return ScanSource(table_name, files, arrow_schema, size, records, mapping)
+
+
+def file_name_mapping(table: Table, schema: Schema) -> dict[str, int]:
+    """How a column name written in a data file without field ids maps to a field id.
+
+    The table's ``schema.name-mapping.default`` (which keeps the old names of renamed columns);
+    a table without one maps the names of ``schema``. A name the mapping gives several ids keeps
+    the first.
+    """
+    mapping: NameMapping | None = table.name_mapping()
+    if mapping is None:
+        return {f.name: f.field_id for f in schema.fields}
+    names: dict[str, int] = {}
+    for entry in mapping.root:
+        if entry.field_id is None:
+            continue
+        for name in entry.names:
+            names.setdefault(name, entry.field_id)
+    return names

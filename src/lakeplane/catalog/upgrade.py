@@ -77,7 +77,10 @@ def _mapping_for(table: Table) -> tuple[NameMappingChange, str]:
     # Entries without an id (names a reader should leave unresolved) are kept as they are.
     unmapped = [field for field in existing.root if field.field_id is None]
     names = {field.field_id: list(field.names) for field in existing.root if field.field_id is not None}
-    missing = [f for f in schema.fields if f.name not in names.get(f.field_id, [])]
+    # A name another field holds (one dropped or renamed since) keeps meaning that field in files
+    # without ids: a column added under it later is not given it (see catalog/evolution.py).
+    held = {name for known in names.values() for name in known}
+    missing = [f for f in schema.fields if f.name not in names.get(f.field_id, []) and f.name not in held]
     if not missing:
         return "present", existing.model_dump_json()
     for f in missing:

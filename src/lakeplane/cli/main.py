@@ -23,6 +23,7 @@ COMMANDS = {
     "describe": "lakeplane.cli.tables:describe",
     "upgrade": "lakeplane.cli.maintenance:upgrade",
     "register": "lakeplane.cli.register:register",
+    "alter": "lakeplane.cli.alter:alter",
     "query": "lakeplane.cli.governance:query",
     "access": "lakeplane.cli.governance:access",
     "policy": "lakeplane.cli.governance:policy",

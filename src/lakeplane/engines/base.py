@@ -51,13 +51,23 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class ScanSource:
-    """A table as an engine reads it: the data files left after pyiceberg's planning."""
+    """A table as an engine reads it: the data files left after pyiceberg's planning.
+
+    Engines bind the columns of each file by Iceberg field id, never by name: ``schema`` is the
+    schema read (the snapshot's, for time travel), each field carrying its id as ``PARQUET:field_id``
+    metadata; a file without field ids is bound through ``name_mapping`` (the table's
+    ``schema.name-mapping.default``: a name written in such files to its field id). So a renamed
+    column keeps its data, a dropped one vanishes, a column added (or dropped and added again under
+    an old name) is NULL in files written before, and a promoted type (int to long, float to double,
+    a wider decimal) is read as the current type.
+    """
 
     table: str
     files: list[str]
     schema: pa.Schema
     bytes: int = 0
     records: int = 0
+    name_mapping: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,7 +91,8 @@ class EngineSession(ABC):
 
     @abstractmethod
     def register_scan(self, alias: str, source: ScanSource) -> None:
-        """Make ``alias`` name ``source`` in the SQL this session runs."""
+        """Make ``alias`` name ``source`` in the SQL this session runs: the columns of
+        ``source.schema`` in its order, each bound by field id in every file (see :class:`ScanSource`)."""
 
     @abstractmethod
     def arrow_reader(self, sql: str) -> pa.RecordBatchReader:

@@ -2,15 +2,16 @@
 
 Local lakes are read with DuckDB's own Parquet reader; S3 lakes through a ``pyarrow.dataset`` over
 pyarrow's S3 filesystem (DuckDB's httpfs is not available), which DuckDB scans with filter and
-projection pushdown. Writes go through ``COPY ... TO`` into a local folder (the lake itself when it
-is local), and are uploaded for S3 lakes.
+projection pushdown. Either way columns are bound by Iceberg field id, not by name. Writes go
+through ``COPY ... TO`` into a local folder (the lake itself when it is local), and are uploaded
+for S3 lakes.
 """
 
 from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pyarrow.dataset as pads
 
 from lakeplane.config import EngineConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
+from lakeplane.engines.binding import FOOTERS, FileGroup, bind_files, schema_field_ids
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 
@@ -43,6 +45,21 @@ def quote_ident(name: str) -> str:
 
 def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _projection(group: FileGroup, types: list[str], scan: str) -> str:
+    """``SELECT`` the table's columns from ``scan`` of one group's files: renamed from their names
+    in the files, cast where the type was promoted, NULL where the files lack them."""
+    selected = []
+    for column, kind in zip(group.columns, types, strict=True):
+        if column.source is None:
+            value = f"CAST(NULL AS {kind})"
+        elif column.promoted:
+            value = f"CAST({quote_ident(column.source)} AS {kind})"
+        else:
+            value = quote_ident(column.source)
+        selected.append(f"{value} AS {quote_ident(column.name)}")
+    return f"SELECT {', '.join(selected)} FROM {scan}"
 
 
 class DuckDBSession(EngineSession):
@@ -69,25 +86,56 @@ class DuckDBSession(EngineSession):
             raise EngineError(f"job '{job.name}': cannot configure DuckDB: {exc}") from None
 
     def register_scan(self, alias: str, source: ScanSource) -> None:
+        """A view binding each file's columns by field id (:mod:`lakeplane.engines.binding`).
+
+        Local files that carry field ids are read in one ``read_parquet`` whose ``schema`` names
+        each field id's column and type; files without ids are read per group and their columns
+        renamed and cast. On S3 every group is a ``pyarrow.dataset`` of the files' own columns.
+        """
         if not source.files:
             self.con.register(alias, source.schema.empty_table())
-        elif self.storage.is_local:
+            return
+        FOOTERS.prefetch(self.storage, source.files)
+        groups = bind_files(source, lambda uri: FOOTERS.schema(self.storage, uri))
+        types = [str(t) for t in self.con.from_arrow(source.schema.empty_table()).types]
+        columns = ", ".join(quote_ident(f.name) for f in source.schema)
+        selects = []
+        if self.storage.is_local:
             paths = [self.storage.fs_path(f) for f in source.files]
             self._scan_folders.update(p.rsplit("/", 1)[0] + "/" for p in paths)
-            files = ", ".join(quote_literal(p) for p in paths)
-            columns = ", ".join(quote_ident(f.name) for f in source.schema)
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {quote_ident(alias)} AS "
-                f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true)"
-            )
+            by_id = [f for group in groups if group.by_id for f in group.files]
+            if by_id:
+                ids = schema_field_ids(source.schema, source.table)
+                entries = ", ".join(
+                    f"{i}: {{name: {quote_literal(f.name)}, type: {quote_literal(t)}, default_value: NULL}}"
+                    for f, i, t in zip(source.schema, ids, types, strict=True)
+                )
+                # Files keep their partition columns: a folder name (``ds=...``) is never a column.
+                scan = (
+                    f"read_parquet({self._file_list(by_id)}, schema = MAP {{{entries}}}, "
+                    "hive_partitioning = false)"
+                )
+                selects.append(f"SELECT {columns} FROM {scan}")
+            for group in groups:
+                if not group.by_id:
+                    files = self._file_list(group.files)
+                    scan = f"read_parquet({files}, union_by_name = true, hive_partitioning = false)"
+                    selects.append(_projection(group, types, scan))
         else:
-            dataset = pads.dataset(
-                [self.storage.fs_path(f) for f in source.files],
-                schema=source.schema,
-                format="parquet",
-                filesystem=self.storage.fs,
-            )
-            self.con.register(alias, dataset)
+            for number, group in enumerate(groups):
+                dataset = pads.dataset(
+                    [self.storage.fs_path(f) for f in group.files],
+                    schema=group.physical_schema(),
+                    format="parquet",
+                    filesystem=self.storage.fs,
+                )
+                name = f"__lakeplane_scan_{alias}_{number}"
+                self.con.register(name, dataset)
+                selects.append(_projection(group, types, quote_ident(name)))
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(alias)} AS {' UNION ALL '.join(selects)}")
+
+    def _file_list(self, files: Iterable[str]) -> str:
+        return "[" + ", ".join(quote_literal(self.storage.fs_path(f)) for f in files) + "]"
 
     def sandbox(self) -> None:
         """From now on this connection reads only the files of the tables it registered: no other

@@ -59,13 +59,16 @@ def bind_columns(
 ) -> dict[str, int]:
     """Field ids of every column the policy names, for the tables that exist now.
 
-    Columns in ``bound_before`` keep their field id (they may have been renamed since).
+    Columns in ``bound_before`` (an earlier version's bindings) that the policy still names keep
+    their field id: they may have been renamed since.
 
     Raises:
         PolicyError: a named column is not in its (existing) table, with the policy's file and line.
     """
-    bound: dict[str, int] = dict(bound_before or {})
-    for path, line in _column_paths(policy):
+    paths = _column_paths(policy)
+    named = {path for path, _ in paths}
+    bound = {path: i for path, i in (bound_before or {}).items() if path in named}
+    for path, line in paths:
         table, column = path.rsplit(".", 1)
         if table not in schemas or path in bound:
             continue

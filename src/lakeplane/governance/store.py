@@ -96,7 +96,8 @@ class PolicyStore:
                 if updated:
                     return PolicyVersion(latest.number, latest.digest, latest.applied_at, merged)
                 continue  # another process merged bindings first: merge into theirs
-            bindings = bind_columns(policy, schemas())
+            # A new version keeps the bindings of the columns it still names (renamed since, maybe).
+            bindings = bind_columns(policy, schemas(), latest.bindings if latest else None)
             number = (latest.number if latest else 0) + 1
             at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             try:

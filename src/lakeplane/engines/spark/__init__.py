@@ -1,12 +1,12 @@
 """Apache Spark as lakeplane's distributed engine: ``local[N]``, a transient cluster, or a master URL.
 
 Spark never touches the catalog. It reads the data files pyiceberg planned for a query (partition
-pruning done, the residual filter re-applied by the query itself) and writes Parquet that
-:class:`~lakeplane.catalog.writer.TableWriter` commits in one Iceberg commit, so the Iceberg Spark
-runtime jar is not needed. Files are written with micro-second timestamps (``TIMESTAMP_MICROS``;
-Iceberg ``timestamp`` is Spark's ``TIMESTAMP_NTZ``), carry each column's Iceberg field id (from
-its ``parquet.field.id`` metadata) and keep their partition columns inside. Spark writes every
-column as optional: its file sources read all columns as nullable.
+pruning done, the residual filter re-applied by the query itself, columns bound by field id) and
+writes Parquet that :class:`~lakeplane.catalog.writer.TableWriter` commits in one Iceberg commit, so
+the Iceberg Spark runtime jar is not needed. Files are written with micro-second timestamps
+(``TIMESTAMP_MICROS``; Iceberg ``timestamp`` is Spark's ``TIMESTAMP_NTZ``), carry each column's
+Iceberg field id (from its ``parquet.field.id`` metadata) and keep their partition columns inside.
+Spark writes every column as optional: its file sources read all columns as nullable.
 
 An S3 lake is reached through pyarrow: Spark reads a local copy of the planned files and its output
 is uploaded, since the ``hadoop-aws`` jar is not available either.
@@ -26,6 +26,7 @@ import pyspark  # noqa: F401 - the 'spark' extra: without it the registry names 
 
 from lakeplane.config import SparkConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
+from lakeplane.engines.binding import FOOTERS, bind_files, schema_field_ids
 from lakeplane.engines.spark import runtime
 from lakeplane.engines.spark.cluster import TransientCluster
 from lakeplane.engines.spark.metrics import StageSkew, stage_skew, wait_for_listeners
@@ -90,6 +91,7 @@ def job_conf(config: SparkConfig, job: JobSpec, master: str) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.parquet.fieldId.write.enabled": "true",
+        "spark.sql.parquet.fieldId.read.enabled": "true",  # a read schema's ids bind file columns
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.runSQLOnFiles": "false",
         "spark.sql.variable.substitute": "false",  # ${env:...} in SQL text would read the environment
@@ -149,13 +151,54 @@ class SparkJobSession(EngineSession):
 
     # -- reading -------------------------------------------------------------------------
     def register_scan(self, alias: str, source: ScanSource) -> None:
+        """A temp view binding each file's columns by field id (:mod:`lakeplane.engines.binding`).
+
+        Files that carry field ids are read in one scan whose schema gives each column its id
+        (``parquet.field.id``, read by id under ``spark.sql.parquet.fieldId.read.enabled``); files
+        without ids are read per group under their own column names, then renamed and cast.
+        """
+        from pyspark.sql import DataFrame
+        from pyspark.sql import functions as F
         from pyspark.sql.pandas.types import from_arrow_schema
+        from pyspark.sql.types import StructField, StructType
 
         schema = from_arrow_schema(source.schema)
-        if source.files:
-            frame = self.spark.read.schema(schema).parquet(*self._readable(source.files))
-        else:
+        if not source.files:
             frame = self.spark.createDataFrame([], schema)
+            frame.createOrReplaceTempView(alias)
+            self._views.append(alias)
+            return
+        local = dict(zip(source.files, self._readable(source.files), strict=True))
+        FOOTERS.prefetch(self.storage, source.files)
+        groups = bind_files(source, lambda uri: FOOTERS.schema(self.storage, uri))
+        frames: list[DataFrame] = []
+        by_id = [local[f] for group in groups if group.by_id for f in group.files]
+        if by_id:
+            ids = schema_field_ids(source.schema, source.table)
+            with_ids = StructType(
+                [
+                    StructField(f.name, f.dataType, f.nullable, {"parquet.field.id": i})
+                    for f, i in zip(schema.fields, ids, strict=True)
+                ]
+            )
+            frames.append(self.spark.read.schema(with_ids).parquet(*by_id))
+        for group in groups:
+            if group.by_id:
+                continue
+            files = self.spark.read.schema(from_arrow_schema(group.physical_schema()))
+            columns = []
+            for column, kind in zip(group.columns, schema.fields, strict=True):
+                if column.source is None:
+                    value = F.lit(None).cast(kind.dataType)
+                elif column.promoted:
+                    value = F.col(self.quote(column.source)).cast(kind.dataType)
+                else:
+                    value = F.col(self.quote(column.source))
+                columns.append(value.alias(column.name))
+            frames.append(files.parquet(*[local[f] for f in group.files]).select(*columns))
+        frame = frames[0]
+        for more in frames[1:]:
+            frame = frame.union(more)
         frame.createOrReplaceTempView(alias)
         self._views.append(alias)
 
