@@ -452,11 +452,6 @@ def test_not_parquet_and_missing_paths_are_refused(lake: Lake, tmp_path: Path) -
     assert lake.tables() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the DuckDB read path selects table columns by name from the files (read_parquet with "
-    "union_by_name): a column no registered file holds is not found until columns are bound by id",
-)
 def test_a_table_whose_files_all_lack_an_optional_column_reads_it_as_null(lake: Lake, tmp_path: Path) -> None:
     from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
     from pyiceberg.schema import Schema
