@@ -28,6 +28,7 @@ from sqlglot.tokens import TokenType
 from lakeplane.errors import QueryError
 from lakeplane.query.functions import SPARK_FUNCTIONS, SPARK_REFUSED, VALUE_FUNCTIONS
 from lakeplane.query.pruning import combine, scan_filter
+from lakeplane.query.transpile import eliminate_qualify
 
 if TYPE_CHECKING:
     from lakeplane.governance.access import TableAccess
@@ -313,6 +314,7 @@ def compile_sql(
     ctx.write = write
     for rewrite in rewrites:
         expression = rewrite(expression, ctx)
+    expression = eliminate_qualify(expression, write)
     compiled = expression.sql(dialect=write, copy=False)
     return CompiledQuery(
         refuse_spark_substitution(compiled) if write == "spark" else compiled,
