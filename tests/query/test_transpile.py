@@ -17,7 +17,10 @@ from sqlglot.optimizer.qualify import qualify
 from lakeplane.query.compiler import compile_query
 from lakeplane.query.transpile import eliminate_qualify
 
-SCHEMA: dict[str, object] = {"t": {"a": "INT", "b": "INT", "ds": "DATE"}, "u": {"a": "INT", "name": "VARCHAR"}}
+SCHEMA: dict[str, object] = {
+    "t": {"a": "INT", "b": "INT", "ds": "DATE"},
+    "u": {"a": "INT", "name": "VARCHAR"},
+}
 
 
 @pytest.fixture(scope="module")

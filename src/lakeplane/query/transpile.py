@@ -9,17 +9,30 @@ are spelled out first:
   have; and it leaves ``DISTINCT``, ``ORDER BY`` and ``LIMIT`` beneath the filter, where they act on
   rows the filter would have removed. :func:`eliminate_qualify` projects what the filter reads under
   fresh names and lifts those clauses above it.
-* Typed literals and precision-less decimals (:func:`typed_literals`): each dialect gives
-  ``DECIMAL`` without precision a different default, and Trino's ``DECIMAL '0.06'`` is a decimal of
-  the literal's own digits, not a cast to the default.
+* Typed literals and types (:func:`decimal_literals`, :func:`spell_out_types`, :func:`typed_values`):
+  Trino's ``DECIMAL '0.06'`` is a DECIMAL(3, 2) of the literal's own digits, not a cast to the
+  default DECIMAL (which is DECIMAL(10, 0) on Spark: 0); each dialect gives ``DECIMAL`` without
+  precision its own default (Trino (38, 0), Spark (10, 0), DuckDB (18, 3)), which is written out so
+  that every engine computes with the one the query's dialect means; a timestamp without time zone
+  stays one on Spark (whose ``TIMESTAMP`` is local time), with microseconds on every engine; a
+  fraction literal has the same decimal type on every engine (Spark types ``0.06`` DECIMAL(2, 2),
+  DuckDB DECIMAL(3, 2)); ``DATE '...' + INTERVAL ...`` of whole days, months or years is a date on
+  every engine, as in Trino and Spark (DuckDB makes it a timestamp).
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import TokenError
 from sqlglot.helper import find_new_name
+from sqlglot.tokens import TokenType
+
+from lakeplane.errors import QueryError
 
 #: Dialects whose engines run ``QUALIFY`` as written.
 KEEPS_QUALIFY = frozenset({"duckdb", "snowflake", "databricks", "bigquery", "clickhouse"})
@@ -126,3 +139,108 @@ def _replace_reads(
                 key, [_replace_reads(v, reference) if isinstance(v, exp.Expression) else v for v in value]
             )
     return node
+
+
+_DECIMAL_TEXT = re.compile(r"^\s*[+-]?(\d*)(?:\.(\d*))?\s*$")
+
+
+def decimal_literals(sql: str, dialect: str) -> str:
+    """Trino's ``DECIMAL '0.06'`` as ``CAST('0.06' AS DECIMAL(3, 2))``: the literal's own precision
+    and scale (its digits before the point, at least one, and after it), as Trino types it.
+
+    Raises:
+        QueryError: the literal is not a decimal number, or has more than 38 digits.
+    """
+    if dialect not in ("trino", "athena"):
+        return sql
+    try:
+        tokens = Dialect.get_or_raise("trino").tokenize(sql)
+    except (TokenError, ValueError):
+        return sql  # the parser will report it
+    found = [
+        (kind.start, value.end, value.text)
+        for kind, value in itertools.pairwise(tokens)
+        if kind.token_type == TokenType.DECIMAL and value.token_type == TokenType.STRING
+    ]
+    for start, end, text in reversed(found):
+        precision, scale = decimal_type(text)
+        literal = exp.Literal.string(text).sql("trino")
+        sql = f"{sql[:start]}CAST({literal} AS DECIMAL({precision}, {scale})){sql[end + 1 :]}"
+    return sql
+
+
+def decimal_type(text: str) -> tuple[int, int]:
+    """The (precision, scale) of a decimal literal's digits.
+
+    Raises:
+        QueryError: ``text`` is not a decimal number, or has more than 38 digits.
+    """
+    match = _DECIMAL_TEXT.match(text)
+    if match is None or not (match.group(1) or match.group(2)):
+        raise QueryError(f"DECIMAL '{text}' is not a decimal number")
+    whole, fraction = match.group(1).lstrip("0"), match.group(2) or ""
+    precision, scale = max(len(whole), 1) + len(fraction), len(fraction)
+    if precision > MAX_DECIMAL_PRECISION:
+        raise QueryError(f"DECIMAL '{text}' has {precision} digits; at most {MAX_DECIMAL_PRECISION} fit")
+    return precision, scale
+
+
+def decimal_defaults(expression: exp.Expression, read: str) -> exp.Expression:
+    """``DECIMAL`` without precision as the precision ``read`` gives it (:data:`DECIMAL_DEFAULTS`)."""
+    precision, scale = DECIMAL_DEFAULTS.get(read, DECIMAL_DEFAULTS["trino"])
+    for data_type in expression.find_all(exp.DataType):
+        if (
+            data_type.this in (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
+            and not data_type.expressions
+        ):
+            data_type.set("this", exp.DataType.Type.DECIMAL)
+            data_type.set(
+                "expressions",
+                [
+                    exp.DataTypeParam(this=exp.Literal.number(precision)),
+                    exp.DataTypeParam(this=exp.Literal.number(scale)),
+                ],
+            )
+    return expression
+
+
+#: Interval units that move a date by whole days.
+_DATE_UNITS = frozenset({"DAY", "DAYS", "WEEK", "WEEKS", "MONTH", "MONTHS", "QUARTER", "YEAR", "YEARS"})
+
+
+def typed_values(expression: exp.Expression, write: str) -> exp.Expression:
+    """Types written so that each engine computes the same values with the same types.
+
+    Raises:
+        QueryError: a TIME value on Spark, which has no time-of-day type it can return.
+    """
+    for data_type in list(expression.find_all(exp.DataType)):
+        if data_type.this == exp.DataType.Type.TIMESTAMP:  # sqlglot's TIMESTAMP has no time zone
+            data_type.set("expressions", [])
+            if write == "spark":
+                data_type.set("this", exp.DataType.Type.TIMESTAMPNTZ)
+        elif data_type.this == exp.DataType.Type.TIME and write == "spark":
+            raise QueryError(
+                "TIME values are not supported on spark; use a timestamp or a string", dialect=write
+            )
+    if write == "spark":
+        for number in list(expression.find_all(exp.Literal)):
+            if not number.is_string and re.fullmatch(r"0*\.\d+|0+\.\d*", number.this):
+                precision, scale = decimal_type(number.this)
+                decimal = exp.DataType.build(f"DECIMAL({precision}, {scale})")
+                number.replace(exp.Cast(this=number.copy(), to=decimal))
+    if write == "duckdb":
+        for operation in list(expression.find_all(exp.Add, exp.Sub)):
+            if _moves_a_date(operation):
+                operation.replace(exp.cast(operation.copy(), exp.DataType.Type.DATE))
+    return expression
+
+
+def _moves_a_date(operation: exp.Expr) -> bool:
+    """``DATE '...' ± INTERVAL 'n' unit`` with a unit of whole days."""
+    date, interval = operation.this, operation.expression
+    if isinstance(date, exp.Interval):
+        date, interval = interval, date
+    is_date = isinstance(date, exp.Cast) and date.to.this == exp.DataType.Type.DATE
+    unit = interval.args.get("unit") if isinstance(interval, exp.Interval) else None
+    return is_date and unit is not None and unit.name.upper() in _DATE_UNITS
