@@ -79,60 +79,75 @@ def test_demo_pipeline_tables_are_identical_row_for_row(pair: tuple[Lake, Lake])
             assert lake.catalog.load(table).schema() == duck.catalog.load(table).schema(), table
 
 
-#: Queries as people write them (Trino dialect), over masked columns, row-filtered tables and the
-#: model whose QUALIFY the governed rewrite wraps for Spark.
+#: Queries as people write them (Trino dialect, the last one DuckDB's for its QUALIFY), over masked
+#: columns, row-filtered tables and the model whose QUALIFY the governed rewrite wraps for Spark.
 PRINCIPAL_QUERIES = (
-    TELCO_QUERY,
-    "SELECT region, count(*) AS calls, count(DISTINCT msisdn) AS callers, min(imsi) AS first_imsi "
-    "FROM telco.processed.cdr GROUP BY region ORDER BY region",
-    "SELECT s.region, s.plan, s.card_pan, s.msisdn FROM telco.processed.subscribers AS s "
-    "ORDER BY s.msisdn LIMIT 20",
-    "SELECT ds, region, sum(calls) AS calls FROM telco.curated.cell_daily GROUP BY ds, region ORDER BY 1, 2",
-    "SELECT campaign_id, country, impressions FROM curated.daily_campaign_stats "
-    "QUALIFY row_number() OVER (PARTITION BY campaign_id ORDER BY impressions DESC, country) = 1 "
-    "ORDER BY campaign_id",
+    (TELCO_QUERY, "trino"),
+    (
+        "SELECT region, count(*) AS calls, count(DISTINCT msisdn) AS callers, min(imsi) AS first_imsi "
+        "FROM telco.processed.cdr GROUP BY region ORDER BY region",
+        "trino",
+    ),
+    (
+        "SELECT s.region, s.plan, s.card_pan, s.msisdn FROM telco.processed.subscribers AS s "
+        "ORDER BY s.msisdn LIMIT 20",
+        "trino",
+    ),
+    (
+        "SELECT ds, region, sum(calls) AS calls FROM telco.curated.cell_daily GROUP BY ds, region "
+        "ORDER BY 1, 2",
+        "trino",
+    ),
+    (
+        "SELECT campaign_id, country, impressions FROM curated.daily_campaign_stats "
+        "QUALIFY row_number() OVER (PARTITION BY campaign_id ORDER BY impressions DESC, country) = 1 "
+        "ORDER BY campaign_id",
+        "duckdb",
+    ),
 )
+
+
+#: The domain the demo policy does not let each principal read (ian is an intern, eve in the EU team).
+DENIED_DOMAIN = {"ian": "telco", "eve": "adtech"}
 
 
 @pytest.mark.parametrize("principal", ["ana", "eve", "ian"])
 def test_principals_get_the_same_answer_on_both_engines(pair: tuple[Lake, Lake], principal: str) -> None:
     """ana sees hashed phone numbers and the last four card digits, eve the EU's rows with card numbers
-    redacted, ian (intern) the ad-tech tables only: the same on DuckDB and on Spark, over one lake."""
+    redacted (and no ad-tech table), ian (intern) the ad-tech tables only: the same on DuckDB and on Spark, over one lake.
+
+    The answers' values are compared, not their Arrow types: DuckDB sums a BIGINT into a HUGEINT
+    (DECIMAL(38, 0) in Arrow) where Spark keeps a BIGINT (the models cast their sums).
+    """
     duck = pair[0]
     spark = on_engine(duck, "spark")
     answered = 0
-    for sql in PRINCIPAL_QUERIES:
-        if principal == "ian" and "telco." in sql:
+    for sql, dialect in PRINCIPAL_QUERIES:
+        domain = "telco" if "telco." in sql else "adtech"
+        if domain == DENIED_DOMAIN.get(principal):
             for lake in (duck, spark):
                 with pytest.raises(AccessDenied) as denied:
-                    lake.query(sql, principal=principal)
-                assert denied.value.principal == principal and denied.value.table.startswith("telco.")
+                    lake.query(sql, principal=principal, dialect=dialect)
+                assert denied.value.principal == principal and denied.value.table.startswith(f"{domain}.")
             continue
-        expected, got = duck.query(sql, principal=principal), spark.query(sql, principal=principal)
+        expected = duck.query(sql, principal=principal, dialect=dialect)
+        got = spark.query(sql, principal=principal, dialect=dialect)
         assert expected.num_rows, f"{sql}: empty for {principal}, the comparison would prove nothing"
-        assert got.schema == expected.schema, f"{principal}: {sql}"
+        assert got.column_names == expected.column_names, f"{principal}: {sql}"
         assert got.to_pylist() == expected.to_pylist(), f"{principal}: {sql}"
         answered += 1
-    assert answered >= (1 if principal == "ian" else len(PRINCIPAL_QUERIES))
-
-
-def test_spark_steps_report_their_engine(pair: tuple[Lake, Lake]) -> None:
-    _, spark = pair
-    run = spark.runs("nightly", limit=1)[0]
-    models = [
-        a for a in spark.run_record(run.run_id).attempts if a.step in ("daily_campaign_stats", "cell_daily")
-    ]
-    assert models and all(a.metrics["engine"] == "local[2]" for a in models)
-    assert all("engine.type is spark" in a.metrics["placement"] for a in models)
-    assert all(a.metrics.get("stage_skew") for a in models), "Spark steps report per-stage skew"
+    assert answered == {"ana": 5, "eve": 4, "ian": 1}[principal]
 
 
 #: Table clauses the governed rewrite keeps (DuckDB dialect): deterministic answers, equal on both engines.
 CLAUSE_QUERIES = (
     "SELECT k, count(*) AS n, count(DISTINCT v) AS values FROM telco.processed.subscribers "
     "UNPIVOT (v FOR k IN (msisdn, card_pan)) GROUP BY k ORDER BY k",
-    "SELECT plan, eu, us FROM telco.processed.subscribers "
-    "PIVOT (count(*) FOR region IN ('EU', 'US') GROUP BY plan) ORDER BY plan",
+    # without GROUP BY (Spark has none in PIVOT) both engines group by every other column; a value
+    # no row has counts 0 on DuckDB, NULL on Spark
+    "SELECT count(*) AS groups, coalesce(sum(eu), 0) AS eu, coalesce(sum(us), 0) AS us "
+    "FROM telco.processed.subscribers "
+    "PIVOT (count(*) FOR region IN ('EU', 'US'))",
     "SELECT a, b FROM telco.processed.subscribers AS s(a, b) ORDER BY a LIMIT 10",
 )
 

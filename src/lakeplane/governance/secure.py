@@ -256,11 +256,13 @@ def _secure(node: exp.Expression, access: dict[str, TableAccess], key: bytes) ->
         select = select.where(condition, copy=False)
     # The sample, the pivots and the column alias list apply to the secured rows: a sample is drawn
     # from the rows the filters allow, a pivot turns masked values, an alias list names visible columns.
+    # A partial alias list is completed with the other visible columns' own names, as DuckDB reads
+    # it (Spark wants every column named).
     written = node.args.get("alias")
-    alias = exp.TableAlias(
-        this=exp.to_identifier(node.alias or node.name),
-        columns=[c.copy() for c in written.columns] if written is not None else None,
-    )
+    named = [c.copy() for c in written.columns] if written is not None else []
+    if named:
+        named += [exp.to_identifier(c.column, quoted=True) for c in table_access.visible[len(named) :]]
+    alias = exp.TableAlias(this=exp.to_identifier(node.alias or node.name), columns=named or None)
     kept = {clause: node.args[clause] for clause in KEPT_TABLE_CLAUSES if node.args.get(clause)}
     return exp.Subquery(this=select, alias=alias, **kept)
 
