@@ -14,6 +14,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 
+from lakeplane.errors import QueryError
 from lakeplane.query.compiler import compile_query
 from lakeplane.query.transpile import eliminate_qualify
 
@@ -98,3 +99,58 @@ def test_duckdb_keeps_qualify() -> None:
         "SELECT a FROM t QUALIFY a = max(a) OVER ()", lambda name: f"x.y.{name}", write="duckdb"
     )
     assert "QUALIFY" in compiled.sql
+
+
+def _compiled(sql: str, read: str, write: str) -> str:
+    return compile_query(sql, lambda name: f"x.y.{name}", read=read, write=write).sql
+
+
+@pytest.mark.parametrize("write", ["duckdb", "spark"])
+@pytest.mark.parametrize(
+    "literal, cast",
+    [
+        ("decimal '0.06'", "CAST('0.06' AS DECIMAL(3, 2))"),
+        ("DECIMAL '-12.50'", "CAST('-12.50' AS DECIMAL(4, 2))"),
+        ("decimal '.5'", "CAST('.5' AS DECIMAL(2, 1))"),
+        ("decimal '42'", "CAST('42' AS DECIMAL(2, 0))"),
+        ("CAST(x AS DECIMAL)", "CAST(x AS DECIMAL(38, 0))"),
+    ],
+)
+def test_trino_decimals_keep_their_type(literal: str, cast: str, write: str) -> None:
+    assert cast in _compiled(f"SELECT {literal} FROM t", "trino", write)
+
+
+@pytest.mark.parametrize(("read", "precision"), [("duckdb", "18, 3"), ("spark", "10, 0")])
+def test_decimal_without_precision_is_the_dialects_default(read: str, precision: str) -> None:
+    for write in ("duckdb", "spark"):
+        assert f"AS DECIMAL({precision}))" in _compiled("SELECT CAST(x AS DECIMAL) FROM t", read, write)
+
+
+def test_a_decimal_literal_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(QueryError, match="is not a decimal number"):
+        compile_query("SELECT decimal 'abc'", lambda name: name, read="trino")
+    with pytest.raises(QueryError, match="at most 38 fit"):
+        compile_query(f"SELECT decimal '{'9' * 39}'", lambda name: name, read="trino")
+
+
+def test_timestamps_without_time_zone_stay_so_on_spark() -> None:
+    sql = "SELECT timestamp '2026-11-01 10:00:00.123', CAST(x AS TIMESTAMP(3)) FROM t"
+    assert _compiled(sql, "trino", "spark").count("AS TIMESTAMP_NTZ)") == 2
+    assert _compiled(sql, "trino", "duckdb").count("AS TIMESTAMP)") == 2
+
+
+def test_fractions_have_duckdbs_decimal_type_on_spark() -> None:
+    assert "CAST(0.06 AS DECIMAL(3, 2))" in _compiled("SELECT 0.06, 1.5", "trino", "spark")
+    assert ", 1.5" in _compiled("SELECT 0.06, 1.5", "trino", "spark")
+
+
+def test_a_date_moved_by_an_interval_stays_a_date_on_duckdb() -> None:
+    sql = "SELECT date '2026-01-31' + interval '1' month, timestamp '2026-01-01 00:00:00' + interval '1' day"
+    compiled = _compiled(sql, "trino", "duckdb")
+    assert "CAST(CAST('2026-01-31' AS DATE) + INTERVAL '1' MONTH AS DATE)" in compiled
+    assert ", CAST('2026-01-01 00:00:00' AS TIMESTAMP) + INTERVAL '1' DAY" in compiled  # a timestamp already
+
+
+def test_time_is_refused_on_spark() -> None:
+    with pytest.raises(QueryError, match="TIME values are not supported on spark"):
+        compile_query("SELECT time '10:00:00'", lambda name: name, read="trino", write="spark")
