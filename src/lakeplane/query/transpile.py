@@ -9,7 +9,7 @@ are spelled out first:
   have; and it leaves ``DISTINCT``, ``ORDER BY`` and ``LIMIT`` beneath the filter, where they act on
   rows the filter would have removed. :func:`eliminate_qualify` projects what the filter reads under
   fresh names and lifts those clauses above it.
-* Typed literals and types (:func:`decimal_literals`, :func:`spell_out_types`, :func:`typed_values`):
+* Typed literals and types (:func:`decimal_literals`, :func:`decimal_defaults`, :func:`typed_values`):
   Trino's ``DECIMAL '0.06'`` is a DECIMAL(3, 2) of the literal's own digits, not a cast to the
   default DECIMAL (which is DECIMAL(10, 0) on Spark: 0); each dialect gives ``DECIMAL`` without
   precision its own default (Trino (38, 0), Spark (10, 0), DuckDB (18, 3)), which is written out so
