@@ -212,6 +212,7 @@ class QueryError(LakeplaneError, ValueError):
     statements: int | None = None
     parameter: str | None = None
     function: str | None = None
+    clause: str | None = None
 
 
 @dataclass(eq=False, kw_only=True)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lakeplane.errors import AccessDenied, QueryError
+from lakeplane.errors import AccessDenied
 from lakeplane.governance.masks import MaskSpec
 from tests.governance.conftest import (
     CARA_DENIED,
@@ -213,31 +213,30 @@ def test_masked_probes_see_masked_values(
     assert governed_rows(lake, everyone, "ana") == [(raw_telco.subscribers.num_rows,)]
 
 
-MODIFIERS_DROPPED = (
-    "query/compiler.py resolve_tables rebuilds each lake table as exp.Table(this, alias) and "
-    "governance/secure.py _secure as exp.Subquery(select, alias): the table's TABLESAMPLE, PIVOT/UNPIVOT "
-    "and column alias list are dropped, so the query means something else"
-)
-
-
 @pytest.mark.parametrize(
     "sql",
     [
-        pytest.param(
-            f"SELECT count(*) FROM {SUBSCRIBERS} TABLESAMPLE 10 ROWS",
-            id="tablesample",
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=MODIFIERS_DROPPED),
-        ),
+        pytest.param(f"SELECT count(*) FROM {SUBSCRIBERS} TABLESAMPLE 10 ROWS", id="tablesample"),
         pytest.param(f"SELECT count(*) FROM {SUBSCRIBERS} USING SAMPLE 10 ROWS", id="using-sample"),
+        pytest.param(f"SELECT count(*) FROM {SUBSCRIBERS} TABLESAMPLE 100%", id="tablesample-percent"),
         pytest.param(
             f"SELECT k, count(*) FROM {SUBSCRIBERS} UNPIVOT (v FOR k IN (msisdn, plan)) GROUP BY k",
             id="unpivot",
-            marks=pytest.mark.xfail(strict=True, raises=QueryError, reason=MODIFIERS_DROPPED),
         ),
         pytest.param(
-            f"SELECT a, b FROM {SUBSCRIBERS} AS s(a, b)",
-            id="column-alias-list",
-            marks=pytest.mark.xfail(strict=True, raises=QueryError, reason=MODIFIERS_DROPPED),
+            f"SELECT k, v FROM {SUBSCRIBERS} UNPIVOT (v FOR k IN (msisdn, card_pan)) ORDER BY k, v",
+            id="unpivot-masked",
+        ),
+        pytest.param(
+            f'SELECT plan, "EU", "US" FROM {SUBSCRIBERS} '
+            "PIVOT (count(*) FOR region IN ('EU', 'US') GROUP BY plan) ORDER BY plan",
+            id="pivot",
+        ),
+        pytest.param(f"SELECT a, b FROM {SUBSCRIBERS} AS s(a, b) ORDER BY a", id="column-alias-list"),
+        pytest.param(
+            f"SELECT s.a, count(*) FROM {SUBSCRIBERS} AS s(a) JOIN {CDR} AS c(call, x) ON c.x = s.a "
+            "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5",
+            id="column-alias-lists-joined",
         ),
     ],
 )
@@ -247,3 +246,39 @@ def test_table_modifiers_survive_securing(
     for principal in ("ana", "eve"):
         got = governed_rows(governed.lake, sql, principal, dialect="duckdb")
         assert got == oracles[principal].rows(sql, "duckdb"), principal
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        f"SELECT region, card_pan, msisdn FROM {SUBSCRIBERS} TABLESAMPLE 100%",  # SYSTEM: whole vectors
+        f"SELECT region, card_pan, msisdn FROM {SUBSCRIBERS} TABLESAMPLE BERNOULLI (50)",
+        f"SELECT s.region, s.card_pan, s.msisdn FROM {SUBSCRIBERS} AS s TABLESAMPLE 200 ROWS",
+    ],
+)
+def test_a_sample_sees_only_rows_and_values_the_principal_may_see(
+    governed: GovernedDemo, oracles: dict[str, MaskedOracle], sql: str
+) -> None:
+    """The sample is drawn from the secured rows: eve's holds EU rows with card numbers redacted."""
+    dialect = "trino" if "BERNOULLI" in sql else "duckdb"
+    sampled = governed_rows(governed.lake, sql, "eve", dialect=dialect)
+    everything = set(oracles["eve"].rows(f"SELECT region, card_pan, msisdn FROM {SUBSCRIBERS}", "duckdb"))
+    assert sampled and set(sampled) <= everything
+    assert {row[0] for row in sampled} == {"EU"} and {row[1] for row in sampled} == {"****"}
+
+
+@pytest.mark.parametrize(
+    "sql, column",
+    [
+        (f"SELECT a FROM {SUBSCRIBERS} AS s(a, b)", "imsi"),
+        (f"SELECT k, count(*) FROM {SUBSCRIBERS} UNPIVOT (v FOR k IN (msisdn, imsi)) GROUP BY k", "imsi"),
+        (f"SELECT * FROM {SUBSCRIBERS} PIVOT (count(*) FOR card_pan IN ('1'))", "card_pan"),
+    ],
+    ids=["alias-list-over-denied", "unpivot-denied", "pivot-denied"],
+)
+def test_clauses_over_denied_columns_are_refused(governed: GovernedDemo, sql: str, column: str) -> None:
+    """cara may not read imsi nor card_pan: a column alias list that renames imsi by position, or a
+    pivot over either, is refused naming the column, never answered over other columns."""
+    with pytest.raises(AccessDenied) as denied:
+        governed.lake.query(sql, principal="cara", dialect="duckdb")
+    assert denied.value.column == column and denied.value.principal == "cara"

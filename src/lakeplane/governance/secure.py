@@ -27,18 +27,21 @@ from lakeplane.errors import AccessDenied, QueryError
 from lakeplane.governance.access import TableAccess
 from lakeplane.governance.masks import mask_expression, sql_type
 from lakeplane.query.compiler import (
+    KEPT_TABLE_CLAUSES,
     CompileContext,
     CompiledQuery,
     Rewrite,
     TableBinding,
     bind_parameters,
     compile_sql,
+    pruning_filter,
     refuse_unsafe,
     resolve_tables,
 )
-from lakeplane.query.pruning import scan_filter
 
-_UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved|Unknown column: (\S+)")
+_UNRESOLVED = re.compile(
+    r"Column '([^']+)' could not be resolved|Unknown column: (\S+)|Ambiguous column '([^']+)'"
+)
 
 
 #: A governed compile's result; the same type as any compile's.
@@ -88,6 +91,20 @@ def refuse_denied_replacements(expression: exp.Expression, ctx: CompileContext) 
     return expression
 
 
+def refuse_denied_positions(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
+    """A column alias list (``FROM t AS s(a, b)``) names the table's first columns by position: one of
+    them the principal may not see is refused, or the list would name other columns for it."""
+    for table in expression.find_all(exp.Table):
+        alias = table.args.get("alias")
+        if table.name not in ctx.access or alias is None or not alias.columns:
+            continue
+        table_access = ctx.access[table.name]
+        for decision in table_access.columns[: len(alias.columns)]:
+            if decision.access == "denied":
+                raise _column_denied(ctx.principal, table_access, decision.column, decision.because)
+    return expression
+
+
 def qualify_visible_columns(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
     """Qualify against the visible columns only: ``*`` expands to them, a denied one is refused."""
     access, dialect = ctx.access, ctx.read
@@ -99,7 +116,7 @@ def qualify_visible_columns(expression: exp.Expression, ctx: CompileContext) -> 
         return qualify(expression, schema=schema, dialect=dialect, validate_qualify_columns=True)
     except OptimizeError as exc:
         match = _UNRESOLVED.search(str(exc))
-        name = (match.group(1) or match.group(2)) if match else None
+        name = next((g for g in match.groups() if g), None) if match else None
         if name is None:  # e.g. a denied column in JOIN ... USING: sqlglot cannot join on it
             using = [c.name for join in expression.find_all(exp.Join) for c in join.args.get("using") or []]
             name = next(
@@ -136,7 +153,7 @@ def prune_without_masked(expression: exp.Expression, ctx: CompileContext) -> exp
     for table_name, binding in ctx.bindings.items():
         masked = set(ctx.access[binding.alias].masked)
         filters = tuple(
-            _without(scan_filter(table), masked)
+            _without(pruning_filter(table), masked)
             for table in expression.find_all(exp.Table)
             if table.name == binding.alias
         )
@@ -156,6 +173,7 @@ GOVERNED_REWRITES: tuple[Rewrite, ...] = (
     resolve_tables,
     decide_access,
     refuse_denied_replacements,
+    refuse_denied_positions,
     qualify_visible_columns,
     note_columns_read,
     prune_without_masked,
@@ -236,8 +254,17 @@ def _secure(node: exp.Expression, access: dict[str, TableAccess], key: bytes) ->
     if table_access.row_filters:
         condition = exp.and_(*[_qualified(f, source) for f in table_access.row_filters], copy=False)
         select = select.where(condition, copy=False)
-    alias = node.alias or node.name
-    return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+    # The sample, the pivots and the column alias list apply to the secured rows: a sample is drawn
+    # from the rows the filters allow, a pivot turns masked values, an alias list names visible columns.
+    # A partial alias list is completed with the other visible columns' own names, as DuckDB reads
+    # it (Spark wants every column named).
+    written = node.args.get("alias")
+    named = [c.copy() for c in written.columns] if written is not None else []
+    if named:
+        named += [exp.to_identifier(c.column, quoted=True) for c in table_access.visible[len(named) :]]
+    alias = exp.TableAlias(this=exp.to_identifier(node.alias or node.name), columns=named or None)
+    kept = {clause: node.args[clause] for clause in KEPT_TABLE_CLAUSES if node.args.get(clause)}
+    return exp.Subquery(this=select, alias=alias, **kept)
 
 
 def _qualified(condition: exp.Expression, source: exp.Identifier) -> exp.Expression:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlglot
-from pyiceberg.expressions import BooleanExpression
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
@@ -28,6 +28,7 @@ from sqlglot.tokens import TokenType
 from lakeplane.errors import QueryError
 from lakeplane.query.functions import SPARK_FUNCTIONS, SPARK_REFUSED, VALUE_FUNCTIONS
 from lakeplane.query.pruning import combine, scan_filter
+from lakeplane.query.transpile import decimal_defaults, decimal_literals, eliminate_qualify, typed_values
 
 if TYPE_CHECKING:
     from lakeplane.governance.access import TableAccess
@@ -123,7 +124,8 @@ def parse_single_select(sql: str, dialect: str) -> exp.Expression:
         )
     dialect = "trino" if dialect == "athena" else dialect
     try:
-        statements = [s for s in sqlglot.parse(_mark_parameters(sql, dialect), read=dialect) if s is not None]
+        marked = decimal_literals(_mark_parameters(sql, dialect), dialect)
+        statements = [s for s in sqlglot.parse(marked, read=dialect) if s is not None]
     except TokenError as exc:
         raise QueryError(f"SQL does not parse: {exc}") from None
     except ParseError as exc:
@@ -276,8 +278,30 @@ def _cte_in_scope(table: exp.Table) -> bool:
     return False
 
 
+#: Clauses of a table reference that go with it to the scan's alias: a sample (TABLESAMPLE), PIVOT
+#: and UNPIVOT; the column alias list (``AS s(a, b)``) goes with the alias.
+KEPT_TABLE_CLAUSES = ("sample", "pivots")
+#: Clauses of a table reference that the compile cannot keep: refused by name, never dropped.
+UNSUPPORTED_TABLE_CLAUSES = {
+    "version": "time travel (FOR VERSION/TIMESTAMP AS OF)",
+    "when": "time travel (AT/BEFORE)",
+    "system_time": "FOR SYSTEM_TIME",
+    "changes": "CHANGES",
+    "partition": "PARTITION",
+    "hints": "a table hint",
+    "pattern": "MATCH_RECOGNIZE",
+    "rows_from": "ROWS FROM",
+    "ordinality": "WITH ORDINALITY",
+    "indexed": "INDEXED BY",
+    "only": "ONLY",
+    "format": "FORMAT",
+}
+
+
 def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expression:
-    """Replace each lake table reference with the alias its scan is registered under."""
+    """Replace each lake table reference with the alias its scan is registered under, keeping its
+    sample, pivots and column alias list (:data:`KEPT_TABLE_CLAUSES`) and refusing clauses that cannot
+    be kept (:data:`UNSUPPORTED_TABLE_CLAUSES`)."""
 
     def resolve(node: exp.Expression) -> exp.Expression:
         if not isinstance(node, exp.Table):
@@ -289,15 +313,31 @@ def resolve_tables(expression: exp.Expression, ctx: CompileContext) -> exp.Expre
         if _cte_in_scope(node):
             return node
         name = ".".join(part.name for part in node.parts)
+        for clause, written in UNSUPPORTED_TABLE_CLAUSES.items():
+            if node.args.get(clause):
+                raise QueryError(f"{written} on table {name} is not supported", table=name, clause=written)
         table = ctx.resolve(name)
         binding = ctx.bindings.get(table) or TableBinding(table, f"__lp_{len(ctx.bindings)}")
-        ctx.bindings[table] = replace(binding, filters=(*binding.filters, scan_filter(node)))
-        alias = node.alias or node.name
-        return exp.Table(
-            this=exp.to_identifier(binding.alias), alias=exp.TableAlias(this=exp.to_identifier(alias))
+        ctx.bindings[table] = replace(binding, filters=(*binding.filters, pruning_filter(node)))
+        written_alias = node.args.get("alias")
+        alias = exp.TableAlias(
+            this=exp.to_identifier(node.alias or node.name),
+            columns=[c.copy() for c in written_alias.columns] if written_alias is not None else None,
         )
+        kept = {clause: node.args.get(clause) for clause in KEPT_TABLE_CLAUSES if node.args.get(clause)}
+        return exp.Table(this=exp.to_identifier(binding.alias), alias=alias, **kept)
 
     return expression.transform(resolve, copy=False)
+
+
+def pruning_filter(table: exp.Table) -> BooleanExpression:
+    """What planning may prune ``table``'s files by: the WHERE's conditions on it, unless the query's
+    WHERE reads the table through a sample (it filters the sampled rows, not the table), a pivot or a
+    column alias list (its names are not the table's)."""
+    alias = table.args.get("alias")
+    if any(table.args.get(c) for c in KEPT_TABLE_CLAUSES) or (alias is not None and alias.columns):
+        return AlwaysTrue()
+    return scan_filter(table)
 
 
 Rewrite = Callable[[exp.Expression, CompileContext], exp.Expression]
@@ -311,8 +351,10 @@ def compile_sql(
     expression = parse_single_select(sql, ctx.read)
     ctx.read = "trino" if ctx.read == "athena" else ctx.read
     ctx.write = write
+    expression = decimal_defaults(expression, ctx.read)
     for rewrite in rewrites:
         expression = rewrite(expression, ctx)
+    expression = eliminate_qualify(typed_values(expression, write), write)
     compiled = expression.sql(dialect=write, copy=False)
     return CompiledQuery(
         refuse_spark_substitution(compiled) if write == "spark" else compiled,
