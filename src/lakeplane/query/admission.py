@@ -175,10 +175,10 @@ class Ticket:
         estimate, name = self.estimate, self.workgroup.name
         if reason == "cutoff":
             cap = f"{human_bytes(limit)} ({limit} bytes)"
-            why = f"over workgroup {name}'s bytes_scanned_cutoff_per_query of {cap}"
+            why = f"over the bytes_scanned_cutoff_per_query of workgroup {name}, {cap}"
         else:
             why = (
-                f"over what is left of workgroup {name}'s bytes_scanned_per_day of {human_bytes(limit)}: "
+                f"over what is left of the bytes_scanned_per_day of workgroup {name}, {human_bytes(limit)}: "
                 f"{human_bytes(remaining or 0)} ({remaining} bytes) until midnight UTC"
             )
         message = "\n".join(

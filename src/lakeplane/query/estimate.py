@@ -61,7 +61,7 @@ class TableEstimate:
     def to_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
-            "partitions": [p for p in self.partitions if p],
+            "partitions": sorted(p for p in self.partitions if p),
             "columns": self.columns,
             "files": self.files,
             "bytes": self.bytes,
@@ -98,7 +98,7 @@ class ScanEstimate:
         for t in self.tables:
             out.append(f"  {t.table}: {human_bytes(t.bytes)} ({t.bytes} bytes) in {t.files} files")
             out.append(f"    columns: {', '.join(t.columns) or '(none: row counts only)'}")
-            named = [p for p in t.partitions if p]
+            named = sorted(p for p in t.partitions if p)
             if named:
                 shown = ", ".join(f"{p} {human_bytes(t.partitions[p])}" for p in named[:8])
                 more = f", and {len(named) - 8} more" if len(named) > 8 else ""
