@@ -252,6 +252,7 @@ def test_the_cutoff_refusal_on_the_command_line(telco_lake: Lake) -> None:
 
 
 # -- the daily budget -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_daily_budget_across_queries_and_processes(telco_lake: Lake) -> None:
     each = telco_lake.queries.estimate(ALL_DAYS, principal="ana").bytes
     small = telco_lake.queries.estimate(DAY_ONE, principal="ana").bytes
@@ -305,6 +306,7 @@ def test_max_concurrent_holds_across_threads(telco_lake: Lake) -> None:
     assert any(m.startswith("waiting: workgroup analysts runs 2 of 2 queries") for m in messages)
 
 
+@pytest.mark.slow
 def test_a_queued_query_waits_for_a_slot_held_by_another_process(telco_lake: Lake) -> None:
     lake = with_workgroups(telco_lake, analysts(concurrent=1, length=5, timeout=30))
     messages: list[str] = []
@@ -326,6 +328,7 @@ def test_a_queued_query_waits_for_a_slot_held_by_another_process(telco_lake: Lak
         thread.join()
 
 
+@pytest.mark.slow
 def test_the_cli_says_why_it_waits(telco_lake: Lake) -> None:
     lake = with_workgroups(telco_lake, analysts(concurrent=1, length=5, timeout=30))
     slots = lake.queries.admission.slots
@@ -385,6 +388,7 @@ def test_no_queue_refuses_when_every_slot_runs(telco_lake: Lake) -> None:
     assert lake.query(DAY_ONE, principal="ana").num_rows > 0  # the holder is gone
 
 
+@pytest.mark.slow
 def test_a_queued_query_times_out(telco_lake: Lake) -> None:
     lake = with_workgroups(telco_lake, analysts(concurrent=1, length=5, timeout=0.6))
     with slot_held_elsewhere(lake, "analysts", 1):
