@@ -105,9 +105,8 @@ class ScanEstimate:
                 out.append(f"    partitions ({len(named)}): {shown}{more}")
             if t.whole_files:
                 out.append(f"    {t.whole_files} files have no column sizes: counted at their whole size")
-        out.append(
-            f"  total: {human_bytes(self.bytes)} ({self.bytes} bytes), ${self.cost:.6f} at Athena's price"
-        )
+        total = f"{human_bytes(self.bytes)} ({self.bytes} bytes)"
+        out.append(f"  total: {total}, ${self.cost:.6f} at Athena's price ($5 per TB, 10 MB minimum)")
         return out
 
 
