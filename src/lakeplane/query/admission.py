@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from lakeplane.catalog.catalog import LakeCatalog
 from lakeplane.config import LakeConfig
-from lakeplane.errors import AccessDenied, ConfigError, QueryRefused
+from lakeplane.errors import AccessDenied, ConfigError, PolicyError, QueryRefused
 from lakeplane.governance.policy import Policy
 from lakeplane.query.compiler import CompiledQuery
 from lakeplane.query.estimate import ScanEstimate, estimate_scan
@@ -76,7 +76,7 @@ class Admission:
         except ConfigError as exc:
             ticket.fail(exc)
             raise
-        except Exception:  # an unknown principal: compiling the query says so, and is recorded
+        except PolicyError:  # an unknown principal: compiling the query says so, and is recorded
             ticket.workgroup = None
         return ticket
 

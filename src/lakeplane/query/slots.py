@@ -15,6 +15,7 @@ process of this host that no longer exists, else when its heartbeat stops and th
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import threading
@@ -28,6 +29,8 @@ import sqlalchemy as sa
 from lakeplane.catalog.state import ensure_tables
 from lakeplane.config import QueueConfig
 from lakeplane.errors import QueryRefused
+
+log = logging.getLogger("lakeplane.query")
 
 _META = sa.MetaData()
 SLOTS = sa.Table(
@@ -198,16 +201,19 @@ class QuerySlots:
 
     def _beat(self, slot: Slot) -> None:
         while not slot._stop.wait(self.ttl_s / 3):
-            with self.engine.begin() as conn:
-                conn.execute(
-                    SLOTS.update()
-                    .where(
-                        (SLOTS.c.workgroup == slot.workgroup)
-                        & (SLOTS.c.slot == slot.number)
-                        & (SLOTS.c.query_id == slot.query_id)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        SLOTS.update()
+                        .where(
+                            (SLOTS.c.workgroup == slot.workgroup)
+                            & (SLOTS.c.slot == slot.number)
+                            & (SLOTS.c.query_id == slot.query_id)
+                        )
+                        .values(expires_at=_stamp(self.ttl_s))
                     )
-                    .values(expires_at=_stamp(self.ttl_s))
-                )
+            except sa.exc.SQLAlchemyError:  # the next beat tries again; the slot expires if none lands
+                log.warning("could not renew running slot %s/%d", slot.workgroup, slot.number, exc_info=True)
 
     # -- the queue ----------------------------------------------------------------------------
     def _enqueue(self, workgroup: str, query_id: str) -> int:
