@@ -69,6 +69,7 @@ def test_refused_and_failed_queries_are_recorded(lake: Lake) -> None:
     capped = rows["ana:SELECT * "]
     assert capped.outcome == "refused" and "bytes_scanned_cutoff_per_query" in (capped.reason or "")
     assert capped.bytes_estimated is not None and capped.bytes_estimated > 4096 and capped.rows is None
+    assert capped.bytes_scanned == 0 and capped.cost_usd == 0
     assert capped.workgroup == "analysts" and capped.tables == [CDR]
     denied = rows["ian:SELECT re"]
     assert (
@@ -108,8 +109,10 @@ def test_the_command_line_records_and_lists_queries(lake: Lake) -> None:
     code, out = invoke(lake, "--output", "json", "queries")
     listed = json.loads(out)
     assert code == 0 and [r["principal"] for r in listed] == ["fred", "ana", "ana"]  # latest first
-    assert all(isinstance(r["bytes_scanned"], int) and r["bytes_scanned"] > 0 for r in listed)
     assert [r["outcome"] for r in listed] == ["ok", "refused", "ok"]
+    assert listed[0]["bytes_scanned"] == listed[2]["bytes_scanned"] == listed[2]["bytes_estimated"] > 0
+    assert listed[1]["bytes_scanned"] == 0 and listed[1]["bytes_estimated"] > 4096  # refused: read nothing
+    assert listed[1]["cost_usd"] == 0 and listed[0]["cost_usd"] > 0
     code, out = invoke(lake, "--output", "json", "queries", "--principal", "ana", "--limit", "1")
     assert code == 0 and [(r["principal"], r["outcome"]) for r in json.loads(out)] == [("ana", "refused")]
     code, out = invoke(lake, "queries", "--workgroup", "default", "--output", "json")

@@ -158,10 +158,11 @@ class Ticket:
     def _save(self, **values: object) -> None:
         estimate = self.estimate
         if estimate is not None:
+            billed = not values.get("cache_hit") and values.get("outcome") != "refused"
             values |= {
                 "tables": [t.table for t in estimate.tables],
                 "bytes_estimated": estimate.bytes,
-                "cost_usd": 0.0 if values.get("cache_hit") else estimate.cost,
+                "cost_usd": estimate.cost if billed else 0.0,
             }
         if self.saved:
             self.history.update(self.query_id, **values)

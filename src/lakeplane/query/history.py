@@ -77,8 +77,9 @@ class QueryRecord:
 
     @property
     def bytes_scanned(self) -> int | None:
-        """What the query read: the engine's count when it gave one, else the estimate (0 when reused)."""
-        if self.cache_hit:
+        """What the query read: the engine's count when it gave one, else the estimate; 0 when it was
+        refused (it read nothing) or answered from a reused result."""
+        if self.cache_hit or self.outcome == "refused":
             return 0
         return self.bytes_actual if self.bytes_actual is not None else self.bytes_estimated
 
