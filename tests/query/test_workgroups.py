@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from lakeplane.errors import AccessDenied, ConfigError, EngineError, QueryRefuse
 from lakeplane.lake import Lake, open_lake
 from lakeplane.query.estimate import MINIMUM_BILLED, athena_cost
 from lakeplane.query.history import QueryHistory
-from lakeplane.query.slots import SLOTS, QuerySlots
+from lakeplane.query.slots import SLOTS, WAITERS, QuerySlots
 from tests.query.workgroup_world import (
     CDR,
     SUBSCRIBERS,
@@ -437,3 +438,29 @@ def test_refusals_by_the_policy_are_not_queued(telco_lake: Lake) -> None:
     with pytest.raises(AccessDenied):
         lake.query(DAY_ONE, principal="ian")
     assert lake.queries.admission.slots.running("analysts") == 0
+
+
+def test_a_dead_waiter_neither_fills_the_queue_nor_blocks_it(telco_lake: Lake) -> None:
+    lake = with_workgroups(telco_lake, analysts(concurrent=1, length=1, timeout=30))
+    slots = lake.queries.admission.slots
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    before = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).isoformat(timespec="microseconds")
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)).isoformat(timespec="microseconds")
+    with lake.catalog.state_engine.begin() as conn:
+        conn.execute(
+            WAITERS.insert().values(
+                query_id="dead",
+                workgroup="analysts",
+                holder=f"{socket.gethostname()}:{int(ended.stdout)}",
+                enqueued_at=before,
+                expires_at=later,
+            )
+        )
+    slot = slots.try_acquire("analysts", 1, "held-here")
+    assert slot is not None
+    threading.Timer(0.5, slots.release, args=(slot,)).start()
+    began = time.monotonic()
+    assert lake.query(DAY_ONE, principal="ana").num_rows > 0  # queued (not refused), then first in line
+    assert 0.4 < time.monotonic() - began < 10
