@@ -284,6 +284,7 @@ def test_yesterdays_queries_do_not_count(telco_lake: Lake) -> None:
 
 
 # -- max_concurrent and the queue -----------------------------------------------------------------
+@pytest.mark.slow
 def test_max_concurrent_holds_across_threads(telco_lake: Lake) -> None:
     lake = with_workgroups(telco_lake, analysts(concurrent=2, length=10, timeout=30))
     watch = SessionWatch(lake, hold_s=0.4)

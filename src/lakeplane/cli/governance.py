@@ -31,7 +31,7 @@ def _sql_argument(ctx: click.Context, _param: click.Parameter, value: str | None
         options = [
             name for param in ctx.command.params if isinstance(param, click.Option) for name in param.opts
         ]
-        raise click.NoSuchOption(value, possibilities=difflib.get_close_matches(value, options), ctx=ctx)
+        raise click.NoSuchOption(value, possibilities=difflib.get_close_matches(value, options, n=1), ctx=ctx)
     return value
 
 
