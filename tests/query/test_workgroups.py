@@ -465,3 +465,20 @@ def test_a_dead_waiter_neither_fills_the_queue_nor_blocks_it(telco_lake: Lake) -
     began = time.monotonic()
     assert lake.query(DAY_ONE, principal="ana").num_rows > 0  # queued (not refused), then first in line
     assert 0.4 < time.monotonic() - began < 10
+
+
+def test_the_estimate_of_an_ungoverned_lake(telco_lake: Lake) -> None:
+    (telco_lake.project_dir / "policy.yaml").unlink()
+    lake = open_lake(telco_lake.project_dir)
+    columns = {
+        sql: lake.queries.estimate(sql).tables[0].columns
+        for sql in (
+            "SELECT c.region FROM cdr c WHERE c.ds = DATE '2026-11-01'",
+            "SELECT count(*) FROM cdr",
+            STAR,
+        )
+    }
+    assert list(columns.values())[:2] == [["region", "ds"], []]
+    assert columns[STAR] == [f.name for f in lake.catalog.load(CDR).schema().fields]
+    estimate = lake.queries.estimate("SELECT c.region FROM cdr c WHERE c.ds = DATE '2026-11-01'")
+    assert estimate.bytes == manifest_bytes(lake, CDR, FIRST_DAY, ["region", "ds"])[1]

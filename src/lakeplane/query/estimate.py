@@ -138,7 +138,8 @@ def read_columns(compiled: CompiledQuery) -> dict[str, set[str] | None]:
 
     A governed compile lists the columns it read (``columns_read``); the row filters applied to a
     table read their columns too. An ungoverned compile does not qualify columns: a table counts each
-    column whose name the query writes, and every column when the query selects ``*``.
+    column whose name the query writes (any part of a dotted reference), and every column when the
+    query selects ``*``.
     """
     if compiled.access:
         found: dict[str, set[str] | None] = {b.table: set() for b in compiled.tables}
@@ -153,7 +154,8 @@ def read_columns(compiled: CompiledQuery) -> dict[str, set[str] | None]:
                 if columns is not None:
                     columns.update(c.name.lower() for c in where.find_all(exp.Column))
         return found
-    names = {c.name.lower() for c in compiled.expression.find_all(exp.Column)}
+    # every part of a reference: ``s.field`` may be a struct column's field as well as an alias's column
+    names = {p.name.lower() for c in compiled.expression.find_all(exp.Column) for p in c.parts}
     star = any(not isinstance(s.parent, exp.Count) for s in compiled.expression.find_all(exp.Star))
     return {b.table: None if star else set(names) for b in compiled.tables}
 
