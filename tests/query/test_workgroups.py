@@ -20,6 +20,7 @@ from pyiceberg.expressions import AlwaysTrue, BooleanExpression, EqualTo, Refere
 from lakeplane.config import load_config
 from lakeplane.errors import AccessDenied, ConfigError, EngineError, QueryRefused
 from lakeplane.lake import Lake, open_lake
+from lakeplane.query.admission import waiting_notices
 from lakeplane.query.estimate import MINIMUM_BILLED, athena_cost
 from lakeplane.query.history import QueryHistory
 from lakeplane.query.slots import SLOTS, WAITERS, QuerySlots
@@ -288,24 +289,28 @@ def test_yesterdays_queries_do_not_count(telco_lake: Lake) -> None:
 def test_max_concurrent_holds_across_threads(telco_lake: Lake) -> None:
     lake = with_workgroups(telco_lake, analysts(concurrent=2, length=10, timeout=30))
     watch = SessionWatch(lake, hold_s=0.4)
-    messages: list[str] = []
-    lake.queries.admission.on_wait = messages.append
+    elsewhere: list[str] = []
+    lake.queries.admission.on_wait = elsewhere.append
+    told: dict[int, list[str]] = {n: [] for n in range(6)}  # each caller's own channel
     results: list[pa.Table | BaseException] = []
 
-    def one() -> None:
+    def one(n: int) -> None:
         try:
-            results.append(lake.query(DAY_ONE, principal="ana"))
+            with waiting_notices(told[n].append):
+                results.append(lake.query(DAY_ONE, principal="ana"))
         except BaseException as exc:
             results.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(6)]
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
     assert all(isinstance(r, pa.Table) for r in results) and len(results) == 6
     assert watch.most_at_once == 2
-    assert any(m.startswith("waiting: workgroup analysts runs 2 of 2 queries") for m in messages)
+    waited = [m for messages in told.values() for m in messages]
+    assert waited and all(m.startswith("waiting: workgroup analysts runs 2 of 2 queries") for m in waited)
+    assert elsewhere == [] and all(len(m) <= 1 for m in told.values())
 
 
 @pytest.mark.slow

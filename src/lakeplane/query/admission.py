@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 
@@ -33,6 +35,20 @@ from lakeplane.query.workgroups import Workgroup, Workgroups
 from lakeplane.units import human_bytes
 
 log = logging.getLogger("lakeplane.query")
+
+#: Where this thread's (or task's) queued queries say why they wait, when set by :func:`waiting_notices`.
+_NOTICES: ContextVar[Callable[[str], None] | None] = ContextVar("lakeplane_waiting_notices", default=None)
+
+
+@contextmanager
+def waiting_notices(notice: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, a query of this thread that waits for a slot tells ``notice`` why (a server
+    passes each client's own channel); elsewhere :attr:`Admission.on_wait` is told."""
+    token = _NOTICES.set(notice)
+    try:
+        yield
+    finally:
+        _NOTICES.reset(token)
 
 
 class Admission:
@@ -116,7 +132,11 @@ class Ticket:
             raise self._refusal("cutoff", group.cutoff, None)
         if group.max_concurrent is not None:
             self.slot = self.admission.slots.acquire(
-                group.name, group.max_concurrent, group.config.queue, self.query_id, self.admission.on_wait
+                group.name,
+                group.max_concurrent,
+                group.config.queue,
+                self.query_id,
+                _NOTICES.get() or self.admission.on_wait,
             )
         if group.daily is not None:
             scanned = self.history.scanned_since(group.name, start_of_day(self.started_at))
