@@ -75,6 +75,10 @@ class Queries:
         dialect: str = DEFAULT_DIALECT,
     ) -> ScanEstimate:
         """What ``sql`` would scan for ``principal``, from the manifests, without running it."""
+        if self.governance.enabled and principal is None:
+            raise QueryError(
+                f"{self.governance.path.name} governs this lake: name a principal (lakeplane query --as NAME)"
+            )
         compiled = self.compile(sql, params, principal, read=dialect, write="duckdb")
         return estimate_scan(self.catalog, compiled)
 
