@@ -25,6 +25,7 @@ COMMANDS = {
     "register": "lakeplane.cli.register:register",
     "alter": "lakeplane.cli.alter:alter",
     "query": "lakeplane.cli.governance:query",
+    "queries": "lakeplane.cli.queries:queries",
     "access": "lakeplane.cli.governance:access",
     "policy": "lakeplane.cli.governance:policy",
     "audit": "lakeplane.cli.governance:audit",
