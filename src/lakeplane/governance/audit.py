@@ -51,6 +51,7 @@ import sqlalchemy as sa
 
 from lakeplane.catalog.state import ensure_tables
 from lakeplane.errors import AuditError
+from lakeplane.governance.audit_batch import GroupCommit
 from lakeplane.governance.audit_records import DECISIONS, AuditEvent, AuditRecord
 
 GENESIS_HASH = "0" * 64
@@ -127,6 +128,7 @@ class AuditLog:
         self.engine = engine
         self.key = key
         self.head_file = head_file
+        self._group = GroupCommit(self.append_many)
         ensure_tables(engine, audit_table, head_table)
         try:
             with engine.begin() as conn:
@@ -145,18 +147,25 @@ class AuditLog:
             pass  # another process wrote them first
 
     def append(self, event: AuditEvent) -> AuditRecord:
-        """Store ``event`` as the next record and move the anchor and checkpoint, in one transaction.
+        """Store ``event`` as the next record and move the anchor and checkpoint, in one transaction
+        shared with the appends other threads make at the same time; returns once it is committed
+        (:mod:`lakeplane.governance.audit_batch`).
 
         Raises:
             AuditError: the anchor or checkpoint is missing (the log was tampered with: run verify),
                 or other writers won the race for the next seq too many times (retryable).
         """
+        return self._group.submit(event)
+
+    def append_many(self, events: list[AuditEvent]) -> list[AuditRecord]:
+        """Store ``events`` as the next records, in order, in one transaction (see :meth:`append`)."""
         for attempt in range(_APPEND_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    record = self._append_in(conn, event)
-                self._note_head(record)
-                return record
+                    records = [self._append_in(conn, event) for event in events]
+                if records:
+                    self._note_head(records[-1])
+                return records
             except sa.exc.IntegrityError:
                 pass  # another writer inserted this seq first
             except sa.exc.OperationalError as error:
