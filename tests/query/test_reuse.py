@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
-import sqlglot
 
 from lakeplane.errors import AccessDenied
 from lakeplane.governance.masks import keyed_pads
 from lakeplane.lake import Lake
+from lakeplane.query.compiler import parse_single_select
 from lakeplane.query.reuse import (
     ResultCache,
     ReusePolicy,
@@ -132,8 +132,8 @@ def test_a_governed_table_sample_is_kept(shared_lake: Lake) -> None:
 
 
 def test_volatile_calls_are_found_on_the_tree() -> None:
-    assert volatile_reason(sqlglot.parse_one("SELECT a FROM t WHERE b = 1")) is None
-    assert volatile_reason(sqlglot.parse_one("SELECT date_trunc('day', ts) FROM t")) is None
+    assert volatile_reason(parse_single_select("SELECT a FROM t WHERE b = 1", "trino")) is None
+    assert volatile_reason(parse_single_select("SELECT date_trunc('day', ts) FROM t", "trino")) is None
     for sql, dialect in [
         ("SELECT rand() FROM t", "spark"),
         ("SELECT gen_random_uuid()", "duckdb"),
@@ -143,7 +143,7 @@ def test_volatile_calls_are_found_on_the_tree() -> None:
         ("SELECT * FROM t USING SAMPLE 10%", "duckdb"),
         ("SELECT a FROM t WHERE a IN (SELECT b FROM u WHERE c < current_date)", "trino"),
     ]:
-        assert volatile_reason(sqlglot.parse_one(sql, read=dialect)) is not None, sql
+        assert volatile_reason(parse_single_select(sql, dialect)) is not None, sql
 
 
 def test_a_hit_is_audited(own_lake: Lake) -> None:
