@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -49,7 +50,10 @@ POINT = "point query (ana: one call, masked)"
 
 #: name -> (principal, SQL); the point query's call id is filled in once the lake exists.
 QUERIES = {
-    POINT: ("ana", "SELECT call_id, msisdn, region, duration_s FROM telco.processed.cdr WHERE call_id = '{call}'"),
+    POINT: (
+        "ana",
+        "SELECT call_id, msisdn, region, duration_s FROM telco.processed.cdr WHERE call_id = '{call}'",
+    ),
     "regional minutes (eve: row filter)": (
         "eve",
         "SELECT region, call_type, count(*) AS calls, sum(duration_s) AS seconds "
@@ -146,7 +150,7 @@ def single_stream(
             hit = cache_hit(lake.query(sql, principal=principal, reuse=True))
             reused.append(time.perf_counter() - started)
             assert hit, f"{name}: not reused"
-        row = {
+        row: dict[str, Any] = {
             "query": name,
             "principal": principal,
             "cold": percentiles(cold),
@@ -154,14 +158,14 @@ def single_stream(
             "direct": percentiles(direct),
             "reused": percentiles(reused),
         }
-        row["fixed_cost_ms"] = round(row["warm"]["p50_ms"] - row["direct"]["p50_ms"], 2)  # type: ignore[index]
-        row["warm_vs_direct"] = round(row["warm"]["p50_ms"] / row["direct"]["p50_ms"], 2)  # type: ignore[index]
-        row["cold_vs_direct"] = round(row["cold"]["p50_ms"] / row["direct"]["p50_ms"], 2)  # type: ignore[index]
+        row["fixed_cost_ms"] = round(row["warm"]["p50_ms"] - row["direct"]["p50_ms"], 2)
+        row["warm_vs_direct"] = round(row["warm"]["p50_ms"] / row["direct"]["p50_ms"], 2)
+        row["cold_vs_direct"] = round(row["cold"]["p50_ms"] / row["direct"]["p50_ms"], 2)
         results.append(row)
     return results
 
 
-def concurrent(lake: Lake, seconds: float, clients: int = 16) -> dict[str, object]:
+def concurrent(lake: Lake, seconds: float, clients: int = 16) -> dict[str, Any]:
     """``clients`` threads, each running the queries in turn (offset by its number) for ``seconds``."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -219,9 +223,7 @@ def main() -> None:
     principal, sql = QUERIES[POINT]
     QUERIES[POINT] = (principal, sql.format(call=call[0]))
     rows = con.execute("SELECT count(*) FROM cdr").fetchall()[0]
-    print(
-        f"cdr: {rows[0] if rows else 0:,} rows; warm = one Lake for the run, direct = DuckDB on the same files"
-    )
+    print(f"cdr: {rows[0]:,} rows; warm = one Lake for the run, direct = DuckDB on the same files")
 
     results = single_stream(lake, con, args.repeat, args.cold_repeat)
     print(f"\nlatency, one client ({args.repeat} runs; cold {args.cold_repeat}), ms p50 / p95 / p99:")
@@ -229,14 +231,14 @@ def main() -> None:
         cold, warm, direct, reused = (r[k] for k in ("cold", "warm", "direct", "reused"))
         print(f"  {r['query']}")
         for label, stats in (("cold", cold), ("warm", warm), ("direct", direct), ("reused", reused)):
-            print(f"    {label:7s} {stats['p50_ms']:8.2f} {stats['p95_ms']:8.2f} {stats['p99_ms']:8.2f}")  # type: ignore[index]
+            print(f"    {label:7s} {stats['p50_ms']:8.2f} {stats['p95_ms']:8.2f} {stats['p99_ms']:8.2f}")
         print(
             f"    fixed cost (warm - direct, p50) {r['fixed_cost_ms']:.2f} ms "
-            f"(target <= 20 ms: {'PASS' if float(r['fixed_cost_ms']) <= 20 else 'MISS'}); "  # type: ignore[arg-type]
+            f"(target <= 20 ms: {'PASS' if float(r['fixed_cost_ms']) <= 20 else 'MISS'}); "
             f"warm/direct {r['warm_vs_direct']}x, cold/direct {r['cold_vs_direct']}x"
         )
     point = next(r for r in results if r["query"] == POINT)
-    p95 = point["warm"]["p95_ms"]  # type: ignore[index]
+    p95 = point["warm"]["p95_ms"]
     print(f"\npoint query warm p95 {p95:.2f} ms (target < 50 ms: {'PASS' if p95 < 50 else 'MISS'})")
 
     load = concurrent(lake, args.seconds)
@@ -245,7 +247,7 @@ def main() -> None:
         f"\n16 concurrent clients for {load['seconds']} s: {load['queries']} queries, "
         f"{load['queries_per_s']} queries/s, {load['errors']} errors "
         f"(target 0: {'PASS' if load['errors'] == 0 else 'MISS'}), "
-        f"latency p50 {latency['p50_ms']} / p95 {latency['p95_ms']} / p99 {latency['p99_ms']} ms, "  # type: ignore[index]
+        f"latency p50 {latency['p50_ms']} / p95 {latency['p95_ms']} / p99 {latency['p99_ms']} ms, "
         f"audit chain verifies: {load['audit_verifies']}"
     )
     if load["first_error"]:
