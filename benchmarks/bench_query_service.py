@@ -33,6 +33,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -126,24 +127,32 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def cold_query(project: Path, sql: str, principal: str) -> object:
+    """A query as a new process would run it once its interpreter is up: a fresh ``Lake``."""
+    return open_lake(project).query(sql, principal=principal)
+
+
 def single_stream(
     lake: Lake, con: duckdb.DuckDBPyConnection, repeat: int, cold_repeat: int
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     results = []
     project = lake.project_dir
     for name, (principal, sql) in QUERIES.items():
         lake.query(sql, principal=principal)  # the first query of a snapshot fills the caches
         con.sql(direct_sql(sql)).to_arrow_table()
-        warm, direct, cold, reused = [], [], [], []
+        warm: list[float] = []
+        direct: list[float] = []
+        cold: list[float] = []
+        reused: list[float] = []
+        runs: list[tuple[list[float], Callable[[], object]]] = [
+            (warm, partial(lake.query, sql, principal=principal)),
+            (direct, partial(lambda s: con.sql(s).to_arrow_table(), direct_sql(sql))),
+        ]
         for trial in range(repeat):
-            runs = [
-                ("warm", lambda s=sql, p=principal: lake.query(s, principal=p)),
-                ("direct", lambda s=sql: con.sql(direct_sql(s)).to_arrow_table()),
-            ]
-            for label, run in runs if trial % 2 == 0 else reversed(runs):
-                (warm if label == "warm" else direct).append(timed(run))
+            for times, run in runs if trial % 2 == 0 else reversed(runs):
+                times.append(timed(run))
             if trial < cold_repeat:
-                cold.append(timed(lambda s=sql, p=principal: open_lake(project).query(s, principal=p)))
+                cold.append(timed(partial(cold_query, project, sql, principal)))
         lake.query(sql, principal=principal, reuse=True)
         for _ in range(repeat):
             started = time.perf_counter()

@@ -83,6 +83,12 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write rows to a file.")
 @click.option("--limit", default=50, show_default=True, help="Rows to print as a table.")
+@click.option(
+    "--reuse/--no-reuse",
+    default=None,
+    help="Reuse a stored result of the same secured query on the same snapshots (up to an hour old); "
+    "default: as the principal's workgroup says.",
+)
 @engine_option
 @common_options
 @pass_ctx
@@ -95,12 +101,15 @@ def query(
     fmt: str,
     out: Path | None,
     limit: int,
+    reuse: bool | None,
 ) -> None:
     """Run one read-only SQL query; in a governed lake, as --as PRINCIPAL.
 
     SQL may open with a `-- comment` line; `-f FILE` reads it from a file, `-f -` from standard input.
     """
-    result = ctx.lake().query(_read_sql(sql, sql_file), principal=principal, dialect=_dialect(dialect))
+    result = ctx.lake().query(
+        _read_sql(sql, sql_file), principal=principal, dialect=_dialect(dialect), reuse=reuse
+    )
     if ctx.printer.json or fmt == "json":
         _write_json(result.to_pylist(), out)
         return
