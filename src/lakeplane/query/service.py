@@ -224,8 +224,8 @@ class Queries:
     def _execute(
         self, engine: Engine[Any], compiled: CompiledQuery, versions: dict[str, TableVersion]
     ) -> tuple[pa.Table, bool]:
-        """Run ``compiled`` in a sandboxed session; True with the rows when no table moved meanwhile
-        (only then are the plans and the session kept for later queries)."""
+        """Run ``compiled`` in a sandboxed session; True with the rows when they are exactly the
+        tables at ``versions`` (only then are the plans and the session kept for later queries)."""
         planned: list[tuple[Any, ScanSource]] = []
         pooled = engine.name == "duckdb"  # in-process sessions only; Spark's are per job
         key = session_key(compiled.tables, versions)
@@ -257,7 +257,9 @@ class Queries:
         except BaseException:
             session.close()
             raise
-        unchanged = table_versions(self.catalog, list(versions)) == versions
+        # Rows from pooled sessions and cached plans are exactly ``versions``; a plan made now is
+        # too unless a table moved while it was made.
+        unchanged = not planned or table_versions(self.catalog, list(versions)) == versions
         if pooled and unchanged:
             self.warm.sessions.give_back(key, session)
         else:
