@@ -13,8 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
 from pyiceberg.types import StringType
 
+from lakeplane.catalog import TableRef
 from lakeplane.errors import EngineError, QueryError
 from lakeplane.lake import Lake, open_lake
 from lakeplane.query.reuse import cache_hit
@@ -175,3 +177,17 @@ def test_kill_9_loses_no_acknowledged_query_s_record(own_lake: Lake, tmp_path: P
     verified = own_lake.governance.audit_log().verify()
     assert verified.ok, verified.problem
     assert verified.records - records >= acknowledged >= 60
+
+
+def test_a_new_table_that_takes_a_short_name_recompiles(own_lake: Lake) -> None:
+    """``processed.cdr`` means the project's domain's table once there is one."""
+    sql = "SELECT count(*) AS n FROM processed.cdr"
+    assert (
+        rows(own_lake, "ana", sql)[0]["n"]
+        == rows(own_lake, "ana", f"SELECT count(*) AS n FROM {CDR}")[0]["n"]
+    )
+    telco_cdr = own_lake.catalog.load(CDR)
+    own_lake.catalog.create(
+        TableRef("adtech", "processed", "cdr"), telco_cdr.schema(), UNPARTITIONED_PARTITION_SPEC
+    )
+    assert rows(own_lake, "ana", sql) == [{"n": 0}]

@@ -62,6 +62,7 @@ class Queries:
         self.warm = WarmState(catalog)
         self.results = ResultCache(results_dir or compute.state_dir / "results")
         self._policy_digest: tuple[object, str] | None = None
+        self._names_digest: tuple[object, str] | None = None
         weakref.finalize(self, self.warm.close)
 
     def input_bytes(self, tables: list[TableBinding]) -> int:
@@ -144,6 +145,7 @@ class Queries:
             write=write,
             policy=self._policy_label() if governed else "",
             mask_key=self.governance.key() if governed else b"",
+            names=self._names_label(),
         )
         cached = self.warm.compiled.get(key)
         if cached is not None:
@@ -173,6 +175,16 @@ class Queries:
             bindings = json.dumps(version.bindings, sort_keys=True).encode()
             remembered = (version, f"{version.label}:{hashlib.sha256(bindings).hexdigest()}")
             self._policy_digest = remembered
+        return remembered[1]
+
+    def _names_label(self) -> str:
+        """The catalog's table names as this process knows them (a new table can make a short name
+        ambiguous), by digest, worked out again only when the catalog reads them again."""
+        names = self.catalog.table_names()
+        remembered = self._names_digest
+        if remembered is None or remembered[0] is not names:
+            digest = hashlib.sha256("\n".join(map(str, names)).encode()).hexdigest()
+            remembered = self._names_digest = (names, digest)
         return remembered[1]
 
     def _plan(

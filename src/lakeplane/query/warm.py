@@ -131,11 +131,13 @@ def compile_key(
     write: str,
     policy: str,
     mask_key: bytes,
+    names: str,
 ) -> tuple[str, ...]:
-    """What a compile's result depends on besides the tables (``policy``: the version and its
-    column bindings; the mask key by digest only, never in clear)."""
+    """What a compile's result depends on besides the tables it read (``policy``: the version and
+    its column bindings; the mask key by digest only, never in clear; ``names``: the catalog's table
+    names, which decide what a short name resolves to)."""
     key_digest = hashlib.sha256(b"lakeplane mask key\n" + mask_key).hexdigest() if mask_key else ""
-    return (sql, params_key(params), principal or "", read, write, policy, key_digest)
+    return (sql, params_key(params), principal or "", read, write, policy, key_digest, names)
 
 
 def scan_key(binding: TableBinding, version: TableVersion) -> tuple[str, str, str]:
