@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import resource
 import shutil
 import statistics
 import threading
@@ -293,6 +294,9 @@ def main() -> None:
         f"throughput warm/direct {load['queries_per_s'] / max(baseline['queries_per_s'], 0.1):.2f}x; "
         f"audit chain verifies: {load['audit_verifies']}"
     )
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    idle = len(lake.queries.warm.sessions)
+    print(f"  peak memory of this process {rss_mb:.0f} MB; {idle} idle pooled sessions at the end")
     print(json.dumps({"single": results, "concurrent": load, "concurrent_direct": baseline}))
 
 
