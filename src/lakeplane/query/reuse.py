@@ -230,7 +230,7 @@ class ResultCache:
         table = table.replace_schema_metadata(metadata)
         if table.nbytes * _LARGEST_SHARE > self.max_bytes:
             return False
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         partial = self.folder / f".{key}.{uuid.uuid4().hex}.tmp"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out, ipc.new_file(out, table.schema) as writer:
