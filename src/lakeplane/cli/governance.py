@@ -90,6 +90,12 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
     is_flag=True,
     help="Show what the query would scan (from the manifests) and cost, without running it.",
 )
+@click.option(
+    "--reuse/--no-reuse",
+    default=None,
+    help="Reuse a stored result of the same secured query on the same snapshots (up to an hour old); "
+    "default: as the principal's workgroup says.",
+)
 @engine_option
 @common_options
 @pass_ctx
@@ -103,6 +109,7 @@ def query(
     out: Path | None,
     limit: int,
     estimate: bool,
+    reuse: bool | None,
 ) -> None:
     """Run one read-only SQL query; in a governed lake, as --as PRINCIPAL.
 
@@ -121,7 +128,7 @@ def query(
             ctx.printer.line(line)
         return
     lake.queries.admission.on_wait = lambda message: click.echo(message, err=True)
-    result = lake.query(text, principal=principal, dialect=_dialect(dialect))
+    result = lake.query(text, principal=principal, dialect=_dialect(dialect), reuse=reuse)
     if ctx.printer.json or fmt == "json":
         _write_json(result.to_pylist(), out)
         return
