@@ -22,11 +22,15 @@ CALLER = "caller"
 
 
 class Caller(flight.ServerMiddleware):
-    """The principal of one call (``user:ana``); on the handshake, the bearer header to hand back."""
+    """The principal of one call; on the handshake, the bearer header to hand back.
+
+    ``principal`` is written as ``lakeplane query --as`` takes it (``ana`` for ``user:ana``,
+    ``role:pipeline``), so audit records name it the same way whichever path a query came by.
+    """
 
     def __init__(self, principal: str, bearer: str | None = None) -> None:
         super().__init__()
-        self.principal = principal
+        self.principal = principal.removeprefix("user:")
         self._bearer = bearer
 
     def sending_headers(self) -> dict[str, str]:

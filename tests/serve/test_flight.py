@@ -1,0 +1,477 @@
+"""The Flight SQL service against the real ADBC Flight SQL driver (and pyarrow's Flight client).
+
+The service runs on 127.0.0.1 in a thread of the test process over the governed demo lake. What each
+principal sees follows the demo policy: ``ana`` (analyst) has hash masks on the telco pii columns and
+no access to the quarantine tables, ``eve`` (eu_team) row filters on region and no adtech, ``ian``
+(intern) adtech only. Every answer is compared with ``Lake.query`` as the same principal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import adbc_driver_manager
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from lakeplane.demo import generator, telco
+from lakeplane.demo.run import build_project
+from lakeplane.errors import AccessDenied, ConfigError, LakeplaneError
+from lakeplane.governance.tokens import AccessTokens, access_tokens
+from lakeplane.lake import Lake
+from lakeplane.serve.flight import FlightSqlService
+from lakeplane.serve.flight_protocol import Fields, encode, pack_any, unpack_any
+
+DAY = dt.date(2026, 11, 1)
+PRINCIPALS = ("ana", "eve", "ian")
+QUERIES = [
+    "SELECT * FROM telco.processed.cdr",
+    "SELECT region, count(*) AS calls, sum(duration_s) AS seconds FROM cdr GROUP BY region",
+    "SELECT name, card_pan, msisdn FROM telco.processed.subscribers",
+    "SELECT * FROM adtech.processed.impressions",
+    "SELECT event_id, user_id FROM adtech.processed.impressions",
+    "SELECT c.cell_id, count(*) AS n FROM cdr c JOIN cell_daily d ON c.cell_id = d.cell_id GROUP BY 1",
+    "SELECT * FROM telco.processed.cdr_quarantine",
+]
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """The governed demo lake with one small telco and ad-tech day."""
+    root = tmp_path_factory.mktemp("flight")
+    built = build_project(root / "project")
+    policy = built.project_dir / "policy.yaml"
+    # one column denied inside a table ian otherwise reads
+    policy.write_text(
+        policy.read_text().replace(
+            "grants:\n",
+            "grants:\n  - to: role:intern\n    deny: [SELECT]\n    on: adtech.processed.impressions.user_id\n",
+        )
+    )
+    files = (
+        telco.generate_day(root / "drops", DAY, 400) | generator.generate_day(root / "drops", DAY, 300).files
+    )
+    for dataset, paths in files.items():
+        built.land(dataset, paths, DAY)
+    built.run(DAY)
+    return built
+
+
+@pytest.fixture(scope="module")
+def tokens(lake: Lake) -> AccessTokens:
+    return access_tokens(lake.governance)
+
+
+@pytest.fixture(scope="module")
+def secrets_of(tokens: AccessTokens) -> dict[str, str]:
+    return {p: tokens.create(p, label=f"flight-{p}").secret for p in PRINCIPALS}
+
+
+class Running:
+    """A service serving in a thread, and the lines it logged."""
+
+    def __init__(self, service: FlightSqlService) -> None:
+        self.service = service
+        self.thread = threading.Thread(target=service.serve, daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 20) -> float:
+        """Shut the service down; how long that took."""
+        started = time.perf_counter()
+        self.service.shutdown()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive()
+        return time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def server(lake: Lake) -> Iterator[FlightSqlService]:
+    lines: list[str] = []
+    running = Running(FlightSqlService(lake, "127.0.0.1", 0, log=lines.append))
+    yield running.service
+    running.stop()
+
+
+def connect(service: FlightSqlService, user: str, secret: str, **options: str) -> Any:
+    return flight_sql.connect(
+        service.uri, db_kwargs={"username": user, "password": secret, **options}, autocommit=True
+    )
+
+
+def fetch(service: FlightSqlService, user: str, secret: str, sql: str, params: Any = None) -> pa.Table:
+    with connect(service, user, secret) as conn, conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetch_arrow_table()
+
+
+def raw_client(service: FlightSqlService, user: str, secret: str) -> tuple[flight.FlightClient, Any]:
+    client = flight.connect(service.uri)
+    header = client.authenticate_basic_token(user, secret)
+    return client, flight.FlightCallOptions(headers=[header])
+
+
+def statement(sql: str) -> flight.FlightDescriptor:
+    return flight.FlightDescriptor.for_command(pack_any("CommandStatementQuery", encode([(1, sql)])))
+
+
+def normal(table: pa.Table) -> list[tuple[Any, ...]]:
+    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+
+
+def answer(lake: Lake, sql: str, principal: str, params: dict[str, Any] | None = None) -> Any:
+    """``Lake.query``'s answer: the table, or the error it raised."""
+    try:
+        return lake.query(sql, params, principal=principal)
+    except LakeplaneError as exc:
+        return exc
+
+
+# -- the same answers and refusals as lakeplane query ---------------------------------------------
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_every_query_answers_as_lake_query_does(server, lake, secrets_of, principal):
+    answered = refused = 0
+    with connect(server, principal, secrets_of[principal]) as conn:
+        for sql in QUERIES:
+            expected = answer(lake, sql, principal)
+            with conn.cursor() as cursor:
+                if isinstance(expected, LakeplaneError):
+                    with pytest.raises(adbc_driver_manager.Error) as raised:
+                        cursor.execute(sql)
+                    assert str(expected) in str(raised.value), sql
+                    refused += 1
+                    continue
+                cursor.execute(sql)
+                got = cursor.fetch_arrow_table()
+            assert got.schema.names == expected.schema.names, sql
+            assert got.schema.types == expected.schema.types, sql
+            assert normal(got) == normal(expected), sql
+            answered += 1
+    # each principal is refused something and answered something
+    assert answered and refused
+
+
+def test_masks_and_row_filters_hold_through_flight(server, secrets_of):
+    ana = fetch(server, "ana", secrets_of["ana"], "SELECT msisdn, region FROM cdr")
+    eve = fetch(server, "eve", secrets_of["eve"], "SELECT msisdn, region FROM cdr")
+    assert all(len(m) == 64 and not m.startswith("+") for m in ana.column("msisdn").to_pylist())
+    assert set(eve.column("region").to_pylist()) == {"EU"}
+    assert set(ana.column("region").to_pylist()) > {"EU"}
+
+
+def test_a_denied_column_is_refused_naming_principal_and_column(server, lake, secrets_of):
+    sql = "SELECT event_id, user_id FROM adtech.processed.impressions"
+    expected = answer(lake, sql, "ian")
+    assert isinstance(expected, AccessDenied)
+    client, options = raw_client(server, "ian", secrets_of["ian"])
+    with client, pytest.raises(flight.FlightUnauthorizedError) as raised:
+        client.get_flight_info(statement(sql), options)
+    assert str(expected) in str(raised.value)
+    assert "ian" in str(raised.value) and "user_id" in str(raised.value)
+    assert "user_id" not in fetch(server, "ian", secrets_of["ian"], "SELECT * FROM impressions").schema.names
+
+
+def test_each_statement_is_audited_as_the_principal(server, lake, secrets_of):
+    sql = "SELECT count(*) AS n FROM telco.curated.cell_daily -- flight audit"
+    fetch(server, "eve", secrets_of["eve"], sql)
+    records = lake.governance.audit_log().search(principal="eve", limit=20)
+    assert any(r.sql == sql and r.decision == "allowed" for r in records)
+
+
+# -- logging in ------------------------------------------------------------------------------------
+def test_wrong_tokens_are_refused(server, secrets_of):
+    for user, secret in [
+        ("ana", "lp_" + "x" * 43),  # unknown
+        ("ana", "not-a-token"),  # malformed
+        ("eve", secrets_of["ana"]),  # another principal's token
+    ]:
+        with pytest.raises(adbc_driver_manager.Error, match="(?i)unauthenticated|token"):
+            fetch(server, user, secret, "SELECT 1 AS one")
+        with pytest.raises(flight.FlightUnauthenticatedError):
+            flight.connect(server.uri).authenticate_basic_token(user, secret)
+
+
+def test_a_call_without_a_token_is_refused(server):
+    with flight.connect(server.uri) as client, pytest.raises(flight.FlightUnauthenticatedError):
+        client.get_flight_info(statement("SELECT 1 AS one"))
+
+
+def test_a_revoked_token_stops_working_on_an_open_connection(server, tokens):
+    made = tokens.create("ana", label="flight-revoked")
+    with connect(server, "ana", made.secret) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1 AS one")
+            assert cursor.fetchall() == [(1,)]
+        tokens.revoke(made.info.id)
+        with conn.cursor() as cursor, pytest.raises(adbc_driver_manager.Error, match="revoked"):
+            cursor.execute("SELECT 2 AS two")
+    with pytest.raises(adbc_driver_manager.Error, match="revoked"):
+        fetch(server, "ana", made.secret, "SELECT 1 AS one")
+
+
+# -- prepared statements ---------------------------------------------------------------------------
+def test_prepared_statements_bind_parameters(server, lake, secrets_of):
+    sql = "SELECT count(*) AS n, min(call_id) AS first FROM cdr WHERE region = ? AND duration_s >= ?"
+    with connect(server, "ana", secrets_of["ana"]) as conn, conn.cursor() as cursor:
+        for region, seconds in [("EU", 0), ("US", 60), ("nowhere", 0)]:
+            cursor.execute(sql, (region, seconds))
+            got = cursor.fetch_arrow_table()
+            expected = lake.query(
+                "SELECT count(*) AS n, min(call_id) AS first FROM cdr WHERE region = :r AND duration_s >= :s",
+                {"r": region, "s": seconds},
+                principal="ana",
+            )
+            assert got.to_pylist() == expected.to_pylist()
+
+
+def test_parameters_bind_by_name_and_several_rows_run_once_each(server, lake, secrets_of):
+    # the ADBC driver binds by position only; a Flight SQL client may send named columns and many rows
+    client, options = raw_client(server, "ana", secrets_of["ana"])
+    sql = "SELECT :region AS region, count(*) AS n FROM cdr WHERE region = :region"
+    with client:
+        body = pack_any("ActionCreatePreparedStatementRequest", encode([(1, sql)]))
+        (result,) = client.do_action(flight.Action("CreatePreparedStatement", body), options)
+        handle = unpack_any(result.body.to_pybytes())[1].bytes(1)
+        command = flight.FlightDescriptor.for_command(
+            pack_any("CommandPreparedStatementQuery", encode([(1, handle)]))
+        )
+        params = pa.table({"region": ["EU", "US"]})
+        writer, metadata = client.do_put(command, params.schema, options)
+        writer.write_table(params)
+        writer.done_writing()
+        assert Fields(metadata.read().to_pybytes()).bytes(1) == handle  # DoPutPreparedStatementResult
+        writer.close()
+        info = client.get_flight_info(command, options)
+        got = client.do_get(info.endpoints[0].ticket, options).read_all()
+    expected = [lake.query(sql, {"region": r}, principal="ana").to_pylist()[0] for r in ("EU", "US")]
+    assert got.to_pylist() == expected
+
+
+def test_a_parameter_does_not_widen_a_row_filter(server, secrets_of):
+    # eve's row filter keeps region EU whatever the parameter asks for
+    got = fetch(server, "eve", secrets_of["eve"], "SELECT count(*) AS n FROM cdr WHERE region <> ?", ("EU",))
+    assert got.to_pylist() == [{"n": 0}]
+
+
+def test_a_prepared_statement_is_its_principals_only(server, secrets_of):
+    ana, ana_options = raw_client(server, "ana", secrets_of["ana"])
+    eve, eve_options = raw_client(server, "eve", secrets_of["eve"])
+    with ana, eve:
+        body = pack_any("ActionCreatePreparedStatementRequest", encode([(1, "SELECT 1 AS one")]))
+        (result,) = ana.do_action(flight.Action("CreatePreparedStatement", body), ana_options)
+        handle = unpack_any(result.body.to_pybytes())[1].bytes(1)
+        command = flight.FlightDescriptor.for_command(
+            pack_any("CommandPreparedStatementQuery", encode([(1, handle)]))
+        )
+        with pytest.raises(flight.FlightServerError, match="no such prepared statement"):
+            eve.get_flight_info(command, eve_options)
+        info = ana.get_flight_info(command, ana_options)
+        assert ana.do_get(info.endpoints[0].ticket, ana_options).read_all().to_pylist() == [{"one": 1}]
+        # a ticket is read once, by its principal only
+        with pytest.raises(flight.FlightServerError, match="no result for this ticket"):
+            ana.do_get(info.endpoints[0].ticket, ana_options).read_all()
+
+
+# -- writes ----------------------------------------------------------------------------------------
+def test_writes_are_refused(server, lake, secrets_of):
+    expected = answer(lake, "DELETE FROM cdr", "ana")
+    with pytest.raises(adbc_driver_manager.Error) as raised:
+        fetch(server, "ana", secrets_of["ana"], "DELETE FROM cdr")
+    assert str(expected) in str(raised.value)
+    client, options = raw_client(server, "ana", secrets_of["ana"])
+    update = flight.FlightDescriptor.for_command(
+        pack_any("CommandStatementUpdate", encode([(1, "DELETE FROM cdr")]))
+    )
+    with client, pytest.raises(flight.FlightUnauthorizedError, match="read-only"):
+        writer, _ = client.do_put(update, pa.schema([]), options)
+        writer.close()
+    assert lake.query("SELECT count(*) AS n FROM cdr", principal="role:pipeline").to_pylist() == [{"n": 400}]
+
+
+# -- browsing ----------------------------------------------------------------------------------------
+def listed(service: FlightSqlService, user: str, secret: str) -> set[str]:
+    with connect(service, user, secret) as conn:
+        objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+    return {
+        f"{c['catalog_name']}.{s['db_schema_name']}.{t['table_name']}"
+        for c in objects
+        for s in c["catalog_db_schemas"] or []
+        for t in s["db_schema_tables"] or []
+    }
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_get_objects_lists_what_the_principal_may_select(server, lake, secrets_of, principal):
+    seen = listed(server, principal, secrets_of[principal])
+    selectable = {
+        str(ref)
+        for ref in lake.tables()
+        if not isinstance(answer(lake, f"SELECT * FROM {ref} LIMIT 0", principal), LakeplaneError)
+    }
+    assert seen == selectable
+    domains = {name.split(".")[0] for name in seen}
+    assert domains == {"ana": {"adtech", "telco"}, "eve": {"telco"}, "ian": {"adtech"}}[principal]
+    assert "telco.processed.cdr_quarantine" not in seen
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_table_schemas_are_what_select_star_returns(server, lake, secrets_of, principal):
+    with connect(server, principal, secrets_of[principal]) as conn:
+        for name in sorted(listed(server, principal, secrets_of[principal])):
+            domain, zone, table = name.split(".")
+            schema = conn.adbc_get_table_schema(table, catalog_filter=domain, db_schema_filter=zone)
+            served = lake.query(f"SELECT * FROM {name} LIMIT 0", principal=principal).schema
+            assert schema.names == served.names, name
+            assert schema.types == served.types, name
+
+
+def test_a_hidden_table_has_no_schema(server, secrets_of):
+    with connect(server, "ian", secrets_of["ian"]) as conn, pytest.raises(adbc_driver_manager.Error):
+        conn.adbc_get_table_schema("cdr", catalog_filter="telco", db_schema_filter="processed")
+
+
+def test_get_objects_filters_by_pattern_down_to_columns(server, lake, secrets_of):
+    with connect(server, "ana", secrets_of["ana"]) as conn:
+        objects = conn.adbc_get_objects(
+            depth="columns", catalog_filter="telco", db_schema_filter="proc%", table_name_filter="sub_cribers"
+        ).read_all()
+    (catalog,) = objects.to_pylist()
+    (schema,) = catalog["catalog_db_schemas"]
+    (table,) = schema["db_schema_tables"]
+    assert table["table_name"] == "subscribers"
+    columns = [c["column_name"] for c in table["table_columns"]]
+    served = lake.query("SELECT * FROM telco.processed.subscribers LIMIT 0", principal="ana")
+    assert columns == served.schema.names
+
+
+def test_server_info_and_table_types(server, secrets_of):
+    with connect(server, "ana", secrets_of["ana"]) as conn:
+        info = conn.adbc_get_info()
+        assert info["vendor_name"] == "lakeplane"
+        assert conn.adbc_get_table_types() == ["TABLE"]
+
+
+# -- cancelling, shutting down, TLS, concurrency ----------------------------------------------------
+def test_cancelling_drops_a_result_not_yet_read(server, secrets_of):
+    client, options = raw_client(server, "ana", secrets_of["ana"])
+    with client:
+        info = client.get_flight_info(statement("SELECT * FROM cdr"), options)
+        body = encode([(1, info.serialize())])
+        (result,) = client.do_action(flight.Action("CancelFlightInfo", body), options)
+        assert result.body.to_pybytes() == encode([(1, 1)])  # CANCELLED
+        with pytest.raises(flight.FlightServerError, match="cancelled"):
+            client.do_get(info.endpoints[0].ticket, options).read_all()
+
+
+def test_concurrent_clients_get_their_own_answers(server, lake, secrets_of):
+    sql = "SELECT region, count(*) AS n FROM cdr GROUP BY region"
+    expected = {p: normal(e) for p in ("ana", "eve") if not isinstance(e := answer(lake, sql, p), Exception)}
+    failures: list[BaseException] = []
+    results: list[tuple[str, list[tuple[Any, ...]]]] = []
+
+    def client(principal: str) -> None:
+        try:
+            for _ in range(3):
+                results.append((principal, normal(fetch(server, principal, secrets_of[principal], sql))))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client, args=(p,)) for p in ["ana", "eve"] * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures
+    assert len(results) == 24
+    assert all(rows == expected[p] for p, rows in results)
+
+
+def test_shutdown_ends_an_open_stream(lake, secrets_of):
+    running = Running(FlightSqlService(lake, "127.0.0.1", 0, log=lambda _: None, batch_rows=1))
+    client, options = raw_client(running.service, "ana", secrets_of["ana"])
+    with client:
+        info = client.get_flight_info(statement("SELECT * FROM cdr"), options)
+        reader = client.do_get(info.endpoints[0].ticket, options)
+        first = reader.read_chunk()
+        assert first.data.num_rows == 1
+        assert running.stop() < 10
+        read = 1
+        with pytest.raises(flight.FlightError):
+            while True:
+                read += reader.read_chunk().data.num_rows
+        assert read < 400  # the stream ended early
+    with pytest.raises(flight.FlightError):
+        flight.connect(running.service.uri).authenticate_basic_token("ana", secrets_of["ana"])
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert, private = folder / "server.pem", folder / "server.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert, private
+
+
+def test_tls_with_a_certificate_and_key(lake, secrets_of, tmp_path):
+    cert, key = self_signed(tmp_path)
+    running = Running(FlightSqlService(lake, "127.0.0.1", 0, tls=(cert, key), log=lambda _: None))
+    try:
+        assert running.service.uri.startswith("grpc+tls://")
+        trusted = {"adbc.flight.sql.client_option.tls_root_certs": cert.read_text()}
+        with connect(running.service, "ana", secrets_of["ana"], **trusted) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) AS n FROM cell_daily")
+            expected = lake.query("SELECT count(*) AS n FROM cell_daily", principal="ana")
+            assert cursor.fetchall() == [(expected["n"][0].as_py(),)]
+        # a client that does not trust the certificate, and one speaking plain gRPC, get nowhere
+        with pytest.raises(adbc_driver_manager.Error):
+            fetch(running.service, "ana", secrets_of["ana"], "SELECT 1 AS one")
+        plain = flight.connect(f"grpc://127.0.0.1:{running.service.port}")
+        with pytest.raises(flight.FlightError):
+            plain.authenticate_basic_token("ana", secrets_of["ana"], flight.FlightCallOptions(timeout=5))
+    finally:
+        running.stop()
+
+
+def test_an_ungoverned_lake_or_a_taken_port_is_a_config_error(server, lake, tmp_path):
+    with pytest.raises(ConfigError, match="cannot serve Flight SQL"):
+        FlightSqlService(lake, "127.0.0.1", server.port)
+    with pytest.raises(ConfigError, match="cannot read TLS file"):
+        FlightSqlService(lake, "127.0.0.1", 0, tls=(tmp_path / "none.pem", tmp_path / "none.key"))
+    bare = build_project(tmp_path / "bare")
+    (bare.project_dir / "policy.yaml").unlink()
+    with pytest.raises(ConfigError, match="governance is off"):
+        FlightSqlService(Lake(bare.project_dir), "127.0.0.1", 0)
