@@ -96,10 +96,12 @@ class Running:
         return time.perf_counter() - started
 
 
+SERVER_LOG: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def server(lake: Lake) -> Iterator[FlightSqlService]:
-    lines: list[str] = []
-    running = Running(FlightSqlService(lake, "127.0.0.1", 0, log=lines.append))
+    running = Running(FlightSqlService(lake, "127.0.0.1", 0, log=SERVER_LOG.append))
     yield running.service
     running.stop()
 
@@ -200,6 +202,23 @@ def test_wrong_tokens_are_refused(server, secrets_of):
             fetch(server, user, secret, "SELECT 1 AS one")
         with pytest.raises(flight.FlightUnauthenticatedError):
             flight.connect(server.uri).authenticate_basic_token(user, secret)
+
+
+def test_a_role_logs_in_by_its_policy_name(server, lake, tokens):
+    secret = tokens.create("role:pipeline", label="flight-pipeline").secret
+    sql = "SELECT * FROM telco.processed.cdr_quarantine"
+    got = fetch(server, "role:pipeline", secret, sql)
+    assert normal(got) == normal(lake.query(sql, principal="role:pipeline"))
+    assert fetch(server, "pipeline", secret, "SELECT 1 AS one").num_rows == 1
+
+
+def test_a_bearer_header_works_without_the_handshake(server, secrets_of):
+    bearer = {"adbc.flight.sql.authorization_header": f"Bearer {secrets_of['ian']}"}
+    with flight_sql.connect(server.uri, db_kwargs=bearer, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) AS n FROM campaigns")
+        assert cursor.fetchone() is not None
+        with pytest.raises(adbc_driver_manager.Error, match="principal 'ian' may not read table telco"):
+            cursor.execute("SELECT * FROM cdr")
 
 
 def test_a_call_without_a_token_is_refused(server):
@@ -392,7 +411,7 @@ def test_concurrent_clients_get_their_own_answers(server, lake, secrets_of):
         t.start()
     for t in threads:
         t.join(120)
-    assert not failures
+    assert not failures, [line for line in SERVER_LOG if "Traceback" in line]
     assert len(results) == 24
     assert all(rows == expected[p] for p, rows in results)
 

@@ -43,8 +43,6 @@ from typing import Any, ParamSpec, TypeVar
 
 import pyarrow as pa
 import pyarrow.flight as flight
-from sqlglot.dialects.dialect import Dialect
-from sqlglot.tokens import TokenType
 
 from lakeplane.errors import (
     AccessDenied,
@@ -58,6 +56,7 @@ from lakeplane.governance.tokens import access_tokens
 from lakeplane.lake import Lake
 from lakeplane.serve import flight_catalog
 from lakeplane.serve.flight_auth import CALLER, HeaderHandshake, TokenAuthentication
+from lakeplane.serve.flight_parameters import parameter_sets, positional_to_named
 from lakeplane.serve.flight_protocol import (
     Command,
     GetCatalogs,
@@ -95,8 +94,6 @@ except ImportError:
 BATCH_ROWS = 65_536
 #: How long a result waits for the ``DoGet`` that reads it, in seconds.
 RESULT_TTL = 600.0
-#: What ``?`` placeholders become, numbered from 1, so they bind as lakeplane's ``:name`` parameters.
-POSITIONAL_PREFIX = "flight_param_"
 _CANCELLED, _NOT_CANCELLABLE = 1, 3
 
 _P = ParamSpec("_P")
@@ -331,7 +328,7 @@ class _FlightSqlServer(flight.FlightServerBase):
     def _run(self, principal: str, sql: str, rows: list[dict[str, Any]]) -> pa.Table:
         started = time.perf_counter()
         try:
-            tables = [self._run_one(principal, sql, params) for params in _parameters(sql, rows)]
+            tables = [self._run_one(principal, sql, params) for params in parameter_sets(sql, rows)]
             table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         except LakeplaneError as exc:
             self._log_statement(principal, sql, f"refused: {type(exc).__name__}", started)
@@ -401,32 +398,6 @@ def _principal(context: Any) -> str:
     if caller is None:
         raise AuthenticationError("not authenticated", reason="missing")
     return str(caller.principal)
-
-
-def _parameters(sql: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One parameter set per bound row (one empty set when none is bound), ``?`` by position."""
-    count = sum(1 for t in _tokens(sql) if t.token_type == TokenType.PLACEHOLDER and t.text == "?")
-    if count and not rows:
-        raise QueryError(f"the statement has {count} '?' parameter(s) and no value was bound")
-    return [
-        {**row, **{f"{POSITIONAL_PREFIX}{i}": v for i, v in enumerate(row.values(), start=1)}}
-        for row in rows or [{}]
-    ]
-
-
-def positional_to_named(sql: str) -> str:
-    """``?`` placeholders as ``:flight_param_1``, ``:flight_param_2``... (strings and comments kept)."""
-    marks = [t for t in _tokens(sql) if t.token_type == TokenType.PLACEHOLDER and t.text == "?"]
-    for number, token in reversed(list(enumerate(marks, start=1))):
-        sql = f"{sql[: token.start]}:{POSITIONAL_PREFIX}{number}{sql[token.end + 1 :]}"
-    return sql
-
-
-def _tokens(sql: str) -> list[Any]:
-    try:
-        return list(Dialect.get_or_raise("trino").tokenize(sql))
-    except Exception:  # the compiler reports SQL that does not tokenize, with its position
-        return []
 
 
 def _pem(path: str | Path) -> bytes:

@@ -85,5 +85,6 @@ def _basic(encoded: str) -> tuple[str, str]:
         pair = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         raise AuthenticationError("malformed basic credentials", reason="malformed") from None
-    user, _, secret = pair.partition(":")
+    # A secret holds no colon, so the user may: ``role:pipeline:lp_...``.
+    user, _, secret = pair.rpartition(":")
     return user, secret
