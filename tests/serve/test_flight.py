@@ -1,19 +1,10 @@
-"""The Flight SQL service against the real ADBC Flight SQL driver (and pyarrow's Flight client).
-
-The service runs on 127.0.0.1 in a thread of the test process over the governed demo lake. What each
-principal sees follows the demo policy: ``ana`` (analyst) has hash masks on the telco pii columns and
-no access to the quarantine tables, ``eve`` (eu_team) row filters on region and no adtech, ``ian``
-(intern) adtech only. Every answer is compared with ``Lake.query`` as the same principal.
-"""
+"""The Flight SQL service against the real ADBC Flight SQL driver (and pyarrow's Flight client): the
+same answers and refusals as ``Lake.query`` as ana, eve and ian; logging in; prepared statements;
+browsing what a principal may see."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import adbc_driver_flightsql.dbapi as flight_sql
@@ -21,21 +12,28 @@ import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from lakeplane.demo import generator, telco
-from lakeplane.demo.run import build_project
-from lakeplane.errors import AccessDenied, ConfigError, LakeplaneError
-from lakeplane.governance.tokens import AccessTokens, access_tokens
-from lakeplane.lake import Lake
+from lakeplane.errors import AccessDenied, LakeplaneError
 from lakeplane.serve.flight import FlightSqlService
 from lakeplane.serve.flight_protocol import Fields, encode, pack_any, unpack_any
+from tests.serve import flight_fixtures
+from tests.serve.flight_fixtures import (
+    PRINCIPALS,
+    SERVER_LOG,
+    answer,
+    connect,
+    fetch,
+    normal,
+    raw_client,
+    statement,
+)
 
-DAY = dt.date(2026, 11, 1)
-PRINCIPALS = ("ana", "eve", "ian")
+# the shared fixtures, by the names the tests take them
+lake = flight_fixtures.lake
+secrets_of = flight_fixtures.secrets_of
+server = flight_fixtures.server
+tokens = flight_fixtures.tokens
+
 QUERIES = [
     "SELECT * FROM telco.processed.cdr",
     "SELECT region, count(*) AS calls, sum(duration_s) AS seconds FROM cdr GROUP BY region",
@@ -45,99 +43,6 @@ QUERIES = [
     "SELECT c.cell_id, count(*) AS n FROM cdr c JOIN cell_daily d ON c.cell_id = d.cell_id GROUP BY 1",
     "SELECT * FROM telco.processed.cdr_quarantine",
 ]
-
-
-@pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    """The governed demo lake with one small telco and ad-tech day."""
-    root = tmp_path_factory.mktemp("flight")
-    built = build_project(root / "project")
-    policy = built.project_dir / "policy.yaml"
-    # one column denied inside a table ian otherwise reads
-    policy.write_text(
-        policy.read_text().replace(
-            "grants:\n",
-            "grants:\n  - to: role:intern\n    deny: [SELECT]\n    on: adtech.processed.impressions.user_id\n",
-        )
-    )
-    files = (
-        telco.generate_day(root / "drops", DAY, 400) | generator.generate_day(root / "drops", DAY, 300).files
-    )
-    for dataset, paths in files.items():
-        built.land(dataset, paths, DAY)
-    built.run(DAY)
-    return built
-
-
-@pytest.fixture(scope="module")
-def tokens(lake: Lake) -> AccessTokens:
-    return access_tokens(lake.governance)
-
-
-@pytest.fixture(scope="module")
-def secrets_of(tokens: AccessTokens) -> dict[str, str]:
-    return {p: tokens.create(p, label=f"flight-{p}").secret for p in PRINCIPALS}
-
-
-class Running:
-    """A service serving in a thread, and the lines it logged."""
-
-    def __init__(self, service: FlightSqlService) -> None:
-        self.service = service
-        self.thread = threading.Thread(target=service.serve, daemon=True)
-        self.thread.start()
-
-    def stop(self, timeout: float = 20) -> float:
-        """Shut the service down; how long that took."""
-        started = time.perf_counter()
-        self.service.shutdown()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive()
-        return time.perf_counter() - started
-
-
-SERVER_LOG: list[str] = []
-
-
-@pytest.fixture(scope="module")
-def server(lake: Lake) -> Iterator[FlightSqlService]:
-    running = Running(FlightSqlService(lake, "127.0.0.1", 0, log=SERVER_LOG.append))
-    yield running.service
-    running.stop()
-
-
-def connect(service: FlightSqlService, user: str, secret: str, **options: str) -> Any:
-    return flight_sql.connect(
-        service.uri, db_kwargs={"username": user, "password": secret, **options}, autocommit=True
-    )
-
-
-def fetch(service: FlightSqlService, user: str, secret: str, sql: str, params: Any = None) -> pa.Table:
-    with connect(service, user, secret) as conn, conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetch_arrow_table()
-
-
-def raw_client(service: FlightSqlService, user: str, secret: str) -> tuple[flight.FlightClient, Any]:
-    client = flight.connect(service.uri)
-    header = client.authenticate_basic_token(user, secret)
-    return client, flight.FlightCallOptions(headers=[header])
-
-
-def statement(sql: str) -> flight.FlightDescriptor:
-    return flight.FlightDescriptor.for_command(pack_any("CommandStatementQuery", encode([(1, sql)])))
-
-
-def normal(table: pa.Table) -> list[tuple[Any, ...]]:
-    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
-
-
-def answer(lake: Lake, sql: str, principal: str, params: dict[str, Any] | None = None) -> Any:
-    """``Lake.query``'s answer: the table, or the error it raised."""
-    try:
-        return lake.query(sql, params, principal=principal)
-    except LakeplaneError as exc:
-        return exc
 
 
 # -- the same answers and refusals as lakeplane query ---------------------------------------------
@@ -414,83 +319,3 @@ def test_concurrent_clients_get_their_own_answers(server, lake, secrets_of):
     assert not failures, [line for line in SERVER_LOG if "Traceback" in line]
     assert len(results) == 24
     assert all(rows == expected[p] for p, rows in results)
-
-
-def test_shutdown_ends_an_open_stream(lake, secrets_of):
-    running = Running(FlightSqlService(lake, "127.0.0.1", 0, log=lambda _: None, batch_rows=1))
-    client, options = raw_client(running.service, "ana", secrets_of["ana"])
-    with client:
-        info = client.get_flight_info(statement("SELECT * FROM cdr"), options)
-        reader = client.do_get(info.endpoints[0].ticket, options)
-        first = reader.read_chunk()
-        assert first.data.num_rows == 1
-        assert running.stop() < 10
-        read = 1
-        with pytest.raises(flight.FlightError):
-            while True:
-                read += reader.read_chunk().data.num_rows
-        assert read < 400  # the stream ended early
-    with pytest.raises(flight.FlightError):
-        flight.connect(running.service.uri).authenticate_basic_token("ana", secrets_of["ana"])
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert, private = folder / "server.pem", folder / "server.key"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert, private
-
-
-def test_tls_with_a_certificate_and_key(lake, secrets_of, tmp_path):
-    cert, key = self_signed(tmp_path)
-    running = Running(FlightSqlService(lake, "127.0.0.1", 0, tls=(cert, key), log=lambda _: None))
-    try:
-        assert running.service.uri.startswith("grpc+tls://")
-        trusted = {"adbc.flight.sql.client_option.tls_root_certs": cert.read_text()}
-        with connect(running.service, "ana", secrets_of["ana"], **trusted) as conn, conn.cursor() as cursor:
-            cursor.execute("SELECT count(*) AS n FROM cell_daily")
-            expected = lake.query("SELECT count(*) AS n FROM cell_daily", principal="ana")
-            assert cursor.fetchall() == [(expected["n"][0].as_py(),)]
-        # a client that does not trust the certificate, and one speaking plain gRPC, get nowhere
-        with pytest.raises(adbc_driver_manager.Error):
-            fetch(running.service, "ana", secrets_of["ana"], "SELECT 1 AS one")
-        plain = flight.connect(f"grpc://127.0.0.1:{running.service.port}")
-        with pytest.raises(flight.FlightError):
-            plain.authenticate_basic_token("ana", secrets_of["ana"], flight.FlightCallOptions(timeout=5))
-    finally:
-        running.stop()
-
-
-def test_an_ungoverned_lake_or_a_taken_port_is_a_config_error(server, lake, tmp_path):
-    with pytest.raises(ConfigError, match="cannot serve Flight SQL"):
-        FlightSqlService(lake, "127.0.0.1", server.port)
-    with pytest.raises(ConfigError, match="cannot read TLS file"):
-        FlightSqlService(lake, "127.0.0.1", 0, tls=(tmp_path / "none.pem", tmp_path / "none.key"))
-    bare = build_project(tmp_path / "bare")
-    (bare.project_dir / "policy.yaml").unlink()
-    with pytest.raises(ConfigError, match="governance is off"):
-        FlightSqlService(Lake(bare.project_dir), "127.0.0.1", 0)

@@ -92,6 +92,8 @@ except ImportError:
 
 #: Rows per Arrow batch sent by ``DoGet``.
 BATCH_ROWS = 65_536
+#: How long :meth:`FlightSqlService.shutdown` waits for calls in flight, in seconds.
+SHUTDOWN_GRACE = 10.0
 #: How long a result waits for the ``DoGet`` that reads it, in seconds.
 RESULT_TTL = 600.0
 _CANCELLED, _NOT_CANCELLABLE = 1, 3
@@ -159,6 +161,9 @@ class FlightSqlService:
             ) from None
         self.host = host
         self.tls = tls is not None
+        self._stopping = threading.Lock()
+        self._stopped = threading.Event()
+        self._closer: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -170,13 +175,36 @@ class FlightSqlService:
         return f"grpc{'+tls' if self.tls else ''}://{self.host}:{self.port}"
 
     def serve(self) -> None:
-        """Serve until :meth:`shutdown` is called (from another thread)."""
-        self._server.serve()
+        """Block until :meth:`shutdown` is called (calls are taken from construction on).
 
-    def shutdown(self) -> None:
-        """Stop taking calls, end open result streams at their next batch, and wait for calls in flight."""
-        self._server.stopping.set()
-        self._server.shutdown()
+        Signals are left to the process: whoever runs the service decides what stops it.
+        """
+        while not self._stopped.wait(0.2):
+            pass
+
+    def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
+        """Stop taking calls, end open result streams at their next batch, and wait for calls in flight.
+
+        A stream whose client stopped reading while the network's buffers are full cannot be ended
+        from here; after ``grace`` seconds this returns anyway, and the process's exit closes what is
+        left. Safe to call more than once, from any thread but one serving a call.
+
+        Returns:
+            whether every call had finished.
+        """
+        with self._stopping:
+            if not self._stopped.is_set():
+                self._server.stopping.set()
+                self._closer = threading.Thread(
+                    target=self._server.shutdown, name="flight-shutdown", daemon=True
+                )
+                self._closer.start()
+                self._stopped.set()
+        assert self._closer is not None
+        self._closer.join(grace)
+        if self._closer.is_alive():
+            self._server.log(f"Flight SQL: calls still open {grace:g}s after shutdown; leaving them to exit")
+        return not self._closer.is_alive()
 
 
 def _flight_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -226,6 +254,8 @@ class _FlightSqlServer(flight.FlightServerBase):
     def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         principal = _principal(context)
         table = self._answer(principal, _command(descriptor))
+        if context.is_cancelled():  # the client gave up while the statement ran: keep nothing
+            raise flight.FlightCancelledError("the client cancelled the call")
         handle = self._keep(principal, table)
         endpoint = flight.FlightEndpoint(statement_ticket(handle), [])
         return flight.FlightInfo(table.schema, descriptor, [endpoint], table.num_rows, table.nbytes)
@@ -246,7 +276,7 @@ class _FlightSqlServer(flight.FlightServerBase):
                 del self._results[command.handle]
         if result is None or result.principal != principal:
             raise QueryError("no result for this ticket: it was read, cancelled or expired")
-        return flight.GeneratorStream(result.table.schema, self._stream(result.table, context))
+        return flight.GeneratorStream(result.table.schema, self._stream(principal, result.table, context))
 
     @_flight_errors
     def do_put(
@@ -343,13 +373,20 @@ class _FlightSqlServer(flight.FlightServerBase):
                 return answered
         return self.lake.query(positional_to_named(sql), params or None, principal=principal)
 
-    def _stream(self, table: pa.Table, context: Any) -> Iterator[pa.RecordBatch]:
-        for batch in table.to_batches(max_chunksize=self.batch_rows):
-            if self.stopping.is_set():
-                raise flight.FlightUnavailableError("the Flight SQL service is shutting down")
-            if context.is_cancelled():
-                return
-            yield batch
+    def _stream(self, principal: str, table: pa.Table, context: Any) -> Iterator[pa.RecordBatch]:
+        sent = 0
+        try:
+            for batch in table.to_batches(max_chunksize=self.batch_rows):
+                if self.stopping.is_set():
+                    raise flight.FlightUnavailableError("the Flight SQL service is shutting down")
+                if context.is_cancelled():
+                    return
+                yield batch
+                sent += batch.num_rows
+        finally:
+            if sent < table.num_rows:
+                at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+                self.log(f"{at} {principal} result stream ended after {sent} of {table.num_rows} rows")
 
     # -- state ---------------------------------------------------------------------------------
     def _keep(self, principal: str, table: pa.Table) -> bytes:
