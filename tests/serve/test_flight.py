@@ -4,6 +4,7 @@ browsing what a principal may see."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyarrow.flight as flight
 import pytest
 
 from lakeplane.errors import AccessDenied, LakeplaneError
+from lakeplane.serve import flight as flight_module
 from lakeplane.serve.flight import FlightSqlService
 from lakeplane.serve.flight_protocol import Fields, encode, pack_any, unpack_any
 from tests.serve import flight_fixtures
@@ -67,6 +69,26 @@ def test_every_query_answers_as_lake_query_does(server, lake, secrets_of, princi
             answered += 1
     # each principal is refused something and answered something
     assert answered and refused
+
+
+@pytest.mark.parametrize("principal", ["ana", "ian"])
+def test_metadata_statements_answer_as_the_shared_metadata_answers_do(server, lake, secrets_of, principal):
+    # SHOW, DESCRIBE and EXPLAIN come from the answers every path shares, or are refused as
+    # lake.query refuses them where those answers are absent
+    for sql in ["SHOW TABLES", "DESCRIBE telco.processed.cdr", "DESCRIBE adtech.processed.impressions"]:
+        expected: Any
+        try:
+            found = flight_module.metadata_answer and flight_module.metadata_answer(lake, sql, principal)
+            expected = found if found is not None else lake.query(sql, principal=principal)
+        except LakeplaneError as exc:
+            expected = exc
+        with connect(server, principal, secrets_of[principal]) as conn, conn.cursor() as cursor:
+            if isinstance(expected, LakeplaneError):
+                with pytest.raises(adbc_driver_manager.Error, match=re.escape(str(expected))):
+                    cursor.execute(sql)
+                continue
+            cursor.execute(sql)
+            assert cursor.fetch_arrow_table().to_pylist() == expected.to_pylist(), sql
 
 
 def test_masks_and_row_filters_hold_through_flight(server, secrets_of):

@@ -82,13 +82,15 @@ from lakeplane.serve.flight_protocol import (
 )
 
 MetadataAnswer = Callable[[Lake, str, str], pa.Table | None]
-_answer_metadata: MetadataAnswer | None
-try:  # SHOW, DESCRIBE, EXPLAIN and the catalog views, answered from what the principal may see
+#: Answers SHOW, DESCRIBE, EXPLAIN and the catalog views from what the principal may see (None for
+#: other statements); asked before :meth:`Lake.query`, as the PostgreSQL listener asks it.
+metadata_answer: MetadataAnswer | None
+try:
     from lakeplane.query.introspection import answer_metadata as _found
 
-    _answer_metadata = _found
+    metadata_answer = _found
 except ImportError:
-    _answer_metadata = None
+    metadata_answer = None
 
 #: Rows per Arrow batch sent by ``DoGet``.
 BATCH_ROWS = 65_536
@@ -367,8 +369,8 @@ class _FlightSqlServer(flight.FlightServerBase):
         return table
 
     def _run_one(self, principal: str, sql: str, params: dict[str, Any]) -> pa.Table:
-        if _answer_metadata is not None:
-            answered = _answer_metadata(self.lake, sql, principal)
+        if metadata_answer is not None:
+            answered = metadata_answer(self.lake, sql, principal)
             if answered is not None:
                 return answered
         return self.lake.query(positional_to_named(sql), params or None, principal=principal)
