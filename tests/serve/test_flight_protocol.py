@@ -1,12 +1,14 @@
-"""The Flight SQL wire messages, parameters and filter patterns, without a server."""
+"""The Flight SQL wire messages, parameters, filter patterns and kept statements, without a server."""
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lakeplane.errors import QueryError
+from lakeplane.serve import flight_statements
 from lakeplane.serve.flight_catalog import like, sql_info
 from lakeplane.serve.flight_parameters import parameter_sets, positional_to_named
 from lakeplane.serve.flight_protocol import (
@@ -22,6 +24,7 @@ from lakeplane.serve.flight_protocol import (
     parse_command,
     unpack_any,
 )
+from lakeplane.serve.flight_statements import Statements
 
 
 @given(
@@ -111,3 +114,34 @@ def test_sql_info_answers_the_asked_ids_in_a_dense_union():
     assert table.column("info_name").to_pylist() == [0, 3, 504]
     assert table.column("value").to_pylist() == ["lakeplane", True, '"']
     assert len(sql_info([])) > 5
+
+
+def test_results_are_given_once_to_their_principal_and_expire(monkeypatch):
+    kept = Statements()
+    table = pa.table({"n": [1]})
+    handle = kept.keep("ana", table)
+    with pytest.raises(QueryError, match="no result"):
+        kept.take("eve", handle)
+    assert kept.take("ana", handle) is table
+    with pytest.raises(QueryError, match="no result"):
+        kept.take("ana", handle)
+    stale = kept.keep("ana", table)
+    monkeypatch.setattr(flight_statements, "RESULT_TTL", -1.0)
+    kept.keep("ana", table)  # keeping a new result forgets the expired ones
+    with pytest.raises(QueryError, match="no result"):
+        kept.take("ana", stale)
+    assert not kept.drop("ana", [stale])
+
+
+def test_prepared_statements_are_their_principals_and_unused_ones_are_forgotten(monkeypatch):
+    kept = Statements()
+    handle = kept.prepare("ana", "SELECT ?")
+    kept.bind("ana", handle, [{"0": 1}, {"0": 2}])
+    assert kept.prepared("ana", handle) == ("SELECT ?", [{"0": 1}, {"0": 2}])
+    for attempt in (kept.prepared, kept.close):
+        with pytest.raises(QueryError, match="no such prepared statement"):
+            attempt("eve", handle)
+    monkeypatch.setattr(flight_statements, "STATEMENT_TTL", -1.0)
+    kept.prepare("ana", "SELECT 1")
+    with pytest.raises(QueryError, match="no such prepared statement"):
+        kept.prepared("ana", handle)

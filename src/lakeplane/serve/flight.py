@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import secrets
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -80,6 +78,7 @@ from lakeplane.serve.flight_protocol import (
     statement_ticket,
     unpack_any,
 )
+from lakeplane.serve.flight_statements import Statements
 
 MetadataAnswer = Callable[[Lake, str, str], pa.Table | None]
 #: Answers SHOW, DESCRIBE, EXPLAIN and the catalog views from what the principal may see (None for
@@ -96,26 +95,10 @@ except ImportError:
 BATCH_ROWS = 65_536
 #: How long :meth:`FlightSqlService.shutdown` waits for calls in flight, in seconds.
 SHUTDOWN_GRACE = 10.0
-#: How long a result waits for the ``DoGet`` that reads it, in seconds.
-RESULT_TTL = 600.0
 _CANCELLED, _NOT_CANCELLABLE = 1, 3
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-@dataclass
-class _Prepared:
-    principal: str
-    sql: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Result:
-    principal: str
-    table: pa.Table
-    at: float
 
 
 class FlightSqlService:
@@ -243,9 +226,7 @@ class _FlightSqlServer(flight.FlightServerBase):
         self.stopping = threading.Event()
         self.browse = flight_catalog.FlightCatalog(lake.catalog, lake.governance)
         self._browse_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._prepared: dict[bytes, _Prepared] = {}
-        self._results: dict[bytes, _Result] = {}
+        self.statements = Statements()
         # Build the lake's services now, not in racing calls.
         lake.governance.version()
         _ = lake.queries
@@ -258,7 +239,7 @@ class _FlightSqlServer(flight.FlightServerBase):
         table = self._answer(principal, _command(descriptor))
         if context.is_cancelled():  # the client gave up while the statement ran: keep nothing
             raise flight.FlightCancelledError("the client cancelled the call")
-        handle = self._keep(principal, table)
+        handle = self.statements.keep(principal, table)
         endpoint = flight.FlightEndpoint(statement_ticket(handle), [])
         return flight.FlightInfo(table.schema, descriptor, [endpoint], table.num_rows, table.nbytes)
 
@@ -272,13 +253,8 @@ class _FlightSqlServer(flight.FlightServerBase):
         command = parse_command(ticket.ticket)
         if not isinstance(command, StatementTicket):
             raise QueryError(f"a ticket holds TicketStatementQuery, not {type(command).__name__}")
-        with self._lock:
-            result = self._results.get(command.handle)
-            if result is not None and result.principal == principal:
-                del self._results[command.handle]
-        if result is None or result.principal != principal:
-            raise QueryError("no result for this ticket: it was read, cancelled or expired")
-        return flight.GeneratorStream(result.table.schema, self._stream(principal, result.table, context))
+        table = self.statements.take(principal, command.handle)
+        return flight.GeneratorStream(table.schema, self._stream(principal, table, context))
 
     @_flight_errors
     def do_put(
@@ -295,9 +271,7 @@ class _FlightSqlServer(flight.FlightServerBase):
                 "this Flight SQL service is read-only: updates, inserts and ingest are refused",
                 operation=type(command).__name__,
             )
-        rows = reader.read_all().to_pylist()
-        with self._lock:
-            self._statement(principal, command.handle).rows = rows
+        self.statements.bind(principal, command.handle, reader.read_all().to_pylist())
         writer.write(pa.py_buffer(put_prepared_statement_result(command.handle)))
 
     @_flight_errors
@@ -305,15 +279,10 @@ class _FlightSqlServer(flight.FlightServerBase):
         principal = _principal(context)
         body = action.body.to_pybytes() if action.body is not None else b""
         if action.type == "CreatePreparedStatement":
-            handle = secrets.token_bytes(16)
-            with self._lock:
-                self._prepared[handle] = _Prepared(principal, action_query(body))
+            handle = self.statements.prepare(principal, action_query(body))
             return [flight.Result(prepared_statement_result(handle))]
         if action.type == "ClosePreparedStatement":
-            with self._lock:
-                if self._prepared.get(handle := action_handle(body), None) is not None:
-                    self._statement(principal, handle)
-                    del self._prepared[handle]
+            self.statements.close(principal, action_handle(body))
             return []
         if action.type == "CancelFlightInfo":
             return [flight.Result(cancel_result(self._cancel(principal, cancelled_flight_info(body))))]
@@ -334,10 +303,7 @@ class _FlightSqlServer(flight.FlightServerBase):
         if isinstance(command, StatementQuery):
             return self._run(principal, command.query, [])
         if isinstance(command, PreparedStatementQuery):
-            with self._lock:
-                prepared = self._statement(principal, command.handle)
-                sql, rows = prepared.sql, list(prepared.rows)
-            return self._run(principal, sql, rows)
+            return self._run(principal, *self.statements.prepared(principal, command.handle))
         if isinstance(command, GetTableTypes):
             return flight_catalog.table_types()
         if isinstance(command, GetSqlInfo):
@@ -390,35 +356,12 @@ class _FlightSqlServer(flight.FlightServerBase):
                 at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
                 self.log(f"{at} {principal} result stream ended after {sent} of {table.num_rows} rows")
 
-    # -- state ---------------------------------------------------------------------------------
-    def _keep(self, principal: str, table: pa.Table) -> bytes:
-        handle = secrets.token_bytes(16)
-        now = time.monotonic()
-        with self._lock:
-            for old in [h for h, r in self._results.items() if now - r.at > RESULT_TTL]:
-                del self._results[old]
-            self._results[handle] = _Result(principal, table, now)
-        return handle
-
-    def _statement(self, principal: str, handle: bytes) -> _Prepared:
-        """The prepared statement ``handle`` of ``principal`` (under ``self._lock``)."""
-        prepared = self._prepared.get(handle)
-        if prepared is None or prepared.principal != principal:
-            raise QueryError("no such prepared statement: it was closed, or never made on this connection")
-        return prepared
-
     def _cancel(self, principal: str, serialized_info: bytes) -> int:
-        info = flight.FlightInfo.deserialize(serialized_info)
-        dropped = False
-        with self._lock:
-            for endpoint in info.endpoints:
-                command = parse_command(endpoint.ticket.ticket)
-                if isinstance(command, StatementTicket):
-                    result = self._results.get(command.handle)
-                    if result is not None and result.principal == principal:
-                        del self._results[command.handle]
-                        dropped = True
-        return _CANCELLED if dropped else _NOT_CANCELLABLE
+        tickets = [
+            parse_command(e.ticket.ticket) for e in flight.FlightInfo.deserialize(serialized_info).endpoints
+        ]
+        handles = [t.handle for t in tickets if isinstance(t, StatementTicket)]
+        return _CANCELLED if self.statements.drop(principal, handles) else _NOT_CANCELLABLE
 
     def _log_statement(self, principal: str, sql: str, outcome: str, started: float) -> None:
         at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
