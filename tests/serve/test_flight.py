@@ -91,6 +91,25 @@ def test_metadata_statements_answer_as_the_shared_metadata_answers_do(server, la
             assert cursor.fetch_arrow_table().to_pylist() == expected.to_pylist(), sql
 
 
+def test_get_schema_of_a_statement(server, lake, secrets_of):
+    sql = "SELECT msisdn, card_pan, region FROM telco.processed.subscribers"
+    client, options = raw_client(server, "ana", secrets_of["ana"])
+    with client:
+        assert client.get_schema(statement(sql), options).schema == lake.query(sql, principal="ana").schema
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=adbc_driver_manager.NotSupportedError,
+    reason="ADBC asks for the schema of the statement it prepared; a prepared statement carries none, "
+    "since knowing it would mean running the statement when it is prepared",
+)
+def test_adbc_execute_schema(server, lake, secrets_of):
+    sql = "SELECT msisdn, card_pan, region FROM telco.processed.subscribers"
+    with connect(server, "ana", secrets_of["ana"]) as conn, conn.cursor() as cursor:
+        assert cursor.adbc_execute_schema(sql) == lake.query(sql, principal="ana").schema
+
+
 def test_masks_and_row_filters_hold_through_flight(server, secrets_of):
     ana = fetch(server, "ana", secrets_of["ana"], "SELECT msisdn, region FROM cdr")
     eve = fetch(server, "eve", secrets_of["eve"], "SELECT msisdn, region FROM cdr")
@@ -108,6 +127,8 @@ def test_a_denied_column_is_refused_naming_principal_and_column(server, lake, se
         client.get_flight_info(statement(sql), options)
     assert str(expected) in str(raised.value)
     assert "ian" in str(raised.value) and "user_id" in str(raised.value)
+    denied = lake.governance.audit_log().search(principal="ian", decision="denied", limit=5)
+    assert [r.sql for r in denied[:2]] == [sql, sql]  # lake.query's refusal, then the one through Flight
     assert "user_id" not in fetch(server, "ian", secrets_of["ian"], "SELECT * FROM impressions").schema.names
 
 
