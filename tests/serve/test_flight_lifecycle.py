@@ -160,6 +160,15 @@ def test_tls_with_a_certificate_and_key(lake, secrets_of, tmp_path):
         running.stop()
 
 
+def test_ipv6_loopback(lake, secrets_of):
+    running = Running(FlightSqlService(lake, "::1", 0, log=lambda _: None))
+    try:
+        assert running.service.uri == f"grpc://[::1]:{running.service.port}"
+        assert fetch(running.service, "ian", secrets_of["ian"], "SELECT 1 AS one").to_pylist() == [{"one": 1}]
+    finally:
+        running.stop()
+
+
 def test_an_ungoverned_lake_or_a_taken_port_is_a_config_error(server, lake, tmp_path):
     with pytest.raises(ConfigError, match="cannot serve Flight SQL"):
         FlightSqlService(lake, "127.0.0.1", server.port)

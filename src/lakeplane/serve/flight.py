@@ -127,10 +127,13 @@ class FlightSqlService:
     ) -> None:
         tokens = access_tokens(lake.governance)
         certificates = [flight.CertKeyPair(*(_pem(path) for path in tls))] if tls else None
-        location = (
-            flight.Location.for_grpc_tls(host, port) if tls else flight.Location.for_grpc_tcp(host, port)
-        )
+        address = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URI writes it
         try:
+            location = (
+                flight.Location.for_grpc_tls(address, port)
+                if tls
+                else flight.Location.for_grpc_tcp(address, port)
+            )
             self._server = _FlightSqlServer(
                 lake,
                 location,
@@ -145,6 +148,7 @@ class FlightSqlService:
                 f"cannot serve Flight SQL on {host}:{port}: {exc}", value=f"{host}:{port}"
             ) from None
         self.host = host
+        self._address = address
         self.tls = tls is not None
         self._stopping = threading.Lock()
         self._stopped = threading.Event()
@@ -157,7 +161,7 @@ class FlightSqlService:
     @property
     def uri(self) -> str:
         """What a client connects to: ``grpc://host:port`` or ``grpc+tls://host:port``."""
-        return f"grpc{'+tls' if self.tls else ''}://{self.host}:{self.port}"
+        return f"grpc{'+tls' if self.tls else ''}://{self._address}:{self.port}"
 
     def serve(self) -> None:
         """Block until :meth:`shutdown` is called (calls are taken from construction on).
