@@ -23,6 +23,7 @@ from lakeplane.lake import Lake, open_lake
 from lakeplane.query.admission import waiting_notices
 from lakeplane.query.estimate import MINIMUM_BILLED, athena_cost
 from lakeplane.query.history import QueryHistory
+from lakeplane.query.reuse import cache_hit
 from lakeplane.query.slots import SLOTS, WAITERS, QuerySlots
 from tests.query.workgroup_world import (
     CDR,
@@ -262,14 +263,17 @@ def test_the_daily_budget_across_queries_and_processes(telco_lake: Lake) -> None
     lake = with_workgroups(telco_lake, analysts(daily=2 * each + small))
     assert lakeplane(lake, "query", "--as", "ana", ALL_DAYS).returncode == 0  # another process
     lake.query(ALL_DAYS, principal="fred")  # not in the workgroup: does not count
-    lake.query(ALL_DAYS, principal="ana")
+    # the workgroup reuses results: the same secured query on the same snapshot reads nothing and
+    # counts nothing against the budget
+    assert cache_hit(lake.query(ALL_DAYS, principal="ana"))
+    lake.query(ALL_DAYS, principal="ana", reuse=False)
     with pytest.raises(QueryRefused) as caught:
-        lake.query(ALL_DAYS, principal="ana")
+        lake.query(ALL_DAYS, principal="ana", reuse=False)
     assert caught.value.reason == "daily" and caught.value.remaining == small
     assert "bytes_scanned_per_day" in str(caught.value) and CDR in str(caught.value)
     # a refused query scanned nothing: a query that fits what is left runs
-    assert lake.query(DAY_ONE, principal="ana").num_rows > 0
-    other = lakeplane(lake, "query", "--as", "ana", DAY_ONE)
+    assert lake.query(DAY_ONE, principal="ana", reuse=False).num_rows > 0
+    other = lakeplane(lake, "query", "--as", "ana", "--no-reuse", DAY_ONE)
     assert other.returncode == 1 and "bytes_scanned_per_day" in other.stderr and "0 B" in other.stderr
 
 
@@ -279,9 +283,9 @@ def test_yesterdays_queries_do_not_count(telco_lake: Lake) -> None:
     history = lake.queries.admission.history
     yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat(timespec="microseconds")
     history.insert("y1", yesterday, "ana", "analysts", ALL_DAYS, bytes_estimated=each * 100, outcome="ok")
-    lake.query(ALL_DAYS, principal="ana")
+    lake.query(ALL_DAYS, principal="ana", reuse=False)
     with pytest.raises(QueryRefused):
-        lake.query(ALL_DAYS, principal="ana")
+        lake.query(ALL_DAYS, principal="ana", reuse=False)
 
 
 # -- max_concurrent and the queue -----------------------------------------------------------------
