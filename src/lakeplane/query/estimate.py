@@ -14,7 +14,9 @@ was estimated on. The cost is Athena's price: $5 per TB scanned, rounded up to t
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from threading import Lock
 from typing import Any
 
 from pyiceberg.expressions import AlwaysTrue
@@ -160,7 +162,28 @@ def read_columns(compiled: CompiledQuery) -> dict[str, set[str] | None]:
     return {b.table: None if star else set(names) for b in compiled.tables}
 
 
+#: Planned files by (metadata file, table, row filter): a metadata file never changes, so neither
+#: does what it plans. A long-lived process plans each table version and filter once.
+_PLANS: OrderedDict[tuple[str, str, str], list[FileScanTask]] = OrderedDict()
+_PLANS_SIZE = 512
+_PLANS_LOCK = Lock()
+
+
 def _plan(table: Table, binding: TableBinding) -> list[FileScanTask]:
+    key = (table.metadata_location, binding.table, repr(binding.row_filter))
+    with _PLANS_LOCK:
+        if (tasks := _PLANS.get(key)) is not None:
+            _PLANS.move_to_end(key)
+            return tasks
+    tasks = _plan_files(table, binding)
+    with _PLANS_LOCK:
+        _PLANS[key] = tasks
+        while len(_PLANS) > _PLANS_SIZE:
+            _PLANS.popitem(last=False)
+    return tasks
+
+
+def _plan_files(table: Table, binding: TableBinding) -> list[FileScanTask]:
     if table.current_snapshot() is None:
         return []
     try:
