@@ -1,0 +1,198 @@
+"""One principal's view of the catalog as an empty in-memory DuckDB database.
+
+Each table the principal may read is an empty table there, holding only the columns it may see, each
+with the type its governed query returns (a hash mask turns a number into text). A lakeplane
+namespace ``domain.zone`` is the schema ``domain_zone`` (``adtech.processed.impressions`` is
+``adtech_processed.impressions``), so SQL clients browse it like any PostgreSQL database and
+DuckDB's own ``pg_catalog`` and ``information_schema`` answer their catalog queries. Nothing of the
+lake's data is in it, and it can read no file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+from lakeplane.catalog import LakeCatalog
+from lakeplane.catalog.catalog import TableRef
+from lakeplane.engines.duckdb import quote_ident
+from lakeplane.governance.plane import Governance
+from lakeplane.governance.secure import compile_secured
+
+#: What ``pg_catalog`` functions DuckDB lacks return here (psql, JDBC and SQLAlchemy call them).
+_MACROS = {
+    "pg_get_userbyid": "(id) AS 'lakeplane'",
+    "pg_encoding_to_char": "(id) AS 'UTF8'",
+    "pg_get_expr": "(a, b) AS NULL, (a, b, c) AS NULL",
+    "pg_get_function_identity_arguments": "(id) AS ''",
+    "pg_get_statisticsobjdef_columns": "(id) AS NULL",
+    "pg_relation_is_publishable": "(id) AS false",
+    "pg_get_partkeydef": "(id) AS NULL",
+    "pg_get_indexdef": "(a) AS NULL, (a, b, c) AS NULL",
+    "pg_get_triggerdef": "(a) AS NULL, (a, b) AS NULL",
+    "pg_get_constraintdef": "(a) AS NULL, (a, b) AS NULL",
+    "pg_get_ruledef": "(a) AS NULL, (a, b) AS NULL",
+    "pg_get_viewdef": "(a) AS NULL, (a, b) AS NULL",
+    "pg_get_serial_sequence": "(a, b) AS NULL",
+    "pg_tablespace_location": "(id) AS ''",
+    "pg_table_size": "(id) AS 0",
+    "pg_total_relation_size": "(id) AS 0",
+    "pg_relation_size": "(id) AS 0, (id, fork) AS 0",
+    "pg_database_size": "(id) AS 0",
+    "pg_backend_pid": "() AS 0",
+    "has_database_privilege": "(a, b) AS true, (a, b, c) AS true",
+    "has_table_privilege": "(a, b) AS true, (a, b, c) AS true",
+    "has_schema_privilege": "(a, b) AS true, (a, b, c) AS true",
+    "has_column_privilege": "(a, b, c) AS true, (a, b, c, d) AS true",
+    "pg_is_in_recovery": "() AS false",
+    "array_upper": "(a, d) AS len(a)",
+    "array_lower": "(a, d) AS 1",
+    "txid_current": "() AS 1",
+    "obj_description": "(a) AS NULL, (a, b) AS NULL",
+    "col_description": "(a, b) AS NULL",
+    "shobj_description": "(a, b) AS NULL",
+}
+
+
+#: Columns psql, JDBC and SQLAlchemy read that DuckDB's ``pg_catalog`` views lack, with PostgreSQL's
+#: values for a plain table; the views are extended in the schema ``lp_catalog``.
+_EXTRA_COLUMNS = {
+    "pg_class": {"relforcerowsecurity": "false"},
+    "pg_attribute": {},
+    "pg_namespace": {},
+    "pg_type": {},
+    "pg_index": {},
+    "pg_constraint": {},
+    "pg_attrdef": {},
+    "pg_description": {},
+    "pg_proc": {},
+}
+#: Catalogs DuckDB does not have: empty, or holding the one database and role lakeplane shows.
+_EXTRA_TABLES = {
+    "pg_database": "SELECT 1::BIGINT AS oid, 'lakeplane' AS datname, 10::BIGINT AS datdba, 6 AS encoding, "
+    "'c' AS datlocprovider, false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, "
+    "'C' AS datcollate, 'C' AS datctype, NULL::VARCHAR AS daticulocale, NULL::VARCHAR[] AS datacl, "
+    "0::BIGINT AS dattablespace",
+    "pg_roles": "SELECT 10::BIGINT AS oid, 'lakeplane' AS rolname, false AS rolsuper, false AS rolinherit, "
+    "false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, false AS rolreplication, "
+    "-1 AS rolconnlimit, NULL::TIMESTAMP AS rolvaliduntil, false AS rolbypassrls, NULL::VARCHAR[] AS rolconfig",
+    "pg_user": "SELECT 'lakeplane' AS usename, 10::BIGINT AS usesysid, false AS usesuper",
+    "pg_inherits": "SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending "
+    "WHERE false",
+    "pg_policy": "SELECT 0::BIGINT AS oid, '' AS polname, 0::BIGINT AS polrelid, '' AS polcmd, "
+    "true AS polpermissive, []::BIGINT[] AS polroles, NULL::VARCHAR AS polqual, NULL::VARCHAR AS polwithcheck "
+    "WHERE false",
+    "pg_statistic_ext": "SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, '' AS stxname, 0::BIGINT AS "
+    "stxnamespace, 0 AS stxstattarget, []::VARCHAR[] AS stxkind, []::INTEGER[] AS stxkeys WHERE false",
+    "pg_publication": "SELECT 0::BIGINT AS oid, '' AS pubname, false AS puballtables, false AS pubviaroot "
+    "WHERE false",
+    "pg_publication_rel": "SELECT 0::BIGINT AS oid, 0::BIGINT AS prpubid, 0::BIGINT AS prrelid, "
+    "NULL::VARCHAR AS prqual, NULL::INTEGER[] AS prattrs WHERE false",
+    "pg_publication_namespace": "SELECT 0::BIGINT AS oid, 0::BIGINT AS pnpubid, 0::BIGINT AS pnnspid WHERE false",
+    "pg_trigger": "SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, '' AS tgname, false AS tgisinternal, "
+    "'' AS tgenabled, 0::BIGINT AS tgparentid WHERE false",
+    "pg_rewrite": "SELECT 0::BIGINT AS oid, '' AS rulename, 0::BIGINT AS ev_class WHERE false",
+    "pg_foreign_table": "SELECT 0::BIGINT AS ftrelid, 0::BIGINT AS ftserver WHERE false",
+    "pg_partitioned_table": "SELECT 0::BIGINT AS partrelid, '' AS partstrat WHERE false",
+    "pg_extension": "SELECT 0::BIGINT AS oid, '' AS extname, '' AS extversion WHERE false",
+    "pg_event_trigger": "SELECT 0::BIGINT AS oid, '' AS evtname WHERE false",
+    "pg_collation": "SELECT 100::BIGINT AS oid, 'default' AS collname, 11::BIGINT AS collnamespace WHERE false",
+}
+#: Functions a client's query calls that are answered by the macro ``lp_<name>``.
+MACRO_FUNCTIONS = tuple(_MACROS)
+#: Every catalog a client's query is pointed at ``lp_catalog`` for.
+EXTENDED_CATALOGS = tuple(_EXTRA_COLUMNS) + tuple(_EXTRA_TABLES)
+
+
+def _extend_catalogs(con: duckdb.DuckDBPyConnection) -> None:
+    for alias in ("regtype", "regclass", "regproc", "regprocedure", "regnamespace", "regrole", "regoper"):
+        con.execute(f"CREATE TYPE {alias} AS BIGINT")
+    con.execute("CREATE SCHEMA lp_catalog")
+    for name, extra in _EXTRA_COLUMNS.items():
+        have = {r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE pg_catalog.{name})").fetchall()}
+        added = "".join(f", {value} AS {column}" for column, value in extra.items() if column not in have)
+        con.execute(f"CREATE VIEW lp_catalog.{name} AS SELECT *{added} FROM pg_catalog.{name}")
+    for name, select in _EXTRA_TABLES.items():
+        con.execute(f"CREATE VIEW lp_catalog.{name} AS {select}")
+
+
+@dataclass
+class ShadowCatalog:
+    """The empty database of one principal at one catalog and policy version."""
+
+    principal: str
+    signature: tuple[object, ...]
+    con: duckdb.DuckDBPyConnection
+    #: ``domain_zone`` schema name -> the lakeplane namespace ``domain.zone``.
+    schemas: dict[str, str] = field(default_factory=dict)
+    #: full lake name -> the columns visible to the principal: (name, type, access).
+    tables: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run ``sql`` against the empty database (serialised: one connection, many clients).
+
+        Raises:
+            duckdb.Error: the engine refuses it.
+        """
+        with self.lock:
+            return self.con.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+
+def schema_name(ref: TableRef) -> str:
+    return f"{ref.domain}_{ref.zone}"
+
+
+def build_shadow(
+    catalog: LakeCatalog, governance: Governance, principal: str, signature: tuple[object, ...]
+) -> ShadowCatalog:
+    """The empty database of the tables ``principal`` may read, with the columns it may see."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute("SET enable_progress_bar = false")
+    for name, body in _MACROS.items():
+        con.execute(f"CREATE MACRO lp_{name}{body}")
+    _extend_catalogs(con)
+    shadow = ShadowCatalog(principal, signature, con)
+    who = governance.principal(principal)
+    key = governance.key()
+    for ref in catalog.list_tables():
+        name = str(ref)
+        access = governance.access(who, name)
+        if not access.visible:
+            continue  # a table it may read no column of is not there at all
+        schema = schema_name(ref)
+        if schema not in shadow.schemas:
+            con.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+            shadow.schemas[schema] = f"{ref.domain}.{ref.zone}"
+        full = schema_to_pyarrow(catalog.load(ref).schema(), include_field_ids=False).empty_table()
+        con.register("__lp_raw", full)
+        # the governed query of the whole table, run over nothing, gives each visible column's type
+        secured = compile_secured(
+            f"SELECT * FROM {name}",
+            lambda _: name,
+            lambda _: access,
+            key,
+            principal=who.name,
+            read="duckdb",
+            write="duckdb",
+        )
+        alias = secured.tables[0].alias
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(alias)} AS SELECT * FROM __lp_raw")
+        target = f"{quote_ident(schema)}.{quote_ident(ref.name)}"
+        con.execute(f"CREATE TABLE {target} AS SELECT * FROM ({secured.sql}) LIMIT 0")
+        con.execute(f"DROP VIEW {quote_ident(alias)}")
+        con.unregister("__lp_raw")
+        types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {target})").fetchall())
+        shadow.tables[name] = [
+            (c.column, str(types.get(c.column, c.type)), c.mask.kind if c.mask else c.access)
+            for c in access.visible
+        ]
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return shadow
