@@ -32,6 +32,7 @@ from sqlglot.errors import ParseError, TokenError
 from lakeplane.errors import QueryError, TableNotFoundError
 from lakeplane.query.shadow_catalog import (
     EXTENDED_CATALOGS,
+    INFORMATION_SCHEMA,
     MACRO_FUNCTIONS,
     ShadowCatalog,
     build_shadow,
@@ -67,6 +68,11 @@ _PG_REWRITES = (
     (re.compile(rf"\b(?:pg_catalog\.)?({'|'.join(MACRO_FUNCTIONS)})\s*\(", re.I), r"lp_\1("),
     (re.compile(r"\bpg_catalog\.(\w+)\s*\(", re.I), r"\1("),
     (re.compile(r"::\s*pg_catalog\.", re.I), "::"),
+    (
+        re.compile(rf"\binformation_schema\s*\.\s*({'|'.join(INFORMATION_SCHEMA)})\b", re.I),
+        r"lp_catalog.information_schema_\1",
+    ),
+    (re.compile(r"\bjson_build_object\s*\(", re.I), "json_object("),
 )
 
 

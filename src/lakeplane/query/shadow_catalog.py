@@ -51,6 +51,19 @@ _MACROS = {
     "has_schema_privilege": "(a, b) AS true, (a, b, c) AS true",
     "has_column_privilege": "(a, b, c) AS true, (a, b, c, d) AS true",
     "pg_is_in_recovery": "() AS false",
+    # PostgreSQL's names, which SQLAlchemy's reflection and psql's \\d show (strings are text)
+    "format_type": "(oid, typmod) AS CASE oid WHEN 16 THEN 'boolean' WHEN 17 THEN 'bytea' "
+    "WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' WHEN 23 THEN 'integer' WHEN 25 THEN 'text' "
+    "WHEN 1043 THEN 'text' WHEN 700 THEN 'real' WHEN 701 THEN 'double precision' WHEN 1082 THEN 'date' "
+    "WHEN 1083 THEN 'time without time zone' WHEN 1114 THEN 'timestamp without time zone' "
+    "WHEN 1184 THEN 'timestamp with time zone' WHEN 1186 THEN 'interval' WHEN 2950 THEN 'uuid' "
+    "WHEN 114 THEN 'json' WHEN 1700 THEN CASE WHEN typmod > 4 THEN 'numeric(' || ((typmod - 4) >> 16) || ',' "
+    "|| ((typmod - 4) & 65535) || ')' ELSE 'numeric' END ELSE pg_catalog.format_type(oid, typmod) END",
+    "pg_collation_is_visible": "(id) AS true",
+    "pg_type_is_visible": "(id) AS true",
+    "pg_function_is_visible": "(id) AS true",
+    "to_regtype": "(name) AS (SELECT min(oid) FROM pg_catalog.pg_type WHERE typname = name)",
+    "to_regclass": "(name) AS (SELECT min(oid) FROM pg_catalog.pg_class WHERE relname = name)",
     "array_upper": "(a, d) AS len(a)",
     "array_lower": "(a, d) AS 1",
     "txid_current": "() AS 1",
@@ -102,12 +115,30 @@ _EXTRA_TABLES = {
     "pg_partitioned_table": "SELECT 0::BIGINT AS partrelid, '' AS partstrat WHERE false",
     "pg_extension": "SELECT 0::BIGINT AS oid, '' AS extname, '' AS extversion WHERE false",
     "pg_event_trigger": "SELECT 0::BIGINT AS oid, '' AS evtname WHERE false",
+    "pg_sequence": "SELECT 0::BIGINT AS seqrelid, 0::BIGINT AS seqtypid, 0::BIGINT AS seqstart, "
+    "0::BIGINT AS seqincrement, 0::BIGINT AS seqmax, 0::BIGINT AS seqmin, 0::BIGINT AS seqcache, "
+    "false AS seqcycle WHERE false",
     "pg_collation": "SELECT 100::BIGINT AS oid, 'default' AS collname, 11::BIGINT AS collnamespace WHERE false",
 }
 #: Functions a client's query calls that are answered by the macro ``lp_<name>``.
 MACRO_FUNCTIONS = tuple(_MACROS)
 #: Every catalog a client's query is pointed at ``lp_catalog`` for.
 EXTENDED_CATALOGS = tuple(_EXTRA_COLUMNS) + tuple(_EXTRA_TABLES)
+
+
+_HIDDEN_SCHEMAS = "('lp_catalog', 'main')"
+#: Rows a client never sees: the ``lp_catalog`` schema itself and DuckDB's empty ``main`` schema.
+_HIDDEN = {
+    "pg_namespace": f"nspname NOT IN {_HIDDEN_SCHEMAS}",
+    "pg_class": "relnamespace NOT IN (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'lp_catalog')",
+}
+#: ``information_schema`` views shown without lakeplane's own schemas, as ``lp_catalog.information_schema_<view>``.
+INFORMATION_SCHEMA = {
+    "schemata": f"schema_name NOT IN {_HIDDEN_SCHEMAS}",
+    "tables": f"table_schema NOT IN {_HIDDEN_SCHEMAS}",
+    "columns": f"table_schema NOT IN {_HIDDEN_SCHEMAS}",
+    "views": f"table_schema NOT IN {_HIDDEN_SCHEMAS}",
+}
 
 
 def _extend_catalogs(con: duckdb.DuckDBPyConnection) -> None:
@@ -117,7 +148,13 @@ def _extend_catalogs(con: duckdb.DuckDBPyConnection) -> None:
     for name, extra in _EXTRA_COLUMNS.items():
         have = {r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE pg_catalog.{name})").fetchall()}
         added = "".join(f", {value} AS {column}" for column, value in extra.items() if column not in have)
-        con.execute(f"CREATE VIEW lp_catalog.{name} AS SELECT *{added} FROM pg_catalog.{name}")
+        where = f" WHERE {_HIDDEN[name]}" if name in _HIDDEN else ""
+        con.execute(f"CREATE VIEW lp_catalog.{name} AS SELECT *{added} FROM pg_catalog.{name}{where}")
+    for name, where in INFORMATION_SCHEMA.items():
+        con.execute(
+            f"CREATE VIEW lp_catalog.information_schema_{name} AS "
+            f"SELECT * FROM information_schema.{name} WHERE {where}"
+        )
     for name, select in _EXTRA_TABLES.items():
         con.execute(f"CREATE VIEW lp_catalog.{name} AS {select}")
 
