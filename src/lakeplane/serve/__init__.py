@@ -1,2 +1,1 @@
-"""The query service (``lakeplane serve``): SQL clients connect over the PostgreSQL wire protocol and
-Arrow Flight SQL, and every statement is governed and audited as the principal that logged in."""
+"""Servers that let SQL clients and BI tools query the lake as a principal."""

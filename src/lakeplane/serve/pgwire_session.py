@@ -286,6 +286,10 @@ class PgConnection:
             sql, at = m.read_cstring(body, at)
             (count,) = struct.unpack("!h", body[at : at + 2])
             oids = list(struct.unpack(f"!{count}i", body[at + 2 : at + 2 + 4 * count]))
+            if len(split_statements(sql)) > 1:
+                raise PgStatementError(
+                    PgError("42601", "cannot insert multiple commands into a prepared statement")
+                )
             self.prepared[name] = Prepared(sql, oids)
             self.send(m.message(b"1"))
         elif kind == b"B":

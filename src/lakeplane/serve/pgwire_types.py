@@ -67,8 +67,10 @@ def pg_type(arrow: pa.DataType) -> tuple[int, int]:
         return NUMERIC, ((arrow.precision << 16) | arrow.scale) + 4
     if pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
         return TEXT, -1
+    if pa.types.is_fixed_size_binary(arrow) and arrow.byte_width == 16 and _is_uuid(arrow):
+        return UUID, -1
     if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow) or pa.types.is_fixed_size_binary(arrow):
-        return (UUID, -1) if getattr(arrow, "byte_width", 0) == 16 and _is_uuid(arrow) else (BYTEA, -1)
+        return BYTEA, -1
     if pa.types.is_date(arrow):
         return DATE, -1
     if pa.types.is_time(arrow):
