@@ -52,7 +52,9 @@ def lake_rows(lake: Lake, sql: str, principal: str) -> list[tuple[Any, ...]] | s
     return [tuple(r.values()) for r in table.to_pylist()]
 
 
-def pg_rows(server: PgWireServer, user: str, secret: str, sql: str, **options: Any) -> list[tuple[Any, ...]] | str:
+def pg_rows(
+    server: PgWireServer, user: str, secret: str, sql: str, **options: Any
+) -> list[tuple[Any, ...]] | str:
     with psycopg.connect(dsn(server, user, secret), autocommit=True) as con:
         try:
             return [tuple(r) for r in con.cursor(**options).execute(sql).fetchall()]
@@ -166,7 +168,8 @@ def test_session_statements_and_server_settings(pg_server, pg_secrets):
         con.execute("SET application_name = 'report'")
         assert con.execute("SHOW application_name").fetchone() == ("report",)
         assert con.execute("SHOW standard_conforming_strings").fetchone() == ("on",)
-        assert con.execute("SELECT version()").fetchone()[0].startswith("PostgreSQL 15.0")
+        version = con.execute("SELECT version()").fetchone()
+        assert version is not None and version[0].startswith("PostgreSQL 15.0")
         simple = psycopg.ClientCursor(con)  # the simple query protocol: several statements, one message
         simple.execute("SELECT 1 AS a; SET x = 1; SELECT 2 AS b")
         assert simple.fetchone() == (1,)
@@ -189,8 +192,10 @@ def test_session_statements_and_server_settings(pg_server, pg_secrets):
 @pytest.mark.parametrize(
     ("sql", "error"),
     [
-        ("INSERT INTO adtech.processed.impressions SELECT * FROM adtech.processed.impressions",
-         psycopg.errors.ReadOnlySqlTransaction),
+        (
+            "INSERT INTO adtech.processed.impressions SELECT * FROM adtech.processed.impressions",
+            psycopg.errors.ReadOnlySqlTransaction,
+        ),
         ("DROP TABLE adtech.processed.impressions", psycopg.errors.ReadOnlySqlTransaction),
         ("SELEC 1", psycopg.errors.SyntaxError),
         ("SELECT * FROM nowhere.nothing", psycopg.errors.UndefinedTable),
@@ -205,9 +210,11 @@ def test_refusals_carry_their_sqlstate(pg_server, pg_secrets, sql, error):
 
 
 def test_a_refusal_is_audited_as_the_principal(pg_server, pg_secrets, pg_lake):
-    with psycopg.connect(dsn(pg_server, "ian", pg_secrets["ian"]), autocommit=True) as con:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            con.execute("SELECT imsi FROM telco.processed.subscribers WHERE region = 'audited-by-pg'")
+    with (
+        psycopg.connect(dsn(pg_server, "ian", pg_secrets["ian"]), autocommit=True) as con,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        con.execute("SELECT imsi FROM telco.processed.subscribers WHERE region = 'audited-by-pg'")
     records = pg_lake.governance.audit_log().search(principal="ian", limit=20)
     assert any("audited-by-pg" in r.sql and r.decision == "denied" for r in records)
 
@@ -246,18 +253,22 @@ def test_sqlalchemy_reflection_and_pandas(pg_server, pg_secrets, pg_lake):
         assert "subscribers_quarantine" not in inspector.get_table_names(schema="telco_processed")
         assert inspector.has_table("subscribers", schema="telco_processed")
         assert not inspector.has_table("subscribers_quarantine", schema="telco_processed")
-        columns = {c["name"]: str(c["type"]) for c in inspector.get_columns("subscribers", schema="telco_processed")}
+        columns = {
+            c["name"]: str(c["type"]) for c in inspector.get_columns("subscribers", schema="telco_processed")
+        }
         assert columns["msisdn"] == "TEXT" and columns["signup_date"] == "DATE"
         frame = pd.read_sql(
             "SELECT region, count(*) AS n FROM telco_processed.subscribers GROUP BY 1 ORDER BY 1", engine
         )
         expected = pg_lake.query(
-            "SELECT region, count(*) AS n FROM telco.processed.subscribers GROUP BY 1 ORDER BY 1", principal="ana"
+            "SELECT region, count(*) AS n FROM telco.processed.subscribers GROUP BY 1 ORDER BY 1",
+            principal="ana",
         )
         assert frame.to_dict("list") == expected.to_pydict()
         with engine.connect() as con:
-            one = pd.read_sql(sa.text("SELECT count(*) AS n FROM subscribers WHERE region = :r"), con,
-                              params={"r": "EU"})
+            one = pd.read_sql(
+                sa.text("SELECT count(*) AS n FROM subscribers WHERE region = :r"), con, params={"r": "EU"}
+            )
         assert one["n"][0] == expected.to_pydict()["n"][expected.to_pydict()["region"].index("EU")]
     finally:
         engine.dispose()

@@ -43,8 +43,14 @@ def test_execute_with_a_row_limit_suspends_the_portal(pg_server, pg_secrets):
         sql = "SELECT event_id FROM adtech.processed.impressions WHERE bid_price > $1 ORDER BY event_id"
         client.send(b"P", cstr("s1") + cstr(sql) + struct.pack("!hi", 1, 701))
         client.send(b"D", b"S" + cstr("s1"))
-        client.send(b"B", cstr("p1") + cstr("s1") + struct.pack("!hhhih", 1, 1, 1, 8, 1) + struct.pack("!d", 0.0)
-                    + struct.pack("!hh", 1, 0))
+        client.send(
+            b"B",
+            cstr("p1")
+            + cstr("s1")
+            + struct.pack("!hhhih", 1, 1, 1, 8, 1)
+            + struct.pack("!d", 0.0)
+            + struct.pack("!hh", 1, 0),
+        )
         client.send(b"E", cstr("p1") + struct.pack("!i", 3))
         client.send(b"E", cstr("p1") + struct.pack("!i", 0))
         client.send(b"S")
@@ -100,7 +106,8 @@ def test_a_cancel_request_with_the_wrong_key_cancels_nothing(pg_server, pg_secre
         sender.start()
         medium = "SELECT count(*) FROM adtech.processed.impressions a, adtech.processed.impressions b, "
         medium += "adtech.processed.impressions c WHERE a.bid_price + b.bid_price > c.win_price"
-        assert con.execute(medium).fetchone()[0] > 0
+        counted = con.execute(medium).fetchone()
+        assert counted is not None and counted[0] > 0
         sender.join()
 
 
@@ -155,7 +162,9 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .sign(key, hashes.SHA256())
     )
     folder = tmp_path_factory.mktemp("tls")
@@ -175,7 +184,8 @@ def test_tls_with_a_self_signed_certificate(pg_lake, pg_secrets, tls_files):
         options = {"sslmode": "verify-full", "sslrootcert": str(cert)}
         with psycopg.connect(dsn(server, "eve", pg_secrets["eve"], **options)) as con:
             assert con.pgconn.ssl_in_use
-            assert con.execute("SELECT count(*) FROM telco.processed.subscribers").fetchone()[0] > 0
+            counted = con.execute("SELECT count(*) FROM telco.processed.subscribers").fetchone()
+            assert counted is not None and counted[0] > 0
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(dsn(server, "eve", pg_secrets["ana"], **options))
 
@@ -198,7 +208,12 @@ def test_serve_command_finishes_statements_in_flight_on_sigterm(pg_lake, pg_secr
         started = json.loads(text)
         assert started["host"] == "127.0.0.1" and started["flight_port"] is None
         assert "flight port 0" in started["flight"]
-        params = {"host": "127.0.0.1", "port": started["pg_port"], "user": "eve", "password": pg_secrets["eve"]}
+        params = {
+            "host": "127.0.0.1",
+            "port": started["pg_port"],
+            "user": "eve",
+            "password": pg_secrets["eve"],
+        }
         idle = psycopg.connect(**params, dbname="lake", sslmode="disable", autocommit=True)
         busy = psycopg.connect(**params, dbname="lake", sslmode="disable", autocommit=True)
         answer: list[object] = []

@@ -17,9 +17,14 @@ _FILE = click.Path(exists=True, dir_okay=False, resolve_path=True)
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (serve.host; default 127.0.0.1).")
-@click.option("--pg-port", type=int, default=None, help="PostgreSQL port (serve.pg_port; default 5433; 0: any free).")
 @click.option(
-    "--flight-port", type=int, default=None, help="Arrow Flight SQL port (serve.flight_port; default 8815; 0: none)."
+    "--pg-port", type=int, default=None, help="PostgreSQL port (serve.pg_port; default 5433; 0: any free)."
+)
+@click.option(
+    "--flight-port",
+    type=int,
+    default=None,
+    help="Arrow Flight SQL port (serve.flight_port; default 8815; 0: none).",
 )
 @click.option("--tls-cert", type=_FILE, default=None, help="PEM certificate: clients may connect with TLS.")
 @click.option("--tls-key", type=_FILE, default=None, help="PEM private key of --tls-cert.")

@@ -8,6 +8,7 @@ statement cancelled between planning and running never starts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from contextvars import ContextVar, Token
 from typing import Protocol
@@ -68,7 +69,5 @@ def join_current_scope(session: Interruptible) -> None:
 
 
 def _interrupt(session: Interruptible) -> None:
-    try:
+    with contextlib.suppress(Exception):
         session.interrupt()
-    except Exception:  # noqa: BLE001 - a session already closed has nothing left to stop
-        pass

@@ -30,21 +30,12 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from lakeplane.errors import QueryError, TableNotFoundError
-from lakeplane.query.shadow_catalog import (
-    EXTENDED_CATALOGS,
-    INFORMATION_SCHEMA,
-    MACRO_FUNCTIONS,
-    ShadowCatalog,
-    build_shadow,
-    schema_name,
-)
+from lakeplane.query.pg_compat import pg_compatible
+from lakeplane.query.shadow_catalog import ShadowCatalog, build_shadow, schema_name
 
 if TYPE_CHECKING:
     from lakeplane.lake import Lake
 
-#: The server version clients are told (SQLAlchemy and JDBC parse it from ``version()``).
-SERVER_VERSION = "15.0"
-VERSION_TEXT = f"PostgreSQL {SERVER_VERSION} (lakeplane, governed SQL on DuckDB)"
 #: How long a principal's catalog is used before the catalog and policy are checked for changes.
 RECHECK_S = 2.0
 
@@ -58,21 +49,6 @@ _CATALOG_WORDS = re.compile(
     r"current_user|session_user|current_role|current_setting|set_config|format_type|obj_description|"
     r"col_description|shobj_description|has_\w+_privilege|version\s*\(\s*\))",
     re.I,
-)
-_PG_REWRITES = (
-    (re.compile(r"OPERATOR\s*\(\s*pg_catalog\.([^)\s]+)\s*\)", re.I), r"\1"),
-    (re.compile(r"\s+COLLATE\s+pg_catalog\.\"?default\"?", re.I), ""),
-    (re.compile(r"\b(?:pg_catalog\.)?version\s*\(\s*\)", re.I), f"'{VERSION_TEXT}'"),
-    (re.compile(r"\b(?:pg_catalog\.)?current_database\s*\(\s*\)", re.I), "'lakeplane'"),
-    (re.compile(rf"\b(?:pg_catalog\.)?({'|'.join(EXTENDED_CATALOGS)})\b(?!\s*\()", re.I), r"lp_catalog.\1"),
-    (re.compile(rf"\b(?:pg_catalog\.)?({'|'.join(MACRO_FUNCTIONS)})\s*\(", re.I), r"lp_\1("),
-    (re.compile(r"\bpg_catalog\.(\w+)\s*\(", re.I), r"\1("),
-    (re.compile(r"::\s*pg_catalog\.", re.I), "::"),
-    (
-        re.compile(rf"\binformation_schema\s*\.\s*({'|'.join(INFORMATION_SCHEMA)})\b", re.I),
-        r"lp_catalog.information_schema_\1",
-    ),
-    (re.compile(r"\bjson_build_object\s*\(", re.I), "json_object("),
 )
 
 
@@ -119,7 +95,7 @@ class Introspection:
                 self._namespaces = (now, found)
             return self._namespaces[1]
 
-    def lake_names(self, expression: exp.Expression) -> exp.Expression:
+    def lake_names(self, expression: exp.Expr) -> exp.Expr:
         """Table references to ``domain_zone.table`` rewritten to ``domain.zone.table``."""
         schemas = self.namespaces()
         for table in expression.find_all(exp.Table):
@@ -222,11 +198,8 @@ class Introspection:
 
     def _catalog_query(self, principal: str, sql: str, params: Sequence[Any]) -> pa.Table:
         shadow = self.shadow(principal)
-        rewritten = sql
-        for pattern, replacement in _PG_REWRITES:
-            rewritten = pattern.sub(replacement, rewritten)
         try:
-            return shadow.query(rewritten, params)
+            return shadow.query(pg_compatible(sql), params)
         except duckdb.Error as exc:
             raise QueryError(f"catalog query not supported: {str(exc).splitlines()[0]}") from None
 
@@ -245,7 +218,9 @@ def value_literal(value: Any) -> exp.Expression:
     if isinstance(value, dt.date):
         return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
     if isinstance(value, bytes):
-        return exp.cast(exp.Literal.string("".join(f"\\x{b:02x}" for b in value)), exp.DataType.Type.VARBINARY)
+        return exp.cast(
+            exp.Literal.string("".join(f"\\x{b:02x}" for b in value)), exp.DataType.Type.VARBINARY
+        )
     return exp.Literal.string(str(value))
 
 

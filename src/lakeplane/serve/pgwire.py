@@ -11,6 +11,7 @@ needs Rust crates that cannot be fetched here.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import re
@@ -100,7 +101,9 @@ class PgWireServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pid, key = next(self._pids), random.randrange(-(2**31), 2**31)
             connection = PgConnection(self, sock, pid, key)
-            thread = threading.Thread(target=self._serve_one, args=(connection,), name=f"pg-{pid}", daemon=True)
+            thread = threading.Thread(
+                target=self._serve_one, args=(connection,), name=f"pg-{pid}", daemon=True
+            )
             with self._connections_lock:
                 self._connections[pid] = (connection, thread)
             thread.start()
@@ -108,13 +111,11 @@ class PgWireServer:
     def _serve_one(self, connection: PgConnection) -> None:
         try:
             connection.serve()
-        except Exception as exc:  # noqa: BLE001 - one client's failure must not stop the server
+        except Exception as exc:
             self.log_exception(exc)
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 connection.sock.close()
-            except OSError:
-                pass
             with self._connections_lock:
                 self._connections.pop(connection.pid, None)
 
@@ -122,10 +123,8 @@ class PgWireServer:
         """Stop accepting; idle clients are told the server is shutting down; statements running
         may finish within ``grace_s`` seconds, then they are cancelled and their connections closed."""
         self.stopping = True
-        try:
+        with contextlib.suppress(OSError):
             self._listener.close()
-        except OSError:
-            pass
         if self._accepting is not None and self._accepting is not threading.current_thread():
             self._accepting.join(timeout=2)
         deadline = time.monotonic() + grace_s
@@ -137,10 +136,8 @@ class PgWireServer:
         while time.monotonic() < deadline and self.connections():
             time.sleep(0.05)
         for connection in self.connections():
-            try:
+            with contextlib.suppress(OSError):
                 connection.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def connections(self) -> list[PgConnection]:
         with self._connections_lock:
@@ -174,7 +171,9 @@ class PgWireServer:
         answer = self.introspection.answer(sql, principal, params)
         if answer is not None:
             return answer, "EXPLAIN" if _EXPLAIN.match(sql) else f"SELECT {answer.num_rows}"
-        table = self.lake.query(self.introspection.lake_sql(sql, params), principal=principal, dialect="duckdb")
+        table = self.lake.query(
+            self.introspection.lake_sql(sql, params), principal=principal, dialect="duckdb"
+        )
         return table, f"SELECT {table.num_rows}"
 
     def result_schema(self, sql: str, params: Sequence[Any], principal: str) -> pa.Schema:

@@ -7,21 +7,35 @@ interrupted, and so does a CancelRequest naming this connection's backend key.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
 from lakeplane.engines.cancel import CancelScope
-from lakeplane.errors import AuthenticationError, LakeplaneError, PolicyError
+from lakeplane.errors import LakeplaneError
 from lakeplane.serve import pgwire_messages as m
 from lakeplane.serve.pgwire_messages import PgError, pg_error
-from lakeplane.serve.pgwire_statements import STARTUP_SETTINGS, SessionState, session_statement, split_statements
+from lakeplane.serve.pgwire_state import (
+    ClientGone,
+    Outcome,
+    PgStatementError,
+    Portal,
+    Prepared,
+    conform,
+    ends_transaction,
+)
+from lakeplane.serve.pgwire_statements import (
+    STARTUP_SETTINGS,
+    SessionState,
+    session_statement,
+    split_statements,
+)
 from lakeplane.serve.pgwire_types import TEXT, PgColumn, decode_parameter, describe_columns
 
 if TYPE_CHECKING:
@@ -29,35 +43,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _ROWS_PER_WRITE = 2_000
-
-
-class ClientGone(Exception):
-    """The client closed the connection (or the server is stopping and it was idle)."""
-
-
-@dataclass
-class Outcome:
-    """What a statement produced: a command tag, and rows when it returns any."""
-
-    tag: str
-    table: pa.Table | None = None
-
-
-@dataclass
-class Prepared:
-    sql: str
-    param_oids: list[int]
-    schema: pa.Schema | None = None
-
-
-@dataclass
-class Portal:
-    statement: Prepared
-    params: list[Any]
-    formats: list[int]
-    outcome: Outcome | None = None
-    sent: int = 0
-    columns: list[PgColumn] = field(default_factory=list)
 
 
 class PgConnection:
@@ -140,16 +125,19 @@ class PgConnection:
             self._loop()
         except ClientGone as gone:
             if str(gone) == "server stopping":
-                self.send(PgError(m.ADMIN_SHUTDOWN, "terminating connection due to administrator command",
-                                  severity="FATAL").encode())
+                self.send(
+                    PgError(
+                        m.ADMIN_SHUTDOWN,
+                        "terminating connection due to administrator command",
+                        severity="FATAL",
+                    ).encode()
+                )
         finally:
             self.flush_quietly()
 
     def flush_quietly(self) -> None:
-        try:
+        with contextlib.suppress(ClientGone):
             self.flush()
-        except ClientGone:
-            pass
 
     def _startup(self) -> bool:
         while True:
@@ -171,8 +159,13 @@ class PgConnection:
                 self.server.cancel(pid, key)
                 return False
             if code != m.PROTOCOL_V3:
-                self.send(PgError(m.FEATURE_NOT_SUPPORTED, f"unsupported protocol {code >> 16}.{code & 0xFFFF}",
-                                  severity="FATAL").encode())
+                self.send(
+                    PgError(
+                        m.FEATURE_NOT_SUPPORTED,
+                        f"unsupported protocol {code >> 16}.{code & 0xFFFF}",
+                        severity="FATAL",
+                    ).encode()
+                )
                 return False
             return self._login(body[4:])
 
@@ -184,10 +177,14 @@ class PgConnection:
             value, at = m.read_cstring(payload, at)
             params[name] = value
         self.user = params.get("user", "")
-        if self.server.ssl_context is not None and self.server.require_tls and not isinstance(
-            self.sock, ssl.SSLSocket
+        if (
+            self.server.ssl_context is not None
+            and self.server.require_tls
+            and not isinstance(self.sock, ssl.SSLSocket)
         ):
-            self.send(PgError("28000", "this server requires TLS (sslmode=require)", severity="FATAL").encode())
+            self.send(
+                PgError("28000", "this server requires TLS (sslmode=require)", severity="FATAL").encode()
+            )
             return False
         self.send(m.authentication(3))  # cleartext password
         kind, body = self.read_message()
@@ -237,7 +234,7 @@ class PgConnection:
                 self._extended(kind, body)
             except ClientGone:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an ErrorResponse
+            except Exception as exc:
                 self._error(exc)
                 skipping = True
 
@@ -269,13 +266,14 @@ class PgConnection:
                 self.send(m.command_complete(outcome.tag))
             except ClientGone:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure becomes an ErrorResponse
+            except Exception as exc:
                 self._error(exc)
                 break
         self.send(m.ready_for_query(self.state.transaction))
 
-    def _send_rows(self, table: pa.Table, columns: Sequence[PgColumn], formats: Sequence[int], start: int,
-                   stop: int) -> None:
+    def _send_rows(
+        self, table: pa.Table, columns: Sequence[PgColumn], formats: Sequence[int], start: int, stop: int
+    ) -> None:
         for at in range(start, stop, _ROWS_PER_WRITE):
             self.send(m.data_rows(table.slice(at, min(_ROWS_PER_WRITE, stop - at)), columns, formats))
 
@@ -306,7 +304,10 @@ class PgConnection:
             self._execute(self._portal(name), limit)
         elif kind == b"C":
             what, name = body[:1], m.read_cstring(body, 1)[0]
-            (self.prepared if what == b"S" else self.portals).pop(name, None)  # type: ignore[attr-defined]
+            if what == b"S":
+                self.prepared.pop(name, None)
+            else:
+                self.portals.pop(name, None)
             self.send(m.message(b"3"))
         else:
             raise PgStatementError(PgError(m.PROTOCOL_VIOLATION, f"unexpected message {kind.decode()!r}"))
@@ -379,7 +380,7 @@ class PgConnection:
         if portal.outcome is None:
             outcome = self._run(portal.statement.sql, portal.params)
             if outcome.table is not None and portal.statement.schema is not None:
-                outcome.table = _conform(outcome.table, portal.statement.schema)
+                outcome.table = conform(outcome.table, portal.statement.schema)
             portal.outcome = outcome
             portal.columns = describe_columns(outcome.table.schema) if outcome.table is not None else []
         return portal.outcome
@@ -403,10 +404,12 @@ class PgConnection:
 
     # -- running a statement ------------------------------------------------------------------
     def _run(self, sql: str, params: list[Any]) -> Outcome:
-        if self.state.transaction == "E" and not _ends_transaction(sql):
+        if self.state.transaction == "E" and not ends_transaction(sql):
             raise PgStatementError(
-                PgError(m.IN_FAILED_TRANSACTION,
-                        "current transaction is aborted, commands ignored until end of transaction block")
+                PgError(
+                    m.IN_FAILED_TRANSACTION,
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                )
             )
         answer = session_statement(sql, self.state)
         if answer is not None:
@@ -434,7 +437,7 @@ class PgConnection:
             with scope:
                 try:
                     result.append(work())
-                except BaseException as exc:  # noqa: BLE001 - handed to the connection's thread
+                except BaseException as exc:
                     failure.append(exc)
 
         with self._scope_lock:
@@ -452,10 +455,12 @@ class PgConnection:
             if gone:
                 raise ClientGone("client hung up mid-statement")
             if failure and scope.cancelled:
-                raise PgStatementError(PgError(m.QUERY_CANCELED, f"canceling statement due to {scope.reason}"))
+                raise PgStatementError(
+                    PgError(m.QUERY_CANCELED, f"canceling statement due to {scope.reason}")
+                )
             if failure:
                 raise failure[0]
-            return result[0]  # type: ignore[no-any-return]
+            return result[0]
         finally:
             self.sock.settimeout(0.5)
             with self._scope_lock:
@@ -467,27 +472,3 @@ class PgConnection:
         with self._scope_lock:
             if self.scope is not None:
                 self.scope.cancel(reason)
-
-
-class PgStatementError(Exception):
-    """A refusal of the protocol layer, already with its SQLSTATE."""
-
-    def __init__(self, error: PgError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def _ends_transaction(sql: str) -> bool:
-    word = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
-    return word in ("ROLLBACK", "ABORT", "COMMIT", "END")
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """The rows in the types a Describe announced (types of the same query cannot differ but in width)."""
-    if table.schema.equals(schema) or len(table.schema) != len(schema):
-        return table
-    try:
-        return table.rename_columns(schema.names).cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return table
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from lakeplane.query.introspection import SERVER_VERSION
+from lakeplane.query.pg_compat import SERVER_VERSION
 
 #: Reported at startup (ParameterStatus) and answered by SHOW.
 STARTUP_SETTINGS = {
@@ -103,7 +103,9 @@ def session_statement(sql: str, state: SessionState) -> SessionAnswer | None:
         raw = _SHOW.match(text)
         assert raw is not None
         name = re.sub(r"\s+", " ", raw["name"]).lower()
-        name = {"time zone": "TimeZone", "transaction isolation level": "transaction_isolation"}.get(name, name)
+        name = {"time zone": "TimeZone", "transaction isolation level": "transaction_isolation"}.get(
+            name, name
+        )
         value = state.setting(name)
         return SessionAnswer("SHOW", name, value if value is not None else "")
     if _BEGIN.match(text):
@@ -122,8 +124,10 @@ def session_statement(sql: str, state: SessionState) -> SessionAnswer | None:
             state.transaction = "T"
         return SessionAnswer("ROLLBACK" if word.startswith("ROLLBACK") else word)
     if found := _DEALLOCATE.match(text):
-        return SessionAnswer("DEALLOCATE ALL" if found["name"].upper() == "ALL" else "DEALLOCATE",
-                             deallocate=found["name"].strip('"'))
+        return SessionAnswer(
+            "DEALLOCATE ALL" if found["name"].upper() == "ALL" else "DEALLOCATE",
+            deallocate=found["name"].strip('"'),
+        )
     if found := _DISCARD.match(text):
         if found["what"].upper() == "ALL":
             state.settings = STARTUP_SETTINGS | _MORE_SETTINGS
@@ -162,7 +166,11 @@ def split_statements(sql: str) -> list[str]:
         elif sql.startswith("/*", i):
             close = sql.find("*/", i + 2)
             i = n if close < 0 else close + 2
-        elif ch == "$" and (tag := re.match(r"\$[A-Za-z_]?\w*\$", sql[i:])) and not sql[i + 1 : i + 2].isdigit():
+        elif (
+            ch == "$"
+            and (tag := re.match(r"\$[A-Za-z_]?\w*\$", sql[i:]))
+            and not sql[i + 1 : i + 2].isdigit()
+        ):
             close = sql.find(tag.group(0), i + len(tag.group(0)))
             i = n if close < 0 else close + len(tag.group(0))
         elif ch == ";":

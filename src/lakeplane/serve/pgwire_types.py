@@ -19,7 +19,18 @@ from typing import Any
 
 import pyarrow as pa
 
-BOOL, BYTEA, INT8, INT2, INT4, TEXT, JSON, FLOAT4, FLOAT8, UNKNOWN = 16, 17, 20, 21, 23, 25, 114, 700, 701, 705
+BOOL, BYTEA, INT8, INT2, INT4, TEXT, JSON, FLOAT4, FLOAT8, UNKNOWN = (
+    16,
+    17,
+    20,
+    21,
+    23,
+    25,
+    114,
+    700,
+    701,
+    705,
+)
 VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, NUMERIC, UUID, JSONB = (
     1043,
     1082,
@@ -107,9 +118,10 @@ def _float_text(value: float, single: bool = False) -> str:
         # the shortest text that reads back as the same float4
         for digits in range(1, 10):
             candidate = f"{value:.{digits}g}"
-            if struct.unpack("!f", struct.pack("!f", float(candidate)))[0] == struct.unpack(
-                "!f", struct.pack("!f", value)
-            )[0]:
+            if (
+                struct.unpack("!f", struct.pack("!f", float(candidate)))[0]
+                == struct.unpack("!f", struct.pack("!f", value))[0]
+            ):
                 text = candidate
                 break
         value_text = text
@@ -214,9 +226,7 @@ _BINARY: dict[int, Callable[[Any], bytes]] = {
     DATE: lambda v: struct.pack("!i", (v - _PG_EPOCH).days),
     TIMESTAMP: lambda v: _ts_binary(v, TIMESTAMP),
     TIMESTAMPTZ: lambda v: _ts_binary(v, TIMESTAMPTZ),
-    TIME: lambda v: struct.pack(
-        "!q", ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
-    ),
+    TIME: lambda v: struct.pack("!q", ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond),
     UUID: lambda v: bytes(v) if isinstance(v, bytes) else uuid.UUID(str(v)).bytes,
 }
 

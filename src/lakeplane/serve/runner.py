@@ -75,8 +75,11 @@ class QueryService:
             try:
                 context = tls_context(*tls)
             except (OSError, ValueError) as exc:
-                raise ConfigError(f"serve: cannot load TLS certificate {cert} and key {key}: {exc}",
-                                  key="serve.tls_cert", file=str(cert)) from None
+                raise ConfigError(
+                    f"serve: cannot load TLS certificate {cert} and key {key}: {exc}",
+                    key="serve.tls_cert",
+                    file=str(cert),
+                ) from None
         else:
             context = None
         self.pg = PgWireServer(lake, config.host, config.pg_port, ssl_context=context, log=log)
@@ -126,4 +129,3 @@ def serve_until_signalled(service: QueryService, ready: Callable[[Listening], No
         service.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
