@@ -12,6 +12,7 @@ import decimal
 import os
 import shutil
 import subprocess
+import threading
 from typing import Any
 
 import pandas as pd
@@ -272,3 +273,28 @@ def test_sqlalchemy_reflection_and_pandas(pg_server, pg_secrets, pg_lake):
         assert one["n"][0] == expected.to_pydict()["n"][expected.to_pydict()["region"].index("EU")]
     finally:
         engine.dispose()
+
+
+def test_concurrent_clients_are_all_answered_and_audited(pg_server, pg_secrets, pg_lake):
+    before = pg_lake.governance.audit_log().head()
+    errors: list[BaseException] = []
+    answers: list[object] = []
+
+    def client(user: str) -> None:
+        try:
+            with psycopg.connect(dsn(pg_server, user, pg_secrets[user]), autocommit=True) as con:
+                for _ in range(4):
+                    answers.append(con.execute("SELECT count(*) FROM adtech.processed.clicks").fetchone())
+                    con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(u,)) for u in ("ana", "ian", "role:pipeline") * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(answers) == 36 and len(set(answers)) == 1
+    after = pg_lake.governance.audit_log().head()
+    assert before is not None and after is not None and after.seq - before.seq >= 36
+    assert pg_lake.governance.audit_log().verify().ok

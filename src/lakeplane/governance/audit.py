@@ -41,6 +41,7 @@ import hmac
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -236,7 +237,8 @@ class AuditLog:
         if noted is not None and noted[0] >= record.seq:
             return  # another process of this project noted a later record already
         self.head_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.head_file.with_name(f"{self.head_file.name}.{os.getpid()}.tmp")
+        # one partial file per thread: a server appends from many threads of one process
+        partial = self.head_file.with_name(f"{self.head_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         partial.write_text(json.dumps({"seq": record.seq, "hash": record.hash}) + "\n")
         partial.replace(self.head_file)  # atomic: a reader sees the old note or the new one
 
