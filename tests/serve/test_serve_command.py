@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,29 @@ def test_serve_refuses_a_lake_without_a_policy(tmp_path: Path):
     assert result.exit_code == 1
     error = json.loads(result.output)
     assert error["error"] == "ConfigError" and "policy.yaml" in error["message"]
+
+
+def test_one_process_serves_both_listeners_when_flight_is_installed(pg_lake):
+    from lakeplane.serve.runner import QueryService, flight_service
+
+    service = QueryService(pg_lake, ServeConfig(pg_port=0, flight_port=_free_port()))
+    listening = service.start()
+    try:
+        with socket.create_connection(("127.0.0.1", listening.pg_port), timeout=5):
+            pass
+        if flight_service() is None:
+            assert listening.flight_port is None and "not installed" in (listening.flight_note or "")
+        else:
+            assert listening.flight_port is not None
+            with socket.create_connection(("127.0.0.1", listening.flight_port), timeout=5):
+                pass
+    finally:
+        service.shutdown()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", listening.pg_port), timeout=2)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -77,18 +77,30 @@ class PgWireServer:
         self.host = host
         self.port: int = self._listener.getsockname()[1]
         self._accepting: threading.Thread | None = None
+        self._stopped_accepting = threading.Event()
         lake.governance.version()  # record the policy version once, before clients race to
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> PgWireServer:
         """Accept clients in a background thread."""
-        self._accepting = threading.Thread(target=self.serve, name="pgwire-accept", daemon=True)
-        self._accepting.start()
+        accepting = threading.Thread(target=self.serve, name="pgwire-accept", daemon=True)
+        self._accepting = accepting
+        accepting.start()
         return self
 
     def serve(self) -> None:
         """Accept clients until :meth:`shutdown` (blocking)."""
-        self._listener.settimeout(0.5)
+        self._accepting = threading.current_thread()
+        self._stopped_accepting.clear()
+        try:
+            self._accept_until_stopped()
+        finally:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+            self._stopped_accepting.set()
+
+    def _accept_until_stopped(self) -> None:
+        self._listener.settimeout(0.2)
         while not self.stopping:
             try:
                 sock, _ = self._listener.accept()
@@ -123,10 +135,11 @@ class PgWireServer:
         """Stop accepting; idle clients are told the server is shutting down; statements running
         may finish within ``grace_s`` seconds, then they are cancelled and their connections closed."""
         self.stopping = True
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        if self._accepting is not None and self._accepting is not threading.current_thread():
-            self._accepting.join(timeout=2)
+        if self._accepting is None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+        elif self._accepting is not threading.current_thread():
+            self._stopped_accepting.wait(timeout=5)  # the accept loop closes the listener
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and self.connections():
             time.sleep(0.05)
