@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
+import psycopg
 import pytest
 
 from lakeplane.errors import AccessDenied, TableNotFoundError
 from lakeplane.query.introspection import answer_metadata, introspection
+from tests.serve.conftest import dsn
 
 
 def test_ordinary_queries_are_not_metadata(pg_lake):
@@ -94,3 +98,30 @@ def test_a_principals_catalog_is_reused_while_nothing_changes(pg_lake):
     held = answers.shadow("role:pipeline")
     assert answers.shadow("role:pipeline") is held  # reused while nothing changed
     assert held.signature == answers.signature()
+
+
+def test_a_denied_column_is_not_listed_and_a_policy_change_shows(pg_lake, pg_server, pg_secrets):
+    policy = pg_lake.governance.path
+    original = policy.read_text()
+    denied = "  - to: role:intern\n    deny: [SELECT]\n    on: adtech.processed.impressions.user_id\n"
+    try:
+        policy.write_text(original.replace("\nmasks:\n", "\n" + denied + "\nmasks:\n", 1))
+        time.sleep(2.1)  # past the interval after which a principal's catalog is checked again
+        described = answer_metadata(pg_lake, "DESCRIBE adtech.processed.impressions", "ian")
+        assert described is not None and "user_id" not in described.column("column_name").to_pylist()
+        assert "country" in described.column("column_name").to_pylist()
+        with psycopg.connect(dsn(pg_server, "ian", pg_secrets["ian"]), autocommit=True) as con:
+            listed = con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'impressions' "
+                "AND table_schema = 'adtech_processed'"
+            ).fetchall()
+            assert ("user_id",) not in listed and ("country",) in listed
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="user_id"):
+                con.execute("SELECT user_id FROM adtech_processed.impressions")
+        ana = answer_metadata(pg_lake, "DESCRIBE adtech.processed.impressions", "ana")
+        assert ana is not None and "user_id" in ana.column("column_name").to_pylist()
+    finally:
+        policy.write_text(original)
+        time.sleep(2.1)
+    restored = answer_metadata(pg_lake, "DESCRIBE adtech.processed.impressions", "ian")
+    assert restored is not None and "user_id" in restored.column("column_name").to_pylist()
