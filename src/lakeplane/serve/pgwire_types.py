@@ -163,33 +163,43 @@ def text_value(value: Any, oid: int) -> str:
         return value.isoformat()
     if oid == UUID:
         return str(uuid.UUID(bytes=bytes(value))) if isinstance(value, bytes) else str(value)
-    if oid == INTERVAL and isinstance(value, dt.timedelta):
-        return _interval_text(value)
+    if oid == INTERVAL:
+        return _interval_text(*_interval_parts(value))
     if oid == JSON and not isinstance(value, str):
         return json.dumps(value, default=str)
     return str(value)
 
 
-def _interval_text(value: dt.timedelta) -> str:
-    days, seconds = value.days, value.seconds
-    clock = f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-    if value.microseconds:
-        clock += f".{value.microseconds:06d}".rstrip("0")
-    return f"{days} days {clock}" if days else clock
+def _interval_parts(value: Any) -> tuple[int, int, int]:
+    """Months, days and microseconds of an interval (Arrow's month-day-nano, or a duration)."""
+    if isinstance(value, dt.timedelta):
+        return 0, value.days, value.seconds * 1_000_000 + value.microseconds
+    return int(value.months), int(value.days), int(value.nanoseconds) // 1000
+
+
+def _interval_text(months: int, days: int, micros: int) -> str:
+    parts = []
+    if months:
+        years, rest = divmod(months, 12) if months > 0 else (-(-months // 12), -(-months % 12))
+        parts += [f"{years} year{'s' if abs(years) != 1 else ''}"] if years else []
+        parts += [f"{rest} mon{'s' if abs(rest) != 1 else ''}"] if rest else []
+    if days:
+        parts.append(f"{days} day{'s' if abs(days) != 1 else ''}")
+    if micros or not parts:
+        sign = "-" if micros < 0 else ""
+        seconds, fraction = divmod(abs(micros), 1_000_000)
+        clock = f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        parts.append(clock + (f".{fraction:06d}".rstrip("0") if fraction else ""))
+    return " ".join(parts)
 
 
 # -- binary ----------------------------------------------------------------------------------------
 def _numeric_binary(value: decimal.Decimal) -> bytes:
     if not value.is_finite():
         return struct.pack("!hhHH", 0, 0, 0xC000, 0)
-    sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    scale = max(0, -exponent)
-    text = "".join(map(str, digits))
-    integer_part = text[: len(text) + exponent] if exponent < 0 else text + "0" * exponent
-    fraction = text[len(text) + exponent :] if exponent < 0 else ""
-    integer_part = integer_part.lstrip("0") or ""
-    fraction = fraction.rjust(scale, "0")
+    integer_part, _, fraction = format(abs(value), "f").partition(".")
+    scale = len(fraction)
+    integer_part = integer_part.lstrip("0")
     head = integer_part.rjust((len(integer_part) + 3) // 4 * 4, "0")
     tail = fraction.ljust((len(fraction) + 3) // 4 * 4, "0")
     groups = [int(head[i : i + 4]) for i in range(0, len(head), 4)]
@@ -202,7 +212,8 @@ def _numeric_binary(value: decimal.Decimal) -> bytes:
         weight -= 1
     if not groups:
         weight = 0
-    return struct.pack(f"!hhHH{len(groups)}H", len(groups), weight, 0x4000 if sign else 0, scale, *groups)
+    sign = 0x4000 if value < 0 else 0
+    return struct.pack(f"!hhHH{len(groups)}H", len(groups), weight, sign, scale, *groups)
 
 
 def _ts_binary(value: dt.datetime, oid: int) -> bytes:
@@ -228,6 +239,7 @@ _BINARY: dict[int, Callable[[Any], bytes]] = {
     TIMESTAMPTZ: lambda v: _ts_binary(v, TIMESTAMPTZ),
     TIME: lambda v: struct.pack("!q", ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond),
     UUID: lambda v: bytes(v) if isinstance(v, bytes) else uuid.UUID(str(v)).bytes,
+    INTERVAL: lambda v: (lambda m, d, us: struct.pack("!qii", us, d, m))(*_interval_parts(v)),
 }
 
 
@@ -289,6 +301,8 @@ def _numeric_from_binary(raw: bytes) -> decimal.Decimal:
     if sign == 0xC000:
         return decimal.Decimal("NaN")
     groups = struct.unpack(f"!{count}H", raw[8 : 8 + 2 * count])
-    value = sum(decimal.Decimal(g) * decimal.Decimal(10000) ** (weight - i) for i, g in enumerate(groups))
+    value = sum(
+        (decimal.Decimal(g).scaleb(4 * (weight - i)) for i, g in enumerate(groups)), decimal.Decimal(0)
+    )
     value = value.quantize(decimal.Decimal(1).scaleb(-scale)) if scale else value
     return -value if sign == 0x4000 else value
