@@ -225,6 +225,10 @@ def _ts_binary(value: dt.datetime, oid: int) -> bytes:
     return struct.pack("!q", (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
+def _interval_binary(months: int, days: int, micros: int) -> bytes:
+    return struct.pack("!qii", micros, days, months)
+
+
 _BINARY: dict[int, Callable[[Any], bytes]] = {
     BOOL: lambda v: b"\x01" if v else b"\x00",
     INT2: lambda v: struct.pack("!h", v),
@@ -239,7 +243,7 @@ _BINARY: dict[int, Callable[[Any], bytes]] = {
     TIMESTAMPTZ: lambda v: _ts_binary(v, TIMESTAMPTZ),
     TIME: lambda v: struct.pack("!q", ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond),
     UUID: lambda v: bytes(v) if isinstance(v, bytes) else uuid.UUID(str(v)).bytes,
-    INTERVAL: lambda v: (lambda m, d, us: struct.pack("!qii", us, d, m))(*_interval_parts(v)),
+    INTERVAL: lambda v: _interval_binary(*_interval_parts(v)),
 }
 
 
