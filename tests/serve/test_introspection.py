@@ -125,3 +125,27 @@ def test_a_denied_column_is_not_listed_and_a_policy_change_shows(pg_lake, pg_ser
         time.sleep(2.1)
     restored = answer_metadata(pg_lake, "DESCRIBE adtech.processed.impressions", "ian")
     assert restored is not None and "user_id" in restored.column("column_name").to_pylist()
+
+
+def test_lake_query_and_the_cli_answer_metadata_too(pg_lake):
+    from click.testing import CliRunner
+
+    from lakeplane.cli.main import cli
+
+    shown = pg_lake.query("SHOW TABLES", principal="ian")
+    assert "adtech.processed.impressions" in shown.column("table").to_pylist()
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--lake",
+            str(pg_lake.project_dir),
+            "--output",
+            "json",
+            "query",
+            "--as",
+            "ana",
+            "DESCRIBE subscribers",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert '"hash"' in result.output and "card_pan" in result.output

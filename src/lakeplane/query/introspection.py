@@ -46,7 +46,7 @@ _EXPLAIN = re.compile(r"^EXPLAIN\s+(?:\((?:[^)]*)\)\s*|ANALYZE\s+|VERBOSE\s+)*(?
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _CATALOG_WORDS = re.compile(
     r"\b(pg_catalog|information_schema|pg_[a-z_]+|current_schemas?|current_database|current_catalog|"
-    r"current_user|session_user|current_role|current_setting|set_config|format_type|obj_description|"
+    r"current_user|session_user|current_role|format_type|obj_description|"
     r"col_description|shobj_description|has_\w+_privilege|version\s*\(\s*\))",
     re.I,
 )
