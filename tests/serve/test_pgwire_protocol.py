@@ -188,6 +188,11 @@ def test_tls_with_a_self_signed_certificate(pg_lake, pg_secrets, tls_files):
             assert counted is not None and counted[0] > 0
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(dsn(server, "eve", pg_secrets["ana"], **options))
+        psycopg.connect(dsn(server, "eve", pg_secrets["eve"])).close()  # TLS offered, not required
+    with PgWireServer(pg_lake, ssl_context=tls_context(str(cert), str(key)), require_tls=True) as server:
+        with pytest.raises(psycopg.OperationalError, match="requires TLS"):
+            psycopg.connect(dsn(server, "eve", pg_secrets["eve"]))
+        psycopg.connect(dsn(server, "eve", pg_secrets["eve"], sslmode="require")).close()
 
 
 @pytest.mark.slow

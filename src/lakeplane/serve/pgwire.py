@@ -46,7 +46,8 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class PgWireServer:
-    """Listens on ``host:port`` (0: a free port, see :attr:`port`) for PostgreSQL clients.
+    """Listens on ``host:port`` (0: a free port, see :attr:`port`) for PostgreSQL clients; with
+    ``ssl_context`` clients may ask for TLS, and with ``require_tls`` they must.
 
     Raises:
         ConfigError: the lake has no policy (a client logs in as one of its principals).
@@ -59,6 +60,7 @@ class PgWireServer:
         port: int = 0,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        require_tls: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> None:
         lake.governance.require_enabled()
@@ -66,7 +68,7 @@ class PgWireServer:
         self.tokens = access_tokens(lake.governance)
         self.introspection = introspection(lake)
         self.ssl_context = ssl_context
-        self.require_tls = False
+        self.require_tls = require_tls and ssl_context is not None
         self.log = log or _stderr
         self.stopping = False
         self._auth_lock = threading.Lock()

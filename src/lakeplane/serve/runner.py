@@ -82,7 +82,11 @@ class QueryService:
                 ) from None
         else:
             context = None
-        self.pg = PgWireServer(lake, config.host, config.pg_port, ssl_context=context, log=log)
+        # passwords (tokens) never cross a network in clear text once a certificate is given
+        remote = config.host not in ("127.0.0.1", "localhost", "::1")
+        self.pg = PgWireServer(
+            lake, config.host, config.pg_port, ssl_context=context, require_tls=remote, log=log
+        )
         self.flight: FlightListener | None = None
         note = None
         service = flight_service()
