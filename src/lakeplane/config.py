@@ -247,6 +247,17 @@ class WorkgroupConfig(_Strict):
     )
 
 
+class ServeConfig(_Strict):
+    """``lakeplane serve``: where SQL clients connect (options on the command line win)."""
+
+    host: str = "127.0.0.1"
+    pg_port: int = Field(default=5433, ge=0, le=65535)
+    flight_port: int = Field(default=8815, ge=0, le=65535)  # 0: no Flight SQL listener
+    tls_cert: str | None = None  # PEM certificate (chain); with tls_key, clients may use TLS
+    tls_key: str | None = None
+    grace_s: float = Field(default=30.0, ge=0)  # how long statements in flight may finish on stop
+
+
 class LakeConfig(_Strict):
     """The whole project file."""
 
@@ -259,6 +270,7 @@ class LakeConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     governance: GovernanceConfig = GovernanceConfig()
     workgroups: dict[str, WorkgroupConfig] = {}
+    serve: ServeConfig = ServeConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"
 

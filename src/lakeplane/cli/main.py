@@ -38,6 +38,7 @@ COMMANDS = {
     "bookmark": "lakeplane.cli.bookmarks:bookmark",
     "catalog": "lakeplane.cli.catalog:catalog",
     "token": "lakeplane.cli.tokens:token",
+    "serve": "lakeplane.cli.serve:serve",
 }
 
 
