@@ -20,6 +20,7 @@ from lakeplane.errors import (
     NamespaceNotFoundError,
     PolicyError,
     QueryError,
+    QueryRefused,
     TableNotFoundError,
 )
 from lakeplane.serve.pgwire_types import PgColumn, encode_value
@@ -144,11 +145,9 @@ def pg_error(exc: BaseException) -> PgError:
         if exc.table is not None:
             return PgError("42P01", text)
         return PgError("42000", text)
-    if isinstance(exc, LakeplaneError) and hasattr(exc, "workgroup"):
-        # a workgroup's refusal: a per-query or daily cap (54000), a full queue (53000)
-        name = type(exc).__name__.lower()
-        busy = "queue" in name or "concurren" in name or "busy" in name
-        return PgError("53000" if busy else "54000", text)
+    if isinstance(exc, QueryRefused):
+        # a workgroup's refusal: a per-query or daily cap (54000), a full queue or its timeout (53000)
+        return PgError("53000" if exc.reason.startswith("queue") else "54000", text)
     if isinstance(exc, EngineError):
         if "Binder Error" in text and "not found" in text:
             return PgError("42703" if "column" in text.lower() else "42P01", text)
