@@ -20,6 +20,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
+from lakeplane.units import parse_size
 
 CONFIG_FILE = "lakeplane.yaml"
 ENV_PREFIX = "LAKEPLANE__"
@@ -177,6 +178,86 @@ class GovernanceConfig(_Strict):
     mask_key_env: str = "LAKEPLANE_MASK_KEY"
 
 
+# -- workgroups: what a principal's queries may scan and how many run at once ---------------------
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> float:
+    """``300``, ``"300"``, ``"45s"``, ``"5m"``, ``"1h"``, ``"2d"`` → seconds.
+
+    Raises:
+        ValueError: ``value`` is not a duration.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"'{value}' is not a duration (write 300, 45s, 5m, 1h or 2d)")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:], 0)
+    try:
+        return float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a duration (write 300, 45s, 5m, 1h or 2d)") from None
+
+
+def _size(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a size (write 3TB, 500GB, 10MB or bytes)") from None
+    return value
+
+
+class QueueConfig(_Strict):
+    """Queries waiting for a running slot: at most ``length`` of them, each for ``timeout_s``."""
+
+    length: int = Field(default=0, ge=0)
+    timeout_s: float = Field(default=300, ge=0)
+
+    _duration = field_validator("timeout_s", mode="before")(lambda cls, v: parse_duration(v))
+
+
+class ResultReuseConfig(_Strict):
+    """Whether a workgroup's queries may be answered from an earlier result no older than ``max_age``
+    (seconds; ``1h`` is written as such)."""
+
+    enabled: bool = False
+    max_age: float = Field(default=3600, ge=0)
+
+    _duration = field_validator("max_age", mode="before")(lambda cls, v: parse_duration(v))
+
+
+class WorkgroupConfig(_Strict):
+    """One workgroup: who is in it (``members`` as a policy's ``to:``) and what its queries may use.
+
+    A size is bytes or ``3TB``/``500GB``/``10MB`` (binary units); an absent limit is no limit.
+    """
+
+    members: list[str] = []
+    bytes_scanned_cutoff_per_query: int | None = Field(default=None, ge=0)
+    bytes_scanned_per_day: int | None = Field(default=None, ge=0)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    queue: QueueConfig = QueueConfig()
+    result_reuse: ResultReuseConfig = ResultReuseConfig()
+
+    _listify = field_validator("members", mode="before")(lambda cls, v: [v] if isinstance(v, str) else v)
+    _sizes = field_validator("bytes_scanned_cutoff_per_query", "bytes_scanned_per_day", mode="before")(
+        lambda cls, v: _size(v)
+    )
+
+
+class ServeConfig(_Strict):
+    """``lakeplane serve``: where SQL clients connect (options on the command line win)."""
+
+    host: str = "127.0.0.1"
+    pg_port: int = Field(default=5433, ge=0, le=65535)
+    flight_port: int = Field(default=8815, ge=0, le=65535)  # 0: no Flight SQL listener
+    tls_cert: str | None = None  # PEM certificate (chain); with tls_key, clients may use TLS
+    tls_key: str | None = None
+    grace_s: float = Field(default=30.0, ge=0)  # how long statements in flight may finish on stop
+
+
 class LakeConfig(_Strict):
     """The whole project file."""
 
@@ -188,6 +269,8 @@ class LakeConfig(_Strict):
     placement: PlacementConfig = PlacementConfig()
     ingest: IngestConfig = IngestConfig()
     governance: GovernanceConfig = GovernanceConfig()
+    workgroups: dict[str, WorkgroupConfig] = {}
+    serve: ServeConfig = ServeConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"
 

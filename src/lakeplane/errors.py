@@ -415,3 +415,29 @@ class SchemaChangeError(CatalogError, ValueError):
     column: str | None = None
     type: str | None = None
     retryable: bool = False
+
+
+# -- workgroups ---------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class QueryRefused(LakeplaneError):
+    """A workgroup refused a query before it ran: nothing was read and nothing is billed.
+
+    Attributes:
+        workgroup: the principal's workgroup.
+        principal: who asked.
+        reason: ``cutoff`` (over ``bytes_scanned_cutoff_per_query``), ``daily`` (over what is left of
+            ``bytes_scanned_per_day``), ``queue_full`` or ``queue_timeout``.
+        limit: the cap in bytes (``cutoff``, ``daily``), or ``max_concurrent`` (the queue reasons).
+        remaining: bytes left of the day's budget (``daily``).
+        estimate: the bytes the query would scan.
+        breakdown: what it would scan, per table: ``table``, ``partitions``, ``columns``, ``files``,
+            ``bytes``.
+    """
+
+    workgroup: str
+    principal: str | None = None
+    reason: str
+    limit: int | None = None
+    remaining: int | None = None
+    estimate: int | None = None
+    breakdown: list[dict[str, Any]] | None = None

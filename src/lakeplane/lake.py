@@ -42,6 +42,8 @@ from lakeplane.pipelines.step_bookmarks import BookmarkReport, TableNames
 from lakeplane.pipelines.store import RunRecord
 from lakeplane.quality.history import MetricHistory, adopt_history_file
 from lakeplane.quality.service import QualityChecks
+from lakeplane.query.introspection import answer_metadata
+from lakeplane.query.reuse import ReusePolicy
 from lakeplane.query.service import DEFAULT_DIALECT, Queries
 from lakeplane.storage import LakeStorage, open_storage
 from lakeplane.storage.raw import LandResult, RawBatch, RawZone
@@ -258,13 +260,22 @@ class Lake:
         *,
         principal: str | None = None,
         dialect: str = DEFAULT_DIALECT,
+        reuse: bool | ReusePolicy | None = None,
     ) -> pa.Table:
         """Run a read-only query (Trino/Athena SQL by default) and return its (small) result.
 
         In a governed lake (one with a policy file) ``principal`` is required: the query is compiled
-        for it (grants, masks, row filters), run in a sandboxed session and audited.
+        for it (grants, masks, row filters), run in a sandboxed session and audited. ``SHOW``,
+        ``DESCRIBE``, ``EXPLAIN`` and the catalog views answer from what ``principal`` may see
+        (:func:`lakeplane.query.introspection.answer_metadata`). ``reuse``: see
+        :meth:`lakeplane.query.service.Queries.run`; ``lakeplane.query.reuse.cache_hit(result)``
+        says whether the result was reused.
         """
-        return self.queries.run(sql, params, principal=principal, dialect=dialect).read_all()
+        if principal is not None and self.governance.enabled:
+            answer = answer_metadata(self, sql, principal)
+            if answer is not None:
+                return answer
+        return self.queries.run(sql, params, principal=principal, dialect=dialect, reuse=reuse).read_all()
 
     def tables(self) -> list[TableRef]:
         return self.catalog.list_tables()

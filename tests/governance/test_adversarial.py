@@ -413,8 +413,9 @@ ATTACKS: list[Attack] = [
     Attack("delete", f"DELETE FROM {C} WHERE region = 'EU'", expect="refused"),
     Attack("drop", f"DROP TABLE {C}", expect="refused"),
     Attack("call", "CALL duckdb_tables()", dialect="duckdb", expect="refused"),
-    Attack("explain", f"EXPLAIN SELECT * FROM {S}", dialect="duckdb", expect="refused"),
-    Attack("describe", f"DESCRIBE {S}", dialect="duckdb", expect="refused"),
+    # metadata statements answer from what the principal may see (lakeplane.query.introspection)
+    Attack("explain", f"EXPLAIN SELECT * FROM {S}", dialect="duckdb", expect="either"),
+    Attack("describe", f"DESCRIBE {S}", dialect="duckdb", expect="either"),
     Attack("summarize", f"SUMMARIZE {S}", dialect="duckdb", expect="refused"),
     Attack("pivot-statement", f"PIVOT {C} ON region USING count(*)", dialect="duckdb", expect="refused"),
     Attack("values", "VALUES (1)", expect="refused"),
@@ -438,11 +439,15 @@ ATTACKS: list[Attack] = [
     Attack("unterminated-quoted-name", f'SELECT "msisdn FROM {C}', expect="refused"),
     # -- unknown tables and system catalogs -------------------------------------------------------------
     Attack("unknown-table", "SELECT * FROM telco.processed.nope", expect="refused"),
-    Attack("information-schema-tables", "SELECT * FROM information_schema.tables", expect="refused"),
-    Attack("information-schema-columns", "SELECT * FROM information_schema.columns", expect="refused"),
+    Attack(
+        "information-schema-tables", "SELECT * FROM information_schema.tables", expect="either", telco=False
+    ),
+    Attack(
+        "information-schema-columns", "SELECT * FROM information_schema.columns", expect="either", telco=False
+    ),
     Attack("duckdb-tables-function", "SELECT * FROM duckdb_tables()", dialect="duckdb", expect="refused"),
     Attack("duckdb-views-bare", "SELECT * FROM duckdb_views", dialect="duckdb", expect="refused"),
-    Attack("pg-catalog", "SELECT * FROM pg_catalog.pg_class", expect="refused"),
+    Attack("pg-catalog", "SELECT * FROM pg_catalog.pg_class", expect="either", telco=False),
     Attack("scan-view-by-name", "SELECT * FROM __lp_0", dialect="duckdb", expect="refused"),
     Attack("scan-view-quoted", 'SELECT * FROM "__LP_0"', expect="refused"),
     Attack("scan-view-in-temp-schema", "SELECT * FROM temp.main.__lp_0", dialect="duckdb", expect="refused"),

@@ -666,3 +666,18 @@ def test_an_empty_log_made_before_keys_gets_its_checkpoint_with_its_first_record
     log.append(event(1))
     result = log.verify()
     assert (result.ok, result.records, result.unkeyed) == (True, 1, 0)
+
+
+def test_a_key_made_by_racing_threads_is_one_whole_key(tmp_path: Path) -> None:
+    """Threads (or processes) making the audit key at once all read the same complete key: none reads
+    the file while another is still writing it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakeplane.governance.plane import _secret
+
+    for attempt in range(20):
+        path = tmp_path / f"{attempt}" / "audit.key"
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            keys = list(pool.map(_secret, ["LAKEPLANE_NO_SUCH_KEY_ENV"] * 8, [path] * 8))
+        assert len(set(keys)) == 1 and len(keys[0]) == 64
+        assert [p.name for p in path.parent.iterdir()] == ["audit.key"]  # no partial file left

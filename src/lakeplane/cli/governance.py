@@ -31,7 +31,7 @@ def _sql_argument(ctx: click.Context, _param: click.Parameter, value: str | None
         options = [
             name for param in ctx.command.params if isinstance(param, click.Option) for name in param.opts
         ]
-        raise click.NoSuchOption(value, possibilities=difflib.get_close_matches(value, options), ctx=ctx)
+        raise click.NoSuchOption(value, possibilities=difflib.get_close_matches(value, options, n=1), ctx=ctx)
     return value
 
 
@@ -83,6 +83,19 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write rows to a file.")
 @click.option("--limit", default=50, show_default=True, help="Rows to print as a table.")
+@click.option(
+    "--estimate",
+    "--dry-run",
+    "estimate",
+    is_flag=True,
+    help="Show what the query would scan (from the manifests) and cost, without running it.",
+)
+@click.option(
+    "--reuse/--no-reuse",
+    default=None,
+    help="Reuse a stored result of the same secured query on the same snapshots (up to an hour old); "
+    "default: as the principal's workgroup says.",
+)
 @engine_option
 @common_options
 @pass_ctx
@@ -95,12 +108,27 @@ def query(
     fmt: str,
     out: Path | None,
     limit: int,
+    estimate: bool,
+    reuse: bool | None,
 ) -> None:
     """Run one read-only SQL query; in a governed lake, as --as PRINCIPAL.
 
     SQL may open with a `-- comment` line; `-f FILE` reads it from a file, `-f -` from standard input.
     """
-    result = ctx.lake().query(_read_sql(sql, sql_file), principal=principal, dialect=_dialect(dialect))
+    lake = ctx.lake()
+    text = _read_sql(sql, sql_file)
+    if estimate:
+        scan = lake.queries.estimate(text, principal=principal, dialect=_dialect(dialect))
+        group = lake.queries.admission.workgroup_for(principal)
+        if ctx.printer.json:
+            ctx.printer.emit({**scan.to_dict(), "workgroup": group.name if group else None})
+            return
+        ctx.printer.line(f"would scan (workgroup {group.name if group else 'none'}):")
+        for line in scan.lines():
+            ctx.printer.line(line)
+        return
+    lake.queries.admission.on_wait = lambda message: click.echo(message, err=True)
+    result = lake.query(text, principal=principal, dialect=_dialect(dialect), reuse=reuse)
     if ctx.printer.json or fmt == "json":
         _write_json(result.to_pylist(), out)
         return

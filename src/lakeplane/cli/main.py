@@ -25,6 +25,7 @@ COMMANDS = {
     "register": "lakeplane.cli.register:register",
     "alter": "lakeplane.cli.alter:alter",
     "query": "lakeplane.cli.governance:query",
+    "queries": "lakeplane.cli.queries:queries",
     "access": "lakeplane.cli.governance:access",
     "policy": "lakeplane.cli.governance:policy",
     "audit": "lakeplane.cli.governance:audit",
@@ -37,6 +38,7 @@ COMMANDS = {
     "bookmark": "lakeplane.cli.bookmarks:bookmark",
     "catalog": "lakeplane.cli.catalog:catalog",
     "token": "lakeplane.cli.tokens:token",
+    "serve": "lakeplane.cli.serve:serve",
 }
 
 

@@ -137,6 +137,9 @@ class EngineSession(ABC):
     def close(self) -> None:
         """Release the connection, memory and spill files."""
 
+    def interrupt(self) -> None:  # noqa: B027 - engines that cannot interrupt do nothing
+        """Stop the statement running now, from another thread (engines that cannot: nothing)."""
+
     def __enter__(self) -> Self:
         return self
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lakeplane.config import LakeConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, get_engine
+from lakeplane.engines.cancel import join_current_scope
 from lakeplane.engines.placement import Placement, place
 from lakeplane.storage import LakeStorage
 
@@ -62,7 +63,9 @@ class Compute:
             EngineError: the engine lacks a capability the job needs; nothing has started.
         """
         engine.require(needs, job)
-        return engine.session(self.job(job))
+        session = engine.session(self.job(job))
+        join_current_scope(session)  # a client's cancel or hang-up interrupts it
+        return session
 
     def embedded(self, job: str, needs: Iterable[Capability] = ()) -> EngineSession:
         """A session of the embedded engine, which parses raw files and evaluates quality rules."""

@@ -218,6 +218,9 @@ class DuckDBSession(EngineSession):
             written.paths.append(relative)
         return written
 
+    def interrupt(self) -> None:
+        self.con.interrupt()
+
     def close(self) -> None:
         try:
             self.con.close()

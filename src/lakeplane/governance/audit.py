@@ -41,6 +41,7 @@ import hmac
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -51,6 +52,7 @@ import sqlalchemy as sa
 
 from lakeplane.catalog.state import ensure_tables
 from lakeplane.errors import AuditError
+from lakeplane.governance.audit_batch import GroupCommit
 from lakeplane.governance.audit_records import DECISIONS, AuditEvent, AuditRecord
 
 GENESIS_HASH = "0" * 64
@@ -127,6 +129,7 @@ class AuditLog:
         self.engine = engine
         self.key = key
         self.head_file = head_file
+        self._group = GroupCommit(self.append_many)
         ensure_tables(engine, audit_table, head_table)
         try:
             with engine.begin() as conn:
@@ -145,18 +148,26 @@ class AuditLog:
             pass  # another process wrote them first
 
     def append(self, event: AuditEvent) -> AuditRecord:
-        """Store ``event`` as the next record and move the anchor and checkpoint, in one transaction.
+        """Store ``event`` as the next record and move the anchor and checkpoint, in one transaction
+        shared with the appends other threads make at the same time; returns once it is committed
+        (:mod:`lakeplane.governance.audit_batch`).
 
         Raises:
             AuditError: the anchor or checkpoint is missing (the log was tampered with: run verify),
                 or other writers won the race for the next seq too many times (retryable).
         """
+        return self._group.submit(event)
+
+    def append_many(self, events: list[AuditEvent]) -> list[AuditRecord]:
+        """Store ``events`` as the next records, in order, in one transaction (see :meth:`append`)."""
+        if not events:
+            return []
         for attempt in range(_APPEND_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
-                    record = self._append_in(conn, event)
-                self._note_head(record)
-                return record
+                    records = self._append_in(conn, events)
+                self._note_head(records[-1])
+                return records
             except sa.exc.IntegrityError:
                 pass  # another writer inserted this seq first
             except sa.exc.OperationalError as error:
@@ -167,7 +178,7 @@ class AuditLog:
             f"could not append to the audit log: other writers won {_APPEND_ATTEMPTS} times", retryable=True
         )
 
-    def _append_in(self, conn: sa.Connection, event: AuditEvent) -> AuditRecord:
+    def _append_in(self, conn: sa.Connection, events: list[AuditEvent]) -> list[AuditRecord]:
         # Writing the anchor first takes the write lock before anything is read: a row lock on
         # PostgreSQL, the database's RESERVED lock on SQLite, so concurrent appends queue up here.
         # Should two writers still pick the same seq, the primary key refuses one and it retries.
@@ -188,36 +199,42 @@ class AuditLog:
         last_seq = conn.execute(sa.select(sa.func.max(audit_table.c.seq))).scalar() or 0
         # Chain from the anchor's MAC even past a record inserted behind the log's back, so verify
         # still sees the forgery as a break in the chain.
-        draft = AuditRecord(
-            seq=max(head.seq, last_seq) + 1,
-            at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-            principal=event.principal,
-            policy_version=event.policy_version,
-            sql=event.sql,
-            tables=list(event.tables),
-            columns=list(event.columns),
-            masks=dict(event.masks),
-            filters=list(event.filters),
-            rows=event.rows,
-            decision=event.decision,
-            reason=event.reason,
-            prev_hash=head.hash,
-            hash="",
-        )
-        record = replace(draft, hash=draft.mac(self.key))
-        values = asdict(record)
-        for name in _JSON_FIELDS:
-            values[name] = json.dumps(values[name], sort_keys=True)
-        conn.execute(sa.insert(audit_table).values(**values))
-        conn.execute(
-            sa.update(head_table).where(anchor.id == _ANCHOR).values(seq=record.seq, hash=record.hash)
-        )
-        checkpoint = {"seq": record.seq, "hash": checkpoint_mac(self.key, record.seq, record.hash)}
+        seq, prev_hash = max(head.seq, last_seq), head.hash
+        records, rows = [], []
+        for event in events:
+            seq += 1
+            draft = AuditRecord(
+                seq=seq,
+                at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+                principal=event.principal,
+                policy_version=event.policy_version,
+                sql=event.sql,
+                tables=list(event.tables),
+                columns=list(event.columns),
+                masks=dict(event.masks),
+                filters=list(event.filters),
+                rows=event.rows,
+                decision=event.decision,
+                reason=event.reason,
+                prev_hash=prev_hash,
+                hash="",
+            )
+            record = replace(draft, hash=draft.mac(self.key))
+            values = asdict(record)
+            for name in _JSON_FIELDS:
+                values[name] = json.dumps(values[name], sort_keys=True)
+            records.append(record)
+            rows.append(values)
+            prev_hash = record.hash
+        conn.execute(sa.insert(audit_table), rows)
+        last = records[-1]
+        conn.execute(sa.update(head_table).where(anchor.id == _ANCHOR).values(seq=last.seq, hash=last.hash))
+        checkpoint = {"seq": last.seq, "hash": checkpoint_mac(self.key, last.seq, last.hash)}
         if sealed:
             conn.execute(sa.update(head_table).where(anchor.id == _CHECKPOINT).values(**checkpoint))
         else:  # the first keyed record of a log written before keys: it seals the unkeyed records
             conn.execute(sa.insert(head_table).values(id=_CHECKPOINT, **checkpoint))
-        return record
+        return records
 
     def _noted_head(self) -> tuple[int, str] | None:
         """The last seq and MAC this project appended, from the head file (None without one)."""
@@ -236,7 +253,8 @@ class AuditLog:
         if noted is not None and noted[0] >= record.seq:
             return  # another process of this project noted a later record already
         self.head_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.head_file.with_name(f"{self.head_file.name}.{os.getpid()}.tmp")
+        # One partial file per writing thread: threads of one server append at once.
+        partial = self.head_file.with_name(f"{self.head_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         partial.write_text(json.dumps({"seq": record.seq, "hash": record.hash}) + "\n")
         partial.replace(self.head_file)  # atomic: a reader sees the old note or the new one
 

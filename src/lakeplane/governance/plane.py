@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -221,12 +222,17 @@ def _secret(env: str, path: Path) -> bytes:
     if from_env:
         return from_env.encode()
     if not path.exists():
+        # Written whole under a name of its own, then linked into place: a thread or process racing
+        # to make it reads one complete key, never an empty file being written.
         path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(partial, path)
         except FileExistsError:
-            pass  # another process made it first
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32))
+            pass  # another made it first: theirs is the key
+        finally:
+            partial.unlink(missing_ok=True)
     return path.read_text().strip().encode()

@@ -1,0 +1,1 @@
+"""Servers that let SQL clients and BI tools query the lake as a principal."""
