@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from lakeplane.demo.run import build_project
 from lakeplane.errors import ConfigError
 from lakeplane.lake import Lake
+from lakeplane.query.history import QueryRecord
 from lakeplane.serve.flight import FlightSqlService
 from lakeplane.serve.flight_protocol import encode, pack_any
 from tests.serve import flight_fixtures
@@ -178,3 +179,27 @@ def test_an_ungoverned_lake_or_a_taken_port_is_a_config_error(server, lake, tmp_
     (bare.project_dir / "policy.yaml").unlink()
     with pytest.raises(ConfigError, match="governance is off"):
         FlightSqlService(Lake(bare.project_dir), "127.0.0.1", 0)
+
+
+def test_a_client_giving_up_interrupts_its_running_statement(
+    server: FlightSqlService, lake: Lake, secrets_of
+) -> None:
+    """A client whose call ends (here its deadline) stops the statement it started: the engine is
+    interrupted, the query is recorded as failed, and no row of it is ever allowed out."""
+    slow = "SELECT count(*) AS n FROM cdr a, cdr b, cdr c, cdr d, cdr e -- flight: given up"
+    client, options = raw_client(server, "ana", secrets_of["ana"])
+    deadline = flight.FlightCallOptions(headers=options.headers, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(flight.FlightError):
+        client.get_flight_info(statement(slow), deadline)
+    history = lake.queries.admission.history
+    ended: list[QueryRecord] = []
+    while time.monotonic() - started < 15 and not ended:
+        ended = [
+            r for r in history.list(principal="ana", limit=20) if r.sql == slow and r.outcome != "running"
+        ]
+        time.sleep(0.1)
+    assert ended and ended[0].outcome == "failed" and "nterrupt" in (ended[0].reason or ""), ended
+    assert time.monotonic() - started < 15
+    allowed = lake.governance.audit_log().search(principal="ana", decision="allowed", limit=50)
+    assert not [r for r in allowed if "given up" in (r.sql or "")]

@@ -18,9 +18,9 @@ pyarrow.flight provides the Flight RPC server; the Flight SQL layer (its command
 - Writes (``CommandStatementUpdate``, ``CommandPreparedStatementUpdate``, ingest) are refused: the
   service is read-only. Keys, cross references, XDBC type info, transactions and Substrait are not
   served.
-- ``CancelFlightInfo`` (and the older ``CancelQuery``) drops a result not yet read. A statement runs
-  to its end inside ``GetFlightInfo``; a ``DoGet`` stream stops at the next batch when its client goes
-  away or the service shuts down.
+- A client that gives up on ``GetFlightInfo`` interrupts its statement in the engine;
+  ``CancelFlightInfo`` (and the older ``CancelQuery``) drops a result not yet read; a ``DoGet`` stream
+  stops at the next batch when its client goes away or the service shuts down.
 
 Errors keep lakeplane's message: a bad, expired or revoked token is ``FlightUnauthenticatedError``, a
 refusal of the policy (naming the principal and the column) or a write ``FlightUnauthorizedError``,
@@ -42,6 +42,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from lakeplane.engines.cancel import CancelScope
 from lakeplane.errors import (
     AccessDenied,
     AuthenticationError,
@@ -95,6 +96,8 @@ except ImportError:
 BATCH_ROWS = 65_536
 #: How long :meth:`FlightSqlService.shutdown` waits for calls in flight, in seconds.
 SHUTDOWN_GRACE = 10.0
+#: How often a running statement checks whether its client cancelled the call, in seconds.
+CANCEL_POLL_S = 0.1
 _CANCELLED, _NOT_CANCELLABLE = 1, 3
 
 _P = ParamSpec("_P")
@@ -220,6 +223,31 @@ def _flight_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
     return call
 
 
+def _until_cancelled(context: Any, work: Callable[[], pa.Table]) -> pa.Table:
+    """``work()``, its engine sessions interrupted as soon as the client cancels the call or goes away
+    (gRPC marks the call cancelled; it is polled, since pyarrow gives no callback)."""
+    done = threading.Event()
+    with CancelScope() as scope:
+
+        def watch() -> None:
+            while not done.wait(CANCEL_POLL_S):
+                if context.is_cancelled():
+                    scope.cancel("the client cancelled the call")
+                    return
+
+        watcher = threading.Thread(target=watch, name="flight-cancel-watch", daemon=True)
+        watcher.start()
+        try:
+            return work()
+        except LakeplaneError:
+            if scope.cancelled:
+                raise flight.FlightCancelledError(f"statement interrupted: {scope.reason}") from None
+            raise
+        finally:
+            done.set()
+            watcher.join()
+
+
 class _FlightSqlServer(flight.FlightServerBase):
     def __init__(
         self, lake: Lake, location: Any, log: Callable[[str], None], batch_rows: int, **options: Any
@@ -240,7 +268,8 @@ class _FlightSqlServer(flight.FlightServerBase):
     @_flight_errors
     def get_flight_info(self, context: Any, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         principal = _principal(context)
-        table = self._answer(principal, _command(descriptor))
+        command = _command(descriptor)
+        table = _until_cancelled(context, lambda: self._answer(principal, command))
         if context.is_cancelled():  # the client gave up while the statement ran: keep nothing
             raise flight.FlightCancelledError("the client cancelled the call")
         handle = self.statements.keep(principal, table)
