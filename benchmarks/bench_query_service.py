@@ -194,6 +194,66 @@ def single_stream(
     return results
 
 
+def through_servers(lake: Lake, results: list[dict[str, Any]], repeat: int) -> list[dict[str, Any]]:
+    """Each query through ``lakeplane serve``'s listeners in this process, as a client sees it: psycopg
+    over the PostgreSQL protocol and the ADBC Flight SQL driver, one warm connection each."""
+    import adbc_driver_flightsql.dbapi as flight_sql
+    import psycopg
+
+    from lakeplane.governance.tokens import access_tokens
+    from lakeplane.serve.flight import FlightSqlService
+    from lakeplane.serve.pgwire import PgWireServer
+
+    tokens = access_tokens(lake.governance)
+    secrets = {p: tokens.create(p, label=f"bench-{p}-{time.time_ns()}").secret for p, _ in QUERIES.values()}
+    flight_service = FlightSqlService(lake, "127.0.0.1", 0, log=lambda _line: None)
+    flight_thread = threading.Thread(target=flight_service.serve, daemon=True)
+    flight_thread.start()
+    rows = []
+    try:
+        with PgWireServer(lake, log=lambda _line: None) as pg:
+            for result in results:
+                principal, sql = QUERIES[result["query"]]
+                secret = secrets[principal]
+                dsn = f"host=127.0.0.1 port={pg.port} user={principal} password={secret} dbname=lake"
+                with (
+                    psycopg.connect(dsn, autocommit=True) as pg_conn,
+                    flight_sql.connect(
+                        flight_service.uri,
+                        db_kwargs={"username": principal, "password": secret},
+                        autocommit=True,
+                    ) as flight_conn,
+                    flight_conn.cursor() as cursor,
+                ):
+
+                    def over_flight(text: str = sql) -> object:
+                        cursor.execute(text)
+                        return cursor.fetch_arrow_table()
+
+                    def over_pg(text: str = sql) -> object:
+                        return pg_conn.execute(text).fetchall()
+
+                    over_pg(), over_flight()  # the first of a snapshot fills the caches
+                    pg_times: list[float] = []
+                    flight_times: list[float] = []
+                    for _ in range(repeat):
+                        pg_times.append(timed(over_pg))
+                        flight_times.append(timed(over_flight))
+                direct = result["direct"]["p50_ms"]
+                row = {
+                    "query": result["query"],
+                    "pgwire": percentiles(pg_times),
+                    "flight": percentiles(flight_times),
+                }
+                row["pgwire_fixed_cost_ms"] = round(row["pgwire"]["p50_ms"] - direct, 2)
+                row["flight_fixed_cost_ms"] = round(row["flight"]["p50_ms"] - direct, 2)
+                rows.append(row)
+    finally:
+        flight_service.shutdown()
+        flight_thread.join(20)
+    return rows
+
+
 def concurrent(
     lake: Lake, seconds: float, clients: int = 16, direct: duckdb.DuckDBPyConnection | None = None
 ) -> dict[str, Any]:
@@ -278,6 +338,18 @@ def main() -> None:
     p95 = point["warm"]["p95_ms"]
     print(f"\npoint query warm p95 {p95:.2f} ms (target < 50 ms: {'PASS' if p95 < 50 else 'MISS'})")
 
+    served = through_servers(lake, results, args.repeat)
+    print("\nthrough the servers (one warm client connection each), ms p50 / p95 / p99:")
+    for r in served:
+        print(f"  {r['query']}")
+        for label in ("pgwire", "flight"):
+            stats = r[label]
+            fixed = r[f"{label}_fixed_cost_ms"]
+            print(
+                f"    {label:7s} {stats['p50_ms']:8.2f} {stats['p95_ms']:8.2f} {stats['p99_ms']:8.2f}"
+                f"   fixed cost (client - direct, p50) {fixed:.2f} ms ({'PASS' if fixed <= 20 else 'MISS'})"
+            )
+
     load = concurrent(lake, args.seconds)
     baseline = concurrent(lake, args.seconds, direct=con)
     print(f"\n16 concurrent clients for {args.seconds:.0f} s, ms p50 / p95 / p99:")
@@ -297,7 +369,9 @@ def main() -> None:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     idle = len(lake.queries.warm.sessions)
     print(f"  peak memory of this process {rss_mb:.0f} MB; {idle} idle pooled sessions at the end")
-    print(json.dumps({"single": results, "concurrent": load, "concurrent_direct": baseline}))
+    print(
+        json.dumps({"single": results, "servers": served, "concurrent": load, "concurrent_direct": baseline})
+    )
 
 
 if __name__ == "__main__":
