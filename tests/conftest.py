@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pyiceberg.table import Table
 
+from lakeplane.demo import telco
 from lakeplane.demo.generator import DayDrop, generate_day
 from lakeplane.demo.run import build_project
 from lakeplane.engines.placement import engine_overrides
@@ -34,6 +35,21 @@ def demo_lake(tmp_path: Path) -> Lake:
 def land_drop(lake: Lake, drop: DayDrop) -> None:
     for dataset, files in drop.files.items():
         lake.land(dataset, files, drop.day)
+
+
+def governed_demo(root: Path, telco_calls: int, adtech_rows: int, day: dt.date = DAY1) -> Lake:
+    """The governed demo project under ``root`` with one telco and ad-tech day landed and run;
+    ``telco_calls`` 0 or ``adtech_rows`` 0 leaves that domain empty."""
+    lake = build_project(root / "project")
+    files: dict[str, list[Path]] = {}
+    if telco_calls:
+        files |= telco.generate_day(root / "drops", day, telco_calls)
+    if adtech_rows:
+        files |= generate_day(root / "drops", day, adtech_rows).files
+    for dataset, paths in files.items():
+        lake.land(dataset, paths, day)
+    lake.run(day)
+    return lake
 
 
 def head_id(table: Table) -> int:

@@ -41,12 +41,12 @@ from pyiceberg.types import StringType
 from lakeplane.catalog.rest import CatalogServer, catalog_server
 from lakeplane.catalog.served import direct_read
 from lakeplane.cli.main import cli
-from lakeplane.demo import generator, telco
 from lakeplane.demo.run import build_project
 from lakeplane.errors import AuthenticationError, ConfigError, TokenError
 from lakeplane.governance.access import ColumnDecision, TableAccess
 from lakeplane.governance.tokens import TOKENS, AccessTokens, access_tokens, parse_lifetime
 from lakeplane.lake import Lake
+from tests.conftest import governed_demo
 
 DAY = dt.date(2026, 11, 1)
 PRINCIPALS = ("role:pipeline", "ana", "eve", "ian")
@@ -56,14 +56,7 @@ PRINCIPALS = ("role:pipeline", "ana", "eve", "ian")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """The governed demo lake with one small telco and ad-tech day."""
     root = tmp_path_factory.mktemp("rest")
-    built = build_project(root / "project")
-    files = (
-        telco.generate_day(root / "drops", DAY, 400) | generator.generate_day(root / "drops", DAY, 300).files
-    )
-    for dataset, paths in files.items():
-        built.land(dataset, paths, DAY)
-    built.run(DAY)
-    return built
+    return governed_demo(root, 400, 300, DAY)
 
 
 @pytest.fixture(scope="module")

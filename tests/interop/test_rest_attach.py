@@ -18,10 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakeplane.catalog.rest import CatalogServer, catalog_server
-from lakeplane.demo import generator, telco
-from lakeplane.demo.run import build_project
 from lakeplane.governance.tokens import access_tokens
 from lakeplane.lake import Lake
+from tests.conftest import governed_demo
 
 DAY = dt.date(2026, 11, 1)
 
@@ -63,14 +62,7 @@ READER = textwrap.dedent(
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     root = tmp_path_factory.mktemp("attach")
-    built = build_project(root / "project")
-    files = (
-        telco.generate_day(root / "drops", DAY, 300) | generator.generate_day(root / "drops", DAY, 200).files
-    )
-    for dataset, paths in files.items():
-        built.land(dataset, paths, DAY)
-    built.run(DAY)
-    return built
+    return governed_demo(root, 300, 200, DAY)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from lakeplane.demo import generator, telco
-from lakeplane.demo.run import build_project
 from lakeplane.governance.tokens import access_tokens
 from lakeplane.lake import Lake
 from lakeplane.serve.pgwire import PgWireServer
+from tests.conftest import governed_demo
 
 DAY = dt.date(2026, 11, 1)
 PRINCIPALS = ("ana", "eve", "ian", "role:pipeline")
@@ -23,14 +22,7 @@ PRINCIPALS = ("ana", "eve", "ian", "role:pipeline")
 def pg_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """The governed demo lake with one small telco and ad-tech day."""
     root = tmp_path_factory.mktemp("pgwire")
-    built = build_project(root / "project")
-    files = (
-        telco.generate_day(root / "drops", DAY, 300) | generator.generate_day(root / "drops", DAY, 200).files
-    )
-    for dataset, paths in files.items():
-        built.land(dataset, paths, DAY)
-    built.run(DAY)
-    return built
+    return governed_demo(root, 300, 200, DAY)
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,11 @@ import adbc_driver_flightsql.dbapi as flight_sql
 import psycopg
 import pytest
 
-from lakeplane.demo import telco
-from lakeplane.demo.run import build_project
 from lakeplane.governance.tokens import access_tokens
 from lakeplane.lake import Lake, open_lake
 from lakeplane.serve.flight import FlightSqlService
 from lakeplane.serve.pgwire import PgWireServer
+from tests.conftest import governed_demo
 
 DAY = dt.date(2026, 11, 1)
 SMALL = "SELECT region, count(*) AS calls FROM cdr WHERE ds = DATE '2026-11-01' GROUP BY region"
@@ -35,10 +34,7 @@ workgroups:
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     root = tmp_path_factory.mktemp("clients-workgroups")
-    built = build_project(root / "project")
-    for dataset, paths in telco.generate_day(root / "drops", DAY, 400).items():
-        built.land(dataset, paths, DAY)
-    built.run(DAY)
+    built = governed_demo(root, 400, 0, DAY)
     small = built.queries.estimate(SMALL, principal="ana").bytes
     config = built.project_dir / "lakeplane.yaml"
     config.write_text(config.read_text() + WORKGROUPS.format(cutoff=small * 2))
