@@ -16,6 +16,7 @@ from lakeplane.catalog import LakeCatalog
 from lakeplane.catalog.scan import plan_scan
 from lakeplane.config import CONFIG_FILE
 from lakeplane.engines.base import Capability, Engine, EngineSession, ScanSource
+from lakeplane.engines.cancel import join_current_scope
 from lakeplane.engines.compute import Compute
 from lakeplane.errors import EngineError, LakeplaneError, QueryError
 from lakeplane.governance.plane import Governance
@@ -321,6 +322,8 @@ class Queries:
             return session
 
         session = self.warm.sessions.borrow(key, open_session) if pooled else open_session()
+        if pooled:
+            join_current_scope(session)  # a pooled session was opened for an earlier statement
         try:
             table = session.arrow_reader(compiled.sql).read_all()
         except EngineError as exc:
