@@ -80,3 +80,16 @@ def on_engine(project: Lake | Path, engine: str) -> Lake:
     """The lake project opened with ``engine`` running its models and queries."""
     folder = project.project_dir if isinstance(project, Lake) else project
     return open_lake(folder, engine_overrides(engine))
+
+
+#: Tests that measure a child process's peak memory, run before every other test. Measured after
+#: the tiers that start many pipeline processes at once (tests/backends), the same run of the same
+#: input peaked at 679-848 MB where it peaks at 293-302 MB on its own; the cause is not found. Run
+#: first, the figure is the pipeline's and not what earlier tests left the machine in.
+MEASURES_PEAK_MEMORY = ("tests/engines/test_bounded_memory.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first = [i for i in items if i.nodeid.startswith(MEASURES_PEAK_MEMORY)]
+    if first:
+        items[:] = first + [i for i in items if not i.nodeid.startswith(MEASURES_PEAK_MEMORY)]
