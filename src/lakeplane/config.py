@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import EnvSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
+from lakeplane.config_aws import AwsConfig
+from lakeplane.config_compute import CostConfig, PlacementConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
-from lakeplane.units import parse_size
+from lakeplane.units import parse_duration, parse_size
 
 CONFIG_FILE = "lakeplane.yaml"
 ENV_PREFIX = "LAKEPLANE__"
@@ -122,13 +124,6 @@ class SparkConfig(_Strict):
         return value
 
 
-class PlacementConfig(_Strict):
-    """``engine.type: auto``: the input size (catalog file statistics) above which a job moves."""
-
-    spark_above: str = "8GB"
-    cluster_above: str = "64GB"
-
-
 class FieldSpec(_Strict):
     """One declared field of a raw dataset."""
 
@@ -179,27 +174,6 @@ class GovernanceConfig(_Strict):
 
 
 # -- workgroups: what a principal's queries may scan and how many run at once ---------------------
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> float:
-    """``300``, ``"300"``, ``"45s"``, ``"5m"``, ``"1h"``, ``"2d"`` → seconds.
-
-    Raises:
-        ValueError: ``value`` is not a duration.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"'{value}' is not a duration (write 300, 45s, 5m, 1h or 2d)")
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip().lower()
-    unit = _DURATION_UNITS.get(text[-1:], 0)
-    try:
-        return float(text[:-1] if unit else text) * (unit or 1)
-    except ValueError:
-        raise ValueError(f"'{value}' is not a duration (write 300, 45s, 5m, 1h or 2d)") from None
-
-
 def _size(value: object) -> object:
     if isinstance(value, str):
         try:
@@ -267,6 +241,8 @@ class LakeConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     spark: SparkConfig = SparkConfig()
     placement: PlacementConfig = PlacementConfig()
+    cost: CostConfig = CostConfig()
+    aws: AwsConfig = AwsConfig()
     ingest: IngestConfig = IngestConfig()
     governance: GovernanceConfig = GovernanceConfig()
     workgroups: dict[str, WorkgroupConfig] = {}
