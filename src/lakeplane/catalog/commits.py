@@ -118,6 +118,21 @@ def retry_commit(
     ) from last
 
 
+def stop_pyiceberg_retries(table: Table, policy: CommitRetry) -> None:
+    """Turn pyiceberg's own commit retry off on a table created before lakeplane did so itself:
+    pyiceberg would rebase an append onto a head that may hold the same files."""
+    if all(table.properties.get(k) == v for k, v in NO_PYICEBERG_RETRY.items()):
+        return
+
+    def attempt(retry: int) -> None:
+        if retry:
+            table.refresh()
+        with table.transaction() as tx:
+            tx.set_properties(NO_PYICEBERG_RETRY)
+
+    retry_commit(attempt, table_name(table), "set properties", policy)
+
+
 def table_name(table: Table) -> str:
     return ".".join(table.name())
 

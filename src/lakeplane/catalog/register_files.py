@@ -23,7 +23,7 @@ from pyiceberg.table.metadata import TableMetadata, new_table_metadata
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
 
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
-from lakeplane.catalog.commits import retry_commit
+from lakeplane.catalog.commits import retry_commit, stop_pyiceberg_retries
 from lakeplane.catalog.register_checks import (
     check_folders,
     check_schema,
@@ -38,7 +38,6 @@ from lakeplane.catalog.registration import (
     RegisteredFile,
     RegisterProgress,
     RegisterResult,
-    stop_pyiceberg_retries,
 )
 from lakeplane.catalog.sources import (
     ParquetSource,
@@ -103,7 +102,7 @@ def register_files(
             copy_into_lake(entry.file, catalog.storage, entry.relative, name)
         advance(f"copied {entry.file.name}", len(files))
     table = existing or catalog.create(ref, schema, spec, {NAME_MAPPING_KEY: name_mapping_json(schema)})
-    stop_pyiceberg_retries(catalog, table)
+    stop_pyiceberg_retries(table, catalog.commit_retry)
     snapshot_id = _commit(catalog, table, planned, name)
     return RegisterResult(name, existing is None, False, result, snapshot_id)
 

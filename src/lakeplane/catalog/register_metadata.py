@@ -9,7 +9,8 @@ from pyiceberg.io import load_file_io
 from pyiceberg.serializers import FromInputFile
 
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
-from lakeplane.catalog.registration import RegisterResult, stop_pyiceberg_retries
+from lakeplane.catalog.commits import stop_pyiceberg_retries
+from lakeplane.catalog.registration import RegisterResult
 from lakeplane.catalog.upgrade import ensure_name_mapping
 from lakeplane.errors import RegisterError
 
@@ -58,7 +59,7 @@ def register_metadata_file(catalog: LakeCatalog, ref: TableRef, source: str, dry
     except TableAlreadyExistsError:
         raise RegisterError(f"{name} already exists", table=name, file=source, reason="exists") from None
     ensure_name_mapping(table, catalog.commit_retry)
-    stop_pyiceberg_retries(catalog, table)
+    stop_pyiceberg_retries(table, catalog.commit_retry)
     return RegisterResult(
         name,
         True,

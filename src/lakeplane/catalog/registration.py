@@ -7,11 +7,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pyiceberg.table import Table
-
-from lakeplane.catalog.catalog import LakeCatalog
-from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, retry_commit
-
 #: ``auto``: in place when inside the lake's storage, else copied; ``copy`` and ``in-place`` force one.
 Mode = Literal["auto", "copy", "in-place"]
 #: Told the number of files once they are known, then each file as it is done: ``(text, total)``.
@@ -69,17 +64,3 @@ class RegisterResult:
             "copied": self.copied,
             "in_place": self.in_place,
         }
-
-
-def stop_pyiceberg_retries(catalog: LakeCatalog, table: Table) -> None:
-    """pyiceberg's own retry would rebase the append onto a head that may hold the same files."""
-    if all(table.properties.get(k) == v for k, v in NO_PYICEBERG_RETRY.items()):
-        return
-
-    def attempt(retry: int) -> None:
-        if retry:
-            table.refresh()
-        with table.transaction() as tx:
-            tx.set_properties(NO_PYICEBERG_RETRY)
-
-    retry_commit(attempt, ".".join(table.name()), "set properties", catalog.commit_retry)

@@ -27,7 +27,7 @@ from pyiceberg.transforms import IdentityTransform
 from sqlglot import exp
 
 from lakeplane.catalog.catalog import LakeCatalog, TableRef
-from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, RETRIES_KEY, retry_commit
+from lakeplane.catalog.commits import RETRIES_KEY, retry_commit, stop_pyiceberg_retries
 from lakeplane.catalog.types import duckdb_type_for, iceberg_schema_for
 from lakeplane.catalog.upgrade import NAME_MAPPING_KEY, ensure_name_mapping, name_mapping_json
 from lakeplane.errors import CommitConflictError, ModelError
@@ -184,7 +184,7 @@ class TableWriter:
             raise ModelError(f"{_name(table)}: a replace filter must name partition columns only")
         ref = branch or MAIN_BRANCH
         files = _DataFiles(uris)
-        self._stop_pyiceberg_retries(table)
+        stop_pyiceberg_retries(table, self.catalog.commit_retry)
 
         def attempt(retry: int) -> int | None:
             # The engine's work took a while: plan against the table as it is now, not as it was.
@@ -221,19 +221,6 @@ class TableWriter:
         return WriteResult(
             _name(table), rows, len(uris), bytes_written, snapshot_id, partitions, commit_retries=retries
         )
-
-    def _stop_pyiceberg_retries(self, table: Table) -> None:
-        """Turn pyiceberg's own commit retry off on a table created before lakeplane did so itself."""
-        if all(table.properties.get(k) == v for k, v in NO_PYICEBERG_RETRY.items()):
-            return
-
-        def attempt(retry: int) -> None:
-            if retry:
-                table.refresh()
-            with table.transaction() as tx:
-                tx.set_properties(NO_PYICEBERG_RETRY)
-
-        retry_commit(attempt, _name(table), "set properties", self.catalog.commit_retry)
 
 
 class _DataFiles:
