@@ -38,7 +38,7 @@ def advise(ctx: Context, target: str | None, scenario: Path | None) -> None:
             ctx.printer.emit({"error": "NoRunHistory", "message": message, "target": target})
         else:
             click.echo(f"error: {message}", err=True)
-        ctx_exit(EXIT_FAILED)
+        _exit(EXIT_FAILED)
     from lakeplane.compute.scenario import evaluate
 
     result = evaluate(_find(scenario, ctx.lake_dir))
@@ -48,7 +48,7 @@ def advise(ctx: Context, target: str | None, scenario: Path | None) -> None:
     _print(ctx, result)
 
 
-def ctx_exit(code: int) -> NoReturn:
+def _exit(code: int) -> NoReturn:
     raise SystemExit(code)
 
 
