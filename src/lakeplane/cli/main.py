@@ -39,6 +39,7 @@ COMMANDS = {
     "catalog": "lakeplane.cli.catalog:catalog",
     "token": "lakeplane.cli.tokens:token",
     "serve": "lakeplane.cli.serve:serve",
+    "aws": "lakeplane.cli.aws:aws",
 }
 
 
