@@ -143,7 +143,7 @@ def validate_request(service: str, operation: str, request: dict[str, Any]) -> N
     shape = model.operation_model(operation).input_shape
     report = ParamValidator().validate(request, shape)
     if report.has_errors():
-        problems = [line.strip() for line in report.generate_report().splitlines()[1:] if line.strip()]
+        problems = [line.strip() for line in report.generate_report().splitlines() if line.strip()]
         raise AwsRequestInvalid(
             f"{service} {operation} request is invalid: " + "; ".join(problems),
             service=service,
