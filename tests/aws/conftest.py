@@ -44,19 +44,26 @@ class MotoAws:
         )
 
 
+def _post(url: str, body: dict[str, Any] | None = None) -> None:
+    data = json.dumps(body).encode() if body is not None else b""
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=10):
+        pass
+
+
 @pytest.fixture(scope="session")
-def moto_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoAws]:
+def moto_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with moto_server(tmp_path_factory.mktemp("moto-aws") / "moto.log") as url:
-        request = urllib.request.Request(
-            f"{url}/moto-api/config",
-            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-        aws = MotoAws(url)
-        aws.client("s3").create_bucket(Bucket=CODE_BUCKET)
-        yield aws
+        yield url
+
+
+@pytest.fixture
+def moto_aws(moto_server_url: str) -> MotoAws:
+    """The session's moto server, emptied for this test (jobs and machines keep fixed names)."""
+    _post(f"{moto_server_url}/moto-api/reset")
+    _post(f"{moto_server_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+    aws = MotoAws(moto_server_url)
+    aws.client("s3").create_bucket(Bucket=CODE_BUCKET)
+    return aws
 
 
 @pytest.fixture

@@ -108,7 +108,9 @@ def test_serverless_job_run(configured: Lake) -> None:
     monitoring = request["configurationOverrides"]["monitoringConfiguration"]
     assert monitoring["s3MonitoringConfiguration"]["logUri"].startswith("s3://")
     # the same job and day is one run: the client token is stable
-    assert request["clientToken"] == render_job(configured, "emr-serverless", MODEL, DS).request["clientToken"]
+    assert (
+        request["clientToken"] == render_job(configured, "emr-serverless", MODEL, DS).request["clientToken"]
+    )
 
 
 def test_glue_job_with_bookmarks_and_flex(configured: Lake, bare: Lake) -> None:
@@ -148,7 +150,11 @@ def test_state_machine_follows_the_dag(bare: Lake, runs_on: str) -> None:
     # the gated models fail into a Fail state named for their gate; the ungated one has none
     for gated in ("daily_campaign_stats", "cell_daily"):
         (catch,) = states[gated]["Catch"]
-        assert states[catch["Next"]] == {**states[catch["Next"]], "Type": "Fail", "Error": "QualityGateFailed"}
+        assert states[catch["Next"]] == {
+            **states[catch["Next"]],
+            "Type": "Fail",
+            "Error": "QualityGateFailed",
+        }
         assert catch["Next"] == f"{gated} quality gate"
     assert "Catch" not in states["campaign_totals"]
     last = states["campaign_totals"]
@@ -201,7 +207,16 @@ def test_unknown_names_are_clear_errors(bare: Lake) -> None:
 def test_cli_render_json_and_out_file(bare: Lake, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "req.json"
-    args = ["--lake", str(bare.project_dir), "aws", "render", "stepfunctions", "nightly", "--ds", "2026-11-01"]
+    args = [
+        "--lake",
+        str(bare.project_dir),
+        "aws",
+        "render",
+        "stepfunctions",
+        "nightly",
+        "--ds",
+        "2026-11-01",
+    ]
     done = runner.invoke(cli, [*args, "--output", "json", "--out", str(out)])
     assert done.exit_code == 0, done.output
     document = json.loads(done.stdout)

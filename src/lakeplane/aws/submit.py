@@ -206,7 +206,8 @@ def _athena(clients: AwsClients, rendered: Rendered) -> Submission:
     request = rendered.request
     name = request["Name"]
     configuration = request["Configuration"]
-    if _exists(clients, "athena", "get_work_group", WorkGroup=name):
+    listed = clients.call("athena", "list_work_groups").get("WorkGroups", [])
+    if name in {group["Name"] for group in listed}:
         updates = {
             "EnforceWorkGroupConfiguration": configuration["EnforceWorkGroupConfiguration"],
             "PublishCloudWatchMetricsEnabled": configuration["PublishCloudWatchMetricsEnabled"],
