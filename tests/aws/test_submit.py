@@ -227,6 +227,7 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_submit_without_credentials_is_one_clear_error(lake: Lake, tmp_path: Path) -> None:
     command = [
         sys.executable,
