@@ -227,3 +227,24 @@ def test_cli_render_json_and_out_file(bare: Lake, tmp_path: Path) -> None:
     assert "neither a pipeline nor a model" in unknown.stderr and "nightly" in unknown.stderr
     usage = runner.invoke(cli, ["--lake", str(bare.project_dir), "aws", "render", "lambda", "nightly"])
     assert usage.exit_code == 2
+
+
+def test_a_wide_level_gets_a_short_state_name_and_a_quality_step_its_gate(bare: Lake) -> None:
+    steps = {f"ingest_partner_feed_number_{i}": {"ingest": "partner/impressions"} for i in range(4)}
+    steps["check"] = {
+        "quality": "quality/daily_campaign_stats.dqdl",
+        "table": "curated.daily_campaign_stats",
+        "depends_on": sorted(steps),
+    }
+    steps["advisory"] = {
+        "quality": "quality/daily_campaign_stats.dqdl",
+        "table": "curated.daily_campaign_stats",
+        "blocking": False,
+        "depends_on": ["check"],
+    }
+    (bare.project_dir / "pipelines" / "wide.yaml").write_text(json.dumps({"steps": steps}))
+    definition = json.loads(render_job(bare, "stepfunctions", "wide", DS).request["definition"])
+    assert definition["StartAt"] == "level 1 (4 steps)"
+    states = _states(definition)
+    assert states["check"]["Catch"][0]["Next"] == "check quality gate"
+    assert "Catch" not in states["advisory"]  # a non-blocking check gates nothing

@@ -174,6 +174,8 @@ def _check_scope(scope: dict[str, Any], where: str, problems: list[str]) -> None
     if scope.get("StartAt") not in states:
         problems.append(f"{where or 'definition'}: StartAt '{scope.get('StartAt')}' is not a state")
     for name, state in states.items():
+        if len(name) > stepfunctions.MAX_STATE_NAME:
+            problems.append(f"state name '{name}' is longer than {stepfunctions.MAX_STATE_NAME} characters")
         targets = [state.get("Next")] + [c.get("Next") for c in state.get("Catch", [])]
         for following in filter(None, targets):
             if following not in states:

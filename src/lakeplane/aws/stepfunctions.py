@@ -28,6 +28,8 @@ from lakeplane.aws.settings import AwsProject
 
 GATE_ERROR = "QualityGateFailed"
 RUNNERS = ("emr-serverless", "glue", "emr")
+#: Step Functions refuses longer state names.
+MAX_STATE_NAME = 80
 CREATE_CLUSTER = "create cluster"
 TERMINATE_CLUSTER = "terminate cluster"
 
@@ -60,6 +62,8 @@ def state_machine_definition(project: AwsProject, runner: str) -> dict[str, Any]
             chain.append(level[0].name)
         else:
             name = f"level {index + 1}: " + ", ".join(step.name for step in level)
+            if len(name) > MAX_STATE_NAME:
+                name = f"level {index + 1} ({len(level)} steps)"
             states[name] = {
                 "Type": "Parallel",
                 "Branches": [_branch(project, step, runner) for step in level],
@@ -129,9 +133,8 @@ def _retry(step: RemoteStep) -> dict[str, Any] | None:
     }
 
 
-def _entry_args(project: AwsProject, step: RemoteStep) -> str:
-    """``States.Array(...)`` of the entry's arguments, the day taken from the execution's input."""
-    args = project.entry_args([step.name], ds="<ds>")
+def _array(args: list[str]) -> str:
+    """``States.Array(...)`` of ``args``, the placeholder ``<ds>`` taken from the execution's input."""
     quoted = ", ".join("$.ds" if a == "<ds>" else "'" + a.replace("'", "\\'") + "'" for a in args)
     return f"States.Array({quoted})"
 
@@ -156,7 +159,7 @@ def _task(project: AwsProject, step: RemoteStep, runner: str) -> dict[str, Any]:
                 "JobDriver": {
                     "SparkSubmit": {
                         "EntryPoint": driver["entryPoint"],
-                        "EntryPointArguments.$": _entry_args(project, step),
+                        "EntryPointArguments.$": _array(project.entry_args([step.name], ds="<ds>")),
                         "SparkSubmitParameters": driver["sparkSubmitParameters"],
                     }
                 },
@@ -178,9 +181,7 @@ def _task(project: AwsProject, step: RemoteStep, runner: str) -> dict[str, Any]:
                     "ActionOnFailure": "CONTINUE",
                     "HadoopJarStep": {
                         "Jar": "command-runner.jar",
-                        "Args.$": "States.Array("
-                        + ", ".join("$.ds" if a == "<ds>" else f"'{a}'" for a in submit)
-                        + ")",
+                        "Args.$": _array(submit),
                     },
                 },
             },
