@@ -230,7 +230,9 @@ def test_cli_render_json_and_out_file(bare: Lake, tmp_path: Path) -> None:
 
 
 def test_a_wide_level_gets_a_short_state_name_and_a_quality_step_its_gate(bare: Lake) -> None:
-    steps = {f"ingest_partner_feed_number_{i}": {"ingest": "partner/impressions"} for i in range(4)}
+    steps: dict[str, dict[str, Any]] = {
+        f"ingest_partner_feed_number_{i}": {"ingest": "partner/impressions"} for i in range(4)
+    }
     steps["check"] = {
         "quality": "quality/daily_campaign_stats.dqdl",
         "table": "curated.daily_campaign_stats",
