@@ -455,3 +455,34 @@ class PriceRefreshError(LakeplaneError):
 
     region: str
     service: str | None = None
+
+
+# -- AWS targets --------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class AwsRequestInvalid(LakeplaneError, ValueError):
+    """A rendered AWS request does not match its operation in botocore's service model.
+
+    Attributes:
+        service: the boto3 service (``emr``, ``glue``).
+        operation: the API operation (``RunJobFlow``).
+        problems: one line per wrong, missing or unknown parameter, naming it.
+    """
+
+    service: str
+    operation: str
+    problems: list[str]
+
+
+@dataclass(eq=False, kw_only=True)
+class AwsError(LakeplaneError):
+    """An AWS call failed: no credentials, a refused request, or a job that ended badly.
+
+    Attributes:
+        service: the boto3 service called.
+        operation: the API operation, when one was called.
+        code: AWS's error code (``AccessDeniedException``), or ``NoCredentials``.
+    """
+
+    service: str | None = None
+    operation: str | None = None
+    code: str | None = None

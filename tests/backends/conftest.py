@@ -14,11 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +23,7 @@ from typing import Any
 import pytest
 
 from lakeplane.demo.generator import DayDrop, generate_day
+from tests.moto_server import moto_server
 
 S3_KEY = "testing"
 S3_REGION = "us-east-1"
@@ -80,50 +77,13 @@ class S3Endpoint:
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
 
-def _moto_command(port: int) -> list[str]:
-    script = Path(sys.executable).parent / "moto_server"
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "moto.server"]
-    return [*base, "-H", "127.0.0.1", "-p", str(port)]
-
-
 @pytest.fixture(scope="session")
 def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
     """A moto S3 server on loopback, with the bucket ``lakeplane-tests``; stopped at the end."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            _moto_command(port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    endpoint = S3Endpoint(f"http://127.0.0.1:{port}")
-    try:
-        _wait_for_http(endpoint.url, process, log_path)
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        endpoint = S3Endpoint(url)
         endpoint.client().create_bucket(Bucket="lakeplane-tests")
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for_http(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"moto_server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # any HTTP answer means the server is up
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(
-        f"moto_server did not answer on {url} within {STARTUP_TIMEOUT:.0f} s:\n{log_path.read_text()}"
-    )
 
 
 @pytest.fixture

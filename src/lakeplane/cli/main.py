@@ -41,6 +41,7 @@ COMMANDS = {
     "serve": "lakeplane.cli.serve:serve",
     "advise": "lakeplane.cli.advise:advise",
     "cost": "lakeplane.cli.costs:cost",
+    "aws": "lakeplane.cli.aws:aws",
 }
 
 
