@@ -81,7 +81,7 @@ def test_duckdb_steps_record_what_they_used(demo_lake: Lake, drops: dict[dt.date
         table = demo_lake.catalog.load(demo_lake.dataset(dataset).table)
         snapshot = table.snapshot_by_id(metrics["snapshot_id"])
         assert snapshot is not None and snapshot.summary is not None
-        assert metrics["bytes_written"] == int(snapshot.summary["added-files-size"]) > 0
+        assert metrics["bytes_written"] == int(str(snapshot.summary["added-files-size"])) > 0
     # The model's gate scanned the audit snapshot it wrote.
     assert ran["daily_campaign_stats"].metrics["bytes_scanned"] > 0
     [check] = attempts(demo_lake, "checks").values()

@@ -7,10 +7,13 @@ only if the step's figures keep the members of its tree that ended.
 from __future__ import annotations
 
 import datetime as dt
+import resource
 import subprocess
 import sys
 import time
 from typing import Any
+
+from lakeplane.pipelines.steps import model_metrics
 
 #: CPU seconds the burning child uses; MB the holding child keeps resident, and for how long.
 BURN_S, HOLD_MB, HOLD_S = 2.0, 300, 2.0
@@ -51,3 +54,10 @@ def hold_nothing(lake: Any, ds: dt.date) -> dict[str, Any]:
 
 def sleep_long(lake: Any, ds: dt.date) -> None:
     subprocess.run([sys.executable, "-c", "import time; time.sleep(60)"], check=True)
+
+
+def model_on_this_engine(lake: Any, ds: dt.date) -> dict[str, Any]:
+    """The daily stats model, with the CPU time of this (the step's Python) process alone."""
+    metrics = model_metrics(lake.run_model(lake.model("curated.daily_campaign_stats"), ds))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {**metrics, "python_cpu_seconds": own.ru_utime + own.ru_stime}
