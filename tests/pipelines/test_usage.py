@@ -170,3 +170,23 @@ def test_the_tree_counts_each_process_once() -> None:
     # The parent's own last moments (after its last sample) may be missed; nothing is counted twice.
     assert charged - 0.15 <= used.cpu_seconds <= charged + 0.02, (used, charged)
     assert used.memory_gb_seconds > 0 and used.peak_mb > 5
+
+
+@pytest.mark.slow
+def test_the_nightly_run_in_process_records_the_same_keys(
+    demo_lake: Lake, drops: dict[dt.date, DayDrop]
+) -> None:
+    land_drop(demo_lake, drops[DAY1])
+    summary = demo_lake.run(DAY1)
+    ran = {f"model {m.model}" for m in summary.models if not m.skipped}
+    assert ran and set(summary.usage) == {f"ingest {i.dataset}" for i in summary.ingests} | ran
+    for step, metrics in summary.usage.items():
+        assert_consistent(metrics)
+        assert metrics["cpu_seconds"] > 0, step
+    for ingested in summary.ingests:
+        metrics = summary.usage[f"ingest {ingested.dataset}"]
+        assert (metrics["bytes_read"], metrics["bytes_written"]) == (
+            ingested.bytes_read,
+            ingested.bytes_written,
+        )
+    assert summary.to_dict()["usage"] == summary.usage
