@@ -95,6 +95,7 @@ def test_duckdb_steps_record_what_they_used(demo_lake: Lake, drops: dict[dt.date
     assert check.metrics["bytes_scanned"] == whole > 0
 
 
+@pytest.mark.slow
 def test_a_child_that_ended_still_counts(tmp_path: Path) -> None:
     lake = project(tmp_path, "steps:\n  burn: {python: 'tests.pipelines.usage_steps:burn_in_child'}\n")
     burn = attempts(lake, "p")["burn"]
