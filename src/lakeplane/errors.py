@@ -441,3 +441,27 @@ class QueryRefused(LakeplaneError):
     remaining: int | None = None
     estimate: int | None = None
     breakdown: list[dict[str, Any]] | None = None
+
+
+# -- scaling and cost from run history ----------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class ScalingError(LakeplaneError, ValueError):
+    """A scaling model cannot be fitted for ``job`` from its run history.
+
+    Attributes:
+        job: the pipeline or model.
+        runs: the usable runs found.
+        needed: the runs the fit needs.
+    """
+
+    job: str
+    runs: int | None = None
+    needed: int | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class JobNotFound(LakeplaneError, LookupError):
+    """No pipeline or model is named ``job``; ``known`` lists those that are."""
+
+    job: str
+    known: list[str] | None = None

@@ -1,0 +1,1 @@
+"""Compute: what runs cost, how they scale, and where they should run."""
