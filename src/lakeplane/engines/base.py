@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ class EngineSession(ABC):
     """
 
     dialect: ClassVar[str] = "duckdb"
+    #: What the job may use (memory, threads, spill folder).
+    job: JobSpec
     #: A folder of this job's own on local disk (spill files, local copies of remote raw files).
     spill_dir: Path
 
@@ -132,6 +135,11 @@ class EngineSession(ABC):
     def stage_skew(self) -> list[Any]:
         """Per-stage task-time skew of the work so far (engines with stages report it)."""
         return []
+
+    def usage(self) -> dict[str, Any]:
+        """What the job held, as step metrics: ``cores`` (the threads it may run: ``engine.threads``,
+        else every core), and for engines with executors their figures (``spark_executors``)."""
+        return {"cores": self.job.threads or os.cpu_count() or 1}
 
     @abstractmethod
     def close(self) -> None:

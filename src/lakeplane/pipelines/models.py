@@ -108,6 +108,10 @@ class ModelResult:
     stage_skew: list[dict[str, Any]] = field(default_factory=list)
     skew: str = ""
     commit_retries: int = 0
+    #: The vCPUs the job held (its engine's threads, Spark's cores); 0 when it did not run.
+    cores: int = 0
+    #: A Spark job's executors (:class:`~lakeplane.engines.spark.usage.ExecutorUsage` as a dict).
+    spark_executors: dict[str, Any] | None = None
 
 
 def load_model(path: Path, default_domain: str) -> Model:

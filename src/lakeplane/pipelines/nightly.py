@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.config import LakeConfig
 from lakeplane.errors import QualityGateFailed
 from lakeplane.ingest.ingestion import Ingestion
 from lakeplane.ingest.step import IngestResult
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import ModelResult, qualify
+from lakeplane.pipelines.usage import StepMeter, machine_cores
 
 Progress = Callable[[str], None]
 
@@ -33,6 +35,9 @@ class RunSummary:
     models: list[ModelResult] = field(default_factory=list)
     seconds: float = 0.0
     peak_memory_mb: float = 0.0
+    #: Each step that ran (``ingest NAME``, ``model NAME``): the step metrics keys of
+    #: :mod:`lakeplane.pipelines.usage`, as a pipeline's step attempt records them.
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +53,7 @@ class RunSummary:
             + sum(m.bytes_written for m in self.models),
             "ingests": [i.to_dict() for i in self.ingests],
             "models": [vars(m) for m in self.models],
+            "usage": self.usage,
         }
 
 
@@ -81,7 +87,16 @@ def run_nightly(
         if batches := ingestion.raw.batches(name, ds):
             if progress:
                 progress(f"ingest {name}")
-            summary.ingests.append(ingestion.ingest(name, ds, batches, force=force))
+            with StepMeter() as meter:
+                ingested = ingestion.ingest(name, ds, batches, force=force)
+            summary.ingests.append(ingested)
+            summary.usage[f"ingest {name}"] = meter.metrics(
+                {
+                    "bytes_read": ingested.bytes_read,
+                    "bytes_written": ingested.bytes_written,
+                    "cores": ingestion.config.engine.threads or machine_cores(),
+                }
+            )
     stopped: dict[str, QualityGateFailed] = {}
     blocked: dict[str, str] = {}  # a model reading a stopped one (directly or not) -> the stopped one
     for model in models.all():
@@ -100,15 +115,33 @@ def run_nightly(
         if missing:  # its domain's data has not arrived yet: nothing to build from
             summary.models.append(ModelResult(model.name, skipped=f"no table {', '.join(missing)} yet"))
             continue
+        meter, result = StepMeter(), None
         try:
-            summary.models.append(models.run(model, ds, force=force))
+            with meter:
+                result = models.run(model, ds, force=force)
+            summary.models.append(result)
         except QualityGateFailed as failed:  # a verdict on this model's data: the others go on
             stopped[model.name] = failed
+        summary.usage[f"model {model.name}"] = meter.metrics(_model_reported(result, models.config))
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.peak_memory_mb = peak_memory_mb()
     if stopped:
         raise _gates_failed(list(stopped.values()), sorted(blocked))
     return summary
+
+
+def _model_reported(result: ModelResult | None, config: LakeConfig) -> dict[str, Any]:
+    """What a model's run reported for its usage (None: its gate failed, it reported nothing)."""
+    if result is None:
+        return {"cores": config.engine.threads or machine_cores()}
+    reported: dict[str, Any] = {
+        "bytes_read": result.bytes_read,
+        "bytes_written": result.bytes_written,
+        "cores": result.cores or config.engine.threads or machine_cores(),
+    }
+    if result.spark_executors is not None:
+        reported["spark_executors"] = result.spark_executors
+    return reported
 
 
 def _gates_failed(failures: list[QualityGateFailed], skipped: list[str]) -> QualityGateFailed:

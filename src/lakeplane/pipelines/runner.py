@@ -37,6 +37,7 @@ from lakeplane.pipelines.leases import DayLeases, Lease, this_holder
 from lakeplane.pipelines.process_tree import MemoryWatchdog
 from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import Attempt, RunRecord, RunStore
+from lakeplane.pipelines.usage import step_usage
 from lakeplane.pipelines.worker import run_step
 from lakeplane.units import parse_size
 
@@ -289,7 +290,8 @@ class Runner:
         """Kill the steps still running and record their attempts as failed (a redrive reruns them)."""
         for step, job in list(self._running.items()):
             self._kill(job)
-            self.store.finish_attempt(run, job.attempt, "failed", reason, True)
+            used = step_usage({}, job.watchdog.usage(), time.monotonic() - job.started)
+            self.store.finish_attempt(run, job.attempt, "failed", reason, True, used)
             del self._running[step]
 
     def _say(self, text: str) -> None:
@@ -334,10 +336,8 @@ class Runner:
         if outcome is not None:
             job.watchdog.stop()
             ok, error, retryable, metrics = outcome
-            peak = max(float(metrics.get("peak_memory_mb", 0.0)), job.watchdog.peak_mb)
-            if peak:
-                metrics = {**metrics, "peak_memory_mb": round(peak, 1)}
-            return ok, error, retryable, metrics
+            elapsed = time.monotonic() - job.started
+            return ok, error, retryable, step_usage(metrics, job.watchdog.usage(), elapsed)
         return None
 
     def _outcome(self, job: _Running) -> tuple[bool, str | None, bool, dict[str, Any]] | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
+from lakeplane.config import LakeConfig
 from lakeplane.errors import QualityGateFailed
 from lakeplane.ingest.step import IngestResult
 from lakeplane.pipelines.definition import StepSpec
@@ -24,11 +26,24 @@ from lakeplane.storage.raw import RawZone
 SKEW_MIN_TASK_MS = 500
 
 
+class ScanCounter(Protocol):
+    """Counts the bytes the lake's quality checks scanned."""
+
+    @property
+    def bytes_scanned(self) -> int: ...
+
+
 class StepHost(Protocol):
     """The lake as pipeline steps use it."""
 
     @property
+    def config(self) -> LakeConfig: ...
+
+    @property
     def raw(self) -> RawZone: ...
+
+    @property
+    def quality(self) -> ScanCounter: ...
 
     def ingest(self, dataset: str, ds: dt.date) -> IngestResult: ...
 
@@ -46,11 +61,22 @@ OpenHost = Callable[[Path, dict[str, Any] | None], StepHost]
 
 
 def execute_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
-    """Run one step for ``ds`` and return its metrics.
+    """Run one step for ``ds`` and return its metrics: what it reported, with the ``cores`` it held
+    (the embedded engine's threads unless it says otherwise, as a Spark model does) and the
+    ``bytes_scanned`` of the quality checks it ran.
 
     Raises:
         QualityGateFailed: a blocking ``quality`` step's rules failed.
     """
+    scanned = host.quality.bytes_scanned
+    metrics = _run_step(host, spec, ds)
+    metrics.setdefault("cores", host.config.engine.threads or os.cpu_count() or 1)
+    if spec.kind == "quality" or host.quality.bytes_scanned > scanned:
+        metrics.setdefault("bytes_scanned", host.quality.bytes_scanned - scanned)
+    return metrics
+
+
+def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
     if spec.kind == "ingest":
         if spec.if_missing == "skip" and not host.raw.batches(spec.ingest or "", ds):
             return {"skipped": f"no batches of {spec.ingest} landed for {ds}"}
@@ -95,7 +121,10 @@ def _model_metrics(outcome: ModelResult) -> dict[str, Any]:
         "placement": outcome.placement,
         "snapshot_id": outcome.snapshot_id,
         "commit_retries": outcome.commit_retries,
+        "cores": outcome.cores,
     }
+    if outcome.spark_executors is not None:
+        metrics["spark_executors"] = outcome.spark_executors
     if outcome.stage_skew:
         metrics["stage_skew"] = outcome.stage_skew
         timed = [s["skew"] for s in outcome.stage_skew if s["max_task_ms"] >= SKEW_MIN_TASK_MS]

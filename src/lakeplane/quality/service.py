@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +67,9 @@ class QualityChecks:
         self.resolve = resolve
         self.project_dir = project_dir
         self.history_for = history_for
+        #: Bytes of the data files every check so far planned and read (the table's and references').
+        self.bytes_scanned = 0
+        self._count = threading.Lock()
 
     def check(
         self,
@@ -110,10 +114,15 @@ class QualityChecks:
             day = ds if only_ds and ds is not None and "ds" in scan.schema.names else None
             session.execute(_primary_view(day).sql(dialect=session.dialect))
             names = {alias: f"{REFERENCE_PREFIX}{i}" for i, alias in enumerate(aliases)}
+            scanned = scan.bytes
             for alias, name in aliases.items():
-                session.register_scan(names[alias], self.plan(self.resolve(name), None))
+                reference = self.plan(self.resolve(name), None)
+                session.register_scan(names[alias], reference)
+                scanned += reference.bytes
             session.sandbox()
             outcomes = evaluate(rules, session, PRIMARY_ALIAS, names, moment, history.before(stamp))
+        with self._count:
+            self.bytes_scanned += scanned
         if record:
             history.record(outcomes, stamp)
         return [outcome.to_dict() for outcome in outcomes]

@@ -15,6 +15,7 @@ is uploaded, since the ``hadoop-aws`` jar is not available either.
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from lakeplane.engines.binding import FOOTERS, bind_files, schema_field_ids
 from lakeplane.engines.spark import runtime
 from lakeplane.engines.spark.cluster import TransientCluster
 from lakeplane.engines.spark.metrics import StageSkew, stage_skew, wait_for_listeners
+from lakeplane.engines.spark.usage import job_usage
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 from lakeplane.units import parse_size
@@ -130,6 +132,7 @@ class SparkJobSession(EngineSession):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.cluster: TransientCluster | None = None
         self._views: list[str] = []
+        self._opened_ms = time.time() * 1000  # executors count from here (a driver may outlive jobs)
         master = str(config.master)
         if master == "spark-cluster":
             self.cluster = TransientCluster(
@@ -311,6 +314,10 @@ class SparkJobSession(EngineSession):
     def stage_skew(self) -> list[StageSkew]:
         """Task-time skew (max / median) of each stage this job ran so far."""
         return stage_skew(self.spark, self._first_stage)
+
+    def usage(self) -> dict[str, Any]:
+        """Cores the job held and what its executors used (:mod:`lakeplane.engines.spark.usage`)."""
+        return job_usage(self.spark, self._first_stage, self._opened_ms, transient=self.cluster is not None)
 
     def _next_stage_id(self) -> int:
         """The id the next stage will get: one past the stages of the jobs this driver ran before."""
