@@ -70,7 +70,7 @@ class Prediction:
     """
 
     input_bytes: int
-    cores: int
+    cores: float
     seconds: float
     low: float
     high: float
@@ -133,9 +133,9 @@ class ScalingModel:
         """The coefficient of ``term`` (0.0 for a term the fit did not use)."""
         return self.coefficients[self.terms.index(term)] if term in self.terms else 0.0
 
-    def predict(self, input_bytes: int, cores: int) -> Prediction:
+    def predict(self, input_bytes: int, cores: float) -> Prediction:
         """The time of a run reading ``input_bytes`` on ``cores``, with a 90 % interval."""
-        cores = max(1, int(cores))
+        cores = max(1.0, float(cores))
         row = _features(np.array([float(input_bytes)]), np.array([float(cores)]), self.terms)[0]
         seconds = float(row @ np.array(self.coefficients))
         rng = np.random.default_rng(1)
@@ -165,11 +165,11 @@ class ScalingModel:
             notes=tuple(notes),
         )
 
-    def seconds_at(self, input_bytes: int) -> Callable[[int], tuple[float, float, float]]:
+    def seconds_at(self, input_bytes: int) -> Callable[[float], tuple[float, float, float]]:
         """``cores -> (seconds, low, high)`` for a run reading ``input_bytes`` (what the advisor's
         ``JobProfile.seconds_at`` takes)."""
 
-        def at(cores: int) -> tuple[float, float, float]:
+        def at(cores: float) -> tuple[float, float, float]:
             found = self.predict(input_bytes, cores)
             return found.seconds, found.low, found.high
 
@@ -198,7 +198,7 @@ class ScalingModel:
         if cores_factor > 1:
             low_c, high_c = self.cores_range
             seen = f"{low_c}" if low_c == high_c else f"{low_c}-{high_c}"
-            notes.append(f"{cores} cores is {cores_factor:.1f}x beyond the core counts seen ({seen})")
+            notes.append(f"{cores:g} cores is {cores_factor:.1f}x beyond the core counts seen ({seen})")
         if widen > 1:
             notes.append(f"interval widened x{widen:.2f} for the extrapolation")
         return notes

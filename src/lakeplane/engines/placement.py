@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lakeplane.compute.prices import here_price, load_prices
+from lakeplane.compute.here import lake_prices, machine_cores, this_machine
 from lakeplane.config import SPARK_MASTER, LakeConfig
 from lakeplane.errors import ConfigError
 from lakeplane.units import human_bytes, parse_size
@@ -67,8 +67,9 @@ def size_bytes(text: str) -> int:
         raise ConfigError(f"'{text}' is not a size (e.g. 8GB, 512MB)", key="placement") from None
 
 
-def place(config: LakeConfig, input_bytes: int | None) -> Placement:
-    """The engine for a job reading ``input_bytes`` under ``config``."""
+def place(config: LakeConfig, input_bytes: int | None, project_dir: Path | None = None) -> Placement:
+    """The engine for a job reading ``input_bytes`` under ``config`` (a relative ``cost.prices``
+    is below ``project_dir``)."""
     engine = config.engine.type
     spark = config.spark
     if engine == "duckdb":
@@ -77,7 +78,7 @@ def place(config: LakeConfig, input_bytes: int | None) -> Placement:
         return Placement("spark", spark.master, "engine.type is spark", input_bytes)
     by_size = _place_by_size(config, input_bytes)
     if config.placement.by_cost and input_bytes is not None:
-        return place_by_cost(config, input_bytes, by_size)
+        return place_by_cost(config, input_bytes, by_size, project_dir)
     return by_size
 
 
@@ -141,21 +142,13 @@ class ShapeEstimate:
         return f"{self.shape} ~{self.seconds:.0f} s on {self.cores} cores, ${self.usd:.4f}"
 
 
-def machine_memory_gb() -> float:
-    """This machine's memory in GB (0 when the system does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    except (ValueError, OSError, AttributeError):
-        return 0.0
-
-
 def local_estimates(config: LakeConfig, input_bytes: int, usd_per_core_hour: float) -> list[ShapeEstimate]:
     """The time and cost of a job reading ``input_bytes`` on each shape lakeplane can run here.
 
     DuckDB and ``local[N]`` run on this machine, so they are offered only below
     ``placement.cluster_above``; the cluster's workers are priced at this machine's price per core.
     """
-    machine = os.cpu_count() or 1
+    machine = machine_cores()
     cluster_cores = config.spark.workers * config.spark.worker_cores
     cluster = config.spark.master if not config.spark.master.startswith("local") else "spark-cluster"
     shapes = [("spark", cluster, cluster_cores, CLUSTER_START_S, SPARK_BYTES_PER_CORE_S)]
@@ -184,15 +177,14 @@ def local_estimates(config: LakeConfig, input_bytes: int, usd_per_core_hour: flo
     return found
 
 
-def place_by_cost(config: LakeConfig, input_bytes: int, by_size: Placement) -> Placement:
+def place_by_cost(
+    config: LakeConfig, input_bytes: int, by_size: Placement, project_dir: Path | None = None
+) -> Placement:
     """The cheapest local shape for ``input_bytes`` that meets ``placement.deadline`` and
     ``placement.budget``; with none, the fastest within the budget, else the fastest. The reason
     gives every shape's estimate, the runner-up, and the size thresholds' choice."""
-    cost = config.cost
-    machine = os.cpu_count() or 1
-    prices = load_prices(Path(cost.prices) if cost.prices else None, cost.region)
-    here = here_price(cost.here, prices, machine, machine_memory_gb())
-    per_core = here.usd_per_hour / machine
+    here = this_machine(config.cost, lake_prices(config.cost, project_dir))
+    per_core = here.usd_per_hour / machine_cores()
     estimates = local_estimates(config, input_bytes, per_core)
     fits = sorted((e for e in estimates if e.meets_deadline and e.within_budget), key=lambda e: (e.usd, e.seconds))
     limits = _limits(config)
@@ -203,11 +195,12 @@ def place_by_cost(config: LakeConfig, input_bytes: int, by_size: Placement) -> P
         chosen = min(affordable or estimates, key=lambda e: e.seconds)
         why = f"no shape meets {limits}; the fastest {'within the budget' if affordable else 'of all'}"
     others = sorted((e for e in estimates if e is not chosen), key=lambda e: (e.usd, e.seconds))
-    lost = "; ".join(f"{e.describe()}{_shortfall(e, config)}" for e in others)
+    lost = [f"{e.describe()}{_shortfall(e, config)}" for e in others]
     reason = (
         f"by cost: {chosen.describe()} is {why} (input {human_bytes(input_bytes)}; "
-        f"{here.assumption}; {per_core:.4f} $/core-hour)"
-        + (f"; runner-up {lost}" if lost else "")
+        f"{here.assumption}; ${per_core:.4f} per core-hour)"
+        + (f"; runner-up {lost[0]}" if lost else "")
+        + (f"; also {'; '.join(lost[1:])}" if len(lost) > 1 else "")
         + f"; the size thresholds alone would choose {by_size.shape}"
     )
     return Placement(chosen.engine, chosen.shape, reason, input_bytes)
