@@ -1,1 +1,1 @@
-"""Compute: what runs cost, how they scale, and where they should run."""
+"""Compute: the price table, the cost of a run on each shape, and the advisor that picks one."""
