@@ -156,7 +156,9 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
     try:
         return now - dt.timedelta(seconds=parse_duration(text))
     except ValueError:
-        raise ConfigError(f"--since {text}: expected a duration (7d, 12h) or a date (2026-11-01)", key="since") from None
+        raise ConfigError(
+            f"--since {text}: expected a duration (7d, 12h) or a date (2026-11-01)", key="since"
+        ) from None
 
 
 def run_usage(run: RunHistory) -> Usage:
@@ -172,7 +174,9 @@ def price_run(run: RunHistory, prices: PriceTable, here_per_hour: float) -> tupl
     cheapest = min(feasible, key=lambda c: c.usd).shape if feasible else None
     here = by_shape["here"].usd if "here" in by_shape else 0.0
     shapes = {c.shape: (c.usd if c.feasible else None) for c in costs if c.shape != "here"}
-    return RunCost(run.run_id, run.pipeline, run.ds, run.state, run.wall_seconds, here, shapes, cheapest), costs
+    return RunCost(
+        run.run_id, run.pipeline, run.ds, run.state, run.wall_seconds, here, shapes, cheapest
+    ), costs
 
 
 def standing_cluster(runs: Sequence[RunHistory], prices: PriceTable, days: float) -> StandingCluster:
@@ -192,12 +196,16 @@ def standing_cluster(runs: Sequence[RunHistory], prices: PriceTable, days: float
     return StandingCluster(peak_vcpu, peak_gb, primary.name, node.name, nodes, hourly, days)
 
 
-def compare(name: str, runs: Sequence[RunHistory], costs: Sequence[RunCost], prices: PriceTable, days: float) -> Comparison:
+def compare(
+    name: str, runs: Sequence[RunHistory], costs: Sequence[RunCost], prices: PriceTable, days: float
+) -> Comparison:
     shapes: dict[str, float | None] = {}
     for cost in costs:
         for shape, usd in cost.shapes.items():
             total = shapes.get(shape, 0.0)
-            shapes[shape] = None if usd is None or (shape in shapes and total is None) else (total or 0.0) + usd
+            shapes[shape] = (
+                None if usd is None or (shape in shapes and total is None) else (total or 0.0) + usd
+            )
     transient = sum(c.transient_usd or 0.0 for c in costs)
     return Comparison(
         name,
@@ -239,7 +247,15 @@ def cost_report(
         "On-Demand with the EMR uplift, 24 hours a day for the period; runs at the same time are not "
         "stacked (the cluster holds the largest run, not the sum of concurrent ones)",
     )
-    return CostReport(start.isoformat(timespec="seconds"), now.isoformat(timespec="seconds"), days, run_costs, pipelines, total, assumptions)
+    return CostReport(
+        start.isoformat(timespec="seconds"),
+        now.isoformat(timespec="seconds"),
+        days,
+        run_costs,
+        pipelines,
+        total,
+        assumptions,
+    )
 
 
 def _usd(value: float | None) -> float | None:

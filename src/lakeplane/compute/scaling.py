@@ -186,7 +186,7 @@ class ScalingModel:
         return (d_bytes / seconds, d_cores / seconds) if seconds > 0 else (0.0, 0.0)
 
     def _notes(
-        self, size: int, cores: int, bytes_factor: float, cores_factor: float, widen: float
+        self, size: int, cores: float, bytes_factor: float, cores_factor: float, widen: float
     ) -> list[str]:
         notes = []
         low_b, high_b = self.bytes_range

@@ -186,7 +186,9 @@ def place_by_cost(
     here = this_machine(config.cost, lake_prices(config.cost, project_dir))
     per_core = here.usd_per_hour / machine_cores()
     estimates = local_estimates(config, input_bytes, per_core)
-    fits = sorted((e for e in estimates if e.meets_deadline and e.within_budget), key=lambda e: (e.usd, e.seconds))
+    fits = sorted(
+        (e for e in estimates if e.meets_deadline and e.within_budget), key=lambda e: (e.usd, e.seconds)
+    )
     limits = _limits(config)
     if fits:
         chosen, why = fits[0], f"the cheapest shape that meets {limits}"
@@ -215,7 +217,7 @@ def _limits(config: LakeConfig) -> str:
 
 
 def _shortfall(estimate: ShapeEstimate, config: LakeConfig) -> str:
-    missed = ([] if estimate.meets_deadline else [f"misses the deadline {config.placement.deadline:.0f} s"]) + (
-        [] if estimate.within_budget else [f"over the budget ${config.placement.budget:.4f}"]
-    )
+    missed = (
+        [] if estimate.meets_deadline else [f"misses the deadline {config.placement.deadline:.0f} s"]
+    ) + ([] if estimate.within_budget else [f"over the budget ${config.placement.budget:.4f}"])
     return f" ({', '.join(missed)})" if missed else ""
