@@ -139,7 +139,13 @@ class ShapeEstimate:
     within_budget: bool
 
     def describe(self) -> str:
-        return f"{self.shape} ~{self.seconds:.0f} s on {self.cores} cores, ${self.usd:.4f}"
+        shown = f"{self.seconds:.1f}" if self.seconds < 10 else f"{self.seconds:.0f}"
+        return f"{self.shape} ~{shown} s on {self.cores} cores, {usd(self.usd)}"
+
+
+def usd(amount: float) -> str:
+    """Dollars to four places, or six below a cent (a small job's cost is a fraction of one)."""
+    return f"${amount:.6f}" if 0 < amount < 0.01 else f"${amount:.4f}"
 
 
 def local_estimates(config: LakeConfig, input_bytes: int, usd_per_core_hour: float) -> list[ShapeEstimate]:
@@ -191,15 +197,15 @@ def place_by_cost(
     )
     limits = _limits(config)
     if fits:
-        chosen, why = fits[0], f"the cheapest shape that meets {limits}"
+        chosen, why = fits[0], f"the cheapest shape that meets {limits}" if limits else "the cheapest shape"
     else:
         affordable = [e for e in estimates if e.within_budget]
         chosen = min(affordable or estimates, key=lambda e: e.seconds)
-        why = f"no shape meets {limits}; the fastest {'within the budget' if affordable else 'of all'}"
+        why = f"no shape meets {limits}: the fastest {'within the budget' if affordable else 'of all'}"
     others = sorted((e for e in estimates if e is not chosen), key=lambda e: (e.usd, e.seconds))
     lost = [f"{e.describe()}{_shortfall(e, config)}" for e in others]
     reason = (
-        f"by cost: {chosen.describe()} is {why} (input {human_bytes(input_bytes)}; "
+        f"by cost: {chosen.describe()}: {why} (input {human_bytes(input_bytes)}; "
         f"{here.assumption}; ${per_core:.4f} per core-hour)"
         + (f"; runner-up {lost[0]}" if lost else "")
         + (f"; also {'; '.join(lost[1:])}" if len(lost) > 1 else "")
@@ -211,13 +217,13 @@ def place_by_cost(
 def _limits(config: LakeConfig) -> str:
     deadline, budget = config.placement.deadline, config.placement.budget
     parts = ([f"the deadline {deadline:.0f} s"] if deadline is not None else []) + (
-        [f"the budget ${budget:.4f}"] if budget is not None else []
+        [f"the budget {usd(budget)}"] if budget is not None else []
     )
-    return " and ".join(parts) or "no deadline or budget"
+    return " and ".join(parts)
 
 
 def _shortfall(estimate: ShapeEstimate, config: LakeConfig) -> str:
     missed = (
         [] if estimate.meets_deadline else [f"misses the deadline {config.placement.deadline:.0f} s"]
-    ) + ([] if estimate.within_budget else [f"over the budget ${config.placement.budget:.4f}"])
+    ) + ([] if estimate.within_budget else [f"over the budget {usd(config.placement.budget or 0.0)}"])
     return f" ({', '.join(missed)})" if missed else ""
