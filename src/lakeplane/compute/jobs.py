@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -12,6 +13,10 @@ SecondsAt = Callable[[float], tuple[float, float, float]]
 #: The serial fraction assumed when no scaling model was fitted: 5 % of the work does not spread.
 DEFAULT_SERIAL_FRACTION = 0.05
 
+#: Spark reads a file in splits of this many bytes (``spark.sql.files.maxPartitionBytes``), one task
+#: each: a job cannot keep more vCPUs busy than its input has splits.
+SPLIT_BYTES = 128 * 2**20
+
 KINDS = ("batch", "query")
 ARRIVALS = ("scheduled", "unpredictable")
 
@@ -20,6 +25,7 @@ ARRIVALS = ("scheduled", "unpredictable")
 class AmdahlScaling:
     """Near-linear scaling with a serial fraction: ``T(c) = T0 * (s + (1 - s) * c0 / c)``.
 
+    ``max_cores`` caps the vCPUs the work can use (its input's splits): more run no faster.
     ``spread`` widens the estimate into a range (0.25: ±25 %); 0 says the range is unknown.
     """
 
@@ -27,18 +33,22 @@ class AmdahlScaling:
     cores: float
     serial_fraction: float = DEFAULT_SERIAL_FRACTION
     spread: float = 0.0
+    max_cores: float | None = None
 
     def __call__(self, cores: float) -> tuple[float, float, float]:
-        ratio = self.cores / max(cores, 1e-9)
+        cap = math.inf if self.max_cores is None else self.max_cores
+        ratio = min(self.cores, cap) / max(min(cores, cap), 1e-9)
         estimate = self.seconds * (self.serial_fraction + (1 - self.serial_fraction) * ratio)
         return estimate, estimate * (1 - self.spread), estimate * (1 + self.spread)
 
     def describe(self) -> str:
-        return (
+        text = (
             f"{self.seconds:,.0f} s at {self.cores:g} vCPUs, scaled as "
-            f"T(c) = T0 * ({self.serial_fraction:g} + {1 - self.serial_fraction:g} * {self.cores:g} / c) "
-            f"(a serial fraction of {self.serial_fraction:.0%})"
+            f"T(c) = T0 * ({self.serial_fraction:g} + {1 - self.serial_fraction:g} * {self.cores:g} / c)"
         )
+        if self.max_cores is not None:
+            text += f", no faster beyond {self.max_cores:g} vCPUs (one task per 128 MB input split)"
+        return text
 
 
 @dataclass(frozen=True)
@@ -91,10 +101,15 @@ class JobProfile:
 
     def run_seconds(self, cores: float) -> tuple[float, float, float]:
         """Run seconds on ``cores`` vCPUs: ``(estimate, low, high)``, from ``seconds_at`` when given."""
-        return (self.seconds_at or AmdahlScaling(self.seconds, self.cores))(cores)
+        return (self.seconds_at or self.default_scaling())(cores)
+
+    def default_scaling(self) -> AmdahlScaling:
+        """Near-linear scaling from ``seconds`` at ``cores``, capped at the input's splits."""
+        splits = math.ceil(self.input_bytes / SPLIT_BYTES) if self.input_bytes > 0 else None
+        return AmdahlScaling(self.seconds, self.cores, max_cores=splits)
 
     def describe_scaling(self) -> str:
         if self.seconds_at is None:
-            return AmdahlScaling(self.seconds, self.cores).describe()
+            return self.default_scaling().describe()
         describe = getattr(self.seconds_at, "describe", None)
         return str(describe()) if callable(describe) else "the job's fitted scaling model"

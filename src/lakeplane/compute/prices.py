@@ -223,65 +223,78 @@ class PriceTable:
             ) from None
 
 
-class _Reader:
-    """Typed access to a parsed YAML mapping; a missing or wrong value names file and dotted key."""
+class Reader:
+    """Typed access to a parsed YAML mapping; a missing or wrong value names file and dotted key.
+
+    Shared by the price table and scenario files.
+    """
 
     def __init__(self, file: str, data: Any, key: str = "") -> None:
         self.file, self.data, self.key = file, data, key
         if not isinstance(data, dict):
-            raise self._error(key or "(top)", "a mapping")
+            raise self.error(key or "(top)", "a mapping")
 
-    def _error(self, key: str, expected: str) -> ConfigError:
+    def error(self, key: str, expected: str) -> ConfigError:
         return ConfigError(f"{self.file}: '{key}' must be {expected}", file=self.file, key=key)
 
-    def _path(self, name: str) -> str:
+    def path(self, name: str) -> str:
         return f"{self.key}.{name}" if self.key else name
 
     def raw(self, name: str) -> Any:
         if name not in self.data:
             raise ConfigError(
-                f"{self.file}: missing key '{self._path(name)}'", file=self.file, key=self._path(name)
+                f"{self.file}: missing key '{self.path(name)}'", file=self.file, key=self.path(name)
             )
         return self.data[name]
 
-    def sub(self, name: str) -> _Reader:
-        return _Reader(self.file, self.raw(name), self._path(name))
+    def sub(self, name: str) -> Reader:
+        return Reader(self.file, self.raw(name), self.path(name))
 
     def number(self, name: str, *, low: float = 0.0) -> float:
         value = self.raw(name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-            raise self._error(self._path(name), f"a number >= {low:g}")
+            raise self.error(self.path(name), f"a number >= {low:g}")
         return float(value)
 
     def integer(self, name: str, *, low: int = 0) -> int:
         value = self.raw(name)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise self._error(self._path(name), f"an integer >= {low}")
+            raise self.error(self.path(name), f"an integer >= {low}")
         return value
 
     def text(self, name: str) -> str:
         value = self.raw(name)
         if not isinstance(value, str) or not value:
-            raise self._error(self._path(name), "a non-empty string")
+            raise self.error(self.path(name), "a non-empty string")
         return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+    def items(self, name: str) -> list[Reader]:
+        """The list under ``name``, each item a mapping."""
+        values = self.raw(name)
+        if not isinstance(values, list):
+            raise self.error(self.path(name), "a list")
+        return [Reader(self.file, v, f"{self.path(name)}[{i}]") for i, v in enumerate(values)]
 
     def fraction(self, name: str) -> float:
         value = self.number(name)
         if value > 1:
-            raise self._error(self._path(name), "a fraction between 0 and 1")
+            raise self.error(self.path(name), "a fraction between 0 and 1")
         return value
 
     def tiers(self, name: str) -> tuple[Tier, ...]:
         items = self.raw(name)
         if not isinstance(items, list) or not items:
-            raise self._error(self._path(name), "a list of {up_to_tb, gb_month} tiers")
+            raise self.error(self.path(name), "a list of {up_to_tb, gb_month} tiers")
         tiers = []
         for i, item in enumerate(items):
-            tier = _Reader(self.file, item, f"{self._path(name)}[{i}]")
+            tier = Reader(self.file, item, f"{self.path(name)}[{i}]")
             top = tier.number("up_to_tb") if "up_to_tb" in item else None
             tiers.append(Tier(up_to_tb=top, gb_month=tier.number("gb_month")))
         if tiers[-1].up_to_tb is not None:
-            raise self._error(self._path(name), "a tier list whose last tier has no up_to_tb")
+            raise self.error(self.path(name), "a tier list whose last tier has no up_to_tb")
         return tuple(tiers)
 
 
@@ -299,7 +312,7 @@ def load_prices(path: Path | None = None, region: str = "us-east-1") -> PriceTab
         raise ConfigError(f"price table {file} does not exist", file=file) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file} is not valid YAML: {exc}", file=file) from None
-    top = _Reader(file, data)
+    top = Reader(file, data)
     regions = top.sub("regions")
     if region not in regions.data:
         raise ConfigError(
@@ -329,7 +342,7 @@ def load_prices(path: Path | None = None, region: str = "us-east-1") -> PriceTab
     )
 
 
-def _instances(section: _Reader) -> dict[str, Instance]:
+def _instances(section: Reader) -> dict[str, Instance]:
     instances = {}
     for name in section.data:
         item = section.sub(str(name))
@@ -344,11 +357,11 @@ def _instances(section: _Reader) -> dict[str, Instance]:
     return instances
 
 
-def _spot(section: _Reader) -> dict[str, float]:
+def _spot(section: Reader) -> dict[str, float]:
     return {str(family): section.fraction(str(family)) for family in section.data}
 
 
-def _serverless(section: _Reader) -> ServerlessPrices:
+def _serverless(section: Reader) -> ServerlessPrices:
     rates = {
         arch: ServerlessRate(
             vcpu_hour=section.sub(arch).number("vcpu_hour"), gb_hour=section.sub(arch).number("gb_hour")
@@ -362,7 +375,7 @@ def _serverless(section: _Reader) -> ServerlessPrices:
     )
 
 
-def _glue(section: _Reader) -> GluePrices:
+def _glue(section: Reader) -> GluePrices:
     return GluePrices(
         dpu_hour=section.number("dpu_hour"),
         flex_dpu_hour=section.number("flex_dpu_hour"),
@@ -373,7 +386,7 @@ def _glue(section: _Reader) -> GluePrices:
     )
 
 
-def _s3(section: _Reader) -> S3Prices:
+def _s3(section: Reader) -> S3Prices:
     it = section.sub("intelligent_tiering")
     requests = section.sub("requests")
     return S3Prices(
@@ -395,7 +408,7 @@ def _s3(section: _Reader) -> S3Prices:
     )
 
 
-def _shapes(section: _Reader) -> ShapeConstants:
+def _shapes(section: Reader) -> ShapeConstants:
     emr, sls, glue, athena = (section.sub(n) for n in ("emr", "emr_serverless", "glue", "athena"))
     return ShapeConstants(
         emr=EmrConstants(

@@ -175,9 +175,12 @@ def quote_standing(
     share of the month."""
     c = prices.shapes.emr
     node, primary = prices.instance(c.node), prices.instance(c.primary)
-    nodes = workers * concurrency
     vcpu = workers * node.vcpu
     run, low, high = _timed(work, vcpu)
+    # The runs of a month must fit in the cluster's month: one run's size per run going at once.
+    busy = runs_per_month * run / (prices.shapes.hours_per_month * 3600)
+    concurrency = max(concurrency, math.ceil(busy))
+    nodes = workers * concurrency
     hourly = primary.on_demand + primary.emr + nodes * (node.on_demand + node.emr)
     month = hourly * prices.shapes.hours_per_month
     usd = month / max(runs_per_month, 1e-9)
@@ -190,7 +193,8 @@ def quote_standing(
         seconds_high=high,
         assumptions=(
             f"a standing cluster of 1 {primary.name} + {nodes} {node.name} On-Demand"
-            + (f" ({workers} per run x {concurrency} runs at once)" if concurrency > 1 else ""),
+            + (f" ({workers} per run x {concurrency} runs at once)" if concurrency > 1 else "")
+            + f"; the month's runs keep {busy:,.2f} runs' worth of it busy on average",
             f"${hourly:.4f}/h (EC2 + EMR uplift) x {prices.shapes.hours_per_month:g} h a month = "
             f"${month:,.2f} a month, paid whether busy or idle",
             f"each of {runs_per_month:g} runs a month carries 1/{runs_per_month:g} of it: ${usd:.4f}",
