@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from lakeplane.errors import JobNotFound, did_you_mean
 from lakeplane.pipelines.definition import Pipeline
-from lakeplane.pipelines.store import ATTEMPTS, LIVE, RUNS, RunStore
+from lakeplane.pipelines.store import ATTEMPTS, LIVE, RUNS, RunRecord, RunStore
 
 #: Usage keys (the step metrics the run store holds) that add up over a run's steps.
 ADDITIVE = (
@@ -272,3 +272,22 @@ def _between(start: str | None, end: str | None) -> float:
     if not start or not end:
         return 0.0
     return max(0.0, (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds())
+
+
+def from_record(run: RunRecord) -> RunHistory:
+    """A run as the run store gave it, with its ended attempts."""
+    return RunHistory(
+        run.run_id,
+        run.pipeline,
+        run.ds,
+        run.state,
+        run.started_at,
+        run.ended_at,
+        tuple(
+            StepAttempt(
+                run.run_id, run.pipeline, a.step, a.attempt, a.state, a.started_at, a.ended_at, a.metrics
+            )
+            for a in run.attempts
+            if a.state != "running"
+        ),
+    )

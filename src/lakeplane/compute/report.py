@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakeplane.compute.costs import ShapeCost, Usage, price_usage
+from lakeplane.compute.costs import HereMachine, ShapeCost, Usage, price_usage
 from lakeplane.compute.history import RunHistory, usage_metrics
-from lakeplane.compute.prices import PriceTable
+from lakeplane.compute.prices import HerePrice, PriceTable
 from lakeplane.errors import ConfigError
 
 #: Shapes started for a run and gone after it.
@@ -166,9 +166,11 @@ def run_usage(run: RunHistory) -> Usage:
     return Usage.from_metrics(usage_metrics(run.attempts, run.wall_seconds))
 
 
-def price_run(run: RunHistory, prices: PriceTable, here_per_hour: float) -> tuple[RunCost, list[ShapeCost]]:
-    """``run`` priced here and on each shape."""
-    costs = price_usage(run_usage(run), prices, here_per_hour)
+def price_run(
+    run: RunHistory, prices: PriceTable, here: HereMachine | HerePrice | float
+) -> tuple[RunCost, list[ShapeCost]]:
+    """``run`` priced here and on each shape, as one batch job."""
+    costs = price_usage(run_usage(run), prices, here, kind="batch")
     by_shape = {c.shape: c for c in costs}
     feasible = [by_shape[s] for s in TRANSIENT if s in by_shape and by_shape[s].feasible]
     cheapest = min(feasible, key=lambda c: c.usd).shape if feasible else None
@@ -220,15 +222,14 @@ def compare(
 def cost_report(
     runs: Sequence[RunHistory],
     prices: PriceTable,
-    here_per_hour: float,
-    here_assumption: str,
+    here: HerePrice,
     since: dt.datetime | None,
     now: dt.datetime,
 ) -> CostReport:
     """What ``runs`` cost from ``since`` (default: the first run's start) to ``now``."""
     start = since or (dt.datetime.fromisoformat(runs[0].started_at) if runs else now)
     days = max((now - start).total_seconds() / 86400, 1 / 24)
-    priced = [price_run(r, prices, here_per_hour) for r in runs]
+    priced = [price_run(r, prices, here) for r in runs]
     run_costs = [cost for cost, _ in priced]
     pipelines = []
     for name in sorted({r.pipeline for r in runs}):
@@ -237,7 +238,7 @@ def cost_report(
     total = compare("total", runs, run_costs, prices, days) if runs else None
     emr = prices.shapes.emr
     assumptions = (
-        here_assumption,
+        here.assumption,
         f"prices: {prices.path}, {prices.region}, as of {prices.as_of}",
         "each run is priced as one job: its attempts' usage summed (failed attempts included), its "
         "wall time, the most cores and memory any step held",
@@ -260,3 +261,69 @@ def cost_report(
 
 def _usd(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One step attempt's usage, and what it cost here and would cost on each shape."""
+
+    step: str
+    attempt: int
+    state: str
+    usage: Usage
+    costs: tuple[ShapeCost, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "attempt": self.attempt,
+            "state": self.state,
+            "usage": self.usage.to_dict(),
+            **_priced(self.costs),
+        }
+
+
+@dataclass(frozen=True)
+class RunCostDetail:
+    """``run-show``'s cost section: per step attempt, and the run as one job."""
+
+    run_id: str
+    steps: tuple[StepCost, ...]
+    total_usage: Usage
+    total: tuple[ShapeCost, ...]
+    assumptions: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "steps": [s.to_dict() for s in self.steps],
+            "total": {"usage": self.total_usage.to_dict(), **_priced(self.total)},
+            "assumptions": list(self.assumptions),
+        }
+
+
+def run_detail(run: RunHistory, prices: PriceTable, here: HereMachine | HerePrice | float) -> RunCostDetail:
+    """What each attempt of ``run`` cost here and would cost on each shape, and the run as one batch
+    job (its attempts' usage summed over its wall time)."""
+    steps = tuple(
+        StepCost(a.step, a.attempt, a.state, usage, tuple(price_usage(usage, prices, here)))
+        for a in run.attempts
+        for usage in [Usage.from_metrics(a.metrics)]
+    )
+    total_usage = run_usage(run)
+    total = tuple(price_usage(total_usage, prices, here, kind="batch"))
+    assumptions = (
+        f"prices: {prices.path}, {prices.region}, as of {prices.as_of}",
+        "each step is priced alone, as the run store measured it (a step that recorded no usage "
+        "costs nothing); the total prices the run as one batch job: its attempts' usage summed "
+        "over the run's wall time, the most cores and memory any step held",
+    )
+    return RunCostDetail(run.run_id, steps, total_usage, total, assumptions)
+
+
+def _priced(costs: Sequence[ShapeCost]) -> dict[str, Any]:
+    here = next((c for c in costs if c.shape == "here"), None)
+    return {
+        "here_usd": None if here is None else _usd(here.usd),
+        "shapes": {c.shape: c.to_dict() for c in costs if c.shape != "here"},
+    }
