@@ -443,6 +443,20 @@ class QueryRefused(LakeplaneError):
     breakdown: list[dict[str, Any]] | None = None
 
 
+# -- cost model ---------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class PriceRefreshError(LakeplaneError):
+    """The price table could not be refreshed from the AWS Price List API.
+
+    Attributes:
+        region: the region whose prices were asked for.
+        service: the Price List service code (``AmazonEC2``, ``ElasticMapReduce``), when one failed.
+    """
+
+    region: str
+    service: str | None = None
+
+
 # -- scaling and cost from run history ----------------------------------------------------------
 @dataclass(eq=False, kw_only=True)
 class ScalingError(LakeplaneError, ValueError):

@@ -39,6 +39,8 @@ COMMANDS = {
     "catalog": "lakeplane.cli.catalog:catalog",
     "token": "lakeplane.cli.tokens:token",
     "serve": "lakeplane.cli.serve:serve",
+    "advise": "lakeplane.cli.advise:advise",
+    "cost": "lakeplane.cli.costs:cost",
 }
 
 

@@ -101,13 +101,15 @@ def _reasons(job: JobProfile, feasible: list[ShapeCost], rejected: list[ShapeCos
     best = feasible[0]
     limits = []
     if job.deadline is not None:
-        limits.append(f"within the {job.deadline:,.0f} s deadline")
+        begun = " (start-up begun ahead of the planned start)" if job.arrival == "scheduled" else ""
+        limits.append(f"within the {job.deadline:,.0f} s deadline{begun}")
     if job.start_latency is not None and job.arrival == "unpredictable":
         limits.append(f"starting within {job.start_latency:,.0f} s")
     reasons = [
         f"{best.shape} is the cheapest shape that can run {job.name}: ${best.usd:,.4f} a run, "
         f"${_month(best):,.2f} a month at {job.runs_per_month:g} runs on {best.size}, "
-        f"{best.seconds:,.0f} s" + (f" ({', '.join(limits)})" if limits else "")
+        f"{best.seconds:,.0f} s including {best.start_seconds:,.0f} s of start-up"
+        + (f" ({', '.join(limits)})" if limits else "")
     ]
     for other in feasible[1:]:
         extra = _month(other) - _month(best)

@@ -132,24 +132,25 @@ def _job(item: Reader) -> JobProfile:
         serial_fraction=item.fraction("serial_fraction") if "serial_fraction" in item.data else 0.05,
         max_cores=float(split_cap) if split_cap is not None else None,
     )
+    values = {
+        "name": item.text("name"),
+        "kind": item.get("kind", "batch"),
+        "seconds": seconds,
+        "cores": cores,
+        "input_bytes": input_bytes,
+        "bytes_scanned": _size(item, "bytes_scanned"),
+        "peak_memory_gb": _size(item, "peak_memory") / 2**30,
+        "runs_per_month": item.number("runs_per_month"),
+        "arrival": item.get("arrival", "scheduled"),
+        "deadline": _duration(item, "deadline"),
+        "start_latency": _duration(item, "start_latency"),
+        "urgent": bool(item.get("urgent", False)),
+        "budget": item.number("budget") if "budget" in item.data else None,
+        "concurrency": item.integer("concurrency", low=1) if "concurrency" in item.data else 1,
+        "seconds_at": scaling if split_cap is not None or "serial_fraction" in item.data else None,
+    }
     try:
-        job = JobProfile(
-            name=item.text("name"),
-            kind=item.get("kind", "batch"),
-            seconds=seconds,
-            cores=cores,
-            input_bytes=input_bytes,
-            bytes_scanned=_size(item, "bytes_scanned"),
-            peak_memory_gb=_size(item, "peak_memory") / 2**30,
-            runs_per_month=item.number("runs_per_month"),
-            arrival=item.get("arrival", "scheduled"),
-            deadline=_duration(item, "deadline"),
-            start_latency=_duration(item, "start_latency"),
-            urgent=bool(item.get("urgent", False)),
-            budget=item.number("budget") if "budget" in item.data else None,
-            concurrency=item.integer("concurrency", low=1) if "concurrency" in item.data else 1,
-            seconds_at=scaling if split_cap is not None or "serial_fraction" in item.data else None,
-        )
+        job = JobProfile(**values)
     except ValueError as exc:
         raise item.error(item.key, str(exc)) from None
     return job
