@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lakeplane.cli.context import DAY, EXIT_FAILED, Context, common_options, engine_option, pass_ctx
+from lakeplane.units import human_bytes
 
 if TYPE_CHECKING:
     from lakeplane.cli.output import Printer
@@ -181,9 +182,45 @@ def schedule(ctx: Context, once: bool, interval: int) -> None:
 @common_options
 @pass_ctx
 def run_show(ctx: Context, run_id: str) -> None:
-    """One run with every step attempt."""
-    run = ctx.lake().run_record(run_id)
+    """One run with every step attempt, what each used, and what it cost here and on each AWS shape."""
+    from lakeplane.cli.costs import lake_costs
+
+    lake = ctx.lake()
+    run = lake.run_record(run_id)
+    detail = lake_costs(lake).run_detail(run)
     if ctx.printer.json:
-        ctx.printer.emit(run.to_dict())
-    else:
-        _print_run(ctx.printer, run)
+        ctx.printer.emit({**run.to_dict(), "cost": detail.to_dict()})
+        return
+    _print_run(ctx.printer, run)
+    data = detail.to_dict()
+    shapes = list(data["total"]["shapes"])
+    ctx.printer.table(
+        "usage and cost (USD) per step attempt; n/a: the shape cannot run it",
+        ["step", "attempt", "vCPU-s", "GB-s", "read", "written", "here", *shapes],
+        [
+            [
+                step["step"],
+                step["attempt"],
+                round(step["usage"]["vcpu_seconds"], 1),
+                round(step["usage"]["memory_gb_seconds"], 1),
+                human_bytes(step["usage"]["bytes_read"]),
+                human_bytes(step["usage"]["bytes_written"]),
+                _dollars(step["here_usd"]),
+                *(_shape_usd(step["shapes"].get(s)) for s in shapes),
+            ]
+            for step in [*data["steps"], {**data["total"], "step": "run (one job)", "attempt": ""}]
+        ],
+    )
+    for assumption in data["assumptions"]:
+        ctx.printer.line(f"assumed: {assumption}")
+    for shape, priced in data["total"]["shapes"].items():
+        stated = "; ".join(priced["assumptions"]) if priced["feasible"] else priced["why_not"]
+        ctx.printer.line(f"{shape}: {stated}")
+
+
+def _dollars(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6f}"
+
+
+def _shape_usd(priced: dict[str, Any] | None) -> str:
+    return "n/a" if priced is None or not priced["feasible"] else _dollars(priced["usd"])
