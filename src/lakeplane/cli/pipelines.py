@@ -193,10 +193,9 @@ def run_show(ctx: Context, run_id: str) -> None:
         return
     _print_run(ctx.printer, run)
     data = detail.to_dict()
-    shapes = list(data["total"]["shapes"])
     ctx.printer.table(
-        "usage and cost (USD) per step attempt; n/a: the shape cannot run it",
-        ["step", "attempt", "vCPU-s", "GB-s", "read", "written", "here", *shapes],
+        "usage per step attempt",
+        ["step", "attempt", "vCPU-s", "GB-s", "read", "written", "here $"],
         [
             [
                 step["step"],
@@ -206,14 +205,22 @@ def run_show(ctx: Context, run_id: str) -> None:
                 human_bytes(step["usage"]["bytes_read"]),
                 human_bytes(step["usage"]["bytes_written"]),
                 _dollars(step["here_usd"]),
-                *(_shape_usd(step["shapes"].get(s)) for s in shapes),
             ]
-            for step in [*data["steps"], {**data["total"], "step": "run (one job)", "attempt": ""}]
+            for step in data["steps"]
+        ],
+    )
+    total = data["total"]
+    ctx.printer.table(
+        f"the run as one job: here ${_dollars(total['here_usd'])}; on each shape",
+        ["shape", "USD", "seconds", "size"],
+        [
+            [shape, _shape_usd(priced), priced["seconds"], priced["size"] or priced["why_not"] or ""]
+            for shape, priced in total["shapes"].items()
         ],
     )
     for assumption in data["assumptions"]:
         ctx.printer.line(f"assumed: {assumption}")
-    for shape, priced in data["total"]["shapes"].items():
+    for shape, priced in total["shapes"].items():
         stated = "; ".join(priced["assumptions"]) if priced["feasible"] else priced["why_not"]
         ctx.printer.line(f"{shape}: {stated}")
 
