@@ -18,6 +18,7 @@ import yaml
 from lakeplane.compute.advisor import Advice, advise
 from lakeplane.compute.jobs import AmdahlScaling, JobProfile
 from lakeplane.compute.prices import PriceTable, Reader, load_prices, tiered_month_usd
+from lakeplane.compute.shapes import SHAPES
 from lakeplane.errors import ConfigError
 from lakeplane.units import parse_duration, parse_size
 
@@ -296,16 +297,5 @@ def evaluate(path: Path, prices: PriceTable | None = None) -> ScenarioResult:
     """Price the scenario at ``path``: every job advised, storage and fixed costs added up."""
     scenario = load_scenario(path)
     table = prices or load_prices(region=scenario.region)
-    advice = tuple(advise(job, table, shapes=[s for s in _SHAPES if s != "here"]) for job in scenario.jobs)
+    advice = tuple(advise(job, table, shapes=[s for s in SHAPES if s != "here"]) for job in scenario.jobs)
     return ScenarioResult(scenario, table, advice, tuple(storage_lines(scenario.storage, table)))
-
-
-_SHAPES = (
-    "emr-transient-spot",
-    "emr-transient",
-    "emr-standing",
-    "emr-serverless",
-    "glue",
-    "glue-flex",
-    "athena",
-)

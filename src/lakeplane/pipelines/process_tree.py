@@ -70,16 +70,15 @@ class ProcessTree:
         total = 0
         for process in self.members():
             with contextlib.suppress(psutil.Error), process.oneshot():  # it ended while being read
-                rss = process.memory_info().rss
-                times = process.cpu_times()
                 key = (process.pid, process.create_time())
                 if key not in self._cpu:
                     self._cpu[key] = _CpuSeen(parent=process.ppid())
                 seen = self._cpu[key]
+                seen.alive = True  # a zombie too: its parent has not waited for it yet
+                times = process.cpu_times()
                 seen.own = times.user + times.system
                 seen.waited = times.children_user + times.children_system
-                seen.alive = True
-                total += rss
+                total += process.memory_info().rss
         return total / 2**20
 
     def cpu_seconds(self) -> float:

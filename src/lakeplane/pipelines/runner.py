@@ -367,7 +367,6 @@ class Runner:
             if message is None:
                 return False, f"step '{job.step}' died (exit code {job.process.exitcode})", False, {}
             metrics = dict(message.get("metrics", {}))
-            metrics.setdefault("seconds", round(elapsed, 3))
             if message["ok"]:
                 return True, None, False, metrics
             return (

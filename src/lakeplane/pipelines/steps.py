@@ -91,7 +91,7 @@ def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
             "snapshot_id": result.snapshot_id,
         }
     if spec.kind == "model":
-        return _model_metrics(
+        return model_metrics(
             host.run_model(host.model(spec.model or ""), ds, quality=spec.quality, blocking=spec.blocking)
         )
     if spec.kind == "quality":
@@ -110,7 +110,8 @@ def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
     return dict(returned) if isinstance(returned, dict) else (asdict(returned) if returned else {})
 
 
-def _model_metrics(outcome: ModelResult) -> dict[str, Any]:
+def model_metrics(outcome: ModelResult) -> dict[str, Any]:
+    """A model run's step metrics (rows, bytes, engine, cores, Spark executors and stage skew)."""
     if outcome.skipped:  # the bookmark: this day was built from these inputs already
         return {"skipped": outcome.skipped, "snapshot_id": outcome.snapshot_id}
     metrics: dict[str, Any] = {

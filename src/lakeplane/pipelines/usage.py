@@ -49,11 +49,11 @@ def step_usage(reported: Mapping[str, Any], tree: TreeUsage, seconds: float) -> 
         gb_seconds += float(executors.get("memory_gb_seconds", 0.0))
     cores = int(metrics.get("cores") or machine_cores())
     peak = max(float(metrics.get("peak_memory_mb", 0.0)), tree.peak_mb)
-    metrics.setdefault("seconds", round(seconds, 3))
+    wall = float(metrics.setdefault("seconds", round(seconds, 3)))
     metrics.update(
         cpu_seconds=round(cpu, 3),
         cores=cores,
-        vcpu_seconds=round(cores * seconds, 3),
+        vcpu_seconds=round(cores * wall, 3),
         memory_gb_seconds=round(gb_seconds, 4),
         peak_memory_mb=round(peak, 1),
     )
