@@ -146,3 +146,12 @@ def test_same_history_same_answer_and_seconds_at() -> None:
     first, second = fit("job", runs), fit("job", runs)
     assert first.predict(40 * GB, 4) == second.predict(40 * GB, 4)
     assert first.seconds_at(40 * GB)(4) == (lambda p: (p.seconds, p.low, p.high))(first.predict(40 * GB, 4))
+
+
+def test_times_that_do_not_grow_say_so() -> None:
+    """A job whose time is all start-up: the fit is a constant and says predictions at other
+    volumes have no evidence behind them."""
+    times = (7.4, 7.1, 7.0, 7.0)  # a cold first run, then the same time whatever the input
+    model = fit("startup", [Run(int(s * GB), 2, t) for s, t in zip(SIZES_GB, times, strict=True)])
+    assert model.coefficient("gb_per_core") == 0.0
+    assert any("did not grow with their input" in a for a in model.assumptions)

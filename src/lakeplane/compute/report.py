@@ -175,7 +175,11 @@ def price_run(
     feasible = [by_shape[s] for s in TRANSIENT if s in by_shape and by_shape[s].feasible]
     cheapest = min(feasible, key=lambda c: c.usd).shape if feasible else None
     here = by_shape["here"].usd if "here" in by_shape else 0.0
-    shapes = {c.shape: (c.usd if c.feasible else None) for c in costs if c.shape != "here"}
+    # A standing cluster is the report's own comparison (sized for the peak run, kept up all period),
+    # not one run's share of one.
+    shapes = {
+        c.shape: (c.usd if c.feasible else None) for c in costs if c.shape not in ("here", "emr-standing")
+    }
     return RunCost(
         run.run_id, run.pipeline, run.ds, run.state, run.wall_seconds, here, shapes, cheapest
     ), costs

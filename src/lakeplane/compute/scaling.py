@@ -261,6 +261,11 @@ def fit(job: str, runs: Sequence[TimedRun]) -> ScalingModel:
     relative = seconds / fitted - 1.0
     dof = len(usable) - len(terms)
     inflated = relative * math.sqrt(len(usable) / dof) if dof > 0 else relative
+    if not any(coefficients[terms.index(t)] > 0 for t in ("gb_per_core", "gb") if t in terms):
+        assumptions.append(
+            "the runs' times did not grow with their input: the fit is a fixed cost, and a prediction "
+            "at another volume rests on no evidence of how the work grows (see the interval)"
+        )
     return ScalingModel(
         job,
         terms,
