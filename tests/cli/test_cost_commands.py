@@ -182,3 +182,16 @@ def test_run_show_costs(history: tuple[Lake, list[RunRecord]]) -> None:
     assert any("as of" in a for a in cost["assumptions"])
     code, out = cli_text(lake, "run-show", run.run_id)
     assert code == 0 and "usage per step attempt" in out and "the run as one job: here $" in out
+
+
+def test_run_show_with_a_broken_price_table_still_shows_the_run(
+    history: tuple[Lake, list[RunRecord]],
+) -> None:
+    lake, runs = history
+    result = CliRunner().invoke(
+        cli,
+        ["--lake", str(lake.project_dir), "run-show", runs[0].run_id],
+        env={"LAKEPLANE__COST__PRICES": "missing-prices.yaml"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output and "cost: not computed: price table" in result.output

@@ -184,15 +184,21 @@ def schedule(ctx: Context, once: bool, interval: int) -> None:
 def run_show(ctx: Context, run_id: str) -> None:
     """One run with every step attempt, what each used, and what it cost here and on each AWS shape."""
     from lakeplane.cli.costs import lake_costs
+    from lakeplane.errors import ConfigError
 
     lake = ctx.lake()
     run = lake.run_record(run_id)
-    detail = lake_costs(lake).run_detail(run)
+    try:
+        data = lake_costs(lake).run_detail(run).to_dict()
+    except ConfigError as exc:  # a wrong price table or cost.here: the run is still shown
+        data = {"error": type(exc).__name__, "message": str(exc)}
     if ctx.printer.json:
-        ctx.printer.emit({**run.to_dict(), "cost": detail.to_dict()})
+        ctx.printer.emit({**run.to_dict(), "cost": data})
         return
     _print_run(ctx.printer, run)
-    data = detail.to_dict()
+    if "error" in data:
+        ctx.printer.line(f"cost: not computed: {data['message']}")
+        return
     ctx.printer.table(
         "usage per step attempt",
         ["step", "attempt", "vCPU-s", "GB-s", "read", "written", "here $"],
