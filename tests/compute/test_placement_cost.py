@@ -102,6 +102,7 @@ def test_without_by_cost_the_size_thresholds_decide(tmp_path: Path) -> None:
     assert place(config(tmp_path), None).reason.startswith("input 0 B < placement.spark_above")
 
 
+@pytest.mark.slow
 def test_a_pipeline_run_records_why_in_its_step_metrics(
     demo_lake: Lake, drops: dict[dt.date, Any], tmp_path: Path
 ) -> None:
