@@ -486,3 +486,27 @@ class AwsError(LakeplaneError):
     service: str | None = None
     operation: str | None = None
     code: str | None = None
+
+
+# -- scaling and cost from run history ----------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class ScalingError(LakeplaneError, ValueError):
+    """A scaling model cannot be fitted for ``job`` from its run history.
+
+    Attributes:
+        job: the pipeline or model.
+        runs: the usable runs found.
+        needed: the runs the fit needs.
+    """
+
+    job: str
+    runs: int | None = None
+    needed: int | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class JobNotFound(LakeplaneError, LookupError):
+    """No pipeline or model is named ``job``; ``known`` lists those that are."""
+
+    job: str
+    known: list[str] | None = None

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lakeplane.cli.context import Context, common_options, pass_ctx
+
+if TYPE_CHECKING:
+    from lakeplane.compute.lake_costs import LakeCosts
+    from lakeplane.compute.report import CostReport
+    from lakeplane.lake import Lake
+
+
+def lake_costs(lake: Lake) -> LakeCosts:
+    """The cost side of ``lake``: its prices, this machine's price, its run history."""
+    from lakeplane.compute.lake_costs import LakeCosts
+
+    return LakeCosts(
+        lake.config,
+        lake.project_dir,
+        lake.pipeline_runs.store(),
+        lake.pipelines,
+        lambda name: lake.model_jobs.get(name).name,
+    )
 
 
 @click.group()
@@ -97,3 +115,44 @@ def prices(ctx: Context, region: str, prices_path: Path | None, refresh: bool, o
         f"Glue ${table.glue.dpu_hour}/DPU-h (Flex ${table.glue.flex_dpu_hour}); "
         f"Athena ${table.athena.per_tb}/TB scanned (minimum {table.athena.minimum_mb:g} MB)"
     )
+
+
+@cost.command()
+@click.option(
+    "--since", metavar="D", help="Runs started since D: 7d, 12h, or a date (2026-11-01). Default: all."
+)
+@common_options
+@pass_ctx
+def report(ctx: Context, since: str | None) -> None:
+    """What the runs cost here and on each shape; a standing cluster against transient compute."""
+    found = lake_costs(ctx.lake()).report(since)
+    if ctx.printer.json:
+        ctx.printer.emit(found.to_dict())
+        return
+    _print_report(ctx, found)
+
+
+def _print_report(ctx: Context, found: CostReport) -> None:
+    printer = ctx.printer
+    rows = []
+    for part in [*found.pipelines, *([found.total] if found.total and len(found.pipelines) > 1 else [])]:
+        rows.append(
+            [
+                part.name,
+                part.runs,
+                f"${part.here_usd:,.6f}",
+                f"${part.transient_usd:,.6f}",
+                f"${part.standing.usd:,.2f} ({part.standing.nodes} x {part.standing.node})",
+                f"{part.savings:.1%}",
+            ]
+        )
+    printer.table(
+        f"runs {found.since} .. {found.until} ({found.days:.2f} days)",
+        ["pipeline", "runs", "here", "transient", "standing", "saved"],
+        rows,
+    )
+    if found.total:
+        shapes = [[s, "n/a" if v is None else f"${v:,.6f}"] for s, v in found.total.shapes.items()]
+        printer.table("all runs on each shape", ["shape", "USD"], shapes)
+    for assumption in found.assumptions:
+        printer.line(f"assumed: {assumption}")

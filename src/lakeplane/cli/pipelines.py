@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lakeplane.cli.context import DAY, EXIT_FAILED, Context, common_options, engine_option, pass_ctx
+from lakeplane.units import human_bytes
 
 if TYPE_CHECKING:
     from lakeplane.cli.output import Printer
@@ -181,9 +182,58 @@ def schedule(ctx: Context, once: bool, interval: int) -> None:
 @common_options
 @pass_ctx
 def run_show(ctx: Context, run_id: str) -> None:
-    """One run with every step attempt."""
-    run = ctx.lake().run_record(run_id)
+    """One run with every step attempt, what each used, and what it cost here and on each AWS shape."""
+    from lakeplane.cli.costs import lake_costs
+    from lakeplane.errors import ConfigError
+
+    lake = ctx.lake()
+    run = lake.run_record(run_id)
+    try:
+        data = lake_costs(lake).run_detail(run).to_dict()
+    except ConfigError as exc:  # a wrong price table or cost.here: the run is still shown
+        data = {"error": type(exc).__name__, "message": str(exc)}
     if ctx.printer.json:
-        ctx.printer.emit(run.to_dict())
-    else:
-        _print_run(ctx.printer, run)
+        ctx.printer.emit({**run.to_dict(), "cost": data})
+        return
+    _print_run(ctx.printer, run)
+    if "error" in data:
+        ctx.printer.line(f"cost: not computed: {data['message']}")
+        return
+    ctx.printer.table(
+        "usage per step attempt",
+        ["step", "attempt", "vCPU-s", "GB-s", "read", "written", "here $"],
+        [
+            [
+                step["step"],
+                step["attempt"],
+                round(step["usage"]["vcpu_seconds"], 1),
+                round(step["usage"]["memory_gb_seconds"], 1),
+                human_bytes(step["usage"]["bytes_read"]),
+                human_bytes(step["usage"]["bytes_written"]),
+                _dollars(step["here_usd"]),
+            ]
+            for step in data["steps"]
+        ],
+    )
+    total = data["total"]
+    ctx.printer.table(
+        f"the run as one job: here ${_dollars(total['here_usd'])}; on each shape",
+        ["shape", "USD", "seconds", "size"],
+        [
+            [shape, _shape_usd(priced), priced["seconds"], priced["size"] or priced["why_not"] or ""]
+            for shape, priced in total["shapes"].items()
+        ],
+    )
+    for assumption in data["assumptions"]:
+        ctx.printer.line(f"assumed: {assumption}")
+    for shape, priced in total["shapes"].items():
+        stated = "; ".join(priced["assumptions"]) if priced["feasible"] else priced["why_not"]
+        ctx.printer.line(f"{shape}: {stated}")
+
+
+def _dollars(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6f}"
+
+
+def _shape_usd(priced: dict[str, Any] | None) -> str:
+    return "n/a" if priced is None or not priced["feasible"] else _dollars(priced["usd"])

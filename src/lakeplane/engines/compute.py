@@ -50,7 +50,7 @@ class Compute:
 
     def place(self, input_bytes: int | None) -> Placement:
         """Where a job reading ``input_bytes`` runs under this lake's config, and why."""
-        return place(self.config, input_bytes)
+        return place(self.config, input_bytes, self.project_dir)
 
     def placed_engine(self, placement: Placement) -> Engine:
         """The engine of ``placement``, with its Spark shape as the master."""
