@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -47,6 +47,9 @@ from lakeplane.query.reuse import ReusePolicy
 from lakeplane.query.service import DEFAULT_DIALECT, Queries
 from lakeplane.storage import LakeStorage, open_storage
 from lakeplane.storage.raw import LandResult, RawBatch, RawZone
+
+if TYPE_CHECKING:
+    from lakeplane.compute.lake_costs import LakeCosts
 
 __all__ = ["Lake", "RunSummary", "init_project", "open_lake"]
 
@@ -111,6 +114,20 @@ class Lake:
             self.governance,
             self.queries,
             self.dq_check,
+            fits_for=lambda model: self.costs.engine_fits(model),
+        )
+
+    @cached_property
+    def costs(self) -> LakeCosts:
+        """Prices, cost reports and advice from this lake's run history."""
+        from lakeplane.compute.lake_costs import LakeCosts  # numpy and scipy: only when asked
+
+        return LakeCosts(
+            self.config,
+            self.project_dir,
+            self.pipeline_runs.store(),
+            self.pipelines,
+            lambda name: self.model_jobs.get(name).name,
         )
 
     @cached_property

@@ -137,7 +137,7 @@ def test_cost_report_against_the_run_store(history: tuple[Lake, list[RunRecord]]
         assert priced["transient_usd"] == pytest.approx(min(feasible.values()))
     total = found["total"]
     assert total["runs"] == 3
-    assert total["here_usd"] == pytest.approx(sum(PER_HOUR * wall(r) / 3600 for r in runs), rel=1e-3)
+    assert total["here_usd"] == pytest.approx(sum(PER_HOUR * wall(r) / 3600 for r in runs), abs=3e-6)
     # Figures are rounded to the millionth of a dollar.
     assert total["transient_usd"] == pytest.approx(sum(r["transient_usd"] for r in found["runs"]), abs=3e-6)
     # Standing: one m6g.xlarge primary ($0.154 + $0.0385 EMR) and r6g.2xlarge nodes ($0.4032 +
@@ -174,7 +174,7 @@ def test_run_show_costs(history: tuple[Lake, list[RunRecord]]) -> None:
         assert step["here_usd"] == pytest.approx(PER_HOUR * seconds / 3600, abs=1e-6)
         assert {"emr-transient-spot", "emr-serverless", "glue", "glue-flex"} <= set(step["shapes"])
     total = cost["total"]
-    assert total["here_usd"] == pytest.approx(PER_HOUR * wall(run) / 3600, rel=1e-3)
+    assert total["here_usd"] == pytest.approx(PER_HOUR * wall(run) / 3600, abs=1e-6)  # shown to 6 places
     athena = total["shapes"]["athena"]
     assert not athena["feasible"] and "batch" in athena["why_not"]
     spot = total["shapes"]["emr-transient-spot"]
@@ -195,3 +195,27 @@ def test_run_show_with_a_broken_price_table_still_shows_the_run(
     )
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output and "cost: not computed: price table" in result.output
+
+
+def test_placing_by_cost_predicts_with_the_models_own_scaling_model(
+    history: tuple[Lake, list[RunRecord]],
+) -> None:
+    lake = history[0]
+    fits = lake.costs.engine_fits("daily_campaign_stats")
+    assert set(fits) == {"duckdb"} and fits["duckdb"].runs == 3, "three runs on DuckDB, none on Spark"
+    overrides = {"engine": {"type": "auto"}, "placement": {"by_cost": True}}
+    placed = Lake(lake.project_dir, overrides).model_jobs.placement(
+        lake.model("daily_campaign_stats"), dt.date(2026, 11, 3)
+    )
+    predicted = fits["duckdb"].predict(int(placed.input_bytes or 0), 2)
+    assert placed.engine == "duckdb"
+    assert "its scaling model from 3 runs on duckdb" in placed.reason
+    assert f"duckdb ~{predicted.seconds:.1f} s" in placed.reason
+    # Spark has no history here: its time is the reference throughput's.
+    assert "local[" in placed.reason and "runs on spark" not in placed.reason
+    # A deadline below the fitted model's interval cannot be met on DuckDB, whatever its estimate.
+    tight = {**overrides, "placement": {"by_cost": True, "deadline": max(predicted.high * 0.5, 0.01)}}
+    moved = Lake(lake.project_dir, tight).model_jobs.placement(
+        lake.model("daily_campaign_stats"), dt.date(2026, 11, 3)
+    )
+    assert "misses the deadline" in moved.reason

@@ -17,15 +17,7 @@ if TYPE_CHECKING:
 
 def lake_costs(lake: Lake) -> LakeCosts:
     """The cost side of ``lake``: its prices, this machine's price, its run history."""
-    from lakeplane.compute.lake_costs import LakeCosts
-
-    return LakeCosts(
-        lake.config,
-        lake.project_dir,
-        lake.pipeline_runs.store(),
-        lake.pipelines,
-        lambda name: lake.model_jobs.get(name).name,
-    )
+    return lake.costs
 
 
 @click.group()

@@ -225,6 +225,27 @@ def observations(job: Job, runs: Iterable[RunHistory], default_cores: int) -> li
     return found
 
 
+def engine_observations(
+    job: Job, runs: Iterable[RunHistory], default_cores: int
+) -> dict[str, list[Observation]]:
+    """A model's succeeded, not skipped step runs grouped by the engine each ran on (its metrics'
+    ``engine``), oldest first; a pipeline job has none."""
+    found: dict[str, list[Observation]] = {}
+    for run in runs:
+        for attempt in run.final() if run.state == "succeeded" else ():
+            engine = attempt.metrics.get("engine")
+            if (
+                (run.pipeline, attempt.step) in job.steps
+                and attempt.state == "succeeded"
+                and not attempt.skipped
+                and isinstance(engine, str)
+            ):
+                found.setdefault(engine, []).append(
+                    _observation(job.name, run, [attempt], attempt.seconds, default_cores)
+                )
+    return found
+
+
 def usage_metrics(attempts: Sequence[StepAttempt], seconds: float) -> dict[str, Any]:
     """The usage of ``attempts`` taken together over ``seconds`` of wall time: additive keys summed,
     cores and peak memory the largest."""

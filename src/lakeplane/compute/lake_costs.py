@@ -3,6 +3,7 @@ fitted and advised on. The CLI's ``advise PIPELINE|MODEL``, ``cost report`` and 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -10,11 +11,19 @@ from pathlib import Path
 
 from lakeplane.compute.costs import HereMachine
 from lakeplane.compute.here import lake_prices, machine_cores, machine_memory_gb, this_machine
-from lakeplane.compute.history import from_record, observations, read_runs, resolve_job
+from lakeplane.compute.history import (
+    engine_observations,
+    from_record,
+    observations,
+    read_runs,
+    resolve_job,
+)
 from lakeplane.compute.job_advice import HistoryAdvice, advise_job
 from lakeplane.compute.prices import PriceTable
 from lakeplane.compute.report import CostReport, RunCostDetail, cost_report, parse_since, run_detail
+from lakeplane.compute.scaling import ScalingModel, fit
 from lakeplane.config import LakeConfig
+from lakeplane.errors import JobNotFound, ScalingError
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.store import RunRecord, RunStore
 
@@ -81,6 +90,22 @@ class LakeCosts:
             budget=placement.budget if budget is None else budget,
             scheduled=any(schedules.get(p) for p in job.pipelines),
         )
+
+    def engine_fits(self, model: str) -> dict[str, ScalingModel]:
+        """``model``'s scaling model on each engine it has run on often enough to fit one (a model
+        no pipeline runs, or too few runs on an engine, gives none for it)."""
+        try:
+            job = resolve_job(model, list(self.pipelines()), self.model_name)
+        except JobNotFound:
+            return {}
+        if job.kind != "model":
+            return {}
+        fits = {}
+        grouped = engine_observations(job, read_runs(self.store, job.pipelines), machine_cores())
+        for engine, runs in grouped.items():
+            with contextlib.suppress(ScalingError):
+                fits[engine] = fit(f"{job.name} on {engine}", runs)
+        return fits
 
     def report(self, since: str | None = None, now: dt.datetime | None = None) -> CostReport:
         """What the runs since ``since`` (``7d`` or a date; default: all) cost, and standing versus

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakeplane.config import LakeConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, get_engine
 from lakeplane.engines.cancel import join_current_scope
 from lakeplane.engines.placement import Placement, place
 from lakeplane.storage import LakeStorage
+
+if TYPE_CHECKING:
+    from lakeplane.compute.scaling import ScalingModel
 
 #: The engine that parses raw files and evaluates quality rules: embedded, always at hand.
 EMBEDDED = "duckdb"
@@ -48,9 +52,10 @@ class Compute:
             temp = self.project_dir / temp
         return JobSpec(name=name, memory_limit=engine.memory_limit, threads=engine.threads, temp_dir=temp)
 
-    def place(self, input_bytes: int | None) -> Placement:
-        """Where a job reading ``input_bytes`` runs under this lake's config, and why."""
-        return place(self.config, input_bytes, self.project_dir)
+    def place(self, input_bytes: int | None, fits: Mapping[str, ScalingModel] | None = None) -> Placement:
+        """Where a job reading ``input_bytes`` runs under this lake's config, and why; ``fits`` are
+        the job's scaling models by engine, which placing by cost predicts its time with."""
+        return place(self.config, input_bytes, self.project_dir, fits)
 
     def placed_engine(self, placement: Placement) -> Engine:
         """The engine of ``placement``, with its Spark shape as the master."""

@@ -9,7 +9,10 @@ With ``placement.by_cost: true`` the choice among the shapes lakeplane can run h
 DuckDB, Spark ``local[N]``, the Spark cluster) is the advisor's: each shape's time is estimated from
 the job's input and the shape's cores at a stated throughput per core, its cost from what this
 machine's cores cost an hour (``cost.here``, or the price table's instance like it), and the
-cheapest shape that meets ``placement.deadline`` and ``placement.budget`` is chosen. The size
+cheapest shape that meets ``placement.deadline`` and ``placement.budget`` is chosen. Where the job
+has run on an engine often enough for a scaling model (:mod:`lakeplane.compute.scaling`, fitted
+from the run store), that engine's time is the model's prediction instead, and the deadline is
+checked against the high end of its 90 % interval. The size
 thresholds still bound what one machine is trusted with (nothing above ``cluster_above`` runs on
 DuckDB or ``local[N]``), and the reason names what the thresholds alone would have chosen.
 """
@@ -17,14 +20,18 @@ DuckDB or ``local[N]``), and the reason names what the thresholds alone would ha
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeplane.compute.here import lake_prices, machine_cores, this_machine
 from lakeplane.config import SPARK_MASTER, LakeConfig
 from lakeplane.errors import ConfigError
 from lakeplane.units import human_bytes, parse_size
+
+if TYPE_CHECKING:
+    from lakeplane.compute.scaling import ScalingModel
 
 ENGINE_CHOICES = "duckdb, spark, spark-cluster, local[N], spark://host:port or auto"
 
@@ -67,9 +74,14 @@ def size_bytes(text: str) -> int:
         raise ConfigError(f"'{text}' is not a size (e.g. 8GB, 512MB)", key="placement") from None
 
 
-def place(config: LakeConfig, input_bytes: int | None, project_dir: Path | None = None) -> Placement:
+def place(
+    config: LakeConfig,
+    input_bytes: int | None,
+    project_dir: Path | None = None,
+    fits: Mapping[str, ScalingModel] | None = None,
+) -> Placement:
     """The engine for a job reading ``input_bytes`` under ``config`` (a relative ``cost.prices``
-    is below ``project_dir``)."""
+    is below ``project_dir``); ``fits`` are the job's scaling models by engine, for placing by cost."""
     engine = config.engine.type
     spark = config.spark
     if engine == "duckdb":
@@ -78,7 +90,7 @@ def place(config: LakeConfig, input_bytes: int | None, project_dir: Path | None 
         return Placement("spark", spark.master, "engine.type is spark", input_bytes)
     by_size = _place_by_size(config, input_bytes)
     if config.placement.by_cost and input_bytes is not None:
-        return place_by_cost(config, input_bytes, by_size, project_dir)
+        return place_by_cost(config, input_bytes, by_size, project_dir, fits)
     return by_size
 
 
@@ -124,6 +136,7 @@ SPARK_BYTES_PER_CORE_S = 1.08 * 1024**3 / 44 / 2
 #: standalone cluster's master and workers (a stated estimate).
 SPARK_START_S = 8.0
 CLUSTER_START_S = 20.0
+REFERENCE = "reference throughput"
 
 
 @dataclass(frozen=True)
@@ -137,10 +150,16 @@ class ShapeEstimate:
     usd: float
     meets_deadline: bool
     within_budget: bool
+    #: Where the time comes from: the job's own scaling model, or the reference throughput.
+    basis: str = REFERENCE
+    #: The high end of the time's interval (the time itself for a reference estimate).
+    high: float = 0.0
 
     def describe(self) -> str:
         shown = f"{self.seconds:.1f}" if self.seconds < 10 else f"{self.seconds:.0f}"
-        return f"{self.shape} ~{shown} s on {self.cores} cores, {usd(self.usd)}"
+        up_to = f" (up to {self.high:.0f} s)" if self.high > self.seconds * 1.05 else ""
+        by = f", by {self.basis}" if self.basis != REFERENCE else ""
+        return f"{self.shape} ~{shown} s{up_to} on {self.cores} cores, {usd(self.usd)}{by}"
 
 
 def usd(amount: float) -> str:
@@ -148,8 +167,14 @@ def usd(amount: float) -> str:
     return f"${amount:.6f}" if 0 < amount < 0.01 else f"${amount:.4f}"
 
 
-def local_estimates(config: LakeConfig, input_bytes: int, usd_per_core_hour: float) -> list[ShapeEstimate]:
-    """The time and cost of a job reading ``input_bytes`` on each shape lakeplane can run here.
+def local_estimates(
+    config: LakeConfig,
+    input_bytes: int,
+    usd_per_core_hour: float,
+    fits: Mapping[str, ScalingModel] | None = None,
+) -> list[ShapeEstimate]:
+    """The time and cost of a job reading ``input_bytes`` on each shape lakeplane can run here: by
+    the job's scaling model on an engine in ``fits``, else at the reference throughput.
 
     DuckDB and ``local[N]`` run on this machine, so they are offered only below
     ``placement.cluster_above``; the cluster's workers are priced at this machine's price per core.
@@ -167,7 +192,16 @@ def local_estimates(config: LakeConfig, input_bytes: int, usd_per_core_hour: flo
     deadline, budget = config.placement.deadline, config.placement.budget
     found = []
     for engine, shape, cores, start_s, rate in shapes:
-        seconds = start_s + input_bytes / (rate * cores)
+        model = (fits or {}).get(engine)
+        if model is not None:
+            predicted = model.predict(input_bytes, cores)
+            seconds, high = predicted.seconds, predicted.high
+            basis = f"its scaling model from {model.runs} runs on {engine}" + (
+                ", extrapolated" if predicted.extrapolated else ""
+            )
+        else:
+            seconds = high = start_s + input_bytes / (rate * cores)
+            basis = REFERENCE
         usd = usd_per_core_hour * cores * seconds / 3600
         found.append(
             ShapeEstimate(
@@ -176,28 +210,35 @@ def local_estimates(config: LakeConfig, input_bytes: int, usd_per_core_hour: flo
                 cores,
                 seconds,
                 usd,
-                deadline is None or seconds <= deadline,
+                deadline is None or high <= deadline,
                 budget is None or usd <= budget,
+                basis,
+                high,
             )
         )
     return found
 
 
 def place_by_cost(
-    config: LakeConfig, input_bytes: int, by_size: Placement, project_dir: Path | None = None
+    config: LakeConfig,
+    input_bytes: int,
+    by_size: Placement,
+    project_dir: Path | None = None,
+    fits: Mapping[str, ScalingModel] | None = None,
 ) -> Placement:
     """The cheapest local shape for ``input_bytes`` that meets ``placement.deadline`` and
     ``placement.budget``; with none, the fastest within the budget, else the fastest. The reason
     gives every shape's estimate, the runner-up, and the size thresholds' choice."""
     here = this_machine(config.cost, lake_prices(config.cost, project_dir))
     per_core = here.usd_per_hour / machine_cores()
-    estimates = local_estimates(config, input_bytes, per_core)
-    fits = sorted(
+    estimates = local_estimates(config, input_bytes, per_core, fits)
+    meeting = sorted(
         (e for e in estimates if e.meets_deadline and e.within_budget), key=lambda e: (e.usd, e.seconds)
     )
     limits = _limits(config)
-    if fits:
-        chosen, why = fits[0], f"the cheapest shape that meets {limits}" if limits else "the cheapest shape"
+    if meeting:
+        chosen = meeting[0]
+        why = f"the cheapest shape that meets {limits}" if limits else "the cheapest shape"
     else:
         affordable = [e for e in estimates if e.within_budget]
         chosen = min(affordable or estimates, key=lambda e: e.seconds)
@@ -206,7 +247,8 @@ def place_by_cost(
     lost = [f"{e.describe()}{_shortfall(e, config)}" for e in others]
     reason = (
         f"by cost: {chosen.describe()}: {why} (input {human_bytes(input_bytes)}; "
-        f"{here.assumption}; ${per_core:.4f} per core-hour)"
+        f"{here.assumption}; ${per_core:.4f} per core-hour; times at the {REFERENCE} unless a shape "
+        "names its scaling model)"
         + (f"; runner-up {lost[0]}" if lost else "")
         + (f"; also {'; '.join(lost[1:])}" if len(lost) > 1 else "")
         + f"; the size thresholds alone would choose {by_size.shape}"

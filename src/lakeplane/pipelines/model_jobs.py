@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lakeplane.catalog import LakeCatalog
 from lakeplane.catalog.commits import retry_commit
@@ -40,6 +40,9 @@ from lakeplane.quality.dqdl import parse
 from lakeplane.query.compiler import REWRITES, CompileContext, CompiledQuery, Compiler, compile_sql
 from lakeplane.query.service import Queries
 from lakeplane.query.skew import SKEW_PROPERTY, salt_hot_keys
+
+if TYPE_CHECKING:
+    from lakeplane.compute.scaling import ScalingModel
 
 
 class RulesetCheck(Protocol):
@@ -90,6 +93,7 @@ class ModelJobs:
         governance: the lake's governance plane (models run as its pipeline principal).
         queries: what plans a query's input bytes (for ``engine.type: auto``).
         check_ruleset: evaluates a quality gate's ruleset on an audit snapshot.
+        fits_for: a model's scaling models by engine (``placement.by_cost`` predicts with them).
     """
 
     def __init__(
@@ -101,8 +105,11 @@ class ModelJobs:
         governance: Governance,
         queries: Queries,
         check_ruleset: RulesetCheck,
+        fits_for: Callable[[str], Mapping[str, ScalingModel]] | None = None,
     ) -> None:
         self.config = config
+        #: A model's scaling models by engine, from the run store (placing by cost uses them).
+        self.fits_for = fits_for
         self.project_dir = project_dir
         self.catalog = catalog
         self.compute = compute
@@ -129,7 +136,8 @@ class ModelJobs:
         if self.config.engine.type != "auto":
             return self.compute.place(None)
         compiled = compile_query_for(model, self.catalog, ds)
-        return self.compute.place(self.queries.input_bytes(compiled.tables))
+        fits = self.fits_for(model.name) if self.fits_for and self.config.placement.by_cost else None
+        return self.compute.place(self.queries.input_bytes(compiled.tables), fits)
 
     def run(
         self,
