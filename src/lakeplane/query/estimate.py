@@ -7,13 +7,13 @@ records for the projected columns are summed. A file whose manifest entry has no
 counted whole (its ``file_size_in_bytes``), and the estimate says so.
 
 The planned files are kept (:attr:`ScanEstimate.sources`), so the query reads exactly the files it
-was estimated on. The cost is Athena's price: $5 per TB scanned, rounded up to the megabyte, with a
-10 MB minimum per query (binary units: a TB is 1024^4 bytes).
+was estimated on. The cost is Athena's price from the shipped price table
+(:mod:`lakeplane.compute.prices`, us-east-1: $5 per TB scanned, rounded up to the megabyte, with a
+10 MB minimum per query; binary units: a TB is 1024^4 bytes).
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from threading import Lock
@@ -28,23 +28,21 @@ from sqlglot import exp
 
 from lakeplane.catalog.catalog import LakeCatalog
 from lakeplane.catalog.scan import file_name_mapping
+from lakeplane.compute.prices import load_prices
 from lakeplane.engines.base import ScanSource
 from lakeplane.errors import EngineError
 from lakeplane.query.compiler import CompiledQuery, TableBinding
 from lakeplane.units import human_bytes
 
-#: Athena's price per TB scanned, in US dollars.
-PRICE_PER_TB = 5.0
+#: Athena's prices: the shipped table's (us-east-1).
+ATHENA = load_prices().athena
 #: Athena bills at least this much per query.
-MINIMUM_BILLED = 10 * 1024**2
-_MB = 1024**2
-_TB = 1024**4
+MINIMUM_BILLED = int(ATHENA.minimum_mb * 1024**2)
 
 
 def athena_cost(scanned: int) -> float:
     """What Athena would bill for scanning ``scanned`` bytes, in US dollars."""
-    billed = max(math.ceil(scanned / _MB) * _MB, MINIMUM_BILLED)
-    return billed / _TB * PRICE_PER_TB
+    return ATHENA.query_usd(scanned)
 
 
 @dataclass
@@ -108,7 +106,10 @@ class ScanEstimate:
             if t.whole_files:
                 out.append(f"    {t.whole_files} files have no column sizes: counted at their whole size")
         total = f"{human_bytes(self.bytes)} ({self.bytes} bytes)"
-        out.append(f"  total: {total}, ${self.cost:.6f} at Athena's price ($5 per TB, 10 MB minimum)")
+        out.append(
+            f"  total: {total}, ${self.cost:.6f} at Athena's price "
+            f"(${ATHENA.per_tb:g} per TB, {ATHENA.minimum_mb:g} MB minimum)"
+        )
         return out
 
 
