@@ -117,7 +117,10 @@ def print_demo(printer: Printer, demo: DemoResult) -> None:
         "  lakeplane access who-can-see telco.processed.cdr.msisdn\n"
         '  lakeplane access explain --as eve "SELECT region, count(*) FROM telco.processed.cdr GROUP BY 1"'
         "\n"
-        "  lakeplane audit verify"
+        "  lakeplane audit verify\n"
+        "  lakeplane runs    # then: lakeplane run-show RUN_ID, with usage and cost\n"
+        "  lakeplane advise --scenario scenarios/meridian.yaml\n"
+        "  lakeplane aws render emr nightly"
     )
 
 
