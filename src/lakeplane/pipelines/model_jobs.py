@@ -173,6 +173,7 @@ class ModelJobs:
             result = run_model(session, self.catalog, model, ds, compiler, gate, fingerprint)
             result.engine, result.placement = placement.shape, placement.reason
             result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
+            result.io = getattr(session, "io", None)
         if why_salted is not None:
             result.skew = "; ".join(
                 f"{why_salted}, {note}" if note.startswith("not salted") else f"{why_salted}: {note}"

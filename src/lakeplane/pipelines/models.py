@@ -108,6 +108,8 @@ class ModelResult:
     stage_skew: list[dict[str, Any]] = field(default_factory=list)
     skew: str = ""
     commit_retries: int = 0
+    #: How the engine reached the lake's files (Spark on S3: ``direct`` or ``local-copy``).
+    io: str | None = None
 
 
 def load_model(path: Path, default_domain: str) -> Model:
