@@ -228,8 +228,9 @@ class SparkJobSession(EngineSession):
         if self.s3_scheme:
             return [s3.spark_uri(f, self.s3_scheme) for f in files]
         copies = []
+        folder = self.work_dir / "in" / uuid.uuid4().hex  # one per scan: Spark reads them lazily
         for number, uri in enumerate(files):
-            local = self.work_dir / "in" / f"{number:06d}.parquet"
+            local = folder / f"{number:06d}.parquet"
             local.parent.mkdir(parents=True, exist_ok=True)
             self.storage.get_file(uri, local)
             copies.append(str(local))
