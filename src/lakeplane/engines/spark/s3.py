@@ -119,7 +119,6 @@ def collect_written(storage: LakeStorage, target_dir: str, renames: dict[str, st
     and the staged folders removed (pyarrow leaves a folder marker behind a moved file).
     """
     written = WrittenFiles()
-    staged: set[str] = set()
     selector = pafs.FileSelector(storage.path(target_dir), recursive=True, allow_not_found=True)
     prefix = storage.path(target_dir) + "/"
     found = sorted(
@@ -141,10 +140,10 @@ def collect_written(storage: LakeStorage, target_dir: str, renames: dict[str, st
             final = final.replace(old, new)
         if final != relative:
             storage.move(path, f"{target_dir}/{final}")
-            staged.add(relative.split("/", 1)[0])
         written.rows += rows
         written.bytes += size
         written.paths.append(f"{target_dir}/{final}")
-    for folder in sorted(staged):
+    staged = {relative.split("/", 1)[0] for relative, _ in found}
+    for folder in sorted(f for f in staged if f.startswith(tuple(renames))):
         storage.delete_folder(f"{target_dir}/{folder}")
     return written
