@@ -213,3 +213,30 @@ def test_without_a_connector_spark_works_from_a_local_copy(
     assert copies.downloaded, "no planned file was copied to local disk"
     uploaded = {f"s3://{BUCKET}/lake/{relative}" for relative in copies.uploaded}
     assert all(uri in uploaded for files in written.values() for uri in files)
+
+
+def test_a_clusters_executors_read_and_write_s3_directly(
+    s3_project: Path, moto_s3: S3Endpoint, connector_jars: str, copies: Copies
+) -> None:
+    """A transient standalone cluster: its executors are other JVMs, which reach the lake only through
+    the connector (``spark.jars`` ships the jars to them)."""
+    overrides = moto_s3.storage_overrides(f"s3://{BUCKET}/lake") | {
+        "engine": {"type": "spark"},
+        "spark": {
+            "master": "spark-cluster",
+            "workers": 1,
+            "worker_memory": "1g",
+            "conf": {"spark.ui.enabled": False, "spark.jars": connector_jars},
+        },
+    }
+    spark = open_lake(s3_project, overrides)
+    duckdb = on_duckdb(s3_project, moto_s3)
+    table = MODELS[1]
+    duckdb.run_model(duckdb.model(table), DAY1, force=True)
+    by_duckdb = table_rows(duckdb, table)
+    copies.downloaded.clear()
+    copies.uploaded.clear()
+    result = spark.run_model(spark.model(table), DAY1, force=True)
+    assert (result.io, result.engine) == ("direct", "spark-cluster")
+    assert copies.downloaded == [] and copies.uploaded == []
+    assert_same_as_duckdb(table_rows(duckdb, table), by_duckdb, table)
