@@ -13,6 +13,8 @@ from lakeplane.config import S3Options, SparkConfig, StorageConfig
 from lakeplane.engines.base import JobSpec
 from lakeplane.engines.spark import job_conf, s3
 from lakeplane.engines.spark.s3 import SDK_V1_CHAIN, SDK_V2_CHAIN
+from lakeplane.pipelines.models import ModelResult
+from lakeplane.pipelines.steps import _model_metrics
 from lakeplane.storage import open_storage
 from tests.backends.conftest import S3_KEY, S3_REGION, S3Endpoint
 
@@ -116,3 +118,8 @@ def test_written_files_are_placed_in_iceberg_partition_folders(
     assert not [k for k in keys if "__lakeplane_part" in k and "_temporary" not in k], keys
     assert not [k for k in keys if "2026-11-03" in k and k.endswith(".parquet")]
     assert pq.read_table(pa.BufferReader(storage.read_bytes(written.paths[0]))).num_rows == 3
+
+
+def test_a_model_steps_metrics_say_how_spark_reached_the_lake() -> None:
+    assert _model_metrics(ModelResult("m", rows=1, engine="local[2]", io="direct"))["io"] == "direct"
+    assert "io" not in _model_metrics(ModelResult("m", rows=1))  # DuckDB: no such choice
