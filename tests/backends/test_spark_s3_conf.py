@@ -123,3 +123,22 @@ def test_written_files_are_placed_in_iceberg_partition_folders(
 def test_a_model_steps_metrics_say_how_spark_reached_the_lake() -> None:
     assert _model_metrics(ModelResult("m", rows=1, engine="local[2]", io="direct"))["io"] == "direct"
     assert "io" not in _model_metrics(ModelResult("m", rows=1))  # DuckDB: no such choice
+
+
+@pytest.mark.s3
+def test_an_empty_result_leaves_nothing_on_s3(tmp_path: Path, moto_s3: S3Endpoint, s3_bucket: str) -> None:
+    storage = open_storage(
+        StorageConfig(
+            root=f"s3://{s3_bucket}/lake",
+            s3=S3Options(
+                endpoint=moto_s3.url, region=S3_REGION, access_key_id=S3_KEY, secret_access_key=S3_KEY
+            ),
+        ),
+        tmp_path,
+    )
+    local = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"x": pa.array([], pa.int64())}), local)
+    storage.put_file(local, "curated/t/data/run2/part-00000.zstd.parquet")
+    written = s3.collect_written(storage, "curated/t/data/run2", {})
+    assert (written.paths, written.rows, written.bytes) == ([], 0, 0)
+    assert moto_s3.keys(s3_bucket, "lake/curated/t/data/run2") == []

@@ -146,4 +146,6 @@ def collect_written(storage: LakeStorage, target_dir: str, renames: dict[str, st
     staged = {relative.split("/", 1)[0] for relative, _ in found}
     for folder in sorted(f for f in staged if f.startswith(tuple(renames))):
         storage.delete_folder(f"{target_dir}/{folder}")
+    if not written.paths:  # an empty result: no folder marker left behind either
+        storage.delete_folder(target_dir)
     return written
