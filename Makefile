@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 READERS_STAMP := .venv-readers/.installed
+SPARK_S3_JARS := .cache/spark-s3
 
 .DEFAULT_GOAL := help
-.PHONY: help install readers demo test lint typecheck bench bench-spark clean system-deps
+.PHONY: help install readers spark-jars demo test lint typecheck bench bench-spark clean system-deps
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,13 +25,18 @@ $(READERS_STAMP): tests/interop/readers-requirements.txt scripts/readers-venv.sh
 
 readers: $(READERS_STAMP)  ## Create .venv-readers: the independent Iceberg readers of the interop tests
 
+$(SPARK_S3_JARS)/hadoop-aws-3.3.1.jar: scripts/spark_s3_jars.py
+	$(BIN)/python scripts/spark_s3_jars.py $(SPARK_S3_JARS)
+
+spark-jars: $(STAMP) $(SPARK_S3_JARS)/hadoop-aws-3.3.1.jar  ## Fetch the S3 connector jars for a local Spark (from PyPI) into .cache/spark-s3
+
 system-deps:  ## Install PostgreSQL server binaries and Java if missing (needs root and apt)
 	@bash scripts/system-deps.sh
 
 demo: $(STAMP)  ## Build demo/ afresh and run the nightly pipeline on the embedded engine
 	$(BIN)/lakeplane demo demo --days 3 --impressions 50000
 
-test: $(STAMP) system-deps $(READERS_STAMP)  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
+test: $(STAMP) system-deps $(READERS_STAMP) spark-jars  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)  ## ruff (lint and format check) and mypy on src/ and tests/
@@ -48,4 +54,4 @@ bench-spark: $(STAMP)  ## Spark against hand-written PySpark, skew, transient cl
 	$(BIN)/python benchmarks/bench_spark.py
 
 clean:  ## Remove .venv, demo/ and caches
-	rm -rf $(VENV) .venv-readers demo .pytest_cache .mypy_cache .ruff_cache benchmarks/.work
+	rm -rf $(VENV) .venv-readers .cache demo .pytest_cache .mypy_cache .ruff_cache benchmarks/.work

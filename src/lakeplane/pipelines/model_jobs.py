@@ -183,6 +183,7 @@ class ModelJobs:
             result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
             held = session.usage()
             result.cores, result.spark_executors = int(held["cores"]), held.get("spark_executors")
+            result.io = getattr(session, "io", None)
         if why_salted is not None:
             result.skew = "; ".join(
                 f"{why_salted}, {note}" if note.startswith("not salted") else f"{why_salted}: {note}"

@@ -112,6 +112,8 @@ class ModelResult:
     cores: int = 0
     #: A Spark job's executors (:class:`~lakeplane.engines.spark.usage.ExecutorUsage` as a dict).
     spark_executors: dict[str, Any] | None = None
+    #: How the engine reached the lake's files (Spark on S3: ``direct`` or ``local-copy``).
+    io: str | None = None
 
 
 def load_model(path: Path, default_domain: str) -> Model:

@@ -130,4 +130,6 @@ def model_metrics(outcome: ModelResult) -> dict[str, Any]:
         metrics["stage_skew"] = outcome.stage_skew
         timed = [s["skew"] for s in outcome.stage_skew if s["max_task_ms"] >= SKEW_MIN_TASK_MS]
         metrics["max_stage_skew"] = max(timed, default=1.0)
+    if outcome.io:
+        metrics["io"] = outcome.io
     return {**metrics, "quality": outcome.quality} if outcome.quality else metrics

@@ -11,7 +11,7 @@ from typing import IO
 
 import pyarrow.fs as pafs
 
-from lakeplane.config import StorageConfig
+from lakeplane.config import S3Options, StorageConfig
 from lakeplane.errors import ConfigError, StorageError
 
 
@@ -30,12 +30,14 @@ class LakeStorage:
         fs: the pyarrow filesystem holding the lake.
         base: the root's path on ``fs`` (a local absolute path or ``bucket/prefix``).
         scheme: ``file`` or ``s3``.
+        s3: how an S3 lake's endpoint is reached (for engines that open its files themselves).
     """
 
-    def __init__(self, fs: pafs.FileSystem, base: str, scheme: str) -> None:
+    def __init__(self, fs: pafs.FileSystem, base: str, scheme: str, s3: S3Options | None = None) -> None:
         self.fs = fs
         self.base = base.rstrip("/")
         self.scheme = scheme
+        self.s3 = s3
 
     @property
     def is_local(self) -> bool:
@@ -119,6 +121,32 @@ class LakeStorage:
         if move:
             local_path.unlink()
 
+    def move(self, relative: str, to: str) -> None:
+        """Rename a file of this lake (on S3 a server-side copy, then a delete)."""
+        self._make_parent(to)
+        try:
+            self.fs.move(self.path(relative), self.path(to))
+        except OSError as exc:
+            raise StorageError(
+                f"cannot move {self.uri(relative)} to {self.uri(to)}: {exc}", path=relative
+            ) from exc
+
+    def delete(self, relative: str) -> None:
+        """Delete a file of this lake."""
+        try:
+            self.fs.delete_file(self.path(relative))
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self.uri(relative)}: {exc}", path=relative) from exc
+
+    def delete_folder(self, relative: str) -> None:
+        """Delete a folder of this lake and everything below it (on S3, every key under the prefix)."""
+        try:
+            self.fs.delete_dir(self.path(relative))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self.uri(relative)}: {exc}", path=relative) from exc
+
     def get_file(self, uri: str, local_path: Path) -> None:
         """Copy a file of this lake (by URI) to ``local_path``, byte for byte."""
         try:
@@ -146,7 +174,7 @@ def open_storage(config: StorageConfig, project_dir: Path) -> LakeStorage:
         bucket_prefix = root[len("s3://") :].strip("/")
         if not bucket_prefix:
             raise ConfigError("storage.root: an s3:// root needs a bucket", key="storage.root")
-        return LakeStorage(_s3_filesystem(config), bucket_prefix, "s3")
+        return LakeStorage(_s3_filesystem(config), bucket_prefix, "s3", config.s3)
     if "://" in root and not root.startswith("file://"):
         scheme = root.split("://", 1)[0]
         raise ConfigError(

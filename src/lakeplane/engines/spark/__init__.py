@@ -8,8 +8,10 @@ the Iceberg Spark runtime jar is not needed. Files are written with micro-second
 Iceberg field id (from its ``parquet.field.id`` metadata) and keep their partition columns inside.
 Spark writes every column as optional: its file sources read all columns as nullable.
 
-An S3 lake is reached through pyarrow: Spark reads a local copy of the planned files and its output
-is uploaded, since the ``hadoop-aws`` jar is not available either.
+On an S3 lake, a driver with an S3 connector (EMRFS, or ``hadoop-aws`` through ``spark.jars``) reads
+the planned files by URI and writes to the table's location; without one, Spark reads a local copy
+of the planned files and its output is uploaded (:mod:`lakeplane.engines.spark.s3`). The session's
+:attr:`SparkJobSession.io` says which.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pyspark  # noqa: F401 - the 'spark' extra: without it the registry names the extra to install
 
-from lakeplane.config import SparkConfig
+from lakeplane.config import S3Options, SparkConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.engines.binding import FOOTERS, bind_files, schema_field_ids
-from lakeplane.engines.spark import runtime
+from lakeplane.engines.spark import runtime, s3
 from lakeplane.engines.spark.cluster import TransientCluster
 from lakeplane.engines.spark.metrics import StageSkew, stage_skew, wait_for_listeners
 from lakeplane.engines.spark.usage import job_usage
@@ -80,8 +82,11 @@ def driver_heap(memory_limit: str) -> str:
     return f"{max(parse_size(memory_limit) - JVM_NON_HEAP, 512 * 1024 * 1024) // 1024}k"
 
 
-def job_conf(config: SparkConfig, job: JobSpec, master: str) -> dict[str, str]:
-    """Every Spark setting of a job: lakeplane's defaults, then the user's ``spark.conf``."""
+def job_conf(
+    config: SparkConfig, job: JobSpec, master: str, lake_s3: S3Options | None = None
+) -> dict[str, str]:
+    """Every Spark setting of a job: lakeplane's defaults (with the S3 connector's settings for a
+    lake on S3, ``lake_s3``), then the user's ``spark.conf``."""
     options = runtime.java_options()
     conf = {
         "spark.master": master,
@@ -110,6 +115,8 @@ def job_conf(config: SparkConfig, job: JobSpec, master: str) -> dict[str, str]:
     if master.startswith("spark://"):
         conf["spark.executor.memory"] = config.executor_memory or config.worker_memory
         conf["spark.executor.cores"] = str(config.worker_cores)
+    if lake_s3 is not None:
+        conf.update(s3.connector_conf(lake_s3))
     conf.update(
         {
             name: str(value).lower() if isinstance(value, bool) else str(value)
@@ -133,6 +140,11 @@ class SparkJobSession(EngineSession):
         self.cluster: TransientCluster | None = None
         self._views: list[str] = []
         self._opened_ms = time.time() * 1000  # executors count from here (a driver may outlive jobs)
+        #: How Spark reaches the lake's files: :data:`~lakeplane.engines.spark.s3.DIRECT` or
+        #: :data:`~lakeplane.engines.spark.s3.LOCAL_COPY` (an S3 lake without a connector).
+        self.io = s3.DIRECT
+        #: The scheme Spark opens an S3 lake's files by (``s3`` or ``s3a``); ``None`` copies them.
+        self.s3_scheme: str | None = None
         master = str(config.master)
         if master == "spark-cluster":
             self.cluster = TransientCluster(
@@ -144,7 +156,13 @@ class SparkJobSession(EngineSession):
             )
             master = self.cluster.launch()  # the driver starts while the workers come up
         try:
-            self.spark = runtime.driver(job_conf(config, job, master))
+            lake_s3 = None if storage.is_local else storage.s3 or S3Options()
+            self.spark = runtime.driver(job_conf(config, job, master, lake_s3))
+            if lake_s3 is not None:
+                self.s3_scheme = s3.connector_scheme(self.spark)
+                if self.s3_scheme == "s3a":
+                    s3.use_default_credentials(self.spark, lake_s3)
+                self.io = s3.DIRECT if self.s3_scheme else s3.LOCAL_COPY
             if self.cluster is not None:
                 self.cluster.wait_alive()
         except BaseException:
@@ -206,12 +224,16 @@ class SparkJobSession(EngineSession):
         self._views.append(alias)
 
     def _readable(self, files: list[str]) -> list[str]:
-        """Paths Spark can open: the lake's own, or local copies of an S3 lake's files."""
+        """Paths Spark can open: the lake's own, an S3 lake's URIs under the connector's scheme, or
+        local copies of an S3 lake's files (no connector)."""
         if self.storage.is_local:
             return [self.storage.fs_path(f) for f in files]
+        if self.s3_scheme:
+            return [s3.spark_uri(f, self.s3_scheme) for f in files]
         copies = []
+        folder = self.work_dir / "in" / uuid.uuid4().hex  # one per scan: Spark reads them lazily
         for number, uri in enumerate(files):
-            local = self.work_dir / "in" / f"{number:06d}.parquet"
+            local = folder / f"{number:06d}.parquet"
             local.parent.mkdir(parents=True, exist_ok=True)
             self.storage.get_file(uri, local)
             copies.append(str(local))
@@ -256,12 +278,17 @@ class SparkJobSession(EngineSession):
     ) -> WrittenFiles:
         from pyspark.sql import functions as F
 
+        direct = not self.storage.is_local and self.s3_scheme is not None
         local_dir = (
             Path(self.storage.path(target_dir))
             if self.storage.is_local
             else self.work_dir / "out" / uuid.uuid4().hex
         )
-        local_dir.parent.mkdir(parents=True, exist_ok=True)
+        if direct:
+            output = s3.spark_uri(self.storage.uri(target_dir), str(self.s3_scheme))
+        else:
+            local_dir.parent.mkdir(parents=True, exist_ok=True)
+            output = str(local_dir)
         # Spark's partitionBy moves partition columns out of the files: write copies of them as the
         # folder keys instead and keep the originals inside, then name the folders as Iceberg does.
         staged = {column: f"__lakeplane_part_{i}" for i, column in enumerate(partition_by)}
@@ -279,11 +306,14 @@ class SparkJobSession(EngineSession):
                 )
             if staged:
                 frame = frame.select("*", *[F.col(f"`{c}`").alias(a) for c, a in staged.items()])
-                frame.write.partitionBy(*staged.values()).parquet(str(local_dir))
+                frame.write.partitionBy(*staged.values()).parquet(output)
             else:
-                frame.write.parquet(str(local_dir))
+                frame.write.parquet(output)
 
         self._run(write, sql)
+        if direct:
+            renames = {f"{alias}=": f"{column}=" for column, alias in staged.items()}
+            return s3.collect_written(self.storage, target_dir, renames)
         return self._collect_written(local_dir, target_dir, staged)
 
     def _collect_written(self, local_dir: Path, target_dir: str, staged: dict[str, str]) -> WrittenFiles:
