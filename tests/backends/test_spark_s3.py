@@ -8,7 +8,6 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +69,12 @@ def on_spark(project: Path, endpoint: S3Endpoint, conf: dict[str, Any]) -> Lake:
 #: Each table as the first Spark run of this module wrote it: every later Spark run (another io path)
 #: must write exactly the same rows.
 SPARK_ROWS: dict[str, list[tuple[Any, ...]]] = {}
-#: DuckDB divides decimals in double precision (``4.85 / 1000`` is 0.0048499...), Spark exactly, so
-#: ``round(..., 4)`` of an exact half differs by one unit in the last place between the engines.
-LAST_PLACE = Decimal("0.0001")
 
 
 def assert_same_as_duckdb(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]], table: str) -> None:
     assert len(got) == len(want) > 0, f"{table}: {len(got)} rows, DuckDB wrote {len(want)}"
     for spark_row, duckdb_row in zip(got, want, strict=True):
-        for a, b in zip(spark_row, duckdb_row, strict=True):
-            if isinstance(a, Decimal) and isinstance(b, Decimal):
-                assert abs(a - b) <= LAST_PLACE, f"{table}: {spark_row} != {duckdb_row}"
-            else:
-                assert a == b, f"{table}: {spark_row} != {duckdb_row}"
+        assert spark_row == duckdb_row, f"{table}: {spark_row} != {duckdb_row}"
 
 
 def table_rows(lake: Lake, table: str) -> list[tuple[Any, ...]]:

@@ -25,7 +25,8 @@ SELECT
     count(*) AS impressions,
     CAST(coalesce(sum(k.clicks), 0) AS BIGINT) AS clicks,
     round(coalesce(sum(k.clicks), 0) / count(*), 6) AS ctr,
-    CAST(round(sum(CAST(i.win_price AS DECIMAL(18, 4))) / 1000, 4) AS DECIMAL(18, 4)) AS spend
+    -- `* 0.001`, not `/ 1000`: DuckDB divides decimals in double precision, Spark exactly
+    CAST(round(sum(CAST(i.win_price AS DECIMAL(18, 4))) * 0.001, 4) AS DECIMAL(18, 4)) AS spend
 FROM imps AS i
 LEFT JOIN clicks_per_impression AS k ON k.impression_id = i.event_id
 LEFT JOIN campaigns AS c ON c.campaign_id = i.campaign_id
