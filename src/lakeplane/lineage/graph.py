@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
 
-from lakeplane.errors import LineageError, did_you_mean
+from lakeplane.errors import LineageError, TableNotFoundError, did_you_mean
 from lakeplane.lineage.edges import RAW_PREFIX, Edge
 from lakeplane.lineage.store import LineageCommit, LineageStore
 
@@ -246,3 +246,50 @@ def _resolve(host: LineageHost | None, table: str, commits: dict[str, LineageCom
     raise LineageError(
         f"no lineage of table '{table}'{did_you_mean(table, known)}", table=table, known=sorted(known)
     )
+
+
+def split_name(host: LineageHost, name: str) -> tuple[str, str | None]:
+    """``TABLE`` or ``TABLE.COLUMN`` as written on the command line: the table's full name (or a
+    raw dataset's) and the column, if one was named.
+
+    Raises:
+        TableNotFoundError: neither ``name`` nor the part before its last dot is a table.
+    """
+    if name.startswith(RAW_PREFIX):
+        dataset, dot, field = name.partition(".")
+        return dataset, (field or None) if dot else None
+    try:
+        return host.resolve_table(name), None
+    except TableNotFoundError:
+        table, dot, column = name.rpartition(".")
+        if not dot:
+            raise
+    return host.resolve_table(table), column
+
+
+def render_tree(graph: LineageGraph, direction: Direction) -> list[str]:
+    """``graph`` as indented lines: what feeds the root (upstream), what it feeds (downstream)."""
+    lines = [graph.root]
+    ways = [("upstream", True), ("downstream", False)]
+    for way, upstream in ways:
+        if direction not in ("both", way):
+            continue
+        if direction == "both":
+            lines.append(f"  {way}:")
+        lines += _branch(graph, graph.root, upstream, "  " if direction == "both" else "", {graph.root})
+    return lines
+
+
+def _branch(graph: LineageGraph, at: str, upstream: bool, indent: str, path: set[str]) -> list[str]:
+    links = graph.upstream(at) if upstream else graph.downstream(at)
+    lines = []
+    for position, link in enumerate(links):
+        last = position == len(links) - 1
+        far = link.source if upstream else link.target
+        arrow = "<-" if upstream else "->"
+        how = f"  = {link.transform}" if link.transform else ""
+        by = f"  ({link.model})" if link.model else ""
+        lines.append(f"{indent}{'└─' if last else '├─'} {arrow} {far}{how}{by}")
+        if far not in path:
+            lines += _branch(graph, far, upstream, indent + ("   " if last else "│  "), path | {far})
+    return lines
