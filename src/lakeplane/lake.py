@@ -377,9 +377,7 @@ class Lake:
     ) -> LineageGraph:
         """The lineage graph around ``table`` (or ``table.column``); see
         :func:`lakeplane.lineage.lineage_graph`."""
-        return lineage_graph(
-            self, table, column, direction, depth, snapshot_id=snapshot_id, visible=visible
-        )
+        return lineage_graph(self, table, column, direction, depth, snapshot_id=snapshot_id, visible=visible)
 
     def refresh_lineage(self) -> list[LineageCommit]:
         """Rebuild the lineage of every existing table from its model (compiled now) or dataset."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from lakeplane.cli.context import Context, common_options, pass_ctx
+
+if TYPE_CHECKING:
+    from lakeplane.lineage.graph import Direction
 
 
 @click.command()
@@ -12,7 +17,9 @@ from lakeplane.cli.context import Context, common_options, pass_ctx
 @click.option("--upstream", "direction", flag_value="upstream", help="Only what feeds it.")
 @click.option("--downstream", "direction", flag_value="downstream", help="Only what it feeds.")
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="Follow at most N edges each way.")
-@click.option("--snapshot", "snapshot_id", type=int, default=None, help="The lineage as of this snapshot of TABLE.")
+@click.option(
+    "--snapshot", "snapshot_id", type=int, default=None, help="The lineage as of this snapshot of TABLE."
+)
 @click.option("--refresh", is_flag=True, help="Rebuild every table's lineage from its model, compiled now.")
 @common_options
 @pass_ctx
@@ -39,7 +46,9 @@ def lineage(
             return
     if name is None:
         raise click.UsageError("name a TABLE or TABLE.COLUMN (or give --refresh)")
-    way = "both" if direction is None else ("upstream" if direction == "upstream" else "downstream")
+    way: Direction = "both"
+    if direction in ("upstream", "downstream"):
+        way = "upstream" if direction == "upstream" else "downstream"
     table, column = split_name(lake, name)
     graph = lake.lineage(table, column, way, depth, snapshot_id=snapshot_id)
     if ctx.printer.json:

@@ -78,10 +78,14 @@ def model_edges(compiled: CompiledQuery, target: str, columns_of: ColumnsOf, mod
         LineageError: the query cannot be qualified (a column no input has).
     """
     table_of = {binding.alias: binding.table for binding in compiled.tables}
-    schema = {alias: dict.fromkeys(columns_of(table), "VARCHAR") for alias, table in table_of.items()}
-    written = {s.alias_or_name: s for s in compiled.expression.selects} if isinstance(
-        compiled.expression, exp.Query
-    ) else {}
+    schema: dict[str, object] = {
+        alias: dict.fromkeys(columns_of(table), "VARCHAR") for alias, table in table_of.items()
+    }
+    written = (
+        {s.alias_or_name: s for s in compiled.expression.selects}
+        if isinstance(compiled.expression, exp.Query)
+        else {}
+    )
     try:
         qualified = qualify(
             compiled.expression.copy(),
@@ -159,7 +163,7 @@ class _Tracer:
             return self.rows(scope)
         return set()
 
-    def expression(self, scope: Scope, node: exp.Expression) -> set[Source]:
+    def expression(self, scope: Scope, node: exp.Expr) -> set[Source]:
         """The sources of ``node``, an expression evaluated in ``scope``."""
         found: set[Source] = set()
         nested = {id(s.expression): s for s in (*scope.subquery_scopes, *scope.udtf_scopes)}

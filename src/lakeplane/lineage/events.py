@@ -147,12 +147,17 @@ class RunEvents:
         if lineage is not None:
             facets["columnLineage"] = lineage
         if report.quality:
-            facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+            # The spec makes the assertions an input facet; here they are the gate's checks of the
+            # output, so they go with the output's dataset facets.
+            assertions = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
                 assertions=[_assertion(rule) for rule in report.quality]
             )
+            facets["dataQualityAssertions"] = assertions  # type: ignore[assignment]
         return OutputDataset(namespace=self.namespace, name=report.output.name, facets=facets)
 
-    def _column_lineage(self, edges: Sequence[Edge]) -> column_lineage_dataset.ColumnLineageDatasetFacet | None:
+    def _column_lineage(
+        self, edges: Sequence[Edge]
+    ) -> column_lineage_dataset.ColumnLineageDatasetFacet | None:
         by_column: dict[str, list[column_lineage_dataset.InputField]] = {}
         transforms: dict[str, str | None] = {}
         for edge in edges:
@@ -214,7 +219,7 @@ def _state(event: RunEvent) -> str:
     return event.eventType.value if event.eventType is not None else "OTHER"
 
 
-def _schema_facets(fields: Sequence[tuple[str, str]]) -> Mapping[str, DatasetFacet]:
+def _schema_facets(fields: Sequence[tuple[str, str]]) -> dict[str, DatasetFacet]:
     if not fields:
         return {}
     return {

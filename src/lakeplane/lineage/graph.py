@@ -62,7 +62,12 @@ class LineageLink:
     model: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "target": self.target, "transform": self.transform, "model": self.model}
+        return {
+            "source": self.source,
+            "target": self.target,
+            "transform": self.transform,
+            "model": self.model,
+        }
 
 
 @dataclass
@@ -112,7 +117,10 @@ class LineageIndex:
         for edge in edges:
             self.into.setdefault(node_id(edge.target_table, edge.target_column), []).append(edge)
             self.out_of.setdefault(node_id(edge.source_table, edge.source_column), []).append(edge)
-            for table, column in ((edge.source_table, edge.source_column), (edge.target_table, edge.target_column)):
+            for table, column in (
+                (edge.source_table, edge.source_column),
+                (edge.target_table, edge.target_column),
+            ):
                 known = self.columns.setdefault(table, set())
                 if column is not None:
                     known.add(column)
@@ -152,18 +160,26 @@ class LineageIndex:
                         continue
                     if not upstream and at_column is None and column is not None:
                         continue  # a column's consumers, not every reader of its table
-                    far = (edge.source_table, edge.source_column) if upstream else (edge.target_table, edge.target_column)
+                    far = (
+                        (edge.source_table, edge.source_column)
+                        if upstream
+                        else (edge.target_table, edge.target_column)
+                    )
                     if visible is not None and not visible(*far):
                         continue
                     far_id = node_id(*far)
                     seen.setdefault(far_id, LineageNode(far_id, far[0], far[1], node_kind(*far)))
                     source = node_id(edge.source_table, edge.source_column)
                     target = node_id(edge.target_table, edge.target_column)
-                    links[(source, target, edge.model)] = LineageLink(source, target, edge.transform, edge.model)
+                    links[(source, target, edge.model)] = LineageLink(
+                        source, target, edge.transform, edge.model
+                    )
                     if far_id not in walked:
                         walked.add(far_id)
                         queue.append((far[0], far[1], steps + 1))
-        return LineageGraph(root, sorted(seen.values(), key=lambda n: n.id), sorted(links.values(), key=_link_order))
+        return LineageGraph(
+            root, sorted(seen.values(), key=lambda n: n.id), sorted(links.values(), key=_link_order)
+        )
 
 
 def _link_order(link: LineageLink) -> tuple[str, str]:
@@ -200,7 +216,11 @@ def lineage_graph(
     if depth is not None and depth < 0:
         raise LineageError(f"depth must be 0 or more, not {depth}", table=table)
     host = None if isinstance(lake_or_catalog_engine, sa.Engine) else lake_or_catalog_engine
-    engine = lake_or_catalog_engine if isinstance(lake_or_catalog_engine, sa.Engine) else lake_or_catalog_engine.catalog.state_engine
+    engine = (
+        lake_or_catalog_engine
+        if isinstance(lake_or_catalog_engine, sa.Engine)
+        else lake_or_catalog_engine.catalog.state_engine
+    )
     store = LineageStore(engine)
     if host is not None and store.is_empty():
         host.refresh_lineage()
@@ -210,8 +230,9 @@ def lineage_graph(
         then = store.at(full, snapshot_id)
         if then is None:
             known = [str(c.snapshot_id) for c in store.commits(full)]
+            recorded = ", ".join(known) or "none"
             raise LineageError(
-                f"no lineage recorded for snapshot {snapshot_id} of {full} (recorded: {', '.join(known) or 'none'})",
+                f"no lineage recorded for snapshot {snapshot_id} of {full} (recorded: {recorded})",
                 table=full,
                 known=known,
             )
@@ -220,7 +241,9 @@ def lineage_graph(
     if visible is not None and not visible(full, None):
         raise LineageError(f"no lineage of table '{table}'", table=table)
     if column is not None:
-        known_columns = index.columns.get(full, set()) | set(host.table_columns(full) if host and not full.startswith(RAW_PREFIX) else [])
+        known_columns = index.columns.get(full, set()) | set(
+            host.table_columns(full) if host and not full.startswith(RAW_PREFIX) else []
+        )
         if column not in known_columns or (visible is not None and not visible(full, column)):
             shown = sorted(c for c in known_columns if visible is None or visible(full, c))
             raise LineageError(

@@ -152,7 +152,9 @@ class LineageRecorder:
         existing = {str(ref) for ref in self.catalog.table_names()}
         for dataset, (table, fields) in datasets.items():
             if table in existing:
-                recorded.append(self._keep(table, ingest_edges(dataset, table, fields), f"ingest:{dataset}", "ingest"))
+                recorded.append(
+                    self._keep(table, ingest_edges(dataset, table, fields), f"ingest:{dataset}", "ingest")
+                )
         for table, compile_query in models:
             if table not in existing:
                 continue

@@ -89,13 +89,10 @@ def _hints(cls: type) -> dict[str, Any]:
     """The type of each ``attrs`` field of ``cls`` (its annotations are strings, evaluated in the
     class's module; class variables are left out)."""
     namespace = {**vars(typing), **vars(sys.modules[cls.__module__])}
-    return {
-        a.name: eval(a.type, namespace) if isinstance(a.type, str) else a.type  # noqa: S307
-        for a in attr.fields(cls)
-    }
+    return {a.name: eval(a.type, namespace) if isinstance(a.type, str) else a.type for a in attr.fields(cls)}
 
 
-def _key(attribute: attr.Attribute) -> str:  # type: ignore[type-arg]
+def _key(attribute: Any) -> str:
     return attribute.name
 
 
@@ -172,9 +169,13 @@ def _load(hint: Any, value: Any, key: str | None = None) -> Any:
         unknown = set(value) - set(fields)
         if unknown and hint in FACETS.values():
             raise ValueError(f"{hint.__name__}: unknown fields {sorted(unknown)}")
-        kwargs = {a.alias: _load(hints[a.name], value[a.name]) for a in fields.values() if a.init and a.name in value}
+        kwargs = {
+            a.alias: _load(hints[a.name], value[a.name])
+            for a in fields.values()
+            if a.init and a.name in value
+        }
         # fields set by the class itself (``schemaURL``) are compared when the event is serialised again
         loaded = hint(**kwargs)
         extra = {k: value[k] for k in unknown}
-        return loaded.with_additional_properties(**extra) if extra else loaded
+        return loaded.with_additional_properties(**extra) if extra else loaded  # type: ignore[attr-defined]
     return value
