@@ -22,7 +22,7 @@ CLICKS = "adtech.processed.clicks"
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory, drops: dict) -> Lake:  # type: ignore[type-arg]
+def ran(tmp_path_factory: pytest.TempPathFactory, drops: dict) -> Lake:
     """The demo lake with one day landed and run (shared: these tests only read it)."""
     from lakeplane.demo.run import build_project
 
@@ -32,7 +32,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory, drops: dict) -> Lake:  # type:
     return lake
 
 
-def sources(graph: dict, node: str) -> set[str]:  # type: ignore[type-arg]
+def sources(graph: dict, node: str) -> set[str]:
     return {e["source"] for e in graph["edges"] if e["target"] == node}
 
 
@@ -120,7 +120,9 @@ def test_visible_filter_hides_nodes_and_what_lies_past_them(ran: Lake) -> None:
 def test_cli_json_and_tree(ran: Lake) -> None:
     runner = CliRunner()
     base = ["--lake", str(ran.project_dir), "lineage"]
-    out = runner.invoke(cli, [*base, "daily_campaign_stats.ctr", "--upstream", "--depth", "1", "--output", "json"])
+    out = runner.invoke(
+        cli, [*base, "daily_campaign_stats.ctr", "--upstream", "--depth", "1", "--output", "json"]
+    )
     assert out.exit_code == 0, out.output
     assert sources(json.loads(out.output), f"{STATS}.ctr") == {CLICKS, IMPRESSIONS}
     tree = runner.invoke(cli, [*base, "processed.impressions.win_price", "--downstream"])
@@ -136,7 +138,8 @@ def test_cli_json_and_tree(ran: Lake) -> None:
 
 
 def test_a_changed_model_records_new_edges_and_old_ones_stay_by_snapshot(
-    tmp_path: Path, drops: dict  # type: ignore[type-arg]
+    tmp_path: Path,
+    drops: dict,
 ) -> None:
     from lakeplane.demo.run import build_project
 
@@ -166,7 +169,7 @@ def test_a_changed_model_records_new_edges_and_old_ones_stay_by_snapshot(
         lake.lineage(TOTALS, "ctr", snapshot_id=1)
 
 
-def test_first_ask_rebuilds_lineage_of_existing_tables(tmp_path: Path, drops: dict) -> None:  # type: ignore[type-arg]
+def test_first_ask_rebuilds_lineage_of_existing_tables(tmp_path: Path, drops: dict) -> None:
     from lakeplane.demo.run import build_project
 
     lake = build_project(tmp_path / "project", governed=False)
@@ -181,4 +184,3 @@ def test_first_ask_rebuilds_lineage_of_existing_tables(tmp_path: Path, drops: di
     commits = store.commits(STATS)
     assert [c.origin for c in commits] == ["refresh"]
     assert commits[0].snapshot_id == head_id(lake.catalog.load(STATS))
-
