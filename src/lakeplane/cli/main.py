@@ -42,6 +42,8 @@ COMMANDS = {
     "advise": "lakeplane.cli.advise:advise",
     "cost": "lakeplane.cli.costs:cost",
     "aws": "lakeplane.cli.aws:aws",
+    "slo": "lakeplane.cli.slo:slo",
+    "metrics": "lakeplane.cli.slo:metrics",
 }
 
 
