@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -76,7 +77,7 @@ def fill(engine: sa.Engine, runs: int, steps: int) -> None:
         conn.execute(ATTEMPTS.insert(), attempt_rows)
 
 
-def best(work, repeat: int) -> float:  # type: ignore[no-untyped-def]
+def best(work: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
