@@ -43,6 +43,8 @@ COMMANDS = {
     "cost": "lakeplane.cli.costs:cost",
     "aws": "lakeplane.cli.aws:aws",
     "lineage": "lakeplane.cli.lineage:lineage",
+    "slo": "lakeplane.cli.slo:slo",
+    "metrics": "lakeplane.cli.slo:metrics",
 }
 
 
