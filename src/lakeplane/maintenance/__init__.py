@@ -1,0 +1,2 @@
+"""Table housekeeping: compaction, snapshot expiry that frees storage, orphan cleanup, manifests,
+policies, and storage tiers."""
