@@ -20,6 +20,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from lakeplane.config_aws import AwsConfig
 from lakeplane.config_compute import CostConfig, PlacementConfig
+from lakeplane.config_console import ConsoleConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
 from lakeplane.units import parse_duration, parse_size
@@ -247,6 +248,7 @@ class LakeConfig(_Strict):
     governance: GovernanceConfig = GovernanceConfig()
     workgroups: dict[str, WorkgroupConfig] = {}
     serve: ServeConfig = ServeConfig()
+    console: ConsoleConfig = ConsoleConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"
 
