@@ -21,6 +21,7 @@ from pydantic_settings.exceptions import SettingsError
 from lakeplane.config_aws import AwsConfig
 from lakeplane.config_compute import CostConfig, PlacementConfig
 from lakeplane.config_console import ConsoleConfig
+from lakeplane.config_lineage import LineageConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
 from lakeplane.units import parse_duration, parse_size
@@ -249,6 +250,7 @@ class LakeConfig(_Strict):
     workgroups: dict[str, WorkgroupConfig] = {}
     serve: ServeConfig = ServeConfig()
     console: ConsoleConfig = ConsoleConfig()
+    lineage: LineageConfig = LineageConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"
 

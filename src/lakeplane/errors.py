@@ -510,3 +510,13 @@ class JobNotFound(LakeplaneError, LookupError):
 
     job: str
     known: list[str] | None = None
+
+
+@dataclass(eq=False, kw_only=True)
+class LineageError(LakeplaneError, LookupError):
+    """Lineage of ``table`` (``column``) cannot be answered: no such table or column in the lineage
+    store, or a model's query cannot be traced; ``known`` lists what there is."""
+
+    table: str | None = None
+    column: str | None = None
+    known: list[str] | None = None

@@ -32,6 +32,8 @@ from lakeplane.governance.answers import Change, Visibility
 from lakeplane.governance.plane import Governance
 from lakeplane.ingest.ingestion import Ingestion, Progress
 from lakeplane.ingest.step import IngestResult
+from lakeplane.lineage.graph import Direction, LineageGraph, Visible, lineage_graph
+from lakeplane.lineage.store import LineageCommit
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import Model, ModelResult
@@ -361,6 +363,29 @@ class Lake:
     def policy_diff(self, new_policy: str | os.PathLike[str]) -> list[Change]:
         """Who gains or loses what on which columns if ``new_policy`` replaced the current one."""
         return self.governance.policy_diff(Path(new_policy))
+
+    # -- lineage -------------------------------------------------------------------------------
+    def lineage(
+        self,
+        table: str,
+        column: str | None = None,
+        direction: Direction = "both",
+        depth: int | None = None,
+        *,
+        snapshot_id: int | None = None,
+        visible: Visible | None = None,
+    ) -> LineageGraph:
+        """The lineage graph around ``table`` (or ``table.column``); see
+        :func:`lakeplane.lineage.lineage_graph`."""
+        return lineage_graph(self, table, column, direction, depth, snapshot_id=snapshot_id, visible=visible)
+
+    def refresh_lineage(self) -> list[LineageCommit]:
+        """Rebuild the lineage of every existing table from its model (compiled now) or dataset."""
+        return self.model_jobs.rebuild_lineage()
+
+    def table_columns(self, table: str) -> list[str]:
+        """The column names of ``table`` now."""
+        return [f.name for f in self.catalog.load(self.resolve_table(table)).schema().fields]
 
 
 def open_lake(project: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Lake:

@@ -43,6 +43,7 @@ COMMANDS = {
     "cost": "lakeplane.cli.costs:cost",
     "aws": "lakeplane.cli.aws:aws",
     "console": "lakeplane.cli.console:console",
+    "lineage": "lakeplane.cli.lineage:lineage",
 }
 
 

@@ -13,6 +13,8 @@ from lakeplane.engines.base import Capability
 from lakeplane.engines.compute import Compute
 from lakeplane.errors import ConfigError, IngestError, did_you_mean
 from lakeplane.ingest.step import IngestResult, ingest_dataset
+from lakeplane.lineage.edges import RAW_PREFIX
+from lakeplane.lineage.recorder import LineageRecorder
 from lakeplane.pipelines.bookmarks import Bookmark, bookmarks
 from lakeplane.storage.raw import LandResult, RawBatch, RawZone, check_partner_file
 
@@ -38,6 +40,8 @@ class Ingestion:
         self.raw = raw
         self.catalog = catalog
         self.compute = compute
+        #: Keeps each commit's column lineage and sends the steps' OpenLineage events.
+        self.lineage = LineageRecorder(config, config_file.parent, catalog)
 
     def dataset(self, name: str) -> DatasetConfig:
         """The declaration of dataset ``name``.
@@ -100,8 +104,11 @@ class Ingestion:
                 skipped=f"batches unchanged since snapshot {done.snapshot_id}",
             )
         job = f"ingest-{dataset.replace('/', '-')}"
-        with self.compute.embedded(job, (Capability.PARSE_RAW_FILES,)) as session:
-            return ingest_dataset(
+        with (
+            self.lineage.run(f"ingest:{dataset}", [RAW_PREFIX + dataset]) as observed,
+            self.compute.embedded(job, (Capability.PARSE_RAW_FILES,)) as session,
+        ):
+            result = ingest_dataset(
                 session,
                 self.catalog,
                 self.raw,
@@ -111,6 +118,8 @@ class Ingestion:
                 batches,
                 self.config.ingest.max_quarantine_rate,
             )
+            self.lineage.ingest_committed(observed, dataset, config.table, config.fields, result.snapshot_id)
+        return result
 
     def _bookmark(self, table: str, ds: dt.date) -> Bookmark | None:
         if not self.catalog.table_exists(TableRef.parse(table)):

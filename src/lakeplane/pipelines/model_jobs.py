@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,9 +24,11 @@ from lakeplane.config import LakeConfig
 from lakeplane.engines.base import Capability, Engine
 from lakeplane.engines.compute import Compute
 from lakeplane.engines.placement import Placement
-from lakeplane.errors import ConfigError, DQDLError, ModelError, did_you_mean
+from lakeplane.errors import ConfigError, DQDLError, ModelError, TableNotFoundError, did_you_mean
 from lakeplane.governance.plane import Governance
 from lakeplane.governance.secure import GOVERNED_REWRITES
+from lakeplane.lineage.recorder import LineageRecorder
+from lakeplane.lineage.store import LineageCommit
 from lakeplane.pipelines.gate import Gate
 from lakeplane.pipelines.models import (
     Model,
@@ -116,6 +119,8 @@ class ModelJobs:
         self.governance = governance
         self.queries = queries
         self.check_ruleset = check_ruleset
+        #: Keeps each commit's column lineage and sends the runs' OpenLineage events.
+        self.lineage = LineageRecorder(config, project_dir, catalog)
 
     def all(self) -> list[Model]:
         """Every model of the project, each after the models it reads."""
@@ -159,6 +164,31 @@ class ModelJobs:
             ModelError: a ruleset file of the gate does not exist.
             QualityGateFailed: a blocking rule failed; main did not move.
         """
+        with self.lineage.run(model.name, self._inputs(model)) as observed:
+            result = self._run(model, ds, quality, blocking, force)
+            self.lineage.model_committed(
+                observed,
+                model.name,
+                result.snapshot_id,
+                lambda: compile_query_for(model, self.catalog, ds),
+                result.quality,
+                skipped=result.skipped is not None,
+            )
+        return result
+
+    def _inputs(self, model: Model) -> list[str]:
+        """The tables ``model`` reads that exist, by full name."""
+        found = []
+        for name in model.depends_on:
+            try:
+                found.append(resolve_input(self.catalog, name, model.ref.domain))
+            except TableNotFoundError:
+                continue
+        return found
+
+    def _run(
+        self, model: Model, ds: dt.date | None, quality: str | None, blocking: bool, force: bool
+    ) -> ModelResult:
         rulesets = self.gate_rulesets(model, quality, blocking)
         governed = self.governance.enabled
         policy = self.governance.policy().digest if governed else None
@@ -191,6 +221,14 @@ class ModelJobs:
         if Capability.STAGE_METRICS in engine.capabilities:
             self._remember_skew(model, result)
         return result
+
+    def rebuild_lineage(self) -> list[LineageCommit]:
+        """Record the lineage of every existing model and ingested table at its current snapshot,
+        each model compiled now."""
+        return self.lineage.refresh(
+            [(m.name, partial(compile_query_for, m, self.catalog, None)) for m in self.all()],
+            {name: (d.table, list(d.fields)) for name, d in self.config.datasets.items()},
+        )
 
     def _compiler(self, engine: Engine, *, salt: bool, notes: list[str]) -> Compiler:
         """The compile for this job: governed for the pipeline principal when the lake is, salted
