@@ -22,6 +22,7 @@ from lakeplane.config_aws import AwsConfig
 from lakeplane.config_compute import CostConfig, PlacementConfig
 from lakeplane.config_console import ConsoleConfig
 from lakeplane.config_lineage import LineageConfig
+from lakeplane.config_observe import AlertsConfig, SloConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
 from lakeplane.units import parse_duration, parse_size
@@ -244,6 +245,8 @@ class LakeConfig(_Strict):
     spark: SparkConfig = SparkConfig()
     placement: PlacementConfig = PlacementConfig()
     cost: CostConfig = CostConfig()
+    slos: dict[str, SloConfig] = Field(default_factory=dict)
+    alerts: AlertsConfig = AlertsConfig()
     aws: AwsConfig = AwsConfig()
     ingest: IngestConfig = IngestConfig()
     governance: GovernanceConfig = GovernanceConfig()

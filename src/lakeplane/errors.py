@@ -520,3 +520,12 @@ class LineageError(LakeplaneError, LookupError):
     table: str | None = None
     column: str | None = None
     known: list[str] | None = None
+
+
+# -- SLOs and alerts ----------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class SloNotFound(LakeplaneError, LookupError):
+    """No SLO in ``lakeplane.yaml``'s ``slos:`` is named ``slo``; ``known`` lists those that are."""
+
+    slo: str
+    known: list[str] | None = None

@@ -52,6 +52,7 @@ from lakeplane.storage.raw import LandResult, RawBatch, RawZone
 
 if TYPE_CHECKING:
     from lakeplane.compute.lake_costs import LakeCosts
+    from lakeplane.observe.slo import SloResult
 
 __all__ = ["Lake", "RunSummary", "init_project", "open_lake"]
 
@@ -140,7 +141,14 @@ class Lake:
             resolve=self.resolve_table,
         )
         return PipelineRuns(
-            self.project_dir, self.config, self.overrides, self.catalog, self.compute, open_lake, names
+            self.project_dir,
+            self.config,
+            self.overrides,
+            self.catalog,
+            self.compute,
+            open_lake,
+            names,
+            after_run=self._observe_run,
         )
 
     # -- raw zone and ingest -------------------------------------------------------------------
@@ -386,6 +394,25 @@ class Lake:
     def table_columns(self, table: str) -> list[str]:
         """The column names of ``table`` now."""
         return [f.name for f in self.catalog.load(self.resolve_table(table)).schema().fields]
+
+    # -- SLOs, alerts and metrics --------------------------------------------------------------
+    def slos(self, names: Sequence[str] | None = None, now: dt.datetime | None = None) -> list[SloResult]:
+        """Judge the SLOs of ``slos:`` (or those named): observed value, ok, error budget, burn rate."""
+        from lakeplane.observe.slo import evaluate_slos
+
+        return evaluate_slos(self, names, now)
+
+    def metrics_text(self) -> str:
+        """Runs, steps, quality gates, queries and SLOs in the Prometheus text format."""
+        from lakeplane.observe.metrics import metrics_text  # prometheus_client: only when asked
+
+        return metrics_text(self)
+
+    def _observe_run(self, run: RunRecord) -> None:
+        """After each pipeline run: alert if it failed, judge the SLOs, alert on new breaches."""
+        from lakeplane.observe.alerts import after_run
+
+        after_run(self, run)
 
 
 def open_lake(project: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Lake:

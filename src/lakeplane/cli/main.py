@@ -44,6 +44,8 @@ COMMANDS = {
     "aws": "lakeplane.cli.aws:aws",
     "console": "lakeplane.cli.console:console",
     "lineage": "lakeplane.cli.lineage:lineage",
+    "slo": "lakeplane.cli.slo:slo",
+    "metrics": "lakeplane.cli.slo:metrics",
 }
 
 

@@ -146,10 +146,6 @@ def create_app(lake: Lake, config: ConsoleConfig) -> FastAPI:
                 raise HTTPException(403, "/metrics is for principals in console.admins")
         with console.lock:
             text = metrics_text(lake)
-        if text is None:
-            return PlainTextResponse(
-                "# metrics are not available in this build of lakeplane\n", status_code=404
-            )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/api/me")

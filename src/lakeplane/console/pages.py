@@ -12,6 +12,7 @@ from lakeplane.console import access, observe, quality, runs, tables
 from lakeplane.console.steps import StepTables
 from lakeplane.console.viewer import Viewer
 from lakeplane.errors import LakeplaneError
+from lakeplane.lineage.graph import Direction
 
 if TYPE_CHECKING:
     from lakeplane.config_console import ConsoleConfig
@@ -95,9 +96,10 @@ def lineage_page(deps: Deps, ask: Ask) -> dict[str, Any] | None:
     name = _readable(deps.lake, ask.viewer, ask.path["table"])
     if name is None:
         return None
-    direction = ask.query.get("direction", "both")
-    if direction not in ("both", "upstream", "downstream"):
-        direction = "both"
+    asked = ask.query.get("direction", "both")
+    direction: Direction = (
+        "upstream" if asked == "upstream" else "downstream" if asked == "downstream" else "both"
+    )
     column = ask.query.get("column") or None
     depth = ask.number("depth", 2, 1, 20)
     graph = observe.lineage_view(deps.lake, ask.viewer, name, column, direction, depth)

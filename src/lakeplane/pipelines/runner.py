@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import multiprocessing
 import os
 import random
@@ -42,6 +43,9 @@ from lakeplane.pipelines.worker import run_step
 from lakeplane.units import parse_size
 
 POLL_S = 0.05
+#: Called with each run once it has ended (SLOs and alerts); its failure is logged, never the run's.
+AfterRun = Callable[[RunRecord], None]
+_log = logging.getLogger(__name__)
 #: Steps start from a fork server that has already imported lakeplane and its engines, so a step
 #: process is ready in milliseconds instead of the seconds a fresh interpreter needs; the server
 #: itself never runs a query, so no engine thread is forked.
@@ -140,6 +144,7 @@ class Runner:
         store: RunStore,
         open_host: OpenHost,
         options: RunOptions | None = None,
+        after_run: AfterRun | None = None,
     ) -> None:
         self.project_dir = project_dir
         self.pipeline = pipeline
@@ -147,6 +152,7 @@ class Runner:
         self.leases = DayLeases(store.engine)
         self.open_host = open_host
         self.options = options or RunOptions()
+        self.after_run = after_run
         self._running: dict[str, _Running] = {}
 
     def run(self, ds: dt.date, redrive_of: RunRecord | None = None) -> RunRecord:
@@ -184,7 +190,16 @@ class Runner:
             if heartbeat.lease is not None:
                 with contextlib.suppress(sa.exc.SQLAlchemyError):  # it expires on its own
                     self.leases.release(heartbeat.lease)
+            self._ended(run)
         return run
+
+    def _ended(self, run: RunRecord) -> None:
+        if self.after_run is None:
+            return
+        try:
+            self.after_run(run)
+        except Exception:
+            _log.exception("after run %s ended: observing it failed", run.run_id)
 
     def _take_lease(self, run: RunRecord, heartbeat: Heartbeat) -> bool:
         """Take the day's lease, waiting while another run holds it; False if this run was taken

@@ -17,7 +17,7 @@ from lakeplane.engines.compute import Compute
 from lakeplane.errors import LakeplaneError, RunBusy, RunNotFound
 from lakeplane.pipelines import step_bookmarks
 from lakeplane.pipelines.definition import Pipeline, all_pipelines, find_pipeline
-from lakeplane.pipelines.runner import Runner, RunOptions
+from lakeplane.pipelines.runner import AfterRun, Runner, RunOptions
 from lakeplane.pipelines.schedule import due
 from lakeplane.pipelines.steps import OpenHost
 from lakeplane.pipelines.store import LIVE, RunRecord, RunStore
@@ -34,6 +34,7 @@ class PipelineRuns:
         compute: engines (a transient cluster's folder).
         open_host: opens the lake in a step's process.
         names: how step settings name tables (for bookmarks).
+        after_run: called with each run once it has ended (SLOs and alerts).
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class PipelineRuns:
         compute: Compute,
         open_host: OpenHost,
         names: step_bookmarks.TableNames,
+        after_run: AfterRun | None = None,
     ) -> None:
         self.project_dir = project_dir
         self.config = config
@@ -53,9 +55,12 @@ class PipelineRuns:
         self.compute = compute
         self.open_host = open_host
         self.names = names
+        self.after_run = after_run
 
     def _runner(self, pipeline: Pipeline, options: RunOptions, store: RunStore | None = None) -> Runner:
-        return Runner(self.project_dir, pipeline, store or self.store(), self.open_host, options)
+        return Runner(
+            self.project_dir, pipeline, store or self.store(), self.open_host, options, self.after_run
+        )
 
     def store(self) -> RunStore:
         """The run store, in the catalog database."""
