@@ -64,7 +64,9 @@ def test_a_failed_run_alerts_the_webhook_once_with_its_link(tmp_path: Path) -> N
         assert all(a.delivered and a.error is None for a in recorded)
 
 
-def test_an_unreachable_alert_url_does_not_fail_the_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreachable_alert_url_does_not_fail_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     lake = project(
         tmp_path,
         f"alerts:\n  urls: ['json://127.0.0.1:{closed_port()}/hook', 'nosuchscheme://x']\n",
@@ -74,7 +76,11 @@ def test_an_unreachable_alert_url_does_not_fail_the_run(tmp_path: Path, caplog: 
     assert run.state == "failed" and lake.run_record(run.run_id).state == "failed"
     (alert,) = AlertLog(lake.catalog.state_engine).recent()
     assert alert.key == f"run:{run.run_id}" and not alert.delivered
-    assert alert.error is not None and "127.0.0.1" in alert.error and "nosuchscheme://...: not an apprise URL" in alert.error
+    assert (
+        alert.error is not None
+        and "127.0.0.1" in alert.error
+        and "nosuchscheme://...: not an apprise URL" in alert.error
+    )
     assert any("not delivered" in r.getMessage() for r in caplog.records)
 
 

@@ -168,7 +168,8 @@ def _route(app: FastAPI, console: Console, path: str, template: str, page: Page)
         return console.render(template, viewer, data=data, path=request.url.path)
 
     def as_json(request: Request) -> JSONResponse:
-        return JSONResponse(jsonable_encoder(console.answer(page, request, api=True)[1]))
+        data = console.answer(page, request, api=True)[1]
+        return JSONResponse(jsonable_encoder(data, custom_encoder={bytes: bytes.hex}))
 
     app.add_api_route(path, as_html, methods=["GET"], response_class=HTMLResponse, name=template)
     app.add_api_route(api_path, as_json, methods=["GET"], name=f"api {template}")

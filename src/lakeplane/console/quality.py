@@ -5,8 +5,12 @@ Outcomes come from the run store: every gated model step and quality step record
 outcomes in its attempt's metrics. Those hold a sample of failing rows as the engine read them,
 before any policy: the console never shows it. It finds the same rows again with a governed query
 as the viewer, matching them on the columns the viewer sees unmasked, so masks and row filters
-apply to what is shown (a row outside the viewer's filter is not found; a viewer with no unmasked
-column sees no sample, and is told why).
+apply to what is shown (a viewer with no unmasked column sees no sample, and is told why).
+
+The lookup query carries the matched values, and the query history and the audit log keep its
+text, which the viewer may read. So before it is built, the recorded rows are cut to those the
+viewer's row filters let through (evaluated by an in-memory DuckDB over those rows alone, with no
+access to files): the query then holds only values the viewer may see anyway.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlglot import exp
 
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 
 #: Step attempts with rule outcomes read for the quality page, newest first.
 HISTORY_ATTEMPTS = 400
+_ROW_NUMBER = "__lakeplane_row"
 
 
 def quality_overview(
@@ -115,6 +122,12 @@ def governed_sample(
     if not recorded or limit == 0:
         return {"columns": [], "rows": [], "note": "no failing rows were recorded"}
     access = lake.governance.access(viewer.principal, table)
+    try:
+        recorded = _within_filters(recorded, access.row_filters)
+    except (duckdb.Error, pa.ArrowException):
+        return {"columns": [], "rows": [], "note": "the recorded rows cannot be matched to your row filters"}
+    if not recorded:
+        return {"columns": [], "rows": [], "note": "none of the failing rows is one you may see"}
     keys = [c.column for c in access.visible if c.access == "unmasked"]
     keys = [k for k in keys if all(_scalar(r.get(k)) for r in recorded)]
     if not keys:
@@ -137,6 +150,19 @@ def governed_sample(
     rows = [list(r.values()) for r in result.to_pylist()]
     note = None if rows else "none of the failing rows is one you may see"
     return {"columns": result.column_names, "rows": rows, "note": note}
+
+
+def _within_filters(rows: list[dict[str, Any]], filters: list[exp.Expression]) -> list[dict[str, Any]]:
+    """The rows that pass every row filter, decided over those rows alone."""
+    if not filters:
+        return rows
+    recorded = pa.Table.from_pylist([{**r, _ROW_NUMBER: i} for i, r in enumerate(rows)])
+    condition = exp.and_(*filters).sql(dialect="duckdb")
+    with duckdb.connect() as conn:
+        conn.execute("SET enable_external_access = false")
+        conn.register("recorded", recorded)
+        kept = conn.execute(f"SELECT {_ROW_NUMBER} FROM recorded WHERE {condition}").fetchall()
+    return [rows[n] for (n,) in kept]
 
 
 def _scalar(value: object) -> bool:
