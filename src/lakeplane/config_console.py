@@ -27,3 +27,6 @@ class ConsoleConfig(Strict):
     #: Rows of a failing-rule sample, read through the governed query path.
     sample_rows: int = Field(default=5, ge=0, le=100)
     metrics_public: bool = False
+    #: ``/metrics`` is worked out at most this often (seconds) and served from memory in between:
+    #: it reads the whole run history, and a scraper asks every 15-60 s.
+    metrics_cache_s: float = Field(default=15.0, ge=0)

@@ -49,6 +49,8 @@ class Console:
         self.auth = Authenticator(lake.governance, config.session_hours)
         self.viewers = Viewers(lake, config.admins)
         self.lock = threading.RLock()
+        #: ``/metrics`` as last worked out, and when (monotonic seconds).
+        self.metrics: tuple[float, str] | None = None
         self.templates = Environment(
             loader=PackageLoader("lakeplane.console", "templates"), autoescape=select_autoescape()
         )
@@ -145,7 +147,10 @@ def create_app(lake: Lake, config: ConsoleConfig) -> FastAPI:
             if not viewer.admin:
                 raise HTTPException(403, "/metrics is for principals in console.admins")
         with console.lock:
-            text = metrics_text(lake)
+            now = time.monotonic()
+            if console.metrics is None or now - console.metrics[0] >= config.metrics_cache_s:
+                console.metrics = (now, metrics_text(lake))
+            text = console.metrics[1]
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/api/me")
