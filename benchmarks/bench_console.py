@@ -257,7 +257,8 @@ def main() -> None:
     make_runs(lake, args.runs)
     make_queries(lake, 5_000)
     print(
-        f"filled in {time.perf_counter() - started:.1f} s: {args.tables} tables, {args.runs} runs, 5000 queries"
+        f"filled in {time.perf_counter() - started:.1f} s: "
+        f"{args.tables} tables, {args.runs} runs, 5000 queries"
     )
     tokens = access_tokens(lake.governance)
     auth = {who: (who, tokens.create(who).secret) for who in ("ana", "fred")}
@@ -295,7 +296,8 @@ def main() -> None:
             api_ms = server_ms(client, api, auth[who], args.repeat)
             worst = max(worst, page_ms, api_ms)
             print(
-                f"  {label:22s} {who:5s} {page_ms:8.1f} {api_ms:8.1f} {base:9.1f} {page_ms / max(base, 0.01):6.1f}x"
+                f"  {label:22s} {who:5s} {page_ms:8.1f} {api_ms:8.1f} {base:9.1f} "
+                f"{page_ms / max(base, 0.01):6.1f}x"
             )
     first = client.get("/metrics", auth=auth["fred"])
     first_ms = float(first.headers["server-timing"].split("dur=")[1])
