@@ -105,7 +105,7 @@ class Ingestion:
             )
         job = f"ingest-{dataset.replace('/', '-')}"
         with (
-            self.lineage.run(f"ingest:{dataset}", [RAW_PREFIX + dataset]) as observed,
+            self.lineage.run(f"ingest:{dataset}", lambda: [RAW_PREFIX + dataset]) as observed,
             self.compute.embedded(job, (Capability.PARSE_RAW_FILES,)) as session,
         ):
             result = ingest_dataset(

@@ -67,11 +67,12 @@ class LineageRecorder:
         return [(f.name, str(f.field_type)) for f in self.catalog.load(table).schema().fields]
 
     @contextmanager
-    def run(self, job: str, inputs: Iterable[str]) -> Iterator[ObservedRun]:
-        """Observe one run of ``job`` reading ``inputs``: START now, COMPLETE or FAIL after."""
+    def run(self, job: str, inputs: Callable[[], Iterable[str]]) -> Iterator[ObservedRun]:
+        """Observe one run of ``job`` reading ``inputs()``: START now, COMPLETE or FAIL after
+        (the inputs are looked up only when events are sent)."""
         observed = ObservedRun(job, new_run_id())
-        observed.report.inputs = [self._dataset(name) for name in inputs]
         if self.events is not None:
+            observed.report.inputs = [self._dataset(name) for name in inputs()]
             self.events.start(observed.run_id, job, observed.report.inputs)
         try:
             yield observed
@@ -106,7 +107,8 @@ class LineageRecorder:
         skipped: bool = False,
     ) -> None:
         """Model ``run.job`` wrote ``snapshot_id`` of ``table`` (nothing new when ``skipped``)."""
-        run.report.output = self._dataset(table)
+        if self.events is not None:
+            run.report.output = self._dataset(table)
         run.report.quality, run.report.snapshot_id = quality, snapshot_id
         if skipped or snapshot_id is None:
             return
@@ -122,7 +124,8 @@ class LineageRecorder:
         self, run: ObservedRun, dataset: str, table: str, fields: Iterable[str], snapshot_id: int | None
     ) -> None:
         """The ingest step of ``dataset`` wrote ``snapshot_id`` of ``table``."""
-        run.report.output = self._dataset(table)
+        if self.events is not None:
+            run.report.output = self._dataset(table)
         run.report.snapshot_id = snapshot_id
         edges = ingest_edges(dataset, table, fields)
         run.report.edges = edges

@@ -175,7 +175,13 @@ def _load(hint: Any, value: Any, key: str | None = None) -> Any:
             if a.init and a.name in value
         }
         # fields set by the class itself (``schemaURL``) are compared when the event is serialised again
-        loaded = hint(**kwargs)
+        loaded: Any = hint(**kwargs)
         extra = {k: value[k] for k in unknown}
-        return loaded.with_additional_properties(**extra) if extra else loaded  # type: ignore[attr-defined]
+        if extra:
+            loaded = loaded.with_additional_properties(**extra)
+        if issubclass(hint, BaseFacet) and hint not in FACETS.values() and "_schemaURL" in value:
+            # A facet lakeplane does not send (the client's own): checked as a BaseFacet, its
+            # schema URL is its own, not the base class's.
+            loaded._schemaURL = value["_schemaURL"]
+        return loaded
     return value

@@ -164,7 +164,7 @@ class ModelJobs:
             ModelError: a ruleset file of the gate does not exist.
             QualityGateFailed: a blocking rule failed; main did not move.
         """
-        with self.lineage.run(model.name, self._inputs(model)) as observed:
+        with self.lineage.run(model.name, partial(self._inputs, model)) as observed:
             result = self._run(model, ds, quality, blocking, force)
             self.lineage.model_committed(
                 observed,
