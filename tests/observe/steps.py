@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Any
 
-from lakeplane.errors import ModelError, StorageError
+from lakeplane.errors import ModelError, QualityGateFailed, StorageError
 
 
 def _count(lake: Any, name: str) -> int:
@@ -35,3 +35,13 @@ def killed(lake: Any, ds: dt.date) -> None:
 
 def broken(lake: Any, ds: dt.date) -> None:
     raise ModelError("the model is wrong")
+
+
+def gate_passes(lake: Any, ds: dt.date) -> dict[str, Any]:
+    """Reports a gate of two passing rules, as a quality step does, and bytes it moved."""
+    rules = [{"rule": "RowCount > 0", "passed": True}, {"rule": "IsComplete x", "passed": True}]
+    return {"quality": rules, "bytes_read": 1000, "bytes_written": 10, "quarantined": 3}
+
+
+def gate_fails(lake: Any, ds: dt.date) -> None:
+    raise QualityGateFailed("quality gate on t failed", rules=[{"rule": "RowCount > 10", "passed": False}])

@@ -16,8 +16,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lakeplane.observe.events import AttemptFact
-
 
 @dataclass(frozen=True)
 class Measure:
@@ -33,62 +31,30 @@ class Measure:
 
 
 @dataclass(frozen=True)
-class Event:
-    """Something an SLO counts, at ``at``: ``bad`` of its ``weight`` went wrong."""
+class Counts:
+    """What a rate SLO counts over a period: ``bad`` of ``total``."""
 
-    at: str
+    total: float
     bad: float
-    weight: float = 1.0
 
 
-def rate_measure(events: Sequence[Event], allowed: float, burn_from: str, good_share: bool) -> Measure:
-    """A rate SLO: the bad share of ``events`` against ``allowed`` (the bad share the objective
-    allows); ``observed`` is the good share when ``good_share`` (a pass rate), else the bad share."""
-    total = sum(e.weight for e in events)
-    bad = sum(e.bad for e in events)
-    recent = [e for e in events if e.at >= burn_from]
-    recent_total = sum(e.weight for e in recent)
-    recent_rate = sum(e.bad for e in recent) / recent_total if recent_total else 0.0
-    if not total:
-        return Measure(None, True, 1.0, 0.0, 0, 0.0, "no events in the window")
-    rate = bad / total
+def rate_measure(window: Counts, recent: Counts, allowed: float, good_share: bool) -> Measure:
+    """A rate SLO: the bad share of the ``window`` against ``allowed`` (the bad share the objective
+    allows), and of the ``recent`` burn window for the burn rate; ``observed`` is the good share when
+    ``good_share`` (a pass rate), else the bad share."""
+    if not window.total:
+        return Measure(None, True, 1.0, 0.0, 0, 0.0, "nothing to count in the window")
+    rate = window.bad / window.total
+    recent_rate = recent.bad / recent.total if recent.total else 0.0
     return Measure(
         observed=1 - rate if good_share else rate,
         ok=rate <= allowed,
-        error_budget_remaining=1 - bad / (allowed * total),
+        error_budget_remaining=1 - window.bad / (allowed * window.total),
         burn_rate=recent_rate / allowed,
-        events=len(events),
-        bad=bad,
-        detail=f"{bad:g} bad of {total:g}",
+        events=int(window.total),
+        bad=window.bad,
+        detail=f"{window.bad:g} bad of {window.total:g}",
     )
-
-
-def retry_events(attempts: Sequence[AttemptFact]) -> list[Event]:
-    """One event per step run: its attempts beyond the first are its bad part."""
-    first: dict[tuple[str, str], str] = {}
-    tries: dict[tuple[str, str], int] = {}
-    for a in attempts:
-        if not a.tried:
-            continue
-        key = (a.run_id, a.step)
-        first.setdefault(key, a.started_at)
-        tries[key] = tries.get(key, 0) + 1
-    return [Event(first[key], float(n - 1)) for key, n in tries.items()]
-
-
-def loss_events(attempts: Sequence[AttemptFact]) -> list[Event]:
-    """One event per attempt: bad when its worker was lost."""
-    return [Event(a.started_at, 1.0 if a.loss else 0.0) for a in attempts if a.tried]
-
-
-def gate_events(attempts: Sequence[AttemptFact]) -> list[Event]:
-    """One event per quality gate run: bad when a rule failed."""
-    return [
-        Event(a.started_at, 0.0 if passed else 1.0)
-        for a in attempts
-        for passed in [a.gate_passed]
-        if passed is not None
-    ]
 
 
 def cost_measure(

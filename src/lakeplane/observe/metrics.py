@@ -19,9 +19,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.metrics_core import Metric
 
 from lakeplane.errors import LakeplaneError
-from lakeplane.observe.events import AttemptFact, read_attempts
+from lakeplane.observe.events import (
+    Scope,
+    attempts_by_state,
+    gate_outcomes,
+    lost_attempts,
+    step_sums,
+)
 from lakeplane.observe.slo import ObservedLake, SloResult, evaluate_slo
-from lakeplane.pipelines.store import RUNS
+from lakeplane.pipelines.store import RUNS, RunStore
 from lakeplane.query.history import HISTORY
 
 _log = logging.getLogger(__name__)
@@ -56,12 +62,8 @@ class _Families:
 def _families(lake: ObservedLake) -> list[Metric]:
     engine = lake.catalog.state_engine
     store = lake.pipeline_runs.store()
-    return [
-        *_run_families(engine),
-        *_step_families(read_attempts(store)),
-        *_query_families(engine),
-        *_slo_families(lake),
-    ]
+    store.reap()  # runs whose runner died count as failed
+    return [*_run_families(engine), *_step_families(store), *_query_families(engine), *_slo_families(lake)]
 
 
 def _run_families(engine: sa.Engine) -> list[Metric]:
@@ -73,31 +75,19 @@ def _run_families(engine: sa.Engine) -> list[Metric]:
     return [runs]
 
 
-def _step_families(attempts: list[AttemptFact]) -> list[Metric]:
+def _step_families(store: RunStore) -> list[Metric]:
     step_labels = ["pipeline", "step"]
-    states: dict[tuple[str, ...], int] = defaultdict(int)
     lost: dict[tuple[str, ...], int] = defaultdict(int)
-    counts: dict[tuple[str, ...], int] = defaultdict(int)
-    seconds: dict[tuple[str, ...], float] = defaultdict(float)
-    totals: dict[str, dict[tuple[str, ...], float]] = {key: defaultdict(float) for _, key, _ in STEP_TOTALS}
+    for pipeline, step, reason in lost_attempts(store, Scope()):
+        lost[(pipeline, step, reason)] += 1
     gates: dict[tuple[str, ...], int] = defaultdict(int)
     rules: dict[tuple[str, ...], int] = defaultdict(int)
-    for a in attempts:
-        step: tuple[str, ...] = (a.pipeline, a.step)
-        states[(*step, a.state)] += 1
-        if not a.tried:
-            continue
-        counts[step] += 1
-        seconds[step] += a.seconds
-        for _, key, _ in STEP_TOTALS:
-            totals[key][step] += a.number(key)
-        if a.loss:
-            lost[(*step, a.loss)] += 1
-        outcome = a.rules
-        if outcome is not None:
-            gates[(*step, "passed" if outcome[1] == 0 else "failed")] += 1
-            rules[(*step, "passed")] += outcome[0]
-            rules[(*step, "failed")] += outcome[1]
+    for pipeline, step, _, (passed, failed) in gate_outcomes(store, Scope()):
+        gates[(pipeline, step, "failed" if failed else "passed")] += 1
+        rules[(pipeline, step, "passed")] += passed
+        rules[(pipeline, step, "failed")] += failed
+    sums = step_sums(store, ["seconds", *(key for _, key, _ in STEP_TOTALS)])
+    states: dict[tuple[str, ...], int] = {key: n for key, n in attempts_by_state(store).items()}
     families: list[Metric] = [
         _counter("lakeplane_step_attempts", "Step attempts by state.", [*step_labels, "state"], states),
         _counter(
@@ -108,13 +98,13 @@ def _step_families(attempts: list[AttemptFact]) -> list[Metric]:
         ),
     ]
     summary = SummaryMetricFamily(
-        "lakeplane_step_duration_seconds", "Wall time of the step attempts.", labels=step_labels
+        "lakeplane_step_duration_seconds", "Wall time of the step attempts run.", labels=step_labels
     )
-    for timed, count in sorted(counts.items()):
-        summary.add_metric(list(timed), count_value=count, sum_value=seconds[timed])
+    for timed, values in sorted(sums.items()):
+        summary.add_metric(list(timed), count_value=int(values["count"]), sum_value=values["seconds"])
     families.append(summary)
     for name, key, text in STEP_TOTALS:
-        families.append(_counter(name, text, step_labels, totals[key]))
+        families.append(_counter(name, text, step_labels, {pair: v[key] for pair, v in sums.items()}))
     families.append(
         _counter(
             "lakeplane_quality_gates", "Quality gates run, by outcome.", [*step_labels, "outcome"], gates
@@ -123,7 +113,7 @@ def _step_families(attempts: list[AttemptFact]) -> list[Metric]:
     families.append(
         _counter(
             "lakeplane_quality_rules",
-            "Quality rule outcomes (a failed gate's passing rules are not recorded).",
+            "Quality rule outcomes (a failed gate records only its failing rules).",
             [*step_labels, "outcome"],
             rules,
         )

@@ -7,6 +7,7 @@ its error budget and its burn rate.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,14 +20,14 @@ from lakeplane.catalog import LakeCatalog
 from lakeplane.compute.history import read_runs
 from lakeplane.compute.report import price_run
 from lakeplane.config import DatasetConfig, LakeConfig
-from lakeplane.config_observe import MAX_RATE_KINDS, SloConfig
+from lakeplane.config_observe import SloConfig
 from lakeplane.errors import LakeplaneError, SloNotFound, TableNotFoundError, did_you_mean
 from lakeplane.observe import measures
-from lakeplane.observe.events import AttemptFact, read_attempts, stamp
+from lakeplane.observe.events import Scope, gate_outcomes, stamp, step_counts
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.models import Model
 from lakeplane.pipelines.runs import PipelineRuns
-from lakeplane.pipelines.store import RUNS
+from lakeplane.pipelines.store import RUNS, RunStore
 
 if TYPE_CHECKING:
     from lakeplane.compute.lake_costs import LakeCosts
@@ -122,6 +123,7 @@ def evaluate_slos(
                 known=sorted(declared),
             )
     moment = now or dt.datetime.now(dt.UTC)
+    lake.pipeline_runs.store().reap()  # runs whose runner died count as failed
     chosen = [n for n in declared if not names or n in names]
     return [evaluate_slo(lake, name, declared[name], moment) for name in chosen]
 
@@ -166,29 +168,36 @@ def _measure(lake: ObservedLake, slo: SloConfig, now: dt.datetime) -> measures.M
             slo.burn_window,
             burn_from,
         )
-    attempts = [a for a in _attempts(lake, slo, start) if a.started_at <= stamp(now)]
-    if slo.kind == "retry_rate":
-        events = measures.retry_events(attempts)
-    elif slo.kind == "worker_loss_rate":
-        events = measures.loss_events(attempts)
-    else:
-        events = measures.gate_events(attempts)
-    good_share = slo.kind not in MAX_RATE_KINDS
-    allowed = 1 - slo.objective if good_share else slo.objective
-    return measures.rate_measure(events, allowed, burn_from, good_share)
-
-
-def _attempts(lake: ObservedLake, slo: SloConfig, start: dt.datetime) -> list[AttemptFact]:
     store = lake.pipeline_runs.store()
+    scope = _scope(lake, slo, start, now)
+    recent = dataclasses.replace(scope, since=now - dt.timedelta(seconds=slo.burn_window))
+    if slo.kind == "dq_pass_rate":
+        window, last = _gate_counts(store, scope), _gate_counts(store, recent)
+        return measures.rate_measure(window, last, 1 - slo.objective, good_share=True)
+    counts, recent_counts = step_counts(store, scope), step_counts(store, recent)
+    if slo.kind == "retry_rate":
+        window = measures.Counts(counts.steps, counts.retries)
+        last = measures.Counts(recent_counts.steps, recent_counts.retries)
+    else:
+        window = measures.Counts(counts.attempts, counts.lost)
+        last = measures.Counts(recent_counts.attempts, recent_counts.lost)
+    return measures.rate_measure(window, last, slo.objective, good_share=False)
+
+
+def _gate_counts(store: RunStore, scope: Scope) -> measures.Counts:
+    gates = gate_outcomes(store, scope)
+    return measures.Counts(len(gates), sum(1 for *_, (_, failed) in gates if failed))
+
+
+def _scope(lake: ObservedLake, slo: SloConfig, start: dt.datetime, now: dt.datetime) -> Scope:
+    """The attempts an SLO counts: its pipeline's, or those of the steps writing its table."""
     if slo.pipeline:
-        return read_attempts(store, [slo.pipeline], start)
+        return Scope(pipelines=(slo.pipeline,), since=start, until=now)
     try:
         table = lake.resolve_table(slo.table or "")
     except TableNotFoundError:
-        return []  # not written yet: nothing to judge
-    steps = steps_writing(lake, table)
-    pipelines = {p for p, _ in steps}
-    return [a for a in read_attempts(store, pipelines, start) if (a.pipeline, a.step) in steps]
+        return Scope(steps=frozenset(), since=start, until=now)  # not written yet: nothing to judge
+    return Scope(steps=frozenset(steps_writing(lake, table)), since=start, until=now)
 
 
 def steps_writing(lake: ObservedLake, table: str) -> set[tuple[str, str]]:
