@@ -102,6 +102,14 @@ def create_app(lake: Lake, config: ConsoleConfig) -> FastAPI:
     app.state.console = console
     app.mount("/static", StaticFiles(packages=[("lakeplane.console", "static")]), name="static")
 
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code in (404, 403) and not request.url.path.startswith(("/api/", "/metrics")):
+            return console.render(
+                "error.html", None, exc.status_code, code=exc.status_code, detail=exc.detail
+            )
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
     @app.middleware("http")
     async def server_timing(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
