@@ -20,6 +20,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from lakeplane.config_aws import AwsConfig
 from lakeplane.config_compute import CostConfig, PlacementConfig
+from lakeplane.config_console import ConsoleConfig
 from lakeplane.config_lineage import LineageConfig
 from lakeplane.config_observe import AlertsConfig, SloConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
@@ -251,6 +252,7 @@ class LakeConfig(_Strict):
     governance: GovernanceConfig = GovernanceConfig()
     workgroups: dict[str, WorkgroupConfig] = {}
     serve: ServeConfig = ServeConfig()
+    console: ConsoleConfig = ConsoleConfig()
     lineage: LineageConfig = LineageConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"

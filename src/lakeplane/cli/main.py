@@ -42,6 +42,7 @@ COMMANDS = {
     "advise": "lakeplane.cli.advise:advise",
     "cost": "lakeplane.cli.costs:cost",
     "aws": "lakeplane.cli.aws:aws",
+    "console": "lakeplane.cli.console:console",
     "lineage": "lakeplane.cli.lineage:lineage",
     "slo": "lakeplane.cli.slo:slo",
     "metrics": "lakeplane.cli.slo:metrics",

@@ -122,6 +122,12 @@ def print_demo(printer: Printer, demo: DemoResult) -> None:
         "  lakeplane advise --scenario scenarios/meridian.yaml\n"
         "  lakeplane aws render emr nightly"
     )
+    printer.line(
+        "\nopen the web console (runs, tables, quality, lineage, SLOs, queries, access), "
+        "logged in as a principal:\n"
+        "  lakeplane token create ana    # prints the token to log in with\n"
+        "  lakeplane console --port 8780    # then open http://127.0.0.1:8780"
+    )
 
 
 def _print_rows(printer: Printer, title: str, rows: pa.Table) -> None:
