@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from lakeplane.compute.prices import DEFAULT_PRICES, load_prices
+from lakeplane.compute.prices import load_prices, shipped_prices_text
 from lakeplane.errors import MissingDependencyError, PriceRefreshError
 
 #: The Price List API answers from these endpoints only; us-east-1 serves every region's prices.
@@ -113,7 +113,7 @@ def refresh_prices(region: str, out: Path, source: Path | None = None, client: A
                 region=region,
             )
         client = session.client("pricing", region_name=PRICING_ENDPOINT_REGION)
-    data = yaml.safe_load(Path(source or DEFAULT_PRICES).read_text(encoding="utf-8"))
+    data = yaml.safe_load(Path(source).read_text(encoding="utf-8") if source else shipped_prices_text())
     instances = data["regions"][region]["ec2"]["instances"]
     for name in table.instances:
         on_demand = _one_price(client, "AmazonEC2", _ec2_filters(region, name), region)

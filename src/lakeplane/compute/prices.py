@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +299,11 @@ class Reader:
         return tuple(tiers)
 
 
+def shipped_prices_text() -> str:
+    """The shipped ``prices.yaml``, read as package data (lakeplane may run from a wheel's zip)."""
+    return resources.files(__package__ or "lakeplane.compute").joinpath("prices.yaml").read_text("utf-8")
+
+
 def load_prices(path: Path | None = None, region: str = "us-east-1") -> PriceTable:
     """Read the price table at ``path`` (default: the shipped one) for ``region``.
 
@@ -307,7 +313,7 @@ def load_prices(path: Path | None = None, region: str = "us-east-1") -> PriceTab
     """
     file = str(path or DEFAULT_PRICES)
     try:
-        data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        data = yaml.safe_load(Path(file).read_text(encoding="utf-8") if path else shipped_prices_text())
     except FileNotFoundError:
         raise ConfigError(f"price table {file} does not exist", file=file) from None
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ was estimated on. The cost is Athena's price from the shipped price table
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from threading import Lock
@@ -28,21 +29,25 @@ from sqlglot import exp
 
 from lakeplane.catalog.catalog import LakeCatalog
 from lakeplane.catalog.scan import file_name_mapping
-from lakeplane.compute.prices import load_prices
+from lakeplane.compute.prices import AthenaPrices, load_prices
 from lakeplane.engines.base import ScanSource
 from lakeplane.errors import EngineError
 from lakeplane.query.compiler import CompiledQuery, TableBinding
 from lakeplane.units import human_bytes
 
-#: Athena's prices: the shipped table's (us-east-1).
-ATHENA = load_prices().athena
-#: Athena bills at least this much per query.
-MINIMUM_BILLED = int(ATHENA.minimum_mb * 1024**2)
+#: Athena bills at least this much per query (the shipped price table's minimum).
+MINIMUM_BILLED = 10 * 1024**2
+
+
+@functools.cache
+def athena_prices() -> AthenaPrices:
+    """Athena's prices from the shipped price table (us-east-1), read once."""
+    return load_prices().athena
 
 
 def athena_cost(scanned: int) -> float:
     """What Athena would bill for scanning ``scanned`` bytes, in US dollars."""
-    return ATHENA.query_usd(scanned)
+    return athena_prices().query_usd(scanned)
 
 
 @dataclass
@@ -108,7 +113,7 @@ class ScanEstimate:
         total = f"{human_bytes(self.bytes)} ({self.bytes} bytes)"
         out.append(
             f"  total: {total}, ${self.cost:.6f} at Athena's price "
-            f"(${ATHENA.per_tb:g} per TB, {ATHENA.minimum_mb:g} MB minimum)"
+            f"(${athena_prices().per_tb:g} per TB, {athena_prices().minimum_mb:g} MB minimum)"
         )
         return out
 
