@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 #: Opens an engine session for a job, by the job's name.
 OpenSession = Callable[[str], EngineSession]
-#: Called with the table once the new files are written, before the first commit attempt.
+#: Called with the table right before the first commit attempt (see :class:`Compactor`).
 BeforeCommit = Callable[[Table], None]
 
 #: Snapshot summary keys of a compaction commit.
@@ -87,8 +87,8 @@ class Compactor:
         catalog: the lake's catalog (tables, storage, commit retry policy).
         open_session: opens a session of the job's engine.
         log: where each action is recorded (none: not recorded).
-        before_commit: called once the new files are written and before they are committed (a
-            scheduler's hook; tests make a concurrent writer land there).
+        before_commit: called once, after the new files are written and validated against main's
+            head and right before the commit (tests make a concurrent writer land there).
     """
 
     def __init__(
@@ -239,8 +239,6 @@ class Compactor:
         properties = {REWRITTEN_KEY: str(len(rewritten)), "lakeplane.rows": str(written.rows)}
         if sort_by:
             properties[COMPACT_SORT_KEY] = ",".join(sort_by)
-        if self.before_commit is not None:
-            self.before_commit(table)
 
         def attempt(retry: int) -> int | None:
             table.refresh()  # validate against the head as it is now, not as planned
@@ -259,6 +257,8 @@ class Compactor:
             schema_id = table.metadata.current_schema_id
             if schema_id not in new_files:  # the statistics follow the schema: read again if it moved
                 new_files[schema_id] = [parquet_file_to_data_file(table.io, table.metadata, u) for u in uris]
+            if self.before_commit is not None and retry == 0:
+                self.before_commit(table)  # validated, not yet committed: the narrowest race
             with table.transaction() as tx, ReplaceFiles(tx, properties) as replace:
                 for data_file in rewritten:
                     replace.delete_data_file(live[data_file.file_path])
