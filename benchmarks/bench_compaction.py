@@ -88,9 +88,8 @@ def build(root: Path, files: int, file_mb: float, days: int) -> Lake:
     paths = [f"{folder}/{p.relative_to(target).as_posix()}" for p in sorted(target.rglob("*.parquet"))]
     size = sum((target / p.split(folder + "/", 1)[1]).stat().st_size for p in paths)
     writer.commit(table, paths, "append", rows, size)
-    print(
-        f"generated {len(paths)} files, {human_bytes(size)}, {rows:,} rows in {time.perf_counter() - started:.1f} s"
-    )
+    took = time.perf_counter() - started
+    print(f"generated {len(paths)} files, {human_bytes(size)}, {rows:,} rows in {took:.1f} s")
     stamp.touch()
     return lake
 
@@ -168,7 +167,8 @@ def main() -> None:
     )
     print(f"compaction throughput / plain rewrite: {plain_s / action.seconds:.2f}x")
     print(
-        f"query before: {before_s * 1000:8.1f} ms   after: {after_s * 1000:8.1f} ms   speed-up: {before_s / after_s:.1f}x"
+        f"query before: {before_s * 1000:8.1f} ms   after: {after_s * 1000:8.1f} ms   "
+        f"speed-up: {before_s / after_s:.1f}x"
     )
 
 
