@@ -22,7 +22,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
-from lakeplane.errors import MaintenanceOptionError
+from lakeplane.errors import EngineError, MaintenanceOptionError
 
 #: The target size of a compacted file when neither the caller nor the ``maintenance:`` config says.
 DEFAULT_TARGET_FILE_SIZE = 128 * 1024**2
@@ -133,11 +133,20 @@ def plan_compaction(
 
     Partitions written under an older partition spec are reported and skipped: their files would
     have to be split by the current spec's values, which compaction does not do.
+
+    Raises:
+        EngineError: the table has row-level delete files (the engines read copy-on-write tables).
     """
     if table.current_snapshot() is None:
         return []
     by_partition: dict[tuple[int, str], list[DataFile]] = defaultdict(list)
     for task in table.scan(row_filter=row_filter or AlwaysTrue()).plan_files():
+        if task.delete_files:
+            name = ".".join(table.name())
+            raise EngineError(
+                f"table '{name}' has row-level delete files; lakeplane compacts only copy-on-write tables",
+                table=name,
+            )
         partition = task.file.partition
         by_partition[task.file.spec_id, repr([partition[i] for i in range(len(partition))])].append(task.file)
     plans = []
