@@ -3,11 +3,14 @@ changes no data file, history and time travel intact."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from click.testing import CliRunner
 from pyiceberg.manifest import ManifestContent
 from pyiceberg.table import Table
 
+from lakeplane.cli.maintain import maintain
 from lakeplane.maintenance.actions import MaintenanceLog
 from tests.maintenance.test_compact import FULL, TABLE, head, live_files, rows, small_files_lake
 
@@ -62,3 +65,16 @@ def test_rewrite_manifests_dry_run_and_a_table_with_one_manifest(tmp_path: Path)
     lake.rewrite_manifests(TABLE)
     again = lake.rewrite_manifests(TABLE)  # ... and after a rewrite there is nothing to regroup
     assert again.skipped is not None and again.snapshot_id is None
+
+
+def test_cli_rewrite_manifests(tmp_path: Path) -> None:
+    lake = small_files_lake(tmp_path / "p", writes=3)
+    runner = CliRunner()
+    env = {"LAKEPLANE_LAKE": str(lake.project_dir)}
+    done = runner.invoke(maintain, ["rewrite-manifests", TABLE, "--output", "json"], env=env)
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["action"] == "rewrite-manifests" and report["details"]["manifests_after"] == 1
+    assert report["snapshot_id"] == head(lake).current_snapshot().snapshot_id  # type: ignore[union-attr]
+    again = runner.invoke(maintain, ["rewrite-manifests", TABLE], env=env)
+    assert again.exit_code == 0 and "nothing to do" in again.output
