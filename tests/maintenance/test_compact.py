@@ -320,3 +320,26 @@ def test_cli_compact_json_and_usage_errors(tmp_path: Path) -> None:
     )
     assert done.exit_code == 0, done.output
     assert "files 6 -> 3" in done.output
+
+
+def test_of_two_compactions_racing_one_wins_and_the_other_leaves_nothing(tmp_path: Path) -> None:
+    """A second compaction (its own lake object and catalog connection) lands while the first is
+    about to commit: the first loses, its files are removed, and the table holds one copy of each
+    row in one file per partition."""
+    lake = small_files_lake(tmp_path / "p", writes=3)
+    before = rows(lake)
+    files_before = lake_data_files(lake)
+    second: list[Any] = []
+
+    def the_other_compaction_lands(_table: Table) -> None:
+        second.append(open_lake(lake.project_dir).compact(TABLE))
+
+    first = Compactor(lake.catalog, lake.compute.embedded, before_commit=the_other_compaction_lands)
+    with pytest.raises(CommitConflictError):
+        first.compact(FULL, compaction_policy(None, FULL, None))
+
+    (winner,) = second
+    assert rows(lake) == before
+    assert head(lake).current_snapshot().snapshot_id == winner.snapshot_id  # type: ignore[union-attr]
+    assert len(lake_data_files(lake) - files_before) == 3  # the winner's files only
+    assert all(len(fs) == 1 for fs in files_by_partition(lake).values())

@@ -161,12 +161,18 @@ class Compactor:
         folders: list[str] = []
         try:
             written = self._write(table, table_name, plans, sort_by, folders)
-            action.details["new_files"] = len(written.paths)
-            action.details["new_bytes"] = written.bytes
-            action.snapshot_id, retries = self._commit(table, table_name, rewritten, written, sort_by)
         except BaseException:
             self._remove(folders)
             raise
+        action.details["new_files"] = len(written.paths)
+        action.details["new_bytes"] = written.bytes
+        try:
+            action.snapshot_id, retries = self._commit(table, table_name, rewritten, written, sort_by)
+        except CommitConflictError:  # certainly not committed: the new files are nobody's
+            self._remove(folders)
+            raise
+        # Any other failure of the commit (the catalog unreachable after it moved, say) may have
+        # landed it: the new files stay, and `maintain orphans` removes them if nothing uses them.
         action.details["commit_retries"] = retries
         action.files_after, action.bytes_after = live_totals(table)
         return self._done(action)
