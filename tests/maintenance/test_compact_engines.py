@@ -26,6 +26,9 @@ class Compacted:
     rows_before: list[tuple[object, ...]]
     answer_before: Answer
     action: MaintenanceAction
+    #: The table's metadata file right after the compaction, and after a manifest rewrite that followed.
+    compacted_metadata: str
+    rewritten_metadata: str
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -36,7 +39,10 @@ def compacted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     before = rows(lake)
     answer = lakeplane_rows(reading_lake(lake), TABLE)
     action = on_engine(lake, engine).compact(TABLE, sort_by=["country", "event_id"])
-    return Compacted(engine, lake, before, answer, action)
+    compacted_metadata = lake.catalog.load(FULL).metadata_location
+    assert lake.rewrite_manifests(TABLE).snapshot_id is not None
+    rewritten_metadata = lake.catalog.load(FULL).metadata_location
+    return Compacted(engine, lake, before, answer, action, compacted_metadata, rewritten_metadata)
 
 
 def test_compaction_keeps_contents_on_each_engine(compacted: Compacted) -> None:
@@ -56,15 +62,15 @@ def test_compaction_keeps_contents_on_each_engine(compacted: Compacted) -> None:
 
 
 @pytest.fixture(scope="module")
-def read_compacted(reader_python: Path) -> Callable[[Compacted, str], Answer]:  # noqa: F811
-    done: dict[tuple[str, str], Answer] = {}
+def read_compacted(reader_python: Path) -> Callable[[Compacted, str], dict[str, Answer]]:  # noqa: F811
+    """What a reader reads of the table as compacted, and after its manifests were rewritten."""
+    done: dict[tuple[str, str], dict[str, Answer]] = {}
 
-    def read(table: Compacted, reader: str) -> Answer:
+    def read(table: Compacted, reader: str) -> dict[str, Answer]:
         if (table.engine, reader) not in done:
-            metadata = table.lake.catalog.load(FULL).metadata_location
             out = table.lake.project_dir.parent / "reads" / reader
-            answers = run_reader(reader_python, reader, [Read("compacted", metadata)], out)
-            done[table.engine, reader] = answers["compacted"]
+            reads = [Read("compacted", table.compacted_metadata), Read("manifests", table.rewritten_metadata)]
+            done[table.engine, reader] = run_reader(reader_python, reader, reads, out)
         return done[table.engine, reader]
 
     return read
@@ -73,12 +79,11 @@ def read_compacted(reader_python: Path) -> Callable[[Compacted, str], Answer]:  
 @pytest.mark.interop
 @pytest.mark.parametrize("reader", READERS)
 def test_independent_readers_read_the_compacted_table_as_before(
-    read_compacted: Callable[[Compacted, str], Answer], compacted: Compacted, reader: str
+    read_compacted: Callable[[Compacted, str], dict[str, Answer]], compacted: Compacted, reader: str
 ) -> None:
     expected = compacted.answer_before
-    assert (
-        expected.rows is not None and len(expected.rows.rows) == 4 * 500 * 3
-    )  # writes x rows per day x days
-    got = read_compacted(compacted, reader)
-    why = differences(expected, got, sides=("lakeplane before compaction", reader))
-    assert why is None, f"{reader} reads the table compacted by {compacted.engine} differently: {why}"
+    assert expected.rows is not None
+    assert len(expected.rows.rows) == 4 * 500 * 3  # writes x rows per day x days
+    for key, got in read_compacted(compacted, reader).items():
+        why = differences(expected, got, sides=("lakeplane before compaction", reader))
+        assert why is None, f"{reader} reads the table ({key}, by {compacted.engine}) differently: {why}"
