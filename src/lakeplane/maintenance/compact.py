@@ -39,6 +39,7 @@ from lakeplane.maintenance.compact_plan import (
     plan_compaction,
 )
 from lakeplane.maintenance.snapshots import ReplaceFiles
+from lakeplane.units import parse_size
 
 logger = logging.getLogger(__name__)
 
@@ -57,27 +58,38 @@ def compaction_policy(
 ) -> CompactionPolicy:
     """The policy for ``table``: ``target_file_size`` when given, else the ``maintenance:`` config's
     (``maintenance`` is ``lake.config.maintenance`` where the config has that section), else
-    :data:`~lakeplane.maintenance.compact_plan.DEFAULT_TARGET_FILE_SIZE`.
+    :data:`~lakeplane.maintenance.compact_plan.DEFAULT_TARGET_FILE_SIZE`. The policy's small-file
+    threshold goes with its own target: with an explicit target it is three quarters of that.
 
     Raises:
         MaintenanceOptionError: the target size is not positive.
     """
     configured = getattr(maintenance, "for_table", None)
     table_policy = configured(table) if callable(configured) else None
-    target = target_file_size or getattr(table_policy, "target_file_size", None) or DEFAULT_TARGET_FILE_SIZE
+    if target_file_size is not None:
+        target, threshold = target_file_size, None
+    else:
+        target = _size(getattr(table_policy, "target_file_size", None)) or DEFAULT_TARGET_FILE_SIZE
+        threshold = _size(getattr(table_policy, "small_file_threshold", None))
     if target <= 0:
         raise MaintenanceOptionError(
             f"{table}: --target-file-size must be positive, not {target}",
             table=table,
             option="target-file-size",
         )
-    threshold = getattr(table_policy, "small_file_threshold", None)
     min_files = getattr(table_policy, "min_files", None)
     return CompactionPolicy(
         target_file_size=int(target),
-        small_file_threshold=int(threshold) if threshold and not target_file_size else None,
+        small_file_threshold=threshold,
         min_files=max(2, int(min_files)) if min_files else 2,
     )
+
+
+def _size(value: object) -> int | None:
+    """A size as bytes: an int, or text such as ``128MB``; None when not set."""
+    if value is None or value == "":
+        return None
+    return parse_size(value) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
 
 
 class Compactor:
