@@ -529,3 +529,14 @@ class SloNotFound(LakeplaneError, LookupError):
 
     slo: str
     known: list[str] | None = None
+
+
+# -- housekeeping -------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class MaintenanceOptionError(LakeplaneError, ValueError):
+    """A housekeeping action on ``table`` was given an ``option`` it cannot use (a ``--where`` that
+    names ``column``, not a partition column; a size that is not positive)."""
+
+    table: str
+    option: str
+    column: str | None = None
