@@ -21,6 +21,7 @@ from pydantic_settings.exceptions import SettingsError
 from lakeplane.config_aws import AwsConfig
 from lakeplane.config_compute import CostConfig, PlacementConfig
 from lakeplane.config_lineage import LineageConfig
+from lakeplane.config_maintenance import MaintenanceConfig, RetentionConfig, ZoneLifecycle, ZoneName
 from lakeplane.config_observe import AlertsConfig, SloConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
@@ -52,6 +53,8 @@ class StorageConfig(_Strict):
 
     root: str = "lake"
     s3: S3Options = S3Options()
+    lifecycle: dict[ZoneName, ZoneLifecycle] = {}  # storage tiers per zone (lakeplane storage lifecycle)
+    retention: RetentionConfig = RetentionConfig()
 
 
 class CatalogConfig(_Strict):
@@ -252,6 +255,7 @@ class LakeConfig(_Strict):
     workgroups: dict[str, WorkgroupConfig] = {}
     serve: ServeConfig = ServeConfig()
     lineage: LineageConfig = LineageConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"
 

@@ -529,3 +529,20 @@ class SloNotFound(LakeplaneError, LookupError):
 
     slo: str
     known: list[str] | None = None
+
+
+# -- housekeeping policies and storage tiers ----------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class MaintenancePolicyError(LakeplaneError, ValueError):
+    """``maintain all`` (or a ``maintain:`` step) was asked for an unknown ``action``."""
+
+    action: str
+
+
+@dataclass(eq=False, kw_only=True)
+class MaintenanceFailed(LakeplaneError):
+    """Housekeeping actions ``failed`` (``"compact adtech.processed.impressions"``); the others ran.
+    Retryable when every failure was (a commit that lost a race to a writer)."""
+
+    failed: list[str]
+    retryable: bool = True

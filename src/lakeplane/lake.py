@@ -34,6 +34,9 @@ from lakeplane.ingest.ingestion import Ingestion, Progress
 from lakeplane.ingest.step import IngestResult
 from lakeplane.lineage.graph import Direction, LineageGraph, Visible, lineage_graph
 from lakeplane.lineage.store import LineageCommit
+from lakeplane.maintenance.actions import MaintenanceAction, MaintenanceLog
+from lakeplane.maintenance.lifecycle import LifecycleResult, StorageTiers
+from lakeplane.maintenance.policy import Housekeeping
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import Model, ModelResult
@@ -413,6 +416,53 @@ class Lake:
         from lakeplane.observe.alerts import after_run
 
         after_run(self, run)
+
+    # -- housekeeping policies and storage tiers -----------------------------------------------
+    @cached_property
+    def housekeeping(self) -> Housekeeping:
+        """Each table's due housekeeping by the ``maintenance:`` policy."""
+        return Housekeeping(
+            self.config.maintenance,
+            lambda: [str(ref) for ref in self.catalog.list_tables()],
+            self.catalog.load,
+            self,
+            self.maintenance_log.record,
+        )
+
+    @cached_property
+    def maintenance_log(self) -> MaintenanceLog:
+        """Every housekeeping action taken on this lake's tables."""
+        return self.catalog.maintenance_log
+
+    def maintain_all(
+        self,
+        *,
+        dry_run: bool = False,
+        tables: Sequence[str] | None = None,
+        actions: Sequence[str] | None = None,
+    ) -> list[MaintenanceAction]:
+        """Compact, rewrite manifests, expire snapshots and remove orphans on every table (or
+        ``tables``) where its policy says they are due (only ``actions``, when given); with
+        ``dry_run``, say what would happen and change nothing."""
+        names = [self.resolve_table(t) for t in tables] if tables else None
+        return self.housekeeping.run(dry_run=dry_run, tables=names, actions=actions)
+
+    @cached_property
+    def storage_tiers(self) -> StorageTiers:
+        """The lake's S3 lifecycle configuration and raw retention."""
+        return StorageTiers(
+            self.config.storage,
+            self.storage,
+            self.project_dir / CONFIG_FILE,
+            audit=lambda event: self.governance.audit(event),
+            policy_version=lambda: self.governance.version().label if self.governance.enabled else "none",
+            record=self.maintenance_log.record,
+        )
+
+    def storage_lifecycle(self, *, apply: bool = False, principal: str | None = None) -> LifecycleResult:
+        """The S3 lifecycle configuration of ``storage: lifecycle:`` and ``retention:``; with
+        ``apply``, set on the lake's bucket (a raw retention is audited as ``principal``)."""
+        return self.storage_tiers.lifecycle(apply=apply, principal=principal)
 
 
 def open_lake(project: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Lake:
