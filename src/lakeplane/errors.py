@@ -531,6 +531,17 @@ class SloNotFound(LakeplaneError, LookupError):
     known: list[str] | None = None
 
 
+# -- housekeeping -------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class MaintenanceOptionError(LakeplaneError, ValueError):
+    """A housekeeping action on ``table`` was given an ``option`` it cannot use (a ``--where`` that
+    names ``column``, not a partition column; a size that is not positive)."""
+
+    table: str
+    option: str
+    column: str | None = None
+
+
 # -- housekeeping policies and storage tiers ----------------------------------------------------
 @dataclass(eq=False, kw_only=True)
 class MaintenancePolicyError(LakeplaneError, ValueError):

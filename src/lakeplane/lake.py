@@ -35,7 +35,9 @@ from lakeplane.ingest.step import IngestResult
 from lakeplane.lineage.graph import Direction, LineageGraph, Visible, lineage_graph
 from lakeplane.lineage.store import LineageCommit
 from lakeplane.maintenance.actions import MaintenanceAction, MaintenanceLog
+from lakeplane.maintenance.compact import Compactor, compaction_policy
 from lakeplane.maintenance.lifecycle import LifecycleResult, StorageTiers
+from lakeplane.maintenance.manifests import rewrite_manifests
 from lakeplane.maintenance.policy import Housekeeping
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
@@ -416,6 +418,39 @@ class Lake:
         from lakeplane.observe.alerts import after_run
 
         after_run(self, run)
+
+    # -- housekeeping: compaction and manifests ------------------------------------------------
+    def compact(
+        self,
+        table: str,
+        *,
+        target_file_size: int | None = None,
+        sort_by: Sequence[str] = (),
+        where: str | None = None,
+        dry_run: bool = False,
+    ) -> MaintenanceAction:
+        """Rewrite ``table``'s small files into files near ``target_file_size`` bytes (default: the
+        ``maintenance:`` policy, else 128 MB) on the lake's engine, in one ``replace`` snapshot;
+        see :mod:`lakeplane.maintenance.compact`. The action is recorded."""
+        full = self.resolve_table(table)
+        engine = self.compute.engine()
+        compactor = Compactor(
+            self.catalog,
+            lambda job: self.compute.session(engine, job),
+            MaintenanceLog(self.catalog.state_engine),
+        )
+        policy = compaction_policy(getattr(self.config, "maintenance", None), full, target_file_size)
+        return compactor.compact(full, policy, sort_by=sort_by, where=where, dry_run=dry_run)
+
+    def rewrite_manifests(self, table: str, *, dry_run: bool = False) -> MaintenanceAction:
+        """Regroup ``table``'s manifests by partition in one ``replace`` snapshot (no data file
+        changes); the action is recorded."""
+        return rewrite_manifests(
+            self.catalog,
+            self.resolve_table(table),
+            dry_run=dry_run,
+            log=MaintenanceLog(self.catalog.state_engine),
+        )
 
     # -- housekeeping policies and storage tiers -----------------------------------------------
     @cached_property
