@@ -529,3 +529,13 @@ class SloNotFound(LakeplaneError, LookupError):
 
     slo: str
     known: list[str] | None = None
+
+
+# -- housekeeping -------------------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class CleanupRefused(LakeplaneError, ValueError):
+    """Snapshot expiry or orphan removal refused to delete files of ``table``: its ``location`` is not
+    a table folder of the lake (outside the storage root, or in the raw zone)."""
+
+    table: str
+    location: str | None = None

@@ -34,6 +34,9 @@ from lakeplane.ingest.ingestion import Ingestion, Progress
 from lakeplane.ingest.step import IngestResult
 from lakeplane.lineage.graph import Direction, LineageGraph, Visible, lineage_graph
 from lakeplane.lineage.store import LineageCommit
+from lakeplane.maintenance.actions import MaintenanceAction, MaintenanceLog
+from lakeplane.maintenance.expire import expire_snapshots
+from lakeplane.maintenance.orphans import remove_orphans
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import Model, ModelResult
@@ -413,6 +416,32 @@ class Lake:
         from lakeplane.observe.alerts import after_run
 
         after_run(self, run)
+
+    # -- housekeeping: snapshot expiry and orphan removal ---------------------------------------
+    def expire_snapshots(
+        self, table: str, *, older_than: float, retain_last: int, dry_run: bool = False
+    ) -> MaintenanceAction:
+        """Expire ``table``'s snapshots older than ``older_than`` seconds (keeping main's last
+        ``retain_last``, every branch head and tag) and delete the files only they referenced."""
+        ref = self.resolve_table(table)
+        action = expire_snapshots(
+            self.catalog.load(ref),
+            self.storage,
+            older_than=older_than,
+            retain_last=retain_last,
+            dry_run=dry_run,
+            retry=self.catalog.commit_retry,
+        )
+        MaintenanceLog(self.catalog.state_engine).record(action)
+        return action
+
+    def remove_orphans(self, table: str, *, older_than: float, dry_run: bool = False) -> MaintenanceAction:
+        """Delete files in ``table``'s folder that no metadata references, modified more than
+        ``older_than`` seconds ago."""
+        ref = self.resolve_table(table)
+        action = remove_orphans(self.catalog.load(ref), self.storage, older_than=older_than, dry_run=dry_run)
+        MaintenanceLog(self.catalog.state_engine).record(action)
+        return action
 
 
 def open_lake(project: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Lake:
