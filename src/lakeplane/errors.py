@@ -557,3 +557,12 @@ class MaintenanceFailed(LakeplaneError):
 
     failed: list[str]
     retryable: bool = True
+
+
+@dataclass(eq=False, kw_only=True)
+class CleanupRefused(LakeplaneError, ValueError):
+    """Snapshot expiry or orphan removal refused to delete files of ``table``: its ``location`` is not
+    a table folder of the lake (outside the storage root, or in the raw zone)."""
+
+    table: str
+    location: str | None = None

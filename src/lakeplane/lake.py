@@ -36,8 +36,10 @@ from lakeplane.lineage.graph import Direction, LineageGraph, Visible, lineage_gr
 from lakeplane.lineage.store import LineageCommit
 from lakeplane.maintenance.actions import MaintenanceAction, MaintenanceLog
 from lakeplane.maintenance.compact import Compactor, compaction_policy
+from lakeplane.maintenance.expire import expire_snapshots
 from lakeplane.maintenance.lifecycle import LifecycleResult, StorageTiers
 from lakeplane.maintenance.manifests import rewrite_manifests
+from lakeplane.maintenance.orphans import remove_orphans
 from lakeplane.maintenance.policy import Housekeeping
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
@@ -498,6 +500,32 @@ class Lake:
         """The S3 lifecycle configuration of ``storage: lifecycle:`` and ``retention:``; with
         ``apply``, set on the lake's bucket (a raw retention is audited as ``principal``)."""
         return self.storage_tiers.lifecycle(apply=apply, principal=principal)
+
+    # -- housekeeping: snapshot expiry and orphan removal ---------------------------------------
+    def expire_snapshots(
+        self, table: str, *, older_than: float, retain_last: int, dry_run: bool = False
+    ) -> MaintenanceAction:
+        """Expire ``table``'s snapshots older than ``older_than`` seconds (keeping main's last
+        ``retain_last``, every branch head and tag) and delete the files only they referenced."""
+        ref = self.resolve_table(table)
+        action = expire_snapshots(
+            self.catalog.load(ref),
+            self.storage,
+            older_than=older_than,
+            retain_last=retain_last,
+            dry_run=dry_run,
+            retry=self.catalog.commit_retry,
+        )
+        MaintenanceLog(self.catalog.state_engine).record(action)
+        return action
+
+    def remove_orphans(self, table: str, *, older_than: float, dry_run: bool = False) -> MaintenanceAction:
+        """Delete files in ``table``'s folder that no metadata references, modified more than
+        ``older_than`` seconds ago."""
+        ref = self.resolve_table(table)
+        action = remove_orphans(self.catalog.load(ref), self.storage, older_than=older_than, dry_run=dry_run)
+        MaintenanceLog(self.catalog.state_engine).record(action)
+        return action
 
 
 def open_lake(project: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Lake:
