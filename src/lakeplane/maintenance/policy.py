@@ -202,7 +202,8 @@ class Housekeeping:
         started = MaintenanceAction(decision.action, name, dry_run=dry_run)
         try:
             if decision.action == "compact":
-                action = self.actions.compact(name, target_file_size=policy.target_file_size, dry_run=dry_run)
+                # the compactor reads the same policy (target size, threshold, min files) itself
+                action = self.actions.compact(name, dry_run=dry_run)
             elif decision.action == "rewrite-manifests":
                 action = self.actions.rewrite_manifests(name, dry_run=dry_run)
             elif decision.action == "expire":
