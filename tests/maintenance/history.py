@@ -74,7 +74,9 @@ class History:
         table.append(rows(n), branch=branch, snapshot_properties=properties or {})
         return self._landed(table, branch)
 
-    def overwrite(self, n: int = 3, where: BooleanExpression | str | None = None, branch: str = "main") -> int:
+    def overwrite(
+        self, n: int = 3, where: BooleanExpression | str | None = None, branch: str = "main"
+    ) -> int:
         table = self.table
         if where is None:
             table.overwrite(rows(n), branch=branch)

@@ -24,10 +24,15 @@ def render(tmp_path: Path, text: str, prefix: str = "lakes/ads") -> dict:
 
 
 def rules_by_zone(request: dict) -> dict[str, dict]:
-    return {r["Filter"]["Prefix"].rstrip("/").rsplit("/", 1)[-1]: r for r in request["LifecycleConfiguration"]["Rules"]}
+    return {
+        r["Filter"]["Prefix"].rstrip("/").rsplit("/", 1)[-1]: r
+        for r in request["LifecycleConfiguration"]["Rules"]
+    }
 
 
-def test_default_tiers_raw_moves_to_intelligent_tiering_then_glacier_and_never_expires(tmp_path: Path) -> None:
+def test_default_tiers_raw_moves_to_intelligent_tiering_then_glacier_and_never_expires(
+    tmp_path: Path,
+) -> None:
     request = render(tmp_path, "name: t\n")
     assert request["Bucket"] == "my-bucket"
     rules = rules_by_zone(request)
@@ -54,9 +59,13 @@ def test_a_retention_policy_is_the_only_expiration_of_raw(tmp_path: Path) -> Non
 
 def test_an_expiration_on_raw_without_retention_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        render(tmp_path, "storage:\n  lifecycle:\n    raw: {intelligent_tiering_after: 0d, expire_after: 2y}\n")
+        render(
+            tmp_path, "storage:\n  lifecycle:\n    raw: {intelligent_tiering_after: 0d, expire_after: 2y}\n"
+        )
     assert caught.value.key == "storage.lifecycle.raw.expire_after"
-    assert "storage.retention.raw" in str(caught.value) and str(tmp_path / "lakeplane.yaml") in str(caught.value)
+    assert "storage.retention.raw" in str(caught.value) and str(tmp_path / "lakeplane.yaml") in str(
+        caught.value
+    )
     # With the retention policy it is accepted, and must agree with it.
     request = render(
         tmp_path,
@@ -76,7 +85,10 @@ def test_table_zones_never_expire_nor_go_to_glacier(tmp_path: Path, key: str) ->
 
 def test_transitions_out_of_order_and_expiry_before_the_last_transition_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="increasing days"):
-        render(tmp_path, "storage:\n  lifecycle:\n    raw: {intelligent_tiering_after: 90d, glacier_after: 30d}\n")
+        render(
+            tmp_path,
+            "storage:\n  lifecycle:\n    raw: {intelligent_tiering_after: 90d, glacier_after: 30d}\n",
+        )
     with pytest.raises(ConfigError, match="after the last transition"):
         render(tmp_path, "storage:\n  retention: {raw: 100d}\n  lifecycle:\n    raw: {glacier_after: 200d}\n")
 

@@ -46,7 +46,11 @@ maintenance:
 """,
     )
     plain = config.for_table("ads.processed.clicks")
-    assert (plain.target_file_size, plain.small_file_threshold, plain.older_than) == (64 * MB, 48 * MB, 2 * 86400)
+    assert (plain.target_file_size, plain.small_file_threshold, plain.older_than) == (
+        64 * MB,
+        48 * MB,
+        2 * 86400,
+    )
     curated = config.for_table("ads.curated.totals")
     assert (curated.target_file_size, curated.older_than, curated.retain_last) == (256 * MB, 30 * 86400, 10)
     assert curated.small_file_threshold == 192 * MB, "the threshold follows the zone's target"
@@ -69,10 +73,18 @@ def test_zero_durations_are_allowed(tmp_path: Path) -> None:
         ("maintenance:\n  retain_last: 0\n", "maintenance.retain_last", "greater than or equal to 1"),
         ("maintenance:\n  min_files: 1\n", "maintenance.min_files", "greater than or equal to 2"),
         ("maintenance:\n  zones:\n    bronze: {older_than: 1d}\n", "maintenance.zones.bronze", "raw"),
-        ("maintenance:\n  tables:\n    clicks: {retain_last: 2}\n", "maintenance.tables", "<domain>.<zone>.<name>"),
+        (
+            "maintenance:\n  tables:\n    clicks: {retain_last: 2}\n",
+            "maintenance.tables",
+            "<domain>.<zone>.<name>",
+        ),
         ("maintenance:\n  tables:\n    a.b.c: {keep: 2}\n", "maintenance.tables.a.b.c.keep", "unknown key"),
         ("storage:\n  retention: {raw: forever}\n", "storage.retention.raw", "number of days"),
-        ("storage:\n  lifecycle:\n    raw: {glacier_after: 1.5y}\n", "storage.lifecycle.raw.glacier_after", "days"),
+        (
+            "storage:\n  lifecycle:\n    raw: {glacier_after: 1.5y}\n",
+            "storage.lifecycle.raw.glacier_after",
+            "days",
+        ),
     ],
 )
 def test_a_bad_value_names_the_file_and_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
