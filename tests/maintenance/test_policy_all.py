@@ -74,7 +74,10 @@ def test_dry_run_lists_what_is_due_and_changes_nothing(tmp_path: Path) -> None:
     assert healthy["compact"]["skipped"].startswith("not due: no partition has 5+ small files")
     assert healthy["expire"]["skipped"].startswith("not due")
     assert healthy["rewrite-manifests"]["skipped"].startswith("not due: 1 manifests")
-    assert report["total"]["tables"] == 2 and report["total"]["not_due"] == 3
+    total = report["total"]
+    assert (total["tables"], total["not_due"], total["actions_taken"]) == (2, 3, 4)
+    assert (total["files_before"], total["files_after"]) == (18, 4), "compaction would leave 2 + 2"
+    assert total["deleted"] == crowded["expire"]["deleted_count"] + crowded["orphans"]["deleted_count"]
 
     assert every_file(lake) == before, "a dry run touches no file"
     assert {t: lake.catalog.load(t).metadata_location for t in heads} == heads
@@ -155,3 +158,23 @@ def test_the_policy_decides_zone_by_zone(tmp_path: Path) -> None:
     assert done[(CROWDED, "compact")].skipped == "not due: no partition has 20+ small files"
     assert done[(CROWDED, "expire")].skipped == "not due: no snapshot past retention"
     assert done[(HEALTHY, "expire")].skipped == "not due: no snapshot past retention"  # one snapshot, kept
+
+
+def test_a_failed_action_is_recorded_and_the_other_tables_still_get_theirs(tmp_path: Path) -> None:
+    """A table in the raw zone is never cleaned (raw data is deleted only by its retention policy):
+    its expiry fails, is recorded with the reason, and the run goes on but exits 1."""
+    lake = crowded_lake(tmp_path / "p")
+    in_raw = History.create(lake, "demo.raw.landed")
+    in_raw.append(2)
+    in_raw.append(2)
+    code, out = invoke(lake, "maintain", "all", "--action", "expire", "--output", "json")
+    assert code == 1, out
+    report = json.loads(out)
+    failed = by_action(report["actions"], "demo.raw.landed")["expire"]
+    assert failed["details"]["error"] == "CleanupRefused" and failed["skipped"].startswith("failed: ")
+    assert report["total"]["failed"] == 1
+    assert by_action(report["actions"], CROWDED)["expire"]["skipped"] is None
+    assert len(lake.catalog.load(CROWDED).snapshots()) == 1, "the other tables' expiry ran"
+    assert len(lake.catalog.load("demo.raw.landed").snapshots()) == 2
+    recorded = lake.maintenance_log.for_table("demo.raw.landed")
+    assert [(a["action"], a["details"]["error"]) for a in recorded] == [("expire", "CleanupRefused")]

@@ -60,8 +60,9 @@ def maintain_all(ctx: Context, dry_run: bool, tables: tuple[str, ...], actions: 
             ],
         )
         ctx.printer.line(
-            f"{total['tables']} tables, {total['actions_taken']} actions "
-            f"{'due' if dry_run else 'taken'}, {total['not_due']} not due, {total['failed']} failed; "
+            f"{total['tables']} table(s): {total['actions_taken']} actions "
+            f"{'due' if dry_run else 'taken'}, {total['nothing_to_do']} found nothing to do, "
+            f"{total['not_due']} not due, {total['failed']} failed; "
             f"files {total['files_before']} -> {total['files_after']}, "
             f"{human_bytes(total['bytes_before'])} -> {human_bytes(total['bytes_after'])}; "
             f"{total['deleted']} files {'to delete' if dry_run else 'deleted'} "

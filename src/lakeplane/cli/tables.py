@@ -118,7 +118,7 @@ def describe(ctx: Context, table: str) -> None:
                 f"{a['files_before']} -> {a['files_after']}",
                 f"{human_bytes(a['bytes_before'])} -> {human_bytes(a['bytes_after'])}",
                 f"{a['deleted_count']} ({human_bytes(a['deleted_bytes'])})",
-                a["skipped"] or "done",
+                a["skipped"] or ("would run" if a["dry_run"] else "done"),
             ]
             for a in info["maintenance"][:10]
         ],

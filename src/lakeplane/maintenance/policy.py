@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, get_args
 
 from pyiceberg.table import Table
@@ -59,12 +59,15 @@ class TableHousekeeper(Protocol):
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether ``action`` is due on ``table`` and why (or why not)."""
+    """Whether ``action`` is due on ``table`` and why (or why not); ``files`` and ``bytes`` are the
+    table's live data files when it was decided."""
 
     table: str
     action: ActionKind
     due: bool
     reason: str
+    files: int = 0
+    bytes: int = 0
 
 
 def small_file_health(files: Iterable[dict[str, Any]], policy: TablePolicy) -> dict[str, Any]:
@@ -93,14 +96,17 @@ def decide(table: Table, name: str, policy: TablePolicy, now: float | None = Non
     if snapshot is None:
         return [Decision(name, action, False, "no snapshot") for action in TABLE_ACTIONS]
     small: dict[tuple[int, str], int] = {}
+    files = size = 0
     for task in table.scan().plan_files():
+        files += 1
+        size += task.file.file_size_in_bytes
         if task.file.file_size_in_bytes < policy.small_file_threshold:
             key = (task.file.spec_id, repr(task.file.partition))
             small[key] = small.get(key, 0) + 1
     crowded = sum(1 for count in small.values() if count >= policy.min_files)
     manifests = len(snapshot.manifests(table.io))
     expirable = _expirable_snapshots(table, policy, now)
-    return [
+    decisions = [
         Decision(
             name,
             "compact",
@@ -125,6 +131,7 @@ def decide(table: Table, name: str, policy: TablePolicy, now: float | None = Non
         ),
         Decision(name, "orphans", True, f"files unreferenced for {policy.orphan_grace:g} s"),
     ]
+    return [replace(d, files=files, bytes=size) for d in decisions]
 
 
 def _expirable_snapshots(table: Table, policy: TablePolicy, now: float) -> int:
@@ -190,8 +197,16 @@ class Housekeeping:
             if decision.action not in wanted:
                 continue
             if not decision.due:
-                skipped = MaintenanceAction(decision.action, decision.table, dry_run=dry_run)
-                skipped.skipped = f"not due: {decision.reason}"
+                skipped = MaintenanceAction(
+                    decision.action,
+                    decision.table,
+                    dry_run=dry_run,
+                    files_before=decision.files,
+                    files_after=decision.files,
+                    bytes_before=decision.bytes,
+                    bytes_after=decision.bytes,
+                    skipped=f"not due: {decision.reason}",
+                )
                 done.append(skipped.finish())
                 continue
             done.append(self._take(decision, dry_run))
@@ -240,24 +255,25 @@ def _wanted_actions(actions: Sequence[str] | None) -> set[str]:
 
 
 def summarize(actions: Sequence[MaintenanceAction]) -> dict[str, Any]:
-    """Totals over ``actions``: the tables' live files and bytes before the first action taken on
-    each and after its last, what was deleted, and how many actions ran, were not due, or failed."""
+    """Totals over ``actions``: the tables' live files and bytes before the first action on each, and
+    after every change the actions made (or, on a dry run, would make), what was deleted, and how
+    many actions changed something (or would), found nothing to do, were not due, or failed."""
+    counted = [a for a in actions if "error" not in a.details]
     first: dict[str, MaintenanceAction] = {}
-    last: dict[str, MaintenanceAction] = {}
-    for action in actions:
-        if action.skipped and action.skipped.startswith(("not due", "failed")):
-            continue
+    for action in counted:
         first.setdefault(action.table, action)
-        last[action.table] = action
+    files_before = sum(a.files_before for a in first.values())
+    bytes_before = sum(a.bytes_before for a in first.values())
     return {
         "tables": len({a.table for a in actions}),
         "actions_taken": sum(1 for a in actions if not a.skipped),
+        "nothing_to_do": sum(1 for a in counted if a.skipped and not a.skipped.startswith("not due")),
         "not_due": sum(1 for a in actions if a.skipped and a.skipped.startswith("not due")),
-        "failed": sum(1 for a in actions if "error" in a.details),
-        "files_before": sum(a.files_before for a in first.values()),
-        "files_after": sum(a.files_after for a in last.values()),
-        "bytes_before": sum(a.bytes_before for a in first.values()),
-        "bytes_after": sum(a.bytes_after for a in last.values()),
+        "failed": len(actions) - len(counted),
+        "files_before": files_before,
+        "files_after": files_before + sum(a.files_after - a.files_before for a in counted),
+        "bytes_before": bytes_before,
+        "bytes_after": bytes_before + sum(a.bytes_after - a.bytes_before for a in counted),
         "deleted": sum(len(a.deleted) for a in actions),
         "deleted_bytes": sum(a.deleted_bytes for a in actions),
     }
