@@ -67,3 +67,11 @@ def test_a_bad_maintain_step_is_a_config_error(tmp_path: Path, step: str, words:
     with pytest.raises(ConfigError) as caught:
         load_pipeline(path)
     assert str(caught.value).startswith(f"{path}:2") and words in str(caught.value)
+
+
+def test_the_demo_ships_a_housekeeping_pipeline() -> None:
+    from lakeplane.demo import run
+
+    path = Path(run.__file__).parent / "project" / "pipelines" / "housekeeping.yaml"
+    pipeline = load_pipeline(path)
+    assert pipeline.schedule and [s.kind for s in pipeline.steps.values()] == ["maintain"]
