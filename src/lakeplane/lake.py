@@ -463,13 +463,8 @@ class Lake:
             lambda: [str(ref) for ref in self.catalog.list_tables()],
             self.catalog.load,
             self,
-            self.maintenance_log.record,
+            self.catalog.maintenance_log.record,
         )
-
-    @cached_property
-    def maintenance_log(self) -> MaintenanceLog:
-        """Every housekeeping action taken on this lake's tables."""
-        return self.catalog.maintenance_log
 
     def maintain_all(
         self,
@@ -493,7 +488,7 @@ class Lake:
             self.project_dir / CONFIG_FILE,
             audit=lambda event: self.governance.audit(event),
             policy_version=lambda: self.governance.version().label if self.governance.enabled else "none",
-            record=self.maintenance_log.record,
+            record=self.catalog.maintenance_log.record,
         )
 
     def storage_lifecycle(self, *, apply: bool = False, principal: str | None = None) -> LifecycleResult:
