@@ -22,6 +22,7 @@ from lakeplane.config_aws import AwsConfig
 from lakeplane.config_compute import CostConfig, PlacementConfig
 from lakeplane.config_console import ConsoleConfig
 from lakeplane.config_lineage import LineageConfig
+from lakeplane.config_maintenance import MaintenanceConfig, RetentionConfig, ZoneLifecycle, ZoneName
 from lakeplane.config_observe import AlertsConfig, SloConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
@@ -53,6 +54,8 @@ class StorageConfig(_Strict):
 
     root: str = "lake"
     s3: S3Options = S3Options()
+    lifecycle: dict[ZoneName, ZoneLifecycle] = {}  # storage tiers per zone (lakeplane storage lifecycle)
+    retention: RetentionConfig = RetentionConfig()
 
 
 class CatalogConfig(_Strict):
@@ -254,6 +257,7 @@ class LakeConfig(_Strict):
     serve: ServeConfig = ServeConfig()
     console: ConsoleConfig = ConsoleConfig()
     lineage: LineageConfig = LineageConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     datasets: dict[str, DatasetConfig] = {}
     models_dir: str = "models"
 

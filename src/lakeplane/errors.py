@@ -540,3 +540,29 @@ class MaintenanceOptionError(LakeplaneError, ValueError):
     table: str
     option: str
     column: str | None = None
+
+
+# -- housekeeping policies and storage tiers ----------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class MaintenancePolicyError(LakeplaneError, ValueError):
+    """``maintain all`` (or a ``maintain:`` step) was asked for an unknown ``action``."""
+
+    action: str
+
+
+@dataclass(eq=False, kw_only=True)
+class MaintenanceFailed(LakeplaneError):
+    """Housekeeping actions ``failed`` (``"compact adtech.processed.impressions"``); the others ran.
+    Retryable when every failure was (a commit that lost a race to a writer)."""
+
+    failed: list[str]
+    retryable: bool = True
+
+
+@dataclass(eq=False, kw_only=True)
+class CleanupRefused(LakeplaneError, ValueError):
+    """Snapshot expiry or orphan removal refused to delete files of ``table``: its ``location`` is not
+    a table folder of the lake (outside the storage root, or in the raw zone)."""
+
+    table: str
+    location: str | None = None

@@ -22,6 +22,8 @@ COMMANDS = {
     "tables": "lakeplane.cli.tables:tables",
     "describe": "lakeplane.cli.tables:describe",
     "upgrade": "lakeplane.cli.maintenance:upgrade",
+    "maintain": "lakeplane.cli.maintain:maintain",
+    "storage": "lakeplane.cli.storage:storage",
     "register": "lakeplane.cli.register:register",
     "alter": "lakeplane.cli.alter:alter",
     "query": "lakeplane.cli.governance:query",

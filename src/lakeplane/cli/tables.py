@@ -43,14 +43,32 @@ def tables(ctx: Context) -> None:
 @common_options
 @pass_ctx
 def describe(ctx: Context, table: str) -> None:
-    """Show TABLE's schema, partition spec, snapshots and files."""
-    info = ctx.lake().describe(table)
+    """Show TABLE's schema, partition spec, snapshots, files and housekeeping history.
+
+    With --output json, ``files`` lists every live data file (path, records, bytes, partition),
+    ``health`` its small files, and ``maintenance`` the table's last housekeeping actions.
+    """
+    from lakeplane.maintenance.policy import small_file_health
+
+    lake = ctx.lake()
+    info = lake.describe(table)
+    health = small_file_health(info["files"], lake.config.maintenance.for_table(info["table"]))
+    info["health"] = health
     if ctx.printer.json:
         ctx.printer.emit(info)
         return
     p = ctx.printer
     p.line(f"[bold]{info['table']}[/bold]  {info['location']}")
     p.line(f"{info['records']} records in {len(info['files'])} files, {human_bytes(info['bytes'])}")
+    p.line(
+        f"{health['small_files']} of {health['files']} files under "
+        f"{human_bytes(health['small_file_threshold'])}; "
+        + (
+            f"{len(health['partitions_to_compact'])} partitions due for compaction"
+            if health["partitions_to_compact"]
+            else "no partition due for compaction"
+        )
+    )
     p.table(
         "schema",
         ["id", "column", "type", "required"],
@@ -88,6 +106,21 @@ def describe(ctx: Context, table: str) -> None:
                 partition_text(f["partition"]),
             ]
             for f in info["files"][:20]
+        ],
+    )
+    p.table(
+        "housekeeping",
+        ["at", "action", "files", "size", "deleted", "outcome"],
+        [
+            [
+                a["started_at"][:19],
+                a["action"] + (" (dry run)" if a["dry_run"] else ""),
+                f"{a['files_before']} -> {a['files_after']}",
+                f"{human_bytes(a['bytes_before'])} -> {human_bytes(a['bytes_after'])}",
+                f"{a['deleted_count']} ({human_bytes(a['deleted_bytes'])})",
+                a["skipped"] or ("would run" if a["dry_run"] else "done"),
+            ]
+            for a in info["maintenance"][:10]
         ],
     )
 

@@ -18,6 +18,9 @@
       notify:
         python: mypackage.hooks:notify        # called as notify(lake, ds)
         depends_on: [daily_stats]
+      housekeeping:
+        maintain: all                         # or {tables: [...], actions: [compact, expire]}
+        depends_on: [daily_stats]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from lakeplane.errors import ConfigError, PipelineError, did_you_mean
 from lakeplane.pipelines.schedule import Cron
 
 PIPELINES_DIR = "pipelines"
-STEP_KINDS = ("ingest", "model", "quality", "python")
+STEP_KINDS = ("ingest", "model", "quality", "python", "maintain")
 
 
 class _Strict(BaseModel):
@@ -61,8 +64,19 @@ class StepDefaults(_Strict):
     memory_limit: str | None = None
 
 
+class MaintainSpec(_Strict):
+    """A housekeeping step: ``maintain all`` on ``tables`` (default: every table), limited to
+    ``actions`` (``compact``, ``rewrite-manifests``, ``expire``, ``orphans``; default: all), each
+    only where the table's ``maintenance:`` policy says it is due."""
+
+    tables: list[str] = []
+    actions: list[Literal["compact", "rewrite-manifests", "expire", "orphans"]] = []
+    dry_run: bool = False
+
+
 class StepSpec(_Strict):
-    """One step: exactly one of ``ingest``, ``model``, ``quality`` (with ``table``) or ``python``.
+    """One step: exactly one of ``ingest``, ``model``, ``quality`` (with ``table``), ``python`` or
+    ``maintain`` (``all``, or a :class:`MaintainSpec`).
 
     On a model step, ``quality`` adds a ruleset to the model's own gate (its header's ``quality``),
     blocking unless ``blocking: false``; the model's gate applies whether or not the step names one.
@@ -73,6 +87,7 @@ class StepSpec(_Strict):
     quality: str | None = None
     table: str | None = None
     python: str | None = None
+    maintain: MaintainSpec | None = None
     depends_on: list[str] = []
     retries: RetryPolicy | None = None
     timeout_s: float | None = Field(default=None, gt=0)
@@ -80,18 +95,29 @@ class StepSpec(_Strict):
     blocking: bool = True
     if_missing: Literal["fail", "skip"] = "fail"
 
+    @field_validator("maintain", mode="before")
+    @classmethod
+    def _maintain_all(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value != "all":
+                raise ValueError(f"maintain: '{value}': write all, or {{tables: [...], actions: [...]}}")
+            return {}
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> StepSpec:
-        kinds = [k for k in ("ingest", "model", "python") if getattr(self, k)]
+        kinds = [k for k in ("ingest", "model", "python", "maintain") if getattr(self, k)]
         if self.quality and not self.model:  # a model's quality is its gate; otherwise a check step
             kinds.append("quality")
         if len(kinds) != 1 or (kinds == ["quality"]) != bool(self.table):
-            raise ValueError("a step is exactly one of ingest, model, python, or quality with table")
+            raise ValueError(
+                "a step is exactly one of ingest, model, python, maintain, or quality with table"
+            )
         return self
 
     @property
     def kind(self) -> str:
-        for kind in ("ingest", "model", "python"):
+        for kind in ("ingest", "model", "python", "maintain"):
             if getattr(self, kind):
                 return kind
         return "quality"

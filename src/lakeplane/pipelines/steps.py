@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
 from lakeplane.config import LakeConfig
-from lakeplane.errors import QualityGateFailed
+from lakeplane.errors import MaintenanceFailed, QualityGateFailed
 from lakeplane.ingest.step import IngestResult
+from lakeplane.maintenance.actions import MaintenanceAction
+from lakeplane.maintenance.policy import summarize
 from lakeplane.pipelines.definition import StepSpec
 from lakeplane.pipelines.models import Model, ModelResult
 from lakeplane.storage.raw import RawZone
@@ -54,6 +56,14 @@ class StepHost(Protocol):
     ) -> ModelResult: ...
 
     def dq_check(self, table: str, ruleset: str, *, ds: dt.date | None = None) -> list[dict[str, Any]]: ...
+
+    def maintain_all(
+        self,
+        *,
+        dry_run: bool = False,
+        tables: Sequence[str] | None = None,
+        actions: Sequence[str] | None = None,
+    ) -> list[MaintenanceAction]: ...
 
 
 #: Opens the lake of a project folder with settings overrides, in the step's process.
@@ -104,10 +114,51 @@ def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
                 rules=failed,
             )
         return {"quality": report}
+    if spec.kind == "maintain" and spec.maintain is not None:
+        return maintain_metrics(
+            host.maintain_all(
+                dry_run=spec.maintain.dry_run,
+                tables=spec.maintain.tables or None,
+                actions=list(spec.maintain.actions) or None,
+            )
+        )
     module_name, _, function_name = (spec.python or "").partition(":")
     function = getattr(importlib.import_module(module_name), function_name)
     returned = function(host, ds)
     return dict(returned) if isinstance(returned, dict) else (asdict(returned) if returned else {})
+
+
+def maintain_metrics(actions: list[MaintenanceAction]) -> dict[str, Any]:
+    """A housekeeping step's metrics: the totals of ``maintain all`` and one line per action.
+
+    Raises:
+        MaintenanceFailed: an action failed (the others ran and were recorded).
+    """
+    totals = summarize(actions)
+    metrics: dict[str, Any] = {
+        **totals,
+        "actions": [
+            {
+                "table": a.table,
+                "action": a.action,
+                "files_before": a.files_before,
+                "files_after": a.files_after,
+                "deleted": len(a.deleted),
+                "deleted_bytes": a.deleted_bytes,
+                "skipped": a.skipped,
+            }
+            for a in actions
+        ],
+    }
+    failed = [a for a in actions if "error" in a.details]
+    if failed:
+        raise MaintenanceFailed(
+            f"{len(failed)} of {len(actions)} housekeeping actions failed: "
+            + "; ".join(f"{a.action} {a.table}: {a.details['message']}" for a in failed),
+            failed=[f"{a.action} {a.table}" for a in failed],
+            retryable=all(a.details.get("retryable") for a in failed),
+        )
+    return metrics
 
 
 def model_metrics(outcome: ModelResult) -> dict[str, Any]:
