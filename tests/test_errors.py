@@ -28,17 +28,24 @@ def error_classes() -> list[type[LakeplaneError]]:
     return [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, LakeplaneError)]
 
 
-def test_every_error_class_is_defined_in_errors() -> None:
+def test_every_error_class_is_defined_in_the_errors_package() -> None:
     elsewhere = []
     for module in pkgutil.walk_packages(lakeplane.__path__, "lakeplane."):
         for name, value in vars(importlib.import_module(module.name)).items():
             if (
                 isinstance(value, type)
                 and issubclass(value, LakeplaneError)
-                and value.__module__ != "lakeplane.errors"
+                and value.__module__.rpartition(".")[0] != "lakeplane.errors"
             ):
                 elsewhere.append(f"{value.__module__}.{name}")
     assert elsewhere == []
+    defined = {
+        name
+        for module in ("core", "operations")
+        for name, value in vars(importlib.import_module(f"lakeplane.errors.{module}")).items()
+        if isinstance(value, type) and issubclass(value, LakeplaneError)
+    }
+    assert defined - set(errors.__all__) == set(), "every error class is importable from lakeplane.errors"
 
 
 def test_fields_are_keyword_only_and_typed() -> None:

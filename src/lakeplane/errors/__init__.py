@@ -1,0 +1,108 @@
+"""The one exception root of lakeplane and every error class it raises.
+
+Each error is a dataclass: its fields (the file, the key, the table, the principal) are typed
+keyword-only constructor arguments, so callers act on them without parsing messages and a raise site
+that forgets one fails type checking. ``retryable`` says whether running the same work again can
+help (dlt's transient/terminal split): it defaults per class and a raise site may override it, and
+a pipeline runner retries only errors whose ``retryable`` is true.
+
+The classes live in :mod:`lakeplane.errors.core` (the lake itself) and
+:mod:`lakeplane.errors.operations` (running it); every one is importable from here.
+"""
+
+from lakeplane.errors.base import LakeplaneError, did_you_mean
+from lakeplane.errors.core import (
+    AccessDenied,
+    AmbiguousTableError,
+    AuditError,
+    AuthenticationError,
+    BookmarkError,
+    CatalogError,
+    CommitConflictError,
+    ConfigError,
+    DQDLError,
+    EngineError,
+    IngestError,
+    LandingError,
+    MaskSpecError,
+    MaskTypeError,
+    MissingDependencyError,
+    ModelError,
+    NamespaceNotFoundError,
+    PipelineError,
+    PolicyError,
+    QualityGateFailed,
+    QuarantineRateExceeded,
+    QueryError,
+    QueryRefused,
+    ReadOnlyError,
+    RegisterError,
+    RunBusy,
+    RunNotFound,
+    SchemaChangeError,
+    StorageError,
+    TableNotFoundError,
+    TokenError,
+    UnknownNameError,
+)
+from lakeplane.errors.operations import (
+    AwsError,
+    AwsRequestInvalid,
+    CleanupRefused,
+    JobNotFound,
+    LineageError,
+    MaintenanceFailed,
+    MaintenanceOptionError,
+    MaintenancePolicyError,
+    PriceRefreshError,
+    ScalingError,
+    SloNotFound,
+)
+
+__all__ = [
+    "AccessDenied",
+    "AmbiguousTableError",
+    "AuditError",
+    "AuthenticationError",
+    "AwsError",
+    "AwsRequestInvalid",
+    "BookmarkError",
+    "CatalogError",
+    "CleanupRefused",
+    "CommitConflictError",
+    "ConfigError",
+    "DQDLError",
+    "EngineError",
+    "IngestError",
+    "JobNotFound",
+    "LakeplaneError",
+    "LandingError",
+    "LineageError",
+    "MaintenanceFailed",
+    "MaintenanceOptionError",
+    "MaintenancePolicyError",
+    "MaskSpecError",
+    "MaskTypeError",
+    "MissingDependencyError",
+    "ModelError",
+    "NamespaceNotFoundError",
+    "PipelineError",
+    "PolicyError",
+    "PriceRefreshError",
+    "QualityGateFailed",
+    "QuarantineRateExceeded",
+    "QueryError",
+    "QueryRefused",
+    "ReadOnlyError",
+    "RegisterError",
+    "RunBusy",
+    "RunNotFound",
+    "ScalingError",
+    "SchemaChangeError",
+    "SloNotFound",
+    "StorageError",
+    "TableNotFoundError",
+    "TokenError",
+    "UnknownNameError",
+    "did_you_mean",
+]
