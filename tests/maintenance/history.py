@@ -7,6 +7,7 @@ can build any history quickly; expiry and orphan removal then run on them throug
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,17 +75,23 @@ class History:
         table.append(rows(n), branch=branch, snapshot_properties=properties or {})
         return self._landed(table, branch)
 
-    def overwrite(self, n: int = 3, where: BooleanExpression | str | None = None, branch: str = "main") -> int:
+    def overwrite(
+        self, n: int = 3, where: BooleanExpression | str | None = None, branch: str = "main"
+    ) -> int:
         table = self.table
-        if where is None:
-            table.overwrite(rows(n), branch=branch)
-        else:
-            table.overwrite(rows(n, ["a"]), overwrite_filter=where, branch=branch)
+        with warnings.catch_warnings():  # an overwrite of an empty table deletes nothing: fine here
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            if where is None:
+                table.overwrite(rows(n), branch=branch)
+            else:
+                table.overwrite(rows(n, ["a"]), overwrite_filter=where, branch=branch)
         return self._landed(table, branch)
 
     def delete(self, where: str, branch: str = "main") -> int:
         table = self.table
-        table.delete(where, branch=branch)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            table.delete(where, branch=branch)
         return self._landed(table, branch)
 
     def branch(self, name: str, snapshot_id: int) -> None:
