@@ -190,7 +190,7 @@ def test_a_tag_made_during_expiry_is_kept(lake: Lake, monkeypatch: pytest.Monkey
     before = snapshot_reads(history)
     planned = expire_module.plan_expiry
     other = new_lake_handle(lake).catalog.load(history.name)
-    calls = []
+    calls: list[expire_module.ExpiryPlan] = []
 
     def plan_then_tag(*args: Any, **kwargs: Any) -> expire_module.ExpiryPlan:
         plan = planned(*args, **kwargs)
