@@ -52,6 +52,7 @@ from lakeplane.maintenance.references import (
     live_totals,
     metadata_files,
     metadata_version,
+    shown_path,
     stat_sizes,
     storage_key,
 )
@@ -191,11 +192,12 @@ def expire_snapshots(
     # Data files first, then manifests, then manifest lists and metadata: a failure part way leaves
     # files that nothing references (orphans), never a manifest naming a missing file.
     order = sorted(doomed.sizes, key=lambda key: (_kind(key), key))
-    action.deleted = order if dry_run else delete_files(storage.fs, order)
-    action.deleted_bytes = sum(doomed.sizes[key] for key in action.deleted)
+    done = order if dry_run else delete_files(storage.fs, order)
+    action.deleted = [shown_path(storage, key) for key in done]
+    action.deleted_bytes = sum(doomed.sizes[key] for key in done)
     action.files_after, action.bytes_after = action.files_before, action.bytes_before
     action.details = {
-        "deleted_sizes": [doomed.sizes[key] for key in action.deleted],
+        "deleted_sizes": [doomed.sizes[key] for key in done],
         "snapshots_expired": len(plan.expire),
         "snapshots_kept": len(base.snapshots) - len(plan.expire),
         "audit_branches_removed": list(plan.audit_branches),

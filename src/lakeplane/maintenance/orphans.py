@@ -25,6 +25,7 @@ from lakeplane.maintenance.references import (
     delete_files,
     live_totals,
     referenced_files,
+    shown_path,
 )
 from lakeplane.storage import LakeStorage
 
@@ -64,11 +65,12 @@ def remove_orphans(
         if key not in referenced:
             (orphans if modified < cutoff else recent).sizes[key] = size
     order = sorted(orphans.sizes)
-    action.deleted = order if dry_run else delete_files(storage.fs, order)
-    action.deleted_bytes = sum(orphans.sizes[key] for key in action.deleted)
+    done = order if dry_run else delete_files(storage.fs, order)
+    action.deleted = [shown_path(storage, key) for key in done]
+    action.deleted_bytes = sum(orphans.sizes[key] for key in done)
     action.files_after, action.bytes_after = action.files_before, action.bytes_before
     action.details = {
-        "deleted_sizes": [orphans.sizes[key] for key in action.deleted],
+        "deleted_sizes": [orphans.sizes[key] for key in done],
         "listed": len(listed),
         "referenced": len(referenced),
         "recent": len(recent),

@@ -41,6 +41,11 @@ def storage_key(uri: str) -> str:
     return rest if sep else uri.removeprefix("file:")
 
 
+def shown_path(storage: LakeStorage, key: str) -> str:
+    """How a file is named to people: its local path, or its ``s3://`` URI."""
+    return key if storage.is_local else f"{storage.scheme}://{key}"
+
+
 def metadata_version(path: str) -> int | None:
     """The version number in a metadata file's name, or None when it is not named as pyiceberg names them."""
     match = _METADATA_FILE.match(path.rsplit("/", 1)[-1])
