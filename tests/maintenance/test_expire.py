@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from pyiceberg.exceptions import CommitFailedException
@@ -292,3 +293,18 @@ def test_cli_expire_json_and_usage_errors(lake: Lake) -> None:
     assert run_cli(lake, "expire", "events", "--older-than", "soon").exit_code == 2
     missing = run_cli(lake, "expire", "nope", "--older-than", "0d")
     assert missing.exit_code != 0
+
+
+def test_files_registered_in_place_outside_the_table_folder_stay(lake: Lake) -> None:
+    history = History.create(lake)
+    landed = Path(lake.storage.path("landing/partner/part-0.parquet"))
+    landed.parent.mkdir(parents=True)
+    pq.write_table(rows(4, ["a"]), landed)
+    history.table.add_files([str(landed)])
+    history.overwrite(where="grp == 'a'")
+
+    action = lake.expire_snapshots(history.name, older_than=0, retain_last=1)
+
+    assert landed.exists()
+    assert action.details["kept_outside_table_folder"] == 1
+    assert str(landed) not in action.deleted

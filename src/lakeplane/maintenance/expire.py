@@ -13,8 +13,10 @@ removal is one commit, and then the files that only the removed snapshots refere
    a removed snapshot, so a tag or branch made meanwhile would be lost; instead the commit fails and
    is planned again (:func:`lakeplane.catalog.commits.retry_commit`).
 3. Read the metadata again, after the commit, and delete (files of expired snapshots) minus (files
-   live in any snapshot still in the metadata). A writer committing meanwhile builds on a ref's
-   head, which was retained, so it can add references only to retained or new files.
+   live in any snapshot still in the metadata), of those inside the table's folder: a file
+   registered in place elsewhere in the lake is not the table's to delete. A writer committing
+   meanwhile builds on a ref's head, which was retained, so it can add references only to retained
+   or new files.
 4. Delete the metadata JSON files older than the oldest one the metadata log still keeps
    (``write.metadata.previous-versions-max``, 100 by default): no reader or writer can reach them.
 """
@@ -156,7 +158,7 @@ def expire_snapshots(
     if older_than < 0:
         raise ValueError(f"older_than must not be negative, not {older_than}")
     name = table_name(table)
-    check_inside_lake(table, storage)
+    folder = check_inside_lake(table, storage) + "/"
     action = MaintenanceAction("expire", name, dry_run=dry_run)
     cutoff_ms = int(((time.time() if now is None else now) - older_than) * 1000)
     table.refresh()
@@ -186,7 +188,10 @@ def expire_snapshots(
         retained, location = list(table.metadata.snapshots), table.metadata_location
     keep = reader.files_of(retained, live_only=True)
     keep.update(metadata_files(table.metadata, location))
-    doomed = candidates.minus(keep)
+    unused = candidates.minus(keep)
+    # Files registered in place live outside the table's folder (another folder of the lake, the raw
+    # zone): the table does not own them, so they are never deleted.
+    doomed = FileSet({key: size for key, size in unused.sizes.items() if key.startswith(folder)})
     doomed.update(_stale_metadata_files(storage.fs, table.metadata, location).minus(keep))
     stat_sizes(storage.fs, doomed)
     # Data files first, then manifests, then manifest lists and metadata: a failure part way leaves
@@ -203,6 +208,7 @@ def expire_snapshots(
         "audit_branches_removed": list(plan.audit_branches),
         "cutoff_ms": cutoff_ms,
         "retain_last": retain_last,
+        "kept_outside_table_folder": len(unused) - len(doomed),
     }
     if not plan.expire and not action.deleted:
         action.skipped = f"no snapshot older than the cut-off beyond the last {retain_last} of main"
