@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lakeplane.lake import Lake
 from lakeplane.maintenance.orphans import remove_orphans
 from tests.backends.conftest import S3Endpoint
 from tests.maintenance.history import History, new_lake, snapshot_paths, snapshot_rows
+from tests.maintenance.test_expire_property import OPS, Op, run_history
 
 pytestmark = pytest.mark.s3
 
@@ -88,3 +93,12 @@ def test_orphans_on_s3_respect_the_grace_period(tmp_path: Path, moto_s3: S3Endpo
     later = remove_orphans(table, lake.storage, older_than=0, now=now + grace)
     assert later.deleted == [f"s3://{s3_bucket}/{prefix}/in-flight/part-0.parquet"]
     assert snapshot_rows(history.table, head) == history.read[head]
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(OPS, min_size=4, max_size=10), last_retain=st.integers(1, 3))
+def test_expiry_on_s3_never_deletes_a_live_file(moto_s3: S3Endpoint, ops: list[Op], last_retain: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = f"s3://lakeplane-tests/history-{uuid.uuid4().hex[:12]}/lake"
+        run_history(new_lake(Path(folder) / "project", moto_s3.storage_overrides(root)), ops, last_retain)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from pyiceberg.expressions import BooleanExpression
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -118,6 +119,17 @@ def snapshot_paths(table: Table, snapshot_id: int) -> set[str]:
 
 def local_path(uri: str) -> str:
     return uri.removeprefix("file://").removeprefix("file:")
+
+
+def present_files(lake: Lake, name: str) -> set[str]:
+    """The files in the table's folder, named as :func:`snapshot_paths` names them (local paths, or
+    ``s3://`` URIs on an S3 lake); listed through the lake's filesystem."""
+    location = lake.catalog.load(name).metadata.location
+    folder = local_path(location).removeprefix(f"{lake.storage.scheme}://")
+    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+    prefix = "" if lake.storage.is_local else f"{lake.storage.scheme}://"
+    infos = lake.storage.fs.get_file_info(selector)
+    return {prefix + info.path for info in infos if info.type == pafs.FileType.File}
 
 
 def folder_bytes(path: Path) -> int:

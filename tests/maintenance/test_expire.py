@@ -16,6 +16,8 @@ from pyiceberg.exceptions import CommitFailedException
 import lakeplane.maintenance.expire as expire_module
 from lakeplane.catalog.writer import WriteResult
 from lakeplane.cli.context import Context
+from lakeplane.cli.group import LakeplaneGroup
+from lakeplane.cli.main import cli
 from lakeplane.cli.maintain import maintain
 from lakeplane.errors import QualityGateFailed
 from lakeplane.lake import Lake
@@ -30,6 +32,8 @@ from tests.maintenance.history import (
     snapshot_rows,
     table_folder,
 )
+
+MAINTAIN = "lakeplane.cli.maintain:maintain"
 
 
 @pytest.fixture
@@ -291,8 +295,23 @@ def test_cli_expire_json_and_usage_errors(lake: Lake) -> None:
     assert dry.exit_code == 0 and "would delete 0 files" in dry.output
     assert run_cli(lake, "expire", "events", "--retain-last", "0").exit_code == 2
     assert run_cli(lake, "expire", "events", "--older-than", "soon").exit_code == 2
-    missing = run_cli(lake, "expire", "nope", "--older-than", "0d")
-    assert missing.exit_code != 0
+
+
+def test_cli_errors_are_one_line(lake: Lake) -> None:
+    History.create(lake)
+    # ``maintain`` joins the top-level commands with the policy work; wire it the same way here.
+    top = LakeplaneGroup(
+        name="lakeplane", params=cli.params, callback=cli.callback, lazy_commands={"maintain": MAINTAIN}
+    )
+    result = CliRunner().invoke(
+        top, ["--lake", str(lake.project_dir), "maintain", "expire", "nope", "--older-than", "0d"]
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("error: table 'nope'") and "Traceback" not in result.output
+    json_args = ["--lake", str(lake.project_dir), "maintain", "orphans", "nope", "--output", "json"]
+    as_json = CliRunner().invoke(top, json_args)
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["error"] == "TableNotFoundError"
 
 
 def test_files_registered_in_place_outside_the_table_folder_stay(lake: Lake) -> None:

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lakeplane.lake import Lake
 from lakeplane.maintenance.expire import expire_snapshots
 from lakeplane.maintenance.references import ancestors
-from tests.maintenance.history import History, new_lake, snapshot_paths, snapshot_rows, table_folder
+from tests.maintenance.history import History, new_lake, present_files, snapshot_paths, snapshot_rows
 
 Op = tuple[Any, ...]
 OPS = st.one_of(
@@ -73,7 +74,7 @@ def expire_and_check(history: History, cutoff_ms: int, retain_last: int) -> None
     kept = {s.snapshot_id for s in table.metadata.snapshots}
     assert {name: ref.snapshot_id for name, ref in table.metadata.refs.items()} == refs
     assert must_stay <= kept and not must_go & kept
-    on_disk = {str(p) for p in table_folder(history.lake, history.name).rglob("*") if p.is_file()}
+    on_disk = present_files(history.lake, history.name)
     live = set().union(*(reads[sid][1] for sid in kept))
     for sid in kept:
         assert snapshot_rows(table, sid) == reads[sid][0]
@@ -87,10 +88,15 @@ def expire_and_check(history: History, cutoff_ms: int, retain_last: int) -> None
 @given(ops=st.lists(OPS, min_size=4, max_size=14), last_retain=st.integers(1, 3))
 def test_expiry_never_deletes_a_live_file(ops: list[Op], last_retain: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        history = History.create(new_lake(Path(folder) / "project"))
-        history.append(3)
-        for step, op in enumerate(ops):
-            apply(history, op, step)
-        # Finally, everything old goes: only heads, tags and main's last snapshots are left.
-        newest = max(s.timestamp_ms for s in history.table.metadata.snapshots) + 1
-        expire_and_check(history, newest, last_retain)
+        run_history(new_lake(Path(folder) / "project"), ops, last_retain)
+
+
+def run_history(lake: Lake, ops: list[Op], last_retain: int) -> None:
+    """Apply ``ops`` to a new table of ``lake``, checking each expiry, then expire everything old."""
+    history = History.create(lake)
+    history.append(3)
+    for step, op in enumerate(ops):
+        apply(history, op, step)
+    # Finally, everything old goes: only heads, tags and main's last snapshots are left.
+    newest = max(s.timestamp_ms for s in history.table.metadata.snapshots) + 1
+    expire_and_check(history, newest, last_retain)
