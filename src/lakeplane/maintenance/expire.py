@@ -194,8 +194,8 @@ def expire_snapshots(
     doomed = FileSet({key: size for key, size in unused.sizes.items() if key.startswith(folder)})
     doomed.update(_stale_metadata_files(storage.fs, table.metadata, location).minus(keep))
     stat_sizes(storage.fs, doomed)
-    # Data files first, then manifests, then manifest lists and metadata: a failure part way leaves
-    # files that nothing references (orphans), never a manifest naming a missing file.
+    # Data files, then manifests, then manifest lists and metadata files, as Iceberg's own expiry
+    # orders them. Nothing references any of them now: a failure part way leaves orphans only.
     order = sorted(doomed.sizes, key=lambda key: (_kind(key), key))
     done = order if dry_run else delete_files(storage.fs, order)
     action.deleted = [shown_path(storage, key) for key in done]
