@@ -19,7 +19,7 @@ from lakeplane.cli.context import Context
 from lakeplane.cli.group import LakeplaneGroup
 from lakeplane.cli.main import cli
 from lakeplane.cli.maintain import maintain
-from lakeplane.errors import QualityGateFailed
+from lakeplane.errors import QualityGateFailed, StorageError
 from lakeplane.lake import Lake
 from lakeplane.maintenance.actions import MaintenanceLog
 from lakeplane.pipelines.gate import write_audit_publish
@@ -327,3 +327,22 @@ def test_files_registered_in_place_outside_the_table_folder_stay(lake: Lake) -> 
     assert landed.exists()
     assert action.details["kept_outside_table_folder"] == 1
     assert str(landed) not in action.deleted
+
+
+def test_a_file_that_cannot_be_deleted_is_reported_and_the_action_recorded(lake: Lake) -> None:
+    history = History.create(lake)
+    history.overwrite()
+    first = history.table.metadata.current_snapshot_id or 0
+    history.overwrite()
+    stuck = sorted(p for p in snapshot_paths(history.table, first) if p.endswith(".parquet"))[0]
+    Path(stuck).unlink()
+    Path(stuck).mkdir()  # a folder where the file was: deleting it as a file fails
+    (Path(stuck) / "keep").write_bytes(b"x")
+
+    with pytest.raises(StorageError, match="cannot delete") as raised:
+        lake.expire_snapshots(history.name, older_than=0, retain_last=1)
+
+    assert raised.value.path == stuck
+    assert len(history.table.metadata.snapshots) == 1, "the snapshots are expired all the same"
+    record = MaintenanceLog(lake.catalog.state_engine).for_table(history.name)[0]
+    assert list(record["details"]["not_deleted"]) == [stuck] and record["deleted_count"] > 0

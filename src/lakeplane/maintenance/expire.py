@@ -150,8 +150,9 @@ def expire_snapshots(
         ValueError: ``retain_last`` is below 1 or ``older_than`` is negative.
         CleanupRefused: the table lives outside the lake's storage.
         CommitConflictError: the table's refs kept changing while the expiry was committed.
-        StorageError: a file could not be deleted (the snapshots are expired all the same; what
-            is left is removed by ``maintain orphans``).
+
+    Files that cannot be deleted are listed in ``details["not_deleted"]`` (the snapshots are
+    expired all the same; ``maintain orphans`` removes the files later).
     """
     if retain_last < 1:
         raise ValueError(f"retain_last must be at least 1 (main's head always stays), not {retain_last}")
@@ -197,11 +198,12 @@ def expire_snapshots(
     # Data files, then manifests, then manifest lists and metadata files, as Iceberg's own expiry
     # orders them. Nothing references any of them now: a failure part way leaves orphans only.
     order = sorted(doomed.sizes, key=lambda key: (_kind(key), key))
-    done = order if dry_run else delete_files(storage.fs, order)
+    done, failed = (order, {}) if dry_run else delete_files(storage.fs, order)
     action.deleted = [shown_path(storage, key) for key in done]
     action.deleted_bytes = sum(doomed.sizes[key] for key in done)
     action.files_after, action.bytes_after = action.files_before, action.bytes_before
     action.details = {
+        "not_deleted": {shown_path(storage, key): reason for key, reason in failed.items()},
         "deleted_sizes": [doomed.sizes[key] for key in done],
         "snapshots_expired": len(plan.expire),
         "snapshots_kept": len(base.snapshots) - len(plan.expire),
