@@ -219,7 +219,6 @@ def new_lake_handle(lake: Lake) -> Lake:
     return Lake(lake.project_dir)
 
 
-@pytest.mark.slow
 def test_commits_during_expiry_lose_nothing(lake: Lake) -> None:
     history = History.create(lake)
     for _ in range(10):
