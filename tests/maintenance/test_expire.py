@@ -345,3 +345,12 @@ def test_a_file_that_cannot_be_deleted_is_reported_and_the_action_recorded(lake:
     assert len(history.table.metadata.snapshots) == 1, "the snapshots are expired all the same"
     record = MaintenanceLog(lake.catalog.state_engine).for_table(history.name)[0]
     assert list(record["details"]["not_deleted"]) == [stuck] and record["deleted_count"] > 0
+
+
+def test_an_empty_table_has_nothing_to_do(lake: Lake) -> None:
+    history = History.create(lake)
+    expired = lake.expire_snapshots(history.name, older_than=0, retain_last=1)
+    orphans = lake.remove_orphans(history.name, older_than=0)
+    assert expired.skipped and not expired.deleted
+    assert orphans.skipped and not orphans.deleted
+    assert files_on_disk(lake, history.name) == {history.table.metadata_location.removeprefix("file://")}
