@@ -41,6 +41,7 @@ from lakeplane.maintenance.lifecycle import LifecycleResult, StorageTiers
 from lakeplane.maintenance.manifests import rewrite_manifests
 from lakeplane.maintenance.orphans import remove_orphans
 from lakeplane.maintenance.policy import Housekeeping
+from lakeplane.maintenance.references import raise_if_not_deleted
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import Model, ModelResult
@@ -512,6 +513,7 @@ class Lake:
             retry=self.catalog.commit_retry,
         )
         MaintenanceLog(self.catalog.state_engine).record(action)
+        raise_if_not_deleted(action)
         return action
 
     def remove_orphans(self, table: str, *, older_than: float, dry_run: bool = False) -> MaintenanceAction:
@@ -520,6 +522,7 @@ class Lake:
         ref = self.resolve_table(table)
         action = remove_orphans(self.catalog.load(ref), self.storage, older_than=older_than, dry_run=dry_run)
         MaintenanceLog(self.catalog.state_engine).record(action)
+        raise_if_not_deleted(action)
         return action
 
 

@@ -7,12 +7,14 @@ can build any history quickly; expiry and orphan removal then run on them throug
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from pyiceberg.expressions import BooleanExpression
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -78,15 +80,19 @@ class History:
         self, n: int = 3, where: BooleanExpression | str | None = None, branch: str = "main"
     ) -> int:
         table = self.table
-        if where is None:
-            table.overwrite(rows(n), branch=branch)
-        else:
-            table.overwrite(rows(n, ["a"]), overwrite_filter=where, branch=branch)
+        with warnings.catch_warnings():  # an overwrite of an empty table deletes nothing: fine here
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            if where is None:
+                table.overwrite(rows(n), branch=branch)
+            else:
+                table.overwrite(rows(n, ["a"]), overwrite_filter=where, branch=branch)
         return self._landed(table, branch)
 
     def delete(self, where: str, branch: str = "main") -> int:
         table = self.table
-        table.delete(where, branch=branch)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            table.delete(where, branch=branch)
         return self._landed(table, branch)
 
     def branch(self, name: str, snapshot_id: int) -> None:
@@ -113,6 +119,17 @@ def snapshot_paths(table: Table, snapshot_id: int) -> set[str]:
 
 def local_path(uri: str) -> str:
     return uri.removeprefix("file://").removeprefix("file:")
+
+
+def present_files(lake: Lake, name: str) -> set[str]:
+    """The files in the table's folder, named as :func:`snapshot_paths` names them (local paths, or
+    ``s3://`` URIs on an S3 lake); listed through the lake's filesystem."""
+    location = lake.catalog.load(name).metadata.location
+    folder = local_path(location).removeprefix(f"{lake.storage.scheme}://")
+    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+    prefix = "" if lake.storage.is_local else f"{lake.storage.scheme}://"
+    infos = lake.storage.fs.get_file_info(selector)
+    return {prefix + info.path for info in infos if info.type == pafs.FileType.File}
 
 
 def folder_bytes(path: Path) -> int:

@@ -66,7 +66,8 @@ def expire(
         retain_last=policy.retain_last if retain_last is None else retain_last,
         dry_run=dry_run,
     )
-    _show(ctx, action, f"{action.details['snapshots_expired']} snapshots expired")
+    expired = "would expire" if dry_run else "expired"
+    _show(ctx, action, f"{action.details['snapshots_expired']} snapshots {expired}")
 
 
 @click.command()

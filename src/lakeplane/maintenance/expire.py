@@ -13,8 +13,10 @@ removal is one commit, and then the files that only the removed snapshots refere
    a removed snapshot, so a tag or branch made meanwhile would be lost; instead the commit fails and
    is planned again (:func:`lakeplane.catalog.commits.retry_commit`).
 3. Read the metadata again, after the commit, and delete (files of expired snapshots) minus (files
-   live in any snapshot still in the metadata). A writer committing meanwhile builds on a ref's
-   head, which was retained, so it can add references only to retained or new files.
+   live in any snapshot still in the metadata), of those inside the table's folder: a file
+   registered in place elsewhere in the lake is not the table's to delete. A writer committing
+   meanwhile builds on a ref's head, which was retained, so it can add references only to retained
+   or new files.
 4. Delete the metadata JSON files older than the oldest one the metadata log still keeps
    (``write.metadata.previous-versions-max``, 100 by default): no reader or writer can reach them.
 """
@@ -52,6 +54,7 @@ from lakeplane.maintenance.references import (
     live_totals,
     metadata_files,
     metadata_version,
+    shown_path,
     stat_sizes,
     storage_key,
 )
@@ -147,15 +150,16 @@ def expire_snapshots(
         ValueError: ``retain_last`` is below 1 or ``older_than`` is negative.
         CleanupRefused: the table lives outside the lake's storage.
         CommitConflictError: the table's refs kept changing while the expiry was committed.
-        StorageError: a file could not be deleted (the snapshots are expired all the same; what
-            is left is removed by ``maintain orphans``).
+
+    Files that cannot be deleted are listed in ``details["not_deleted"]`` (the snapshots are
+    expired all the same; ``maintain orphans`` removes the files later).
     """
     if retain_last < 1:
         raise ValueError(f"retain_last must be at least 1 (main's head always stays), not {retain_last}")
     if older_than < 0:
         raise ValueError(f"older_than must not be negative, not {older_than}")
     name = table_name(table)
-    check_inside_lake(table, storage)
+    folder = check_inside_lake(table, storage) + "/"
     action = MaintenanceAction("expire", name, dry_run=dry_run)
     cutoff_ms = int(((time.time() if now is None else now) - older_than) * 1000)
     table.refresh()
@@ -185,22 +189,28 @@ def expire_snapshots(
         retained, location = list(table.metadata.snapshots), table.metadata_location
     keep = reader.files_of(retained, live_only=True)
     keep.update(metadata_files(table.metadata, location))
-    doomed = candidates.minus(keep)
+    unused = candidates.minus(keep)
+    # Files registered in place live outside the table's folder (another folder of the lake, the raw
+    # zone): the table does not own them, so they are never deleted.
+    doomed = FileSet({key: size for key, size in unused.sizes.items() if key.startswith(folder)})
     doomed.update(_stale_metadata_files(storage.fs, table.metadata, location).minus(keep))
     stat_sizes(storage.fs, doomed)
-    # Data files first, then manifests, then manifest lists and metadata: a failure part way leaves
-    # files that nothing references (orphans), never a manifest naming a missing file.
+    # Data files, then manifests, then manifest lists and metadata files, as Iceberg's own expiry
+    # orders them. Nothing references any of them now: a failure part way leaves orphans only.
     order = sorted(doomed.sizes, key=lambda key: (_kind(key), key))
-    action.deleted = order if dry_run else delete_files(storage.fs, order)
-    action.deleted_bytes = sum(doomed.sizes[key] for key in action.deleted)
+    done, failed = (order, {}) if dry_run else delete_files(storage.fs, order)
+    action.deleted = [shown_path(storage, key) for key in done]
+    action.deleted_bytes = sum(doomed.sizes[key] for key in done)
     action.files_after, action.bytes_after = action.files_before, action.bytes_before
     action.details = {
-        "deleted_sizes": [doomed.sizes[key] for key in action.deleted],
+        "not_deleted": {shown_path(storage, key): reason for key, reason in failed.items()},
+        "deleted_sizes": [doomed.sizes[key] for key in done],
         "snapshots_expired": len(plan.expire),
         "snapshots_kept": len(base.snapshots) - len(plan.expire),
         "audit_branches_removed": list(plan.audit_branches),
         "cutoff_ms": cutoff_ms,
         "retain_last": retain_last,
+        "kept_outside_table_folder": len(unused) - len(doomed),
     }
     if not plan.expire and not action.deleted:
         action.skipped = f"no snapshot older than the cut-off beyond the last {retain_last} of main"

@@ -25,6 +25,7 @@ from lakeplane.maintenance.references import (
     delete_files,
     live_totals,
     referenced_files,
+    shown_path,
 )
 from lakeplane.storage import LakeStorage
 
@@ -45,7 +46,9 @@ def remove_orphans(
     Raises:
         ValueError: ``older_than`` is negative.
         CleanupRefused: the table lives outside the lake's storage.
-        StorageError: the folder cannot be listed, or a file cannot be deleted.
+        StorageError: the folder cannot be listed.
+
+    Files that cannot be deleted are listed in ``details["not_deleted"]``.
     """
     if older_than < 0:
         raise ValueError(f"older_than must not be negative, not {older_than}")
@@ -64,11 +67,13 @@ def remove_orphans(
         if key not in referenced:
             (orphans if modified < cutoff else recent).sizes[key] = size
     order = sorted(orphans.sizes)
-    action.deleted = order if dry_run else delete_files(storage.fs, order)
-    action.deleted_bytes = sum(orphans.sizes[key] for key in action.deleted)
+    done, failed = (order, {}) if dry_run else delete_files(storage.fs, order)
+    action.deleted = [shown_path(storage, key) for key in done]
+    action.deleted_bytes = sum(orphans.sizes[key] for key in done)
     action.files_after, action.bytes_after = action.files_before, action.bytes_before
     action.details = {
-        "deleted_sizes": [orphans.sizes[key] for key in action.deleted],
+        "not_deleted": {shown_path(storage, key): reason for key, reason in failed.items()},
+        "deleted_sizes": [orphans.sizes[key] for key in done],
         "listed": len(listed),
         "referenced": len(referenced),
         "recent": len(recent),

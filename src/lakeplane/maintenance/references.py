@@ -27,6 +27,7 @@ from pyiceberg.table.snapshots import Snapshot
 
 from lakeplane.catalog.commits import table_name
 from lakeplane.errors import CleanupRefused, StorageError
+from lakeplane.maintenance.actions import MaintenanceAction
 from lakeplane.storage import LakeStorage
 
 #: How many files are deleted at once (an S3 delete is one request each).
@@ -39,6 +40,11 @@ def storage_key(uri: str) -> str:
     """The path of ``uri`` on the lake's filesystem: ``file:///a/b`` → ``/a/b``, ``s3://b/k`` → ``b/k``."""
     _scheme, sep, rest = uri.partition("://")
     return rest if sep else uri.removeprefix("file:")
+
+
+def shown_path(storage: LakeStorage, key: str) -> str:
+    """How a file is named to people: its local path, or its ``s3://`` URI."""
+    return key if storage.is_local else f"{storage.scheme}://{key}"
 
 
 def metadata_version(path: str) -> int | None:
@@ -168,13 +174,13 @@ def stat_sizes(fs: pafs.FileSystem, files: FileSet) -> None:
             files.sizes[info.path] = int(info.size or 0)
 
 
-def delete_files(fs: pafs.FileSystem, keys: Iterable[str]) -> list[str]:
-    """Delete ``keys`` (a file already gone counts as deleted); returns the keys deleted.
+def delete_files(fs: pafs.FileSystem, keys: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Delete ``keys`` (a file already gone counts as deleted).
 
-    Raises:
-        StorageError: a file could not be deleted (the others were).
+    Returns:
+        The keys deleted, and why each of the others could not be.
     """
-    failed: list[tuple[str, OSError]] = []
+    failed: dict[str, str] = {}
 
     def delete(key: str) -> str | None:
         try:
@@ -182,18 +188,29 @@ def delete_files(fs: pafs.FileSystem, keys: Iterable[str]) -> list[str]:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            failed.append((key, exc))
+            failed[key] = str(exc)
             return None
         return key
 
     with ThreadPoolExecutor(DELETE_THREADS) as pool:
         done = [key for key in pool.map(delete, list(keys)) if key is not None]
-    if failed:
-        key, exc = failed[0]
+    return done, failed
+
+
+def raise_if_not_deleted(action: MaintenanceAction) -> None:
+    """Raise when ``action`` could not delete some of its files (after it has been recorded).
+
+    Raises:
+        StorageError: names the first file left and the count.
+    """
+    left: dict[str, str] = action.details.get("not_deleted") or {}
+    if left:
+        path, reason = next(iter(left.items()))
         raise StorageError(
-            f"cannot delete {key} ({len(failed)} files not deleted, {len(done)} deleted): {exc}", path=key
+            f"{action.table}: cannot delete {path} ({len(left)} files left, {len(action.deleted)} "
+            f"deleted; maintain orphans removes them later): {reason}",
+            path=path,
         )
-    return done
 
 
 def check_inside_lake(table: Table, storage: LakeStorage) -> str:
