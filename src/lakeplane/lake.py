@@ -32,16 +32,9 @@ from lakeplane.governance.answers import Change, Visibility
 from lakeplane.governance.plane import Governance
 from lakeplane.ingest.ingestion import Ingestion, Progress
 from lakeplane.ingest.step import IngestResult
+from lakeplane.lake_housekeeping import LakeHousekeeping
 from lakeplane.lineage.graph import Direction, LineageGraph, Visible, lineage_graph
 from lakeplane.lineage.store import LineageCommit
-from lakeplane.maintenance.actions import MaintenanceAction, MaintenanceLog
-from lakeplane.maintenance.compact import Compactor, compaction_policy
-from lakeplane.maintenance.expire import expire_snapshots
-from lakeplane.maintenance.lifecycle import LifecycleResult, StorageTiers
-from lakeplane.maintenance.manifests import rewrite_manifests
-from lakeplane.maintenance.orphans import remove_orphans
-from lakeplane.maintenance.policy import Housekeeping
-from lakeplane.maintenance.references import raise_if_not_deleted
 from lakeplane.pipelines.definition import Pipeline
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import Model, ModelResult
@@ -67,7 +60,7 @@ __all__ = ["Lake", "RunSummary", "init_project", "open_lake"]
 STATE_DIR = ".lakeplane"
 
 
-class Lake:
+class Lake(LakeHousekeeping):
     """A lake project: its config and the services of its tiers.
 
     Args:
@@ -421,109 +414,6 @@ class Lake:
         from lakeplane.observe.alerts import after_run
 
         after_run(self, run)
-
-    # -- housekeeping: compaction and manifests ------------------------------------------------
-    def compact(
-        self,
-        table: str,
-        *,
-        target_file_size: int | None = None,
-        sort_by: Sequence[str] = (),
-        where: str | None = None,
-        dry_run: bool = False,
-    ) -> MaintenanceAction:
-        """Rewrite ``table``'s small files into files near ``target_file_size`` bytes (default: the
-        ``maintenance:`` policy, else 128 MB) on the lake's engine, in one ``replace`` snapshot;
-        see :mod:`lakeplane.maintenance.compact`. The action is recorded."""
-        full = self.resolve_table(table)
-        engine = self.compute.engine()
-        compactor = Compactor(
-            self.catalog,
-            lambda job: self.compute.session(engine, job),
-            MaintenanceLog(self.catalog.state_engine),
-        )
-        policy = compaction_policy(getattr(self.config, "maintenance", None), full, target_file_size)
-        return compactor.compact(full, policy, sort_by=sort_by, where=where, dry_run=dry_run)
-
-    def rewrite_manifests(self, table: str, *, dry_run: bool = False) -> MaintenanceAction:
-        """Regroup ``table``'s manifests by partition in one ``replace`` snapshot (no data file
-        changes); the action is recorded."""
-        return rewrite_manifests(
-            self.catalog,
-            self.resolve_table(table),
-            dry_run=dry_run,
-            log=MaintenanceLog(self.catalog.state_engine),
-        )
-
-    # -- housekeeping policies and storage tiers -----------------------------------------------
-    @cached_property
-    def housekeeping(self) -> Housekeeping:
-        """Each table's due housekeeping by the ``maintenance:`` policy."""
-        return Housekeeping(
-            self.config.maintenance,
-            lambda: [str(ref) for ref in self.catalog.list_tables()],
-            self.catalog.load,
-            self,
-            self.catalog.maintenance_log.record,
-        )
-
-    def maintain_all(
-        self,
-        *,
-        dry_run: bool = False,
-        tables: Sequence[str] | None = None,
-        actions: Sequence[str] | None = None,
-    ) -> list[MaintenanceAction]:
-        """Compact, rewrite manifests, expire snapshots and remove orphans on every table (or
-        ``tables``) where its policy says they are due (only ``actions``, when given); with
-        ``dry_run``, say what would happen and change nothing."""
-        names = [self.resolve_table(t) for t in tables] if tables else None
-        return self.housekeeping.run(dry_run=dry_run, tables=names, actions=actions)
-
-    @cached_property
-    def storage_tiers(self) -> StorageTiers:
-        """The lake's S3 lifecycle configuration and raw retention."""
-        return StorageTiers(
-            self.config.storage,
-            self.storage,
-            self.project_dir / CONFIG_FILE,
-            audit=lambda event: self.governance.audit(event),
-            policy_version=lambda: self.governance.version().label if self.governance.enabled else "none",
-            record=self.catalog.maintenance_log.record,
-        )
-
-    def storage_lifecycle(self, *, apply: bool = False, principal: str | None = None) -> LifecycleResult:
-        """The S3 lifecycle configuration of ``storage: lifecycle:`` and ``retention:``; with
-        ``apply``, set on the lake's bucket (a raw retention is audited as ``principal``)."""
-        return self.storage_tiers.lifecycle(apply=apply, principal=principal)
-
-    # -- housekeeping: snapshot expiry and orphan removal ---------------------------------------
-    def expire_snapshots(
-        self, table: str, *, older_than: float, retain_last: int, dry_run: bool = False
-    ) -> MaintenanceAction:
-        """Expire ``table``'s snapshots older than ``older_than`` seconds (keeping main's last
-        ``retain_last``, every branch head and tag) and delete the files only they referenced."""
-        ref = self.resolve_table(table)
-        action = expire_snapshots(
-            self.catalog.load(ref),
-            self.storage,
-            older_than=older_than,
-            retain_last=retain_last,
-            dry_run=dry_run,
-            retry=self.catalog.commit_retry,
-        )
-        MaintenanceLog(self.catalog.state_engine).record(action)
-        raise_if_not_deleted(action)
-        return action
-
-    def remove_orphans(self, table: str, *, older_than: float, dry_run: bool = False) -> MaintenanceAction:
-        """Delete files in ``table``'s folder that no metadata references, modified more than
-        ``older_than`` seconds ago."""
-        ref = self.resolve_table(table)
-        action = remove_orphans(self.catalog.load(ref), self.storage, older_than=older_than, dry_run=dry_run)
-        MaintenanceLog(self.catalog.state_engine).record(action)
-        raise_if_not_deleted(action)
-        return action
 
 
 def open_lake(project: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> Lake:

@@ -64,8 +64,12 @@ def test_policy_comes_from_the_argument_then_the_config_then_the_default() -> No
     assert compaction_policy(object(), "d.z.t", None).threshold == DEFAULT_TARGET_FILE_SIZE * 3 // 4
     configured = Maintenance(TablePolicy("64MB", "10MB", min_files=5))
     policy = compaction_policy(configured, "d.z.t", None)
-    assert (policy.target_file_size, policy.threshold, policy.min_files) == (64 << 20, 10 << 20, 5)
+    # An explicit compaction takes every partition with two small files; maintain all passes the
+    # policy's min_files (it decides what is due by it).
+    assert (policy.target_file_size, policy.threshold, policy.min_files) == (64 << 20, 10 << 20, 2)
+    due = compaction_policy(configured, "d.z.t", None, min_files=5)
+    assert due.min_files == 5
     explicit = compaction_policy(configured, "d.z.t", 1 << 20)
-    assert (explicit.target_file_size, explicit.threshold, explicit.min_files) == (1 << 20, 3 << 18, 5)
+    assert (explicit.target_file_size, explicit.threshold, explicit.min_files) == (1 << 20, 3 << 18, 2)
     with pytest.raises(MaintenanceOptionError, match="must be positive"):
         compaction_policy(None, "d.z.t", 0)

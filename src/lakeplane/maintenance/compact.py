@@ -54,12 +54,14 @@ COMPACT_SORT_KEY = "lakeplane.compact-sort-by"
 
 
 def compaction_policy(
-    maintenance: object | None, table: str, target_file_size: int | None
+    maintenance: object | None, table: str, target_file_size: int | None, min_files: int | None = None
 ) -> CompactionPolicy:
     """The policy for ``table``: ``target_file_size`` when given, else the ``maintenance:`` config's
     (``maintenance`` is ``lake.config.maintenance`` where the config has that section), else
     :data:`~lakeplane.maintenance.compact_plan.DEFAULT_TARGET_FILE_SIZE`. The policy's small-file
-    threshold goes with its own target: with an explicit target it is three quarters of that.
+    threshold goes with its own target: with an explicit target it is three quarters of that. A
+    partition is compacted once it holds ``min_files`` small files (at least 2; ``maintain all``
+    passes the policy's, an explicit compaction takes every partition with two or more).
 
     Raises:
         MaintenanceOptionError: the target size is not positive.
@@ -77,7 +79,6 @@ def compaction_policy(
             table=table,
             option="target-file-size",
         )
-    min_files = getattr(table_policy, "min_files", None)
     return CompactionPolicy(
         target_file_size=int(target),
         small_file_threshold=threshold,

@@ -44,6 +44,7 @@ class TableHousekeeper(Protocol):
         sort_by: Sequence[str] = (),
         where: str | None = None,
         dry_run: bool = False,
+        min_files: int | None = None,
     ) -> MaintenanceAction: ...
 
     def rewrite_manifests(self, table: str, *, dry_run: bool = False) -> MaintenanceAction: ...
@@ -217,8 +218,8 @@ class Housekeeping:
         started = MaintenanceAction(decision.action, name, dry_run=dry_run)
         try:
             if decision.action == "compact":
-                # the compactor reads the same policy (target size, threshold, min files) itself
-                action = self.actions.compact(name, dry_run=dry_run)
+                # the compactor reads the same policy (target size, threshold) itself
+                action = self.actions.compact(name, dry_run=dry_run, min_files=policy.min_files)
             elif decision.action == "rewrite-manifests":
                 action = self.actions.rewrite_manifests(name, dry_run=dry_run)
             elif decision.action == "expire":
