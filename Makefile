@@ -37,7 +37,7 @@ demo: $(STAMP)  ## Build demo/ afresh and run the nightly pipeline on the embedd
 	$(BIN)/lakeplane demo demo --days 3 --impressions 50000
 
 test: $(STAMP) system-deps $(READERS_STAMP) spark-jars  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)  ## ruff (lint and format check) and mypy on src/ and tests/
 	$(BIN)/ruff check src tests benchmarks
