@@ -309,7 +309,10 @@ class Lake(LakeHousekeeping):
         return self.catalog.list_tables()
 
     def describe(self, table: str) -> dict[str, Any]:
-        return self.catalog.describe(self.resolve_table(table))
+        """Schema, partitions, snapshots and live ``files`` of ``table``, and under ``maintenance``
+        its most recent housekeeping actions, newest first."""
+        ref = self.resolve_table(table)
+        return {**self.catalog.describe(ref), "maintenance": self.maintenance_log.for_table(ref)}
 
     @cached_property
     def registrations(self) -> Registrations:

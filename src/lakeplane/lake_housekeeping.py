@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakeplane.config import CONFIG_FILE, LakeConfig
-from lakeplane.maintenance.actions import MaintenanceAction
+from lakeplane.maintenance.actions import MaintenanceAction, MaintenanceLog
 from lakeplane.maintenance.compact import Compactor, compaction_policy
 from lakeplane.maintenance.expire import expire_snapshots
 from lakeplane.maintenance.lifecycle import LifecycleResult, StorageTiers
@@ -44,6 +44,11 @@ class LakeHousekeeping:
 
         def resolve_table(self, name: str) -> str: ...
 
+    @cached_property
+    def maintenance_log(self) -> MaintenanceLog:
+        """Every housekeeping action taken on the lake's tables (``describe`` shows a table's)."""
+        return MaintenanceLog(self.catalog.state_engine)
+
     # -- housekeeping: compaction and manifests ------------------------------------------------
     def compact(
         self,
@@ -63,7 +68,7 @@ class LakeHousekeeping:
         compactor = Compactor(
             self.catalog,
             lambda job: self.compute.session(engine, job),
-            self.catalog.maintenance_log,
+            self.maintenance_log,
         )
         policy = compaction_policy(self.config.maintenance, full, target_file_size, min_files)
         return compactor.compact(full, policy, sort_by=sort_by, where=where, dry_run=dry_run)
@@ -75,7 +80,7 @@ class LakeHousekeeping:
             self.catalog,
             self.resolve_table(table),
             dry_run=dry_run,
-            log=self.catalog.maintenance_log,
+            log=self.maintenance_log,
         )
 
     # -- housekeeping policies and storage tiers -----------------------------------------------
@@ -87,7 +92,7 @@ class LakeHousekeeping:
             lambda: [str(ref) for ref in self.catalog.list_tables()],
             self.catalog.load,
             self,
-            self.catalog.maintenance_log.record,
+            self.maintenance_log.record,
         )
 
     def maintain_all(
@@ -112,7 +117,7 @@ class LakeHousekeeping:
             self.project_dir / CONFIG_FILE,
             audit=lambda event: self.governance.audit(event),
             policy_version=lambda: self.governance.version().label if self.governance.enabled else "none",
-            record=self.catalog.maintenance_log.record,
+            record=self.maintenance_log.record,
         )
 
     def storage_lifecycle(self, *, apply: bool = False, principal: str | None = None) -> LifecycleResult:
@@ -135,7 +140,7 @@ class LakeHousekeeping:
             dry_run=dry_run,
             retry=self.catalog.commit_retry,
         )
-        self.catalog.maintenance_log.record(action)
+        self.maintenance_log.record(action)
         raise_if_not_deleted(action)
         return action
 
@@ -144,6 +149,6 @@ class LakeHousekeeping:
         ``older_than`` seconds ago."""
         ref = self.resolve_table(table)
         action = remove_orphans(self.catalog.load(ref), self.storage, older_than=older_than, dry_run=dry_run)
-        self.catalog.maintenance_log.record(action)
+        self.maintenance_log.record(action)
         raise_if_not_deleted(action)
         return action

@@ -111,7 +111,7 @@ def test_applying_a_raw_retention_is_audited_and_recorded(
     )
     assert "storage.retention.raw" in record.reason
     assert lake.governance.audit_log().verify().ok
-    kinds = [a["action"] for a in lake.catalog.maintenance_log.for_table(lake.storage.root_uri)]
+    kinds = [a["action"] for a in lake.maintenance_log.for_table(lake.storage.root_uri)]
     assert sorted(kinds) == ["lifecycle", "retention"]
 
     # Without a retention policy nothing is audited.

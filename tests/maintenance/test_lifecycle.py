@@ -124,7 +124,7 @@ def test_on_a_local_lake_it_says_what_it_would_do_and_that_it_applies_only_to_s3
     assert text.exit_code == 0 and "INTELLIGENT_TIERING at 0d" in text.output and "2555d" in text.output
     # Nothing was applied, so nothing was audited or recorded.
     lake = open_lake(tmp_path)
-    assert lake.catalog.maintenance_log.for_table(lake.storage.root_uri) == []
+    assert lake.maintenance_log.for_table(lake.storage.root_uri) == []
 
 
 def test_a_refused_policy_is_a_one_line_error(tmp_path: Path) -> None:

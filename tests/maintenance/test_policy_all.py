@@ -120,7 +120,7 @@ def test_maintain_all_compacts_expires_removes_orphans_and_records_each_action(t
     assert not orphan.exists()
     assert lake.catalog.load(HEALTHY).metadata_location == healthy_before, "a healthy table is left alone"
 
-    recorded = lake.catalog.maintenance_log.for_table(CROWDED)
+    recorded = lake.maintenance_log.for_table(CROWDED)
     taken = [a for a in recorded if not a["dry_run"]]
     assert sorted(a["action"] for a in taken) == ["compact", "expire", "orphans", "rewrite-manifests"]
     compacted = next(a for a in taken if a["action"] == "compact")
@@ -176,5 +176,5 @@ def test_a_failed_action_is_recorded_and_the_other_tables_still_get_theirs(tmp_p
     assert by_action(report["actions"], CROWDED)["expire"]["skipped"] is None
     assert len(lake.catalog.load(CROWDED).snapshots()) == 1, "the other tables' expiry ran"
     assert len(lake.catalog.load("demo.raw.landed").snapshots()) == 2
-    recorded = lake.catalog.maintenance_log.for_table("demo.raw.landed")
+    recorded = lake.maintenance_log.for_table("demo.raw.landed")
     assert [(a["action"], a["details"]["error"]) for a in recorded] == [("expire", "CleanupRefused")]

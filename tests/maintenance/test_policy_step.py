@@ -48,7 +48,7 @@ def test_a_scheduled_maintain_step_runs_housekeeping_and_reports_it(tmp_path: Pa
     assert second["deleted"] == sum(a["deleted"] for a in second["actions"])
     table = lake.catalog.load(CROWDED)
     assert len(table.snapshots()) == 1 and len(list(table.scan().plan_files())) == 2
-    recorded = [a["action"] for a in lake.catalog.maintenance_log.for_table(CROWDED)]
+    recorded = [a["action"] for a in lake.maintenance_log.for_table(CROWDED)]
     assert sorted(recorded) == ["compact", "expire", "orphans"]
     assert lake.run_due(now + dt.timedelta(minutes=1)) == [], "once per schedule"
 

@@ -28,7 +28,6 @@ from lakeplane.catalog.commits import NO_PYICEBERG_RETRY, CommitRetry
 from lakeplane.catalog.names import resolve_name
 from lakeplane.config import CatalogConfig, StorageConfig
 from lakeplane.errors import CatalogError, ConfigError, MissingDependencyError, TableNotFoundError
-from lakeplane.maintenance.actions import MaintenanceLog
 from lakeplane.storage import LakeStorage, Zone
 
 
@@ -139,11 +138,6 @@ class LakeCatalog:
         if self.uri.startswith("sqlite:"):
             _configure_sqlite(engine)
         return engine
-
-    @cached_property
-    def maintenance_log(self) -> MaintenanceLog:
-        """The housekeeping actions taken on the catalog's tables."""
-        return MaintenanceLog(self.state_engine)
 
     def table_exists(self, ref: TableRef) -> bool:
         return bool(self.iceberg.table_exists(str(ref)))
@@ -261,13 +255,11 @@ class LakeCatalog:
         return sorted(refs, key=lambda r: (r.domain, zone_order.get(r.zone, 9), r.name))
 
     def describe(self, ref: TableRef | str) -> dict[str, Any]:
-        """Schema, partition spec, snapshots, live files and housekeeping history of a table, as
-        plain data.
+        """Schema, partition spec, snapshots and live files of a table, as plain data.
 
         ``files`` are the data files of main's current snapshot, as a scan plans them: ``path``,
         ``records``, ``bytes`` and ``partition`` (its values, ``{"ds": "2026-11-01"}``).
-        ``maintenance`` holds the table's most recent housekeeping actions, newest first
-        (:meth:`MaintenanceLog.for_table`). Each snapshot says whether it is on main's lineage
+        Each snapshot says whether it is on main's lineage
         (``on_main``) and, if not, the branch holding it (an audit branch whose publish is pending)
         or ``None`` for one no branch holds (an audit that failed, a commit main moved past): such
         snapshots were never what readers of main saw.
@@ -324,7 +316,6 @@ class LakeCatalog:
             "files": files,
             "records": sum(f["records"] for f in files),
             "bytes": sum(f["bytes"] for f in files),
-            "maintenance": self.maintenance_log.for_table(str(ref)),
         }
 
 
