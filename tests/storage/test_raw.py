@@ -49,7 +49,7 @@ def test_landing_the_same_content_twice_is_a_no_op(demo_lake: Lake, tmp_path: Pa
 
 def test_gzip_lines_are_counted_decompressed(demo_lake: Lake, tmp_path: Path) -> None:
     drop = tmp_path / "drop.jsonl.gz"
-    drop.write_bytes(gzip.compress(b'{"a": 1}\n' * 7))
+    drop.write_bytes(gzip.compress(b'{"a": 1}\n' * 7, mtime=0))
     [result] = demo_lake.land("partner/impressions", [drop], DAY1)
     assert (result.batch.lines, result.batch.compression) == (7, "gzip")
     assert result.batch.path.endswith(".jsonl.gz")
@@ -93,7 +93,7 @@ def test_batches_list_in_landing_order(demo_lake: Lake, tmp_path: Path) -> None:
 
 
 def whole_gzip() -> bytes:
-    return gzip.compress(b'{"a": 1}\n' * 1000)
+    return gzip.compress(b'{"a": 1}\n' * 1000, mtime=0)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def whole_gzip() -> bytes:
     [
         ("empty.ndjson", b"", r"empty\.ndjson: the file is empty \(0 bytes\); nothing was landed"),
         ("empty.csv.gz", b"", r"empty\.csv\.gz: the file is empty \(0 bytes\)"),
-        ("nothing.ndjson.gz", gzip.compress(b""), r"nothing\.ndjson\.gz: decompresses to nothing"),
+        ("nothing.ndjson.gz", gzip.compress(b"", mtime=0), r"nothing\.ndjson\.gz: decompresses to nothing"),
         (
             "truncated.ndjson.gz",
             whole_gzip()[:-20],
