@@ -37,7 +37,8 @@ demo: $(STAMP)  ## Build demo/ afresh and run the nightly pipeline on the embedd
 	$(BIN)/lakeplane demo demo --days 3 --impressions 50000
 
 test: $(STAMP) system-deps $(READERS_STAMP) spark-jars  ## Run every test (DuckDB, Spark, S3 via moto, PostgreSQL)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q tests/engines/test_bounded_memory.py  # alone: it measures a run's own peak
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=tests/engines/test_bounded_memory.py
 
 lint: $(STAMP)  ## ruff (lint and format check) and mypy on src/ and tests/
 	$(BIN)/ruff check src tests benchmarks
