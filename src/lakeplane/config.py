@@ -19,6 +19,7 @@ from pydantic_settings import EnvSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
 from lakeplane.config_aws import AwsConfig
+from lakeplane.config_base import size_value
 from lakeplane.config_compute import CostConfig, PlacementConfig
 from lakeplane.config_console import ConsoleConfig
 from lakeplane.config_lineage import LineageConfig
@@ -26,7 +27,7 @@ from lakeplane.config_maintenance import MaintenanceConfig, RetentionConfig, Zon
 from lakeplane.config_observe import AlertsConfig, SloConfig
 from lakeplane.documents import Document, first_problem, parse_document, read_document
 from lakeplane.errors import ConfigError, LakeplaneError
-from lakeplane.units import parse_duration, parse_size
+from lakeplane.units import parse_duration
 
 CONFIG_FILE = "lakeplane.yaml"
 ENV_PREFIX = "LAKEPLANE__"
@@ -180,15 +181,6 @@ class GovernanceConfig(_Strict):
 
 
 # -- workgroups: what a principal's queries may scan and how many run at once ---------------------
-def _size(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return parse_size(value)
-        except ValueError:
-            raise ValueError(f"'{value}' is not a size (write 3TB, 500GB, 10MB or bytes)") from None
-    return value
-
-
 class QueueConfig(_Strict):
     """Queries waiting for a running slot: at most ``length`` of them, each for ``timeout_s``."""
 
@@ -223,7 +215,7 @@ class WorkgroupConfig(_Strict):
 
     _listify = field_validator("members", mode="before")(lambda cls, v: [v] if isinstance(v, str) else v)
     _sizes = field_validator("bytes_scanned_cutoff_per_query", "bytes_scanned_per_day", mode="before")(
-        lambda cls, v: _size(v)
+        lambda cls, v: size_value(v)
     )
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from lakeplane.config_base import Strict
-from lakeplane.units import parse_duration
+from lakeplane.config_base import Strict, optional_duration
 
 
 class PlacementConfig(Strict):
@@ -20,9 +19,7 @@ class PlacementConfig(Strict):
     #: The most one run may cost, in US dollars; None: no budget.
     budget: float | None = Field(default=None, ge=0)
 
-    _duration = field_validator("deadline", mode="before")(
-        lambda cls, v: None if v is None else parse_duration(v)
-    )
+    _duration = field_validator("deadline", mode="before")(lambda cls, v: optional_duration(v))
 
 
 class HereConfig(Strict):

@@ -34,8 +34,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from lakeplane.config_base import Strict
-from lakeplane.units import parse_duration, parse_size
+from lakeplane.config_base import Strict, optional_duration, size_value
 
 ZoneName = Literal["raw", "processed", "curated"]
 
@@ -44,19 +43,6 @@ DEFAULT_OLDER_THAN = 7 * 86400.0
 DEFAULT_ORPHAN_GRACE = 3 * 86400.0
 #: Small files are those under this share of the target size (Iceberg's own default for bin-packing).
 SMALL_FILE_SHARE = 0.75
-
-
-def _size(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return parse_size(value)
-        except ValueError:
-            raise ValueError(f"'{value}' is not a size (write 128MB, 1GB or bytes)") from None
-    return value
-
-
-def _duration(value: object) -> object:
-    return None if value is None else parse_duration(value)
 
 
 class MaintenanceSettings(Strict):
@@ -71,9 +57,11 @@ class MaintenanceSettings(Strict):
     max_manifests: int | None = Field(default=None, ge=1)
 
     _sizes = field_validator("target_file_size", "small_file_threshold", mode="before")(
-        lambda cls, v: _size(v)
+        lambda cls, v: size_value(v)
     )
-    _durations = field_validator("older_than", "orphan_grace", mode="before")(lambda cls, v: _duration(v))
+    _durations = field_validator("older_than", "orphan_grace", mode="before")(
+        lambda cls, v: optional_duration(v)
+    )
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lakeplane.config_base import Strict
+from lakeplane.config_base import Strict, optional_duration
 from lakeplane.units import parse_duration
 
 SloKind = Literal["freshness", "cost_per_day", "dq_pass_rate", "retry_rate", "worker_loss_rate"]
 
 #: Kinds whose objective is the most a rate may be (the rest of the rates: the least).
 MAX_RATE_KINDS = ("retry_rate", "worker_loss_rate")
-
-
-def _duration(value: object) -> object:
-    return None if value is None else parse_duration(value)
 
 
 class SloConfig(Strict):
@@ -52,7 +48,7 @@ class SloConfig(Strict):
     window: float = Field(default=30 * 86400, gt=0)
     burn_window: float = Field(default=86400, gt=0)
 
-    _durations = field_validator("window", "burn_window", mode="before")(lambda cls, v: _duration(v))
+    _durations = field_validator("window", "burn_window", mode="before")(lambda cls, v: optional_duration(v))
 
     @field_validator("objective", mode="before")
     @classmethod

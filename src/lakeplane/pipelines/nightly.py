@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeplane.catalog import LakeCatalog, TableRef
+from lakeplane.compute.here import machine_cores
 from lakeplane.config import LakeConfig
 from lakeplane.errors import QualityGateFailed
 from lakeplane.ingest.ingestion import Ingestion
 from lakeplane.ingest.step import IngestResult
 from lakeplane.pipelines.model_jobs import ModelJobs
 from lakeplane.pipelines.models import ModelResult, qualify
-from lakeplane.pipelines.usage import StepMeter, machine_cores
+from lakeplane.pipelines.usage import StepMeter
 
 Progress = Callable[[str], None]
 

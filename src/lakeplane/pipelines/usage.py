@@ -17,15 +17,11 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
+from lakeplane.compute.here import machine_cores
 from lakeplane.pipelines.process_tree import MemoryWatchdog, TreeUsage
 
 #: Byte counts every step records, 0 when the step moved none.
 BYTE_KEYS = ("bytes_read", "bytes_written", "bytes_scanned")
-
-
-def machine_cores() -> int:
-    """The vCPUs of this machine: what a step that says nothing of its threads may run on."""
-    return os.cpu_count() or 1
 
 
 def step_usage(reported: Mapping[str, Any], tree: TreeUsage, seconds: float) -> dict[str, Any]:
