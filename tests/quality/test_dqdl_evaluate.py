@@ -201,12 +201,6 @@ def test_failing_rows_come_with_a_sample(session: DuckDBSession) -> None:
         ('IsComplete "amount" where "status <> \'open\'"', True, 1.0, 0),
         ('IsUnique "customer_id" where "order_id > 1"', True, 1.0, 0),
         ('Uniqueness "customer_id" > 0.99 where "order_id < 4"', True, 1.0, None),
-        (
-            'ReferentialIntegrity "customer_id" "customers.customer_id" = 1.0 where "order_id < 6"',
-            True,
-            1.0,
-            0,
-        ),
     ],
 )
 def test_where_clauses(

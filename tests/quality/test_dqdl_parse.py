@@ -239,7 +239,6 @@ def test_syntax_error_points_at_the_token() -> None:
         ('ColumnCount > 1 where "a > 1"', "ColumnCount does not take a where clause"),
         ("RowCount > 1 with threshold > 0.5", "RowCount does not take 'with threshold'"),
         ('ColumnValues "a" > 1 with weight > 2', "unknown tag 'with weight'"),
-        ('FileSize "s3://bucket/" > 1', "rule type 'FileSize' is not supported by lakeplane"),
         ('ColumnValues "a" > avg(last(3))', "dynamic bounds (last(k)) are for rules that measure one number"),
         ('Mean "a" > last(3)', "reduce it with avg, min, max, sum or std"),
         ('Mean "a" > avgg(last(3))', "unknown function 'avgg'; did you mean 'avg'?"),

@@ -188,7 +188,7 @@ class _Builder:
             # (a and b) and c means a and b and c: one composite, as it prints
             parts.extend(node.rules if isinstance(node, CompositeRule) and node.op == op else [node])
         text, line, column = self._span(tree)
-        return CompositeRule(op, tuple(parts), text, line, column)  # type: ignore[arg-type]
+        return CompositeRule(op, tuple(parts), text=text, line=line, column=column)  # type: ignore[arg-type]
 
     def _leaf(self, tree: Tree) -> Rule:
         text, line, column = self._span(tree)
@@ -215,7 +215,7 @@ class _Builder:
                 threshold = self._condition(cond, text)
             else:
                 condition = self._condition(child, text)
-        return Rule(str(name), tuple(params), condition, where, threshold, text, line, column)
+        return Rule(str(name), tuple(params), condition, where, threshold, text=text, line=line, column=column)
 
     def _condition(self, tree: Tree, rule: str) -> Condition:
         kind = tree.data

@@ -55,6 +55,7 @@ class RuleOutcome:
     history_missing: bool = False
     error: bool = False
     children: list[RuleOutcome] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--output json``; composite parts under ``children``."""
@@ -140,6 +141,7 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
     spec = RULE_SPECS[rule.rule_type]
     text = rule.text or rule.to_dqdl()
     outcome = RuleOutcome(text, rule.rule_type, False, measured.observed, measured.failing_rows)
+    outcome.labels = dict(rule.labels)
     if measured.verdict is not None:
         outcome.passed, outcome.message = measured.verdict, measured.detail
         return outcome
@@ -179,7 +181,9 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
 
 
 def _error(rule: Rule, problem: str) -> RuleOutcome:
-    return RuleOutcome(rule.text or rule.to_dqdl(), rule.rule_type, False, message=problem, error=True)
+    return RuleOutcome(
+        rule.text or rule.to_dqdl(), rule.rule_type, False, message=problem, error=True, labels=dict(rule.labels)
+    )
 
 
 def _combine(node: RuleNode, decided: Iterator[RuleOutcome]) -> RuleOutcome:
@@ -196,6 +200,7 @@ def _combine(node: RuleNode, decided: Iterator[RuleOutcome]) -> RuleOutcome:
         history_missing=any(c.history_missing for c in children),
         error=any(c.error for c in children),
         children=children,
+        labels=dict(node.labels),
     )
 
 

@@ -9,6 +9,7 @@ take part in equality, so ``parse(ruleset.to_dqdl()) == ruleset``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,6 +50,39 @@ class Duration:
         return self.amount * {"days": 86_400, "hours": 3_600, "minutes": 60}[self.unit]
 
 
+SizeUnit = Literal["B", "KB", "MB", "GB", "TB"]
+SIZE_UNITS: tuple[SizeUnit, ...] = ("B", "KB", "MB", "GB", "TB")
+
+
+@dataclass(frozen=True)
+class Size:
+    """``5 MB``: in ``FileSize`` conditions. Units are binary (1 KB = 1024 B), as S3 sizes are."""
+
+    amount: float
+    unit: SizeUnit
+
+    @property
+    def bytes(self) -> float:
+        return self.amount * 1024 ** SIZE_UNITS.index(self.unit)
+
+
+@dataclass(frozen=True)
+class DateLit:
+    """A quoted date, ``"2024-01-31"``: midnight of that day (UTC unless a ``timeZone`` tag says)."""
+
+    value: dt.date
+
+
+@dataclass(frozen=True)
+class TimeOfDay:
+    """A quoted time of day, ``"9:30 PM"`` or ``"21:30"``: that time today (UTC unless a ``timeZone``
+    tag says). ``text`` keeps the form written."""
+
+    hour: int
+    minute: int
+    text: str = field(default="", compare=False)
+
+
 @dataclass(frozen=True)
 class Call:
     """A function call: ``now()``, ``last(10)``, ``avg(last(10))``."""
@@ -73,7 +107,7 @@ class Neg:
     operand: Operand
 
 
-Operand = Num | Str | Keyword | Duration | Call | BinOp | Neg
+Operand = Num | Str | Keyword | Duration | Size | DateLit | TimeOfDay | Call | BinOp | Neg
 
 HISTORY_FUNCTIONS = frozenset({"avg", "min", "max", "sum", "std"})
 """Functions that reduce ``last(k)``, the metric's ``k`` most recent values, to one number."""
@@ -126,8 +160,12 @@ def format_operand(operand: Operand, parent: int = 0) -> str:
         return quote(operand.value)
     if isinstance(operand, Keyword):
         return operand.name
-    if isinstance(operand, Duration):
+    if isinstance(operand, Duration | Size):
         return f"{format_number(operand.amount)} {operand.unit}"
+    if isinstance(operand, DateLit):
+        return quote(operand.value.isoformat())
+    if isinstance(operand, TimeOfDay):
+        return quote(operand.text or f"{operand.hour:02d}:{operand.minute:02d}")
     if isinstance(operand, Call):
         return f"{operand.name}({', '.join(format_operand(a) for a in operand.args)})"
     if isinstance(operand, Neg):
@@ -157,13 +195,20 @@ def quote(text: str) -> str:
 
 @dataclass(frozen=True)
 class Rule:
-    """One DQDL rule: ``ColumnValues "x" between 1 and 9 where "y > 0" with threshold > 0.9``."""
+    """One DQDL rule: ``ColumnValues "x" between 1 and 9 where "y > 0" with threshold > 0.9``.
+
+    ``tags`` are the ``with name = value`` tags other than ``threshold`` (``with hashAlgorithm =
+    "MD5"``, ``with recentFiles = 1``), in the order written; :meth:`tag` looks one up. ``labels``
+    are the rule's labels merged over the ruleset's ``DefaultLabels`` (the rule's win).
+    """
 
     rule_type: str
     params: tuple[str, ...] = ()
     condition: Condition | None = None
     where: str | None = None
     threshold: Condition | None = None
+    tags: tuple[tuple[str, str | float], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
     text: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
     column: int = field(default=0, compare=False)
@@ -174,9 +219,19 @@ class Rule:
             parts.append(self.condition.to_dqdl())
         if self.where is not None:
             parts.append(f"where {quote(self.where)}")
+        if self.labels:
+            parts.append(format_labels("labels", self.labels))
         if self.threshold is not None:
             parts.append(f"with threshold {self.threshold.to_dqdl()}")
+        for name, value in self.tags:
+            shown = format_number(value) if isinstance(value, float) else quote(value)
+            parts.append(f"with {name} = {shown}")
         return " ".join(parts)
+
+    def tag(self, name: str) -> str | float | None:
+        """The value of tag ``name`` (case-insensitively), or ``None`` if the rule has none."""
+        wanted = name.lower()
+        return next((value for key, value in self.tags if key.lower() == wanted), None)
 
     @property
     def metric_key(self) -> str:
@@ -196,6 +251,7 @@ class CompositeRule:
 
     op: Literal["and", "or"]
     rules: tuple[RuleNode, ...]
+    labels: tuple[tuple[str, str], ...] = ()
     text: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
     column: int = field(default=0, compare=False)
@@ -211,6 +267,11 @@ class CompositeRule:
 RuleNode = Rule | CompositeRule
 
 
+def format_labels(keyword: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """``labels=["team"="ads", "tier"="1"]`` (or ``DefaultLabels=[...]``)."""
+    return f"{keyword}=[{', '.join(f'{quote(k)}={quote(v)}' for k, v in labels)}]"
+
+
 @dataclass(frozen=True)
 class Ruleset:
     """A parsed DQDL document: its rules in order, analyzers (parsed, not run), ``Metadata`` and
@@ -221,6 +282,7 @@ class Ruleset:
     metadata: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict, compare=False)
     data_sources: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict, compare=False)
     source: str = field(default="<dqdl>", compare=False)
+    default_labels: tuple[tuple[str, str], ...] = ()
 
     def to_dqdl(self) -> str:
         """The ruleset as DQDL text (variables already substituted, comments dropped)."""
@@ -240,7 +302,9 @@ class Ruleset:
 
 # -- rule types --------------------------------------------------------------------------------
 
-Shape = Literal["none", "number", "values", "length", "duration", "type", "optional_number"]
+Shape = Literal[
+    "none", "number", "values", "length", "duration", "type", "optional_number", "size", "date", "file_match"
+]
 
 
 @dataclass(frozen=True)
@@ -248,9 +312,12 @@ class RuleSpec:
     """What a rule type takes: parameters, the kind of condition, ``where`` and ``with threshold``.
 
     ``condition`` is ``none`` (no condition), ``number`` (a metric compared with numbers, dynamic
-    bounds allowed), ``values`` (each value of a column), ``length`` (each value's length),
-    ``duration`` (each value's age), ``type`` (a type name) or ``optional_number`` (``CustomSql``:
-    a condition on its single value, or none for the row-level form).
+    bounds allowed), ``values`` (each value of a column: strings, numbers or dates), ``length``
+    (each value's length), ``duration`` (each value's age), ``type`` (a type name),
+    ``optional_number`` (``CustomSql``: a condition on its single value, or none for the row-level
+    form), ``size`` (``FileSize``: sizes with units), ``date`` (``FileFreshness``: dates, times of
+    day, ``now()`` arithmetic) or ``file_match`` (``FileMatch``: checksums, or none when it compares
+    two paths). What each allows follows the public DQDL grammar's rule configuration.
     """
 
     name: str
@@ -261,45 +328,57 @@ class RuleSpec:
     threshold: bool = False
     row_level: bool = False
     params_hint: str = ""
+    analyzer: bool = True  # may appear in the Analyzers section
+    analyzer_only: bool = False  # may appear only there (AllStatistics)
+    file_rule: bool = False  # checks files (the raw zone's batches, or objects at a path), not rows
 
 
+_FILE = {"where": False, "analyzer": False, "file_rule": True}
 _SPECS = (
     RuleSpec("RowCount", 0, 0, "number"),
     RuleSpec("ColumnCount", 0, 0, "number", where=False),
     RuleSpec("Completeness", 1, 1, "number", params_hint='"column"'),
-    RuleSpec("IsComplete", 1, 1, "none", threshold=True, row_level=True, params_hint='"column"'),
-    RuleSpec("IsUnique", 1, 1, "none", threshold=True, row_level=True, params_hint='"column"'),
+    RuleSpec("IsComplete", 1, 1, "none", row_level=True, params_hint='"column"', analyzer=False),
+    RuleSpec("IsUnique", 1, None, "none", row_level=True, params_hint='"column" ...', analyzer=False),
     RuleSpec("Uniqueness", 1, None, "number", params_hint='"column" ...'),
-    RuleSpec("IsPrimaryKey", 1, None, "none", row_level=True, params_hint='"column" ...'),
+    RuleSpec("IsPrimaryKey", 1, None, "none", row_level=True, params_hint='"column" ...', analyzer=False),
     RuleSpec("ColumnValues", 1, 1, "values", threshold=True, row_level=True, params_hint='"column"'),
-    RuleSpec("ColumnLength", 1, 1, "length", threshold=True, row_level=True, params_hint='"column"'),
-    RuleSpec("ColumnExists", 1, 1, "none", where=False, params_hint='"column"'),
+    RuleSpec("ColumnLength", 1, 1, "length", row_level=True, params_hint='"column"'),
+    RuleSpec("ColumnExists", 1, 1, "none", where=False, params_hint='"column"', analyzer=False),
     RuleSpec("ColumnDataType", 1, 1, "type", threshold=True, row_level=True, params_hint='"column"'),
-    RuleSpec("ColumnNamesMatchPattern", 1, 1, "none", where=False, params_hint='"regex"'),
+    RuleSpec("ColumnNamesMatchPattern", 1, 1, "none", where=False, params_hint='"regex"', analyzer=False),
     RuleSpec("ColumnCorrelation", 2, 2, "number", params_hint='"column" "column"'),
     RuleSpec("Mean", 1, 1, "number", params_hint='"column"'),
     RuleSpec("Sum", 1, 1, "number", params_hint='"column"'),
     RuleSpec("StandardDeviation", 1, 1, "number", params_hint='"column"'),
+    RuleSpec("Variance", 1, 1, "number", params_hint='"column"'),
     RuleSpec("DistinctValuesCount", 1, 1, "number", params_hint='"column"'),
     RuleSpec("UniqueValueRatio", 1, 1, "number", params_hint='"column"'),
     RuleSpec("Entropy", 1, 1, "number", params_hint='"column"'),
-    RuleSpec("ReferentialIntegrity", 2, 2, "number", params_hint='"columns" "reference.{columns}"'),
-    RuleSpec("DataFreshness", 1, 1, "duration", threshold=True, row_level=True, params_hint='"column"'),
-    RuleSpec("CustomSql", 1, 1, "optional_number", threshold=True, params_hint='"select ... from primary"'),
+    RuleSpec(
+        "ReferentialIntegrity", 2, 2, "number", where=False, params_hint='"columns" "reference.{columns}"'
+    ),
+    RuleSpec("DataFreshness", 1, 1, "duration", row_level=True, params_hint='"column"'),
+    RuleSpec(
+        "CustomSql", 1, 1, "optional_number", where=False, threshold=True, params_hint='"select ... from primary"'
+    ),
     RuleSpec("RowCountMatch", 1, 1, "number", where=False, params_hint='"reference"'),
     RuleSpec("SchemaMatch", 1, 1, "number", where=False, params_hint='"reference"'),
+    RuleSpec(
+        "AggregateMatch", 2, 2, "number", where=False, params_hint='"sum(column)" "sum(reference.column)"'
+    ),
+    RuleSpec(
+        "DatasetMatch", 2, 3, "number", where=False, params_hint='"reference" "key->key" ["column->column"]'
+    ),
+    RuleSpec("DetectAnomalies", 1, None, "none", where=False, params_hint='"RowCount" | "Mean" "column" ...'),
+    RuleSpec("AllStatistics", 1, 1, "none", analyzer_only=True, params_hint='"column"'),
+    RuleSpec("FileFreshness", 0, 1, "date", threshold=True, params_hint='["path"]', **_FILE),
+    RuleSpec("FileSize", 0, 1, "size", threshold=True, params_hint='["path"]', **_FILE),
+    RuleSpec("FileMatch", 0, 2, "file_match", params_hint='["path"] ["path"]', **_FILE),
+    RuleSpec("FileUniqueness", 0, 1, "number", params_hint='["path"]', **_FILE),
 )
 RULE_SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in _SPECS}
 
-UNSUPPORTED_RULE_TYPES: dict[str, str] = {
-    "AggregateMatch": "compare the aggregates with two CustomSql rules",
-    "DatasetMatch": "not implemented yet",
-    "DetectAnomalies": "use a dynamic rule such as RowCount > avg(last(10)) * 0.8",
-    "FileFreshness": "lakeplane checks tables, not files",
-    "FileMatch": "lakeplane checks tables, not files",
-    "FileSize": "lakeplane checks tables, not files",
-    "FileUniqueness": "lakeplane checks tables, not files",
-}
 
 DATA_TYPES: dict[str, str] = {
     "BOOLEAN": "BOOLEAN",

@@ -22,7 +22,6 @@ from lakeplane.quality.rules import (
     DATA_TYPES,
     HISTORY_FUNCTIONS,
     RULE_SPECS,
-    UNSUPPORTED_RULE_TYPES,
     BinOp,
     Call,
     Condition,
@@ -75,8 +74,6 @@ def validate_analyzer(rule: Rule, fail: Fail) -> None:
 def rule_spec(name: str, fail: Fail) -> RuleSpec:
     if name in RULE_SPECS:
         return RULE_SPECS[name]
-    if name in UNSUPPORTED_RULE_TYPES:
-        fail(f"rule type '{name}' is not supported by lakeplane ({UNSUPPORTED_RULE_TYPES[name]})")
     fail(f"unknown rule type '{name}'{did_you_mean(name, RULE_SPECS)}")
 
 
