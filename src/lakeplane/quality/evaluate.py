@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import lakeplane.quality.matches  # noqa: F401 (registers the planners of the match rules)
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import EngineError
 from lakeplane.quality.checks import (
@@ -182,7 +183,12 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
 
 def _error(rule: Rule, problem: str) -> RuleOutcome:
     return RuleOutcome(
-        rule.text or rule.to_dqdl(), rule.rule_type, False, message=problem, error=True, labels=dict(rule.labels)
+        rule.text or rule.to_dqdl(),
+        rule.rule_type,
+        False,
+        message=problem,
+        error=True,
+        labels=dict(rule.labels),
     )
 
 
