@@ -193,12 +193,12 @@ def _dataset_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolv
             reference_rows = target.query(f"SELECT count(*) FROM {reference}")[0][0]
             share = 1.0 if reference_rows == 0 else 0.0
             return Measurement(share, detail=f"the table has no rows; {alias} has {reference_rows}")
-        columns = ", ".join(p for p, _ in compared) or "keys only"
+        compared_names = ", ".join(p for p, _ in compared) or "keys only"
         return Measurement(
             matched / rows,
             failing_rows=rows - matched,
             sample_sql=f"SELECT p.* FROM {joined} WHERE NOT ({same})",
-            detail=f"{matched} of {rows} rows match {alias} on ({shown_keys}) comparing {columns}",
+            detail=f"{matched} of {rows} rows match {alias} on ({shown_keys}) comparing {compared_names}",
         )
 
     return measure
