@@ -164,7 +164,8 @@ def _dataset_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolv
         missing = [c for c in others if c.lower() not in folded]
         if missing:
             raise RuleProblem(
-                f"DatasetMatch: {where} has no column {', '.join(repr(c) for c in missing)}; without match "
+                f"DatasetMatch: {where} has no column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(repr(c) for c in missing)}; without match "
                 "columns every non-key column is compared, so name them alike or list the columns to compare"
             )
         compared = [(c, folded[c.lower()]) for c in others]
