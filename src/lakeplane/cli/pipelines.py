@@ -69,6 +69,8 @@ def _print_run(printer: Printer, run: RunRecord) -> None:
         ],
     )
     for attempt in run.attempts:
+        for rule in attempt.metrics.get("quality") or []:
+            printer.line(_rule_line(attempt.step, rule))
         if attempt.metrics.get("placement"):
             printer.line(
                 f"{attempt.step}: on {attempt.metrics['engine']} "
@@ -79,6 +81,16 @@ def _print_run(printer: Printer, run: RunRecord) -> None:
                     else ""
                 )
             )
+
+
+def _rule_line(step: str, rule: dict[str, Any]) -> str:
+    """``step: FAIL IsComplete "x" [team=ads] 2 of 9 rows failed`` (markup-safe)."""
+    from rich.markup import escape
+
+    result = "error" if rule.get("error") else ("pass" if rule.get("passed") else "FAIL")
+    labels = ", ".join(f"{k}={v}" for k, v in (rule.get("labels") or {}).items())
+    shown = f" [{labels}]" if labels else ""
+    return escape(f"{step}: {result} {rule.get('rule')}{shown} {rule.get('message') or ''}".rstrip())
 
 
 @click.command()

@@ -18,13 +18,21 @@ def dq() -> None:
 
 
 def _references(_ctx: click.Context, _param: click.Parameter, refs: tuple[str, ...]) -> dict[str, str]:
-    references = {}
-    for ref in refs:
-        alias, sep, name = ref.partition("=")
-        if not (sep and alias and name):
-            raise click.BadParameter(f"'{ref}' is not ALIAS=TABLE")
-        references[alias] = name
-    return references
+    return _pairs(refs, "ALIAS=TABLE")
+
+
+def _labels(_ctx: click.Context, _param: click.Parameter, labels: tuple[str, ...]) -> dict[str, str]:
+    return _pairs(labels, "KEY=VALUE")
+
+
+def _pairs(values: tuple[str, ...], form: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not (sep and key and rest):
+            raise click.BadParameter(f"'{value}' is not {form}")
+        pairs[key] = rest
+    return pairs
 
 
 @dq.command("check")
@@ -39,25 +47,52 @@ def _references(_ctx: click.Context, _param: click.Parameter, refs: tuple[str, .
     help='A reference dataset the rules name (RowCountMatch "ALIAS"). Repeatable.',
 )
 @click.option("--snapshot", "snapshot_id", type=int, help="Check this snapshot, not the current one.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_labels,
+    help="Report only the rules with this label (DQDL labels=[...]). Repeatable: every one must match.",
+)
 @common_options
 @pass_ctx
 def check(
-    ctx: Context, table: str, ruleset: Path, references: dict[str, str], snapshot_id: int | None
+    ctx: Context,
+    table: str,
+    ruleset: Path,
+    references: dict[str, str],
+    snapshot_id: int | None,
+    labels: dict[str, str],
 ) -> None:
-    """Evaluate the DQDL file RULESET on TABLE; exit 1 if a rule fails."""
+    """Evaluate the DQDL file RULESET on TABLE; exit 1 if a reported rule fails."""
     outcomes = ctx.lake().dq_check(table, ruleset.resolve(), snapshot_id=snapshot_id, references=references)
+    outcomes = [o for o in outcomes if labels.items() <= (o.get("labels") or {}).items()]
     failed = sum(not o["passed"] for o in outcomes)
     if ctx.printer.json:
         ctx.printer.emit(outcomes)
     else:
+        columns = ["#", "rule", "result", "observed", "failing rows", "message"]
         rows = [
             [i, o["rule"], _result(o), _number(o["observed"]), o["failing_rows"], o["message"]]
             for i, o in enumerate(outcomes, 1)
         ]
-        ctx.printer.table(None, ["#", "rule", "result", "observed", "failing rows", "message"], rows)
-        ctx.printer.line(f"{len(outcomes) - failed} of {len(outcomes)} rules passed")
+        if any(o.get("labels") for o in outcomes):
+            columns.insert(2, "labels")
+            for row, outcome in zip(rows, outcomes, strict=True):
+                row.insert(2, format_labels(outcome.get("labels")))
+        ctx.printer.table(None, columns, rows)
+        shown = f" labelled {format_labels(labels)}" if labels else ""
+        ctx.printer.line(f"{len(outcomes) - failed} of {len(outcomes)} rules{shown} passed")
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def format_labels(labels: dict[str, str] | None) -> str:
+    """``team=ads, tier=1``, markup-safe for rich tables."""
+    from rich.markup import escape
+
+    return escape(", ".join(f"{k}={v}" for k, v in (labels or {}).items()))
 
 
 def _result(outcome: dict[str, Any]) -> str:

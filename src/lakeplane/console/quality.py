@@ -73,6 +73,7 @@ def quality_overview(
                     "ruleset": key[1],
                     "rule": key[2],
                     "blocking": outcome.get("blocking"),
+                    "labels": outcome.get("labels") or {},  # as the newest outcome has them
                     "history": [],
                     "latest_failure": None,
                 },

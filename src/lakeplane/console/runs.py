@@ -156,4 +156,4 @@ def run_detail(lake: Lake, steps: StepTables, viewer: Viewer, run_id: str) -> di
 
 def _rule_summary(rule: dict[str, Any]) -> dict[str, Any]:
     """A rule outcome without its failing sample (raw rows, read before any policy applied)."""
-    return {k: rule.get(k) for k in ("rule", "passed", "observed", "message", "blocking")}
+    return {k: rule.get(k) for k in ("rule", "passed", "observed", "message", "blocking", "labels")}
