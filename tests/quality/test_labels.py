@@ -109,15 +109,17 @@ def test_outcomes_carry_the_labels_of_their_rules(lake: Lake) -> None:
 
 
 def test_dq_check_reports_labels_in_json_and_in_the_table(lake: Lake, run: RunRecord) -> None:
-    code, out = invoke(lake, "--output", "json", "dq", "check", "curated.labels", "checks.dqdl")
+    code, out = invoke(
+        lake, "--output", "json", "dq", "check", "curated.labels", str(lake.project_dir / "checks.dqdl")
+    )
     assert code == 1, out  # IsComplete "label" fails: n = 3 has no label
     assert [o["labels"] for o in json.loads(out)] == CHECK_LABELS
-    code, out = invoke(lake, "dq", "check", "curated.labels", "checks.dqdl")
+    code, out = invoke(lake, "dq", "check", "curated.labels", str(lake.project_dir / "checks.dqdl"))
     assert code == 1 and "labels" in out.splitlines()[1] and "owner=ana, severity=high" in out, out
 
 
 def test_dq_check_reports_only_the_rules_with_the_labels_asked_for(lake: Lake, run: RunRecord) -> None:
-    base = ("--output", "json", "dq", "check", "curated.labels", "checks.dqdl")
+    base = ("--output", "json", "dq", "check", "curated.labels", str(lake.project_dir / "checks.dqdl"))
     code, out = invoke(lake, *base, "--label", "kind=composite")
     assert code == 0, "the failing rule is not reported"
     assert [o["rule"] for o in json.loads(out)] == ['(RowCount > 0) and (Mean "n" = 2)']
@@ -143,9 +145,23 @@ def test_a_pipeline_run_keeps_the_labels_of_its_gate_and_its_checks(lake: Lake, 
     assert 'check: FAIL IsComplete "label"' in out and "[team=growth, owner=ana, severity=high]" in out
 
 
+POLICY = """
+principals:
+  users:
+    ana: {roles: [analyst]}
+  roles: [analyst]
+grants:
+  - to: role:analyst
+    privileges: [SELECT]
+    on: t
+"""
+
+
 def test_the_console_shows_labels_on_the_quality_and_run_pages(lake: Lake, run: RunRecord) -> None:
-    secret = access_tokens(lake.governance).create("ana").secret
-    client = TestClient(create_app(lake, ConsoleConfig(admins=["ana"], port=0)))
+    (lake.project_dir / "policy.yaml").write_text(POLICY)
+    governed = open_lake(lake.project_dir)
+    secret = access_tokens(governed.governance).create("ana").secret
+    client = TestClient(create_app(governed, ConsoleConfig(admins=["ana"], port=0)))
     quality = client.get("/api/quality", auth=("ana", secret)).json()
     by_rule = {r["rule"]: r["labels"] for r in quality["rules"]}
     assert by_rule['IsComplete "label" labels=["owner"="ana", "severity"="high"]'] == CHECK_LABELS[0]
