@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lakeplane.cli.main import cli
 from lakeplane.config import StorageConfig
@@ -60,6 +62,7 @@ REFERENCES = {
     "orders_copy": "orders",
     "zeros": "zeros",
     "blank": "blank",
+    "prop_reference": "prop_reference",
     "finance.ledger": "ledger",  # a catalog-style alias with a dot, as Glue's Data Catalog names them
 }
 
@@ -269,6 +272,44 @@ def test_dataset_match_mistakes_are_the_rules_error(session: DuckDBSession, rule
 def test_dataset_match_compares_names_case_insensitively_as_spark_does(session: DuckDBSession) -> None:
     outcome = one(session, 'DatasetMatch "ledger" "ORDER_ID" "REGION" = 0.8')
     assert outcome.passed, outcome.message
+
+
+VALUES = st.one_of(st.none(), st.integers(-3, 3).map(float))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(st.tuples(VALUES, VALUES), min_size=1, max_size=12),
+    changed=st.lists(st.integers(0, 11), max_size=4, unique=True),
+    dropped=st.lists(st.integers(0, 11), max_size=4, unique=True),
+)
+def test_dataset_match_counts_exactly_the_rows_changed_or_missing(
+    session: DuckDBSession,
+    values: list[tuple[float | None, float | None]],
+    changed: list[int],
+    dropped: list[int],
+) -> None:
+    """NULL-safe comparison: a NULL turned into a value, or a value into NULL, is a change; NULL
+    against NULL is not."""
+    rows = len(values)
+    mine = pa.table(
+        {"id": list(range(rows)), "a": [a for a, _ in values], "b": [b for _, b in values]},
+        schema=pa.schema([("id", pa.int64()), ("a", pa.float64()), ("b", pa.float64())]),
+    )
+    changed_rows = {i for i in changed if i < rows and i not in dropped}
+    theirs = [
+        {"id": i, "a": a, "b": (None if b is not None else 7.5) if i in changed_rows else b}
+        for i, (a, b) in enumerate(values)
+        if i not in dropped
+    ]
+    session.register_arrow("prop_primary", mine)
+    session.register_arrow("prop_reference", pa.Table.from_pylist(theirs, schema=mine.schema))
+    outcome = one(session, 'DatasetMatch "prop_reference" "id" >= 0', table="prop_primary")
+    lost = len(changed_rows) + len([i for i in dropped if i < rows])
+    assert outcome.failing_rows == lost
+    assert outcome.observed == pytest.approx((rows - lost) / rows)
+    only_a = one(session, 'DatasetMatch "prop_reference" "id" "a" >= 0', table="prop_primary")
+    assert only_a.failing_rows == len([i for i in dropped if i < rows]), "column a never changes"
 
 
 # -- on a lake: DataSources and --ref ----------------------------------------------------------
