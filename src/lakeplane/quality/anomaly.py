@@ -34,8 +34,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 #: Fewest earlier points that give a verdict.
 MIN_POINTS = 7
@@ -51,6 +52,20 @@ _MAD_TO_SIGMA = 1.4826
 _DAY = 86_400.0
 
 Point = tuple[dt.datetime, float]
+
+
+class TimedHistory(Protocol):
+    """Earlier values of a table's metrics with their times (a
+    :class:`~lakeplane.quality.history.MetricHistory`): what ``DetectAnomalies`` models."""
+
+    @property
+    def cutoff(self) -> dt.datetime | None:
+        """The time the values under check describe (the run's date); earlier points only."""
+        ...
+
+    def points(self, metric_key: str, n: int) -> Sequence[Point]:
+        """Up to ``n`` earlier points of ``metric_key``, most recent first."""
+        ...
 
 
 @dataclass(frozen=True)
