@@ -93,6 +93,8 @@ def plan_metrics(
     spec = RULE_SPECS.get(rule_type)
     if spec is None or spec.condition not in ("number", "optional_number") or spec.file_rule:
         raise RuleProblem(f"{rule_type} measures no number that can be analyzed")
+    if rule_type not in PLANNERS:
+        raise RuleProblem(f"{rule_type} cannot be measured by this version")
     # CustomSql measures its single value only when it has a condition (else it is row-level)
     condition = Condition(">", (Num(0),)) if rule_type == "CustomSql" else None
     rule = Rule(rule_type, params, condition, where=where)
