@@ -19,7 +19,9 @@ from lakeplane.lake import Lake, open_lake
 from lakeplane.quality import MetricHistory, RuleOutcome
 from lakeplane.quality.history import ADHOC_SERIES, PIPELINE_SERIES, add_series_column
 
-DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+#: A day before the ad-hoc checks (stamped now) and one after: a check sees only earlier stamps, so
+#: each direction is tested where mixing the series would show.
+DAY1, DAY2 = dt.date(2026, 11, 1), dt.date.today() + dt.timedelta(days=400)
 CONFIG = """
 name: shop
 datasets:
@@ -75,22 +77,23 @@ def gate(lake: Lake, day: dt.date) -> dict[str, object]:
 
 
 def test_a_gate_ignores_ad_hoc_checks_and_the_reverse(lake: Lake) -> None:
-    first = cli_check(lake)  # 8 rows, recorded in the ad-hoc series
-    assert first["history_missing"] and first["passed"]
-
-    day1 = gate(lake, DAY1)  # 3 rows: against nothing, not against the ad-hoc 8
+    day1 = gate(lake, DAY1)  # 3 rows, recorded in the pipelines' series
     assert day1["history_missing"] and day1["passed"], day1["message"]
-    day2 = gate(lake, DAY2)  # 5 rows against the gate's 3 only
+
+    first = cli_check(lake)  # 8 rows: against the ad-hoc series, empty, not the gate's 3
+    assert first["history_missing"] and first["passed"], first["message"]
+
+    day2 = gate(lake, DAY2)  # 5 rows against the gate's 3, not avg(3, ad-hoc 8) = 5.5
     assert day2["passed"] and not day2["history_missing"], day2["message"]
     assert str(day2["message"]).endswith("(avg(last(5)) = 3)"), day2["message"]
 
-    again = cli_check(lake)  # 8 rows against the ad-hoc 8, not the gate's 3 and 5
+    again = cli_check(lake)  # 8 rows against the ad-hoc 8, not avg(8, the gate's 3) = 5.5
     assert not again["passed"] and not again["history_missing"], again["message"]
 
-    asked = cli_check(lake, "--series", PIPELINE_SERIES)  # asked for: 8 against avg(5, 3) = 4
-    assert asked["passed"], asked["message"]
+    asked = cli_check(lake, "--series", PIPELINE_SERIES)  # asked for: 8 against the gate's 3
+    assert asked["passed"] and str(asked["message"]).endswith("(avg(last(5)) = 3)"), asked["message"]
     kept = MetricHistory(lake.catalog.state_engine, "shop.processed.orders")
-    assert kept("RowCount", 9) == [8.0, 5.0, 3.0], "the asked-for check recorded into the gate's series"
+    assert kept("RowCount", 9) == [5.0, 8.0, 3.0], "the asked-for check recorded into the gate's series"
     assert kept.with_series(ADHOC_SERIES)("RowCount", 9) == [8.0, 8.0]
 
 
