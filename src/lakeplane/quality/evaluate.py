@@ -182,7 +182,12 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
 
 def _error(rule: Rule, problem: str) -> RuleOutcome:
     return RuleOutcome(
-        rule.text or rule.to_dqdl(), rule.rule_type, False, message=problem, error=True, labels=dict(rule.labels)
+        rule.text or rule.to_dqdl(),
+        rule.rule_type,
+        False,
+        message=problem,
+        error=True,
+        labels=dict(rule.labels),
     )
 
 
