@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from lakeplane.config import StorageConfig
 from lakeplane.engines.base import JobSpec
 from lakeplane.engines.duckdb import DuckDBSession
+from lakeplane.errors import QualityGateFailed
 from lakeplane.lake import Lake, open_lake
 from lakeplane.quality import MetricHistory, RuleOutcome, evaluate, parse
 from lakeplane.quality.history import PIPELINE_SERIES
@@ -181,3 +182,33 @@ def test_through_a_lake_check_the_rule_reads_and_lengthens_its_series(tmp_path: 
     assert not spike["passed"] and spike["observed"] == 360.0, spike["message"]
     adhoc = lake.dq_check("processed.orders", "anomalies.dqdl", ds=next_day, only_ds=True, series="adhoc")
     assert adhoc[0]["passed"] and adhoc[0]["history_missing"], "the ad-hoc series has no history"
+
+
+SPIKY_MODEL = """-- partition_by: [ds]
+-- quality: anomalies.dqdl
+SELECT :ds AS ds, n FROM (SELECT unnest(range(60)) AS n) AS t WHERE n < CASE WHEN :ds = DATE '2026-11-02' THEN 60 ELSE 20 END
+"""
+
+
+def test_a_model_gate_with_detect_anomalies_does_not_publish_a_spike(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    (root / "models" / "curated").mkdir(parents=True)
+    (root / "lakeplane.yaml").write_text("name: t\n")
+    (root / "models" / "curated" / "daily.sql").write_text(SPIKY_MODEL)
+    (root / "anomalies.dqdl").write_text('Rules = [ DetectAnomalies "RowCount" ]\n')
+    lake = open_lake(root)
+    kept = MetricHistory(lake.catalog.state_engine, "t.curated.daily")
+    first = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    for back in range(21, 0, -1):  # three weeks of 19 to 21 rows a day
+        value = 20.0 + (back % 3) - 1
+        kept.record(
+            [RuleOutcome("", "RowCount", True, value, metric_key="RowCount")], first - dt.timedelta(days=back)
+        )
+    model = lake.model("curated.daily")
+
+    published = lake.run_model(model, first.date())
+    assert [o["passed"] for o in published.quality] == [True], published.quality
+    with pytest.raises(QualityGateFailed, match="DetectAnomalies"):
+        lake.run_model(model, dt.date(2026, 11, 2))
+    days = lake.query("SELECT DISTINCT ds FROM curated.daily").column("ds").to_pylist()
+    assert days == [first.date()], "the day whose row count tripled reached no consumer"
