@@ -158,3 +158,11 @@ def test_the_cli_shows_analyzers_and_counts_only_rules(lake: Lake) -> None:
     rule, analyzer = json.loads(as_json.output)
     assert rule["rule"] == "RowCount = 3" and "analyzer" not in rule
     assert analyzer["analyzer"] and analyzer["metrics"]['Maximum "order_id"'] == 3.0
+
+
+def test_a_ruleset_of_analyzers_only(session: DuckDBSession) -> None:
+    evaluation = evaluate_with_analyzers(
+        parse('Analyzers = [ RowCount, Sum "age" ]'), session, "people", now=NOW
+    )
+    assert evaluation.rules == []
+    assert [a.metrics for a in evaluation.analyzers] == [{"RowCount": 5.0}, {'Sum "age"': 120.0}]
