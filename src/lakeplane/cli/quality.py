@@ -48,6 +48,14 @@ def _pairs(values: tuple[str, ...], form: str) -> dict[str, str]:
 )
 @click.option("--snapshot", "snapshot_id", type=int, help="Check this snapshot, not the current one.")
 @click.option(
+    "--series",
+    default="adhoc",
+    show_default=True,
+    metavar="NAME",
+    help="Metric-history series that dynamic rules and DetectAnomalies read and that this check records "
+    'into; pipeline gates use "pipeline".',
+)
+@click.option(
     "--label",
     "labels",
     multiple=True,
@@ -63,12 +71,16 @@ def check(
     ruleset: Path,
     references: dict[str, str],
     snapshot_id: int | None,
+    series: str,
     labels: dict[str, str],
 ) -> None:
     """Evaluate the DQDL file RULESET on TABLE; exit 1 if a reported rule fails."""
-    outcomes = ctx.lake().dq_check(table, ruleset.resolve(), snapshot_id=snapshot_id, references=references)
+    outcomes = ctx.lake().dq_check(
+        table, ruleset.resolve(), snapshot_id=snapshot_id, references=references, series=series
+    )
     outcomes = [o for o in outcomes if labels.items() <= (o.get("labels") or {}).items()]
-    failed = sum(not o["passed"] for o in outcomes)
+    rules = [o for o in outcomes if not o.get("analyzer")]
+    failed = sum(not o["passed"] for o in rules)
     if ctx.printer.json:
         ctx.printer.emit(outcomes)
     else:
@@ -83,7 +95,7 @@ def check(
                 row.insert(2, format_labels(outcome.get("labels")))
         ctx.printer.table(None, columns, rows)
         shown = f" labelled {format_labels(labels)}" if labels else ""
-        ctx.printer.line(f"{len(outcomes) - failed} of {len(outcomes)} rules{shown} passed")
+        ctx.printer.line(f"{len(rules) - failed} of {len(rules)} rules{shown} passed")
     if failed:
         sys.exit(EXIT_FAILED)
 
@@ -96,7 +108,9 @@ def format_labels(labels: dict[str, str] | None) -> str:
 
 
 def _result(outcome: dict[str, Any]) -> str:
-    return "error" if outcome["error"] else ("pass" if outcome["passed"] else "FAIL")
+    if outcome["error"]:
+        return "error"
+    return "analyzed" if outcome.get("analyzer") else ("pass" if outcome["passed"] else "FAIL")
 
 
 def _number(value: object) -> object:

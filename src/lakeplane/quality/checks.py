@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import DQDLError, EngineError, did_you_mean
+from lakeplane.quality.anomaly import TimedHistory
 from lakeplane.quality.expressions import Bounds
 from lakeplane.quality.rules import Rule
 from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyKey, FrequencyScan, engine_problem
@@ -49,6 +50,8 @@ class Measurement:
     verdict: bool | None = None  # set by rules that decide by themselves (ColumnExists)
     detail: str = ""
     sample_sql: str | None = None  # selects failing rows
+    metrics: dict[str, float] = field(default_factory=dict)  # values to record, by history key
+    history_missing: bool = False  # set by rules that decide by themselves on history
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Target:
     frequencies: FrequencyScan
     reference_counts: dict[str, int] = field(default_factory=dict)
     grouped: frozenset[FrequencyKey] = frozenset()  # column sets some rule groups by anyway
+    history: TimedHistory | None = None  # earlier metric values with their times
 
     @property
     def relation(self) -> str:

@@ -10,30 +10,49 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlglot import exp
 
 from lakeplane.engines.base import EngineSession, ScanSource
+from lakeplane.quality.analyzers import AnalyzerOutcome
+from lakeplane.quality.anomaly import Point
 from lakeplane.quality.dqdl import parse
-from lakeplane.quality.evaluate import RuleOutcome, evaluate
-from lakeplane.quality.expressions import History
+from lakeplane.quality.evaluate import RuleOutcome, evaluate_with_analyzers
 
 #: Names of the relations the checked table and its references have in the check's session.
 TABLE_ALIAS, PRIMARY_ALIAS, REFERENCE_PREFIX = "dq_table", "dq_primary", "dq_reference_"
 
 
-class MetricStore(Protocol):
-    """Metric values kept for one table's dynamic rules (``RowCount > avg(last(10))``)."""
+class MetricView(Protocol):
+    """A table's earlier metric values in one series, as :func:`evaluate` reads them."""
 
-    def before(self, moment: dt.datetime) -> History:
-        """The values stamped before ``moment``, as the ``history`` :func:`evaluate` reads."""
+    @property
+    def cutoff(self) -> dt.datetime | None: ...
+
+    def __call__(self, metric_key: str, n: int) -> Sequence[float]: ...
+
+    def points(self, metric_key: str, n: int) -> Sequence[Point]: ...
+
+
+class MetricStore(Protocol):
+    """Metric values kept for one table's dynamic rules (``RowCount > avg(last(10))``) and
+    ``DetectAnomalies``, in series (:mod:`lakeplane.quality.history`)."""
+
+    def before(self, moment: dt.datetime) -> MetricView:
+        """The values stamped before ``moment``."""
         ...
 
-    def record(self, outcomes: Iterable[RuleOutcome], at: dt.datetime) -> int:
-        """Keep the metrics measured in ``outcomes``, stamped ``at``."""
+    def with_series(self, series: str) -> MetricStore:
+        """The same table's values in ``series``."""
+        ...
+
+    def record(
+        self, outcomes: Iterable[RuleOutcome], at: dt.datetime, analyzed: Iterable[AnalyzerOutcome] = ()
+    ) -> int:
+        """Keep the metrics measured in ``outcomes`` and ``analyzed``, stamped ``at``."""
         ...
 
 
@@ -51,7 +70,7 @@ class QualityChecks:
         resolve: a table's full name as written in SQL or in a ruleset (``zone.table`` uses the
             project's domain); raises if the table does not exist.
         project_dir: where relative ruleset paths are read from.
-        history_for: the metric history of a table, by its full name.
+        history_for: the metric history of a table, by its full name (in the pipelines' series).
     """
 
     def __init__(
@@ -82,8 +101,10 @@ class QualityChecks:
         now: dt.datetime | None = None,
         record: bool = True,
         only_ds: bool = False,
+        series: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
+        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order, then
+        one per analyzer (``"analyzer": true``, its values under ``metrics``; it always passes).
 
         Args:
             table: the table under test (``zone.table`` uses the project's domain).
@@ -92,10 +113,14 @@ class QualityChecks:
                 compare with earlier dates only. Default: now.
             snapshot_id: check this snapshot (an audit branch's) instead of the current one.
             references: the ruleset's dataset aliases (``RowCountMatch "reference"``) to lake tables;
-                the ruleset's ``DataSources`` supplies the others.
+                the tables the ruleset's ``DataSources`` lists under ``AdditionalDataSources`` are
+                the others (see :func:`source_aliases`).
             now: the evaluation time for ``DataFreshness``. Default: the current time.
             record: keep this evaluation's metrics as history for dynamic rules.
             only_ds: check only the rows of business date ``ds`` (what a step just wrote).
+            series: the metric-history series to read and record (default: the pipelines',
+                :data:`~lakeplane.quality.history.PIPELINE_SERIES`); ``lakeplane dq check`` uses
+                ``adhoc`` unless told otherwise, so that trying rules by hand moves no gate's bounds.
 
         Raises:
             DQDLError: the ruleset does not parse or names an unknown reference.
@@ -104,10 +129,12 @@ class QualityChecks:
         text = (path if path.is_absolute() else self.project_dir / path).read_text(encoding="utf-8")
         rules = parse(text, source=str(ruleset))
         full = self.resolve(table)
-        aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
+        aliases = source_aliases(rules.data_sources) | (references or {})
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
         history = self.history_for(full)
+        if series is not None:
+            history = history.with_series(series)
         with self.open_session(f"dq-{full.replace('.', '-')}") as session:
             scan = self.plan(full, snapshot_id)
             session.register_scan(TABLE_ALIAS, scan)
@@ -120,12 +147,27 @@ class QualityChecks:
                 session.register_scan(names[alias], reference)
                 scanned += reference.bytes
             session.sandbox()
-            outcomes = evaluate(rules, session, PRIMARY_ALIAS, names, moment, history.before(stamp))
+            earlier = history.before(stamp)
+            evaluation = evaluate_with_analyzers(
+                rules, session, PRIMARY_ALIAS, names, moment, earlier, timed_history=earlier
+            )
         with self._count:
             self.bytes_scanned += scanned
         if record:
-            history.record(outcomes, stamp)
-        return [outcome.to_dict() for outcome in outcomes]
+            history.record(evaluation.rules, stamp, evaluation.analyzers)
+        return [o.to_dict() for o in evaluation.rules] + [a.to_dict() for a in evaluation.analyzers]
+
+
+def source_aliases(sources: Mapping[str, str | tuple[str, ...]]) -> dict[str, str]:
+    """The aliases of a ruleset's ``"AdditionalDataSources": ["processed.customers"]``: each table by
+    its name as written and by its last part (``customers``), which rules such as
+    ``ReferentialIntegrity "id" "customers.id"`` use."""
+    extra = sources.get("AdditionalDataSources", ())
+    aliases: dict[str, str] = {}
+    for name in extra if isinstance(extra, tuple) else (extra,):
+        aliases[name] = name
+        aliases.setdefault(name.rsplit(".", 1)[-1], name)
+    return aliases
 
 
 def _primary_view(day: dt.date | None) -> exp.Create:
