@@ -34,7 +34,7 @@ Rules = [
 CHECKS = """DefaultLabels = ["team"="growth"]
 Rules = [
     IsComplete "label" labels=["owner"="ana", "severity"="high"],
-    (RowCount > 0) and (Mean "n" = 2) labels=["kind"="composite"],
+    ((RowCount > 0) and (Mean "n" = 2 labels=["part"="mean"])) labels=["kind"="composite"],
     ColumnExists "n"
 ]
 """
@@ -115,14 +115,20 @@ def test_dq_check_reports_labels_in_json_and_in_the_table(lake: Lake, run: RunRe
     assert code == 1, out  # IsComplete "label" fails: n = 3 has no label
     assert [o["labels"] for o in json.loads(out)] == CHECK_LABELS
     code, out = invoke(lake, "dq", "check", "curated.labels", str(lake.project_dir / "checks.dqdl"))
-    assert code == 1 and "labels" in out.splitlines()[1] and "owner=ana, severity=high" in out, out
+    header = out.splitlines()[1]
+    assert code == 1 and "labels" in header and "owner=ana" in out and "kind=composite" in out, out
 
 
 def test_dq_check_reports_only_the_rules_with_the_labels_asked_for(lake: Lake, run: RunRecord) -> None:
     base = ("--output", "json", "dq", "check", "curated.labels", str(lake.project_dir / "checks.dqdl"))
     code, out = invoke(lake, *base, "--label", "kind=composite")
     assert code == 0, "the failing rule is not reported"
-    assert [o["rule"] for o in json.loads(out)] == ['(RowCount > 0) and (Mean "n" = 2)']
+    (composite,) = json.loads(out)
+    assert composite["rule"].startswith("(RowCount > 0) and") and composite["labels"] == CHECK_LABELS[1]
+    assert [c["labels"] for c in composite["children"]] == [
+        {"team": "growth"},
+        {"team": "growth", "part": "mean"},
+    ]
     code, out = invoke(lake, *base, "--label", "team=growth", "--label", "severity=high")
     assert code == 1 and [o["labels"]["owner"] for o in json.loads(out)] == ["ana"]
     code, out = invoke(lake, *base, "--label", "team=other")

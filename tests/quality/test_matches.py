@@ -351,9 +351,10 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     return opened
 
 
-RULES = """DataSources = { "ledger": "processed.ledger" }
+RULES = """DataSources = { "Primary": "processed.orders", "AdditionalDataSources": ["processed.ledger"] }
 Rules = [
     AggregateMatch "sum(amount)" "sum(ledger.amount)" >= 0.9,
+    AggregateMatch "avg(processed.ledger.amount)" "avg(amount)" > 1,
     DatasetMatch "ledger" "order_id" "amount" >= 0.6,
     DatasetMatch "other" "order_id" "amount" = 1.0,
     Variance "amount" = 66.66666666666667
@@ -377,12 +378,13 @@ def test_references_from_data_sources_and_from_the_command_line(lake: Lake, tmp_
     result = CliRunner().invoke(cli, [*base, "--ref", "other=processed.orders"])
     assert result.exit_code == 0, result.output
     outcomes = json.loads(result.output)
-    assert [o["passed"] for o in outcomes] == [True, True, True, True]
+    assert [o["passed"] for o in outcomes] == [True, True, True, True, True]
     assert outcomes[0]["observed"] == pytest.approx(60 / 65)
-    assert outcomes[1]["observed"] == pytest.approx(2 / 3) and outcomes[1]["failing_rows"] == 1
+    assert outcomes[1]["observed"] == pytest.approx(65 / 60)
+    assert outcomes[2]["observed"] == pytest.approx(2 / 3) and outcomes[2]["failing_rows"] == 1
 
     without = CliRunner().invoke(cli, base)
     assert without.exit_code == 1, without.output
-    missing = json.loads(without.output)[2]
+    missing = json.loads(without.output)[3]
     assert missing["error"] and "unknown reference dataset 'other'" in missing["message"]
-    assert [o["passed"] for o in json.loads(without.output)] == [True, True, False, True]
+    assert [o["passed"] for o in json.loads(without.output)] == [True, True, True, False, True]

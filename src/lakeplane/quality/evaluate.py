@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import lakeplane.quality.anomaly_rules  # noqa: F401  (registers the DetectAnomalies planner)
+import lakeplane.quality.anomaly_rules  # registers the DetectAnomalies planner
 import lakeplane.quality.matches  # noqa: F401 (registers the planners of the match rules)
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import EngineError
