@@ -21,6 +21,7 @@ from sqlglot import exp
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import DQDLError, EngineError, did_you_mean
 from lakeplane.quality.expressions import Bounds
+from lakeplane.quality.files_source import FileSource
 from lakeplane.quality.rules import Rule
 from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyKey, FrequencyScan, engine_problem
 from lakeplane.quality.sql import (
@@ -74,6 +75,7 @@ class Target:
     frequencies: FrequencyScan
     reference_counts: dict[str, int] = field(default_factory=dict)
     grouped: frozenset[FrequencyKey] = frozenset()  # column sets some rule groups by anyway
+    files: FileSource | None = None  # where file rules (FileSize...) find their files
 
     @property
     def relation(self) -> str:

@@ -27,6 +27,7 @@ from lakeplane.quality.checks import (
 )
 from lakeplane.quality.dqdl import parse, rule_failer
 from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
+from lakeplane.quality.files import FileSource  # registers the file rules' planners
 from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
 from lakeplane.quality.scan import AggregateScan, FrequencyScan
 from lakeplane.quality.sql import quote_ident
@@ -71,6 +72,7 @@ def evaluate(
     history: History | None = None,
     *,
     sample_size: int = 5,
+    files: FileSource | None = None,
 ) -> list[RuleOutcome]:
     """Evaluate ``ruleset`` on the relation registered in ``session`` as ``table_sql_name``.
 
@@ -84,6 +86,8 @@ def evaluate(
         history: ``history(metric_key, n)`` returns up to ``n`` earlier values of a metric, most
             recent first, for dynamic rules such as ``RowCount > avg(last(10))``.
         sample_size: failing rows to fetch per failing row-level rule (0 fetches none).
+        files: where file rules (``FileSize``, ``FileFreshness``...) find their files; without it
+            they are errors.
 
     Returns:
         One outcome per top-level rule, in the order the rules are written.
@@ -106,6 +110,7 @@ def evaluate(
         AggregateScan(relation),
         FrequencyScan(relation),
     )
+    target.files = files
     leaves = list(rules.leaves())
     target.grouped = grouped_column_sets(leaves, target, lambda rule: rule_failer(rule, rules.source))
     plans: list[Resolver | RuleProblem] = []
@@ -182,7 +187,12 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
 
 def _error(rule: Rule, problem: str) -> RuleOutcome:
     return RuleOutcome(
-        rule.text or rule.to_dqdl(), rule.rule_type, False, message=problem, error=True, labels=dict(rule.labels)
+        rule.text or rule.to_dqdl(),
+        rule.rule_type,
+        False,
+        message=problem,
+        error=True,
+        labels=dict(rule.labels),
     )
 
 

@@ -1,0 +1,468 @@
+"""DQDL's file rules, measured on files rather than rows: ``FileFreshness``, ``FileSize``,
+``FileMatch`` and ``FileUniqueness``.
+
+Each rule checks the files at its path (a folder means every file below it), or without a path the
+raw batches of the dataset under test (:mod:`lakeplane.quality.files_source`). Tags narrow the files
+first: ``recentFiles = N`` keeps the N most recently modified, ``uriRegex`` keeps those whose path
+matches (searched, not anchored), ``filterOrder = ["uriRegex", "recentFiles"]`` applies them in that
+order (default: ``recentFiles`` first).
+
+``FileFreshness`` and ``FileSize`` test each file and pass when every file passes, or with ``with
+threshold`` when the share of passing files (the compliance) meets it. ``FileMatch`` compares each
+file's checksum with a list, or two paths' files with each other (paired by their path below the
+folder named). ``FileUniqueness`` is the number of distinct contents over the number of files.
+Every outcome reports the metrics Glue gathers: the file count, the compliance, the uniqueness
+ratio, the smallest and largest size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from lakeplane.quality.checks import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
+from lakeplane.quality.expressions import Bounds, MissingHistory, check_metric, format_value, operand_value
+from lakeplane.quality.files_source import (
+    DEFAULT_HASH,
+    HASH_ALGORITHMS,
+    FileEntry,
+    FileSource,
+    FilesUnavailable,
+)
+from lakeplane.quality.rules import (
+    Condition,
+    DateLit,
+    Num,
+    Operand,
+    Rule,
+    Size,
+    Str,
+    TimeOfDay,
+    format_operand,
+)
+from lakeplane.quality.validate import Fail
+
+__all__ = ["FileSource"]
+
+#: Failing files named in a message; the rest are counted.
+SHOWN_FILES = 5
+_FILTERS = ("recentFiles", "uriRegex")
+_DAY = 86_400.0
+
+#: What a condition's operand resolves to: an interval of values, a single point for most operands
+#: and a whole day for a date (so that ``= "2026-11-27"`` means "on that day").
+Span = tuple[float, float]
+
+
+# -- choosing the files ------------------------------------------------------------------------
+
+
+def _entries(rule: Rule, target: Target, path: str | None) -> list[FileEntry]:
+    source = _source(rule, target)
+    try:
+        found = source.files(path)
+    except FilesUnavailable as exc:
+        raise RuleProblem(f"{rule.rule_type}: {exc}") from None
+    for name in _filter_order(rule):
+        found = _FILTER_STEPS[name](rule, found)
+    return sorted(found, key=lambda e: e.uri)
+
+
+def _source(rule: Rule, target: Target) -> FileSource:
+    if target.files is None:
+        raise RuleProblem(
+            f"{rule.rule_type}: no files can be found for this check (it was given no file source)"
+        )
+    return target.files
+
+
+def _filter_order(rule: Rule) -> list[str]:
+    written = rule.tag("filterOrder")
+    if written is None:
+        return list(_FILTERS)
+    known = {name.lower(): name for name in _FILTERS}
+    order = []
+    for word in re.findall(r"[A-Za-z]+", str(written)):
+        if word.lower() not in known:
+            raise RuleProblem(
+                f"{rule.rule_type}: filterOrder names '{word}'; it orders {' and '.join(_FILTERS)}"
+            )
+        order.append(known[word.lower()])
+    return order + [name for name in _FILTERS if name not in order]
+
+
+def _recent(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
+    value = rule.tag("recentFiles")
+    if value is None:
+        return found
+    try:
+        count = float(value)
+    except ValueError:
+        count = 0.0
+    if count < 1 or count != int(count):
+        raise RuleProblem(
+            f"{rule.rule_type}: recentFiles must be a whole number of files, 1 or more; got {value!r}"
+        )
+    return sorted(found, key=lambda e: (e.modified, e.uri), reverse=True)[: int(count)]
+
+
+def _uri_regex(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
+    value = rule.tag("uriRegex")
+    if value is None:
+        return found
+    try:
+        pattern = re.compile(str(value))
+    except re.error as exc:
+        raise RuleProblem(
+            f"{rule.rule_type}: uriRegex {str(value)!r} is not a regular expression: {exc}"
+        ) from None
+    # a raw batch is stored under its content hash: its original name is matched too
+    return [e for e in found if pattern.search(e.uri) or (e.landed and pattern.search(e.name))]
+
+
+_FILTER_STEPS: dict[str, Callable[[Rule, list[FileEntry]], list[FileEntry]]] = {
+    "recentFiles": _recent,
+    "uriRegex": _uri_regex,
+}
+
+
+def _path(rule: Rule) -> str | None:
+    return rule.params[0] if rule.params else None
+
+
+def _no_files(rule: Rule) -> str:
+    path = _path(rule)
+    return f"no files to check at {path if path is not None else 'the dataset under test'}; FileCount 0"
+
+
+# -- per-file conditions -----------------------------------------------------------------------
+
+
+def _zone(rule: Rule) -> dt.tzinfo:
+    name = rule.tag("timeZone")
+    if name is None:
+        return dt.UTC
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuleProblem(
+            f"{rule.rule_type}: unknown time zone '{name}' (with timeZone); use an IANA name such as "
+            '"America/New_York"'
+        ) from None
+
+
+_TIME_FORMATS = ("%H:%M", "%I:%M %p", "%I:%M%p")
+
+
+def _moment(rule: Rule, operand: Operand, now: dt.datetime, zone: dt.tzinfo) -> Span:
+    """The instants ``operand`` stands for, as POSIX seconds: a day for a date, else one instant."""
+    if isinstance(operand, Str):  # a date or a time of day the parser left as text
+        operand = _date_or_time(rule, operand.value)
+    if isinstance(operand, DateLit):
+        start = dt.datetime.combine(operand.value, dt.time(), zone).timestamp()
+        return start, start + _DAY
+    if isinstance(operand, TimeOfDay):
+        today = now.astimezone(zone).date()
+        moment = dt.datetime.combine(today, dt.time(operand.hour, operand.minute), zone).timestamp()
+        return moment, moment
+    try:
+        value = operand_value(operand, Bounds(now))
+    except (ValueError, MissingHistory):
+        value = None
+    if not isinstance(value, dt.datetime):
+        raise RuleProblem(f"{rule.rule_type}: {format_operand(operand)} is not a date, a time or now()")
+    return value.timestamp(), value.timestamp()
+
+
+def _date_or_time(rule: Rule, text: str) -> Operand:
+    try:
+        return DateLit(dt.date.fromisoformat(text.strip()))
+    except ValueError:
+        pass
+    for pattern in _TIME_FORMATS:
+        try:
+            parsed = dt.datetime.strptime(text.strip().upper(), pattern)
+        except ValueError:
+            continue
+        return TimeOfDay(parsed.hour, parsed.minute, text)
+    raise RuleProblem(
+        f'{rule.rule_type}: "{text}" is neither a date (YYYY-MM-DD) nor a time of day (9:30 PM, 21:30)'
+    )
+
+
+def _size(rule: Rule, operand: Operand) -> Span:
+    if isinstance(operand, Size):
+        return operand.bytes, operand.bytes
+    if isinstance(operand, Num):  # a bare number is bytes
+        return operand.value, operand.value
+    raise RuleProblem(f"{rule.rule_type}: {format_operand(operand)} is not a size (5 MB, 100 B)")
+
+
+def _holds(condition: Condition, value: float, spans: Sequence[Span]) -> bool:
+    """Whether ``value`` meets ``condition`` whose operands are ``spans``; ``between`` excludes its
+    ends and takes them in either order (``between now() and (now() - 45 minutes)``)."""
+    op = condition.op
+    if op == "between":
+        low, high = sorted((spans[0][0], spans[1][0]))
+        return (low < value < high) != condition.negated
+    if op == "in":
+        return any(_within(value, span) for span in spans) != condition.negated
+    low, high = spans[0]
+    return {
+        ">": value > low,
+        ">=": value >= low,
+        "<": value < low,
+        "<=": value <= low,
+        "=": _within(value, (low, high)),
+        "!=": not _within(value, (low, high)),
+    }.get(op, False)
+
+
+def _within(value: float, span: Span) -> bool:
+    low, high = span
+    return value == low if low == high else low <= value < high
+
+
+def _compliance(
+    rule: Rule,
+    target: Target,
+    entries: list[FileEntry],
+    failing: list[FileEntry],
+    expected: str,
+    shown: Callable[[FileEntry], str],
+    extra: str = "",
+) -> Measurement:
+    """A rule that tests each file: every file must pass, or the passing share meet the threshold."""
+    total = len(entries)
+    if not total:
+        return Measurement(None, verdict=False, detail=_no_files(rule))
+    share = (total - len(failing)) / total
+    if failing:
+        names = ", ".join(shown(e) for e in failing[:SHOWN_FILES])
+        more = f" and {len(failing) - SHOWN_FILES} more" if len(failing) > SHOWN_FILES else ""
+        detail = f"{len(failing)} of {total} files fail {expected}: {names}{more}"
+    else:
+        detail = f"all {total} files meet {expected}"
+    detail += f"; FileCount {total}, compliance {format_value(share)}{extra}"
+    if rule.threshold is None:
+        return Measurement(share, verdict=not failing, detail=detail)
+    check = check_metric(rule.threshold, share, Bounds(target.now))
+    verdict = "meets" if check.passed else "does not meet"
+    return Measurement(share, verdict=check.passed, detail=f"{detail}; {verdict} threshold {check.expected}")
+
+
+def _time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _when(entry: FileEntry) -> str:
+    return f"{entry.name} {'landed' if entry.landed else 'modified'} {_time(entry.modified)}"
+
+
+def _resolved(
+    condition: Condition,
+    spans: Sequence[Span],
+    literal: Callable[[Operand], bool],
+    show: Callable[[float], str],
+) -> str:
+    """``condition`` as written, with the value each computed operand stood for."""
+    text = condition.to_dqdl()
+    computed = [
+        f"{format_operand(o)} = {show(s[0])}"
+        for o, s in zip(condition.operands, spans, strict=True)
+        if not literal(o)
+    ]
+    return f"{text} ({'; '.join(computed)})" if computed else text
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+
+@planner("FileFreshness")
+def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    condition = _condition(rule)
+    zone = _zone(rule)
+
+    def measure(r: ScanResults) -> Measurement:
+        now = target.now if target.now.tzinfo else target.now.replace(tzinfo=dt.UTC)
+        spans = [_moment(rule, o, now, zone) for o in condition.operands]
+        entries = _entries(rule, target, _path(rule))
+        failing = [e for e in entries if not _holds(condition, e.modified.timestamp(), spans)]
+        expected = _resolved(
+            condition,
+            spans,
+            lambda o: isinstance(o, DateLit | Str),
+            lambda s: _time(dt.datetime.fromtimestamp(s, dt.UTC)),
+        )
+        return _compliance(rule, target, entries, failing, expected, _when)
+
+    return measure
+
+
+@planner("FileSize")
+def _file_size(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    condition = _condition(rule)
+    spans = [_size(rule, o) for o in condition.operands]
+
+    def measure(r: ScanResults) -> Measurement:
+        entries = _entries(rule, target, _path(rule))
+        failing = [e for e in entries if not _holds(condition, float(e.size), spans)]
+        sizes = [e.size for e in entries]
+        extra = f", MinimumFileSize {min(sizes)} B, MaximumFileSize {max(sizes)} B" if sizes else ""
+        expected = _resolved(condition, spans, lambda o: isinstance(o, Size | Num), lambda s: f"{s:.0f} B")
+        return _compliance(rule, target, entries, failing, expected, lambda e: f"{e.name} {e.size} B", extra)
+
+    return measure
+
+
+@planner("FileUniqueness")
+def _file_uniqueness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    algorithm = _algorithm(rule)
+    by_name = _flag(rule, "matchFileName")
+
+    def measure(r: ScanResults) -> Measurement:
+        entries = _entries(rule, target, _path(rule))
+        if not entries:
+            return Measurement(None, verdict=False, detail=_no_files(rule))
+        source = _source(rule, target)
+        groups = _same_files(entries, [_checksum(rule, source, e, algorithm) for e in entries], by_name)
+        ratio = len(groups) / len(entries)
+        repeated = [" = ".join(e.name for e in group) for group in groups if len(group) > 1]
+        same = "same content or name" if by_name else "same content"
+        duplicates = f"; duplicates ({same}): {', '.join(repeated[:SHOWN_FILES])}" if repeated else ""
+        return Measurement(
+            ratio,
+            detail=f"FileCount {len(entries)}, {len(groups)} distinct, FileUniquenessRatio "
+            f"{format_value(ratio)}{duplicates}",
+        )
+
+    return measure
+
+
+@planner("FileMatch")
+def _file_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    algorithm = _algorithm(rule)
+    if len(rule.params) == 2:
+        return lambda r: _match_paths(rule, target, algorithm)
+    condition = rule.condition
+    if condition is None or condition.op not in ("in", "=", "!="):
+        raise RuleProblem(
+            'FileMatch takes two paths, or a checksum list: FileMatch "path" in ["<checksum>", ...]'
+        )
+    expected: set[str] = set()
+    for operand in condition.operands:
+        if not isinstance(operand, Str):
+            raise RuleProblem(f"FileMatch: {format_operand(operand)} is not a checksum (a quoted hex string)")
+        expected.add(operand.value.strip().lower())
+    refused = condition.negated or condition.op == "!="
+
+    def measure(r: ScanResults) -> Measurement:
+        entries = _entries(rule, target, _path(rule))
+        source = _source(rule, target)
+        sums = {e.uri: _checksum(rule, source, e, algorithm) for e in entries}
+        failing = [e for e in entries if (sums[e.uri] in expected) == refused]
+        return _compliance(
+            rule,
+            target,
+            entries,
+            failing,
+            f"{condition.to_dqdl()} ({algorithm})",
+            lambda e: f"{e.name} {algorithm} {sums[e.uri]}",
+        )
+
+    return measure
+
+
+def _match_paths(rule: Rule, target: Target, algorithm: str) -> Measurement:
+    """Two paths' files are the same: equal checksums, paired by their path below each folder (two
+    single files are paired whatever their names)."""
+    source = _source(rule, target)
+    left, right = (_entries(rule, target, p) for p in rule.params)
+    if len(left) == 1 and len(right) == 1:
+        pairs = {left[0].name: (left[0], right[0])}
+        only_left: list[str] = []
+        only_right: list[str] = []
+    else:
+        ours, theirs = {e.relative: e for e in left}, {e.relative: e for e in right}
+        pairs = {k: (ours[k], theirs[k]) for k in sorted(ours.keys() & theirs.keys())}
+        only_left, only_right = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
+    differ = [
+        k
+        for k, (a, b) in pairs.items()
+        if _checksum(rule, source, a, algorithm) != _checksum(rule, source, b, algorithm)
+    ]
+    compared = len(pairs) + len(only_left) + len(only_right)
+    matched = len(pairs) - len(differ)
+    parts = [f"{matched} of {compared} files match ({algorithm})"]
+    for label, names in (
+        ("differ", differ),
+        (f"only in {rule.params[0]}", only_left),
+        (f"only in {rule.params[1]}", only_right),
+    ):
+        if names:
+            more = f" and {len(names) - SHOWN_FILES} more" if len(names) > SHOWN_FILES else ""
+            parts.append(f"{label}: {', '.join(names[:SHOWN_FILES])}{more}")
+    parts.append(f"FileCount {len(left) + len(right)}")
+    passed = compared > 0 and matched == compared
+    return Measurement(matched / compared if compared else None, verdict=passed, detail="; ".join(parts))
+
+
+def _same_files(entries: list[FileEntry], sums: list[str], by_name: bool) -> list[list[FileEntry]]:
+    """Groups of files that are the same: equal checksums (or, ``by_name``, equal names too)."""
+    parent = list(range(len(entries)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, (entry, digest) in enumerate(zip(entries, sums, strict=True)):
+        for key in [("sum", digest)] + ([("name", entry.name)] if by_name else []):
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    groups: dict[int, list[FileEntry]] = {}
+    for i, entry in enumerate(entries):
+        groups.setdefault(root(i), []).append(entry)
+    return list(groups.values())
+
+
+def _condition(rule: Rule) -> Condition:
+    if rule.condition is None:
+        raise RuleProblem(f"{rule.rule_type} needs a condition")
+    return rule.condition
+
+
+def _algorithm(rule: Rule) -> str:
+    value = rule.tag("hashAlgorithm")
+    if value is None:
+        return DEFAULT_HASH
+    name = str(value).strip().upper()
+    if name not in HASH_ALGORITHMS:
+        raise RuleProblem(
+            f"{rule.rule_type}: unknown hashAlgorithm '{value}'; use {', '.join(HASH_ALGORITHMS)} "
+            f"(default {DEFAULT_HASH})"
+        )
+    return name
+
+
+def _flag(rule: Rule, name: str) -> bool:
+    value = rule.tag(name)
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "1.0", "0.0"):
+        raise RuleProblem(f'{rule.rule_type}: {name} must be "true" or "false"; got {value!r}')
+    return text in ("true", "1", "1.0")
+
+
+def _checksum(rule: Rule, source: FileSource, entry: FileEntry, algorithm: str) -> str:
+    try:
+        return source.checksum(entry, algorithm).lower()
+    except FilesUnavailable as exc:
+        raise RuleProblem(f"{rule.rule_type}: {exc}") from None
