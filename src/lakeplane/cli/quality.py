@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from lakeplane.cli.context import EXIT_FAILED, Context, common_options, pass_ctx
+from lakeplane.cli.context import DAY, EXIT_FAILED, Context, common_options, pass_ctx
 
 
 @click.group()
@@ -39,13 +40,29 @@ def _references(_ctx: click.Context, _param: click.Parameter, refs: tuple[str, .
     help='A reference dataset the rules name (RowCountMatch "ALIAS"). Repeatable.',
 )
 @click.option("--snapshot", "snapshot_id", type=int, help="Check this snapshot, not the current one.")
+@click.option(
+    "--ds",
+    type=DAY,
+    help="Check only business date DS: its rows, and in file rules the raw batches landed for it.",
+)
 @common_options
 @pass_ctx
 def check(
-    ctx: Context, table: str, ruleset: Path, references: dict[str, str], snapshot_id: int | None
+    ctx: Context,
+    table: str,
+    ruleset: Path,
+    references: dict[str, str],
+    snapshot_id: int | None,
+    ds: dt.date | None,
 ) -> None:
-    """Evaluate the DQDL file RULESET on TABLE; exit 1 if a rule fails."""
-    outcomes = ctx.lake().dq_check(table, ruleset.resolve(), snapshot_id=snapshot_id, references=references)
+    """Evaluate the DQDL file RULESET on TABLE; exit 1 if a rule fails.
+
+    TABLE may be a raw dataset, raw/<source>/<dataset>, checked with file rules (FileFreshness,
+    FileSize, FileMatch, FileUniqueness) on its landed batches.
+    """
+    outcomes = ctx.lake().dq_check(
+        table, ruleset.resolve(), snapshot_id=snapshot_id, references=references, ds=ds, only_ds=ds is not None
+    )
     failed = sum(not o["passed"] for o in outcomes)
     if ctx.printer.json:
         ctx.printer.emit(outcomes)

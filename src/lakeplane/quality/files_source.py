@@ -27,8 +27,8 @@ from typing import IO, Protocol
 
 import pyarrow.fs as pafs
 
-from lakeplane.config import S3Options, StorageConfig
-from lakeplane.errors import LakeplaneError
+from lakeplane.config import LakeConfig, S3Options, StorageConfig
+from lakeplane.errors import ConfigError, LakeplaneError, did_you_mean
 from lakeplane.storage.filesystem import LakeStorage, Zone, open_storage
 from lakeplane.storage.raw import RawZone
 
@@ -79,6 +79,52 @@ class FileSource(Protocol):
             FilesUnavailable: the file cannot be read.
         """
         ...
+
+
+def raw_dataset(target: str) -> str | None:
+    """The ``<source>/<dataset>`` a check target written ``raw/<source>/<dataset>`` names, else ``None``.
+
+    Raises:
+        ConfigError: the target starts with ``raw/`` but is not ``raw/<source>/<dataset>``.
+    """
+    if not target.startswith(f"{Zone.RAW.value}/"):
+        return None
+    parts = target.strip("/").split("/")[1:]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"'{target}': a raw dataset is written raw/<source>/<dataset>", value=target)
+    return "/".join(parts)
+
+
+def lake_files(
+    storage: LakeStorage, project_dir: Path, config: LakeConfig, target: str, ingest_date: dt.date | None
+) -> LakeFiles:
+    """The files of a check on ``target``: a table (rules without a path read the batches of the raw
+    dataset whose ingest step writes it) or a raw dataset ``raw/<source>/<dataset>`` (its batches,
+    of ``ingest_date`` if given).
+
+    Raises:
+        ConfigError: ``target`` is a raw dataset neither declared nor landed.
+    """
+    s3 = config.storage.s3
+    dataset = raw_dataset(target)
+    if dataset is not None:
+        if dataset not in config.datasets and not RawZone(storage).batches(dataset):
+            known = list(config.datasets)
+            raise ConfigError(
+                f"unknown raw dataset '{dataset}'{did_you_mean(dataset, known)}: nothing has landed "
+                f"there and no datasets: entry declares it (declared: {', '.join(known) or 'none'})",
+                key=f"datasets.{dataset}",
+            )
+        return LakeFiles(storage, project_dir, s3, dataset, ingest_date)
+    feeding = sorted(name for name, declared in config.datasets.items() if declared.table == target)
+    if len(feeding) == 1:
+        return LakeFiles(storage, project_dir, s3, feeding[0], ingest_date)
+    why = (
+        f"several raw datasets feed {target} ({', '.join(feeding)}); name one: raw/<source>/<dataset>"
+        if feeding
+        else f"no raw dataset feeds {target} (no datasets: entry writes it); name a path"
+    )
+    return LakeFiles(storage, project_dir, s3, None, ingest_date, no_default=why)
 
 
 class LakeFiles:

@@ -17,9 +17,11 @@ from typing import Any, Protocol
 from sqlglot import exp
 
 from lakeplane.engines.base import EngineSession, ScanSource
-from lakeplane.quality.dqdl import parse
+from lakeplane.quality.dqdl import parse, rule_failer
 from lakeplane.quality.evaluate import RuleOutcome, evaluate
 from lakeplane.quality.expressions import History
+from lakeplane.quality.files_source import FileSource, raw_dataset
+from lakeplane.quality.rules import RULE_SPECS, Ruleset
 
 #: Names of the relations the checked table and its references have in the check's session.
 TABLE_ALIAS, PRIMARY_ALIAS, REFERENCE_PREFIX = "dq_table", "dq_primary", "dq_reference_"
@@ -38,6 +40,9 @@ class MetricStore(Protocol):
 
 
 OpenSession = Callable[[str], EngineSession]
+#: ``files_for(target, ingest_date)``: the files file rules read when checking ``target`` (a table's
+#: full name or ``raw/<source>/<dataset>``), narrowed to the batches of ``ingest_date`` if given.
+FilesFor = Callable[[str, dt.date | None], FileSource]
 PlanScan = Callable[[str, int | None], ScanSource]
 
 
@@ -52,6 +57,7 @@ class QualityChecks:
             project's domain); raises if the table does not exist.
         project_dir: where relative ruleset paths are read from.
         history_for: the metric history of a table, by its full name.
+        files_for: where file rules (``FileSize``...) find their files; without it they are errors.
     """
 
     def __init__(
@@ -61,12 +67,14 @@ class QualityChecks:
         resolve: Callable[[str], str],
         project_dir: Path,
         history_for: Callable[[str], MetricStore],
+        files_for: FilesFor | None = None,
     ) -> None:
         self.open_session = open_session
         self.plan = plan
         self.resolve = resolve
         self.project_dir = project_dir
         self.history_for = history_for
+        self.files_for = files_for
         #: Bytes of the data files every check so far planned and read (the table's and references').
         self.bytes_scanned = 0
         self._count = threading.Lock()
@@ -86,7 +94,9 @@ class QualityChecks:
         """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
 
         Args:
-            table: the table under test (``zone.table`` uses the project's domain).
+            table: the table under test (``zone.table`` uses the project's domain), or a raw dataset
+                ``raw/<source>/<dataset>`` checked with file rules only (``ds``: its batches of
+                that ingest date).
             ruleset: a DQDL file; a relative path is read from the project folder.
             ds: the business date checked; it stamps the metrics kept for dynamic rules, which
                 compare with earlier dates only. Default: now.
@@ -95,7 +105,8 @@ class QualityChecks:
                 the ruleset's ``DataSources`` supplies the others.
             now: the evaluation time for ``DataFreshness``. Default: the current time.
             record: keep this evaluation's metrics as history for dynamic rules.
-            only_ds: check only the rows of business date ``ds`` (what a step just wrote).
+            only_ds: check only the rows of business date ``ds`` (what a step just wrote), and
+                only the raw batches landed for ``ds`` in file rules without a path.
 
         Raises:
             DQDLError: the ruleset does not parse or names an unknown reference.
@@ -103,11 +114,16 @@ class QualityChecks:
         path = Path(ruleset)
         text = (path if path.is_absolute() else self.project_dir / path).read_text(encoding="utf-8")
         rules = parse(text, source=str(ruleset))
-        full = self.resolve(table)
+        raw = raw_dataset(table)
+        full = f"raw/{raw}" if raw else self.resolve(table)
         aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
         history = self.history_for(full)
+        day = ds if ds is not None and (only_ds or raw) else None
+        files = self.files_for(full, day) if self.files_for else None
+        if raw:
+            return self._check_files(full, rules, files, history, moment, stamp, record)
         with self.open_session(f"dq-{full.replace('.', '-')}") as session:
             scan = self.plan(full, snapshot_id)
             session.register_scan(TABLE_ALIAS, scan)
@@ -120,9 +136,37 @@ class QualityChecks:
                 session.register_scan(names[alias], reference)
                 scanned += reference.bytes
             session.sandbox()
-            outcomes = evaluate(rules, session, PRIMARY_ALIAS, names, moment, history.before(stamp))
+            outcomes = evaluate(
+                rules, session, PRIMARY_ALIAS, names, moment, history.before(stamp), files=files
+            )
         with self._count:
             self.bytes_scanned += scanned
+        if record:
+            history.record(outcomes, stamp)
+        return [outcome.to_dict() for outcome in outcomes]
+
+    def _check_files(
+        self,
+        target: str,
+        rules: Ruleset,
+        files: FileSource | None,
+        history: MetricStore,
+        moment: dt.datetime,
+        stamp: dt.datetime,
+        record: bool,
+    ) -> list[dict[str, Any]]:
+        """A raw dataset has files and no rows: only file rules can check it."""
+        for rule in rules.leaves():
+            if not RULE_SPECS[rule.rule_type].file_rule:
+                files_only = ", ".join(n for n, spec in RULE_SPECS.items() if spec.file_rule)
+                rule_failer(rule, rules.source)(
+                    f"{rule.rule_type} checks rows; {target} is a raw dataset, checked with file rules "
+                    f"({files_only})"
+                )
+        with self.open_session(f"dq-{target.replace('/', '-')}") as session:
+            session.execute(f"CREATE TEMPORARY VIEW {PRIMARY_ALIAS} AS SELECT NULL AS no_rows WHERE false")
+            session.sandbox()
+            outcomes = evaluate(rules, session, PRIMARY_ALIAS, {}, moment, history.before(stamp), files=files)
         if record:
             history.record(outcomes, stamp)
         return [outcome.to_dict() for outcome in outcomes]
