@@ -61,7 +61,12 @@ def check(
     FileSize, FileMatch, FileUniqueness) on its landed batches.
     """
     outcomes = ctx.lake().dq_check(
-        table, ruleset.resolve(), snapshot_id=snapshot_id, references=references, ds=ds, only_ds=ds is not None
+        table,
+        ruleset.resolve(),
+        snapshot_id=snapshot_id,
+        references=references,
+        ds=ds,
+        only_ds=ds is not None,
     )
     failed = sum(not o["passed"] for o in outcomes)
     if ctx.printer.json:
