@@ -156,7 +156,7 @@ class LakeFiles:
         self.dataset = dataset
         self.ingest_date = ingest_date
         self.no_default = no_default
-        self._digests: dict[tuple[str, str], str] = {}
+        self._digests: dict[tuple[str, int, dt.datetime, str], str] = {}
 
     def files(self, path: str | None) -> list[FileEntry]:
         if path is None:
@@ -184,7 +184,7 @@ class LakeFiles:
     def checksum(self, entry: FileEntry, algorithm: str) -> str:
         if algorithm == "SHA-256" and entry.sha256:
             return entry.sha256
-        key = (entry.uri, algorithm)
+        key = (entry.uri, entry.size, entry.modified, algorithm)  # a rewritten file is read again
         if key not in self._digests:
             digest = hashlib.new(HASH_ALGORITHMS[algorithm])
             try:

@@ -1,0 +1,410 @@
+"""DQDL's file rules on real files: local folders with controlled modification times, and batches
+landed in a real lake's raw zone (their landing times, sizes and checksums from the manifest)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from lakeplane.config import StorageConfig
+from lakeplane.engines.base import JobSpec
+from lakeplane.engines.duckdb import DuckDBSession
+from lakeplane.errors import ConfigError
+from lakeplane.lake import Lake, open_lake
+from lakeplane.quality import RuleOutcome, evaluate
+from lakeplane.quality.files_source import FileSource, LakeFiles, lake_files
+from lakeplane.quality.rules import (
+    BinOp,
+    Call,
+    Condition,
+    DateLit,
+    Duration,
+    Num,
+    Rule,
+    Ruleset,
+    Size,
+    Str,
+    TimeOfDay,
+)
+from lakeplane.storage import open_storage
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+HOURS_OLD = {"a.csv": 1, "b.csv": 30, "c.csv": 50, "d.tmp": 0.5}
+CONTENT = {"a.csv": b"id\n1\n", "b.csv": b"id\n22\n", "c.csv": b"id\n1\n", "d.tmp": b"partial"}
+DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+CONFIG = """
+name: shop
+datasets:
+  pos/orders:
+    format: ndjson
+    table: shop.processed.orders
+    fields:
+      order_id: {type: long, required: true}
+"""
+
+
+def ago(hours: float) -> BinOp:
+    return BinOp("-", Call("now"), Duration(hours, "hours"))
+
+
+def more_than(value: float) -> Condition:
+    return Condition(">", (Num(float(value)),))
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBSession]:
+    tmp = tmp_path_factory.mktemp("files-session")
+    storage = open_storage(StorageConfig(root=str(tmp / "lake")), tmp)
+    with DuckDBSession(storage, JobSpec("t", "256MB", 1, tmp)) as opened:
+        opened.register_arrow("t", pa.table({"x": [1]}))
+        yield opened
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project folder with ``drop/``: four files whose modification times are HOURS_OLD before NOW."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name, content in CONTENT.items():
+        path = drop / name
+        path.write_bytes(content)
+        stamp = (NOW - dt.timedelta(hours=HOURS_OLD[name])).timestamp()
+        os.utime(path, (stamp, stamp))
+    return tmp_path
+
+
+@pytest.fixture
+def local(project: Path) -> LakeFiles:
+    return LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
+
+
+def check(
+    session: DuckDBSession, files: FileSource | None, *rules: Rule, now: dt.datetime = NOW
+) -> list[RuleOutcome]:
+    return evaluate(Ruleset(rules), session, "t", now=now, files=files)
+
+
+def only(session: DuckDBSession, files: FileSource | None, rule: Rule, now: dt.datetime = NOW) -> RuleOutcome:
+    (outcome,) = check(session, files, rule, now=now)
+    return outcome
+
+
+# -- FileFreshness -------------------------------------------------------------------------------
+
+
+def test_freshness_fails_naming_the_stale_files_and_passes_when_all_are_fresh(
+    session: DuckDBSession, local: LakeFiles
+) -> None:
+    day = only(session, local, Rule("FileFreshness", ("drop",), Condition(">", (ago(24),))))
+    assert not day.passed and not day.error
+    assert day.observed == pytest.approx(2 / 4)
+    assert "2 of 4 files fail > (now() - 24 hours)" in day.message
+    assert "b.csv modified 2026-11-26T06:00:00Z" in day.message and "c.csv modified" in day.message
+    assert "a.csv" not in day.message and "FileCount 4" in day.message
+    week = only(session, local, Rule("FileFreshness", ("drop",), Condition(">", (ago(24 * 7),))))
+    assert week.passed and week.observed == 1.0 and "all 4 files meet" in week.message
+
+
+def test_freshness_threshold_is_the_share_of_files_that_must_pass(
+    session: DuckDBSession, local: LakeFiles
+) -> None:
+    recent = Condition(">", (ago(24),))
+    half, most = (
+        only(
+            session, local, Rule("FileFreshness", ("drop",), recent, threshold=Condition(">=", (Num(share),)))
+        )
+        for share in (0.5, 0.9)
+    )
+    assert half.passed and "meets threshold >= 0.5" in half.message
+    assert not most.passed and "does not meet threshold >= 0.9" in most.message
+
+
+def test_freshness_dates_between_in_either_order_and_days(session: DuckDBSession, local: LakeFiles) -> None:
+    between = Rule("FileFreshness", ("drop",), Condition("between", (Call("now"), ago(40))))
+    outcome = only(session, local, between)
+    assert outcome.observed == pytest.approx(3 / 4)  # only c.csv (50 h) is outside
+    assert "c.csv" in outcome.message and "b.csv" not in outcome.message
+    on_day = Rule("FileFreshness", ("drop",), Condition("=", (DateLit(dt.date(2026, 11, 26)),)))
+    assert only(session, local, on_day).observed == pytest.approx(1 / 4)  # b.csv: 26th 06:00
+    after = Rule("FileFreshness", ("drop",), Condition(">", (DateLit(dt.date(2026, 11, 25)),)))
+    assert only(session, local, after).passed
+    as_text = Rule("FileFreshness", ("drop",), Condition(">", (Str("2026-11-26"),)))
+    assert only(session, local, as_text).observed == pytest.approx(3 / 4)  # c.csv: 25th 10:00
+
+
+def test_freshness_time_of_day_is_read_in_the_time_zone_tag(session: DuckDBSession, project: Path) -> None:
+    (project / "noon").mkdir()
+    noon = project / "noon" / "x.csv"
+    noon.write_bytes(b"x\n")
+    stamp = NOW.replace(hour=12).timestamp()  # 12:00 UTC = 07:00 in New York (EST)
+    os.utime(noon, (stamp, stamp))
+    files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
+    late = NOW.replace(hour=18)
+    after_930 = Condition(">", (TimeOfDay(9, 30, "9:30 AM"),))
+    utc = only(session, files, Rule("FileFreshness", ("noon",), after_930), now=late)
+    assert utc.passed
+    new_york = Rule("FileFreshness", ("noon",), after_930, tags=(("timeZone", "America/New_York"),))
+    outcome = only(session, files, new_york, now=late)
+    assert not outcome.passed and "2026-11-27T14:30:00Z" in outcome.message  # 9:30 EST in UTC
+
+
+def test_freshness_unknown_time_zone_is_an_error_naming_it(session: DuckDBSession, local: LakeFiles) -> None:
+    rule = Rule(
+        "FileFreshness",
+        ("drop",),
+        Condition(">", (TimeOfDay(9, 30),)),
+        tags=(("timeZone", "America/Chicgo"),),
+    )
+    outcome = only(session, local, rule)
+    assert outcome.error and not outcome.passed
+    assert "FileFreshness" in outcome.message and "America/Chicgo" in outcome.message
+
+
+# -- FileSize ------------------------------------------------------------------------------------
+
+
+def test_size_units_bare_bytes_and_reported_extremes(session: DuckDBSession, local: LakeFiles) -> None:
+    small, bare, kilo = check(
+        session,
+        local,
+        Rule("FileSize", ("drop",), Condition(">", (Size(5, "B"),))),
+        Rule("FileSize", ("drop",), Condition("<=", (Num(7),))),
+        Rule("FileSize", ("drop",), Condition("<", (Size(1, "KB"),))),
+    )
+    assert not small.passed and small.observed == pytest.approx(2 / 4)
+    assert (
+        "a.csv 5 B, c.csv 5 B" in small.message
+        and "MinimumFileSize 5 B, MaximumFileSize 7 B" in small.message
+    )
+    assert bare.passed and kilo.passed
+
+
+def test_size_between_with_threshold(session: DuckDBSession, local: LakeFiles) -> None:
+    between = Condition("between", (Size(4, "B"), Size(7, "B")))  # ends excluded: d.tmp (7 B) fails
+    loose = Rule("FileSize", ("drop",), between, threshold=Condition(">", (Num(0.5),)))
+    strict = Rule("FileSize", ("drop",), between)
+    passed, failed = check(session, local, loose, strict)
+    assert passed.passed and not failed.passed
+    assert passed.observed == failed.observed == pytest.approx(3 / 4)
+
+
+def test_size_of_a_single_file(session: DuckDBSession, local: LakeFiles) -> None:
+    outcome = only(session, local, Rule("FileSize", ("drop/b.csv",), Condition("=", (Size(6, "B"),))))
+    assert outcome.passed and "FileCount 1" in outcome.message
+
+
+# -- FileUniqueness ------------------------------------------------------------------------------
+
+
+def test_uniqueness_counts_distinct_contents_and_names_duplicates(
+    session: DuckDBSession, local: LakeFiles
+) -> None:
+    outcome = only(session, local, Rule("FileUniqueness", ("drop",), Condition("=", (Num(1.0),))))
+    assert not outcome.passed and outcome.observed == pytest.approx(3 / 4)
+    assert "a.csv = c.csv" in outcome.message and "FileCount 4" in outcome.message
+    assert outcome.metric_key == 'FileUniqueness "drop"'
+
+
+def test_recent_files_and_uri_regex_narrow_the_files(session: DuckDBSession, local: LakeFiles) -> None:
+    recent = Rule("FileUniqueness", ("drop",), Condition("=", (Num(1.0),)), tags=(("recentFiles", 2.0),))
+    csv = Rule("FileUniqueness", ("drop",), Condition("=", (Num(1.0),)), tags=(("uriRegex", r"[ab]\.csv$"),))
+    text_count = Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("recentFiles", "3"),))
+    newest, ab, three = check(session, local, recent, csv, text_count)
+    assert newest.passed and "FileCount 2" in newest.message  # d.tmp and a.csv
+    assert ab.passed and "FileCount 2" in ab.message
+    assert "FileCount 3" in three.message
+
+
+def test_filter_order_decides_which_filter_applies_first(session: DuckDBSession, local: LakeFiles) -> None:
+    tags: tuple[tuple[str, str | float], ...] = (("recentFiles", 1.0), ("uriRegex", r"\.csv$"))
+    newest_then_csv = Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=tags)
+    csv_then_newest = Rule(
+        "FileSize",
+        ("drop",),
+        Condition(">", (Num(0.0),)),
+        tags=(*tags, ("filterOrder", '["uriRegex","recentFiles"]')),
+    )
+    first, second = check(session, local, newest_then_csv, csv_then_newest)
+    assert not first.passed and not first.error and "FileCount 0" in first.message  # d.tmp, then no csv
+    assert second.passed and "FileCount 1" in second.message  # a.csv
+
+
+def test_bad_tag_values_are_errors(session: DuckDBSession, local: LakeFiles) -> None:
+    rules = [
+        Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("recentFiles", 0.0),)),
+        Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("uriRegex", "(unclosed"),)),
+        Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("filterOrder", '["newest"]'),)),
+        Rule("FileUniqueness", ("drop",), more_than(0.5), tags=(("matchFileName", "maybe"),)),
+    ]
+    outcomes = check(session, local, *rules)
+    assert all(o.error and not o.passed for o in outcomes)
+    for outcome, word in zip(outcomes, ("recentFiles", "uriRegex", "'newest'", "matchFileName"), strict=True):
+        assert word in outcome.message
+
+
+def test_match_file_name_counts_same_names_as_duplicates(session: DuckDBSession, project: Path) -> None:
+    for folder, data in (("one", b"1"), ("two", b"2")):
+        (project / "named" / folder).mkdir(parents=True)
+        (project / "named" / folder / "same.csv").write_bytes(data)
+    files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
+    by_content = Rule("FileUniqueness", ("named",), Condition("=", (Num(1.0),)))
+    by_name = Rule(
+        "FileUniqueness", ("named",), Condition("=", (Num(1.0),)), tags=(("matchFileName", "true"),)
+    )
+    content, name = check(session, files, by_content, by_name)
+    assert content.passed and not name.passed and name.observed == pytest.approx(0.5)
+
+
+# -- FileMatch -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-1", "SHA-256", None])
+def test_match_against_checksums_with_each_algorithm(
+    session: DuckDBSession, local: LakeFiles, algorithm: str | None
+) -> None:
+    name = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", None: "sha256"}[algorithm]
+    expected = hashlib.new(name, CONTENT["b.csv"]).hexdigest()
+    tags: tuple[tuple[str, str | float], ...] = (("hashAlgorithm", algorithm),) if algorithm else ()
+    file_ok = Rule(
+        "FileMatch", ("drop/b.csv",), Condition("in", (Str(expected.upper()), Str("00"))), tags=tags
+    )
+    folder = Rule("FileMatch", ("drop",), Condition("in", (Str(expected),)), tags=tags)
+    refused = Rule("FileMatch", ("drop/b.csv",), Condition("in", (Str(expected),), negated=True), tags=tags)
+    one, many, negated = check(session, local, file_ok, folder, refused)
+    assert one.passed and not one.error
+    assert not many.passed and many.observed == pytest.approx(1 / 4) and "a.csv" in many.message
+    assert not negated.passed
+
+
+def test_match_with_an_unknown_algorithm_is_an_error(session: DuckDBSession, local: LakeFiles) -> None:
+    rule = Rule("FileMatch", ("drop",), Condition("in", (Str("00"),)), tags=(("hashAlgorithm", "SHA-512"),))
+    outcome = only(session, local, rule)
+    assert outcome.error and "SHA-512" in outcome.message and "MD5" in outcome.message
+
+
+def test_match_two_folders_pairs_files_by_path(session: DuckDBSession, project: Path) -> None:
+    for folder in ("left", "right"):
+        for name in ("x.csv", "sub/y.csv"):
+            path = project / folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(name.encode())
+    files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
+    same = only(session, files, Rule("FileMatch", ("left", "right")))
+    assert same.passed and "2 of 2 files match" in same.message
+    (project / "right" / "sub" / "y.csv").write_bytes(b"changed")
+    (project / "right" / "extra.csv").write_bytes(b"extra")
+    differ = only(session, files, Rule("FileMatch", ("left", "right")))
+    assert not differ.passed and differ.observed == pytest.approx(1 / 3)
+    assert "differ: sub/y.csv" in differ.message and "only in right: extra.csv" in differ.message
+    single = only(session, files, Rule("FileMatch", ("left/x.csv", "right/x.csv")))
+    assert single.passed
+
+
+# -- empty, missing, unreadable ------------------------------------------------------------------
+
+
+def test_empty_folder_fails_and_missing_path_is_an_error(session: DuckDBSession, project: Path) -> None:
+    (project / "empty").mkdir()
+    files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
+    empty, missing = check(
+        session,
+        files,
+        Rule("FileFreshness", ("empty",), Condition(">", (ago(1),))),
+        Rule("FileSize", ("absent/folder",), Condition(">", (Num(0.0),))),
+    )
+    assert not empty.passed and not empty.error and "FileCount 0" in empty.message
+    assert missing.error and "FileSize" in missing.message and "absent/folder" in missing.message
+
+
+def test_without_a_file_source_file_rules_are_errors_and_other_rules_still_run(
+    session: DuckDBSession,
+) -> None:
+    file_rule, rows = check(
+        session, None, Rule("FileSize", (), Condition(">", (Num(0.0),))), Rule("RowCount", (), more_than(0))
+    )
+    assert file_rule.error and "FileSize" in file_rule.message
+    assert rows.passed
+
+
+# -- the raw zone --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text(CONFIG)
+    opened = open_lake(project)
+    for day, ids in ((DAY1, [1, 2]), (DAY1, [3]), (DAY2, [4, 5, 6])):
+        drop = tmp_path / f"orders-{day}-{ids[0]}.ndjson"
+        drop.write_text("".join(json.dumps({"order_id": i}) + "\n" for i in ids))
+        opened.land("pos/orders", [drop], day)
+    return opened
+
+
+def test_rules_without_a_path_check_the_batches_feeding_the_table(session: DuckDBSession, lake: Lake) -> None:
+    files = lake_files(lake.storage, lake.project_dir, lake.config, "shop.processed.orders", None)
+    batches = lake.raw.batches("pos/orders")
+    last = max(dt.datetime.fromisoformat(b.landed_at) for b in batches)
+    fresh, stale, sizes, unique = check(
+        session,
+        files,
+        Rule("FileFreshness", (), Condition(">", (ago(1),))),
+        Rule("FileFreshness", (), Condition("<", (ago(1),))),
+        Rule("FileSize", (), Condition("between", (Size(10, "B"), Size(1, "KB")))),
+        Rule("FileUniqueness", (), Condition("=", (Num(1.0),))),
+        now=last + dt.timedelta(minutes=5),
+    )
+    assert fresh.passed and "FileCount 3" in fresh.message
+    assert not stale.passed and "orders-2026-11-01-1.ndjson landed" in stale.message
+    assert sizes.passed and f"MaximumFileSize {max(b.bytes for b in batches)} B" in sizes.message
+    assert unique.passed and unique.observed == 1.0  # landing the same content twice lands it once
+
+
+def test_raw_checksums_come_from_the_manifest_or_are_streamed(session: DuckDBSession, lake: Lake) -> None:
+    files = lake_files(lake.storage, lake.project_dir, lake.config, "shop.processed.orders", DAY2)
+    (batch,) = lake.raw.batches("pos/orders", DAY2)
+    content = lake.storage.read_bytes(batch.path)
+    sha, md5 = batch.sha256, hashlib.md5(content).hexdigest()
+    by_sha = Rule("FileMatch", (), Condition("=", (Str(sha),)))
+    by_md5 = Rule("FileMatch", (), Condition("in", (Str(md5),)), tags=(("hashAlgorithm", "MD5"),))
+    assert all(o.passed for o in check(session, files, by_sha, by_md5))
+    # the stored file is gone: the manifest still knows its SHA-256, but MD5 needs the bytes
+    Path(lake.storage.path(batch.path)).unlink()
+    files = lake_files(lake.storage, lake.project_dir, lake.config, "shop.processed.orders", DAY2)
+    sha_outcome, md5_outcome = check(session, files, by_sha, by_md5)
+    assert sha_outcome.passed
+    assert md5_outcome.error and "cannot read" in md5_outcome.message and batch.path in md5_outcome.message
+
+
+def test_raw_paths_name_a_dataset_or_one_ingest_date(session: DuckDBSession, lake: Lake) -> None:
+    files = lake_files(lake.storage, lake.project_dir, lake.config, "raw/pos/orders", None)
+    count = Rule("FileSize", ("raw/pos/orders/ingest_date=2026-11-01",), Condition(">", (Num(0.0),)))
+    everything, day_one, unknown = check(
+        session,
+        files,
+        Rule("FileSize", (), Condition(">", (Num(0.0),))),
+        count,
+        Rule("FileSize", ("raw/pos/returns",), Condition(">", (Num(0.0),))),
+    )
+    assert "FileCount 3" in everything.message and "FileCount 2" in day_one.message
+    assert unknown.error and "raw/pos/returns" in unknown.message
+
+
+def test_a_table_no_dataset_feeds_gives_an_error_outcome_and_unknown_raw_datasets_raise(
+    session: DuckDBSession, lake: Lake
+) -> None:
+    files = lake_files(lake.storage, lake.project_dir, lake.config, "shop.curated.daily", None)
+    outcome = only(session, files, Rule("FileSize", (), Condition(">", (Num(0.0),))))
+    assert outcome.error and "no raw dataset feeds shop.curated.daily" in outcome.message
+    with pytest.raises(ConfigError, match="unknown raw dataset 'pos/order'.*did you mean 'pos/orders'"):
+        lake_files(lake.storage, lake.project_dir, lake.config, "raw/pos/order", None)
+    with pytest.raises(ConfigError, match="raw/<source>/<dataset>"):
+        lake_files(lake.storage, lake.project_dir, lake.config, "raw/pos", None)
