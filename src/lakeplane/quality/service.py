@@ -95,18 +95,17 @@ class QualityChecks:
 
         Args:
             table: the table under test (``zone.table`` uses the project's domain), or a raw dataset
-                ``raw/<source>/<dataset>`` checked with file rules only (``ds``: its batches of
-                that ingest date).
+                ``raw/<source>/<dataset>`` checked with file rules only.
             ruleset: a DQDL file; a relative path is read from the project folder.
             ds: the business date checked; it stamps the metrics kept for dynamic rules, which
-                compare with earlier dates only. Default: now.
+                compare with earlier dates only, and file rules without a path check the raw
+                batches landed for it (what the day's ingest read). Default: now, every batch.
             snapshot_id: check this snapshot (an audit branch's) instead of the current one.
             references: the ruleset's dataset aliases (``RowCountMatch "reference"``) to lake tables;
                 the ruleset's ``DataSources`` supplies the others.
             now: the evaluation time for ``DataFreshness``. Default: the current time.
             record: keep this evaluation's metrics as history for dynamic rules.
-            only_ds: check only the rows of business date ``ds`` (what a step just wrote), and
-                only the raw batches landed for ``ds`` in file rules without a path.
+            only_ds: check only the rows of business date ``ds`` (what a step just wrote).
 
         Raises:
             DQDLError: the ruleset does not parse or names an unknown reference.
@@ -120,8 +119,7 @@ class QualityChecks:
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
         history = self.history_for(full)
-        day = ds if ds is not None and (only_ds or raw) else None
-        files = self.files_for(full, day) if self.files_for else None
+        files = self.files_for(full, ds) if self.files_for else None
         if raw:
             return self._check_files(full, rules, files, history, moment, stamp, record)
         with self.open_session(f"dq-{full.replace('.', '-')}") as session:
