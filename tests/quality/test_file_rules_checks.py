@@ -99,3 +99,38 @@ def test_cli_checks_a_raw_dataset_with_json_output_and_exit_codes(lake: Lake) ->
     missing = runner.invoke(cli, [*base, "dq", "check", "raw/pos/nothing", rules])
     assert missing.exit_code == 1 and "unknown raw dataset 'pos/nothing'" in missing.output
     assert "Traceback" not in missing.output
+
+
+PIPELINE = """
+steps:
+  landing:
+    quality: quality/landing.dqdl
+    table: raw/pos/orders
+  orders:
+    ingest: pos/orders
+    depends_on: [landing]
+"""
+
+
+def test_a_pipeline_gate_on_the_landed_files_stops_the_ingest_of_a_bad_day(
+    lake: Lake, tmp_path: Path
+) -> None:
+    (lake.project_dir / "pipelines").mkdir()
+    (lake.project_dir / "pipelines" / "landing.yaml").write_text(PIPELINE)
+    (lake.project_dir / "quality").mkdir()
+    (lake.project_dir / "quality" / "landing.dqdl").write_text(
+        "Rules = [ FileSize >= 20, FileUniqueness = 1.0 ]\n"
+    )
+    good = lake.run_record(lake.run_pipeline("landing", DAY2).run_id)
+    assert good.state == "succeeded", [a.error for a in good.attempts if a.error]
+    (checked,) = [a for a in good.attempts if a.step == "landing"]
+    assert [o["passed"] for o in checked.metrics["quality"]] == [True, True]
+    assert "FileCount 1" in checked.metrics["quality"][0]["message"]  # only DAY2's batch
+    # DAY1 holds a 32-byte and a 16-byte batch: the gate fails, and nothing of DAY1 is ingested
+    bad = lake.run_record(lake.run_pipeline("landing", DAY1).run_id)
+    assert bad.state == "failed"
+    (gate,) = [a for a in bad.attempts if a.step == "landing"]
+    assert gate.error and "1 of 2 rules failed on raw/pos/orders: FileSize >= 20 (observed 0.5)" in gate.error
+    assert not [a for a in bad.attempts if a.step == "orders" and a.state == "succeeded"]
+    rows = lake.query("SELECT count(*) AS n FROM processed.orders WHERE ds = DATE '2026-11-01'").to_pylist()
+    assert rows == [{"n": 0}]
