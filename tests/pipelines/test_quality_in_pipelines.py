@@ -73,7 +73,7 @@ ORDERS_RULES = """Rules = [
     RowCount > avg(last(10)) * 0.5
 ]
 """
-FACTS_RULES = """DataSources = { "customers": "processed.customers" }
+FACTS_RULES = """DataSources = { "AdditionalDataSources": ["processed.customers"] }
 Rules = [
     RowCount between 0 and 1000,
     IsPrimaryKey "order_id",

@@ -86,7 +86,7 @@ def test_references_from_the_ruleset_and_from_the_caller(lake: Lake) -> None:
     ruleset = rules(
         lake,
         "match.dqdl",
-        'DataSources = { "stores": "processed.stores" }\n'
+        'DataSources = { "AdditionalDataSources": ["processed.stores"] }\n'
         'Rules = [ RowCountMatch "stores" = 1.0, RowCountMatch "other" = 1.0 ]',
     )
     [by_file, by_caller] = checks.check(

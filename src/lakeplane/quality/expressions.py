@@ -3,8 +3,12 @@
 Bounds resolve against the evaluation time and the metric history (a callback, most recent value
 first). A bound that needs history the callback does not have is *unknown*: the check against it
 passes, and :func:`check_metric` reports that so the outcome can say so. Comparisons follow DQDL's
-reference implementation: ``between`` excludes both ends and ``=`` compares numbers (here with a
-relative tolerance of 1e-9, so a mean of 0.1 + 0.2 still equals 0.3).
+reference implementation: ``between`` excludes both ends and ``=`` compares numbers exactly.
+
+Functions in bounds: ``last(k)`` is the metric's ``k`` most recent values; ``avg`` (also ``average``
+and ``mean``), ``min``, ``max``, ``sum``, ``median``, ``std`` (also ``stddev``, population standard
+deviation) reduce a list or their arguments to one number, so they nest (``avg(std(last(10)))``);
+``abs(x)`` and ``index(last(k), i)`` (the ``i``-th most recent, from 0) complete the set.
 """
 
 from __future__ import annotations
@@ -16,16 +20,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakeplane.errors import did_you_mean
 from lakeplane.quality.rules import (
     BinOp,
     Call,
     Condition,
+    DateLit,
     Duration,
     Keyword,
     Neg,
     Num,
     Operand,
+    Size,
     Str,
+    TimeOfDay,
     format_number,
     format_operand,
     walk_operand,
@@ -34,7 +42,7 @@ from lakeplane.quality.rules import (
 History = Callable[[str, int], Sequence[float]]
 """``history(metric_key, n)``: up to ``n`` earlier values of a metric, most recent first."""
 
-Value = float | str | dt.datetime | dt.timedelta | Keyword
+Value = float | str | dt.datetime | dt.timedelta | Keyword | list[float]
 
 
 class MissingHistory(Exception):
@@ -49,6 +57,7 @@ class Bounds:
     history: History | None = None
     metric_key: str = ""
     _cache: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    zone: dt.tzinfo = dt.UTC  # where "2024-01-31" and "9:30 PM" are read
 
     def last(self, n: int) -> list[float]:
         key = (self.metric_key, n)
@@ -58,7 +67,11 @@ class Bounds:
         return self._cache[key]
 
     def for_metric(self, metric_key: str) -> Bounds:
-        return Bounds(self.now, self.history, metric_key, self._cache)
+        return Bounds(self.now, self.history, metric_key, self._cache, self.zone)
+
+    def in_zone(self, zone: dt.tzinfo) -> Bounds:
+        """The same bounds, reading dates and times of day in ``zone``."""
+        return Bounds(self.now, self.history, self.metric_key, self._cache, zone)
 
 
 def operand_value(operand: Operand, bounds: Bounds) -> Value:
@@ -66,7 +79,8 @@ def operand_value(operand: Operand, bounds: Bounds) -> Value:
 
     Raises:
         MissingHistory: a ``last(k)`` bound has no history.
-        ValueError: arithmetic on values that do not combine (a string plus a number).
+        ValueError: arithmetic on values that do not combine (a string plus a number), or an unknown
+            function.
     """
     if isinstance(operand, Num):
         return operand.value
@@ -74,6 +88,13 @@ def operand_value(operand: Operand, bounds: Bounds) -> Value:
         return operand.value if isinstance(operand, Str) else operand
     if isinstance(operand, Duration):
         return dt.timedelta(seconds=operand.seconds)
+    if isinstance(operand, Size):
+        return float(operand.bytes)
+    if isinstance(operand, DateLit):
+        return dt.datetime.combine(operand.value, dt.time(), bounds.zone)
+    if isinstance(operand, TimeOfDay):
+        today = bounds.now.astimezone(bounds.zone).date()
+        return dt.datetime.combine(today, dt.time(operand.hour, operand.minute), bounds.zone)
     if isinstance(operand, Neg):
         inner = operand_value(operand.operand, bounds)
         if isinstance(inner, float | dt.timedelta):
@@ -85,22 +106,67 @@ def operand_value(operand: Operand, bounds: Bounds) -> Value:
     return _arithmetic(operand, left, right)
 
 
+def _population_std(values: list[float]) -> float:
+    return statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+REDUCERS: dict[str, Callable[[list[float]], float]] = {
+    "avg": statistics.fmean,
+    "average": statistics.fmean,
+    "mean": statistics.fmean,
+    "min": min,
+    "max": max,
+    "sum": math.fsum,
+    "median": statistics.median,
+    "std": _population_std,
+    "stddev": _population_std,
+}
+FUNCTIONS = frozenset({*REDUCERS, "last", "abs", "index", "now"})
+
+
 def _call(call: Call, bounds: Bounds) -> Value:
-    if call.name == "now":
+    name = call.name.lower()
+    if name == "now":
         return bounds.now
-    (inner,) = call.args  # validation allows only avg|min|max|sum|std(last(k))
-    assert isinstance(inner, Call) and isinstance(inner.args[0], Num)
-    values = bounds.last(int(inner.args[0].value))
-    if not values:
-        raise MissingHistory(bounds.metric_key)
-    reduce: dict[str, Callable[[list[float]], float]] = {
-        "avg": statistics.fmean,
-        "min": min,
-        "max": max,
-        "sum": math.fsum,
-        "std": lambda v: statistics.pstdev(v) if len(v) > 1 else 0.0,
-    }
-    return float(reduce[call.name](values))
+    if name == "last":
+        count = _whole(call, bounds)
+        values = bounds.last(count)
+        if not values:
+            raise MissingHistory(bounds.metric_key)
+        return values
+    args = [operand_value(arg, bounds) for arg in call.args]
+    numbers: list[float] = []
+    for arg in args:
+        if isinstance(arg, list):
+            numbers.extend(arg)
+        elif isinstance(arg, float):
+            numbers.append(arg)
+        else:
+            raise ValueError(f"{call.name}() takes numbers or last(k), not {format_operand(call)}")
+    if name in REDUCERS:
+        if not numbers:
+            raise ValueError(f"{call.name}() needs at least one value")
+        return float(REDUCERS[name](numbers))
+    if name == "abs" and len(args) == 1 and isinstance(args[0], float):
+        return abs(args[0])
+    if name == "index" and len(args) == 2 and isinstance(args[0], list) and isinstance(args[1], float):
+        position = int(args[1])
+        if not 0 <= position < len(args[0]) or position != args[1]:
+            raise MissingHistory(bounds.metric_key)
+        return args[0][position]
+    if name in ("abs", "index"):
+        raise ValueError(f"{call.name}() takes {'one number' if name == 'abs' else 'last(k) and a position'}")
+    raise ValueError(
+        f"unknown function '{call.name}'{did_you_mean(name, sorted(FUNCTIONS))}; "
+        f"dynamic bounds use {', '.join(sorted(FUNCTIONS - {'now'}))}"
+    )
+
+
+def _whole(call: Call, bounds: Bounds) -> int:
+    values = [operand_value(arg, bounds) for arg in call.args]
+    if len(values) != 1 or not isinstance(values[0], float) or values[0] < 1 or values[0] != int(values[0]):
+        raise ValueError(f"last(k) takes one whole number k >= 1, not {format_operand(call)}")
+    return int(values[0])
 
 
 def _arithmetic(node: BinOp, left: Value, right: Value) -> Value:
@@ -139,6 +205,12 @@ def check_metric(condition: Condition, observed: float | None, bounds: Bounds) -
             value = operand_value(operand, bounds)
         except MissingHistory:
             value, missing = None, True
+        if isinstance(value, list):
+            raise ValueError(
+                f"{format_operand(operand)} is a list: reduce it, e.g. avg({format_operand(operand)})"
+            )
+        if isinstance(value, Keyword) and value.name == "NULL":
+            value = math.nan  # compares unequal to every number
         if value is not None and not isinstance(value, float):
             raise ValueError(f"{format_operand(operand)} is not a number")
         values.append(value)
@@ -174,7 +246,7 @@ def _holds(condition: Condition, observed: float, values: list[float | None]) ->
 
 
 def _equal(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
 
 
 def format_value(value: float) -> str:

@@ -10,6 +10,7 @@ take part in equality, so ``parse(ruleset.to_dqdl()) == ruleset``.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -109,8 +110,6 @@ class Neg:
 
 Operand = Num | Str | Keyword | Duration | Size | DateLit | TimeOfDay | Call | BinOp | Neg
 
-HISTORY_FUNCTIONS = frozenset({"avg", "min", "max", "sum", "std"})
-"""Functions that reduce ``last(k)``, the metric's ``k`` most recent values, to one number."""
 
 Comparator = Literal[">", ">=", "<", "<=", "=", "!="]
 COMPARATORS: tuple[Comparator, ...] = (">", ">=", "<", "<=", "=", "!=")
@@ -179,10 +178,12 @@ def format_operand(operand: Operand, parent: int = 0) -> str:
 
 
 def format_number(value: float) -> str:
-    """``5`` for whole numbers, else Python's shortest round-tripping form."""
+    """``5`` for whole numbers, else Python's shortest round-tripping form, never in exponent form
+    (DQDL has none: ``0.00000001``)."""
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    return repr(value)
+    text = repr(value)
+    return format(decimal.Decimal(text), "f") if "e" in text else text
 
 
 def quote(text: str) -> str:
@@ -213,14 +214,16 @@ class Rule:
     line: int = field(default=0, compare=False)
     column: int = field(default=0, compare=False)
 
-    def to_dqdl(self) -> str:
+    def to_dqdl(self, defaults: tuple[tuple[str, str], ...] = ()) -> str:
+        """The rule as DQDL; labels the ruleset's ``defaults`` already give are left out."""
         parts = [self.rule_type, *(quote(p) for p in self.params)]
         if self.condition is not None:
             parts.append(self.condition.to_dqdl())
         if self.where is not None:
             parts.append(f"where {quote(self.where)}")
-        if self.labels:
-            parts.append(format_labels("labels", self.labels))
+        own = own_labels(self.labels, defaults)
+        if own:
+            parts.append(format_labels("labels", own))
         if self.threshold is not None:
             parts.append(f"with threshold {self.threshold.to_dqdl()}")
         for name, value in self.tags:
@@ -256,8 +259,10 @@ class CompositeRule:
     line: int = field(default=0, compare=False)
     column: int = field(default=0, compare=False)
 
-    def to_dqdl(self) -> str:
-        return f" {self.op} ".join(f"({r.to_dqdl()})" for r in self.rules)
+    def to_dqdl(self, defaults: tuple[tuple[str, str], ...] = ()) -> str:
+        body = f" {self.op} ".join(f"({r.to_dqdl(defaults)})" for r in self.rules)
+        own = own_labels(self.labels, defaults)
+        return f"({body}) {format_labels('labels', own)}" if own else body
 
     def leaves(self) -> Iterator[Rule]:
         for rule in self.rules:
@@ -265,6 +270,14 @@ class CompositeRule:
 
 
 RuleNode = Rule | CompositeRule
+
+
+def own_labels(
+    labels: tuple[tuple[str, str], ...], defaults: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """The ``labels`` a rule sets itself: those the ruleset's ``defaults`` do not already give."""
+    given = dict(defaults)
+    return tuple((k, v) for k, v in labels if given.get(k) != v)
 
 
 def format_labels(keyword: str, labels: tuple[tuple[str, str], ...]) -> str:
@@ -286,8 +299,9 @@ class Ruleset:
 
     def to_dqdl(self) -> str:
         """The ruleset as DQDL text (variables already substituted, comments dropped)."""
-        lines = ["Rules = ["]
-        lines.append(",\n".join(f"    {rule.to_dqdl()}" for rule in self.rules))
+        lines = [format_labels("DefaultLabels", self.default_labels)] if self.default_labels else []
+        lines.append("Rules = [")
+        lines.append(",\n".join(f"    {rule.to_dqdl(self.default_labels)}" for rule in self.rules))
         lines.append("]")
         if self.analyzers:
             lines.append("Analyzers = [")
@@ -360,7 +374,13 @@ _SPECS = (
     ),
     RuleSpec("DataFreshness", 1, 1, "duration", row_level=True, params_hint='"column"'),
     RuleSpec(
-        "CustomSql", 1, 1, "optional_number", where=False, threshold=True, params_hint='"select ... from primary"'
+        "CustomSql",
+        1,
+        1,
+        "optional_number",
+        where=False,
+        threshold=True,
+        params_hint='"select ... from primary"',
     ),
     RuleSpec("RowCountMatch", 1, 1, "number", where=False, params_hint='"reference"'),
     RuleSpec("SchemaMatch", 1, 1, "number", where=False, params_hint='"reference"'),
@@ -374,7 +394,7 @@ _SPECS = (
     RuleSpec("AllStatistics", 1, 1, "none", analyzer_only=True, params_hint='"column"'),
     RuleSpec("FileFreshness", 0, 1, "date", threshold=True, params_hint='["path"]', **_FILE),
     RuleSpec("FileSize", 0, 1, "size", threshold=True, params_hint='["path"]', **_FILE),
-    RuleSpec("FileMatch", 0, 2, "file_match", params_hint='["path"] ["path"]', **_FILE),
+    RuleSpec("FileMatch", 0, 2, "file_match", params_hint='"s3://bucket/file"', **_FILE),
     RuleSpec("FileUniqueness", 0, 1, "number", params_hint='["path"]', **_FILE),
 )
 RULE_SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in _SPECS}

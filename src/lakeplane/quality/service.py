@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,7 +102,8 @@ class QualityChecks:
                 batches landed for it (what the day's ingest read). Default: now, every batch.
             snapshot_id: check this snapshot (an audit branch's) instead of the current one.
             references: the ruleset's dataset aliases (``RowCountMatch "reference"``) to lake tables;
-                the ruleset's ``DataSources`` supplies the others.
+                the tables the ruleset's ``DataSources`` lists under ``AdditionalDataSources`` are
+                the others (see :func:`source_aliases`).
             now: the evaluation time for ``DataFreshness``. Default: the current time.
             record: keep this evaluation's metrics as history for dynamic rules.
             only_ds: check only the rows of business date ``ds`` (what a step just wrote).
@@ -115,7 +116,7 @@ class QualityChecks:
         rules = parse(text, source=str(ruleset))
         raw = raw_dataset(table)
         full = f"raw/{raw}" if raw else self.resolve(table)
-        aliases = {k: v for k, v in rules.data_sources.items() if isinstance(v, str)} | (references or {})
+        aliases = source_aliases(rules.data_sources) | (references or {})
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
         history = self.history_for(full)
@@ -168,6 +169,18 @@ class QualityChecks:
         if record:
             history.record(outcomes, stamp)
         return [outcome.to_dict() for outcome in outcomes]
+
+
+def source_aliases(sources: Mapping[str, str | tuple[str, ...]]) -> dict[str, str]:
+    """The aliases of a ruleset's ``"AdditionalDataSources": ["processed.customers"]``: each table by
+    its name as written and by its last part (``customers``), which rules such as
+    ``ReferentialIntegrity "id" "customers.id"`` use."""
+    extra = sources.get("AdditionalDataSources", ())
+    aliases: dict[str, str] = {}
+    for name in extra if isinstance(extra, tuple) else (extra,):
+        aliases[name] = name
+        aliases.setdefault(name.rsplit(".", 1)[-1], name)
+    return aliases
 
 
 def _primary_view(day: dt.date | None) -> exp.Create:

@@ -137,13 +137,16 @@ def freshness_predicate(
 
 
 def datatype_predicate(condition: Condition, column: str) -> str:
-    """``ColumnDataType``: TRUE where the value is NULL or casts to one of the named types."""
+    """``ColumnDataType``: TRUE where the value is NULL or casts to one of the named types (to none of
+    them for ``!=`` and ``not in``)."""
     casts = [
         f"TRY_CAST(CAST({column} AS VARCHAR) AS {DATA_TYPES[o.value.upper()]}) IS NOT NULL"
         for o in condition.operands
         if isinstance(o, Str)
     ]
-    return f"({column} IS NULL OR {' OR '.join(casts)})"
+    fits = " OR ".join(casts)
+    negated = condition.op == "!=" or condition.negated
+    return f"({column} IS NULL OR {f'NOT ({fits})' if negated else fits})"
 
 
 def _seconds_or_number(value: Value) -> float:

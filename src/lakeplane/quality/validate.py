@@ -17,17 +17,13 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from lakeplane.errors import QueryError, did_you_mean
+from lakeplane.quality.kinds import EXAMPLES as _EXAMPLES
+from lakeplane.quality.kinds import Kind, require_kind
 from lakeplane.quality.rules import (
-    COMPARATORS,
     DATA_TYPES,
-    HISTORY_FUNCTIONS,
     RULE_SPECS,
-    BinOp,
     Call,
     Condition,
-    Duration,
-    Keyword,
-    Neg,
     Num,
     Operand,
     Rule,
@@ -47,6 +43,8 @@ REFERENCE_COLUMNS = re.compile(r"^(?P<alias>[^.{}]+)\.(?:\{(?P<many>[^{}]+)\}|(?
 def validate_rule(rule: Rule, fail: Fail) -> None:
     """Call ``fail`` with the problem unless ``rule`` fits its rule type."""
     spec = rule_spec(rule.rule_type, fail)
+    if spec.analyzer_only:
+        fail(f"{spec.name} is an analyzer: list it under Analyzers = [ ... ], not Rules")
     _check_params(rule, spec, fail)
     _check_condition(rule, spec, fail)
     if rule.where is not None:
@@ -58,7 +56,7 @@ def validate_rule(rule: Rule, fail: Fail) -> None:
             fail(f"{spec.name} does not take 'with threshold'")
         if spec.name == "CustomSql" and rule.condition is not None:
             fail("CustomSql takes a condition or 'with threshold', not both")
-        _check_static_numbers(rule.threshold, "with threshold", fail, allow_in=False)
+        _check_static_numbers(rule.threshold, "with threshold", fail)
     if spec.name == "CustomSql":
         check_custom_sql(rule.params[0], fail)
     if spec.name == "ReferentialIntegrity":
@@ -66,9 +64,11 @@ def validate_rule(rule: Rule, fail: Fail) -> None:
 
 
 def validate_analyzer(rule: Rule, fail: Fail) -> None:
-    """Analyzers name a rule type and its parameters, without a condition."""
-    if rule.rule_type != "AllStatistics":
-        _check_params(rule, rule_spec(rule.rule_type, fail), fail)
+    """Analyzers name a rule type that measures a number, and its parameters, without a condition."""
+    spec = rule_spec(rule.rule_type, fail)
+    if not spec.analyzer and not spec.analyzer_only:
+        fail(f"{spec.name} is not an analyzer: analyzers measure a number (RowCount, Completeness, Mean ...)")
+    _check_params(rule, spec, fail)
 
 
 def rule_spec(name: str, fail: Fail) -> RuleSpec:
@@ -83,114 +83,79 @@ def _check_params(rule: Rule, spec: RuleSpec, fail: Fail) -> None:
         return
     if spec.max_params == 0:
         fail(f"{spec.name} takes no parameters, got {count}")
-    wanted = f"{spec.min_params}" if spec.min_params == spec.max_params else f"at least {spec.min_params}"
-    noun = "parameter" if wanted == "1" else "parameters"
+    if spec.min_params == spec.max_params:
+        wanted = f"{spec.min_params}"
+    elif spec.max_params is None:
+        wanted = f"at least {spec.min_params}"
+    else:
+        wanted = f"{spec.min_params} to {spec.max_params}"
+    noun = "parameter" if wanted in ("1", "at least 1") else "parameters"
     fail(f"{spec.name} takes {wanted} {noun} ({spec.name} {spec.params_hint}), got {count}")
+
+
+_KINDS: dict[str, tuple[Kind, ...]] = {
+    "number": ("number",),
+    "optional_number": ("number",),
+    "length": ("number",),
+    "values": ("string", "number", "date"),
+    "duration": ("duration",),
+    "type": ("string",),
+    "size": ("size", "number"),
+    "date": ("date",),
+    "file_match": ("string",),
+}
 
 
 def _check_condition(rule: Rule, spec: RuleSpec, fail: Fail) -> None:
     condition, shape = rule.condition, spec.condition
+    if shape == "file_match" and len(rule.params) == 2:
+        shape = "none"  # FileMatch "a" "b": the two match, no condition
     if shape == "none":
         if condition is not None:
-            fail(f"{spec.name} takes no condition")
+            fail(f"{spec.name} takes no condition: it passes or fails by itself")
         return
     if condition is None:
         if shape != "optional_number":
-            fail(f"{spec.name} needs a condition, e.g. {spec.name} {spec.params_hint} > 0".replace("  ", " "))
+            example = f"{spec.name} {spec.params_hint} {_EXAMPLES[_KINDS[shape][0]]}".replace("  ", " ")
+            fail(f"{spec.name} needs a condition, e.g. {example}")
         return
-    if shape in ("number", "optional_number"):
-        if condition.op == "matches":
-            fail(f"{spec.name} compares a number: 'matches' needs ColumnValues")
-        for operand in condition.operands:
-            _check_numeric(operand, fail)
-    elif shape == "length":
-        _check_static_numbers(condition, "ColumnLength", fail, allow_in=True)
-    elif shape == "duration":
-        if condition.op not in (*COMPARATORS, "between") or condition.op in ("=", "!="):
-            fail("DataFreshness takes > >= < <= or between, with hours, days or minutes")
-        if not all(isinstance(o, Duration) for o in condition.operands):
-            fail("DataFreshness compares an age: write it with a unit, e.g. <= 24 hours")
-    elif shape == "type":
-        if condition.op not in ("=", "in") or condition.negated:
-            fail('ColumnDataType takes = "TYPE" or in ["TYPE", ...]')
-        for operand in condition.operands:
-            name = operand.value.upper() if isinstance(operand, Str) else ""
-            if name not in DATA_TYPES:
-                fail(
-                    f"unknown data type {_show(operand)}{did_you_mean(name, DATA_TYPES)}; "
-                    f"known: {', '.join(sorted(DATA_TYPES))}"
-                )
-    else:  # values
-        _check_values(condition, fail)
-
-
-def _check_numeric(operand: Operand, fail: Fail) -> None:
-    if isinstance(operand, Num):
-        return
-    if isinstance(operand, Neg):
-        _check_numeric(operand.operand, fail)
-    elif isinstance(operand, BinOp):
-        _check_numeric(operand.left, fail)
-        _check_numeric(operand.right, fail)
-    elif isinstance(operand, Call) and operand.name in HISTORY_FUNCTIONS:
-        if len(operand.args) != 1 or not _is_last(operand.args[0]):
-            fail(f"{operand.name}() takes last(k), e.g. {operand.name}(last(10))")
-    elif isinstance(operand, Call) and operand.name == "last":
-        fail("last(k) is a list of values: reduce it with avg, min, max, sum or std, e.g. avg(last(10))")
-    elif isinstance(operand, Call):
-        known = sorted(HISTORY_FUNCTIONS)
-        fail(
-            f"unknown function '{operand.name}'{did_you_mean(operand.name, known)}; "
-            f"dynamic bounds use {', '.join(known)} over last(k)"
-        )
-    else:
-        fail(f"expected a number, got {_show(operand)}")
-
-
-def _is_last(operand: Operand) -> bool:
-    return (
-        isinstance(operand, Call)
-        and operand.name == "last"
-        and len(operand.args) == 1
-        and isinstance(operand.args[0], Num)
-        and operand.args[0].value >= 1
-        and operand.args[0].value == int(operand.args[0].value)
-    )
-
-
-def _check_static_numbers(condition: Condition, what: str, fail: Fail, allow_in: bool) -> None:
-    if condition.op == "matches" or (condition.op == "in" and not allow_in):
-        fail(f"{what} takes > >= < <= = != or between")
-    for operand in condition.operands:
-        if any(isinstance(o, Call) for o in walk_operand(operand)):
-            fail(
-                f"{what} takes plain numbers; dynamic bounds (last(k)) are for rules that measure "
-                "one number, such as RowCount or Mean"
-            )
-        _check_numeric(operand, fail)
-
-
-def _check_values(condition: Condition, fail: Fail) -> None:
+    kind = require_kind(condition, _KINDS[shape], spec.name, fail)
+    if kind == "number" and shape in ("length", "values", "size"):
+        _check_static_numbers(condition, spec.name, fail)
+    if shape == "size" and kind == "number" and not all(isinstance(o, Num) for o in condition.operands):
+        fail("FileSize compares sizes: write them with a unit, e.g. < 5 MB")
+    if shape == "type":
+        _check_type_names(condition, fail)
     if condition.op == "matches":
         pattern = condition.operands[0]
         try:
             re.compile(pattern.value if isinstance(pattern, Str) else "")
         except re.error as exc:
             fail(f"matches: bad regular expression: {exc}")
+
+
+def _check_type_names(condition: Condition, fail: Fail) -> None:
+    if condition.op == "matches":
+        fail('ColumnDataType takes type names: = "INTEGER" or in ["DATE", "TIMESTAMP"]')
+    for operand in condition.operands:
+        name = operand.value.upper() if isinstance(operand, Str) else ""
+        if name not in DATA_TYPES:
+            fail(
+                f"unknown data type {_show(operand)}{did_you_mean(name, DATA_TYPES)}; "
+                f"known: {', '.join(sorted(DATA_TYPES))}"
+            )
+
+
+def _check_static_numbers(condition: Condition, what: str, fail: Fail) -> None:
+    kind = require_kind(condition, ("number",), what, fail)
+    if kind != "number":
         return
     for operand in condition.operands:
-        for part in walk_operand(operand):
-            if isinstance(part, Call) and part.name != "now":
-                fail(
-                    "ColumnValues compares each value with fixed bounds: dynamic bounds "
-                    "(last(k)) are for rules that measure one number, such as RowCount or Mean"
-                )
-            if isinstance(part, Call) and part.args:
-                fail("now() takes no arguments")
-        if isinstance(operand, Duration):
-            fail("a duration compares with a date: write (now() - 3 days)")
-        if isinstance(operand, Keyword) and condition.op not in ("=", "!=", "in"):
-            fail(f"{operand.name} works with =, != and in")
+        if any(isinstance(o, Call) for o in walk_operand(operand)):
+            fail(
+                f"{what} takes plain numbers; dynamic bounds (last(k)) are for rules that measure "
+                "one number, such as RowCount or Mean"
+            )
 
 
 def check_where(text: str, fail: Fail) -> exp.Expr:
