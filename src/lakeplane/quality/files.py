@@ -18,12 +18,19 @@ ratio, the smallest and largest size.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lakeplane.quality.checks import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
-from lakeplane.quality.expressions import Bounds, MissingHistory, check_metric, format_value, operand_value
+from lakeplane.quality.expressions import Bounds, check_metric, format_value
+from lakeplane.quality.files_conditions import (
+    Span,
+    format_time,
+    holds,
+    instants,
+    select_files,
+    size_span,
+    time_zone,
+)
 from lakeplane.quality.files_source import (
     DEFAULT_HASH,
     HASH_ALGORITHMS,
@@ -39,7 +46,6 @@ from lakeplane.quality.rules import (
     Rule,
     Size,
     Str,
-    TimeOfDay,
     format_operand,
 )
 from lakeplane.quality.validate import Fail
@@ -48,12 +54,6 @@ __all__ = ["FileSource"]
 
 #: Failing files named in a message; the rest are counted.
 SHOWN_FILES = 5
-_FILTERS = ("recentFiles", "uriRegex")
-_DAY = 86_400.0
-
-#: What a condition's operand resolves to: an interval of values, a single point for most operands
-#: and a whole day for a date (so that ``= "2026-11-27"`` means "on that day").
-Span = tuple[float, float]
 
 
 # -- choosing the files ------------------------------------------------------------------------
@@ -65,9 +65,7 @@ def _entries(rule: Rule, target: Target, path: str | None) -> list[FileEntry]:
         found = source.files(path)
     except FilesUnavailable as exc:
         raise RuleProblem(f"{rule.rule_type}: {exc}") from None
-    for name in _filter_order(rule):
-        found = _FILTER_STEPS[name](rule, found)
-    return sorted(found, key=lambda e: e.uri)
+    return select_files(rule, found)
 
 
 def _source(rule: Rule, target: Target) -> FileSource:
@@ -78,56 +76,6 @@ def _source(rule: Rule, target: Target) -> FileSource:
     return target.files
 
 
-def _filter_order(rule: Rule) -> list[str]:
-    written = rule.tag("filterOrder")
-    if written is None:
-        return list(_FILTERS)
-    known = {name.lower(): name for name in _FILTERS}
-    order = []
-    for word in re.findall(r"[A-Za-z]+", str(written)):
-        if word.lower() not in known:
-            raise RuleProblem(
-                f"{rule.rule_type}: filterOrder names '{word}'; it orders {' and '.join(_FILTERS)}"
-            )
-        order.append(known[word.lower()])
-    return order + [name for name in _FILTERS if name not in order]
-
-
-def _recent(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
-    value = rule.tag("recentFiles")
-    if value is None:
-        return found
-    try:
-        count = float(value)
-    except ValueError:
-        count = 0.0
-    if count < 1 or count != int(count):
-        raise RuleProblem(
-            f"{rule.rule_type}: recentFiles must be a whole number of files, 1 or more; got {value!r}"
-        )
-    return sorted(found, key=lambda e: (e.modified, e.uri), reverse=True)[: int(count)]
-
-
-def _uri_regex(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
-    value = rule.tag("uriRegex")
-    if value is None:
-        return found
-    try:
-        pattern = re.compile(str(value))
-    except re.error as exc:
-        raise RuleProblem(
-            f"{rule.rule_type}: uriRegex {str(value)!r} is not a regular expression: {exc}"
-        ) from None
-    # a raw batch is stored under its content hash: its original name is matched too
-    return [e for e in found if pattern.search(e.uri) or (e.landed and pattern.search(e.name))]
-
-
-_FILTER_STEPS: dict[str, Callable[[Rule, list[FileEntry]], list[FileEntry]]] = {
-    "recentFiles": _recent,
-    "uriRegex": _uri_regex,
-}
-
-
 def _path(rule: Rule) -> str | None:
     return rule.params[0] if rule.params else None
 
@@ -135,94 +83,6 @@ def _path(rule: Rule) -> str | None:
 def _no_files(rule: Rule) -> str:
     path = _path(rule)
     return f"no files to check at {path if path is not None else 'the dataset under test'}; FileCount 0"
-
-
-# -- per-file conditions -----------------------------------------------------------------------
-
-
-def _zone(rule: Rule) -> dt.tzinfo:
-    name = rule.tag("timeZone")
-    if name is None:
-        return dt.UTC
-    try:
-        return ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise RuleProblem(
-            f"{rule.rule_type}: unknown time zone '{name}' (with timeZone); use an IANA name such as "
-            '"America/New_York"'
-        ) from None
-
-
-_TIME_FORMATS = ("%H:%M", "%I:%M %p", "%I:%M%p")
-
-
-def _moment(rule: Rule, operand: Operand, now: dt.datetime, zone: dt.tzinfo) -> Span:
-    """The instants ``operand`` stands for, as POSIX seconds: a day for a date, else one instant."""
-    if isinstance(operand, Str):  # a date or a time of day the parser left as text
-        operand = _date_or_time(rule, operand.value)
-    if isinstance(operand, DateLit):
-        start = dt.datetime.combine(operand.value, dt.time(), zone).timestamp()
-        return start, start + _DAY
-    if isinstance(operand, TimeOfDay):
-        today = now.astimezone(zone).date()
-        moment = dt.datetime.combine(today, dt.time(operand.hour, operand.minute), zone).timestamp()
-        return moment, moment
-    try:
-        value = operand_value(operand, Bounds(now))
-    except (ValueError, MissingHistory):
-        value = None
-    if not isinstance(value, dt.datetime):
-        raise RuleProblem(f"{rule.rule_type}: {format_operand(operand)} is not a date, a time or now()")
-    return value.timestamp(), value.timestamp()
-
-
-def _date_or_time(rule: Rule, text: str) -> Operand:
-    try:
-        return DateLit(dt.date.fromisoformat(text.strip()))
-    except ValueError:
-        pass
-    for pattern in _TIME_FORMATS:
-        try:
-            parsed = dt.datetime.strptime(text.strip().upper(), pattern)
-        except ValueError:
-            continue
-        return TimeOfDay(parsed.hour, parsed.minute, text)
-    raise RuleProblem(
-        f'{rule.rule_type}: "{text}" is neither a date (YYYY-MM-DD) nor a time of day (9:30 PM, 21:30)'
-    )
-
-
-def _size(rule: Rule, operand: Operand) -> Span:
-    if isinstance(operand, Size):
-        return operand.bytes, operand.bytes
-    if isinstance(operand, Num):  # a bare number is bytes
-        return operand.value, operand.value
-    raise RuleProblem(f"{rule.rule_type}: {format_operand(operand)} is not a size (5 MB, 100 B)")
-
-
-def _holds(condition: Condition, value: float, spans: Sequence[Span]) -> bool:
-    """Whether ``value`` meets ``condition`` whose operands are ``spans``; ``between`` excludes its
-    ends and takes them in either order (``between now() and (now() - 45 minutes)``)."""
-    op = condition.op
-    if op == "between":
-        low, high = sorted((spans[0][0], spans[1][0]))
-        return (low < value < high) != condition.negated
-    if op == "in":
-        return any(_within(value, span) for span in spans) != condition.negated
-    low, high = spans[0]
-    return {
-        ">": value > low,
-        ">=": value >= low,
-        "<": value < low,
-        "<=": value <= low,
-        "=": _within(value, (low, high)),
-        "!=": not _within(value, (low, high)),
-    }.get(op, False)
-
-
-def _within(value: float, span: Span) -> bool:
-    low, high = span
-    return value == low if low == high else low <= value < high
 
 
 def _compliance(
@@ -253,12 +113,8 @@ def _compliance(
     return Measurement(share, verdict=check.passed, detail=f"{detail}; {verdict} threshold {check.expected}")
 
 
-def _time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _when(entry: FileEntry) -> str:
-    return f"{entry.name} {'landed' if entry.landed else 'modified'} {_time(entry.modified)}"
+    return f"{entry.name} {'landed' if entry.landed else 'modified'} {format_time(entry.modified)}"
 
 
 def _resolved(
@@ -283,18 +139,18 @@ def _resolved(
 @planner("FileFreshness")
 def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     condition = _condition(rule)
-    zone = _zone(rule)
+    zone = time_zone(rule)
 
     def measure(r: ScanResults) -> Measurement:
         now = target.now if target.now.tzinfo else target.now.replace(tzinfo=dt.UTC)
-        spans = [_moment(rule, o, now, zone) for o in condition.operands]
+        spans = [instants(rule, o, now, zone) for o in condition.operands]
         entries = _entries(rule, target, _path(rule))
-        failing = [e for e in entries if not _holds(condition, e.modified.timestamp(), spans)]
+        failing = [e for e in entries if not holds(condition, e.modified.timestamp(), spans)]
         expected = _resolved(
             condition,
             spans,
             lambda o: isinstance(o, DateLit | Str),
-            lambda s: _time(dt.datetime.fromtimestamp(s, dt.UTC)),
+            lambda s: format_time(dt.datetime.fromtimestamp(s, dt.UTC)),
         )
         return _compliance(rule, target, entries, failing, expected, _when)
 
@@ -302,13 +158,13 @@ def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resol
 
 
 @planner("FileSize")
-def _file_size(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+def _filesize_span(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     condition = _condition(rule)
-    spans = [_size(rule, o) for o in condition.operands]
+    spans = [size_span(rule, o) for o in condition.operands]
 
     def measure(r: ScanResults) -> Measurement:
         entries = _entries(rule, target, _path(rule))
-        failing = [e for e in entries if not _holds(condition, float(e.size), spans)]
+        failing = [e for e in entries if not holds(condition, float(e.size), spans)]
         sizes = [e.size for e in entries]
         extra = f", MinimumFileSize {min(sizes)} B, MaximumFileSize {max(sizes)} B" if sizes else ""
         expected = _resolved(condition, spans, lambda o: isinstance(o, Size | Num), lambda s: f"{s:.0f} B")
