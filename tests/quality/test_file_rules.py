@@ -20,19 +20,6 @@ from lakeplane.errors import ConfigError
 from lakeplane.lake import Lake, open_lake
 from lakeplane.quality import RuleOutcome, evaluate
 from lakeplane.quality.files_source import FileSource, LakeFiles, lake_files
-from lakeplane.quality.rules import (
-    BinOp,
-    Call,
-    Condition,
-    DateLit,
-    Duration,
-    Num,
-    Rule,
-    Ruleset,
-    Size,
-    Str,
-    TimeOfDay,
-)
 from lakeplane.storage import open_storage
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -48,14 +35,6 @@ datasets:
     fields:
       order_id: {type: long, required: true}
 """
-
-
-def ago(hours: float) -> BinOp:
-    return BinOp("-", Call("now"), Duration(hours, "hours"))
-
-
-def more_than(value: float) -> Condition:
-    return Condition(">", (Num(float(value)),))
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +65,13 @@ def local(project: Path) -> LakeFiles:
 
 
 def check(
-    session: DuckDBSession, files: FileSource | None, *rules: Rule, now: dt.datetime = NOW
+    session: DuckDBSession, files: FileSource | None, *rules: str, now: dt.datetime = NOW
 ) -> list[RuleOutcome]:
-    return evaluate(Ruleset(rules), session, "t", now=now, files=files)
+    """Evaluate ``rules`` (DQDL rules, one ruleset) on ``files``."""
+    return evaluate("Rules = [\n    " + ",\n    ".join(rules) + "\n]", session, "t", now=now, files=files)
 
 
-def only(session: DuckDBSession, files: FileSource | None, rule: Rule, now: dt.datetime = NOW) -> RuleOutcome:
+def only(session: DuckDBSession, files: FileSource | None, rule: str, now: dt.datetime = NOW) -> RuleOutcome:
     (outcome,) = check(session, files, rule, now=now)
     return outcome
 
@@ -102,41 +82,43 @@ def only(session: DuckDBSession, files: FileSource | None, rule: Rule, now: dt.d
 def test_freshness_fails_naming_the_stale_files_and_passes_when_all_are_fresh(
     session: DuckDBSession, local: LakeFiles
 ) -> None:
-    day = only(session, local, Rule("FileFreshness", ("drop",), Condition(">", (ago(24),))))
+    day = only(session, local, 'FileFreshness "drop" > (now() - 24 hours)')
     assert not day.passed and not day.error
     assert day.observed == pytest.approx(2 / 4)
     assert "2 of 4 files fail > (now() - 24 hours)" in day.message
     assert "b.csv modified 2026-11-26T06:00:00Z" in day.message and "c.csv modified" in day.message
     assert "a.csv" not in day.message and "FileCount 4" in day.message
-    week = only(session, local, Rule("FileFreshness", ("drop",), Condition(">", (ago(24 * 7),))))
+    week = only(session, local, 'FileFreshness "drop" > (now() - 7 days)')
     assert week.passed and week.observed == 1.0 and "all 4 files meet" in week.message
 
 
 def test_freshness_threshold_is_the_share_of_files_that_must_pass(
     session: DuckDBSession, local: LakeFiles
 ) -> None:
-    recent = Condition(">", (ago(24),))
-    half, most = (
-        only(
-            session, local, Rule("FileFreshness", ("drop",), recent, threshold=Condition(">=", (Num(share),)))
-        )
-        for share in (0.5, 0.9)
+    half, most = check(
+        session,
+        local,
+        'FileFreshness "drop" > (now() - 24 hours) with threshold >= 0.5',
+        'FileFreshness "drop" > (now() - 24 hours) with threshold >= 0.9',
     )
     assert half.passed and "meets threshold >= 0.5" in half.message
     assert not most.passed and "does not meet threshold >= 0.9" in most.message
 
 
 def test_freshness_dates_between_in_either_order_and_days(session: DuckDBSession, local: LakeFiles) -> None:
-    between = Rule("FileFreshness", ("drop",), Condition("between", (Call("now"), ago(40))))
-    outcome = only(session, local, between)
-    assert outcome.observed == pytest.approx(3 / 4)  # only c.csv (50 h) is outside
-    assert "c.csv" in outcome.message and "b.csv" not in outcome.message
-    on_day = Rule("FileFreshness", ("drop",), Condition("=", (DateLit(dt.date(2026, 11, 26)),)))
-    assert only(session, local, on_day).observed == pytest.approx(1 / 4)  # b.csv: 26th 06:00
-    after = Rule("FileFreshness", ("drop",), Condition(">", (DateLit(dt.date(2026, 11, 25)),)))
-    assert only(session, local, after).passed
-    as_text = Rule("FileFreshness", ("drop",), Condition(">", (Str("2026-11-26"),)))
-    assert only(session, local, as_text).observed == pytest.approx(3 / 4)  # c.csv: 25th 10:00
+    between, on_day, after, not_on_day = check(
+        session,
+        local,
+        'FileFreshness "drop" between now() and (now() - 40 hours)',
+        'FileFreshness "drop" = "2026-11-26"',
+        'FileFreshness "drop" > "2026-11-26"',
+        'FileFreshness "drop" != "2026-11-26"',
+    )
+    assert between.observed == pytest.approx(3 / 4)  # only c.csv (50 h) is outside
+    assert "c.csv" in between.message and "b.csv" not in between.message
+    assert on_day.observed == pytest.approx(1 / 4)  # b.csv: the 26th, 06:00
+    assert after.observed == pytest.approx(3 / 4)  # c.csv: the 25th, 10:00
+    assert not_on_day.observed == pytest.approx(3 / 4)
 
 
 def test_freshness_time_of_day_is_read_in_the_time_zone_tag(session: DuckDBSession, project: Path) -> None:
@@ -146,23 +128,19 @@ def test_freshness_time_of_day_is_read_in_the_time_zone_tag(session: DuckDBSessi
     stamp = NOW.replace(hour=12).timestamp()  # 12:00 UTC = 07:00 in New York (EST)
     os.utime(noon, (stamp, stamp))
     files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
-    late = NOW.replace(hour=18)
-    after_930 = Condition(">", (TimeOfDay(9, 30, "9:30 AM"),))
-    utc = only(session, files, Rule("FileFreshness", ("noon",), after_930), now=late)
+    utc, new_york = check(
+        session,
+        files,
+        'FileFreshness "noon" > "9:30 AM"',
+        'FileFreshness "noon" > "9:30 AM" with timeZone = "America/New_York"',
+        now=NOW.replace(hour=18),
+    )
     assert utc.passed
-    new_york = Rule("FileFreshness", ("noon",), after_930, tags=(("timeZone", "America/New_York"),))
-    outcome = only(session, files, new_york, now=late)
-    assert not outcome.passed and "2026-11-27T14:30:00Z" in outcome.message  # 9:30 EST in UTC
+    assert not new_york.passed and "2026-11-27T14:30:00Z" in new_york.message  # 9:30 EST in UTC
 
 
 def test_freshness_unknown_time_zone_is_an_error_naming_it(session: DuckDBSession, local: LakeFiles) -> None:
-    rule = Rule(
-        "FileFreshness",
-        ("drop",),
-        Condition(">", (TimeOfDay(9, 30),)),
-        tags=(("timeZone", "America/Chicgo"),),
-    )
-    outcome = only(session, local, rule)
+    outcome = only(session, local, 'FileFreshness "drop" > "9:30 AM" with timeZone = "America/Chicgo"')
     assert outcome.error and not outcome.passed
     assert "FileFreshness" in outcome.message and "America/Chicgo" in outcome.message
 
@@ -172,11 +150,7 @@ def test_freshness_unknown_time_zone_is_an_error_naming_it(session: DuckDBSessio
 
 def test_size_units_bare_bytes_and_reported_extremes(session: DuckDBSession, local: LakeFiles) -> None:
     small, bare, kilo = check(
-        session,
-        local,
-        Rule("FileSize", ("drop",), Condition(">", (Size(5, "B"),))),
-        Rule("FileSize", ("drop",), Condition("<=", (Num(7),))),
-        Rule("FileSize", ("drop",), Condition("<", (Size(1, "KB"),))),
+        session, local, 'FileSize "drop" > 5 B', 'FileSize "drop" <= 7', 'FileSize "drop" < 1 KB'
     )
     assert not small.passed and small.observed == pytest.approx(2 / 4)
     assert (
@@ -187,16 +161,19 @@ def test_size_units_bare_bytes_and_reported_extremes(session: DuckDBSession, loc
 
 
 def test_size_between_with_threshold(session: DuckDBSession, local: LakeFiles) -> None:
-    between = Condition("between", (Size(4, "B"), Size(7, "B")))  # ends excluded: d.tmp (7 B) fails
-    loose = Rule("FileSize", ("drop",), between, threshold=Condition(">", (Num(0.5),)))
-    strict = Rule("FileSize", ("drop",), between)
-    passed, failed = check(session, local, loose, strict)
-    assert passed.passed and not failed.passed
-    assert passed.observed == failed.observed == pytest.approx(3 / 4)
+    # between excludes its ends: d.tmp (7 B) fails
+    loose, strict = check(
+        session,
+        local,
+        'FileSize "drop" between 4 B and 7 B with threshold > 0.5',
+        'FileSize "drop" between 4 B and 7 B',
+    )
+    assert loose.passed and not strict.passed
+    assert loose.observed == strict.observed == pytest.approx(3 / 4)
 
 
 def test_size_of_a_single_file(session: DuckDBSession, local: LakeFiles) -> None:
-    outcome = only(session, local, Rule("FileSize", ("drop/b.csv",), Condition("=", (Size(6, "B"),))))
+    outcome = only(session, local, 'FileSize "drop/b.csv" = 6 B')
     assert outcome.passed and "FileCount 1" in outcome.message
 
 
@@ -206,44 +183,46 @@ def test_size_of_a_single_file(session: DuckDBSession, local: LakeFiles) -> None
 def test_uniqueness_counts_distinct_contents_and_names_duplicates(
     session: DuckDBSession, local: LakeFiles
 ) -> None:
-    outcome = only(session, local, Rule("FileUniqueness", ("drop",), Condition("=", (Num(1.0),))))
+    outcome = only(session, local, 'FileUniqueness "drop" = 1.0')
     assert not outcome.passed and outcome.observed == pytest.approx(3 / 4)
     assert "a.csv = c.csv" in outcome.message and "FileCount 4" in outcome.message
     assert outcome.metric_key == 'FileUniqueness "drop"'
 
 
 def test_recent_files_and_uri_regex_narrow_the_files(session: DuckDBSession, local: LakeFiles) -> None:
-    recent = Rule("FileUniqueness", ("drop",), Condition("=", (Num(1.0),)), tags=(("recentFiles", 2.0),))
-    csv = Rule("FileUniqueness", ("drop",), Condition("=", (Num(1.0),)), tags=(("uriRegex", r"[ab]\.csv$"),))
-    text_count = Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("recentFiles", "3"),))
-    newest, ab, three = check(session, local, recent, csv, text_count)
+    newest, ab, three = check(
+        session,
+        local,
+        'FileUniqueness "drop" = 1.0 with recentFiles = 2',
+        r'FileUniqueness "drop" = 1.0 with uriRegex = "[ab]\.csv$"',
+        'FileSize "drop" > 0 with recentFiles = "3"',
+    )
     assert newest.passed and "FileCount 2" in newest.message  # d.tmp and a.csv
     assert ab.passed and "FileCount 2" in ab.message
     assert "FileCount 3" in three.message
 
 
 def test_filter_order_decides_which_filter_applies_first(session: DuckDBSession, local: LakeFiles) -> None:
-    tags: tuple[tuple[str, str | float], ...] = (("recentFiles", 1.0), ("uriRegex", r"\.csv$"))
-    newest_then_csv = Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=tags)
-    csv_then_newest = Rule(
-        "FileSize",
-        ("drop",),
-        Condition(">", (Num(0.0),)),
-        tags=(*tags, ("filterOrder", '["uriRegex","recentFiles"]')),
+    newest_then_csv, csv_then_newest = check(
+        session,
+        local,
+        r'FileSize "drop" > 0 with recentFiles = 1 with uriRegex = "\.csv$"',
+        r'FileSize "drop" > 0 with recentFiles = 1 with uriRegex = "\.csv$" with filterOrder = "uriRegex, recentFiles"',
     )
-    first, second = check(session, local, newest_then_csv, csv_then_newest)
-    assert not first.passed and not first.error and "FileCount 0" in first.message  # d.tmp, then no csv
-    assert second.passed and "FileCount 1" in second.message  # a.csv
+    assert not newest_then_csv.passed and not newest_then_csv.error  # d.tmp, then no csv
+    assert "FileCount 0" in newest_then_csv.message
+    assert csv_then_newest.passed and "FileCount 1" in csv_then_newest.message  # a.csv
 
 
-def test_bad_tag_values_are_errors(session: DuckDBSession, local: LakeFiles) -> None:
-    rules = [
-        Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("recentFiles", 0.0),)),
-        Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("uriRegex", "(unclosed"),)),
-        Rule("FileSize", ("drop",), Condition(">", (Num(0.0),)), tags=(("filterOrder", '["newest"]'),)),
-        Rule("FileUniqueness", ("drop",), more_than(0.5), tags=(("matchFileName", "maybe"),)),
-    ]
-    outcomes = check(session, local, *rules)
+def test_bad_tag_values_are_errors_naming_the_tag(session: DuckDBSession, local: LakeFiles) -> None:
+    outcomes = check(
+        session,
+        local,
+        'FileSize "drop" > 0 with recentFiles = 0',
+        'FileSize "drop" > 0 with uriRegex = "(unclosed"',
+        'FileSize "drop" > 0 with filterOrder = "newest"',
+        'FileUniqueness "drop" > 0.5 with matchFileName = "maybe"',
+    )
     assert all(o.error and not o.passed for o in outcomes)
     for outcome, word in zip(outcomes, ("recentFiles", "uriRegex", "'newest'", "matchFileName"), strict=True):
         assert word in outcome.message
@@ -254,11 +233,12 @@ def test_match_file_name_counts_same_names_as_duplicates(session: DuckDBSession,
         (project / "named" / folder).mkdir(parents=True)
         (project / "named" / folder / "same.csv").write_bytes(data)
     files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
-    by_content = Rule("FileUniqueness", ("named",), Condition("=", (Num(1.0),)))
-    by_name = Rule(
-        "FileUniqueness", ("named",), Condition("=", (Num(1.0),)), tags=(("matchFileName", "true"),)
+    content, name = check(
+        session,
+        files,
+        'FileUniqueness "named" = 1.0',
+        'FileUniqueness "named" = 1.0 with matchFileName = "true"',
     )
-    content, name = check(session, files, by_content, by_name)
     assert content.passed and not name.passed and name.observed == pytest.approx(0.5)
 
 
@@ -271,21 +251,21 @@ def test_match_against_checksums_with_each_algorithm(
 ) -> None:
     name = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", None: "sha256"}[algorithm]
     expected = hashlib.new(name, CONTENT["b.csv"]).hexdigest()
-    tags: tuple[tuple[str, str | float], ...] = (("hashAlgorithm", algorithm),) if algorithm else ()
-    file_ok = Rule(
-        "FileMatch", ("drop/b.csv",), Condition("in", (Str(expected.upper()), Str("00"))), tags=tags
+    tag = f' with hashAlgorithm = "{algorithm}"' if algorithm else ""
+    one, many, negated = check(
+        session,
+        local,
+        f'FileMatch "drop/b.csv" in ["{expected.upper()}", "00"]{tag}',
+        f'FileMatch "drop" in ["{expected}"]{tag}',
+        f'FileMatch "drop/b.csv" not in ["{expected}"]{tag}',
     )
-    folder = Rule("FileMatch", ("drop",), Condition("in", (Str(expected),)), tags=tags)
-    refused = Rule("FileMatch", ("drop/b.csv",), Condition("in", (Str(expected),), negated=True), tags=tags)
-    one, many, negated = check(session, local, file_ok, folder, refused)
     assert one.passed and not one.error
     assert not many.passed and many.observed == pytest.approx(1 / 4) and "a.csv" in many.message
     assert not negated.passed
 
 
 def test_match_with_an_unknown_algorithm_is_an_error(session: DuckDBSession, local: LakeFiles) -> None:
-    rule = Rule("FileMatch", ("drop",), Condition("in", (Str("00"),)), tags=(("hashAlgorithm", "SHA-512"),))
-    outcome = only(session, local, rule)
+    outcome = only(session, local, 'FileMatch "drop" in ["00"] with hashAlgorithm = "SHA-512"')
     assert outcome.error and "SHA-512" in outcome.message and "MD5" in outcome.message
 
 
@@ -296,14 +276,13 @@ def test_match_two_folders_pairs_files_by_path(session: DuckDBSession, project: 
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(name.encode())
     files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
-    same = only(session, files, Rule("FileMatch", ("left", "right")))
+    same = only(session, files, 'FileMatch "left" "right"')
     assert same.passed and "2 of 2 files match" in same.message
     (project / "right" / "sub" / "y.csv").write_bytes(b"changed")
     (project / "right" / "extra.csv").write_bytes(b"extra")
-    differ = only(session, files, Rule("FileMatch", ("left", "right")))
+    differ, single = check(session, files, 'FileMatch "left" "right"', 'FileMatch "left/x.csv" "right/x.csv"')
     assert not differ.passed and differ.observed == pytest.approx(1 / 3)
     assert "differ: sub/y.csv" in differ.message and "only in right: extra.csv" in differ.message
-    single = only(session, files, Rule("FileMatch", ("left/x.csv", "right/x.csv")))
     assert single.passed
 
 
@@ -314,10 +293,7 @@ def test_empty_folder_fails_and_missing_path_is_an_error(session: DuckDBSession,
     (project / "empty").mkdir()
     files = LakeFiles(open_storage(StorageConfig(root=str(project / "lake")), project), project)
     empty, missing = check(
-        session,
-        files,
-        Rule("FileFreshness", ("empty",), Condition(">", (ago(1),))),
-        Rule("FileSize", ("absent/folder",), Condition(">", (Num(0.0),))),
+        session, files, 'FileFreshness "empty" > (now() - 1 hours)', 'FileSize "absent/folder" > 0'
     )
     assert not empty.passed and not empty.error and "FileCount 0" in empty.message
     assert missing.error and "FileSize" in missing.message and "absent/folder" in missing.message
@@ -326,9 +302,7 @@ def test_empty_folder_fails_and_missing_path_is_an_error(session: DuckDBSession,
 def test_without_a_file_source_file_rules_are_errors_and_other_rules_still_run(
     session: DuckDBSession,
 ) -> None:
-    file_rule, rows = check(
-        session, None, Rule("FileSize", (), Condition(">", (Num(0.0),))), Rule("RowCount", (), more_than(0))
-    )
+    file_rule, rows = check(session, None, "FileSize > 0", "RowCount > 0")
     assert file_rule.error and "FileSize" in file_rule.message
     assert rows.passed
 
@@ -356,10 +330,10 @@ def test_rules_without_a_path_check_the_batches_feeding_the_table(session: DuckD
     fresh, stale, sizes, unique = check(
         session,
         files,
-        Rule("FileFreshness", (), Condition(">", (ago(1),))),
-        Rule("FileFreshness", (), Condition("<", (ago(1),))),
-        Rule("FileSize", (), Condition("between", (Size(10, "B"), Size(1, "KB")))),
-        Rule("FileUniqueness", (), Condition("=", (Num(1.0),))),
+        "FileFreshness > (now() - 1 hours)",
+        "FileFreshness < (now() - 1 hours)",
+        "FileSize between 10 B and 1 KB",
+        "FileUniqueness = 1.0",
         now=last + dt.timedelta(minutes=5),
     )
     assert fresh.passed and "FileCount 3" in fresh.message
@@ -372,9 +346,8 @@ def test_raw_checksums_come_from_the_manifest_or_are_streamed(session: DuckDBSes
     files = lake_files(lake.storage, lake.project_dir, lake.config, "shop.processed.orders", DAY2)
     (batch,) = lake.raw.batches("pos/orders", DAY2)
     content = lake.storage.read_bytes(batch.path)
-    sha, md5 = batch.sha256, hashlib.md5(content).hexdigest()
-    by_sha = Rule("FileMatch", (), Condition("=", (Str(sha),)))
-    by_md5 = Rule("FileMatch", (), Condition("in", (Str(md5),)), tags=(("hashAlgorithm", "MD5"),))
+    by_sha = f'FileMatch = "{batch.sha256}"'
+    by_md5 = f'FileMatch in ["{hashlib.md5(content).hexdigest()}"] with hashAlgorithm = "MD5"'
     assert all(o.passed for o in check(session, files, by_sha, by_md5))
     # the stored file is gone: the manifest still knows its SHA-256, but MD5 needs the bytes
     Path(lake.storage.path(batch.path)).unlink()
@@ -386,13 +359,12 @@ def test_raw_checksums_come_from_the_manifest_or_are_streamed(session: DuckDBSes
 
 def test_raw_paths_name_a_dataset_or_one_ingest_date(session: DuckDBSession, lake: Lake) -> None:
     files = lake_files(lake.storage, lake.project_dir, lake.config, "raw/pos/orders", None)
-    count = Rule("FileSize", ("raw/pos/orders/ingest_date=2026-11-01",), Condition(">", (Num(0.0),)))
     everything, day_one, unknown = check(
         session,
         files,
-        Rule("FileSize", (), Condition(">", (Num(0.0),))),
-        count,
-        Rule("FileSize", ("raw/pos/returns",), Condition(">", (Num(0.0),))),
+        "FileSize > 0",
+        'FileSize "raw/pos/orders/ingest_date=2026-11-01" > 0',
+        'FileSize "raw/pos/returns" > 0',
     )
     assert "FileCount 3" in everything.message and "FileCount 2" in day_one.message
     assert unknown.error and "raw/pos/returns" in unknown.message
@@ -402,7 +374,7 @@ def test_a_table_no_dataset_feeds_gives_an_error_outcome_and_unknown_raw_dataset
     session: DuckDBSession, lake: Lake
 ) -> None:
     files = lake_files(lake.storage, lake.project_dir, lake.config, "shop.curated.daily", None)
-    outcome = only(session, files, Rule("FileSize", (), Condition(">", (Num(0.0),))))
+    outcome = only(session, files, "FileSize > 0")
     assert outcome.error and "no raw dataset feeds shop.curated.daily" in outcome.message
     with pytest.raises(ConfigError, match="unknown raw dataset 'pos/order'.*did you mean 'pos/orders'"):
         lake_files(lake.storage, lake.project_dir, lake.config, "raw/pos/order", None)

@@ -104,7 +104,7 @@ def _compliance(
         more = f" and {len(failing) - SHOWN_FILES} more" if len(failing) > SHOWN_FILES else ""
         detail = f"{len(failing)} of {total} files fail {expected}: {names}{more}"
     else:
-        detail = f"all {total} files meet {expected}"
+        detail = f"{'the one file meets' if total == 1 else f'all {total} files meet'} {expected}"
     detail += f"; FileCount {total}, compliance {format_value(share)}{extra}"
     if rule.threshold is None:
         return Measurement(share, verdict=not failing, detail=detail)
@@ -149,7 +149,7 @@ def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resol
         expected = _resolved(
             condition,
             spans,
-            lambda o: isinstance(o, DateLit | Str),
+            lambda o: isinstance(o, DateLit),
             lambda s: format_time(dt.datetime.fromtimestamp(s, dt.UTC)),
         )
         return _compliance(rule, target, entries, failing, expected, _when)

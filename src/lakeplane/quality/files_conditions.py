@@ -22,7 +22,6 @@ from lakeplane.quality.rules import (
     Operand,
     Rule,
     Size,
-    Str,
     TimeOfDay,
     format_operand,
 )
@@ -110,13 +109,8 @@ def time_zone(rule: Rule) -> dt.tzinfo:
         ) from None
 
 
-_TIME_FORMATS = ("%H:%M", "%I:%M %p", "%I:%M%p")
-
-
 def instants(rule: Rule, operand: Operand, now: dt.datetime, zone: dt.tzinfo) -> Span:
     """The instants ``operand`` stands for, as POSIX seconds: a day for a date, else one instant."""
-    if isinstance(operand, Str):  # a date or a time of day the parser left as text
-        operand = _date_or_time(rule, operand.value)
     if isinstance(operand, DateLit):
         start = dt.datetime.combine(operand.value, dt.time(), zone).timestamp()
         return start, start + _DAY
@@ -131,22 +125,6 @@ def instants(rule: Rule, operand: Operand, now: dt.datetime, zone: dt.tzinfo) ->
     if not isinstance(value, dt.datetime):
         raise RuleProblem(f"{rule.rule_type}: {format_operand(operand)} is not a date, a time or now()")
     return value.timestamp(), value.timestamp()
-
-
-def _date_or_time(rule: Rule, text: str) -> Operand:
-    try:
-        return DateLit(dt.date.fromisoformat(text.strip()))
-    except ValueError:
-        pass
-    for pattern in _TIME_FORMATS:
-        try:
-            parsed = dt.datetime.strptime(text.strip().upper(), pattern)
-        except ValueError:
-            continue
-        return TimeOfDay(parsed.hour, parsed.minute, text)
-    raise RuleProblem(
-        f'{rule.rule_type}: "{text}" is neither a date (YYYY-MM-DD) nor a time of day (9:30 PM, 21:30)'
-    )
 
 
 def size_span(rule: Rule, operand: Operand) -> Span:
