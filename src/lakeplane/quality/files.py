@@ -4,7 +4,7 @@
 Each rule checks the files at its path (a folder means every file below it), or without a path the
 raw batches of the dataset under test (:mod:`lakeplane.quality.files_source`). Tags narrow the files
 first: ``recentFiles = N`` keeps the N most recently modified, ``uriRegex`` keeps those whose path
-matches (searched, not anchored), ``filterOrder = ["uriRegex", "recentFiles"]`` applies them in that
+matches (searched, not anchored), ``filterOrder = "uriRegex, recentFiles"`` applies them in that
 order (default: ``recentFiles`` first).
 
 ``FileFreshness`` and ``FileSize`` test each file and pass when every file passes, or with ``with
