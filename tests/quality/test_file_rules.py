@@ -202,6 +202,19 @@ def test_recent_files_and_uri_regex_narrow_the_files(session: DuckDBSession, loc
     assert "FileCount 3" in three.message
 
 
+def test_uri_regex_excludes_with_an_anchored_negative_lookahead(
+    session: DuckDBSession, local: LakeFiles
+) -> None:
+    anchored, unanchored = check(
+        session,
+        local,
+        r'FileSize "drop" > 0 with uriRegex = "^(?!.*\.tmp$)"',
+        r'FileSize "drop" > 0 with uriRegex = "(?!.*\.tmp$).*"',
+    )
+    assert "FileCount 3" in anchored.message  # d.tmp left out
+    assert "FileCount 4" in unanchored.message  # searched: it matches somewhere in every path
+
+
 def test_filter_order_decides_which_filter_applies_first(session: DuckDBSession, local: LakeFiles) -> None:
     newest_then_csv, csv_then_newest = check(
         session,
@@ -355,6 +368,15 @@ def test_raw_checksums_come_from_the_manifest_or_are_streamed(session: DuckDBSes
     sha_outcome, md5_outcome = check(session, files, by_sha, by_md5)
     assert sha_outcome.passed
     assert md5_outcome.error and "cannot read" in md5_outcome.message and batch.path in md5_outcome.message
+
+
+def test_a_batch_still_landing_is_not_counted(session: DuckDBSession, lake: Lake) -> None:
+    """A batch's file is written before its manifest record: until the record exists it has not
+    landed, and file rules on the raw zone do not see it."""
+    lake.storage.write_bytes("raw/pos/orders/ingest_date=2026-11-02/0123456789abcdef.ndjson", b"{}\n")
+    files = lake_files(lake.storage, lake.project_dir, lake.config, "raw/pos/orders", DAY2)
+    outcome = only(session, files, "FileSize > 0")
+    assert outcome.passed and "FileCount 1" in outcome.message
 
 
 def test_raw_paths_name_a_dataset_or_one_ingest_date(session: DuckDBSession, lake: Lake) -> None:
