@@ -263,6 +263,7 @@ class Lake(LakeHousekeeping):
         now: dt.datetime | None = None,
         record: bool = True,
         only_ds: bool = False,
+        series: str | None = None,
     ) -> list[dict[str, Any]]:
         """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order
         (see :meth:`lakeplane.quality.service.QualityChecks.check` for the arguments)."""
@@ -275,6 +276,7 @@ class Lake(LakeHousekeeping):
             now=now,
             record=record,
             only_ds=only_ds,
+            series=series,
         )
 
     # -- reading -------------------------------------------------------------------------------

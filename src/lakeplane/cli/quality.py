@@ -41,6 +41,14 @@ def _references(_ctx: click.Context, _param: click.Parameter, refs: tuple[str, .
 )
 @click.option("--snapshot", "snapshot_id", type=int, help="Check this snapshot, not the current one.")
 @click.option(
+    "--series",
+    default="adhoc",
+    show_default=True,
+    metavar="NAME",
+    help="Metric-history series that dynamic rules and DetectAnomalies read and that this check records "
+    'into; pipeline gates use "pipeline".',
+)
+@click.option(
     "--ds",
     type=DAY,
     help="Check only business date DS: its rows, and in file rules the raw batches landed for it.",
@@ -53,6 +61,7 @@ def check(
     ruleset: Path,
     references: dict[str, str],
     snapshot_id: int | None,
+    series: str,
     ds: dt.date | None,
 ) -> None:
     """Evaluate the DQDL file RULESET on TABLE; exit 1 if a rule fails.
@@ -65,10 +74,12 @@ def check(
         ruleset.resolve(),
         snapshot_id=snapshot_id,
         references=references,
+        series=series,
         ds=ds,
         only_ds=ds is not None,
     )
-    failed = sum(not o["passed"] for o in outcomes)
+    rules = [o for o in outcomes if not o.get("analyzer")]
+    failed = sum(not o["passed"] for o in rules)
     if ctx.printer.json:
         ctx.printer.emit(outcomes)
     else:
@@ -77,13 +88,15 @@ def check(
             for i, o in enumerate(outcomes, 1)
         ]
         ctx.printer.table(None, ["#", "rule", "result", "observed", "failing rows", "message"], rows)
-        ctx.printer.line(f"{len(outcomes) - failed} of {len(outcomes)} rules passed")
+        ctx.printer.line(f"{len(rules) - failed} of {len(rules)} rules passed")
     if failed:
         sys.exit(EXIT_FAILED)
 
 
 def _result(outcome: dict[str, Any]) -> str:
-    return "error" if outcome["error"] else ("pass" if outcome["passed"] else "FAIL")
+    if outcome["error"]:
+        return "error"
+    return "analyzed" if outcome.get("analyzer") else ("pass" if outcome["passed"] else "FAIL")
 
 
 def _number(value: object) -> object:

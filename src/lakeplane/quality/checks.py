@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import DQDLError, EngineError, did_you_mean
+from lakeplane.quality.anomaly import TimedHistory
 from lakeplane.quality.expressions import Bounds
 from lakeplane.quality.files_source import FileSource
 from lakeplane.quality.rules import Rule
@@ -50,6 +51,8 @@ class Measurement:
     verdict: bool | None = None  # set by rules that decide by themselves (ColumnExists)
     detail: str = ""
     sample_sql: str | None = None  # selects failing rows
+    metrics: dict[str, float] = field(default_factory=dict)  # values to record, by history key
+    history_missing: bool = False  # set by rules that decide by themselves on history
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Target:
     frequencies: FrequencyScan
     reference_counts: dict[str, int] = field(default_factory=dict)
     grouped: frozenset[FrequencyKey] = frozenset()  # column sets some rule groups by anyway
+    history: TimedHistory | None = None  # earlier metric values with their times
     files: FileSource | None = None  # where file rules (FileSize...) find their files
 
     @property

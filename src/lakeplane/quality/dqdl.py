@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import NoReturn
 
@@ -92,12 +93,15 @@ _FRIENDLY = {
 
 def _syntax_error(exc: UnexpectedInput, text: str, source: str) -> NoReturn:
     lines = text.splitlines() or [""]
+    found = ""
     if isinstance(exc, UnexpectedCharacters):
-        what = f"unexpected character {text[exc.pos_in_stream or 0]!r}"
+        found = text[exc.pos_in_stream or 0]
+        what = f"unexpected character {found!r}"
         expected: set[str] = set(exc.allowed or ())
         line, column = exc.line, exc.column
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
-        what = f"unexpected {exc.token.value!r}"
+        found = str(exc.token.value)
+        what = f"unexpected {found!r}"
         expected = set(exc.expected)
         line, column = exc.token.line or 1, exc.token.column or 1
     else:
@@ -106,8 +110,37 @@ def _syntax_error(exc: UnexpectedInput, text: str, source: str) -> NoReturn:
         line, column = len(lines), len(lines[-1]) + 1
     names = sorted({_describe_terminal(name) for name in expected})
     hint = f"; expected {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}" if names else ""
+    before = text[: exc.pos_in_stream or 0].rstrip() if exc.pos_in_stream is not None else text.rstrip()
+    construct = _construct(found, before, expected)
     rule = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-    raise_at(f"syntax error: {what}{hint}", source, line, column, rule)
+    raise_at(f"syntax error: {what}{construct or hint}", source, line, column, rule)
+
+
+_UNITS = "sizes take B, KB, MB, GB, TB and durations days, hours, minutes"
+_TIME_WORDS = {"second", "sec", "min", "minute", "hour", "day", "week", "month", "year"}
+
+
+def _looks_like_unit(word: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z]{0,2}[Bb]", word)) or word.lower().rstrip("s") in _TIME_WORDS
+
+
+def _construct(found: str, before: str, expected: set[str]) -> str:
+    """What the writer most likely meant, for the mistakes DQDL writers make most."""
+    if before[-1:].isdigit() and _looks_like_unit(found):
+        return f": '{found}' is not a unit; {_UNITS}"
+    if found == ":" and before[-1:].isdigit():
+        return ': a time of day is quoted: "9:30 PM" or "21:30"'
+    if found == "'":
+        return "; DQDL strings are in double quotes"
+    words = before.split()
+    for word in (found, words[-1] if words else ""):
+        if word != word.lower() and word.lower() in ("between", "in", "not", "matches"):
+            return f"; DQDL writes '{word.lower()}' in lower case, not '{word}'"
+    if found == "]" and before.endswith(","):
+        return "; a trailing comma: remove the ',' before ']'"
+    if found and "RULES" not in expected and before.endswith("]") and expected <= {"ANALYZERS", "$END"}:
+        return "; the ruleset goes on after its last section"
+    return ""
 
 
 def _describe_terminal(name: str) -> str:

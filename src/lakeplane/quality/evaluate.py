@@ -4,7 +4,8 @@
 aggregates share one ``SELECT`` and every rule on a grouped column set reads one ``GROUP BY``, runs
 those, then decides each rule: metric rules compare their value with their condition (dynamic bounds
 read the metric history), row-level rules count failing rows against ``with threshold`` (default:
-none may fail). Composite rules combine their parts' outcomes, as Glue does by default.
+none may fail). Composite rules combine their parts' outcomes, as Glue does by default. The
+``Analyzers`` section is measured in the same scans (:func:`evaluate_with_analyzers`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import lakeplane.quality.anomaly_rules  # noqa: F401  (registers the DetectAnomalies planner)
 from lakeplane.engines.base import EngineSession
 from lakeplane.errors import EngineError
+from lakeplane.quality.analyzers import AnalyzerOutcome, plan_analyzers, resolve_analyzers
+from lakeplane.quality.anomaly import TimedHistory
 from lakeplane.quality.checks import (
     PLANNERS,
     Measurement,
@@ -57,10 +61,19 @@ class RuleOutcome:
     error: bool = False
     children: list[RuleOutcome] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # DetectAnomalies: its metrics' values
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--output json``; composite parts under ``children``."""
         return asdict(self)
+
+
+@dataclass
+class Evaluation:
+    """A ruleset's rule outcomes (one per top-level rule) and analyzer outcomes (one per analyzer)."""
+
+    rules: list[RuleOutcome]
+    analyzers: list[AnalyzerOutcome]
 
 
 def evaluate(
@@ -72,8 +85,35 @@ def evaluate(
     history: History | None = None,
     *,
     sample_size: int = 5,
+    timed_history: TimedHistory | None = None,
     files: FileSource | None = None,
 ) -> list[RuleOutcome]:
+    """The rule outcomes of :func:`evaluate_with_analyzers` (same arguments)."""
+    return evaluate_with_analyzers(
+        ruleset,
+        session,
+        table_sql_name,
+        references,
+        now,
+        history,
+        sample_size=sample_size,
+        timed_history=timed_history,
+        files=files,
+    ).rules
+
+
+def evaluate_with_analyzers(
+    ruleset: Ruleset | str,
+    session: EngineSession,
+    table_sql_name: str,
+    references: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+    history: History | None = None,
+    *,
+    sample_size: int = 5,
+    timed_history: TimedHistory | None = None,
+    files: FileSource | None = None,
+) -> Evaluation:
     """Evaluate ``ruleset`` on the relation registered in ``session`` as ``table_sql_name``.
 
     Args:
@@ -86,11 +126,12 @@ def evaluate(
         history: ``history(metric_key, n)`` returns up to ``n`` earlier values of a metric, most
             recent first, for dynamic rules such as ``RowCount > avg(last(10))``.
         sample_size: failing rows to fetch per failing row-level rule (0 fetches none).
+        timed_history: earlier metric values with their times, for ``DetectAnomalies``.
         files: where file rules (``FileSize``, ``FileFreshness``...) find their files; without it
             they are errors.
 
     Returns:
-        One outcome per top-level rule, in the order the rules are written.
+        One outcome per top-level rule, in the order the rules are written, and one per analyzer.
 
     Raises:
         DQDLError: the ruleset does not parse, or names a reference not in ``references``.
@@ -109,6 +150,7 @@ def evaluate(
         moment,
         AggregateScan(relation),
         FrequencyScan(relation),
+        history=timed_history,
     )
     target.files = files
     leaves = list(rules.leaves())
@@ -119,6 +161,9 @@ def evaluate(
             plans.append(PLANNERS[rule.rule_type](rule, owner, target, rule_failer(rule, rules.source)))
         except RuleProblem as problem:
             plans.append(problem)
+    analyzer_plans = plan_analyzers(
+        rules.analyzers, len(leaves), target, lambda rule: rule_failer(rule, rules.source)
+    )
     aggregates, aggregate_errors = target.aggregates.run(session)
     frequencies, failing, frequency_errors = target.frequencies.run(session)
     results = ScanResults(aggregates, frequencies, failing)
@@ -139,7 +184,14 @@ def evaluate(
             outcome.failing_sample = _sample(session, measurement.sample_sql, sample_size)
         decided.append(outcome)
     ordered = iter(decided)
-    return [_combine(node, ordered) for node in rules.rules]
+    analyzed = resolve_analyzers(
+        rules.analyzers,
+        analyzer_plans,
+        results,
+        lambda owner: aggregate_errors.get(owner) or frequency_errors.get(owner),
+        len(leaves),
+    )
+    return Evaluation([_combine(node, ordered) for node in rules.rules], analyzed)
 
 
 def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
@@ -149,6 +201,7 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
     outcome.labels = dict(rule.labels)
     if measured.verdict is not None:
         outcome.passed, outcome.message = measured.verdict, measured.detail
+        outcome.metrics, outcome.history_missing = measured.metrics, measured.history_missing
         return outcome
     if measured.checked_rows is not None:  # row-level: the share of rows that pass
         checked, failing = measured.checked_rows, measured.failing_rows or 0

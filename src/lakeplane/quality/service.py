@@ -10,16 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlglot import exp
 
 from lakeplane.engines.base import EngineSession, ScanSource
+from lakeplane.quality.analyzers import AnalyzerOutcome
+from lakeplane.quality.anomaly import Point
 from lakeplane.quality.dqdl import parse, rule_failer
-from lakeplane.quality.evaluate import RuleOutcome, evaluate
-from lakeplane.quality.expressions import History
+from lakeplane.quality.evaluate import RuleOutcome, evaluate, evaluate_with_analyzers
 from lakeplane.quality.files_source import FileSource, raw_dataset
 from lakeplane.quality.rules import RULE_SPECS, Ruleset
 
@@ -27,15 +28,33 @@ from lakeplane.quality.rules import RULE_SPECS, Ruleset
 TABLE_ALIAS, PRIMARY_ALIAS, REFERENCE_PREFIX = "dq_table", "dq_primary", "dq_reference_"
 
 
-class MetricStore(Protocol):
-    """Metric values kept for one table's dynamic rules (``RowCount > avg(last(10))``)."""
+class MetricView(Protocol):
+    """A table's earlier metric values in one series, as :func:`evaluate` reads them."""
 
-    def before(self, moment: dt.datetime) -> History:
-        """The values stamped before ``moment``, as the ``history`` :func:`evaluate` reads."""
+    @property
+    def cutoff(self) -> dt.datetime | None: ...
+
+    def __call__(self, metric_key: str, n: int) -> Sequence[float]: ...
+
+    def points(self, metric_key: str, n: int) -> Sequence[Point]: ...
+
+
+class MetricStore(Protocol):
+    """Metric values kept for one table's dynamic rules (``RowCount > avg(last(10))``) and
+    ``DetectAnomalies``, in series (:mod:`lakeplane.quality.history`)."""
+
+    def before(self, moment: dt.datetime) -> MetricView:
+        """The values stamped before ``moment``."""
         ...
 
-    def record(self, outcomes: Iterable[RuleOutcome], at: dt.datetime) -> int:
-        """Keep the metrics measured in ``outcomes``, stamped ``at``."""
+    def with_series(self, series: str) -> MetricStore:
+        """The same table's values in ``series``."""
+        ...
+
+    def record(
+        self, outcomes: Iterable[RuleOutcome], at: dt.datetime, analyzed: Iterable[AnalyzerOutcome] = ()
+    ) -> int:
+        """Keep the metrics measured in ``outcomes`` and ``analyzed``, stamped ``at``."""
         ...
 
 
@@ -56,7 +75,7 @@ class QualityChecks:
         resolve: a table's full name as written in SQL or in a ruleset (``zone.table`` uses the
             project's domain); raises if the table does not exist.
         project_dir: where relative ruleset paths are read from.
-        history_for: the metric history of a table, by its full name.
+        history_for: the metric history of a table, by its full name (in the pipelines' series).
         files_for: where file rules (``FileSize``...) find their files; without it they are errors.
     """
 
@@ -90,8 +109,10 @@ class QualityChecks:
         now: dt.datetime | None = None,
         record: bool = True,
         only_ds: bool = False,
+        series: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order.
+        """Evaluate the DQDL ruleset file ``ruleset`` on ``table``: one dict per rule, in order, then
+        one per analyzer (``"analyzer": true``, its values under ``metrics``; it always passes).
 
         Args:
             table: the table under test (``zone.table`` uses the project's domain), or a raw dataset
@@ -107,6 +128,9 @@ class QualityChecks:
             now: the evaluation time for ``DataFreshness``. Default: the current time.
             record: keep this evaluation's metrics as history for dynamic rules.
             only_ds: check only the rows of business date ``ds`` (what a step just wrote).
+            series: the metric-history series to read and record (default: the pipelines',
+                :data:`~lakeplane.quality.history.PIPELINE_SERIES`); ``lakeplane dq check`` uses
+                ``adhoc`` unless told otherwise, so that trying rules by hand moves no gate's bounds.
 
         Raises:
             DQDLError: the ruleset does not parse or names an unknown reference.
@@ -120,6 +144,8 @@ class QualityChecks:
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
         history = self.history_for(full)
+        if series is not None:
+            history = history.with_series(series)
         files = self.files_for(full, ds) if self.files_for else None
         if raw:
             return self._check_files(full, rules, files, history, moment, stamp, record)
@@ -135,14 +161,15 @@ class QualityChecks:
                 session.register_scan(names[alias], reference)
                 scanned += reference.bytes
             session.sandbox()
-            outcomes = evaluate(
-                rules, session, PRIMARY_ALIAS, names, moment, history.before(stamp), files=files
+            earlier = history.before(stamp)
+            evaluation = evaluate_with_analyzers(
+                rules, session, PRIMARY_ALIAS, names, moment, earlier, timed_history=earlier, files=files
             )
         with self._count:
             self.bytes_scanned += scanned
         if record:
-            history.record(outcomes, stamp)
-        return [outcome.to_dict() for outcome in outcomes]
+            history.record(evaluation.rules, stamp, evaluation.analyzers)
+        return [o.to_dict() for o in evaluation.rules] + [a.to_dict() for a in evaluation.analyzers]
 
     def _check_files(
         self,
@@ -155,7 +182,7 @@ class QualityChecks:
         record: bool,
     ) -> list[dict[str, Any]]:
         """A raw dataset has files and no rows: only file rules can check it."""
-        for rule in rules.leaves():
+        for rule in (*rules.leaves(), *rules.analyzers):
             if not RULE_SPECS[rule.rule_type].file_rule:
                 files_only = ", ".join(n for n, spec in RULE_SPECS.items() if spec.file_rule)
                 rule_failer(rule, rules.source)(

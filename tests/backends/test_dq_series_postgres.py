@@ -1,0 +1,61 @@
+"""Metric-history series on a PostgreSQL catalog: an old metrics table (no ``series`` column) is
+migrated once, while several processes open it at once, and keeps its values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import sqlalchemy as sa
+
+from lakeplane.quality import MetricHistory, RuleOutcome
+from lakeplane.quality.history import ADHOC_SERIES, add_series_column
+
+OLD_SCHEMA = """
+CREATE TABLE lakeplane_dq_metrics (
+    dataset TEXT NOT NULL,
+    metric_key TEXT NOT NULL,
+    recorded_at VARCHAR(32) NOT NULL,
+    value FLOAT NOT NULL,
+    PRIMARY KEY (dataset, metric_key, recorded_at)
+)
+"""
+
+
+def test_an_old_metrics_table_is_migrated_once_on_postgresql(pg_catalog_uri: str) -> None:
+    uri = pg_catalog_uri.replace("postgresql://", "postgresql+psycopg://")
+    setup = sa.create_engine(uri)
+    with setup.begin() as conn:
+        conn.exec_driver_sql(OLD_SCHEMA)
+        conn.exec_driver_sql(
+            "INSERT INTO lakeplane_dq_metrics VALUES "
+            "('shop.orders', 'RowCount', '2026-03-01T00:00:00.000000', 10.0), "
+            "('shop.orders', 'RowCount', '2026-03-02T00:00:00.000000', 12.0)"
+        )
+    engines = [sa.create_engine(uri) for _ in range(4)]
+    migrated: list[bool] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(engines))
+
+    def open_it(engine: sa.Engine) -> None:
+        try:
+            start.wait()
+            migrated.append(add_series_column(engine))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert migrated.count(True) == 1
+
+    history = MetricHistory(setup, "shop.orders")
+    assert history("RowCount", 5) == [12.0, 10.0]
+    adhoc = history.with_series(ADHOC_SERIES)
+    adhoc.record([RuleOutcome("", "RowCount", True, 99.0, metric_key="RowCount")], dt.datetime(2026, 3, 2))
+    assert adhoc("RowCount", 5) == [99.0] and history("RowCount", 5) == [12.0, 10.0]
+    for engine in [*engines, setup]:
+        engine.dispose()
