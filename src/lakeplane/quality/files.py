@@ -138,6 +138,7 @@ def _resolved(
 
 @planner("FileFreshness")
 def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    _check_tags(rule, fail)
     condition = _condition(rule)
     zone = time_zone(rule)
 
@@ -158,7 +159,8 @@ def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resol
 
 
 @planner("FileSize")
-def _filesize_span(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+def _file_size(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    _check_tags(rule, fail)
     condition = _condition(rule)
     spans = [size_span(rule, o) for o in condition.operands]
 
@@ -175,6 +177,7 @@ def _filesize_span(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolv
 
 @planner("FileUniqueness")
 def _file_uniqueness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    _check_tags(rule, fail)
     algorithm = _algorithm(rule)
     by_name = _flag(rule, "matchFileName")
 
@@ -199,6 +202,7 @@ def _file_uniqueness(rule: Rule, owner: int, target: Target, fail: Fail) -> Reso
 
 @planner("FileMatch")
 def _file_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
+    _check_tags(rule, fail)
     algorithm = _algorithm(rule)
     if len(rule.params) == 2:
         return lambda r: _match_paths(rule, target, algorithm)
@@ -286,6 +290,19 @@ def _same_files(entries: list[FileEntry], sums: list[str], by_name: bool) -> lis
     for i, entry in enumerate(entries):
         groups.setdefault(root(i), []).append(entry)
     return list(groups.values())
+
+
+def _check_tags(rule: Rule, fail: Fail) -> None:
+    """A tag value that cannot apply (an unknown time zone or hash algorithm, ``recentFiles = 0``, a
+    bad regular expression) is the ruleset's mistake: reported with its line, as the public grammar
+    reports an unknown time zone, before anything is read."""
+    try:
+        time_zone(rule)
+        select_files(rule, [])
+        _algorithm(rule)
+        _flag(rule, "matchFileName")
+    except RuleProblem as problem:
+        fail(str(problem))
 
 
 def _condition(rule: Rule) -> Condition:
