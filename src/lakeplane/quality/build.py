@@ -33,6 +33,7 @@ from lakeplane.quality.rules import (
     Ruleset,
     Size,
     Str,
+    TagValue,
     TimeOfDay,
 )
 
@@ -223,7 +224,7 @@ class RulesetBuilder:
         condition: Condition | None = None
         where: str | None = None
         threshold: Condition | None = None
-        tags: dict[str, str | float] = {}
+        tags: dict[str, TagValue] = {}
         labels = self.default_labels
         for child in rest:
             if not isinstance(child, Tree):
@@ -236,6 +237,8 @@ class RulesetBuilder:
                     self.fail("where clause is empty", child, text)
             elif child.data == "labels":
                 labels = self._merged_labels(child)
+            elif child.data == "list_tag":
+                tags[str(child.children[0])] = self._list_tag(child, text)
             elif child.data == "tag":
                 tag_token, tag_condition = child.children
                 assert isinstance(tag_token, Token) and isinstance(tag_condition, Tree)
@@ -275,6 +278,14 @@ class RulesetBuilder:
                 )
             return value.value
         return str(token)
+
+    def _list_tag(self, tree: Tree, rule: str) -> tuple[str, ...]:
+        name, comparator, values = tree.children
+        assert isinstance(name, Token) and isinstance(values, Tree)
+        items = [self.operand(c, rule) for c in values.children if isinstance(c, Tree)]
+        if str(comparator) != "=" or not all(isinstance(item, Str) for item in items):
+            self.fail(f"tag 'with {name}' takes = and a list of quoted strings", name, rule)
+        return tuple(item.value for item in items if isinstance(item, Str))
 
     def _tag_value(self, name: Token, tree: Tree, rule: str) -> str | float:
         condition = self.condition(tree, rule)

@@ -52,6 +52,7 @@ param: [connector] (STRING | NAME | VARIABLE)
 !connector: "of" | "OF" | "and" | "AND"
 where: "where" STRING
 tag: "with" NAME condition
+    | "with" NAME COMPARATOR value_list -> list_tag
 
 condition: COMPARATOR operand -> compare
     | [negation] "between" operand "and" operand -> between

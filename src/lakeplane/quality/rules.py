@@ -194,6 +194,16 @@ def quote(text: str) -> str:
 # -- rules -------------------------------------------------------------------------------------
 
 
+TagValue = str | float | tuple[str, ...]
+"""A tag's value: ``with hashAlgorithm = "MD5"``, ``with recentFiles = 5``, ``with filterOrder = ["a"]``."""
+
+
+def format_tag_value(value: TagValue) -> str:
+    if isinstance(value, tuple):
+        return f"[{', '.join(quote(v) for v in value)}]"
+    return format_number(value) if isinstance(value, float) else quote(value)
+
+
 @dataclass(frozen=True)
 class Rule:
     """One DQDL rule: ``ColumnValues "x" between 1 and 9 where "y > 0" with threshold > 0.9``.
@@ -208,7 +218,7 @@ class Rule:
     condition: Condition | None = None
     where: str | None = None
     threshold: Condition | None = None
-    tags: tuple[tuple[str, str | float], ...] = ()
+    tags: tuple[tuple[str, TagValue], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     text: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
@@ -227,11 +237,10 @@ class Rule:
         if self.threshold is not None:
             parts.append(f"with threshold {self.threshold.to_dqdl()}")
         for name, value in self.tags:
-            shown = format_number(value) if isinstance(value, float) else quote(value)
-            parts.append(f"with {name} = {shown}")
+            parts.append(f"with {name} = {format_tag_value(value)}")
         return " ".join(parts)
 
-    def tag(self, name: str) -> str | float | None:
+    def tag(self, name: str) -> TagValue | None:
         """The value of tag ``name`` (case-insensitively), or ``None`` if the rule has none."""
         wanted = name.lower()
         return next((value for key, value in self.tags if key.lower() == wanted), None)
