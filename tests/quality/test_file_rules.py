@@ -229,6 +229,12 @@ def test_filter_order_decides_which_filter_applies_first(session: DuckDBSession,
         r'FileSize "drop" > 0 with recentFiles = 1 with uriRegex = "\.csv$"',
         r'FileSize "drop" > 0 with recentFiles = 1 with uriRegex = "\.csv$" with filterOrder = "uriRegex, recentFiles"',
     )
+    (as_glue_writes_it,) = check(
+        session,
+        local,
+        r'FileSize "drop" > 0 with recentFiles = 1 with uriRegex = "\.csv$" with filterOrder = ["uriRegex","recentFiles"]',
+    )
+    assert as_glue_writes_it.passed and "FileCount 1" in as_glue_writes_it.message
     assert not newest_then_csv.passed and not newest_then_csv.error  # d.tmp, then no csv
     assert "FileCount 0" in newest_then_csv.message
     assert csv_then_newest.passed and "FileCount 1" in csv_then_newest.message  # a.csv
@@ -243,6 +249,8 @@ def test_filter_order_decides_which_filter_applies_first(session: DuckDBSession,
             "uriRegex '\\(unclosed' is not a regular expression",
         ),
         ('FileSize "drop" > 0 with filterOrder = "newest"', "filterOrder names 'newest'"),
+        ('FileSize "drop" > 0 with filterOrder = ["uriRegex", "oldest"]', "filterOrder names 'oldest'"),
+        ('FileSize "drop" > 0 with uriRegex = ["a", "b"]', "uriRegex takes one value, not a list"),
         ('FileUniqueness "drop" > 0.5 with matchFileName = "maybe"', "matchFileName must be"),
         (
             'FileMatch "drop" in ["00"] with hashAlgorithm = "SHA-512"',

@@ -4,7 +4,7 @@
 Each rule checks the files at its path (a folder means every file below it), or without a path the
 raw batches of the dataset under test (:mod:`lakeplane.quality.files_source`). Tags narrow the files
 first: ``recentFiles = N`` keeps the N most recently modified, ``uriRegex`` keeps those whose path
-matches (searched, not anchored), ``filterOrder = "uriRegex, recentFiles"`` applies them in that
+matches (searched, not anchored), ``filterOrder = ["uriRegex", "recentFiles"]`` applies them in that
 order (default: ``recentFiles`` first).
 
 ``FileFreshness`` and ``FileSize`` test each file and pass when every file passes, or with ``with
@@ -27,6 +27,7 @@ from lakeplane.quality.files_conditions import (
     format_time,
     holds,
     instants,
+    scalar_tag,
     select_files,
     size_span,
     time_zone,
@@ -312,7 +313,7 @@ def _condition(rule: Rule) -> Condition:
 
 
 def _algorithm(rule: Rule) -> str:
-    value = rule.tag("hashAlgorithm")
+    value = scalar_tag(rule, "hashAlgorithm")
     if value is None:
         return DEFAULT_HASH
     name = str(value).strip().upper()
@@ -325,7 +326,7 @@ def _algorithm(rule: Rule) -> str:
 
 
 def _flag(rule: Rule, name: str) -> bool:
-    value = rule.tag(name)
+    value = scalar_tag(rule, name)
     if value is None:
         return False
     text = str(value).strip().lower()

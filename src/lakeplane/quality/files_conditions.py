@@ -34,6 +34,18 @@ _DAY = 86_400.0
 Span = tuple[float, float]
 
 
+def scalar_tag(rule: Rule, name: str) -> str | float | None:
+    """The value of ``rule``'s tag ``name``, which takes one value, not a list.
+
+    Raises:
+        RuleProblem: the tag holds a list.
+    """
+    value = rule.tag(name)
+    if isinstance(value, tuple):
+        raise RuleProblem(f"{rule.rule_type}: {name} takes one value, not a list")
+    return value
+
+
 def select_files(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
     """The files ``rule``'s filter tags keep, in URI order.
 
@@ -51,7 +63,9 @@ def _filter_order(rule: Rule) -> list[str]:
         return list(_FILTERS)
     known = {name.lower(): name for name in _FILTERS}
     order = []
-    for word in re.findall(r"[A-Za-z]+", str(written)):
+    # Glue writes a list (["uriRegex", "recentFiles"]); one string naming both is read too
+    words = written if isinstance(written, tuple) else re.findall(r"[A-Za-z]+", str(written))
+    for word in words:
         if word.lower() not in known:
             raise RuleProblem(
                 f"{rule.rule_type}: filterOrder names '{word}'; it orders {' and '.join(_FILTERS)}"
@@ -61,7 +75,7 @@ def _filter_order(rule: Rule) -> list[str]:
 
 
 def _recent(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
-    value = rule.tag("recentFiles")
+    value = scalar_tag(rule, "recentFiles")
     if value is None:
         return found
     try:
@@ -76,7 +90,7 @@ def _recent(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
 
 
 def _uri_regex(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:
-    value = rule.tag("uriRegex")
+    value = scalar_tag(rule, "uriRegex")
     if value is None:
         return found
     try:
@@ -97,7 +111,7 @@ _FILTER_STEPS: dict[str, Callable[[Rule, list[FileEntry]], list[FileEntry]]] = {
 
 def time_zone(rule: Rule) -> dt.tzinfo:
     """The zone of ``rule``'s dates and times of day: its ``timeZone`` tag, or UTC."""
-    name = rule.tag("timeZone")
+    name = scalar_tag(rule, "timeZone")
     if name is None:
         return dt.UTC
     try:
