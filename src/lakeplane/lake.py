@@ -43,6 +43,7 @@ from lakeplane.pipelines.runner import RunOptions
 from lakeplane.pipelines.runs import PipelineRuns
 from lakeplane.pipelines.step_bookmarks import BookmarkReport, TableNames
 from lakeplane.pipelines.store import RunRecord
+from lakeplane.quality.files_source import lake_files
 from lakeplane.quality.history import MetricHistory, adopt_history_file
 from lakeplane.quality.service import QualityChecks
 from lakeplane.query.introspection import answer_metadata
@@ -102,6 +103,9 @@ class Lake(LakeHousekeeping):
             resolve=self.resolve_table,
             project_dir=self.project_dir,
             history_for=lambda table: MetricHistory(self.catalog.state_engine, table),
+            files_for=lambda target, day: lake_files(
+                self.storage, self.project_dir, self.config, target, day
+            ),
         )
 
     @cached_property

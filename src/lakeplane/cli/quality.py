@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from lakeplane.cli.context import EXIT_FAILED, Context, common_options, pass_ctx
+from lakeplane.cli.context import DAY, EXIT_FAILED, Context, common_options, pass_ctx
 
 
 @click.group()
@@ -56,6 +57,11 @@ def _pairs(values: tuple[str, ...], form: str) -> dict[str, str]:
     'into; pipeline gates use "pipeline".',
 )
 @click.option(
+    "--ds",
+    type=DAY,
+    help="Check only business date DS: its rows, and in file rules the raw batches landed for it.",
+)
+@click.option(
     "--label",
     "labels",
     multiple=True,
@@ -72,11 +78,22 @@ def check(
     references: dict[str, str],
     snapshot_id: int | None,
     series: str,
+    ds: dt.date | None,
     labels: dict[str, str],
 ) -> None:
-    """Evaluate the DQDL file RULESET on TABLE; exit 1 if a reported rule fails."""
+    """Evaluate the DQDL file RULESET on TABLE; exit 1 if a reported rule fails.
+
+    TABLE may be a raw dataset, raw/<source>/<dataset>, checked with file rules (FileFreshness,
+    FileSize, FileMatch, FileUniqueness) on its landed batches.
+    """
     outcomes = ctx.lake().dq_check(
-        table, ruleset.resolve(), snapshot_id=snapshot_id, references=references, series=series
+        table,
+        ruleset.resolve(),
+        snapshot_id=snapshot_id,
+        references=references,
+        series=series,
+        ds=ds,
+        only_ds=ds is not None,
     )
     outcomes = [o for o in outcomes if labels.items() <= (o.get("labels") or {}).items()]
     rules = [o for o in outcomes if not o.get("analyzer")]

@@ -22,6 +22,7 @@ from lakeplane.engines.base import EngineSession
 from lakeplane.errors import DQDLError, EngineError, did_you_mean
 from lakeplane.quality.anomaly import TimedHistory
 from lakeplane.quality.expressions import Bounds
+from lakeplane.quality.files_source import FileSource
 from lakeplane.quality.rules import Rule
 from lakeplane.quality.scan import AggregateScan, Frequencies, FrequencyKey, FrequencyScan, engine_problem
 from lakeplane.quality.sql import (
@@ -78,6 +79,7 @@ class Target:
     reference_counts: dict[str, int] = field(default_factory=dict)
     grouped: frozenset[FrequencyKey] = frozenset()  # column sets some rule groups by anyway
     history: TimedHistory | None = None  # earlier metric values with their times
+    files: FileSource | None = None  # where file rules (FileSize...) find their files
 
     @property
     def relation(self) -> str:

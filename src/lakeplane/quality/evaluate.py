@@ -32,6 +32,7 @@ from lakeplane.quality.checks import (
 )
 from lakeplane.quality.dqdl import parse, rule_failer
 from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
+from lakeplane.quality.files import FileSource  # registers the file rules' planners
 from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
 from lakeplane.quality.scan import AggregateScan, FrequencyScan
 from lakeplane.quality.sql import quote_ident
@@ -86,6 +87,7 @@ def evaluate(
     *,
     sample_size: int = 5,
     timed_history: TimedHistory | None = None,
+    files: FileSource | None = None,
 ) -> list[RuleOutcome]:
     """The rule outcomes of :func:`evaluate_with_analyzers` (same arguments)."""
     return evaluate_with_analyzers(
@@ -97,6 +99,7 @@ def evaluate(
         history,
         sample_size=sample_size,
         timed_history=timed_history,
+        files=files,
     ).rules
 
 
@@ -110,6 +113,7 @@ def evaluate_with_analyzers(
     *,
     sample_size: int = 5,
     timed_history: TimedHistory | None = None,
+    files: FileSource | None = None,
 ) -> Evaluation:
     """Evaluate ``ruleset`` on the relation registered in ``session`` as ``table_sql_name``.
 
@@ -124,6 +128,8 @@ def evaluate_with_analyzers(
             recent first, for dynamic rules such as ``RowCount > avg(last(10))``.
         sample_size: failing rows to fetch per failing row-level rule (0 fetches none).
         timed_history: earlier metric values with their times, for ``DetectAnomalies``.
+        files: where file rules (``FileSize``, ``FileFreshness``...) find their files; without it
+            they are errors.
 
     Returns:
         One outcome per top-level rule, in the order the rules are written, and one per analyzer.
@@ -147,6 +153,7 @@ def evaluate_with_analyzers(
         FrequencyScan(relation),
         history=timed_history,
     )
+    target.files = files
     leaves = list(rules.leaves())
     target.grouped = grouped_column_sets(leaves, target, lambda rule: rule_failer(rule, rules.source))
     plans: list[Resolver | RuleProblem] = []

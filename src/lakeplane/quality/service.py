@@ -19,8 +19,10 @@ from sqlglot import exp
 from lakeplane.engines.base import EngineSession, ScanSource
 from lakeplane.quality.analyzers import AnalyzerOutcome
 from lakeplane.quality.anomaly import Point
-from lakeplane.quality.dqdl import parse
-from lakeplane.quality.evaluate import RuleOutcome, evaluate_with_analyzers
+from lakeplane.quality.dqdl import parse, rule_failer
+from lakeplane.quality.evaluate import RuleOutcome, evaluate, evaluate_with_analyzers
+from lakeplane.quality.files_source import FileSource, raw_dataset
+from lakeplane.quality.rules import RULE_SPECS, Ruleset
 
 #: Names of the relations the checked table and its references have in the check's session.
 TABLE_ALIAS, PRIMARY_ALIAS, REFERENCE_PREFIX = "dq_table", "dq_primary", "dq_reference_"
@@ -57,6 +59,9 @@ class MetricStore(Protocol):
 
 
 OpenSession = Callable[[str], EngineSession]
+#: ``files_for(target, ingest_date)``: the files file rules read when checking ``target`` (a table's
+#: full name or ``raw/<source>/<dataset>``), narrowed to the batches of ``ingest_date`` if given.
+FilesFor = Callable[[str, dt.date | None], FileSource]
 PlanScan = Callable[[str, int | None], ScanSource]
 
 
@@ -71,6 +76,7 @@ class QualityChecks:
             project's domain); raises if the table does not exist.
         project_dir: where relative ruleset paths are read from.
         history_for: the metric history of a table, by its full name (in the pipelines' series).
+        files_for: where file rules (``FileSize``...) find their files; without it they are errors.
     """
 
     def __init__(
@@ -80,12 +86,14 @@ class QualityChecks:
         resolve: Callable[[str], str],
         project_dir: Path,
         history_for: Callable[[str], MetricStore],
+        files_for: FilesFor | None = None,
     ) -> None:
         self.open_session = open_session
         self.plan = plan
         self.resolve = resolve
         self.project_dir = project_dir
         self.history_for = history_for
+        self.files_for = files_for
         #: Bytes of the data files every check so far planned and read (the table's and references').
         self.bytes_scanned = 0
         self._count = threading.Lock()
@@ -107,10 +115,12 @@ class QualityChecks:
         one per analyzer (``"analyzer": true``, its values under ``metrics``; it always passes).
 
         Args:
-            table: the table under test (``zone.table`` uses the project's domain).
+            table: the table under test (``zone.table`` uses the project's domain), or a raw dataset
+                ``raw/<source>/<dataset>`` checked with file rules only.
             ruleset: a DQDL file; a relative path is read from the project folder.
             ds: the business date checked; it stamps the metrics kept for dynamic rules, which
-                compare with earlier dates only. Default: now.
+                compare with earlier dates only, and file rules without a path check the raw
+                batches landed for it (what the day's ingest read). Default: now, every batch.
             snapshot_id: check this snapshot (an audit branch's) instead of the current one.
             references: the ruleset's dataset aliases (``RowCountMatch "reference"``) to lake tables;
                 the tables the ruleset's ``DataSources`` lists under ``AdditionalDataSources`` are
@@ -128,13 +138,17 @@ class QualityChecks:
         path = Path(ruleset)
         text = (path if path.is_absolute() else self.project_dir / path).read_text(encoding="utf-8")
         rules = parse(text, source=str(ruleset))
-        full = self.resolve(table)
+        raw = raw_dataset(table)
+        full = f"raw/{raw}" if raw else self.resolve(table)
         aliases = source_aliases(rules.data_sources) | (references or {})
         moment = now or dt.datetime.now(dt.UTC)
         stamp = dt.datetime.combine(ds, dt.time(), dt.UTC) if ds else moment
         history = self.history_for(full)
         if series is not None:
             history = history.with_series(series)
+        files = self.files_for(full, ds) if self.files_for else None
+        if raw:
+            return self._check_files(full, rules, files, history, moment, stamp, record)
         with self.open_session(f"dq-{full.replace('.', '-')}") as session:
             scan = self.plan(full, snapshot_id)
             session.register_scan(TABLE_ALIAS, scan)
@@ -149,13 +163,39 @@ class QualityChecks:
             session.sandbox()
             earlier = history.before(stamp)
             evaluation = evaluate_with_analyzers(
-                rules, session, PRIMARY_ALIAS, names, moment, earlier, timed_history=earlier
+                rules, session, PRIMARY_ALIAS, names, moment, earlier, timed_history=earlier, files=files
             )
         with self._count:
             self.bytes_scanned += scanned
         if record:
             history.record(evaluation.rules, stamp, evaluation.analyzers)
         return [o.to_dict() for o in evaluation.rules] + [a.to_dict() for a in evaluation.analyzers]
+
+    def _check_files(
+        self,
+        target: str,
+        rules: Ruleset,
+        files: FileSource | None,
+        history: MetricStore,
+        moment: dt.datetime,
+        stamp: dt.datetime,
+        record: bool,
+    ) -> list[dict[str, Any]]:
+        """A raw dataset has files and no rows: only file rules can check it."""
+        for rule in (*rules.leaves(), *rules.analyzers):
+            if not RULE_SPECS[rule.rule_type].file_rule:
+                files_only = ", ".join(n for n, spec in RULE_SPECS.items() if spec.file_rule)
+                rule_failer(rule, rules.source)(
+                    f"{rule.rule_type} checks rows; {target} is a raw dataset, checked with file rules "
+                    f"({files_only})"
+                )
+        with self.open_session(f"dq-{target.replace('/', '-')}") as session:
+            session.execute(f"CREATE TEMPORARY VIEW {PRIMARY_ALIAS} AS SELECT NULL AS no_rows WHERE false")
+            session.sandbox()
+            outcomes = evaluate(rules, session, PRIMARY_ALIAS, {}, moment, history.before(stamp), files=files)
+        if record:
+            history.record(outcomes, stamp)
+        return [outcome.to_dict() for outcome in outcomes]
 
 
 def source_aliases(sources: Mapping[str, str | tuple[str, ...]]) -> dict[str, str]:
