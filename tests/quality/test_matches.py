@@ -157,6 +157,11 @@ def test_aggregate_match_divides_the_first_aggregate_by_the_second(
     assert outcome.passed is passed, outcome.message
 
 
+def test_aggregate_match_reads_spark_quoted_names(session: DuckDBSession) -> None:
+    outcome = one(session, 'AggregateMatch "sum(`qty`)" "sum(`ledger`.`qty`)" = 1.3')
+    assert outcome.passed and outcome.observed == pytest.approx(26 / 20)
+
+
 def test_aggregate_match_says_both_values(session: DuckDBSession) -> None:
     outcome = one(session, 'AggregateMatch "sum(amount)" "sum(ledger.amount)" >= 0.5')
     assert "sum(amount) is 125.5 against sum(ledger.amount) is 185.5" in outcome.message
@@ -184,7 +189,11 @@ def test_aggregate_match_with_a_zero_or_missing_total(session: DuckDBSession) ->
         ('AggregateMatch "sum(amount)" "sum(ledgr.amount)" > 0', "unknown reference dataset 'ledgr'"),
         ('AggregateMatch "sum(amount)" "sum(ledger.amont)" > 0', "reference 'ledger' has no column 'amont'"),
         ('AggregateMatch "sum(amonut)" "sum(ledger.amount)" > 0', "column 'amonut' does not exist"),
-        ('AggregateMatch "sum(note)" "sum(ledger.amount)" > 0', "needs a numeric column; 'note' is string"),
+        (
+            'AggregateMatch "sum(note)" "sum(ledger.amount)" > 0',
+            "needs a numeric column; 'note' in 'sum(note)' is string",
+        ),
+        ('AggregateMatch "sum(amount)" "sum(ledger.note)" > 0', "'note' in 'sum(ledger.note)' is string"),
     ],
 )
 def test_aggregate_match_mistakes_are_the_rules_error(
@@ -263,6 +272,10 @@ def test_dataset_match_needs_a_primary_key_on_both_sides(session: DuckDBSession)
         ('DatasetMatch "ledger" "id->ORDER_ID" > 0', "the table has no column 'id'"),
         ('DatasetMatch "ledger" "order_id->" > 0', "bad key column mapping 'order_id->'"),
         ('DatasetMatch "ledger" "order_id->ORDER_ID" "amount,,qty" > 0', "bad match column mapping"),
+        (
+            'DatasetMatch "ledger" "order_id->ORDER_ID" "amount->note" > 0',
+            "comparing the table with ledger: ",
+        ),
     ],
 )
 def test_dataset_match_mistakes_are_the_rules_error(session: DuckDBSession, rule: str, message: str) -> None:

@@ -42,10 +42,10 @@ def _variance(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     return lambda r: Measurement(None if r.aggregates[key] is None else float(r.aggregates[key]))
 
 
-def _require_number(rule_type: str, column: str, column_type: pa.DataType) -> None:
+def _require_number(rule_type: str, column: str, column_type: pa.DataType, where: str = "") -> None:
     kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
     if not any(kind(column_type) for kind in kinds):
-        raise RuleProblem(f"{rule_type} needs a numeric column; '{column}' is {column_type}")
+        raise RuleProblem(f"{rule_type} needs a numeric column; '{column}'{where} is {column_type}")
 
 
 # -- AggregateMatch ----------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def _parse_aggregate(text: str, target: Target) -> _Aggregate:
             f"AggregateMatch: unknown aggregate '{match['function']}' in '{text}'"
             f"{did_you_mean(function, AGGREGATE_FUNCTIONS)}; supported: {', '.join(AGGREGATE_FUNCTIONS)}"
         )
-    column = match["column"].strip("`")
+    column = match["column"].replace("`", "")  # Spark's quoting, as in sum(`order total`)
     alias, name = _split_alias(column, target)
     if alias is None:
         try:
@@ -119,11 +119,11 @@ def _parse_aggregate(text: str, target: Target) -> _Aggregate:
                 prefix = name.split(".", 1)[0]
                 raise RuleProblem(f"AggregateMatch: {_unknown_alias(prefix, target)} in '{text}'") from None
             raise RuleProblem(f"AggregateMatch: {problem} in '{text}'") from None
-        _require_number("AggregateMatch", resolved, target.columns[resolved])
+        _require_number("AggregateMatch", resolved, target.columns[resolved], f" in '{text}'")
         return _Aggregate(text, function, resolved, None)
     columns = _reference_columns(alias, target)
     resolved = _column_in(name, columns, f"reference '{alias}'", f"AggregateMatch ('{text}')")
-    _require_number("AggregateMatch", resolved, columns[resolved])
+    _require_number("AggregateMatch", resolved, columns[resolved], f" in '{text}'")
     return _Aggregate(text, function, resolved, alias)
 
 
@@ -189,7 +189,10 @@ def _dataset_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolv
             + [f"p.{quote_ident(p)} IS NOT DISTINCT FROM r.{quote_ident(q)}" for p, q in compared]
         )
         joined = f"{primary} AS p LEFT JOIN {reference} AS r ON {on}"
-        rows, matched = target.query(f"SELECT count(*), count(*) FILTER (WHERE {same}) FROM {joined}")[0]
+        try:
+            rows, matched = target.query(f"SELECT count(*), count(*) FILTER (WHERE {same}) FROM {joined}")[0]
+        except RuleProblem as problem:  # columns whose types do not compare, say
+            raise RuleProblem(f"DatasetMatch: comparing the table with {alias}: {problem}") from None
         if rows == 0:
             reference_rows = target.query(f"SELECT count(*) FROM {reference}")[0][0]
             share = 1.0 if reference_rows == 0 else 0.0
