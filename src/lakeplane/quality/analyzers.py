@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakeplane.quality.checks import PLANNERS, Measurement, Resolver, RuleProblem, ScanResults, Target
+from lakeplane.quality.plan import PLANNERS, Measurement, Resolver, RuleProblem, ScanResults, Target
 from lakeplane.quality.rules import RULE_SPECS, Condition, Num, Rule
 from lakeplane.quality.sql import quote_ident, where_sql
 from lakeplane.quality.validate import Fail

@@ -13,7 +13,7 @@ from __future__ import annotations
 from lakeplane.errors import did_you_mean
 from lakeplane.quality.analyzers import measure, plan_metrics
 from lakeplane.quality.anomaly import MAX_POINTS, MIN_POINTS, forecast
-from lakeplane.quality.checks import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
+from lakeplane.quality.plan import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
 from lakeplane.quality.rules import RULE_SPECS, Rule
 from lakeplane.quality.validate import Fail
 

@@ -21,18 +21,18 @@ from lakeplane.engines.base import EngineSession
 from lakeplane.errors import EngineError
 from lakeplane.quality.analyzers import AnalyzerOutcome, plan_analyzers, resolve_analyzers
 from lakeplane.quality.anomaly import TimedHistory
-from lakeplane.quality.checks import (
+from lakeplane.quality.checks import grouped_column_sets
+from lakeplane.quality.dqdl import parse, rule_failer
+from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
+from lakeplane.quality.files import FileSource  # registers the file rules' planners
+from lakeplane.quality.plan import (
     PLANNERS,
     Measurement,
     Resolver,
     RuleProblem,
     ScanResults,
     Target,
-    grouped_column_sets,
 )
-from lakeplane.quality.dqdl import parse, rule_failer
-from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
-from lakeplane.quality.files import FileSource  # registers the file rules' planners
 from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
 from lakeplane.quality.scan import AggregateScan, FrequencyScan
 from lakeplane.quality.sql import quote_ident

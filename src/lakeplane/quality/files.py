@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
-from lakeplane.quality.checks import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
 from lakeplane.quality.expressions import Bounds, check_metric, format_value
 from lakeplane.quality.files_conditions import (
     Span,
@@ -39,6 +38,7 @@ from lakeplane.quality.files_source import (
     FileSource,
     FilesUnavailable,
 )
+from lakeplane.quality.plan import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
 from lakeplane.quality.rules import (
     Condition,
     DateLit,

@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lakeplane.quality.checks import RuleProblem
 from lakeplane.quality.expressions import Bounds, MissingHistory, operand_value
 from lakeplane.quality.files_source import FileEntry
+from lakeplane.quality.plan import RuleProblem
 from lakeplane.quality.rules import (
     Condition,
     DateLit,

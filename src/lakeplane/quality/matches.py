@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from lakeplane.errors import did_you_mean
-from lakeplane.quality.checks import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
 from lakeplane.quality.expressions import format_value
+from lakeplane.quality.plan import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
 from lakeplane.quality.rules import Rule
 from lakeplane.quality.sql import quote_ident, where_sql
 from lakeplane.quality.validate import Fail
