@@ -17,10 +17,11 @@ from lakeplane.cli.main import cli
 from lakeplane.config import StorageConfig
 from lakeplane.engines.base import JobSpec
 from lakeplane.engines.duckdb import DuckDBSession
-from lakeplane.lake import Lake, open_lake
+from lakeplane.lake import Lake
 from lakeplane.quality import MetricHistory, parse
 from lakeplane.quality.evaluate import evaluate_with_analyzers
 from lakeplane.storage import open_storage
+from tests.quality.shop import orders, shop_lake
 
 NOW = dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)
 PEOPLE = pa.table(
@@ -102,31 +103,10 @@ def test_plain_analyzers_and_one_that_cannot_be_measured(session: DuckDBSession)
     assert broken.error and "column 'nope' does not exist" in broken.message and broken.to_dict()["passed"]
 
 
-CONFIG = """
-name: shop
-datasets:
-  pos/orders:
-    format: ndjson
-    table: shop.processed.orders
-    key: [order_id]
-    fields:
-      order_id: {type: long, required: true}
-      amount: {type: double}
-"""
-
-
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
-    project = tmp_path / "shop"
-    project.mkdir()
-    (project / "lakeplane.yaml").write_text(CONFIG)
-    opened = open_lake(project)
-    for day, rows in ((dt.date(2026, 11, 1), [(1, 10.0), (2, None)]), (dt.date(2026, 11, 2), [(3, 5.0)])):
-        drop = tmp_path / f"orders-{day}.ndjson"
-        drop.write_text("".join(json.dumps({"order_id": i, "amount": a}) + "\n" for i, a in rows))
-        opened.land("pos/orders", [drop], day)
-        opened.ingest("pos/orders", day)
-    return opened
+    days = {dt.date(2026, 11, 1): orders((1, 10.0), (2, None)), dt.date(2026, 11, 2): orders((3, 5.0))}
+    return shop_lake(tmp_path, {"pos/orders": days})
 
 
 def test_analyzers_are_recorded_and_read_by_a_later_dynamic_rule(lake: Lake) -> None:

@@ -17,10 +17,11 @@ from lakeplane.config import StorageConfig
 from lakeplane.engines.base import JobSpec
 from lakeplane.engines.duckdb import DuckDBSession
 from lakeplane.errors import QualityGateFailed
-from lakeplane.lake import Lake, open_lake
+from lakeplane.lake import open_lake
 from lakeplane.quality import MetricHistory, RuleOutcome, evaluate, parse
 from lakeplane.quality.history import PIPELINE_SERIES
 from lakeplane.storage import open_storage
+from tests.quality.shop import order_ids, shop_lake
 
 TODAY = dt.datetime(2026, 10, 15, tzinfo=dt.UTC)  # a Thursday
 WEEKLY = (1.0, 1.1, 1.1, 1.0, 1.2, 0.5, 0.4)
@@ -138,28 +139,10 @@ def test_several_metrics_and_unknown_ones(session: DuckDBSession, history: Metri
     assert unknown.error and "did you mean 'RowCount'" in unknown.message
 
 
-CONFIG = """
-name: shop
-datasets:
-  pos/orders:
-    format: ndjson
-    table: shop.processed.orders
-    key: [order_id]
-    fields:
-      order_id: {type: long, required: true}
-"""
-
-
 def test_through_a_lake_check_the_rule_reads_and_lengthens_its_series(tmp_path: Path) -> None:
-    project = tmp_path / "shop"
-    project.mkdir()
-    (project / "lakeplane.yaml").write_text(CONFIG)
-    lake: Lake = open_lake(project)
     day = dt.date(2026, 10, 15)
-    drop = tmp_path / "orders.ndjson"
-    drop.write_text("".join(json.dumps({"order_id": i}) + "\n" for i in range(40)))
-    lake.land("pos/orders", [drop], day)
-    lake.ingest("pos/orders", day)
+    lake = shop_lake(tmp_path, {"pos/orders": {day: order_ids(range(40))}})
+    project = lake.project_dir
     (project / "anomalies.dqdl").write_text('Rules = [ DetectAnomalies "RowCount" ]\n')
     kept = MetricHistory(lake.catalog.state_engine, "shop.processed.orders", series=PIPELINE_SERIES)
     start = dt.datetime.combine(day, dt.time(), dt.UTC)

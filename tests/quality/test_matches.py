@@ -20,9 +20,10 @@ from lakeplane.cli.main import cli
 from lakeplane.config import StorageConfig
 from lakeplane.engines.base import JobSpec
 from lakeplane.engines.duckdb import DuckDBSession
-from lakeplane.lake import Lake, open_lake
+from lakeplane.lake import Lake
 from lakeplane.quality import RuleOutcome, evaluate, parse
 from lakeplane.storage import open_storage
+from tests.quality.shop import orders, shop_lake
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0)
 
@@ -327,41 +328,18 @@ def test_dataset_match_counts_exactly_the_rows_changed_or_missing(
 
 # -- on a lake: DataSources and --ref ----------------------------------------------------------
 
-CONFIG = """
-name: shop
-datasets:
-  pos/orders:
-    format: ndjson
-    table: shop.processed.orders
-    key: [order_id]
-    fields:
-      order_id: {type: long, required: true}
-      amount: {type: double}
-  erp/ledger:
-    format: ndjson
-    table: shop.processed.ledger
-    key: [order_id]
-    fields:
-      order_id: {type: long, required: true}
-      amount: {type: double}
-"""
 DAY = dt.date(2026, 11, 1)
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    root = tmp_path_factory.mktemp("shop")
-    project = root / "shop"
-    project.mkdir()
-    (project / "lakeplane.yaml").write_text(CONFIG)
-    opened = open_lake(project)
-    rows = {"pos/orders": [(1, 10.0), (2, 20.0), (3, 30.0)], "erp/ledger": [(1, 10.0), (2, 20.0), (3, 35.0)]}
-    for dataset, values in rows.items():
-        drop = root / f"{dataset.replace('/', '-')}.ndjson"
-        drop.write_text("".join(json.dumps({"order_id": i, "amount": a}) + "\n" for i, a in values))
-        opened.land(dataset, [drop], DAY)
-        opened.ingest(dataset, DAY)
-    return opened
+    return shop_lake(
+        tmp_path_factory.mktemp("shop"),
+        {
+            "pos/orders": {DAY: orders((1, 10.0), (2, 20.0), (3, 30.0))},
+            "erp/ledger": {DAY: orders((1, 10.0), (2, 20.0), (3, 35.0))},
+        },
+    )
 
 
 RULES = """DataSources = { "Primary": "processed.orders", "AdditionalDataSources": ["processed.ledger"] }

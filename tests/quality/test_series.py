@@ -15,37 +15,20 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from lakeplane.cli.main import cli
-from lakeplane.lake import Lake, open_lake
+from lakeplane.lake import Lake
 from lakeplane.quality import MetricHistory, RuleOutcome
 from lakeplane.quality.history import ADHOC_SERIES, PIPELINE_SERIES, add_series_column
+from tests.quality.shop import order_ids, shop_lake
 
 #: A day before the ad-hoc checks (stamped now) and one after: a check sees only earlier stamps, so
 #: each direction is tested where mixing the series would show.
 DAY1, DAY2 = dt.date(2026, 11, 1), dt.date.today() + dt.timedelta(days=400)
-CONFIG = """
-name: shop
-datasets:
-  pos/orders:
-    format: ndjson
-    table: shop.processed.orders
-    key: [order_id]
-    fields:
-      order_id: {type: long, required: true}
-"""
 
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
-    project = tmp_path / "shop"
-    project.mkdir()
-    (project / "lakeplane.yaml").write_text(CONFIG)
-    opened = open_lake(project)
-    for day, ids in ((DAY1, range(3)), (DAY2, range(3, 8))):
-        drop = tmp_path / f"orders-{day}.ndjson"
-        drop.write_text("".join(json.dumps({"order_id": i}) + "\n" for i in ids))
-        opened.land("pos/orders", [drop], day)
-        opened.ingest("pos/orders", day)
-    (project / "grow.dqdl").write_text("Rules = [ RowCount > avg(last(5)) ]\n")
+    opened = shop_lake(tmp_path, {"pos/orders": {DAY1: order_ids(range(3)), DAY2: order_ids(range(3, 8))}})
+    (opened.project_dir / "grow.dqdl").write_text("Rules = [ RowCount > avg(last(5)) ]\n")
     return opened
 
 

@@ -4,54 +4,30 @@ collaborators (session opener, scan planner, name resolver, project folder, metr
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
 
 from lakeplane.catalog.scan import plan_scan
 from lakeplane.engines import Capability
-from lakeplane.lake import Lake, open_lake
+from lakeplane.lake import Lake
 from lakeplane.quality import DQDLError, MetricHistory
 from lakeplane.quality.service import QualityChecks, _primary_view
+from tests.quality.shop import orders, shop_lake
 
 DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 NOW = dt.datetime(2026, 11, 3, 12, 0, tzinfo=dt.UTC)
-CONFIG = """
-name: shop
-datasets:
-  pos/orders:
-    format: ndjson
-    table: shop.processed.orders
-    key: [order_id]
-    fields:
-      order_id: {type: long, required: true}
-      amount: {type: double}
-  crm/stores:
-    format: ndjson
-    table: shop.processed.stores
-    key: [store]
-    fields:
-      store: {type: long, required: true}
-"""
 
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
-    project = tmp_path / "shop"
-    project.mkdir()
-    (project / "lakeplane.yaml").write_text(CONFIG)
-    opened = open_lake(project)
-    for day, rows in ((DAY1, [(1, 10.0), (2, 20.0), (3, None)]), (DAY2, [(4, 5.0), (5, 7.0)])):
-        drop = tmp_path / f"orders-{day}.ndjson"
-        drop.write_text("".join(json.dumps({"order_id": i, "amount": a}) + "\n" for i, a in rows))
-        opened.land("pos/orders", [drop], day)
-        opened.ingest("pos/orders", day)
-    stores = tmp_path / "stores.ndjson"
-    stores.write_text("".join(json.dumps({"store": n}) + "\n" for n in range(5)))
-    opened.land("crm/stores", [stores], DAY1)
-    opened.ingest("crm/stores", DAY1)
-    return opened
+    return shop_lake(
+        tmp_path,
+        {
+            "pos/orders": {DAY1: orders((1, 10.0), (2, 20.0), (3, None)), DAY2: orders((4, 5.0), (5, 7.0))},
+            "crm/stores": {DAY1: [{"store": n} for n in range(5)]},
+        },
+    )
 
 
 def service(lake: Lake) -> QualityChecks:
