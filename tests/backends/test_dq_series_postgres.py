@@ -4,12 +4,12 @@ migrated once, while several processes open it at once, and keeps its values."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import sqlalchemy as sa
 
 from lakeplane.quality import MetricHistory, RuleOutcome
-from lakeplane.quality.history import ADHOC_SERIES, add_series_column
+from lakeplane.quality.history import ADHOC_SERIES
+from tests.quality.test_series import migrate_at_once
 
 OLD_SCHEMA = """
 CREATE TABLE lakeplane_dq_metrics (
@@ -33,24 +33,7 @@ def test_an_old_metrics_table_is_migrated_once_on_postgresql(pg_catalog_uri: str
             "('shop.orders', 'RowCount', '2026-03-02T00:00:00.000000', 12.0)"
         )
     engines = [sa.create_engine(uri) for _ in range(4)]
-    migrated: list[bool] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(engines))
-
-    def open_it(engine: sa.Engine) -> None:
-        try:
-            start.wait()
-            migrated.append(add_series_column(engine))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it, args=(e,)) for e in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    assert migrated.count(True) == 1
+    assert migrate_at_once(engines).count(True) == 1
 
     history = MetricHistory(setup, "shop.orders")
     assert history("RowCount", 5) == [12.0, 10.0]

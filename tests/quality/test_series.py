@@ -126,10 +126,8 @@ def test_an_old_metrics_table_gets_its_series_column_and_keeps_its_values(old_da
     assert not add_series_column(old_database), "migrated once"
 
 
-def test_processes_opening_an_old_table_at_once_migrate_it_once(
-    old_database: sa.Engine, tmp_path: Path
-) -> None:
-    engines = [sa.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}") for _ in range(4)]
+def migrate_at_once(engines: list[sa.Engine]) -> list[bool]:
+    """Each engine's :func:`add_series_column`, all started at the same moment from threads."""
     migrated: list[bool] = []
     errors: list[BaseException] = []
     start = threading.Barrier(len(engines))
@@ -147,7 +145,14 @@ def test_processes_opening_an_old_table_at_once_migrate_it_once(
     for thread in threads:
         thread.join()
     assert not errors, errors
-    assert migrated.count(True) == 1
+    return migrated
+
+
+def test_processes_opening_an_old_table_at_once_migrate_it_once(
+    old_database: sa.Engine, tmp_path: Path
+) -> None:
+    engines = [sa.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}") for _ in range(4)]
+    assert migrate_at_once(engines).count(True) == 1
     assert MetricHistory(old_database, "shop.orders")("RowCount", 5) == [12.0, 10.0]
     for engine in engines:
         engine.dispose()
