@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,35 +31,16 @@ from openlineage.client.serde import Serde
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from openlineage.client.transport.transport import Transport
-from openlineage.client.uuid import generate_new_uuid
 
 from lakeplane.config_lineage import OpenLineageConfig
 from lakeplane.lineage.edges import Edge
+from lakeplane.lineage.reports import DatasetInfo, RunReport
 from lakeplane.lineage.store import LineageStore
 from lakeplane.lineage.validate import validate_event
 
 log = logging.getLogger("lakeplane.lineage")
 
 PRODUCER = "https://pypi.org/project/lakeplane/"
-
-
-@dataclass
-class DatasetInfo:
-    """A dataset of a run: its name and, when known, its columns as ``(name, type)``."""
-
-    name: str
-    fields: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class RunReport:
-    """What a finished run read, wrote and checked, for its COMPLETE or FAIL event."""
-
-    inputs: list[DatasetInfo] = field(default_factory=list)
-    output: DatasetInfo | None = None
-    edges: list[Edge] = field(default_factory=list)
-    quality: list[dict[str, Any]] = field(default_factory=list)
-    snapshot_id: int | None = None
 
 
 class RunEvents:
@@ -209,10 +189,6 @@ class RunEvents:
             self.store.log_event(job, run_id, state, self.config.transport, error)
         except Exception as exc:  # the count is a convenience: losing it must not fail the run either
             log.warning("OpenLineage event of %s not logged: %s", job, exc)
-
-
-def new_run_id() -> str:
-    return str(generate_new_uuid())
 
 
 def _state(event: RunEvent) -> str:

@@ -15,15 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeplane.catalog import LakeCatalog
 from lakeplane.config import LakeConfig
 from lakeplane.errors import LakeplaneError, QualityGateFailed
 from lakeplane.lineage.edges import RAW_PREFIX, Edge, ingest_edges, model_edges
-from lakeplane.lineage.events import DatasetInfo, RunEvents, RunReport, new_run_id
+from lakeplane.lineage.reports import DatasetInfo, RunReport, new_run_id
 from lakeplane.lineage.store import LineageCommit, LineageStore
 from lakeplane.query.compiler import CompiledQuery
+
+if TYPE_CHECKING:
+    from lakeplane.lineage.events import RunEvents
 
 log = logging.getLogger("lakeplane.lineage")
 
@@ -60,6 +63,8 @@ class LineageRecorder:
         settings = self.config.lineage.openlineage
         if settings is None:
             return None
+        from lakeplane.lineage.events import RunEvents  # openlineage-python, only when events are sent
+
         return RunEvents(settings, self.project_dir, f"lakeplane:{self.config.name}", self.store)
 
     def columns(self, table: str) -> list[tuple[str, str]]:

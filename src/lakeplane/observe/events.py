@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from lakeplane.pipelines.store import ATTEMPTS, RUNS, RunStore
 
@@ -149,6 +148,8 @@ def lost_attempts(store: RunStore, scope: Scope) -> list[tuple[str, str, str]]:
 def json_number(engine: sa.Engine, key: str) -> sa.ColumnElement[Any]:
     """The number at ``key`` of an attempt's metrics, in SQL (NULL when absent)."""
     if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # only for a PostgreSQL run store: it loads psycopg
+
         value = sa.cast(ATTEMPTS.c.metrics, postgresql.JSONB)[key]
         return sa.case((sa.func.jsonb_typeof(value) == "number", value.astext.cast(sa.Float)), else_=None)
     # Step metrics hold numbers at these keys; SQLite's sum() reads anything else as 0.

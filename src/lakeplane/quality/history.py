@@ -21,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import importlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from lakeplane.catalog.state import ensure_tables
 from lakeplane.quality.analyzers import AnalyzerOutcome
@@ -224,8 +224,7 @@ def _rebuild_with_series(conn: sa.Connection) -> None:
 
 
 def _insert(engine: sa.Engine, rows: list[dict[str, Any]], *, replace: bool) -> None:
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite  # the catalog's two kinds
-    insert = dialect.insert(METRICS)
+    insert = dialect_insert(engine, METRICS)
     keys = list(METRICS.primary_key.columns)
     statement = (
         insert.on_conflict_do_update(index_elements=keys, set_={"value": insert.excluded.value})
@@ -246,3 +245,10 @@ def _flatten(outcomes: Iterable[RuleOutcome]) -> Iterable[RuleOutcome]:
     for outcome in outcomes:
         yield outcome
         yield from _flatten(outcome.children)
+
+
+def dialect_insert(engine: sa.Engine, table: sa.Table) -> Any:
+    """The catalog's own ``INSERT`` for ``table`` (SQLite's or PostgreSQL's, which both take ``ON
+    CONFLICT``); the dialect module is imported only when used, as PostgreSQL's loads its driver."""
+    name = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"  # the catalog's two kinds
+    return importlib.import_module(f"sqlalchemy.dialects.{name}").insert(table)
