@@ -1,0 +1,264 @@
+"""Exactly once across days: a key published on another day of the window is dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from lakeplane.errors import ConfigError
+from lakeplane.ingest import IngestResult
+from lakeplane.ingest.dedupe import RECOMPUTED_KEY
+from lakeplane.lake import Lake, open_lake
+from tests.conftest import DAY1, DAY2
+
+DAY3 = DAY2 + dt.timedelta(days=1)
+
+CONFIG = """
+name: shop
+ingest:
+  max_quarantine_rate: 0.5
+datasets:
+  pos/orders:
+    format: ndjson
+    table: shop.processed.orders
+    key: [order_id]
+{window}    fields:
+      order_id: {{type: long, required: true}}
+      amount: {{type: double}}
+  pos/refunds:
+    format: csv
+    table: shop.processed.refunds
+    key: [refund_id]
+{window}    fields:
+      refund_id: {{type: string, required: true}}
+      amount: {{type: double}}
+"""
+
+
+def make_lake(tmp_path: Path, window: int | None = None) -> Lake:
+    project = tmp_path / "shop"
+    project.mkdir(exist_ok=True)
+    line = "" if window is None else f"    dedupe_window_days: {window}\n"
+    (project / "lakeplane.yaml").write_text(CONFIG.format(window=line))
+    return open_lake(project)
+
+
+def orders_file(path: Path, ids: list[int], malformed: bool = False) -> Path:
+    """Orders ``ids`` (amount = 10 * id + the day's file name length, so copies differ by file)."""
+    lines = [json.dumps({"order_id": i, "amount": float(i) + len(path.name)}).encode() for i in ids]
+    if malformed:
+        lines.insert(1, b'{"order_id": 99, "amount": ')  # forces the line-by-line parse path
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def refunds_file(path: Path, ids: list[int]) -> Path:
+    path.write_text("refund_id,amount\n" + "".join(f"r{i},{i}.5\n" for i in ids))
+    return path
+
+
+FORMATS = {
+    "ndjson fast path": ("pos/orders", "orders", lambda p, ids: orders_file(p.with_suffix(".ndjson"), ids)),
+    "ndjson line by line": (
+        "pos/orders",
+        "orders",
+        lambda p, ids: orders_file(p.with_suffix(".ndjson"), ids, malformed=True),
+    ),
+    "csv": ("pos/refunds", "refunds", lambda p, ids: refunds_file(p.with_suffix(".csv"), ids)),
+}
+
+
+def deliver(lake: Lake, fmt: str, day: dt.date, ids: list[int], force: bool = False) -> IngestResult:
+    dataset, _, write = FORMATS[fmt]
+    folder = lake.project_dir.parent / "drops" / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    if not force:
+        lake.land(dataset, [write(folder / f"batch-{len(list(folder.iterdir()))}", ids)], day)
+    return lake.ingest(dataset, day, force=force)
+
+
+def keys_by_day(lake: Lake, fmt: str) -> dict[str, list[object]]:
+    _, table, _ = FORMATS[fmt]
+    key = "order_id" if table == "orders" else "refund_id"
+    rows = lake.query(f"SELECT CAST(ds AS VARCHAR) AS ds, {key} AS k FROM processed.{table}").to_pylist()
+    days: dict[str, list[object]] = {}
+    for row in rows:
+        days.setdefault(row["ds"], []).append(row["k"])
+    return {ds: sorted(keys, key=str) for ds, keys in sorted(days.items())}
+
+
+def reconciles(result: IngestResult) -> bool:
+    return (
+        result.read == result.accepted + result.quarantined
+        and result.rows_written == result.accepted - result.duplicates - result.duplicates_across_days
+    )
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_redelivery_on_a_later_day_is_dropped_by_default(tmp_path: Path, fmt: str) -> None:
+    lake = make_lake(tmp_path)
+    first = deliver(lake, fmt, DAY1, [1, 2, 3])
+    second = deliver(lake, fmt, DAY2, [3, 4, 4, 2])
+
+    assert first.duplicates_across_days == 0
+    assert second.duplicates == 1, "the second copy of 4 within the day"
+    assert second.duplicates_across_days == 2, "3 and 2 were published on DAY1"
+    assert reconciles(first) and reconciles(second)
+    if fmt == "ndjson line by line":
+        assert second.quarantined == 1 and second.read == 5
+    ids = keys_by_day(lake, fmt)
+    key = (lambda i: i) if FORMATS[fmt][1] == "orders" else (lambda i: f"r{i}")
+    assert ids == {DAY1.isoformat(): [key(1), key(2), key(3)], DAY2.isoformat(): [key(4)]}
+
+
+def test_window_of_one_day_keeps_keys_two_days_apart(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path, window=1)
+    deliver(lake, "ndjson fast path", DAY1, [1, 2])
+    third = deliver(lake, "ndjson fast path", DAY3, [1, 3])
+    assert third.duplicates_across_days == 0, "DAY1 is two days from DAY3, outside the window"
+    second = deliver(lake, "ndjson fast path", DAY2, [1, 2, 3, 4])
+    assert second.duplicates_across_days == 3, "1 and 2 on DAY1, 1 and 3 on DAY3: three keys"
+    assert keys_by_day(lake, "ndjson fast path") == {
+        DAY1.isoformat(): [1, 2],
+        DAY2.isoformat(): [4],
+        DAY3.isoformat(): [1, 3],
+    }
+
+
+def test_window_of_zero_dedupes_within_the_day_only(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path, window=0)
+    deliver(lake, "csv", DAY1, [1, 2])
+    second = deliver(lake, "csv", DAY2, [1, 2, 2])
+    assert second.duplicates == 1 and second.duplicates_across_days == 0 and second.rows_written == 2
+    assert keys_by_day(lake, "csv") == {DAY1.isoformat(): ["r1", "r2"], DAY2.isoformat(): ["r1", "r2"]}
+
+
+def test_late_earlier_day_drops_what_a_later_day_published(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path)
+    deliver(lake, "ndjson fast path", DAY2, [1, 2])
+    late = deliver(lake, "ndjson fast path", DAY1, [1, 3])
+    assert late.duplicates_across_days == 1 and late.rows_written == 1 and reconciles(late)
+    assert keys_by_day(lake, "ndjson fast path") == {DAY1.isoformat(): [3], DAY2.isoformat(): [1, 2]}
+
+
+def test_rerunning_a_day_keeps_the_rows_it_had(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path)
+    deliver(lake, "ndjson line by line", DAY1, [1, 2, 3])
+    deliver(lake, "ndjson line by line", DAY2, [3, 4])
+    deliver(lake, "ndjson line by line", DAY3, [4, 5])
+    before = lake.query("SELECT * FROM processed.orders ORDER BY order_id").to_pylist()
+
+    again = [deliver(lake, "ndjson line by line", day, [], force=True) for day in (DAY2, DAY1, DAY3)]
+    after = lake.query("SELECT * FROM processed.orders ORDER BY order_id").to_pylist()
+    assert after == before
+    assert [r.duplicates_across_days for r in again] == [1, 0, 1]
+    assert [r["order_id"] for r in after] == [1, 2, 3, 4, 5]
+
+
+def test_window_needs_a_key(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text(
+        "datasets:\n  pos/orders:\n    format: ndjson\n    table: shop.processed.orders\n"
+        "    dedupe_window_days: 3\n    fields:\n      order_id: {type: long}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        open_lake(project)
+    message = str(caught.value)
+    assert "pos/orders" in message and "dedupe_window_days" in message and "key" in message
+    assert "lakeplane.yaml" in message
+
+
+def test_window_must_not_be_negative(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="dedupe_window_days"):
+        make_lake(tmp_path, window=-1)
+
+
+def test_a_dataset_without_key_has_no_window(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text(
+        "datasets:\n  pos/orders:\n    format: ndjson\n    table: shop.processed.orders\n"
+        "    fields:\n      order_id: {type: long}\n"
+    )
+    lake = open_lake(project)
+    assert lake.config.datasets["pos/orders"].window_days == 0
+    orders_file(tmp_path / "a.ndjson", [1, 1])
+    lake.land("pos/orders", [tmp_path / "a.ndjson"], DAY1)
+    lake.land("pos/orders", [orders_file(tmp_path / "b.ndjson", [1])], DAY2)
+    assert lake.ingest("pos/orders", DAY1).rows_written == 2
+    result = lake.ingest("pos/orders", DAY2)
+    assert result.rows_written == 1 and result.duplicates == result.duplicates_across_days == 0
+
+
+# -- two processes at once ---------------------------------------------------------------------
+
+
+def _ingest_in_process(project: str, day: str, start: multiprocessing.synchronize.Barrier, out: str) -> None:
+    lake = open_lake(project)
+    start.wait()
+    result = lake.ingest("pos/orders", dt.date.fromisoformat(day))
+    Path(out).write_text(json.dumps(result.to_dict()))
+
+
+@pytest.mark.slow
+def test_two_processes_ingesting_two_days_keep_each_key_once(tmp_path: Path) -> None:
+    """Both read an empty window at once; the one that commits second must see the first's keys."""
+    lake = make_lake(tmp_path)
+    shared = list(range(0, 300_000, 3))  # a third of the keys in both days
+    lake.land("pos/orders", [orders_file(tmp_path / "one.ndjson", list(range(0, 300_000)))], DAY1)
+    lake.land("pos/orders", [orders_file(tmp_path / "two.ndjson", [*shared, *range(300_000, 500_000)])], DAY2)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    outs = [tmp_path / "one.json", tmp_path / "two.json"]
+    procs = [
+        context.Process(
+            target=_ingest_in_process, args=(str(lake.project_dir), day.isoformat(), start, str(out))
+        )
+        for day, out in zip((DAY1, DAY2), outs, strict=True)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    results = [json.loads(out.read_text()) for out in outs]
+
+    counts = lake.query(
+        "SELECT count(*) AS n, count(DISTINCT order_id) AS keys FROM processed.orders"
+    ).to_pylist()[0]
+    assert counts == {"n": 500_000, "keys": 500_000}, "each key once, in one of the two days"
+    assert sorted(r["duplicates_across_days"] for r in results) == [0, len(shared)]
+    assert sum(r["rows_written"] for r in results) == 500_000
+    table = lake.catalog.load("shop.processed.orders")
+    recomputed = [s.summary.additional_properties.get(RECOMPUTED_KEY) for s in table.snapshots() if s.summary]
+    assert recomputed.count("1") == 1, "the second to commit found the first's day and computed again"
+
+
+# -- the curated model on top ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_curated_model_counts_a_redelivered_event_once(demo_lake: Lake, tmp_path: Path) -> None:
+    from lakeplane.demo.generator import generate
+
+    drops = generate(tmp_path / "drops", [DAY1, DAY2], 2_000, redeliver=0.05)
+    summaries = []
+    for drop in drops:
+        for dataset, files in drop.files.items():
+            demo_lake.land(dataset, files, drop.day)
+        summaries.append(demo_lake.run(drop.day))
+
+    assert summaries[1].to_dict()["duplicates_across_days"] > 50
+    stats = demo_lake.query(
+        "SELECT CAST(sum(impressions) AS BIGINT) AS n FROM curated.daily_campaign_stats"
+    ).to_pylist()[0]["n"]
+    processed = demo_lake.query(
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM processed.impressions"
+    ).to_pylist()[0]
+    assert processed["n"] == processed["ids"] == stats
+    assert demo_lake.config.datasets["crm/campaigns"].window_days == 0, "a full extract recurs daily"
