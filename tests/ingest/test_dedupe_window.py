@@ -262,3 +262,36 @@ def test_curated_model_counts_a_redelivered_event_once(demo_lake: Lake, tmp_path
     ).to_pylist()[0]
     assert processed["n"] == processed["ids"] == stats
     assert demo_lake.config.datasets["crm/campaigns"].window_days == 0, "a full extract recurs daily"
+
+
+def test_key_range_pruning_keeps_matches_at_its_bounds(tmp_path: Path) -> None:
+    """The window's files are pruned by the day's key range; keys on its bounds are still found."""
+    lake = make_lake(tmp_path)
+    deliver(lake, "csv", DAY1, [10, 50, 90])
+    deliver(lake, "csv", DAY3, [95, 99])
+    late = deliver(lake, "csv", DAY2, [50, 60, 90])  # range r50..r90 overlaps DAY1 only
+    assert late.duplicates_across_days == 2 and late.rows_written == 1
+    edge = deliver(lake, "csv", DAY2 + dt.timedelta(days=3), [99])  # DAY1 + 4: r99 on DAY3 only
+    assert edge.duplicates_across_days == 1 and edge.rows_written == 0
+
+
+def test_a_composite_key_matches_on_every_column(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "lakeplane.yaml").write_text(
+        "datasets:\n  pos/lines:\n    format: csv\n    table: shop.processed.lines\n"
+        "    key: [order_id, line_no]\n    fields:\n      order_id: {type: long, required: true}\n"
+        "      line_no: {type: int, required: true}\n      sku: {type: string}\n"
+    )
+    lake = open_lake(project)
+    (tmp_path / "a.csv").write_text("order_id,line_no,sku\n1,1,a\n1,2,b\n")
+    (tmp_path / "b.csv").write_text("order_id,line_no,sku\n1,2,b\n1,3,c\n2,1,d\n")
+    lake.land("pos/lines", [tmp_path / "a.csv"], DAY1)
+    lake.land("pos/lines", [tmp_path / "b.csv"], DAY2)
+    lake.ingest("pos/lines", DAY1)
+    result = lake.ingest("pos/lines", DAY2)
+    assert result.duplicates_across_days == 1 and result.rows_written == 2
+    rows = lake.query(
+        "SELECT order_id, line_no FROM processed.lines WHERE ds = :ds", {"ds": DAY2}
+    ).to_pylist()
+    assert sorted((r["order_id"], r["line_no"]) for r in rows) == [(1, 3), (2, 1)]

@@ -6,8 +6,8 @@ dropped, so is an event of a late-arriving earlier day that a later day already 
 re-running day X keeps the rows it had (no other day took X's keys).
 
 Only the key columns of the window's other days are read (the table is partitioned by ``ds``, so
-pyiceberg prunes the scan to their files), and they are anti-joined in the statement that already
-dedupes the day. A table without such files costs nothing.
+pyiceberg prunes the scan to their files), and the day's keys they hold are anti-joined in the
+statement that already dedupes the day. A table without such files costs nothing.
 
 Two processes ingesting two days of one table at once would each miss the other's uncommitted rows.
 So the window is read at one snapshot and the day is committed only while the table is still at it:
@@ -21,7 +21,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual, NotEqualTo
+from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThanOrEqual, NotEqualTo
+from pyiceberg.types import IcebergType, IntegerType, LongType, StringType
 from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
@@ -29,13 +30,40 @@ from lakeplane.catalog.scan import plan_scan
 from lakeplane.catalog.writer import WriteResult
 from lakeplane.engines.base import EngineSession, ScanSource
 from lakeplane.errors import CommitConflictError
+from lakeplane.ingest.parse import ACCEPTED
 
 #: The view of the window's other days, as the ingest session names it.
 WINDOW = "__window"
+#: The keys of the day that another day of the window published.
+PUBLISHED = "__published"
 #: The snapshot summary key telling how often the day was computed again as the window changed.
 RECOMPUTED_KEY = "lakeplane.window-recomputed"
 #: How many copies of a key the day holds, next to each repeated key.
 COPIES = "__copies"
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """The smallest and largest value of the day's first key column (None: the day has none).
+
+    A file of the window whose bounds on that column lie outside the range cannot hold a key of the
+    day, so pyiceberg's metrics evaluation leaves it out of the scan: with keys that grow over time
+    (time-ordered ids, sequence numbers) most of the window is never opened.
+    """
+
+    column: str
+    low: str | int | None
+    high: str | int | None
+
+
+def day_key_range(session: EngineSession, key: list[str]) -> KeyRange | None:
+    """The range of the day's first key column, when its values are text or integers."""
+    column = exp.column(key[0], quoted=True)
+    bounds = exp.select(exp.Min(this=column), exp.Max(this=column)).from_(ACCEPTED)
+    low, high = session.execute(bounds.sql(dialect=session.dialect))[0]
+    if low is not None and not (isinstance(low, str | int) and not isinstance(low, bool)):
+        return None
+    return KeyRange(key[0], low, high)
 
 
 @dataclass(frozen=True)
@@ -44,12 +72,14 @@ class DayWindow:
 
     Attributes:
         snapshot_id: the table's head when the window was read (None: no table or no snapshot yet).
-        source: the window's files (key columns are all that is read of them); None when there are none.
+        source: the window's files that may hold a key of the day (key columns are all that is read
+            of them); None when there are none.
     """
 
     table: str
     ds: dt.date
     days: int
+    keys: KeyRange | None
     snapshot_id: int | None
     source: ScanSource | None
 
@@ -58,44 +88,67 @@ class DayWindow:
         return frozenset(self.source.files) if self.source else frozenset()
 
 
-def read_window(catalog: LakeCatalog, ref: TableRef, ds: dt.date, days: int) -> DayWindow:
-    """The files of ``ref`` on the days of ``[ds - days, ds + days]`` other than ``ds``, at its head."""
-    if not catalog.table_exists(ref):
-        return DayWindow(str(ref), ds, days, None, None)
-    snapshot = catalog.load(ref).current_snapshot()
-    if snapshot is None:
-        return DayWindow(str(ref), ds, days, None, None)
+def read_window(
+    catalog: LakeCatalog, ref: TableRef, ds: dt.date, days: int, keys: KeyRange | None
+) -> DayWindow:
+    """The files of ``ref`` on the days of ``[ds - days, ds + days]`` other than ``ds`` that may hold
+    a key in ``keys``, at the table's head."""
+    table = catalog.load(ref) if catalog.table_exists(ref) else None
+    snapshot = table.current_snapshot() if table else None
+    if table is None or snapshot is None or (keys and keys.low is None):
+        return DayWindow(str(ref), ds, days, keys, snapshot.snapshot_id if snapshot else None, None)
     span = dt.timedelta(days=days)
-    others = And(
+    others: BooleanExpression = And(
         GreaterThanOrEqual("ds", (ds - span).isoformat()),  # type: ignore[call-arg, arg-type]
         LessThanOrEqual("ds", (ds + span).isoformat()),  # type: ignore[call-arg, arg-type]
         NotEqualTo("ds", ds.isoformat()),  # type: ignore[call-arg, arg-type]
     )
+    if keys and _bounds_bind(table.schema().find_field(keys.column).field_type, keys.low):
+        others = And(
+            others,
+            GreaterThanOrEqual(keys.column, keys.low),  # type: ignore[call-arg, arg-type]
+            LessThanOrEqual(keys.column, keys.high),  # type: ignore[call-arg, arg-type]
+        )
     source = plan_scan(catalog, str(ref), others, snapshot.snapshot_id)
-    return DayWindow(str(ref), ds, days, snapshot.snapshot_id, source if source.files else None)
+    return DayWindow(str(ref), ds, days, keys, snapshot.snapshot_id, source if source.files else None)
+
+
+def _bounds_bind(column_type: IcebergType, value: object) -> bool:
+    """Whether ``value`` is a literal of the column's own type (planning never falls back on a full
+    scan, which would drop the filter on ``ds`` too)."""
+    if isinstance(column_type, StringType):
+        return isinstance(value, str)
+    return isinstance(column_type, IntegerType | LongType) and isinstance(value, int)
 
 
 def drop_published(
     session: EngineSession, rows: exp.Query, key: list[str], columns: list[str], window: DayWindow
 ) -> exp.Query:
-    """``rows`` without those whose key ``window`` holds: one hash anti-join on the key columns.
+    """``rows`` (the day's, from :data:`~lakeplane.ingest.parse.ACCEPTED`) without those whose key
+    ``window`` holds.
 
-    Keys compare as the day's own dedupe compares them: NULL matches NULL.
+    The keys of the day that the window holds are found first, by a hash semi-join on the key
+    columns alone (the engine skips the window's row groups outside the day's key range), and only
+    those few are anti-joined to the rows as they stream to the writer. A key with a NULL part is
+    never taken for one published on another day.
     """
     if window.source is None:
         return rows
     session.register_scan(WINDOW, window.source)
-    published = exp.select(*[exp.column(k, quoted=True) for k in key]).from_(WINDOW).subquery("w")
-    same = exp.and_(
-        *[
-            exp.NullSafeEQ(this=exp.column(k, "d", quoted=True), expression=exp.column(k, "w", quoted=True))
-            for k in key
-        ]
+    same = exp.and_(*[exp.column(k, "w", quoted=True).eq(exp.column(k, "a", quoted=True)) for k in key])
+    published = (
+        exp.select(*[exp.column(k, "w", quoted=True) for k in key])
+        .from_(exp.to_table(WINDOW).as_("w"))
+        .join(exp.to_table(ACCEPTED).as_("a"), on=same, join_type="semi")
     )
+    session.execute(f"CREATE OR REPLACE TEMP TABLE {PUBLISHED} AS {published.sql(dialect=session.dialect)}")
+    if not session.execute(f"SELECT count(*) FROM {PUBLISHED}")[0][0]:
+        return rows
+    same = exp.and_(*[exp.column(k, "d", quoted=True).eq(exp.column(k, "p", quoted=True)) for k in key])
     return (
         exp.select(*[exp.column(c, "d", quoted=True) for c in columns])
         .from_(rows.subquery("d"))
-        .join(published, on=same, join_type="anti")
+        .join(exp.to_table(PUBLISHED).as_("p"), on=same, join_type="anti")
     )
 
 
@@ -119,7 +172,7 @@ def commit_unless_window_changed(
         try:
             return commit(window.snapshot_id), window
         except CommitConflictError:
-            now = read_window(catalog, ref, window.ds, window.days)
+            now = read_window(catalog, ref, window.ds, window.days, window.keys)
             if now.snapshot_id == window.snapshot_id:
                 raise  # lost for another reason than a new head: retrying cannot help
             if now.files != window.files:

@@ -1,10 +1,11 @@
 """The ingest step: one dataset, one business date, from raw batches to a processed table.
 
 Counts reconcile exactly for every batch: lines read = rows accepted + rows quarantined. Duplicates
-on the dataset's key are then dropped (first delivery wins) and counted. The processed table and the
-quarantine table are each replaced for the date in one commit, so re-running a day gives the same
-tables. A batch whose quarantine rate is above the limit fails the step after its quarantined
-records are committed (so they can be inspected), and before any processed row is.
+on the dataset's key are then dropped (first delivery wins) and counted, and so are rows whose key
+another day of the dataset's window published already (:mod:`lakeplane.ingest.dedupe`). The
+processed table and the quarantine table are each replaced for the date in one commit, so re-running
+a day gives the same tables. A batch whose quarantine rate is above the limit fails the step after
+its quarantined records are committed (so they can be inspected), and before any processed row is.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lakeplane.ingest.dedupe import (
     COPIES,
     RECOMPUTED_KEY,
     commit_unless_window_changed,
+    day_key_range,
     drop_published,
     read_window,
 )
@@ -120,7 +122,7 @@ def ingest_dataset(
             )
     written, repeated_copies = _write_processed(session, writer, ref, dataset, ds, batches)
     result.rows_written = written.rows
-    result.duplicates = repeated_copies if dataset.key else result.accepted - written.rows
+    result.duplicates = repeated_copies
     result.duplicates_across_days = result.accepted - result.duplicates - written.rows
     result.bytes_written = written.bytes
     result.snapshot_id = written.snapshot_id
@@ -272,7 +274,7 @@ def _write_processed(
         return _write(session, writer, ref, sql.sql(dialect=session.dialect), ds, required, properties), (
             repeated_copies
         )
-    window = read_window(writer.catalog, ref, ds, dataset.window_days)
+    window = read_window(writer.catalog, ref, ds, dataset.window_days, day_key_range(session, dataset.key))
     retries = writer.catalog.commit_retry.retries
     for recomputed in range(retries + 1):
         if recomputed:
