@@ -128,18 +128,26 @@ def drop_published(
     ``window`` holds.
 
     The keys of the day that the window holds are found first, by a hash semi-join on the key
-    columns alone (the engine skips the window's row groups outside the day's key range), and only
-    those few are anti-joined to the rows as they stream to the writer. A key with a NULL part is
-    never taken for one published on another day.
+    columns alone, and only those few are anti-joined to the rows as they stream to the writer. A
+    key with a NULL part is never taken for one published on another day.
     """
     if window.source is None:
         return rows
     session.register_scan(WINDOW, window.source)
+    first = exp.column(key[0], quoted=True)
+    # Only the day's keys within the window's range on the first key column can match; the range
+    # comes from the files' statistics, and the hash table holds those keys alone.
+    in_range = exp.Between(
+        this=first,
+        low=exp.select(exp.Min(this=first)).from_(WINDOW).subquery(),
+        high=exp.select(exp.Max(this=first)).from_(WINDOW).subquery(),
+    )
+    day_keys = exp.select(*[exp.column(k, quoted=True) for k in key]).from_(ACCEPTED).where(in_range)
     same = exp.and_(*[exp.column(k, "w", quoted=True).eq(exp.column(k, "a", quoted=True)) for k in key])
     published = (
         exp.select(*[exp.column(k, "w", quoted=True) for k in key])
         .from_(exp.to_table(WINDOW).as_("w"))
-        .join(exp.to_table(ACCEPTED).as_("a"), on=same, join_type="semi")
+        .join(day_keys.subquery("a"), on=same, join_type="semi")
     )
     session.execute(f"CREATE OR REPLACE TEMP TABLE {PUBLISHED} AS {published.sql(dialect=session.dialect)}")
     if not session.execute(f"SELECT count(*) FROM {PUBLISHED}")[0][0]:
