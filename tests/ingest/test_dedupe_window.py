@@ -295,3 +295,29 @@ def test_a_composite_key_matches_on_every_column(tmp_path: Path) -> None:
         "SELECT order_id, line_no FROM processed.lines WHERE ds = :ds", {"ds": DAY2}
     ).to_pylist()
     assert sorted((r["order_id"], r["line_no"]) for r in rows) == [(1, 3), (2, 1)]
+
+
+def test_cli_and_run_summary_show_duplicates_across_days(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lakeplane.cli.main import cli
+
+    lake = make_lake(tmp_path)
+    deliver(lake, "ndjson fast path", DAY1, [1, 2, 3])
+    lake.land("pos/orders", [orders_file(tmp_path / "again.ndjson", [2, 3, 4])], DAY2)
+    base = ["--lake", str(lake.project_dir)]
+    shown = CliRunner().invoke(cli, [*base, "ingest", "pos/orders", "--ds", DAY2.isoformat()])
+    assert shown.exit_code == 0, shown.output
+    assert "0 duplicates dropped within the day, 2 already published on another day" in shown.output
+    lake.land("pos/orders", [orders_file(tmp_path / "third.ndjson", [4, 5])], DAY3)
+    as_json = CliRunner().invoke(
+        cli, [*base, "--output", "json", "ingest", "pos/orders", "--ds", DAY3.isoformat()]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.output)
+    assert report["duplicates_across_days"] == 1 and report["rows_written"] == 1
+
+    day4 = DAY3 + dt.timedelta(days=1)
+    lake.land("pos/orders", [orders_file(tmp_path / "fourth.ndjson", [5, 6, 6])], day4)
+    summary = lake.run(day4).to_dict()
+    assert summary["duplicates_across_days"] == 1 and summary["duplicates"] == 1
