@@ -321,3 +321,17 @@ def test_cli_and_run_summary_show_duplicates_across_days(tmp_path: Path) -> None
     lake.land("pos/orders", [orders_file(tmp_path / "fourth.ndjson", [5, 6, 6])], day4)
     summary = lake.run(day4).to_dict()
     assert summary["duplicates_across_days"] == 1 and summary["duplicates"] == 1
+
+
+def test_pipeline_step_metrics_count_duplicates_across_days(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path)
+    (lake.project_dir / "pipelines").mkdir()
+    (lake.project_dir / "pipelines" / "orders.yaml").write_text("steps:\n  orders: {ingest: pos/orders}\n")
+    lake = open_lake(lake.project_dir)
+    deliver(lake, "ndjson fast path", DAY1, [1, 2])
+    lake.land("pos/orders", [orders_file(tmp_path / "again.ndjson", [2, 3, 3])], DAY2)
+    record = lake.run_record(lake.run_pipeline("orders", DAY2).run_id)
+    assert record.state == "succeeded", [a.error for a in record.attempts]
+    (attempt,) = [a for a in record.attempts if a.step == "orders"]
+    assert attempt.metrics["duplicates"] == 1 and attempt.metrics["duplicates_across_days"] == 1
+    assert attempt.metrics["rows_out"] == 1
