@@ -44,6 +44,11 @@ FIRST_DAY = dt.date(2026, 3, 1)
 BYTES_PER_IMPRESSION = 270.5
 TARGET_RATIO = 1.25
 TARGET_GB_PER_S = 0.15
+#: The most the cross-day window (``--redeliver``) may add to lakeplane's nightly runs.
+TARGET_WINDOW_RATIO = 1.05
+NO_WINDOW = "lakeplane without the window"
+#: The demo's event datasets, deduplicated across days by default (the CRM extract is not).
+KEYED_EVENTS = ("partner/impressions", "partner/clicks")
 DEFAULT_OVERHEAD = "512MiB"
 UNITS = {
     "b": 1,
@@ -81,7 +86,7 @@ from pathlib import Path
 args = json.loads(sys.argv[1])
 from lakeplane import open_lake
 started, cpu_started = time.perf_counter(), time.process_time()
-lake = open_lake(args["project"], overrides={"engine": args["engine"]})
+lake = open_lake(args["project"], overrides={"engine": args["engine"], **args.get("overrides", {})})
 runs = []
 for day in args["days"]:
     summary = lake.run(dt.date.fromisoformat(day))
@@ -96,6 +101,7 @@ Path(args["result"]).write_text(json.dumps({"seconds": seconds, "cpu_seconds": c
 # uses, the reader's ignore_errors for the malformed lines, required fields checked in WHERE.
 HAND_WRITTEN = r"""
 import json, sys, time
+from datetime import date, timedelta
 from pathlib import Path
 import duckdb
 
@@ -122,6 +128,22 @@ def target(*parts):
     return str(path)
 
 
+# With cross_day, this script's own processed files of the week before: their keys are not kept again.
+def earlier_days(day, table):
+    if not args["cross_day"]:
+        return []
+    first = str(date.fromisoformat(day) - timedelta(days=7))
+    return [str(out / "processed" / table / f"ds={d}" / "data.parquet")
+            for d in args["drops"] if first <= d < day]
+
+
+def unseen(alias, key, day, table):
+    seen = earlier_days(day, table)
+    if not seen:
+        return ""
+    return f"ANTI JOIN read_parquet({files(seen)}) AS seen ON seen.{key} = {alias}.{key}"
+
+
 def nightly(day, drop):
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{args['memory_limit']}'")
@@ -140,21 +162,23 @@ def nightly(day, drop):
     imps = target("processed", "impressions", f"ds={day}", "data.parquet")
     step("impressions", f'''
         COPY (
-            SELECT *, DATE '{day}' AS ds
+            SELECT i.*, DATE '{day}' AS ds
             FROM read_json({files(drop["partner/impressions"])}, format = 'newline_delimited',
-                           columns = {IMPRESSIONS}, ignore_errors = true)
-            WHERE event_id IS NOT NULL AND event_ts IS NOT NULL AND campaign_id IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY event_id) = 1
+                           columns = {IMPRESSIONS}, ignore_errors = true) AS i
+            {unseen("i", "event_id", day, "impressions")}
+            WHERE i.event_id IS NOT NULL AND i.event_ts IS NOT NULL AND i.campaign_id IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY i.event_id) = 1
         ) TO '{imps}' {PARQUET}''')
     clicks = target("processed", "clicks", f"ds={day}", "data.parquet")
     step("clicks", f'''
         COPY (
-            SELECT *, DATE '{day}' AS ds
+            SELECT c.*, DATE '{day}' AS ds
             FROM read_json({files(drop["partner/clicks"])}, format = 'newline_delimited',
-                           columns = {CLICKS}, ignore_errors = true)
-            WHERE click_id IS NOT NULL AND impression_id IS NOT NULL AND event_ts IS NOT NULL
-              AND campaign_id IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY click_id) = 1
+                           columns = {CLICKS}, ignore_errors = true) AS c
+            {unseen("c", "click_id", day, "clicks")}
+            WHERE c.click_id IS NOT NULL AND c.impression_id IS NOT NULL AND c.event_ts IS NOT NULL
+              AND c.campaign_id IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY c.click_id) = 1
         ) TO '{clicks}' {PARQUET}''')
     campaigns = target("processed", "campaigns", f"ds={day}", "data.parquet")
     step("campaigns", f'''
@@ -249,10 +273,10 @@ class InputData:
     generated_seconds: float | None
 
 
-def ensure_data(work: Path, gb: float, days: int) -> InputData:
-    """Generate the drops once per (size, days); later runs reuse the cached files."""
+def ensure_data(work: Path, gb: float, days: int, redeliver: float = 0.0) -> InputData:
+    """Generate the drops once per (size, days, re-delivered share); later runs reuse the cached files."""
     per_day = max(1_000, round(gb * 1e9 / days / BYTES_PER_IMPRESSION))
-    folder = work / "data" / f"{per_day}x{days}"
+    folder = work / "data" / (f"{per_day}x{days}" + (f"-redeliver{redeliver:g}" if redeliver else ""))
     manifest = folder / "manifest.json"
     seconds = None
     if manifest.exists():
@@ -267,7 +291,7 @@ def ensure_data(work: Path, gb: float, days: int) -> InputData:
         for offset in range(days):
             day = FIRST_DAY + dt.timedelta(days=offset)
             print(f"generating {day}: {per_day:,} impressions ...", flush=True)
-            drop = generate_day(folder, day, per_day)
+            drop = generate_day(folder, day, per_day, redeliver=redeliver if offset else 0.0)
             drops[day.isoformat()] = {k: [str(p) for p in v] for k, v in drop.files.items()}
         seconds = time.perf_counter() - started
         manifest.write_text(json.dumps(drops, indent=1))  # last: marks the cache complete
@@ -282,7 +306,7 @@ def ensure_data(work: Path, gb: float, days: int) -> InputData:
 # -- checking that both did the same work -------------------------------------------------------
 
 
-def lakeplane_figures(project: Path) -> dict[str, Any]:
+def lakeplane_figures(project: Path, cross_day: bool = False) -> dict[str, Any]:
     """Per-day curated and processed counts from the lake, read through ``Lake.query``."""
     from lakeplane import open_lake
 
@@ -312,11 +336,21 @@ def lakeplane_figures(project: Path) -> dict[str, Any]:
         "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS campaigns "
         "FROM curated.campaign_totals"
     )[0]
-    return _by_day(daily, processed, clicks, wrong_type, totals)
+    figures = _by_day(daily, processed, clicks, wrong_type, totals)
+    if cross_day:
+        figures["events_on_two_days"] = rows(
+            "SELECT count(*) - count(DISTINCT event_id) AS n FROM processed.impressions"
+        )[0]["n"]
+    return figures
 
 
-def hand_written_figures(out: Path) -> dict[str, Any]:
-    """The same counts from the hand-written script's Parquet files."""
+def hand_written_figures(out: Path, cross_day: bool = False) -> dict[str, Any]:
+    """The same counts from the hand-written script's Parquet files.
+
+    With ``cross_day`` it also counts the wrong-typed lines it kept (the generator names their
+    events ``bad-type-N`` every day): it keeps them on the first day only, as later days drop them as
+    already published, where lakeplane quarantines them every day.
+    """
     import duckdb
 
     con = duckdb.connect()
@@ -344,7 +378,26 @@ def hand_written_figures(out: Path) -> dict[str, Any]:
         "CAST(sum(clicks) AS BIGINT) AS clicks, count(*) AS campaigns "
         f"FROM read_parquet('{out}/curated/campaign_totals/data.parquet')"
     )[0]
-    return _by_day(daily, processed, clicks, [], totals)
+    kept = (
+        rows(
+            "SELECT CAST(ds AS VARCHAR) AS ds, count(*) AS n "
+            f"FROM read_parquet('{out}/processed/impressions/*/*.parquet') "
+            "WHERE event_id LIKE 'bad-type-%' GROUP BY ds"
+        )
+        if cross_day
+        else []
+    )
+    figures = _by_day(daily, processed, clicks, [], totals)
+    if cross_day:
+        for day in figures["days"].values():
+            day["wrong_typed_kept"] = 0
+        for row in kept:
+            figures["days"][row["ds"]]["wrong_typed_kept"] = row["n"]
+        figures["events_on_two_days"] = rows(
+            "SELECT count(*) - count(DISTINCT event_id) AS n "
+            f"FROM read_parquet('{out}/processed/impressions/*/*.parquet')"
+        )[0]["n"]
+    return figures
 
 
 def _by_day(
@@ -382,7 +435,7 @@ def compare(lake: dict[str, Any], hand: dict[str, Any]) -> tuple[bool, list[str]
     extra_total = 0
     for ds in sorted(set(lake["days"]) | set(hand["days"])):
         mine, theirs = lake["days"].get(ds, {}), hand["days"].get(ds, {})
-        extra = mine.get("wrong_type_quarantined", 0)
+        extra = theirs.get("wrong_typed_kept", mine.get("wrong_type_quarantined", 0))
         extra_total += extra
         same = (
             theirs.get("curated_impressions", -1) - mine.get("curated_impressions", -2) == extra
@@ -407,6 +460,13 @@ def compare(lake: dict[str, Any], hand: dict[str, Any]) -> tuple[bool, list[str]
         and t_theirs["campaigns"] == t_mine["campaigns"]
     )
     ok = ok and same
+    if "events_on_two_days" in hand:
+        once = lake["events_on_two_days"] == hand["events_on_two_days"] == 0
+        ok = ok and once
+        lines.append(
+            f"  events published on two days: lakeplane {lake['events_on_two_days']:,}, hand-written "
+            f"{hand['events_on_two_days']:,}  {'none' if once else 'DIFFERENT'}"
+        )
     lines.append(
         f"  campaign_totals  impressions {t_mine['impressions']:,} / "
         f"{t_theirs['impressions']:,}  clicks {t_mine['clicks']:,} / {t_theirs['clicks']:,}"
@@ -465,6 +525,48 @@ def step_table(lake_runs: list[dict[str, Any]], hand_runs: list[dict[str, Any]])
     return lines
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def window_cost(trials: list[Trial], redeliver: float) -> dict[str, Any]:
+    """What the cross-day window costs: lakeplane with it over lakeplane without it, in each trial."""
+    ratios = [t.window_ratio for t in trials]
+    cpu = [
+        t.lakeplane.result["cpu_seconds"] / t.no_window.result["cpu_seconds"] for t in trials if t.no_window
+    ]
+    best_with = min(t.lakeplane.result["seconds"] for t in trials)
+    best_without = min(t.no_window.result["seconds"] for t in trials if t.no_window)
+    best = best_with / best_without
+    across = [
+        sum(i["duplicates_across_days"] for i in run["ingests"]) for run in trials[0].lakeplane.result["runs"]
+    ]
+    lines = [
+        f"cross-day dedupe ({redeliver:.1%} of each day's impressions re-delivered the next day; "
+        f"dedupe_window_days 7 against 0, same input, same trial):",
+        f"  rows dropped as published on an earlier day, per night: {', '.join(f'{n:,}' for n in across)}",
+        f"  lakeplane with the window {best_with:.2f} s, without {best_without:.2f} s (best of each): "
+        f"{best:.3f}x; per trial {', '.join(f'{r:.3f}' for r in ratios)} (median {median(ratios):.3f}x); "
+        f"CPU per trial {', '.join(f'{r:.3f}' for r in cpu)}   target <= {TARGET_WINDOW_RATIO}x   "
+        f"{verdict(best <= TARGET_WINDOW_RATIO)}",
+    ]
+    return {
+        "lines": lines,
+        "redeliver": redeliver,
+        "duplicates_across_days": across,
+        "window_seconds_best": round(best_with, 3),
+        "no_window_seconds_best": round(best_without, 3),
+        "window_ratio_best": round(best, 4),
+        "window_ratios": [round(r, 4) for r in ratios],
+        "window_ratio_median": round(median(ratios), 4),
+        "window_cpu_ratios": [round(r, 4) for r in cpu],
+        "window_ratio_target": TARGET_WINDOW_RATIO,
+        "window_ratio_pass": best <= TARGET_WINDOW_RATIO,
+    }
+
+
 def fresh_copy(landed: Path, project: Path) -> None:
     """A new project from the landed template; raw files are write-once, so they are hard links."""
     shutil.rmtree(project, ignore_errors=True)
@@ -485,10 +587,17 @@ class Trial:
 
     lakeplane: ChildResult
     hand_written: ChildResult
+    #: With ``--redeliver``: lakeplane again with ``dedupe_window_days: 0``, the cost of the window.
+    no_window: ChildResult | None = None
 
     @property
     def ratio(self) -> float:
         return float(self.lakeplane.result["seconds"] / self.hand_written.result["seconds"])
+
+    @property
+    def window_ratio(self) -> float:
+        assert self.no_window is not None
+        return float(self.lakeplane.result["seconds"] / self.no_window.result["seconds"])
 
 
 def run_trials(args: argparse.Namespace, data: InputData, work: Path) -> tuple[ChildResult, list[Trial]]:
@@ -507,12 +616,26 @@ def run_trials(args: argparse.Namespace, data: InputData, work: Path) -> tuple[C
             shutil.rmtree(hand_out, ignore_errors=True)
             results: dict[str, ChildResult] = {}
             sides = ["hand-written", "lakeplane"] if number % 2 else ["lakeplane", "hand-written"]
+            if args.redeliver:  # the windowless run next to the windowed one, before or after it
+                sides.insert(2 * (number % 2), NO_WINDOW)
             for side in sides:
                 print(f"trial {number}/{args.repeat}: {side} nightly runs ...", flush=True)
                 if side == "lakeplane":
                     results[side] = run_child(
                         LAKEPLANE_RUN,
                         {"project": str(project), "engine": engine, "days": list(data.drops)},
+                        scratch,
+                    )
+                elif side == NO_WINDOW:
+                    fresh_copy(landed, work / "lakeplane-no-window")
+                    results[side] = run_child(
+                        LAKEPLANE_RUN,
+                        {
+                            "project": str(work / "lakeplane-no-window"),
+                            "engine": engine,
+                            "days": list(data.drops),
+                            "overrides": {"datasets": {d: {"dedupe_window_days": 0} for d in KEYED_EVENTS}},
+                        },
                         scratch,
                     )
                 else:
@@ -523,10 +646,11 @@ def run_trials(args: argparse.Namespace, data: InputData, work: Path) -> tuple[C
                             "drops": data.drops,
                             "memory_limit": args.memory_limit,
                             "threads": args.threads,
+                            "cross_day": bool(args.redeliver),
                         },
                         scratch,
                     )
-            trials.append(Trial(results["lakeplane"], results["hand-written"]))
+            trials.append(Trial(results["lakeplane"], results["hand-written"], results.get(NO_WINDOW)))
     return land, trials
 
 
@@ -562,6 +686,14 @@ def main(argv: list[str] | None = None) -> int:
         help="DuckDB threads for both sides (default: DuckDB's, one per core)",
     )
     parser.add_argument(
+        "--redeliver",
+        type=float,
+        default=0.0,
+        help="share of each day's impressions re-delivered in the next day's batch (e.g. 0.03): both "
+        "sides then drop events published on an earlier day, and lakeplane also runs with "
+        "dedupe_window_days: 0 to measure the window's cost (default 0: no cross-day case)",
+    )
+    parser.add_argument(
         "--work-dir", type=Path, default=DEFAULT_WORK, help=f"scratch folder (default {DEFAULT_WORK})"
     )
     args = parser.parse_args(argv)
@@ -572,13 +704,14 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    data = ensure_data(work, args.gb, args.days)
+    data = ensure_data(work, args.gb, args.days, args.redeliver)
     cores = os.cpu_count()
     load = os.getloadavg()[0]
     land, trials = run_trials(args, data, work)
     load_end = os.getloadavg()[0]
     same, check_lines = compare(
-        lakeplane_figures(work / "lakeplane-project"), hand_written_figures(work / "hand-written")
+        lakeplane_figures(work / "lakeplane-project", bool(args.redeliver)),
+        hand_written_figures(work / "hand-written", bool(args.redeliver)),
     )
 
     best_lake = min((t.lakeplane for t in trials), key=lambda c: c.result["seconds"])
@@ -671,6 +804,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{mib(land.peak_rss_bytes)}; memory_limit {args.memory_limit} ({mib(limit_bytes)}) + "
         f"overhead {mib(overhead_bytes)} = {mib(allowed)}   {verdict(lake_rss <= allowed)}"
     )
+    window = window_cost(trials, args.redeliver) if args.redeliver else None
+    if window:
+        for line in window.pop("lines"):
+            print(line)
     print(f"results: {'MATCH' if same else 'MISMATCH'}")
     figures = {
         "days": args.days,
@@ -724,6 +861,8 @@ def main(argv: list[str] | None = None) -> int:
             r["ds"]: {k: round(v, 3) for k, v in r["steps"].items()} for r in best_hand.result["runs"]
         },
     }
+    if window:
+        figures["cross_day"] = window
     print(json.dumps(figures))
     return 0
 

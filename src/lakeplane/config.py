@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import EnvSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
@@ -33,6 +33,8 @@ CONFIG_FILE = "lakeplane.yaml"
 ENV_PREFIX = "LAKEPLANE__"
 #: ``timestamp`` is an instant, stored in UTC (an offset or zone in the value is applied, none means
 #: UTC); ``timestamp_ntz`` is a wall-clock time stored as written.
+#: The window of a keyed dataset that sets no ``dedupe_window_days``.
+DEFAULT_DEDUPE_WINDOW_DAYS = 7
 FIELD_TYPES = ("string", "int", "long", "double", "boolean", "date", "timestamp", "timestamp_ntz")
 
 
@@ -157,6 +159,10 @@ class DatasetConfig(_Strict):
     accept_non_finite: bool = False
     #: Accept a record naming a declared field twice (its first value wins) instead of quarantining it.
     accept_duplicate_keys: bool = False
+    #: Drop a row whose key the processed table already holds on another day at most this many days
+    #: before or after its own (exactly once across days). Unset: 7 for a dataset with a ``key``;
+    #: 0 turns it off (a daily full extract whose keys recur every day).
+    dedupe_window_days: int | None = Field(default=None, ge=0)
 
     @field_validator("table")
     @classmethod
@@ -164,6 +170,22 @@ class DatasetConfig(_Strict):
         if value.count(".") != 2:
             raise ValueError(f"table '{value}' must be written <domain>.<zone>.<name>")
         return value
+
+    @model_validator(mode="after")
+    def _window_needs_key(self) -> DatasetConfig:
+        if self.dedupe_window_days and not self.key:
+            raise ValueError(
+                f"dedupe_window_days: {self.dedupe_window_days} needs a key to find re-delivered "
+                f"rows of table '{self.table}' by; add key: [...] or remove dedupe_window_days"
+            )
+        return self
+
+    @property
+    def window_days(self) -> int:
+        """Days before and after a row's own that its key must not appear in: 0 means none."""
+        if not self.key:
+            return 0
+        return DEFAULT_DEDUPE_WINDOW_DAYS if self.dedupe_window_days is None else self.dedupe_window_days
 
 
 class IngestConfig(_Strict):
@@ -437,6 +459,9 @@ datasets: {{}}
 #     format: ndjson              # ndjson or csv, optionally gzipped
 #     table: adtech.processed.impressions
 #     key: [event_id]             # duplicates on the key are dropped (first delivery wins)
+#     dedupe_window_days: 7       # also drop a key already published on another day up to 7 days
+#                                 # before or after (default 7 with a key; 0: within the day only,
+#                                 # for daily full extracts whose keys recur every day)
 #     fields:
 #       event_id: {{type: string, required: true}}
 #       event_ts: {{type: timestamp, required: true}}   # UTC; timestamp_ntz keeps wall-clock times

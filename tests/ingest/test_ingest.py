@@ -22,6 +22,7 @@ datasets:
     format: ndjson
     table: shop.processed.orders
     key: [order_id]
+    dedupe_window_days: 0   # the same orders are delivered on several days here
     fields:
       order_id: {type: long, required: true}
       placed_at: {type: timestamp, required: true}

@@ -28,7 +28,8 @@ def print_ingest(printer: Printer, result: IngestResult) -> None:
             + ", ".join(f"{reason} {count}" for reason, count in result.by_reason.items())
         )
     printer.line(
-        f"{result.duplicates} duplicates dropped, {result.rows_written} rows written, "
+        f"{result.duplicates} duplicates dropped within the day, {result.duplicates_across_days} "
+        f"already published on another day, {result.rows_written} rows written, "
         f"{human_bytes(result.bytes_read)} read, {human_bytes(result.bytes_written)} "
         f"written in {result.seconds:.2f} s"
     )
@@ -44,6 +45,7 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
             i.accepted,
             i.quarantined,
             i.duplicates,
+            i.duplicates_across_days,
             i.rows_written,
             human_bytes(i.bytes_written),
             f"{i.seconds:.2f}",
@@ -58,6 +60,7 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
             "",
             "",
             "",
+            "",
             m.rows if not m.skipped else f"skipped: {m.skipped}",
             human_bytes(m.bytes_written),
             f"{m.seconds:.2f}",
@@ -66,7 +69,18 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
     ]
     printer.table(
         f"nightly run {summary.ds}",
-        ["step", "table", "read", "accepted", "quarantined", "duplicates", "rows out", "written", "seconds"],
+        [
+            "step",
+            "table",
+            "read",
+            "accepted",
+            "quarantined",
+            "duplicates",
+            "other days",
+            "rows out",
+            "written",
+            "seconds",
+        ],
         rows,
     )
     for model in summary.models:
@@ -74,7 +88,8 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
             printer.line(f"{model.model}: ran on {model.engine} ({model.placement})")
     printer.line(
         f"{data['read']} lines read, {data['accepted']} accepted, {data['quarantined']} "
-        f"quarantined, {data['duplicates']} duplicates dropped; "
+        f"quarantined, {data['duplicates']} duplicates dropped within a day and "
+        f"{data['duplicates_across_days']} already published on another day; "
         f"{human_bytes(data['bytes_read'])} raw in, {human_bytes(data['bytes_written'])} written; "
         f"{summary.seconds:.2f} s, peak memory {summary.peak_memory_mb:.0f} MB"
     )

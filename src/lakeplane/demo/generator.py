@@ -78,10 +78,14 @@ def _clicks_sql(day: dt.date, impressions: int, hot_percent: int = 30) -> str:
     """
 
 
-def generate_day(out_dir: Path, day: dt.date, impressions_per_day: int, hot_percent: int = 30) -> DayDrop:
+def generate_day(
+    out_dir: Path, day: dt.date, impressions_per_day: int, hot_percent: int = 30, redeliver: float = 0.0
+) -> DayDrop:
     """Write one day's partner drops into ``out_dir/<day>/`` and return their paths.
 
     ``hot_percent``: the share of impressions of the hot campaign (0 spreads them evenly).
+    ``redeliver``: the share of the previous day's impressions delivered again, unchanged, at the
+    end of this day's impressions batch (a partner re-sending what it already sent).
     """
     folder = out_dir / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,6 +95,13 @@ def generate_day(out_dir: Path, day: dt.date, impressions_per_day: int, hot_perc
     clicks = folder / "clicks.ndjson"
     campaigns = folder / "campaigns.csv"
     impressions = _impressions_sql(day, impressions_per_day, 0, hot_percent)
+    if redeliver > 0:
+        previous = _impressions_sql(day - dt.timedelta(days=1), impressions_per_day, 0, hot_percent)
+        chosen = _h("hash(event_id)", 14, 1_000_000)
+        impressions = (
+            f"SELECT * FROM ({impressions}) UNION ALL "
+            f"SELECT * FROM ({previous}) WHERE {chosen} < {round(redeliver * 1_000_000)}"
+        )
     con.execute(f"COPY ({impressions}) TO '{imp}' (FORMAT json)")
     con.execute(f"COPY ({_clicks_sql(day, impressions_per_day, hot_percent)}) TO '{clicks}' (FORMAT json)")
     con.execute(f"""COPY (
@@ -139,9 +150,14 @@ def _write_late_batch(path: Path, rows: list[dict[str, object]]) -> None:
     path.write_bytes(b"\n".join(lines) + b"\n")
 
 
-def generate(out_dir: Path, days: list[dt.date], impressions_per_day: int) -> list[DayDrop]:
-    """Partner drops for several days."""
-    return [generate_day(out_dir, day, impressions_per_day) for day in days]
+def generate(
+    out_dir: Path, days: list[dt.date], impressions_per_day: int, redeliver: float = 0.0
+) -> list[DayDrop]:
+    """Partner drops for several days; each after the first re-delivers ``redeliver`` of the day before."""
+    return [
+        generate_day(out_dir, day, impressions_per_day, redeliver=redeliver if n else 0.0)
+        for n, day in enumerate(days)
+    ]
 
 
 def malformed_count() -> int:

@@ -1,10 +1,11 @@
 """The ingest step: one dataset, one business date, from raw batches to a processed table.
 
 Counts reconcile exactly for every batch: lines read = rows accepted + rows quarantined. Duplicates
-on the dataset's key are then dropped (first delivery wins) and counted. The processed table and the
-quarantine table are each replaced for the date in one commit, so re-running a day gives the same
-tables. A batch whose quarantine rate is above the limit fails the step after its quarantined
-records are committed (so they can be inspected), and before any processed row is.
+on the dataset's key are then dropped (first delivery wins) and counted, and so are rows whose key
+another day of the dataset's window published already (:mod:`lakeplane.ingest.dedupe`). The
+processed table and the quarantine table are each replaced for the date in one commit, so re-running
+a day gives the same tables. A batch whose quarantine rate is above the limit fails the step after
+its quarantined records are committed (so they can be inspected), and before any processed row is.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyiceberg.expressions import EqualTo
+from pyiceberg.table import Table
 from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
 from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir
 from lakeplane.config import DatasetConfig
-from lakeplane.engines.base import EngineSession
-from lakeplane.errors import IngestError, QuarantineRateExceeded
+from lakeplane.engines.base import EngineSession, WrittenFiles
+from lakeplane.errors import CommitConflictError, IngestError, QuarantineRateExceeded
+from lakeplane.ingest.dedupe import (
+    COPIES,
+    RECOMPUTED_KEY,
+    commit_unless_window_changed,
+    day_key_range,
+    drop_published,
+    read_window,
+)
 from lakeplane.ingest.parse import (
     ACCEPTED,
     QUARANTINE,
@@ -57,6 +67,8 @@ class IngestResult:
     quarantined: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    #: Rows dropped as their key was published on another day of the dataset's window.
+    duplicates_across_days: int = 0
     rows_written: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
@@ -108,9 +120,10 @@ def ingest_dataset(
                 rate=rate,
                 limit=limit,
             )
-    written = _write_processed(session, writer, ref, dataset, ds, batches)
+    written, repeated_copies = _write_processed(session, writer, ref, dataset, ds, batches)
     result.rows_written = written.rows
-    result.duplicates = result.accepted - written.rows
+    result.duplicates = repeated_copies
+    result.duplicates_across_days = result.accepted - result.duplicates - written.rows
     result.bytes_written = written.bytes
     result.snapshot_id = written.snapshot_id
     result.seconds = round(time.perf_counter() - started, 3)
@@ -210,16 +223,27 @@ def _write_processed(
     dataset: DatasetConfig,
     ds: dt.date,
     batches: list[RawBatch],
-) -> WriteResult:
+) -> tuple[WriteResult, int]:
+    """Write the day's accepted rows, each key once; returns the write and the rows of keys the day
+    itself held more than once (the copies after the first)."""
+    columns = [*dataset.fields, "ds"]
     select = exp.select(*[exp.column(n, "a", quoted=True) for n in dataset.fields], _day(ds).as_("ds")).from_(
         exp.to_table(ACCEPTED).as_("a")
     )
     sql: exp.Query = select
+    repeated_copies = 0
     if dataset.key:
         # Only keys delivered more than once need ordering: rank those rows alone.
         keys = [exp.column(k, quoted=True) for k in dataset.key]
-        repeated = exp.select(*keys).from_(ACCEPTED).group_by(*keys).having(exp.Count(this=exp.Star()) > 1)
+        repeated = (
+            exp.select(*keys, exp.Count(this=exp.Star()).as_(COPIES))
+            .from_(ACCEPTED)
+            .group_by(*keys)
+            .having(exp.Count(this=exp.Star()) > 1)
+        )
         session.execute(f"CREATE TEMP TABLE __repeated AS {repeated.sql(dialect=session.dialect)}")
+        copies = exp.select(exp.func("coalesce", exp.Sum(this=exp.column(COPIES) - 1), 0)).from_("__repeated")
+        repeated_copies = int(session.execute(copies.sql(dialect=session.dialect))[0][0])
         same = exp.and_(
             *[
                 exp.NullSafeEQ(
@@ -246,7 +270,45 @@ def _write_processed(
     # Iceberg schema only ``ds`` is required, as the engine cannot prove the others non-null.
     required = {"ds"}
     properties = {"lakeplane.ds": ds.isoformat(), "lakeplane.batches": ",".join(b.batch_id for b in batches)}
-    return _write(session, writer, ref, sql.sql(dialect=session.dialect), ds, required, properties)
+    if not dataset.window_days:
+        return _write(session, writer, ref, sql.sql(dialect=session.dialect), ds, required, properties), (
+            repeated_copies
+        )
+    window = read_window(writer.catalog, ref, ds, dataset.window_days, day_key_range(session, dataset.key))
+    retries = writer.catalog.commit_retry.retries
+    for recomputed in range(retries + 1):
+        if recomputed:
+            properties[RECOMPUTED_KEY] = str(recomputed)
+        once_across = drop_published(session, sql, dataset.key, columns, window)
+        table, files = _write_files(
+            session, writer, ref, once_across.sql(dialect=session.dialect), ds, required
+        )
+
+        def commit(read_at: int | None, table: Table = table, files: WrittenFiles = files) -> WriteResult:
+            day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
+            return writer.commit(
+                table,
+                files.paths,
+                "overwrite_partitions",
+                files.rows,
+                files.bytes,
+                replace_filter=day,
+                properties=properties,
+                read_at=read_at,
+            )
+
+        written, window = commit_unless_window_changed(commit, writer.catalog, ref, window, retries)
+        if written is not None:
+            return written, repeated_copies
+        for path in files.paths:  # computed against a window that has changed since: never published
+            writer.catalog.storage.delete(path)
+    raise CommitConflictError(
+        f"{ref}: other writers kept publishing days within {dataset.window_days} days of "
+        f"{ds.isoformat()} while it was written; run the step again",
+        table=str(ref),
+        operation="overwrite_partitions",
+        attempts=retries + 1,
+    )
 
 
 def _write(
@@ -259,6 +321,14 @@ def _write(
     properties: dict[str, str] | None = None,
 ) -> WriteResult:
     """Write ``sql`` as the day ``ds`` of ``ref`` (created from the result's schema if new)."""
+    table, files = _write_files(session, writer, ref, sql, ds, required)
+    return _commit_day(writer, table, files, ds, properties)
+
+
+def _write_files(
+    session: EngineSession, writer: TableWriter, ref: TableRef, sql: str, ds: dt.date, required: set[str]
+) -> tuple[Table, WrittenFiles]:
+    """Write ``sql`` as the Parquet files of the day ``ds`` of ``ref``, not yet committed."""
     result = session.result_schema(sql)
     table = writer.ensure_table(ref, result, ["ds"], frozenset(required))
     # One day, one partition: a plain (not partitioned) COPY into its folder needs far less memory.
@@ -266,6 +336,17 @@ def _write(
     files = session.write_parquet(
         writer.conforming_select(table, sql, result.names), target, [], writer.field_ids(table)
     )
+    return table, files
+
+
+def _commit_day(
+    writer: TableWriter,
+    table: Table,
+    files: WrittenFiles,
+    ds: dt.date,
+    properties: dict[str, str] | None,
+) -> WriteResult:
+    """Make ``files`` the day ``ds`` of ``table`` in one commit."""
     day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
     return writer.commit(
         table,

@@ -49,6 +49,7 @@ class RunSummary:
             "accepted": sum(i.accepted for i in self.ingests),
             "quarantined": sum(i.quarantined for i in self.ingests),
             "duplicates": sum(i.duplicates for i in self.ingests),
+            "duplicates_across_days": sum(i.duplicates_across_days for i in self.ingests),
             "bytes_read": sum(i.bytes_read for i in self.ingests),
             "bytes_written": sum(i.bytes_written for i in self.ingests)
             + sum(m.bytes_written for m in self.models),

@@ -95,6 +95,8 @@ def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
             "rows_in": result.read,
             "rows_out": result.rows_written,
             "quarantined": result.quarantined,
+            "duplicates": result.duplicates,
+            "duplicates_across_days": result.duplicates_across_days,
             "bytes_read": result.bytes_read,
             "bytes_written": result.bytes_written,
             "engine": "duckdb",
