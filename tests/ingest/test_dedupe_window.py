@@ -336,3 +336,23 @@ def test_pipeline_step_metrics_count_duplicates_across_days(tmp_path: Path) -> N
     (attempt,) = [a for a in record.attempts if a.step == "orders"]
     assert attempt.metrics["duplicates"] == 1 and attempt.metrics["duplicates_across_days"] == 1
     assert attempt.metrics["rows_out"] == 1
+
+
+def test_a_full_extract_under_a_window_is_named_in_a_warning(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lakeplane.cli.main import cli
+
+    lake = make_lake(tmp_path)
+    everything = list(range(1, 11))
+    first = deliver(lake, "ndjson fast path", DAY1, everything)
+    assert first.warnings == []
+    lake.land("pos/orders", [orders_file(tmp_path / "whole-again.ndjson", [*everything, 11])], DAY2)
+    shown = CliRunner().invoke(
+        cli, ["--lake", str(lake.project_dir), "ingest", "pos/orders", "--ds", DAY2.isoformat()]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "warning: pos/orders: 10 of 11 rows for 2026" in shown.output
+    assert "set dedupe_window_days: 0 under datasets: pos/orders" in shown.output
+    few = deliver(lake, "ndjson fast path", DAY3, [1, 12, 13])
+    assert few.duplicates_across_days == 1 and few.warnings == [], "a third of the day is no full extract"

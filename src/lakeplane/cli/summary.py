@@ -33,6 +33,8 @@ def print_ingest(printer: Printer, result: IngestResult) -> None:
         f"{human_bytes(result.bytes_read)} read, {human_bytes(result.bytes_written)} "
         f"written in {result.seconds:.2f} s"
     )
+    for warning in result.warnings:
+        printer.line(f"warning: {warning}")
 
 
 def print_run(printer: Printer, summary: RunSummary) -> None:
@@ -93,6 +95,8 @@ def print_run(printer: Printer, summary: RunSummary) -> None:
         f"{human_bytes(data['bytes_read'])} raw in, {human_bytes(data['bytes_written'])} written; "
         f"{summary.seconds:.2f} s, peak memory {summary.peak_memory_mb:.0f} MB"
     )
+    for warning in (w for i in summary.ingests for w in i.warnings):
+        printer.line(f"warning: {warning}")
 
 
 def print_demo(printer: Printer, demo: DemoResult) -> None:

@@ -11,6 +11,7 @@ its quarantined records are committed (so they can be inspected), and before any
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ from lakeplane.ingest.parse import (
 )
 from lakeplane.storage.raw import RawBatch, RawZone
 
+log = logging.getLogger("lakeplane.ingest")
+
 
 @dataclass
 class BatchCounts:
@@ -69,6 +72,8 @@ class IngestResult:
     duplicates: int = 0
     #: Rows dropped as their key was published on another day of the dataset's window.
     duplicates_across_days: int = 0
+    #: What the step did that its owner should look at (it still succeeded).
+    warnings: list[str] = field(default_factory=list)
     rows_written: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
@@ -124,10 +129,30 @@ def ingest_dataset(
     result.rows_written = written.rows
     result.duplicates = repeated_copies
     result.duplicates_across_days = result.accepted - result.duplicates - written.rows
+    result.warnings.extend(_full_extract_warning(name, result))
     result.bytes_written = written.bytes
     result.snapshot_id = written.snapshot_id
     result.seconds = round(time.perf_counter() - started, 3)
     return result
+
+
+#: A day whose rows were mostly published on other days already looks like a full extract.
+FULL_EXTRACT_SHARE = 0.5
+
+
+def _full_extract_warning(name: str, result: IngestResult) -> list[str]:
+    """A warning when most of a day's rows were dropped as published on other days: a dataset
+    delivered whole every day (a full extract) keeps only its first day under a dedupe window."""
+    dropped, accepted = result.duplicates_across_days, result.accepted
+    if not accepted or dropped < FULL_EXTRACT_SHARE * accepted:
+        return []
+    message = (
+        f"{name}: {dropped} of {accepted} rows for {result.ds} were already published on other days "
+        "and were dropped; if this dataset is delivered whole every day (a full extract), set "
+        f"dedupe_window_days: 0 under datasets: {name} in lakeplane.yaml"
+    )
+    log.warning(message)
+    return [message]
 
 
 def _local_copy(session: EngineSession, raw: RawZone, batch: RawBatch) -> str:
