@@ -86,7 +86,7 @@ def parse(content: bytes, config: DatasetConfig, gzipped: bool = False, zone: st
         )
         with session_in(tmp, zone) as session:
             create_staging(session)
-            result = parse_batch(session, config, batch, 0, str(path))
+            result = parse_batch(session, config, batch, 0, str(path), in_order=True)  # lines checked
             accepted_view(session, config, [result])
             table = session.arrow_reader(f"SELECT * FROM {ACCEPTED}").read_all().to_pylist()
             bad = session.execute(f"SELECT line, reason, detail, raw_text, raw_bytes FROM {QUARANTINE}")

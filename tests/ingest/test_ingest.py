@@ -254,3 +254,36 @@ def test_bookmarks_skip_published_batches_and_notice_new_ones(tmp_path: Path) ->
     }
     reset(lake.catalog.load("shop.processed.orders"))
     assert lake.ingest("pos/orders", DAY1).skipped is None, "after a reset the day runs again"
+
+
+@pytest.mark.parametrize("first_amount", [1.0, 2.0])
+def test_in_a_clean_batch_read_without_its_order_the_first_of_differing_copies_still_wins(
+    tmp_path: Path, first_amount: float
+) -> None:
+    """A clean batch is read without keeping its line order; when one key has copies that differ,
+    the batch is read again in order, so the earlier line wins wherever the reader put it."""
+    later_amount = 3.0 - first_amount
+    padding = "x" * 300  # ~34 MB: DuckDB reads it in several blocks, on both threads
+    lines = [line(order_id=7, amount=first_amount, store=padding)]
+    lines += [line(order_id=100 + n, store=padding) for n in range(100_000)]
+    lines += [line(order_id=7, amount=later_amount, store=padding)]  # the re-delivery, last
+    lines += [line(order_id=8, store="same"), line(order_id=8, store="same")]  # identical copies
+    lake = make_lake(tmp_path)
+    drop = tmp_path / "orders.ndjson"
+    drop.write_bytes(b"\n".join(lines) + b"\n")
+    lake.land("pos/orders", [drop], DAY1)
+    result = lake.ingest("pos/orders", DAY1)
+    assert (result.read, result.accepted, result.quarantined, result.duplicates) == (100_004, 100_004, 0, 2)
+    assert [(b.parse_path, b.in_order) for b in result.batches] == [("fast", True)], "read again, in order"
+    rows = lake.query("SELECT order_id, amount FROM processed.orders WHERE order_id IN (7, 8)").to_pylist()
+    assert sorted((r["order_id"], r["amount"]) for r in rows) == [(7, first_amount), (8, 9.5)]
+
+
+def test_a_clean_batch_whose_copies_are_all_the_same_is_not_read_again(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path)
+    drop = tmp_path / "orders.ndjson"
+    drop.write_bytes(b"\n".join([line(order_id=1), line(order_id=2), line(order_id=1)]) + b"\n")
+    lake.land("pos/orders", [drop], DAY1)
+    result = lake.ingest("pos/orders", DAY1)
+    assert [(b.parse_path, b.in_order) for b in result.batches] == [("fast", False)]
+    assert (result.accepted, result.duplicates, result.rows_written) == (3, 1, 2)

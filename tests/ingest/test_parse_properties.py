@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -64,9 +65,10 @@ bad = st.sampled_from(
 ).map(lambda pair: (pair[0], pair[1], None))
 
 
+@pytest.mark.parametrize("in_order", [True, False], ids=["in order", "order not kept when clean"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(good, good, bad), min_size=1, max_size=40))
-def test_every_line_is_accepted_or_quarantined_exactly_once(lines: list) -> None:
+def test_every_line_is_accepted_or_quarantined_exactly_once(in_order: bool, lines: list) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "batch.ndjson"
         path.write_bytes(b"\n".join(raw for raw, _, _ in lines) + b"\n")
@@ -85,25 +87,32 @@ def test_every_line_is_accepted_or_quarantined_exactly_once(lines: list) -> None
         )
         with DuckDBSession(storage, JobSpec("prop", "256MB", 1, Path(tmp) / "spill")) as session:
             create_staging(session)
-            parsed = parse_batch(session, DATASET, batch, 0, str(path))
+            parsed = parse_batch(session, DATASET, batch, 0, str(path), in_order=in_order)
             accepted_view(session, DATASET, [parsed])
             read = parsed.read
-            accepted = {
-                line: (i, n, a, k)
-                for i, n, a, k, line in session.execute(
-                    f'SELECT id, name, CAST("at" AS VARCHAR), ok, _line FROM {ACCEPTED}'
-                )
-            }
+            rows = session.execute(f'SELECT id, name, CAST("at" AS VARCHAR), ok, _line FROM {ACCEPTED}')
             casts = {
                 t: session.execute(f"SELECT CAST(TRY_CAST('{t}' AS TIMESTAMP) AS VARCHAR)")[0][0]
                 for t in TIMES
             }
             quarantined = dict(session.execute(f"SELECT line, reason FROM {QUARANTINE}"))
-    assert read == len(lines) == len(accepted) + len(quarantined)
-    assert set(accepted).isdisjoint(quarantined)
-    for number, (_, reason, record) in enumerate(lines, start=1):
-        if reason is None:
-            want_at = None if record["at"] is None else casts[record["at"]]
-            assert accepted[number] == (record["id"], record["name"], want_at, record["ok"])
-        else:
+    assert read == len(lines) == len(rows) + len(quarantined)
+    wanted = {
+        number: (
+            record["id"],
+            record["name"],
+            None if record["at"] is None else casts[record["at"]],
+            record["ok"],
+        )
+        for number, (_, reason, record) in enumerate(lines, start=1)
+        if reason is None
+    }
+    if parsed.in_order:
+        accepted = {line: tuple(values) for *values, line in rows}
+        assert accepted == wanted
+    else:  # read without its order only when every line is accepted: the same rows, lines unknown
+        assert not in_order and not quarantined and all(row[-1] is None for row in rows)
+        assert sorted(map(repr, (tuple(r[:-1]) for r in rows))) == sorted(map(repr, wanted.values()))
+    for number, (_, reason, _) in enumerate(lines, start=1):
+        if reason is not None:
             assert quarantined[number] == reason

@@ -38,8 +38,6 @@ WINDOW = "__window"
 PUBLISHED = "__published"
 #: The snapshot summary key telling how often the day was computed again as the window changed.
 RECOMPUTED_KEY = "lakeplane.window-recomputed"
-#: How many copies of a key the day holds, next to each repeated key.
-COPIES = "__copies"
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,10 @@ SQL is DuckDB's, the engine whose capabilities include ingest. Its time zone is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lakeplane.catalog.types import FIELD_DUCKDB_TYPES
 from lakeplane.config import DatasetConfig
@@ -38,15 +36,13 @@ from lakeplane.errors import EngineError, IngestError
 from lakeplane.ingest.records import (
     copy_without_lines,
     lines_to_cut,
-    open_content,
+    ndjson_lines,
     read_header,
     scan_records,
 )
 from lakeplane.ingest.values import refusals, typed
 from lakeplane.storage.raw import RawBatch
 
-BLOCK = 32 << 20
-LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.binary())])
 ACCEPTED = "__accepted"
 QUARANTINE = "__quarantine"
 UNTERMINATED = (
@@ -65,11 +61,14 @@ class ParsedBatch:
 
     ``path`` is ``fast`` (DuckDB's reader alone), ``lines`` (NDJSON judged line by line) or
     ``records`` (a CSV batch whose lines came from :func:`~lakeplane.ingest.records.scan_records`).
+    ``in_order`` is false for a batch read without its line order (``_line`` is NULL):
+    :mod:`~lakeplane.ingest.order` reads it again in order when that order decides anything.
     """
 
     path: str
     read: int
     accepted_sql: str
+    in_order: bool = True
 
 
 def create_staging(session: EngineSession) -> None:
@@ -118,32 +117,39 @@ def _problems(dataset: DatasetConfig) -> str:
 
 
 def parse_batch(
-    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, local_path: str
+    session: EngineSession,
+    dataset: DatasetConfig,
+    batch: RawBatch,
+    seq: int,
+    local_path: str,
+    in_order: bool = False,
 ) -> ParsedBatch:
     """Parse ``batch`` into its staging table and the quarantine.
 
     The records read are every line of an NDJSON batch, every record after the header of a CSV one.
+    An NDJSON batch DuckDB reads whole and finds no refused value in is read without keeping its
+    line order unless ``in_order`` (the reader is faster so); every other batch keeps it.
     """
     if batch.format == "ndjson":
-        fast = _fast_ndjson(session, dataset, batch, seq, local_path)
+        fast = _fast_ndjson(session, dataset, batch, seq, local_path, in_order)
         if fast is not None:
             return fast
-        lines = _ndjson_lines(local_path, batch.compression)
+        lines = ndjson_lines(local_path, batch.compression)
         return ParsedBatch("lines", batch.lines, _validate_ndjson(session, dataset, lines, seq))
     return _parse_csv(session, dataset, batch, seq, local_path)
 
 
 def _fast_ndjson(
-    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, path: str
+    session: EngineSession, dataset: DatasetConfig, batch: RawBatch, seq: int, path: str, in_order: bool
 ) -> ParsedBatch | None:
     """DuckDB's parallel reader over the whole batch; ``None`` (nothing kept) if it cannot be used."""
     table = f"__b{seq}"
     columns = ", ".join(f"{quote_ident(n)}: 'VARCHAR'" for n in dataset.fields)
     values = _values(dataset)
     try:
-        # Insertion order is line order, so rowid + 1 is the line number; numbering lines WITH
-        # ORDINALITY would make the reader single-threaded.
-        _in_file_order(session, True)
+        # In order, insertion order is line order, so rowid + 1 is the line number (numbering lines
+        # WITH ORDINALITY would make the reader single-threaded).
+        _in_file_order(session, in_order)
         session.execute(
             f"CREATE TEMP TABLE {table} AS SELECT {values}, {_problems(dataset)} AS _bad "
             f"FROM read_json({quote_literal(path)}, format = 'newline_delimited', "
@@ -160,11 +166,17 @@ def _fast_ndjson(
         session.execute(f"DROP TABLE {table}")
         return None
     names = ", ".join(quote_ident(n) for n in dataset.fields)
+    if not in_order:
+        if bad_rows == 0:
+            accepted = f"SELECT {names}, {seq} AS _batch, NULL::BIGINT AS _line FROM {table} WHERE NOT _bad"
+            return ParsedBatch("fast", batch.lines, accepted, in_order=False)
+        session.execute(f"DROP TABLE {table}")  # a refused value's line number is needed: in order
+        return _fast_ndjson(session, dataset, batch, seq, path, True)
     accepted = f"SELECT {names}, {seq} AS _batch, rowid + 1 AS _line FROM {table} WHERE NOT _bad"
     if bad_rows == 0:
         return ParsedBatch("fast", batch.lines, accepted)
     bad_lines = _column(session, f"SELECT rowid + 1 FROM {table} WHERE _bad")
-    only_bad = _ndjson_lines(path, batch.compression, keep=bad_lines)
+    only_bad = ndjson_lines(path, batch.compression, keep=bad_lines)
     rescued = _validate_ndjson(session, dataset, only_bad, seq, suffix="_bad")
     return ParsedBatch("fast", batch.lines, f"{accepted} UNION ALL {rescued}")
 
@@ -377,42 +389,6 @@ def _quarantine_rejects(
         FROM __cuts
     """)
     session.unregister("__cuts")
-
-
-def _ndjson_lines(path: str, compression: str | None, keep: pa.Array | None = None) -> pa.RecordBatchReader:
-    """The batch's lines, numbered from 1, as binary (invalid UTF-8 survives to be quarantined).
-
-    With ``keep``, only the lines with those numbers.
-    """
-
-    def blocks() -> Iterator[pa.RecordBatch]:
-        next_line = 1
-        rest = b""
-        with open_content(path, compression) as content:
-            while True:
-                chunk = content.read(BLOCK)
-                if not chunk:
-                    break
-                buffer = rest + chunk
-                cut = buffer.rfind(b"\n")
-                if cut < 0:
-                    rest = buffer
-                    continue
-                rest = buffer[cut + 1 :]
-                yield _numbered(buffer[:cut], next_line, keep)
-                next_line += buffer.count(b"\n", 0, cut) + 1
-        if rest:
-            yield _numbered(rest, next_line, keep)
-
-    return pa.RecordBatchReader.from_batches(LINES_SCHEMA, blocks())
-
-
-def _numbered(block: bytes, first_line: int, keep: pa.Array | None) -> pa.RecordBatch:
-    lines = pc.split_pattern(pa.array([block], pa.large_binary()), b"\n")[0].values
-    lines = pc.cast(lines, pa.binary())
-    numbers = pa.array(range(first_line, first_line + len(lines)), pa.int64())
-    batch = pa.record_batch([numbers, lines], schema=LINES_SCHEMA)
-    return batch if keep is None else batch.filter(pc.is_in(numbers, value_set=keep))
 
 
 def _validate_ndjson(

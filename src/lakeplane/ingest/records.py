@@ -226,3 +226,43 @@ def _ends_quoted(line: bytes, quoted: bool) -> bool:
         if comma < 0:
             return False
         pos = comma + 1
+
+
+NDJSON_BLOCK = 32 << 20
+LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.binary())])
+
+
+def ndjson_lines(path: str, compression: str | None, keep: pa.Array | None = None) -> pa.RecordBatchReader:
+    """The batch's lines, numbered from 1, as binary (invalid UTF-8 survives to be quarantined).
+
+    With ``keep``, only the lines with those numbers.
+    """
+
+    def blocks() -> Iterator[pa.RecordBatch]:
+        next_line = 1
+        rest = b""
+        with open_content(path, compression) as content:
+            while True:
+                chunk = content.read(NDJSON_BLOCK)
+                if not chunk:
+                    break
+                buffer = rest + chunk
+                cut = buffer.rfind(b"\n")
+                if cut < 0:
+                    rest = buffer
+                    continue
+                rest = buffer[cut + 1 :]
+                yield numbered_lines(buffer[:cut], next_line, keep)
+                next_line += buffer.count(b"\n", 0, cut) + 1
+        if rest:
+            yield numbered_lines(rest, next_line, keep)
+
+    return pa.RecordBatchReader.from_batches(LINES_SCHEMA, blocks())
+
+
+def numbered_lines(block: bytes, first_line: int, keep: pa.Array | None) -> pa.RecordBatch:
+    lines = pc.split_pattern(pa.array([block], pa.large_binary()), b"\n")[0].values
+    lines = pc.cast(lines, pa.binary())
+    numbers = pa.array(range(first_line, first_line + len(lines)), pa.int64())
+    batch = pa.record_batch([numbers, lines], schema=LINES_SCHEMA)
+    return batch if keep is None else batch.filter(pc.is_in(numbers, value_set=keep))

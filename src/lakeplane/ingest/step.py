@@ -26,13 +26,13 @@ from lakeplane.config import DatasetConfig
 from lakeplane.engines.base import EngineSession, WrittenFiles
 from lakeplane.errors import CommitConflictError, IngestError, QuarantineRateExceeded
 from lakeplane.ingest.dedupe import (
-    COPIES,
     RECOMPUTED_KEY,
     commit_unless_window_changed,
     day_key_range,
     drop_published,
     read_window,
 )
+from lakeplane.ingest.order import COPIES, REPEATED, batches_needing_order, repeated_keys, same_key
 from lakeplane.ingest.parse import (
     ACCEPTED,
     QUARANTINE,
@@ -56,6 +56,8 @@ class BatchCounts:
     accepted: int
     quarantined: int
     parse_path: str
+    #: False when the batch was read without its line order (clean, and no differing copies of a key).
+    in_order: bool = True
 
 
 @dataclass
@@ -103,11 +105,17 @@ def ingest_dataset(
         raise IngestError(f"dataset '{name}': 'ds' is reserved for the business date", dataset=name)
     result = IngestResult(dataset=name, table=str(ref), ds=ds.isoformat())
     create_staging(session)
-    parsed = []
+    parsed, local = [], [_local_copy(session, raw, batch) for batch in batches]
     for seq, batch in enumerate(batches):
-        parsed.append(parse_batch(session, dataset, batch, seq, _local_copy(session, raw, batch)))
+        parsed.append(parse_batch(session, dataset, batch, seq, local[seq]))
         result.bytes_read += batch.bytes
     accepted_view(session, dataset, parsed)
+    if dataset.key and not all(p.in_order for p in parsed):
+        repeated_keys(session, dataset)
+        for seq in batches_needing_order(session, dataset):  # which differing copy came first decides
+            session.execute(f"DROP TABLE __b{seq}")
+            parsed[seq] = parse_batch(session, dataset, batches[seq], seq, local[seq], in_order=True)
+            accepted_view(session, dataset, parsed)
     _reconcile(session, batches, parsed, result)
 
     writer = TableWriter(catalog)
@@ -181,6 +189,7 @@ def _reconcile(
             accepted.get(seq, 0),
             quarantined.get(seq, 0),
             parsed[seq].path,
+            parsed[seq].in_order,
         )
         if counts.accepted + counts.quarantined != counts.read:
             raise IngestError(
@@ -259,24 +268,10 @@ def _write_processed(
     repeated_copies = 0
     if dataset.key:
         # Only keys delivered more than once need ordering: rank those rows alone.
-        keys = [exp.column(k, quoted=True) for k in dataset.key]
-        repeated = (
-            exp.select(*keys, exp.Count(this=exp.Star()).as_(COPIES))
-            .from_(ACCEPTED)
-            .group_by(*keys)
-            .having(exp.Count(this=exp.Star()) > 1)
-        )
-        session.execute(f"CREATE TEMP TABLE __repeated AS {repeated.sql(dialect=session.dialect)}")
-        copies = exp.select(exp.func("coalesce", exp.Sum(this=exp.column(COPIES) - 1), 0)).from_("__repeated")
+        repeated_keys(session, dataset)
+        copies = exp.select(exp.func("coalesce", exp.Sum(this=exp.column(COPIES) - 1), 0)).from_(REPEATED)
         repeated_copies = int(session.execute(copies.sql(dialect=session.dialect))[0][0])
-        same = exp.and_(
-            *[
-                exp.NullSafeEQ(
-                    this=exp.column(k, "a", quoted=True), expression=exp.column(k, "r", quoted=True)
-                )
-                for k in dataset.key
-            ]
-        )
+        same = same_key(dataset, "a", "r")
         first = exp.Window(
             this=exp.RowNumber(),
             partition_by=[exp.column(k, "a", quoted=True) for k in dataset.key],
@@ -287,7 +282,7 @@ def _write_processed(
                 ]
             ),
         )
-        repeated_rows = exp.to_table("__repeated").as_("r")
+        repeated_rows = exp.to_table(REPEATED).as_("r")
         once = select.join(repeated_rows, on=same, join_type="anti")
         ranked = select.join(repeated_rows, on=same, join_type="semi").qualify(first.eq(1))
         sql = exp.union(once, ranked, distinct=False)
