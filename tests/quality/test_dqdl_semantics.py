@@ -189,3 +189,23 @@ def test_times_of_day_read_in_the_time_zone_of_the_rule() -> None:
     assert isinstance(tokyo, dt.datetime) and tokyo.astimezone(dt.UTC) == dt.datetime(
         2026, 3, 1, 12, 30, tzinfo=dt.UTC
     )
+
+
+def test_ignore_case_compares_strings_without_case(session: DuckDBSession) -> None:
+    exact, folded, pattern = run(
+        session,
+        """Rules = [
+            ColumnValues "region" in ["EU", "US", "AP"],
+            ColumnValues "region" in ["EU", "US", "AP"] with ignoreCase = "true",
+            ColumnValues "region" matches "E.|U.|A." with ignoreCase = "true"
+        ]""",
+    )
+    assert (exact.passed, exact.failing_rows) == (False, 5)
+    assert (folded.passed, folded.failing_rows) == (True, 0), folded.message
+    assert (pattern.passed, pattern.failing_rows) == (True, 0), pattern.message
+    assert "not applied" not in folded.message
+
+
+def test_a_tag_lakeplane_does_not_apply_is_named_in_the_outcome(session: DuckDBSession) -> None:
+    (outcome,) = run(session, 'Rules = [ RowCount > 0 with owner = "ads" with retries = 2 ]')
+    assert outcome.passed and outcome.message.endswith("; not applied by lakeplane: with owner, with retries")

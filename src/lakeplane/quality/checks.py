@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import pyarrow as pa
 from sqlglot import exp
 
 from lakeplane.errors import DQDLError, EngineError
@@ -33,6 +34,7 @@ from lakeplane.quality.sql import (
     custom_sql,
     datatype_predicate,
     freshness_predicate,
+    ignoring_case,
     number_predicate,
     quote_ident,
     values_predicate,
@@ -260,8 +262,15 @@ def _is_complete(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
 def _column_values(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     assert rule.condition is not None
     name = target.column_name(rule.params[0])
+    column, condition, column_type = quote_ident(name), rule.condition, target.columns[name]
+    if str(rule.tag("ignoreCase")).lower() in ("true", "1.0"):  # strings compare without case
+        column, condition, column_type = (
+            f"lower(CAST({column} AS VARCHAR))",
+            ignoring_case(condition),
+            pa.string(),
+        )
     try:
-        passes = values_predicate(rule.condition, quote_ident(name), target.columns[name], Bounds(target.now))
+        passes = values_predicate(condition, column, column_type, Bounds(target.now))
     except ValueError as exc:
         raise RuleProblem(str(exc)) from None
     return _row_level(owner, target, _scope(rule, fail), passes, column=name)

@@ -33,7 +33,7 @@ from lakeplane.quality.plan import (
     ScanResults,
     Target,
 )
-from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
+from lakeplane.quality.rules import APPLIED_TAGS, RULE_SPECS, Rule, RuleNode, Ruleset
 from lakeplane.quality.scan import AggregateScan, FrequencyScan
 from lakeplane.quality.sql import quote_ident
 
@@ -181,6 +181,7 @@ def evaluate_with_analyzers(
             decided.append(_error(rule, str(exc)))
             continue
         outcome = _decide(rule, measurement, bounds.for_metric(rule.metric_key))
+        outcome.message += _unapplied_tags(rule)
         if sample_size and outcome.failing_rows and measurement.sample_sql:
             outcome.failing_sample = _sample(session, measurement.sample_sql, sample_size)
         decided.append(outcome)
@@ -237,6 +238,13 @@ def _decide(rule: Rule, measured: Measurement, bounds: Bounds) -> RuleOutcome:
     if check.history_missing:
         outcome.message += "; without history a dynamic bound counts as met"
     return outcome
+
+
+def _unapplied_tags(rule: Rule) -> str:
+    """``; not applied by lakeplane: with x`` for the tags lakeplane does not apply to the rule."""
+    known = {name.lower() for name in APPLIED_TAGS.get(rule.rule_type, ())}
+    unapplied = [name for name, _ in rule.tags if name.lower() not in known]
+    return f"; not applied by lakeplane: {', '.join(f'with {n}' for n in unapplied)}" if unapplied else ""
 
 
 def _error(rule: Rule, problem: str) -> RuleOutcome:

@@ -120,6 +120,17 @@ def values_predicate(
     return _passes(positive, op == "!=")
 
 
+def ignoring_case(condition: Condition) -> Condition:
+    """``condition`` for a lower-cased column (``with ignoreCase = "true"``): its strings lower-cased,
+    its pattern matching either case."""
+    if condition.op == "matches":
+        (pattern,) = condition.operands
+        text = pattern.value if isinstance(pattern, Str) else ""
+        return Condition("matches", (Str(f"(?i){text}"),), condition.negated)
+    operands = tuple(Str(o.value.lower()) if isinstance(o, Str) else o for o in condition.operands)
+    return Condition(condition.op, operands, condition.negated)
+
+
 def number_predicate(condition: Condition, expression: str, bounds: Bounds) -> str:
     """TRUE where the number ``expression`` (never NULL) meets ``condition`` (``ColumnLength``)."""
     values = [operand_value(o, bounds) for o in condition.operands]
