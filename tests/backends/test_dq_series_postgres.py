@@ -9,17 +9,7 @@ import sqlalchemy as sa
 
 from lakeplane.quality import MetricHistory, RuleOutcome
 from lakeplane.quality.history import ADHOC_SERIES
-from tests.quality.test_series import migrate_at_once
-
-OLD_SCHEMA = """
-CREATE TABLE lakeplane_dq_metrics (
-    dataset TEXT NOT NULL,
-    metric_key TEXT NOT NULL,
-    recorded_at VARCHAR(32) NOT NULL,
-    value FLOAT NOT NULL,
-    PRIMARY KEY (dataset, metric_key, recorded_at)
-)
-"""
+from tests.quality.test_series import OLD_SCHEMA, migrate_at_once
 
 
 def test_an_old_metrics_table_is_migrated_once_on_postgresql(pg_catalog_uri: str) -> None:

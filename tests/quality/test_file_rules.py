@@ -343,8 +343,8 @@ def test_without_a_file_source_file_rules_are_errors_and_other_rules_still_run(
 # -- the raw zone --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Lake:
+def landed_orders(tmp_path: Path) -> Lake:
+    """A shop whose orders were landed (not ingested): two batches on DAY1, one on DAY2."""
     project = tmp_path / "shop"
     project.mkdir()
     (project / "lakeplane.yaml").write_text(CONFIG)
@@ -354,6 +354,11 @@ def lake(tmp_path: Path) -> Lake:
         drop.write_text("".join(json.dumps({"order_id": i}) + "\n" for i in ids))
         opened.land("pos/orders", [drop], day)
     return opened
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return landed_orders(tmp_path)
 
 
 def test_rules_without_a_path_check_the_batches_feeding_the_table(session: DuckDBSession, lake: Lake) -> None:

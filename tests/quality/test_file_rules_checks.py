@@ -13,19 +13,10 @@ from click.testing import CliRunner
 
 from lakeplane.cli.main import cli
 from lakeplane.errors import ConfigError, DQDLError
-from lakeplane.lake import Lake, open_lake
+from lakeplane.lake import Lake
 from lakeplane.quality.history import METRICS
+from tests.quality.test_file_rules import DAY1, DAY2, landed_orders
 
-DAY1, DAY2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
-CONFIG = """
-name: shop
-datasets:
-  pos/orders:
-    format: ndjson
-    table: shop.processed.orders
-    fields:
-      order_id: {type: long, required: true}
-"""
 FILE_RULES = """Rules = [
     FileFreshness > (now() - 1 days),
     FileSize > 10,
@@ -37,16 +28,8 @@ FILE_RULES = """Rules = [
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     """Orders landed on two days (two batches, then one) and ingested."""
-    project = tmp_path / "shop"
-    project.mkdir()
-    (project / "lakeplane.yaml").write_text(CONFIG)
-    (project / "files.dqdl").write_text(FILE_RULES)
-    opened = open_lake(project)
-    for day, batches in ((DAY1, [[1, 2], [3]]), (DAY2, [[4, 5, 6]])):
-        for ids in batches:
-            drop = tmp_path / f"orders-{day}-{ids[0]}.ndjson"
-            drop.write_text("".join(json.dumps({"order_id": i}) + "\n" for i in ids))
-            opened.land("pos/orders", [drop], day)
+    opened = landed_orders(tmp_path)
+    (opened.project_dir / "files.dqdl").write_text(FILE_RULES)
     return opened
 
 

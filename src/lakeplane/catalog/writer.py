@@ -34,7 +34,7 @@ from lakeplane.errors import CommitConflictError, ModelError
 
 Mode = Literal["append", "overwrite_partitions", "replace"]
 #: ``read_at`` not given: the new data does not depend on the table's current rows.
-_ANY = object()
+ANY_SNAPSHOT = object()
 PARTITION_FIELD_BASE = 1000
 
 
@@ -143,7 +143,7 @@ class TableWriter:
         replace_filter: BooleanExpression | None = None,
         properties: dict[str, str] | None = None,
         branch: str | None = None,
-        read_at: int | object | None = _ANY,
+        read_at: int | object | None = ANY_SNAPSHOT,
     ) -> WriteResult:
         """Make ``paths`` (relative to the lake root) visible in one commit.
 
@@ -191,7 +191,7 @@ class TableWriter:
             table.refresh()
             head = table.metadata.snapshot_by_name(ref)
             head_id = head.snapshot_id if head else None
-            if read_at is not _ANY and head_id != read_at:
+            if read_at is not ANY_SNAPSHOT and head_id != read_at:
                 raise CommitConflictError(
                     f"{_name(table)} changed after its new data was computed from it "
                     f"(snapshot {read_at}, now {head_id}); run the step again",

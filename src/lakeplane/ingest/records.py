@@ -243,7 +243,7 @@ def ndjson_lines(path: str, compression: str | None, keep: pa.Array | None = Non
         rest = b""
         with open_content(path, compression) as content:
             while True:
-                chunk = content.read(NDJSON_BLOCK)
+                chunk = content.read(BLOCK)
                 if not chunk:
                     break
                 buffer = rest + chunk
@@ -252,17 +252,16 @@ def ndjson_lines(path: str, compression: str | None, keep: pa.Array | None = Non
                     rest = buffer
                     continue
                 rest = buffer[cut + 1 :]
-                yield numbered_lines(buffer[:cut], next_line, keep)
+                yield _numbered_lines(buffer[:cut], next_line, keep)
                 next_line += buffer.count(b"\n", 0, cut) + 1
         if rest:
-            yield numbered_lines(rest, next_line, keep)
+            yield _numbered_lines(rest, next_line, keep)
 
     return pa.RecordBatchReader.from_batches(LINES_SCHEMA, blocks())
 
 
-def numbered_lines(block: bytes, first_line: int, keep: pa.Array | None) -> pa.RecordBatch:
-    lines = pc.split_pattern(pa.array([block], pa.large_binary()), b"\n")[0].values
-    lines = pc.cast(lines, pa.binary())
+def _numbered_lines(block: bytes, first_line: int, keep: pa.Array | None) -> pa.RecordBatch:
+    lines = pc.cast(_lines(block), pa.binary())
     numbers = pa.array(range(first_line, first_line + len(lines)), pa.int64())
     batch = pa.record_batch([numbers, lines], schema=LINES_SCHEMA)
     return batch if keep is None else batch.filter(pc.is_in(numbers, value_set=keep))

@@ -21,7 +21,7 @@ from pyiceberg.table import Table
 from sqlglot import exp
 
 from lakeplane.catalog import LakeCatalog, TableRef
-from lakeplane.catalog.writer import TableWriter, WriteResult, new_write_dir
+from lakeplane.catalog.writer import ANY_SNAPSHOT, TableWriter, WriteResult, new_write_dir
 from lakeplane.config import DatasetConfig
 from lakeplane.engines.base import EngineSession, WrittenFiles
 from lakeplane.errors import CommitConflictError, IngestError, QuarantineRateExceeded
@@ -112,9 +112,10 @@ def ingest_dataset(
     accepted_view(session, dataset, parsed)
     if dataset.key and not all(p.in_order for p in parsed):
         repeated_keys(session, dataset)
-        for seq in batches_needing_order(session, dataset):  # which differing copy came first decides
-            session.execute(f"DROP TABLE __b{seq}")
-            parsed[seq] = parse_batch(session, dataset, batches[seq], seq, local[seq], in_order=True)
+        if again := batches_needing_order(session, dataset):  # which differing copy came first decides
+            for seq in again:
+                session.execute(f"DROP TABLE __b{seq}")
+                parsed[seq] = parse_batch(session, dataset, batches[seq], seq, local[seq], in_order=True)
             accepted_view(session, dataset, parsed)
     _reconcile(session, batches, parsed, result)
 
@@ -305,17 +306,7 @@ def _write_processed(
         )
 
         def commit(read_at: int | None, table: Table = table, files: WrittenFiles = files) -> WriteResult:
-            day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
-            return writer.commit(
-                table,
-                files.paths,
-                "overwrite_partitions",
-                files.rows,
-                files.bytes,
-                replace_filter=day,
-                properties=properties,
-                read_at=read_at,
-            )
+            return _commit_day(writer, table, files, ds, properties, read_at=read_at)
 
         written, window = commit_unless_window_changed(commit, writer.catalog, ref, window, retries)
         if written is not None:
@@ -365,8 +356,10 @@ def _commit_day(
     files: WrittenFiles,
     ds: dt.date,
     properties: dict[str, str] | None,
+    read_at: int | object | None = ANY_SNAPSHOT,
 ) -> WriteResult:
-    """Make ``files`` the day ``ds`` of ``table`` in one commit."""
+    """Make ``files`` the day ``ds`` of ``table`` in one commit; with ``read_at``, only while the
+    table is still at that snapshot (:meth:`~lakeplane.catalog.writer.TableWriter.commit`)."""
     day = EqualTo("ds", ds.isoformat())  # type: ignore[call-arg, arg-type]
     return writer.commit(
         table,
@@ -376,4 +369,5 @@ def _commit_day(
         files.bytes,
         replace_filter=day,
         properties=properties,
+        read_at=read_at,
     )
