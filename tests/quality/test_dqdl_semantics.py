@@ -209,3 +209,8 @@ def test_ignore_case_compares_strings_without_case(session: DuckDBSession) -> No
 def test_a_tag_lakeplane_does_not_apply_is_named_in_the_outcome(session: DuckDBSession) -> None:
     (outcome,) = run(session, 'Rules = [ RowCount > 0 with owner = "ads" with retries = 2 ]')
     assert outcome.passed and outcome.message.endswith("; not applied by lakeplane: with owner, with retries")
+
+
+def test_ignore_case_takes_true_or_false_as_the_file_rules_flags_do(session: DuckDBSession) -> None:
+    (outcome,) = run(session, 'Rules = [ ColumnValues "region" in ["EU"] with ignoreCase = "yes" ]')
+    assert outcome.error and 'ColumnValues: ignoreCase must be "true" or "false"' in outcome.message

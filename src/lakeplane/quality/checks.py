@@ -26,6 +26,7 @@ from lakeplane.quality.plan import (
     RuleProblem,
     ScanResults,
     Target,
+    flag_tag,
     planner,
 )
 from lakeplane.quality.rules import Rule
@@ -258,12 +259,12 @@ def _is_complete(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver
     )
 
 
-@planner("ColumnValues")
+@planner("ColumnValues", tags=["ignoreCase"])
 def _column_values(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     assert rule.condition is not None
     name = target.column_name(rule.params[0])
     column, condition, column_type = quote_ident(name), rule.condition, target.columns[name]
-    if str(rule.tag("ignoreCase")).lower() in ("true", "1.0"):  # strings compare without case
+    if flag_tag(rule, "ignoreCase"):  # strings compare without case
         column, condition, column_type = (
             f"lower(CAST({column} AS VARCHAR))",
             ignoring_case(condition),

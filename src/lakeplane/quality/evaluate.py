@@ -26,6 +26,7 @@ from lakeplane.quality.dqdl import parse, rule_failer
 from lakeplane.quality.expressions import Bounds, History, check_metric, format_value
 from lakeplane.quality.files import FileSource  # registers the file rules' planners
 from lakeplane.quality.plan import (
+    APPLIED_TAGS,
     PLANNERS,
     Measurement,
     Resolver,
@@ -33,7 +34,7 @@ from lakeplane.quality.plan import (
     ScanResults,
     Target,
 )
-from lakeplane.quality.rules import APPLIED_TAGS, RULE_SPECS, Rule, RuleNode, Ruleset
+from lakeplane.quality.rules import RULE_SPECS, Rule, RuleNode, Ruleset
 from lakeplane.quality.scan import AggregateScan, FrequencyScan
 from lakeplane.quality.sql import quote_ident
 

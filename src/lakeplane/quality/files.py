@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 
 from lakeplane.quality.expressions import Bounds, check_metric, format_value
 from lakeplane.quality.files_conditions import (
+    FILTER_TAGS,
     Span,
     format_time,
     holds,
     instants,
-    scalar_tag,
     select_files,
     size_span,
     time_zone,
@@ -38,7 +38,16 @@ from lakeplane.quality.files_source import (
     FileSource,
     FilesUnavailable,
 )
-from lakeplane.quality.plan import Measurement, Resolver, RuleProblem, ScanResults, Target, planner
+from lakeplane.quality.plan import (
+    Measurement,
+    Resolver,
+    RuleProblem,
+    ScanResults,
+    Target,
+    flag_tag,
+    planner,
+    scalar_tag,
+)
 from lakeplane.quality.rules import (
     Condition,
     DateLit,
@@ -137,7 +146,7 @@ def _resolved(
 # -- the rules ---------------------------------------------------------------------------------
 
 
-@planner("FileFreshness")
+@planner("FileFreshness", tags=[*FILTER_TAGS, "timeZone"])
 def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     _check_tags(rule, fail)
     condition = _condition(rule)
@@ -159,7 +168,7 @@ def _file_freshness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resol
     return measure
 
 
-@planner("FileSize")
+@planner("FileSize", tags=FILTER_TAGS)
 def _file_size(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     _check_tags(rule, fail)
     condition = _condition(rule)
@@ -176,11 +185,11 @@ def _file_size(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     return measure
 
 
-@planner("FileUniqueness")
+@planner("FileUniqueness", tags=[*FILTER_TAGS, "hashAlgorithm", "matchFileName"])
 def _file_uniqueness(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     _check_tags(rule, fail)
     algorithm = _algorithm(rule)
-    by_name = _flag(rule, "matchFileName")
+    by_name = flag_tag(rule, "matchFileName")
 
     def measure(r: ScanResults) -> Measurement:
         entries = _entries(rule, target, _path(rule))
@@ -201,7 +210,7 @@ def _file_uniqueness(rule: Rule, owner: int, target: Target, fail: Fail) -> Reso
     return measure
 
 
-@planner("FileMatch")
+@planner("FileMatch", tags=[*FILTER_TAGS, "hashAlgorithm"])
 def _file_match(rule: Rule, owner: int, target: Target, fail: Fail) -> Resolver:
     _check_tags(rule, fail)
     algorithm = _algorithm(rule)
@@ -301,7 +310,7 @@ def _check_tags(rule: Rule, fail: Fail) -> None:
         time_zone(rule)
         select_files(rule, [])
         _algorithm(rule)
-        _flag(rule, "matchFileName")
+        flag_tag(rule, "matchFileName")
     except RuleProblem as problem:
         fail(str(problem))
 
@@ -323,16 +332,6 @@ def _algorithm(rule: Rule) -> str:
             f"(default {DEFAULT_HASH})"
         )
     return name
-
-
-def _flag(rule: Rule, name: str) -> bool:
-    value = scalar_tag(rule, name)
-    if value is None:
-        return False
-    text = str(value).strip().lower()
-    if text not in ("true", "false", "1", "0", "1.0", "0.0"):
-        raise RuleProblem(f'{rule.rule_type}: {name} must be "true" or "false"; got {value!r}')
-    return text in ("true", "1", "1.0")
 
 
 def _checksum(rule: Rule, source: FileSource, entry: FileEntry, algorithm: str) -> str:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lakeplane.quality.expressions import Bounds, MissingHistory, operand_value
 from lakeplane.quality.files_source import FileEntry
-from lakeplane.quality.plan import RuleProblem
+from lakeplane.quality.plan import RuleProblem, scalar_tag
 from lakeplane.quality.rules import (
     Condition,
     DateLit,
@@ -27,23 +27,13 @@ from lakeplane.quality.rules import (
 )
 
 _FILTERS = ("recentFiles", "uriRegex")
+#: The tags that choose the files every file rule tests.
+FILTER_TAGS = (*_FILTERS, "filterOrder")
 _DAY = 86_400.0
 
 #: What a condition's operand resolves to: an interval of values, a single point for most operands
 #: and a whole day for a date (so that ``= "2026-11-27"`` means "on that day").
 Span = tuple[float, float]
-
-
-def scalar_tag(rule: Rule, name: str) -> str | float | None:
-    """The value of ``rule``'s tag ``name``, which takes one value, not a list.
-
-    Raises:
-        RuleProblem: the tag holds a list.
-    """
-    value = rule.tag(name)
-    if isinstance(value, tuple):
-        raise RuleProblem(f"{rule.rule_type}: {name} takes one value, not a list")
-    return value
 
 
 def select_files(rule: Rule, found: list[FileEntry]) -> list[FileEntry]:

@@ -11,7 +11,7 @@ themselves live with what they measure: :mod:`~lakeplane.quality.checks` (rows a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,9 +114,44 @@ Planner = Callable[[Rule, int, Target, Fail], Resolver]
 PLANNERS: dict[str, Planner] = {}
 
 
-def planner(*names: str) -> Callable[[Planner], Planner]:
+#: The ``with`` tags (other than ``threshold``) each rule type's planner applies. DQDL accepts any
+#: tag; an outcome names the ones its rule type does not apply, so a tag never silently does nothing.
+APPLIED_TAGS: dict[str, frozenset[str]] = {}
+
+
+def planner(*names: str, tags: Iterable[str] = ()) -> Callable[[Planner], Planner]:
+    """Register a planner for the rule types ``names``, which applies the ``with`` tags ``tags``."""
+
     def register(function: Planner) -> Planner:
         PLANNERS.update(dict.fromkeys(names, function))
+        APPLIED_TAGS.update(dict.fromkeys(names, frozenset(tags)))
         return function
 
     return register
+
+
+def scalar_tag(rule: Rule, name: str) -> str | float | None:
+    """The value of ``rule``'s tag ``name``, which takes one value, not a list.
+
+    Raises:
+        RuleProblem: the tag holds a list.
+    """
+    value = rule.tag(name)
+    if isinstance(value, tuple):
+        raise RuleProblem(f"{rule.rule_type}: {name} takes one value, not a list")
+    return value
+
+
+def flag_tag(rule: Rule, name: str) -> bool:
+    """Whether ``rule``'s tag ``name`` (``"true"`` or ``"false"``) is set; false when absent.
+
+    Raises:
+        RuleProblem: the tag holds something else.
+    """
+    value = scalar_tag(rule, name)
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "1.0", "0.0"):
+        raise RuleProblem(f'{rule.rule_type}: {name} must be "true" or "false"; got {value!r}')
+    return text in ("true", "1", "1.0")

@@ -408,17 +408,6 @@ _SPECS = (
 )
 RULE_SPECS: dict[str, RuleSpec] = {spec.name: spec for spec in _SPECS}
 
-_FILE_TAGS = frozenset({"recentFiles", "uriRegex", "filterOrder", "timeZone", "matchFileName"})
-APPLIED_TAGS: dict[str, frozenset[str]] = {
-    "ColumnValues": frozenset({"ignoreCase"}),
-    "FileFreshness": _FILE_TAGS,
-    "FileSize": _FILE_TAGS,
-    "FileUniqueness": _FILE_TAGS,
-    "FileMatch": _FILE_TAGS | {"hashAlgorithm"},
-}
-"""The ``with`` tags (other than ``threshold``) lakeplane applies, by rule type. DQDL accepts any tag;
-an outcome names the ones it did not apply, so a tag never changes nothing silently."""
-
 
 DATA_TYPES: dict[str, str] = {
     "BOOLEAN": "BOOLEAN",
