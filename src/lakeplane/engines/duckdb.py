@@ -1,10 +1,11 @@
-"""The embedded engine: a fresh DuckDB connection per job, sized and sandboxed for it.
+"""The embedded engine: a DuckDB connection per job, sized and sandboxed for it.
 
 Local lakes are read with DuckDB's own Parquet reader; S3 lakes through a ``pyarrow.dataset`` over
 pyarrow's S3 filesystem (DuckDB's httpfs is not available), which DuckDB scans with filter and
 projection pushdown. Either way columns are bound by Iceberg field id, not by name. Writes go
 through ``COPY ... TO`` into a local folder (the lake itself when it is local), and are uploaded
-for S3 lakes.
+for S3 lakes. A job that ends hands its emptied connection to the next job of the same size
+(:mod:`lakeplane.engines.duckdb_connections`), unless it was sandboxed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pyarrow.dataset as pads
 from lakeplane.config import EngineConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.engines.binding import FOOTERS, FileGroup, bind_files, schema_field_ids
+from lakeplane.engines.duckdb_connections import Size, give_back, open_connection
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 
@@ -71,19 +73,14 @@ class DuckDBSession(EngineSession):
         self.spill_dir = job.temp_dir / f"{job.name}-{uuid.uuid4().hex[:8]}"
         self.spill_dir.mkdir(parents=True, exist_ok=True)
         self._scan_folders: set[str] = set()
-        self.con = duckdb.connect(
-            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-        )
+        self._size = Size(job.memory_limit, job.threads, job.temp_dir)
+        self._sandboxed = False
         try:
-            self.con.execute(f"SET memory_limit = {quote_literal(job.memory_limit)}")
-            self.con.execute(f"SET temp_directory = {quote_literal(str(self.spill_dir))}")
-            if job.threads:
-                self.con.execute(f"SET threads = {int(job.threads)}")
-            self.con.execute("SET preserve_insertion_order = false")
-            self.con.execute("SET enable_progress_bar = false")
+            self._connection = open_connection(self._size)
         except duckdb.Error as exc:
-            self.close()
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
             raise EngineError(f"job '{job.name}': cannot configure DuckDB: {exc}") from None
+        self.con = self._connection.con
 
     def register_scan(self, alias: str, source: ScanSource) -> None:
         """A view binding each file's columns by field id (:mod:`lakeplane.engines.binding`).
@@ -146,6 +143,7 @@ class DuckDBSession(EngineSession):
                 str(self.spill_dir) + "/"
             )
             statements.insert(0, f"SET allowed_directories = [{folders}]")
+        self._sandboxed = True  # its settings are locked: never handed to another job
         for statement in statements:
             self.con.execute(statement)
 
@@ -223,6 +221,6 @@ class DuckDBSession(EngineSession):
 
     def close(self) -> None:
         try:
-            self.con.close()
+            give_back(self._size, self._connection, reusable=not self._sandboxed)
         finally:
             shutil.rmtree(self.spill_dir, ignore_errors=True)
