@@ -287,3 +287,26 @@ def test_a_clean_batch_whose_copies_are_all_the_same_is_not_read_again(tmp_path:
     result = lake.ingest("pos/orders", DAY1)
     assert [(b.parse_path, b.in_order) for b in result.batches] == [("fast", False)]
     assert (result.accepted, result.duplicates, result.rows_written) == (3, 1, 2)
+
+
+def test_a_clean_day_adds_no_snapshot_to_the_quarantine_table(tmp_path: Path) -> None:
+    """Nothing to quarantine and nothing quarantined on that day before: no commit, no snapshot.
+    A day that does replace its quarantined records still commits."""
+    lake = make_lake(tmp_path)
+    lake.land("pos/orders", [write_orders(tmp_path / "orders.ndjson")], DAY1)
+    dirty = lake.ingest("pos/orders", DAY1)
+
+    def quarantine() -> tuple[int, int]:
+        table = lake.catalog.load("shop.processed.orders_quarantine")
+        rows = lake.query("SELECT count(*) AS n FROM processed.orders_quarantine").to_pylist()[0]["n"]
+        return len(table.metadata.snapshots), rows
+
+    after_dirty = quarantine()
+    assert after_dirty[1] == dirty.quarantined > 0
+    clean = tmp_path / "clean.ndjson"
+    clean.write_bytes(line(order_id=500) + b"\n")
+    lake.land("pos/orders", [clean], DAY2)
+    assert lake.ingest("pos/orders", DAY2).quarantined == 0
+    assert quarantine() == after_dirty, "a clean day leaves the quarantine table as it was"
+    lake.ingest("pos/orders", DAY1, force=True)
+    assert quarantine() == (after_dirty[0] + 1, after_dirty[1]), "a day with records replaces them"

@@ -149,6 +149,8 @@ class TableWriter:
 
         ``overwrite_partitions`` replaces the partitions the new files hold (or ``replace_filter``
         when given, so an empty result still clears its day); ``replace`` replaces the whole table.
+        When there is nothing to clear and no file to add, no snapshot is made: the result names
+        the ref's head.
         With ``branch`` (created from main's head) the commit lands there and main is untouched; the
         result's ``snapshot_id`` is then the branch's new head.
 
@@ -206,6 +208,8 @@ class TableWriter:
                 if delete is not None and head_id is not None
                 else []
             )
+            if not replaced and not uris:  # nothing to remove and nothing to add: no new snapshot
+                return head_id
             summary = {**properties, RETRIES_KEY: str(retry)} if retry else properties
             with table.transaction() as tx:
                 producer = tx.update_snapshot(snapshot_properties=summary, branch=ref)
