@@ -140,7 +140,12 @@ class LakeCatalog:
         return engine
 
     def table_exists(self, ref: TableRef) -> bool:
-        return bool(self.iceberg.table_exists(str(ref)))
+        """Whether ``ref`` exists: one indexed catalog lookup (pyiceberg's would read and parse the
+        table's metadata file)."""
+        try:
+            return self._metadata_location(ref, quiet=False) is not None
+        except sa.exc.SQLAlchemyError:
+            return bool(self.iceberg.table_exists(str(ref)))
 
     def load(self, ref: TableRef | str) -> Table:
         """The table's current state.
@@ -165,7 +170,9 @@ class LakeCatalog:
                 f"table '{ref}' does not exist{did_you_mean(str(ref), known)}", table=str(ref)
             ) from None
 
-    def _metadata_location(self, ref: TableRef) -> str | None:
+    def _metadata_location(self, ref: TableRef, quiet: bool = True) -> str | None:
+        """The table's metadata file as the catalog names it (None: no such table; also, when
+        ``quiet``, when the catalog's table cannot be read)."""
         query = sa.text(
             "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = :catalog "
             "AND table_namespace = :namespace AND table_name = :name"
@@ -177,7 +184,9 @@ class LakeCatalog:
                     {"catalog": self.iceberg.name, "namespace": ".".join(ref.namespace), "name": ref.name},
                 ).first()
         except sa.exc.SQLAlchemyError:
-            return None
+            if quiet:
+                return None
+            raise
         return str(row[0]) if row else None
 
     def create(
