@@ -26,6 +26,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
@@ -127,7 +128,13 @@ def load_model(path: Path, default_domain: str) -> Model:
         raise ModelError(
             f"{path}: models live in models/processed/ or models/curated/, not {zone}/", file=str(path)
         )
-    text = path.read_text(encoding="utf-8")
+    return _parse_model(path, default_domain, path.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=512)
+def _parse_model(path: Path, default_domain: str, text: str) -> Model:
+    """The model of ``text`` at ``path`` (parsed once per text: every nightly run lists the models)."""
+    zone = path.parent.name
     parsed = load_document(
         sql_header(text), ModelHeader, source=str(path), error=ModelError, unknown_key="unknown header key"
     )
