@@ -4,6 +4,7 @@ never after it was sandboxed."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +93,14 @@ def test_another_size_opens_its_own_connection(compute: Compute) -> None:
     with compute.embedded("other") as other:
         assert connection(other) is not used
         assert other.execute("SELECT current_setting('memory_limit')")[0][0].startswith("286")
+
+
+def test_a_session_counts_the_time_of_its_own_statements(compute: Compute) -> None:
+    with compute.embedded("first") as first:
+        assert first.engine_seconds == 0.0
+        started = time.perf_counter()
+        first.execute("SELECT sum(i) FROM range(20000000) AS t(i)")
+        took = time.perf_counter() - started
+        assert 0 < first.engine_seconds <= took
+    with compute.embedded("second") as second:
+        assert second.engine_seconds == 0.0, "the connection is handed on, its count is not"

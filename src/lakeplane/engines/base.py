@@ -91,6 +91,9 @@ class EngineSession(ABC):
     job: JobSpec
     #: A folder of this job's own on local disk (spill files, local copies of remote raw files).
     spill_dir: Path
+    #: Seconds spent inside the engine's statements so far (0 for engines that do not time them):
+    #: the rest of a step's time is lakeplane's own (planning, commits, Python).
+    engine_seconds: float = 0.0
 
     @abstractmethod
     def register_scan(self, alias: str, source: ScanSource) -> None:

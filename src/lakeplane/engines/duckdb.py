@@ -11,8 +11,10 @@ for S3 lakes. A job that ends hands its emptied connection to the next job of th
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,7 @@ class DuckDBSession(EngineSession):
         self.spill_dir.mkdir(parents=True, exist_ok=True)
         self._scan_folders: set[str] = set()
         self._size = Size(job.memory_limit, job.threads, job.temp_dir)
+        self.engine_seconds = 0.0
         self._sandboxed = False
         try:
             self._connection = open_connection(self._size)
@@ -149,22 +152,34 @@ class DuckDBSession(EngineSession):
 
     def arrow_reader(self, sql: str) -> pa.RecordBatchReader:
         try:
-            return self.con.sql(sql).fetch_arrow_reader(batch_size=64_000)
+            with self._timed():
+                return self.con.sql(sql).fetch_arrow_reader(batch_size=64_000)
         except duckdb.Error as exc:
             raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
 
     def result_schema(self, sql: str) -> pa.Schema:
         try:
-            return self.con.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table().schema
+            with self._timed():
+                return self.con.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table().schema
         except duckdb.Error as exc:
             raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Count the time of the block in :attr:`engine_seconds`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.engine_seconds += time.perf_counter() - started
 
     def stage(self, name: str, sql: str) -> None:
         self.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {sql}")
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
         try:
-            return self.con.execute(sql).fetchall()
+            with self._timed():
+                return self.con.execute(sql).fetchall()
         except duckdb.Error as exc:
             # Out of memory is not the statement's fault: callers that fall back on a slower path
             # for a statement DuckDB refuses must not do so for this one.
@@ -198,9 +213,10 @@ class DuckDBSession(EngineSession):
             cols = ", ".join(quote_ident(c) for c in partition_by)
             options += [f"PARTITION_BY ({cols})", "WRITE_PARTITION_COLUMNS true"]
         try:
-            result = self.con.execute(
-                f"COPY ({sql}) TO {quote_literal(str(local_dir))} ({', '.join(options)})"
-            ).fetchone()
+            with self._timed():
+                result = self.con.execute(
+                    f"COPY ({sql}) TO {quote_literal(str(local_dir))} ({', '.join(options)})"
+                ).fetchone()
         except duckdb.Error as exc:
             raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
         rows = int(result[0]) if result else 0

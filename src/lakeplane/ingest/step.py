@@ -80,6 +80,8 @@ class IngestResult:
     bytes_read: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
+    #: Of ``seconds``, the time inside the engine's statements (the rest: planning, commits, Python).
+    engine_seconds: float = 0.0
     snapshot_id: int | None = None
     batches: list[BatchCounts] = field(default_factory=list)
     skipped: str | None = None
@@ -142,6 +144,7 @@ def ingest_dataset(
     result.bytes_written = written.bytes
     result.snapshot_id = written.snapshot_id
     result.seconds = round(time.perf_counter() - started, 3)
+    result.engine_seconds = round(session.engine_seconds, 3)
     return result
 
 

@@ -210,6 +210,7 @@ class ModelJobs:
         with self.compute.session(engine, f"model-{model.ref.name}", needs) as session:
             result = run_model(session, self.catalog, model, ds, compiler, gate, fingerprint)
             result.engine, result.placement = placement.shape, placement.reason
+            result.engine_seconds = round(session.engine_seconds, 3)
             result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
             held = session.usage()
             result.cores, result.spark_executors = int(held["cores"]), held.get("spark_executors")

@@ -100,6 +100,8 @@ class ModelResult:
     bytes_written: int = 0
     bytes_read: int = 0
     seconds: float = 0.0
+    #: Of ``seconds``, the time inside the engine's statements (the rest: planning, commits, Python).
+    engine_seconds: float = 0.0
     snapshot_id: int | None = None
     inputs: list[str] = field(default_factory=list)
     skipped: str | None = None

@@ -96,6 +96,7 @@ def run_nightly(
                 {
                     "bytes_read": ingested.bytes_read,
                     "bytes_written": ingested.bytes_written,
+                    "engine_seconds": ingested.engine_seconds,
                     "cores": ingestion.config.engine.threads or machine_cores(),
                 }
             )
@@ -139,6 +140,7 @@ def _model_reported(result: ModelResult | None, config: LakeConfig) -> dict[str,
     reported: dict[str, Any] = {
         "bytes_read": result.bytes_read,
         "bytes_written": result.bytes_written,
+        "engine_seconds": result.engine_seconds,
         "cores": result.cores or config.engine.threads or machine_cores(),
     }
     if result.spark_executors is not None:

@@ -100,6 +100,7 @@ def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
             "bytes_read": result.bytes_read,
             "bytes_written": result.bytes_written,
             "engine": "duckdb",
+            "engine_seconds": result.engine_seconds,
             "snapshot_id": result.snapshot_id,
         }
     if spec.kind == "model":
@@ -172,6 +173,7 @@ def model_metrics(outcome: ModelResult) -> dict[str, Any]:
         "bytes_read": outcome.bytes_read,
         "bytes_written": outcome.bytes_written,
         "engine": outcome.engine,
+        "engine_seconds": outcome.engine_seconds,
         "placement": outcome.placement,
         "snapshot_id": outcome.snapshot_id,
         "commit_retries": outcome.commit_retries,
