@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from lakeplane.catalog import TableRef
 from lakeplane.errors import ConfigError
 from lakeplane.ingest import IngestResult
+from lakeplane.ingest.dedupe import KeyRange, read_window
 from lakeplane.lake import Lake, open_lake
 from tests.conftest import DAY1, DAY2
 
@@ -356,3 +358,45 @@ def test_a_full_extract_under_a_window_is_named_in_a_warning(tmp_path: Path) -> 
     assert "set dedupe_window_days: 0 under datasets: pos/orders" in shown.output
     few = deliver(lake, "ndjson fast path", DAY3, [1, 12, 13])
     assert few.duplicates_across_days == 1 and few.warnings == [], "a third of the day is no full extract"
+
+
+def test_the_window_range_comes_from_the_manifests_or_else_from_the_keys(tmp_path: Path) -> None:
+    """The range of the window's keys is taken from the files' statistics; a file whose statistics
+    do not keep the key (metrics mode none) makes the step read the keys instead, and a published
+    key is dropped either way."""
+    lake = make_lake(tmp_path)
+    deliver(lake, "ndjson fast path", DAY1, [5, 7, 9])
+    ref = TableRef.parse("shop.processed.orders")
+    window = read_window(lake.catalog, ref, DAY2, 7, KeyRange("order_id", 1, 100))
+    assert window.source is not None and window.source.bounds == (5, 9)
+    table = lake.catalog.load(ref)
+    with table.transaction() as tx:
+        tx.set_properties({"write.metadata.metrics.column.order_id": "none"})
+    deliver(lake, "ndjson fast path", DAY1, [5, 7, 9], force=True)
+    window = read_window(lake.catalog, ref, DAY2, 7, KeyRange("order_id", 1, 100))
+    assert window.source is not None and window.source.bounds is None
+    second = deliver(lake, "ndjson fast path", DAY2, [7, 8, 9])
+    assert second.duplicates_across_days == 2 and second.rows_written == 1
+
+
+def test_truncated_string_bounds_still_enclose_every_key(tmp_path: Path) -> None:
+    """Iceberg keeps 16 characters of a string's bounds (the low one cut down, the high one cut
+    and raised): keys longer than that on the range's ends are still found."""
+    lake = make_lake(tmp_path)
+    ids = ["refund-2026-000000000001", "refund-2026-000000000500", "refund-2026-000000000999"]
+    folder = tmp_path / "long"
+    folder.mkdir()
+    first = folder / "day1.csv"
+    first.write_text("refund_id,amount\n" + "".join(f"{i},1.5\n" for i in ids))
+    lake.land("pos/refunds", [first], DAY1)
+    lake.ingest("pos/refunds", DAY1)
+    ref = TableRef.parse("shop.processed.refunds")
+    window = read_window(lake.catalog, ref, DAY2, 7, KeyRange("refund_id", ids[0], ids[-1]))
+    assert window.source is not None and window.source.bounds is not None
+    low, high = window.source.bounds
+    assert len(low) <= 16 and low <= ids[0] and high >= ids[-1]
+    again = folder / "day2.csv"
+    again.write_text("refund_id,amount\n" + f"{ids[0]},2.5\n{ids[-1]},2.5\nrefund-2026-000000001000,2.5\n")
+    lake.land("pos/refunds", [again], DAY2)
+    second = lake.ingest("pos/refunds", DAY2)
+    assert second.duplicates_across_days == 2 and second.rows_written == 1

@@ -69,6 +69,10 @@ class ScanSource:
     bytes: int = 0
     records: int = 0
     name_mapping: Mapping[str, int] = field(default_factory=dict)
+    #: With :func:`~lakeplane.catalog.scan.plan_scan`'s ``bounds_of``: the lowest and highest value
+    #: of that column in ``files`` by their statistics (a string's bounds may be truncated, the low
+    #: one down and the high one up, so they still enclose every value); None when a file has none.
+    bounds: tuple[Any, Any] | None = None
 
 
 @dataclass

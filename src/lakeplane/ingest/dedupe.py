@@ -107,7 +107,9 @@ def read_window(
             GreaterThanOrEqual(keys.column, keys.low),  # type: ignore[call-arg, arg-type]
             LessThanOrEqual(keys.column, keys.high),  # type: ignore[call-arg, arg-type]
         )
-    source = plan_scan(catalog, str(ref), others, snapshot.snapshot_id)
+    source = plan_scan(
+        catalog, str(ref), others, snapshot.snapshot_id, bounds_of=keys.column if keys else None
+    )
     return DayWindow(str(ref), ds, days, keys, snapshot.snapshot_id, source if source.files else None)
 
 
@@ -133,13 +135,18 @@ def drop_published(
         return rows
     session.register_scan(WINDOW, window.source)
     first = exp.column(key[0], quoted=True)
-    # Only the day's keys within the window's range on the first key column can match; the range
-    # comes from the files' statistics, and the hash table holds those keys alone.
-    in_range = exp.Between(
-        this=first,
-        low=exp.select(exp.Min(this=first)).from_(WINDOW).subquery(),
-        high=exp.select(exp.Max(this=first)).from_(WINDOW).subquery(),
-    )
+    # Only the day's keys within the window's range on the first key column can match, so the hash
+    # table holds those keys alone. The range comes from the files' statistics in the manifests
+    # when every file has them, else from reading the window's keys.
+    if window.source.bounds is not None:
+        low, high = window.source.bounds
+        in_range = exp.Between(this=first, low=exp.convert(low), high=exp.convert(high))
+    else:
+        in_range = exp.Between(
+            this=first,
+            low=exp.select(exp.Min(this=first)).from_(WINDOW).subquery(),
+            high=exp.select(exp.Max(this=first)).from_(WINDOW).subquery(),
+        )
     day_keys = exp.select(*[exp.column(k, quoted=True) for k in key]).from_(ACCEPTED).where(in_range)
     same = exp.and_(*[exp.column(k, "w", quoted=True).eq(exp.column(k, "a", quoted=True)) for k in key])
     published = (
