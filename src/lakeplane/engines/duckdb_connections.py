@@ -68,8 +68,8 @@ def open_connection(size: Size) -> Connection:
         temp_dir,
     )
     try:
-        connection.con.execute(f"SET memory_limit = '{size.memory_limit.replace(chr(39), chr(39) * 2)}'")
-        connection.con.execute(f"SET temp_directory = '{str(temp_dir).replace(chr(39), chr(39) * 2)}'")
+        connection.con.execute(f"SET memory_limit = {_literal(size.memory_limit)}")
+        connection.con.execute(f"SET temp_directory = {_literal(str(temp_dir))}")
         if size.threads:
             connection.con.execute(f"SET threads = {int(size.threads)}")
         for statement in RESETS:
@@ -100,12 +100,20 @@ def _empty(con: duckdb.DuckDBPyConnection) -> bool:
             ("TABLE", "SELECT table_name FROM duckdb_tables() WHERE temporary"),
         ):
             for (name,) in con.execute(listing).fetchall():
-                con.execute(f'DROP {kind} IF EXISTS temp."{name.replace(chr(34), chr(34) * 2)}"')
+                con.execute(f"DROP {kind} IF EXISTS temp.{_identifier(name)}")
         for statement in RESETS:
             con.execute(statement)
     except duckdb.Error:
         return False
     return True
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @atexit.register
