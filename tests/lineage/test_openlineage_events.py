@@ -63,7 +63,15 @@ def test_file_transport_events_of_a_nightly_run(tmp_path: Path, drops: dict[Any,
     assert ctr["transformationDescription"] == "ROUND(COALESCE(SUM(k.clicks), 0) / COUNT(*), 6)"
     spend = facets["columnLineage"]["fields"]["spend"]["inputFields"]
     assert [(f["name"], f["field"]) for f in spend] == [("adtech.processed.impressions", "win_price")]
-    assertions = facets["dataQualityAssertions"]["assertions"]
+    assert "dataQualityAssertions" not in facets, "the spec makes it an input facet: the gate's run has it"
+    # The gate: a run of its own job, a child of the model's run, reading the table it audited.
+    (gate,) = [e for e in events if e["job"]["name"] == STATS + ".quality_gate"]
+    assert gate["eventType"] == "COMPLETE" and gate["outputs"] == []
+    parent = gate["run"]["facets"]["parent"]
+    assert parent["run"]["runId"] == complete["run"]["runId"] and parent["job"]["name"] == STATS
+    (audited,) = gate["inputs"]
+    assert audited["name"] == STATS and "ctr" in {f["name"] for f in audited["facets"]["schema"]["fields"]}
+    assertions = audited["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert len(assertions) == 8 and all(a["success"] for a in assertions)
     assert {a["severity"] for a in assertions} == {"error"}
     assert LineageStore(lake.catalog.state_engine).event_counts()["failed"] == 0
@@ -112,7 +120,12 @@ def test_http_transport_and_fail_with_the_gate(
     assert [e["eventType"] for e in model] == ["START", "FAIL"]
     fail = model[1]
     assert "QualityGateFailed" in fail["run"]["facets"]["errorMessage"]["message"]
-    assertions = fail["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    (gate,) = [e for e in events if e["job"]["name"] == STATS + ".quality_gate"]
+    assert (
+        gate["eventType"] == "FAIL"
+        and gate["run"]["facets"]["parent"]["run"]["runId"] == fail["run"]["runId"]
+    )
+    assertions = gate["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
     failed = [a for a in assertions if not a["success"]]
     assert [a["assertion"] for a in failed] == ["RowCount > 1000000000"]
     assert [e["eventType"] for e in events if e["job"]["name"] == "ingest:partner/clicks"] == [

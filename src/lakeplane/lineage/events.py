@@ -1,10 +1,12 @@
 """OpenLineage run events for model runs and ingest steps, through openlineage-python.
 
 Each run sends START, then COMPLETE or FAIL, to the transport of ``lineage.openlineage`` (a file,
-one event per line, or an HTTP receiver). COMPLETE carries the output's schema facet, its column
-lineage facet and, for a gated model, a data-quality assertions facet (one assertion per rule of
-the gate); FAIL carries an error message facet (and the gate's assertions when the gate stopped the
-publish). Every event is checked against the OpenLineage classes before it is sent
+one event per line, or an HTTP receiver). COMPLETE carries the output's schema facet and its column
+lineage facet; FAIL carries an error message facet. A gated model's gate is reported as a run of
+its own job, ``<model>.quality_gate``, a child of the model's run (the ``parent`` run facet): the
+table it audited is its input, carrying the ``dataQualityAssertions`` input facet (one assertion
+per rule), as the spec defines that facet; the gate's run is COMPLETE when every blocking rule
+passed, FAIL otherwise. Every event is checked against the OpenLineage classes before it is sent
 (:mod:`lakeplane.lineage.validate`). A transport that fails (a receiver that is down, a file that
 cannot be written) never fails the run: the failure is logged and counted in the lineage store.
 """
@@ -24,6 +26,7 @@ from openlineage.client.facet_v2 import (
     column_lineage_dataset,
     data_quality_assertions_dataset,
     error_message_run,
+    parent_run,
     schema_dataset,
 )
 from openlineage.client.generated.base import DatasetFacet
@@ -34,13 +37,15 @@ from openlineage.client.transport.transport import Transport
 
 from lakeplane.config_lineage import OpenLineageConfig
 from lakeplane.lineage.edges import Edge
-from lakeplane.lineage.reports import DatasetInfo, RunReport
+from lakeplane.lineage.reports import DatasetInfo, RunReport, new_run_id
 from lakeplane.lineage.store import LineageStore
 from lakeplane.lineage.validate import validate_event
 
 log = logging.getLogger("lakeplane.lineage")
 
 PRODUCER = "https://pypi.org/project/lakeplane/"
+#: The job of a model's quality gate is the model's job name with this suffix.
+GATE_JOB = ".quality_gate"
 
 
 class RunEvents:
@@ -88,9 +93,40 @@ class RunEvents:
 
     def complete(self, run_id: str, job: str, report: RunReport) -> None:
         self.send(self.event(RunState.COMPLETE, run_id, job, report))
+        self._gate(run_id, job, report)
 
     def fail(self, run_id: str, job: str, report: RunReport, error: BaseException) -> None:
         self.send(self.event(RunState.FAIL, run_id, job, report, error))
+        self._gate(run_id, job, report)
+
+    def _gate(self, parent_run_id: str, job: str, report: RunReport) -> None:
+        """The gate of model run ``parent_run_id`` (if it had one) as a run of ``<job>.quality_gate``."""
+        if not report.quality or report.output is None:
+            return
+        failed = any(not rule.get("passed") and rule.get("blocking", True) for rule in report.quality)
+        assertions = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+            assertions=[_assertion(rule) for rule in report.quality]
+        )
+        audited = InputDataset(
+            namespace=self.namespace,
+            name=report.output.name,
+            facets=_schema_facets(report.output.fields),
+            inputFacets={"dataQualityAssertions": assertions},
+        )
+        parent = parent_run.ParentRunFacet(
+            run=parent_run.Run(runId=parent_run_id), job=parent_run.Job(namespace=self.namespace, name=job)
+        )
+        self.send(
+            RunEvent(
+                eventType=RunState.FAIL if failed else RunState.COMPLETE,
+                eventTime=dt.datetime.now(dt.UTC).isoformat(),
+                run=Run(runId=new_run_id(), facets={"parent": parent}),
+                job=Job(namespace=self.namespace, name=job + GATE_JOB),
+                inputs=[audited],
+                outputs=[],
+                producer=PRODUCER,
+            )
+        )
 
     def event(
         self,
@@ -126,13 +162,6 @@ class RunEvents:
         lineage = self._column_lineage(report.edges)
         if lineage is not None:
             facets["columnLineage"] = lineage
-        if report.quality:
-            # The spec makes the assertions an input facet; here they are the gate's checks of the
-            # output, so they go with the output's dataset facets.
-            assertions = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
-                assertions=[_assertion(rule) for rule in report.quality]
-            )
-            facets["dataQualityAssertions"] = assertions  # type: ignore[assignment]
         return OutputDataset(namespace=self.namespace, name=report.output.name, facets=facets)
 
     def _column_lineage(

@@ -31,6 +31,7 @@ from openlineage.client.facet_v2 import (
     column_lineage_dataset,
     data_quality_assertions_dataset,
     error_message_run,
+    parent_run,
     schema_dataset,
 )
 from openlineage.client.generated.base import BaseFacet
@@ -44,6 +45,7 @@ FACETS: dict[str, type] = {
     "columnLineage": column_lineage_dataset.ColumnLineageDatasetFacet,
     "dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet,
     "errorMessage": error_message_run.ErrorMessageRunFacet,
+    "parent": parent_run.ParentRunFacet,
 }
 _FACET_BASE = {"$ref": "#/$defs/BaseFacet"}
 
