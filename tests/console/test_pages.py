@@ -97,8 +97,10 @@ def test_every_page_answers_with_what_it_is_about(client: TestClient, console_la
     model = next(a for a in run["attempts"] if a["step"] == "daily_campaign_stats")
     assert model["metrics"]["engine"] == "duckdb" and model["metrics"]["placement"]
     assert model["cost_usd"] is not None and run["cost_usd"] > 0
+    assert model["metrics"]["spill_bytes"] >= 0, "DuckDB's profile says what the model spilled"
     page = client.get(f"/runs/{nightly.run_id}", auth=ana).text
     assert "<svg" in page and "daily_campaign_stats #1" in page
+    assert "not recorded" not in page, "every DuckDB step of the run has its spill"
     table = client.get(f"/api/tables/{CDR}", auth=ana).json()
     assert table["records"] == 300 and table["small_files"]["count"] == len(table["files"])
     assert table["size_history"][-1]["records"] == 300

@@ -104,3 +104,23 @@ def test_a_session_counts_the_time_of_its_own_statements(compute: Compute) -> No
         assert 0 < first.engine_seconds <= took
     with compute.embedded("second") as second:
         assert second.engine_seconds == 0.0, "the connection is handed on, its count is not"
+
+
+def test_a_session_counts_what_its_statements_spill(compute: Compute) -> None:
+    """The bytes a statement spilled to disk come from its profile: a grouping too large for the
+    memory limit spills, a small one does not, and a streaming reader is not counted."""
+    compute.config = compute.config.model_copy(
+        update={"engine": compute.config.engine.model_copy(update={"memory_limit": "100MB", "threads": 2})}
+    )
+    with compute.embedded("small") as session:
+        session.execute("SELECT count(*) FROM range(1000)")
+        assert session.spill_bytes == 0
+        session.execute(
+            "CREATE TEMP TABLE t AS SELECT i, md5(CAST(i AS VARCHAR)) AS s FROM range(3000000) r(i)"
+        )
+        before = session.spill_bytes or 0
+        session.execute("SELECT s, count(*) FROM t GROUP BY s ORDER BY 2 DESC LIMIT 1")
+        assert (session.spill_bytes or 0) - before > 50_000_000, "the grouping spilled its hash table"
+        spilled = session.spill_bytes
+        session.arrow_reader("SELECT * FROM t").read_next_batch()
+        assert session.spill_bytes == spilled

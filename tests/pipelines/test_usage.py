@@ -78,6 +78,7 @@ def test_duckdb_steps_record_what_they_used(demo_lake: Lake, drops: dict[dt.date
         assert metrics["cpu_seconds"] > 0, name
         # The DuckDB statements are part of the step, never all of it (commits, planning).
         assert 0 < metrics["engine_seconds"] < metrics["seconds"], name
+        assert metrics["spill_bytes"] >= 0, name  # DuckDB's profile says what each statement spilled
         # A step process holds lakeplane, DuckDB and pyarrow: never under 50 MB while it runs.
         assert metrics["memory_gb_seconds"] >= 50 / 1024 * metrics["seconds"] * 0.5, name
     for dataset, step in (("partner/impressions", "impressions"), ("partner/clicks", "clicks")):

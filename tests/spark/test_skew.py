@@ -120,6 +120,8 @@ def test_stage_metrics_come_from_the_driver_not_its_web_ui(heavy_lake: Lake) -> 
     assert stages, "no stage metrics without the web UI"
     assert [s["stage_id"] for s in stages] == sorted({s["stage_id"] for s in stages})
     assert all(s["tasks"] > 0 and 0 <= s["median_task_ms"] <= s["max_task_ms"] for s in stages)
+    assert all(s["spilled_bytes"] >= 0 for s in stages)
+    assert result.spill_bytes == sum(s["spilled_bytes"] for s in stages), "a Spark job's spill is its stages'"
     again = spark.run_model(spark.model("curated.per_campaign"), DAY, force=True)
     assert again.stage_skew and min(s["stage_id"] for s in again.stage_skew) > max(
         s["stage_id"] for s in stages

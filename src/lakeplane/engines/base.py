@@ -98,6 +98,8 @@ class EngineSession(ABC):
     #: Seconds spent inside the engine's statements so far (0 for engines that do not time them):
     #: the rest of a step's time is lakeplane's own (planning, commits, Python).
     engine_seconds: float = 0.0
+    #: Bytes the job's statements spilled to disk so far (None: this engine does not say).
+    spill_bytes: int | None = None
 
     @abstractmethod
     def register_scan(self, alias: str, source: ScanSource) -> None:

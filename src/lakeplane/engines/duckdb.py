@@ -10,6 +10,7 @@ for S3 lakes. A job that ends hands its emptied connection to the next job of th
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
@@ -77,6 +78,7 @@ class DuckDBSession(EngineSession):
         self._scan_folders: set[str] = set()
         self._size = Size(job.memory_limit, job.threads, job.temp_dir)
         self.engine_seconds = 0.0
+        self.spill_bytes = 0
         self._sandboxed = False
         try:
             self._connection = open_connection(self._size)
@@ -152,26 +154,38 @@ class DuckDBSession(EngineSession):
 
     def arrow_reader(self, sql: str) -> pa.RecordBatchReader:
         try:
-            with self._timed():
+            with self._timed(finished=False):
                 return self.con.sql(sql).fetch_arrow_reader(batch_size=64_000)
         except duckdb.Error as exc:
             raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
 
     def result_schema(self, sql: str) -> pa.Schema:
         try:
-            with self._timed():
+            with self._timed(finished=False):
                 return self.con.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table().schema
         except duckdb.Error as exc:
             raise EngineError(f"job '{self.job.name}': {exc}", sql=sql) from None
 
     @contextmanager
-    def _timed(self) -> Iterator[None]:
-        """Count the time of the block in :attr:`engine_seconds`."""
+    def _timed(self, finished: bool = True) -> Iterator[None]:
+        """Count the time of the block in :attr:`engine_seconds`, and when the block ``finished``
+        its statement (not a reader still streaming), what it spilled in :attr:`spill_bytes`."""
         started = time.perf_counter()
         try:
             yield
         finally:
             self.engine_seconds += time.perf_counter() - started
+        if finished:
+            self.spill_bytes = (self.spill_bytes or 0) + self._last_spill()
+
+    def _last_spill(self) -> int:
+        """Bytes the last statement spilled to disk, from its profile (0 when it has none)."""
+        try:
+            profile = json.loads(self.con.get_profiling_information())
+        except (duckdb.Error, ValueError):
+            return 0
+        system = profile.get("system") if isinstance(profile, dict) else None
+        return int(system.get("total_bytes_spilled") or 0) if isinstance(system, dict) else 0
 
     def stage(self, name: str, sql: str) -> None:
         self.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS {sql}")

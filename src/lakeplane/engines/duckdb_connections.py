@@ -75,6 +75,9 @@ def open_connection(size: Size) -> Connection:
         for statement in RESETS:
             connection.con.execute(statement)
         connection.con.execute("SET enable_progress_bar = false")
+        # Each statement's profile (kept in memory, printed nowhere) says what it spilled to disk.
+        connection.con.execute("SET enable_profiling = 'no_output'")
+        connection.con.execute("SET profiling_mode = 'detailed'")
     except duckdb.Error:
         connection.close()
         raise

@@ -82,6 +82,8 @@ class IngestResult:
     seconds: float = 0.0
     #: Of ``seconds``, the time inside the engine's statements (the rest: planning, commits, Python).
     engine_seconds: float = 0.0
+    #: Bytes the step's statements spilled to disk (None: the engine does not say).
+    spill_bytes: int | None = None
     snapshot_id: int | None = None
     batches: list[BatchCounts] = field(default_factory=list)
     skipped: str | None = None
@@ -145,6 +147,7 @@ def ingest_dataset(
     result.snapshot_id = written.snapshot_id
     result.seconds = round(time.perf_counter() - started, 3)
     result.engine_seconds = round(session.engine_seconds, 3)
+    result.spill_bytes = session.spill_bytes
     return result
 
 

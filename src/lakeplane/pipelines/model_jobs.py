@@ -211,7 +211,15 @@ class ModelJobs:
             result = run_model(session, self.catalog, model, ds, compiler, gate, fingerprint)
             result.engine, result.placement = placement.shape, placement.reason
             result.engine_seconds = round(session.engine_seconds, 3)
-            result.stage_skew = [stage.to_dict() for stage in session.stage_skew()]
+            stages = session.stage_skew()
+            result.stage_skew = [stage.to_dict() for stage in stages]
+            result.spill_bytes = (
+                session.spill_bytes
+                if session.spill_bytes is not None
+                else sum(stage.spilled_bytes for stage in stages)
+                if stages
+                else None
+            )
             held = session.usage()
             result.cores, result.spark_executors = int(held["cores"]), held.get("spark_executors")
             result.io = getattr(session, "io", None)

@@ -102,6 +102,8 @@ class ModelResult:
     seconds: float = 0.0
     #: Of ``seconds``, the time inside the engine's statements (the rest: planning, commits, Python).
     engine_seconds: float = 0.0
+    #: Bytes the model's statements spilled to disk (None: the engine does not say).
+    spill_bytes: int | None = None
     snapshot_id: int | None = None
     inputs: list[str] = field(default_factory=list)
     skipped: str | None = None

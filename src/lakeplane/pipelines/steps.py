@@ -101,6 +101,7 @@ def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
             "bytes_written": result.bytes_written,
             "engine": "duckdb",
             "engine_seconds": result.engine_seconds,
+            **({} if result.spill_bytes is None else {"spill_bytes": result.spill_bytes}),
             "snapshot_id": result.snapshot_id,
         }
     if spec.kind == "model":
@@ -179,6 +180,8 @@ def model_metrics(outcome: ModelResult) -> dict[str, Any]:
         "commit_retries": outcome.commit_retries,
         "cores": outcome.cores,
     }
+    if outcome.spill_bytes is not None:
+        metrics["spill_bytes"] = outcome.spill_bytes
     if outcome.spark_executors is not None:
         metrics["spark_executors"] = outcome.spark_executors
     if outcome.stage_skew:

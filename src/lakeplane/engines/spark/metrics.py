@@ -1,7 +1,8 @@
 """Per-stage task-time skew of a Spark job, read from the driver's status store.
 
-For each completed stage: the median and the maximum task run time (``executorRunTime``). A stage
-whose slowest task took many times its median is skewed: one task got a hot key's rows.
+For each completed stage: the median and the maximum task run time (``executorRunTime``), and the
+bytes its tasks spilled to disk. A stage whose slowest task took many times its median is skewed:
+one task got a hot key's rows.
 
 The numbers come from the status store that the driver's monitoring REST API serves, read through
 the JVM gateway rather than over HTTP: the REST API's first answer in a driver takes seconds (its web
@@ -35,6 +36,8 @@ class StageSkew:
     tasks: int
     median_task_ms: float
     max_task_ms: float
+    #: Bytes the stage's tasks spilled to disk (Spark's ``diskBytesSpilled``).
+    spilled_bytes: int = 0
 
     @property
     def skew(self) -> float:
@@ -97,7 +100,12 @@ def _from_status_store(spark: Any) -> list[StageSkew]:
         median, most = (float(run_time.apply(0)), float(run_time.apply(1))) if run_time else (0.0, 0.0)
         found.append(
             StageSkew(
-                int(stage.stageId()), str(stage.name())[:80], int(stage.numCompleteTasks()), median, most
+                int(stage.stageId()),
+                str(stage.name())[:80],
+                int(stage.numCompleteTasks()),
+                median,
+                most,
+                int(stage.diskBytesSpilled()),
             )
         )
     return found
@@ -124,6 +132,7 @@ def _from_rest_api(spark: Any) -> list[StageSkew]:
                 int(stage["numCompleteTasks"]),
                 float(median),
                 float(most),
+                int(stage.get("diskBytesSpilled") or 0),
             )
         )
     return found
