@@ -54,3 +54,17 @@ def test_an_unwritable_cache_folder_only_costs_time(cache: Path) -> None:
     cache.parent.mkdir(exist_ok=True)
     cache.write_text("a file where the folder should be")
     assert answers()[0].startswith("Rules = [")
+
+
+def test_without_a_home_folder_the_parser_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    dqdl._parser.cache_clear()
+    try:
+        assert answers()[0].startswith("Rules = [")
+    finally:
+        dqdl._parser.cache_clear()

@@ -58,17 +58,22 @@ def _parser() -> Lark:
     the grammar, lark's and Python's versions and written whole before it is given its name, so a
     process never reads half a file. Where the folder cannot be used, they are built each time.
     """
+    options = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True}
     versions = f"{lark.__version__}\0{sys.version_info[:2]}\0{GRAMMAR}"
-    cached = _cache_folder() / f"dqdl-{hashlib.sha256(versions.encode()).hexdigest()[:16]}.lark"
+    try:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lakeplane"
+    except RuntimeError:  # no home folder to keep them in
+        return Lark(GRAMMAR, **options)
+    cached = folder / f"dqdl-{hashlib.sha256(versions.encode()).hexdigest()[:16]}.lark"
     try:
         with open(cached, "rb") as saved:
             return Lark.load(saved)
     except Exception:  # missing, unreadable or from another lark: build it again
         pass
-    parser = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    parser = Lark(GRAMMAR, **options)
     fresh = cached.with_name(f"{cached.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
     try:
-        fresh.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(fresh, "wb") as out:
             parser.save(out)
         os.replace(fresh, cached)
@@ -76,10 +81,6 @@ def _parser() -> Lark:
         with contextlib.suppress(OSError):
             fresh.unlink(missing_ok=True)
     return parser
-
-
-def _cache_folder() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lakeplane"
 
 
 def parse(text: str, source: str = "<dqdl>") -> Ruleset:
