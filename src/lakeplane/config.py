@@ -429,7 +429,7 @@ catalog:
 engine:
   type: duckdb               # duckdb (embedded), spark, or auto (placement by input size)
   memory_limit: 2GB          # per job; DuckDB spills to temp_dir above it; Spark's driver memory
-  threads: null              # null: all cores
+  threads: null              # null: all cores; DuckDB runs at most one per 64MB of memory_limit
   temp_dir: null             # null: .lakeplane/tmp
 
 spark:                       # used when a job runs on Spark (pip install 'lakeplane[spark]', Java 17)

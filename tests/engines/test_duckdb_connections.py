@@ -124,3 +124,17 @@ def test_a_session_counts_what_its_statements_spill(compute: Compute) -> None:
         spilled = session.spill_bytes
         session.arrow_reader("SELECT * FROM t").read_next_batch()
         assert session.spill_bytes == spilled
+
+
+@pytest.mark.parametrize(
+    ("limit", "threads", "runs"), [("96MB", 2, 1), ("128MB", 2, 2), ("2GB", 2, 2), ("64MB", 1, 1)]
+)
+def test_a_small_memory_limit_runs_fewer_threads(
+    compute: Compute, limit: str, threads: int, runs: int
+) -> None:
+    """Each DuckDB thread needs working memory of its own: a job gets at most one per 64 MB."""
+    engine = compute.config.engine.model_copy(update={"memory_limit": limit, "threads": threads})
+    compute.config = compute.config.model_copy(update={"engine": engine})
+    with compute.embedded("sized") as session:
+        assert session.execute("SELECT current_setting('threads')") == [(runs,)]
+        assert session.usage()["cores"] == runs

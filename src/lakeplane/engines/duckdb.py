@@ -246,6 +246,10 @@ class DuckDBSession(EngineSession):
             written.paths.append(relative)
         return written
 
+    def usage(self) -> dict[str, Any]:
+        """The threads the connection runs: its job's, at most one per 64 MB of its memory limit."""
+        return {"cores": self._size.threads_run}
+
     def interrupt(self) -> None:
         self.con.interrupt()
 
