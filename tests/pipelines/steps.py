@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import time
 from typing import Any
 
@@ -10,9 +11,12 @@ from lakeplane.errors import ModelError, StorageError
 
 
 def _count(lake: Any, name: str) -> int:
+    """Count a call in ``<name>.count``, under a lock: step processes of a backfill run at once."""
     path = lake.project_dir / f"{name}.count"
-    count = int(path.read_text()) + 1 if path.exists() else 1
-    path.write_text(str(count))
+    with open(lake.project_dir / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        count = int(path.read_text()) + 1 if path.exists() else 1
+        path.write_text(str(count))
     return count
 
 
