@@ -26,7 +26,7 @@ import pyarrow.dataset as pads
 from lakeplane.config import EngineConfig
 from lakeplane.engines.base import Capability, Engine, EngineSession, JobSpec, ScanSource, WrittenFiles
 from lakeplane.engines.binding import FOOTERS, FileGroup, bind_files, schema_field_ids
-from lakeplane.engines.duckdb_connections import Size, give_back, open_connection
+from lakeplane.engines.duckdb_connections import Size, give_back, open_connection, quote_ident, quote_literal
 from lakeplane.errors import EngineError
 from lakeplane.storage import LakeStorage
 
@@ -42,14 +42,6 @@ class DuckDBEngine(Engine[EngineConfig]):
 
     def session(self, job: JobSpec) -> DuckDBSession:
         return DuckDBSession(self.storage, job)
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _projection(group: FileGroup, types: list[str], scan: str) -> str:
@@ -78,7 +70,6 @@ class DuckDBSession(EngineSession):
         self._scan_folders: set[str] = set()
         self._size = Size(job.memory_limit, job.threads, job.temp_dir)
         self.engine_seconds = 0.0
-        self.spill_bytes = 0
         self._sandboxed = False
         try:
             self._connection = open_connection(self._size)
@@ -86,6 +77,10 @@ class DuckDBSession(EngineSession):
             shutil.rmtree(self.spill_dir, ignore_errors=True)
             raise EngineError(f"job '{job.name}': cannot configure DuckDB: {exc}") from None
         self.con = self._connection.con
+        if job.record_spill:  # each statement's profile (kept in memory) says what it spilled
+            self.spill_bytes = 0
+            self.con.execute("SET enable_profiling = 'no_output'")
+            self.con.execute("SET profiling_mode = 'detailed'")
 
     def register_scan(self, alias: str, source: ScanSource) -> None:
         """A view binding each file's columns by field id (:mod:`lakeplane.engines.binding`).
@@ -175,8 +170,8 @@ class DuckDBSession(EngineSession):
             yield
         finally:
             self.engine_seconds += time.perf_counter() - started
-        if finished:
-            self.spill_bytes = (self.spill_bytes or 0) + self._last_spill()
+        if finished and self.spill_bytes is not None:
+            self.spill_bytes += self._last_spill()
 
     def _last_spill(self) -> int:
         """Bytes the last statement spilled to disk, from its profile (0 when it has none)."""

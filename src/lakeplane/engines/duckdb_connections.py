@@ -7,6 +7,8 @@ The next session of the same size (memory limit, threads, spill folder) takes it
 a new database. A connection that was sandboxed, or that could not be emptied, is closed instead,
 and at most one idle connection is kept per size. Connections are never shared: a session owns its
 connection until it ends, so concurrent sessions each have their own.
+
+The quoting of DuckDB names and literals lives here too, for this module and every one above it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import duckdb
 from lakeplane.units import parse_size
 
 #: What a job may change on its connection, and the value a new connection has.
-RESETS = ("RESET TimeZone", "SET preserve_insertion_order = false")
+RESETS = ("RESET TimeZone", "SET preserve_insertion_order = false", "PRAGMA disable_profiling")
 #: The memory DuckDB works with per thread (a reader's buffers, the row group each thread builds).
 #: Measured: reading a 1.2 M-row NDJSON batch into a table at a 96 MB limit failed out of memory in
 #: 1 to 4 of 4 tries with 2 threads (the more often, the busier the machine) and in none with 1; at
@@ -87,15 +89,12 @@ def open_connection(size: Size) -> Connection:
         temp_dir,
     )
     try:
-        connection.con.execute(f"SET memory_limit = {_literal(size.memory_limit)}")
-        connection.con.execute(f"SET temp_directory = {_literal(str(temp_dir))}")
+        connection.con.execute(f"SET memory_limit = {quote_literal(size.memory_limit)}")
+        connection.con.execute(f"SET temp_directory = {quote_literal(str(temp_dir))}")
         connection.con.execute(f"SET threads = {size.threads_run}")
         for statement in RESETS:
             connection.con.execute(statement)
         connection.con.execute("SET enable_progress_bar = false")
-        # Each statement's profile (kept in memory, printed nowhere) says what it spilled to disk.
-        connection.con.execute("SET enable_profiling = 'no_output'")
-        connection.con.execute("SET profiling_mode = 'detailed'")
     except duckdb.Error:
         connection.close()
         raise
@@ -121,7 +120,7 @@ def _empty(con: duckdb.DuckDBPyConnection) -> bool:
             ("TABLE", "SELECT table_name FROM duckdb_tables() WHERE temporary"),
         ):
             for (name,) in con.execute(listing).fetchall():
-                con.execute(f"DROP {kind} IF EXISTS temp.{_identifier(name)}")
+                con.execute(f"DROP {kind} IF EXISTS temp.{quote_ident(name)}")
         for statement in RESETS:
             con.execute(statement)
     except duckdb.Error:
@@ -129,12 +128,12 @@ def _empty(con: duckdb.DuckDBPyConnection) -> bool:
     return True
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _identifier(name: str) -> str:
+def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 @atexit.register

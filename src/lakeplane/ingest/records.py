@@ -228,7 +228,6 @@ def _ends_quoted(line: bytes, quoted: bool) -> bool:
         pos = comma + 1
 
 
-NDJSON_BLOCK = 32 << 20
 LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.binary())])
 
 
