@@ -112,7 +112,7 @@ def test_a_session_counts_what_its_statements_spill(compute: Compute) -> None:
     compute.config = compute.config.model_copy(
         update={"engine": compute.config.engine.model_copy(update={"memory_limit": "100MB", "threads": 2})}
     )
-    with compute.embedded("small") as session:
+    with compute.embedded("small", record_spill=True) as session:
         session.execute("SELECT count(*) FROM range(1000)")
         assert session.spill_bytes == 0
         session.execute(

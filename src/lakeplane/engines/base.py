@@ -48,6 +48,9 @@ class JobSpec:
     memory_limit: str
     threads: int | None
     temp_dir: Path
+    #: Whether the job's session records what its statements spill (:attr:`EngineSession.spill_bytes`):
+    #: pipeline steps do; queries, which it would only slow, do not.
+    record_spill: bool = False
 
 
 @dataclass(frozen=True)

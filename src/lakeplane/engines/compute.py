@@ -44,13 +44,13 @@ class Compute:
             return kind(self.storage, spark.model_copy(update={"master": master}) if master else spark)
         return kind(self.storage, self.config.engine)
 
-    def job(self, name: str) -> JobSpec:
+    def job(self, name: str, record_spill: bool = False) -> JobSpec:
         """What job ``name`` may use: the configured memory limit, threads and spill folder."""
         engine = self.config.engine
         temp = Path(engine.temp_dir) if engine.temp_dir else self.state_dir / "tmp"
         if not temp.is_absolute():
             temp = self.project_dir / temp
-        return JobSpec(name=name, memory_limit=engine.memory_limit, threads=engine.threads, temp_dir=temp)
+        return JobSpec(name, engine.memory_limit, engine.threads, temp, record_spill)
 
     def place(self, input_bytes: int | None, fits: Mapping[str, ScalingModel] | None = None) -> Placement:
         """Where a job reading ``input_bytes`` runs under this lake's config, and why; ``fits`` are
@@ -61,17 +61,22 @@ class Compute:
         """The engine of ``placement``, with its Spark shape as the master."""
         return self.engine(placement.engine, placement.shape if placement.engine == "spark" else None)
 
-    def session(self, engine: Engine, job: str, needs: Iterable[Capability] = ()) -> EngineSession:
-        """A session of ``engine`` for ``job``, after checking that it can do what the job ``needs``.
+    def session(
+        self, engine: Engine, job: str, needs: Iterable[Capability] = (), record_spill: bool = False
+    ) -> EngineSession:
+        """A session of ``engine`` for ``job``, after checking that it can do what the job ``needs``;
+        with ``record_spill``, one that records what its statements spill (a pipeline step's).
 
         Raises:
             EngineError: the engine lacks a capability the job needs; nothing has started.
         """
         engine.require(needs, job)
-        session = engine.session(self.job(job))
+        session = engine.session(self.job(job, record_spill))
         join_current_scope(session)  # a client's cancel or hang-up interrupts it
         return session
 
-    def embedded(self, job: str, needs: Iterable[Capability] = ()) -> EngineSession:
+    def embedded(
+        self, job: str, needs: Iterable[Capability] = (), record_spill: bool = False
+    ) -> EngineSession:
         """A session of the embedded engine, which parses raw files and evaluates quality rules."""
-        return self.session(self.engine(EMBEDDED), job, needs)
+        return self.session(self.engine(EMBEDDED), job, needs, record_spill)

@@ -106,7 +106,7 @@ class Ingestion:
         job = f"ingest-{dataset.replace('/', '-')}"
         with (
             self.lineage.run(f"ingest:{dataset}", lambda: [RAW_PREFIX + dataset]) as observed,
-            self.compute.embedded(job, (Capability.PARSE_RAW_FILES,)) as session,
+            self.compute.embedded(job, (Capability.PARSE_RAW_FILES,), record_spill=True) as session,
         ):
             result = ingest_dataset(
                 session,

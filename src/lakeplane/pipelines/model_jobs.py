@@ -207,7 +207,7 @@ class ModelJobs:
         notes: list[str] = []
         compiler = self._compiler(engine, salt=why_salted is not None, notes=notes)
         needs = {Capability.STAGE} if model.header.materialized == "merge" else set()
-        with self.compute.session(engine, f"model-{model.ref.name}", needs) as session:
+        with self.compute.session(engine, f"model-{model.ref.name}", needs, record_spill=True) as session:
             result = run_model(session, self.catalog, model, ds, compiler, gate, fingerprint)
             result.engine, result.placement = placement.shape, placement.reason
             result.engine_seconds = round(session.engine_seconds, 3)
