@@ -177,8 +177,13 @@ def add_series_column(engine: sa.Engine) -> bool:
     Returns:
         Whether the table was migrated (``False`` when it already had the column).
     """
-    if _has_series(engine):
-        return False
+    try:
+        if _has_series(engine):
+            return False
+    except sa.exc.NoSuchTableError:
+        # Its catalog was read in two queries while another process swapped in the rebuilt table
+        # (PostgreSQL): the name pointed at the old table, dropped by the time its columns were read.
+        pass
     with _write_locked(engine) as conn:
         if _has_series(conn):  # another process did it while this one waited for the lock
             return False
