@@ -11,7 +11,6 @@ from lakeplane.quality import MetricHistory, RuleOutcome
 from lakeplane.quality.history import ADHOC_SERIES
 from tests.quality.test_series import OLD_SCHEMA, migrate_at_once
 
-
 #: Rounds of the race: one process swaps the rebuilt table in while the others read the catalog.
 ROUNDS = 60
 
