@@ -310,3 +310,14 @@ def test_a_clean_day_adds_no_snapshot_to_the_quarantine_table(tmp_path: Path) ->
     assert quarantine() == after_dirty, "a clean day leaves the quarantine table as it was"
     lake.ingest("pos/orders", DAY1, force=True)
     assert quarantine() == (after_dirty[0] + 1, after_dirty[1]), "a day with records replaces them"
+
+
+def test_an_ingest_reports_the_threads_its_memory_limit_lets_it_run(tmp_path: Path) -> None:
+    """At 96 MB a DuckDB job runs one thread (one per 64 MB), and its step metrics say so."""
+    make_lake(tmp_path)
+    lake = open_lake(tmp_path / "shop", overrides={"engine": {"memory_limit": "96MB", "threads": 2}})
+    lake.land("pos/orders", [write_orders(tmp_path / "orders.ndjson")], DAY1)
+    summary = lake.run(DAY1)
+    assert [i.cores for i in summary.ingests] == [1]
+    assert summary.usage["ingest pos/orders"]["cores"] == 1
+    assert summary.usage["ingest pos/orders"]["vcpu_seconds"] <= summary.usage["ingest pos/orders"]["seconds"]

@@ -84,6 +84,8 @@ class IngestResult:
     engine_seconds: float = 0.0
     #: Bytes the step's statements spilled to disk (None: the engine does not say).
     spill_bytes: int | None = None
+    #: The threads its session ran (None: skipped, no session).
+    cores: int | None = None
     snapshot_id: int | None = None
     batches: list[BatchCounts] = field(default_factory=list)
     skipped: str | None = None
@@ -148,6 +150,7 @@ def ingest_dataset(
     result.seconds = round(time.perf_counter() - started, 3)
     result.engine_seconds = round(session.engine_seconds, 3)
     result.spill_bytes = session.spill_bytes
+    result.cores = int(session.usage()["cores"])
     return result
 
 

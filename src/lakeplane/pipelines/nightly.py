@@ -97,7 +97,7 @@ def run_nightly(
                     "bytes_read": ingested.bytes_read,
                     "bytes_written": ingested.bytes_written,
                     "engine_seconds": ingested.engine_seconds,
-                    "cores": ingestion.config.engine.threads or machine_cores(),
+                    "cores": ingested.cores or ingestion.config.engine.threads or machine_cores(),
                 }
             )
     stopped: dict[str, QualityGateFailed] = {}

@@ -102,6 +102,7 @@ def _run_step(host: StepHost, spec: StepSpec, ds: dt.date) -> dict[str, Any]:
             "engine": "duckdb",
             "engine_seconds": result.engine_seconds,
             **({} if result.spill_bytes is None else {"spill_bytes": result.spill_bytes}),
+            **({} if result.cores is None else {"cores": result.cores}),
             "snapshot_id": result.snapshot_id,
         }
     if spec.kind == "model":
