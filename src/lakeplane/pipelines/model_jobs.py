@@ -213,13 +213,9 @@ class ModelJobs:
             result.engine_seconds = round(session.engine_seconds, 3)
             stages = session.stage_skew()
             result.stage_skew = [stage.to_dict() for stage in stages]
-            result.spill_bytes = (
-                session.spill_bytes
-                if session.spill_bytes is not None
-                else sum(stage.spilled_bytes for stage in stages)
-                if stages
-                else None
-            )
+            result.spill_bytes = session.spill_bytes
+            if result.spill_bytes is None and stages:  # Spark: what its stages spilled
+                result.spill_bytes = sum(stage.spilled_bytes for stage in stages)
             held = session.usage()
             result.cores, result.spark_executors = int(held["cores"]), held.get("spark_executors")
             result.io = getattr(session, "io", None)
